@@ -1,0 +1,30 @@
+// Ownership of libuv handles: a handle must outlive its uv_close() until the close callback runs,
+// so the owner gives it up to the loop, which frees it in that callback.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+
+namespace vmmd {
+
+template <typename Handle>
+struct UvHandleCloser {
+  void operator()(Handle* handle) const {
+    if (!handle) return;
+    auto* base = reinterpret_cast<uv_handle_t*>(handle);
+    if (uv_is_closing(base)) return;  // already handed to the loop
+    uv_close(base, [](uv_handle_t* closed) { std::unique_ptr<Handle> owned(reinterpret_cast<Handle*>(closed)); });
+  }
+};
+
+// A heap-allocated libuv handle closed (and then freed by the loop) when this pointer dies.
+template <typename Handle>
+using UvHandle = std::unique_ptr<Handle, UvHandleCloser<Handle>>;
+
+template <typename Handle>
+UvHandle<Handle> makeUvHandle() {
+  return UvHandle<Handle>(std::make_unique<Handle>().release());
+}
+
+}  // namespace vmmd

@@ -1,0 +1,30 @@
+// A tiny AML encoder: just the terms the DSDT needs (names, integers, strings, packages, scopes,
+// devices, resource templates). AML grammar from the ACPI specification, section 20.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmmd::acpi::aml {
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes integer(uint64_t value);                  // ZeroOp/OneOp/Byte/Word/DWord/QWordConst
+Bytes string(const std::string& text);          // StringPrefix ... NUL
+Bytes eisaId(const std::string& id);            // "PNP0501" compressed into a DWordConst
+Bytes name(const std::string& name, const Bytes& value);  // NameOp NameString DataRefObject
+Bytes package(const std::vector<Bytes>& elements);
+Bytes scope(const std::string& name, const Bytes& body);
+Bytes device(const std::string& name, const Bytes& body);
+// ResourceTemplate () { ... } from raw small resource descriptors; adds the end tag.
+Bytes resourceTemplate(const Bytes& descriptors);
+Bytes ioPort(uint16_t base, uint8_t length);    // IO (Decode16, base, base, 1, length)
+Bytes irq(uint8_t line);                        // IRQNoFlags () { line }
+
+// PkgLength encoding for a body of `length` bytes (the encoding counts itself).
+Bytes pkgLength(size_t length);
+// A NameString: "\\_SB" or "COM1" or "\\_SB.PCI0"; segments padded with '_' to 4 characters.
+Bytes nameString(const std::string& path);
+
+}  // namespace vmmd::acpi::aml

@@ -1,0 +1,186 @@
+#include "vmm/acpi/tables.h"
+
+#include <cstring>
+#include <string>
+
+#include "vmm/acpi/aml.h"
+
+namespace vmmd::acpi {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr char kOemId[] = "VMMD  ";
+constexpr char kOemTableId[] = "VMMDMACH";
+
+template <typename T>
+void put(Bytes& out, size_t offset, T value) {
+  if (out.size() < offset + sizeof(T)) out.resize(offset + sizeof(T));
+  std::memcpy(&out[offset], &value, sizeof(T));
+}
+
+// The common 36-byte System Description Table header; length and checksum are set by finish().
+Bytes header(const char signature[4], uint8_t revision, size_t length) {
+  Bytes table(length, 0);
+  std::memcpy(&table[0], signature, 4);
+  table[8] = revision;
+  std::memcpy(&table[10], kOemId, 6);
+  std::memcpy(&table[16], kOemTableId, 8);
+  put<uint32_t>(table, 24, 1);               // OEM revision
+  std::memcpy(&table[28], "VMMD", 4);        // creator id
+  put<uint32_t>(table, 32, 1);               // creator revision
+  return table;
+}
+
+void finish(Bytes& table) {
+  put<uint32_t>(table, 4, static_cast<uint32_t>(table.size()));
+  table[9] = 0;
+  table[9] = static_cast<uint8_t>(-checksum(table.data(), table.size()));
+}
+
+// Generic Address Structure for an I/O port register.
+void putGas(Bytes& out, size_t offset, uint16_t port, uint8_t bit_width) {
+  out[offset] = 1;  // system I/O space
+  out[offset + 1] = bit_width;
+  out[offset + 2] = 0;
+  out[offset + 3] = bit_width <= 8 ? 1 : bit_width <= 16 ? 2 : 3;  // access size: byte/word/dword
+  put<uint64_t>(out, offset + 4, port);
+}
+
+Bytes buildDsdt(const AcpiLayout& layout) {
+  using namespace aml;
+  Bytes body;
+  auto add = [&](const Bytes& more) { body.insert(body.end(), more.begin(), more.end()); };
+  add(name("\\_S5_", package({integer(layout.s5_sleep_type), integer(layout.s5_sleep_type), integer(0), integer(0)})));
+  Bytes com1 = name("_HID", eisaId("PNP0501"));
+  for (const auto& part : {name("_UID", integer(1)), name("_CRS", resourceTemplate([&] {
+                                                         Bytes r = ioPort(0x3F8, 8);
+                                                         Bytes i = irq(layout.serial_irq);
+                                                         r.insert(r.end(), i.begin(), i.end());
+                                                         return r;
+                                                       }()))}) {
+    com1.insert(com1.end(), part.begin(), part.end());
+  }
+  Bytes rtc = name("_HID", eisaId("PNP0B00"));
+  for (const auto& part : {name("_CRS", resourceTemplate([&] {
+         Bytes r = ioPort(0x70, 2);
+         Bytes i = irq(8);
+         r.insert(r.end(), i.begin(), i.end());
+         return r;
+       }()))}) {
+    rtc.insert(rtc.end(), part.begin(), part.end());
+  }
+  Bytes sb = device("COM1", com1);
+  Bytes rtc_device = device("RTC", rtc);
+  sb.insert(sb.end(), rtc_device.begin(), rtc_device.end());
+  add(scope("\\_SB", sb));
+
+  Bytes table = header("DSDT", 2, 36);
+  table.insert(table.end(), body.begin(), body.end());
+  finish(table);
+  return table;
+}
+
+Bytes buildMadt(const AcpiLayout& layout) {
+  Bytes table = header("APIC", 4, 44);
+  put<uint32_t>(table, 36, static_cast<uint32_t>(layout.lapic_address));
+  put<uint32_t>(table, 40, 1);  // PCAT_COMPAT: dual 8259s present
+  auto append = [&](std::initializer_list<uint8_t> bytes) { table.insert(table.end(), bytes); };
+  for (uint32_t cpu = 0; cpu < layout.vcpus; ++cpu) {
+    uint8_t id = static_cast<uint8_t>(cpu);
+    append({0, 8, id, id, 1, 0, 0, 0});  // Processor Local APIC, enabled
+  }
+  uint32_t ioapic = static_cast<uint32_t>(layout.ioapic_address);
+  append({1, 12, 0, 0, static_cast<uint8_t>(ioapic), static_cast<uint8_t>(ioapic >> 8), static_cast<uint8_t>(ioapic >> 16),
+          static_cast<uint8_t>(ioapic >> 24), 0, 0, 0, 0});
+  append({2, 10, 0, 0, 2, 0, 0, 0, 0, 0});  // ISA IRQ0 (PIT) -> GSI 2, bus defaults
+  // SCI: level triggered, active high, as the FADT's SCI_INT must be.
+  append({2, 10, 0, layout.sci_irq, layout.sci_irq, 0, 0, 0, 0x0D, 0});
+  append({4, 6, 0xFF, 0, 0, 1});  // LINT1 of every processor is NMI
+  finish(table);
+  return table;
+}
+
+Bytes buildFacs() {
+  Bytes facs(64, 0);
+  std::memcpy(&facs[0], "FACS", 4);
+  put<uint32_t>(facs, 4, 64);
+  facs[32] = 2;  // version
+  return facs;
+}
+
+Bytes buildFadt(const AcpiLayout& layout, uint64_t facs, uint64_t dsdt) {
+  Bytes t = header("FACP", 6, 276);
+  put<uint32_t>(t, 36, static_cast<uint32_t>(facs));
+  put<uint32_t>(t, 40, static_cast<uint32_t>(dsdt));
+  put<uint16_t>(t, 46, layout.sci_irq);
+  // SMI_CMD = 0: the hardware is always in ACPI mode (SCI_EN reads as set).
+  put<uint32_t>(t, 56, layout.pm1_event_port);
+  put<uint32_t>(t, 64, layout.pm1_control_port);
+  put<uint32_t>(t, 76, layout.pm_timer_port);
+  t[88] = 4;  // PM1_EVT_LEN
+  t[89] = 2;  // PM1_CNT_LEN
+  t[91] = 4;  // PM_TMR_LEN
+  put<uint16_t>(t, 96, 0x0FFF);   // no C2
+  put<uint16_t>(t, 98, 0x0FFF);   // no C3
+  t[108] = 0x32;                  // CMOS century register
+  put<uint16_t>(t, 109, 1u << 2);  // IAPC_BOOT_ARCH: VGA not present; no 8042
+  constexpr uint32_t kWbinvd = 1u << 0, kProcC1 = 1u << 2, kSleepButtonAbsent = 1u << 5, kResetRegSup = 1u << 10;
+  put<uint32_t>(t, 112, kWbinvd | kProcC1 | kSleepButtonAbsent | kResetRegSup);
+  putGas(t, 116, layout.reset_port, 8);
+  t[128] = layout.reset_value;
+  put<uint64_t>(t, 140, dsdt);  // X_DSDT
+  putGas(t, 148, layout.pm1_event_port, 32);
+  putGas(t, 172, layout.pm1_control_port, 16);
+  putGas(t, 208, layout.pm_timer_port, 32);
+  std::memcpy(&t[268], "VMMDVMMD", 8);  // hypervisor vendor identity
+  finish(t);
+  return t;
+}
+
+size_t alignUp(size_t value, size_t alignment) { return (value + alignment - 1) & ~(alignment - 1); }
+
+}  // namespace
+
+uint8_t checksum(const uint8_t* data, size_t length) {
+  uint8_t sum = 0;
+  for (size_t i = 0; i < length; ++i) sum = static_cast<uint8_t>(sum + data[i]);
+  return sum;
+}
+
+Result<AcpiTables> buildAcpiTables(const AcpiLayout& layout) {
+  if (layout.vcpus == 0 || layout.vcpus > 254) return Error("ACPI: unsupported CPU count " + std::to_string(layout.vcpus));
+  Bytes blob;
+  auto place = [&](const Bytes& table, size_t alignment) {
+    size_t offset = alignUp(blob.size(), alignment);
+    blob.resize(offset);
+    blob.insert(blob.end(), table.begin(), table.end());
+    return layout.base_address + offset;
+  };
+  blob.resize(36);  // RSDP first, filled in last
+  uint64_t facs = place(buildFacs(), 64);
+  uint64_t dsdt = place(buildDsdt(layout), 16);
+  uint64_t fadt = place(buildFadt(layout, facs, dsdt), 16);
+  uint64_t madt = place(buildMadt(layout), 16);
+
+  Bytes xsdt = header("XSDT", 1, 36);
+  for (uint64_t table : {fadt, madt}) {
+    size_t at = xsdt.size();
+    put<uint64_t>(xsdt, at, table);
+  }
+  finish(xsdt);
+  uint64_t xsdt_address = place(xsdt, 16);
+
+  Bytes rsdp(36, 0);
+  std::memcpy(&rsdp[0], "RSD PTR ", 8);
+  std::memcpy(&rsdp[9], kOemId, 6);
+  rsdp[15] = 2;  // revision: ACPI 2.0+ (XSDT)
+  put<uint32_t>(rsdp, 20, 36);
+  put<uint64_t>(rsdp, 24, xsdt_address);
+  rsdp[8] = static_cast<uint8_t>(-checksum(rsdp.data(), 20));
+  rsdp[32] = static_cast<uint8_t>(-checksum(rsdp.data(), 36));
+  std::memcpy(blob.data(), rsdp.data(), rsdp.size());
+  return AcpiTables{layout.base_address, std::move(blob)};
+}
+
+}  // namespace vmmd::acpi

@@ -1,0 +1,39 @@
+// The ACPI tables a direct-booted guest finds through its RSDP: RSDP, XSDT, FADT (+FACS), DSDT
+// and MADT. Classic (not hardware-reduced) ACPI with a fixed-feature power button, the same
+// register layout as QEMU's q35 (PM1 event block at 0x600), so stock kernels and the probe guest
+// power off (S5), reset and see every CPU.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vmmd::acpi {
+
+struct AcpiLayout {
+  uint32_t vcpus = 1;
+  uint64_t base_address = 0;      // where the blob lives in guest memory; the RSDP is first
+  uint16_t pm1_event_port = 0x600;  // status (2 bytes) + enable (2 bytes)
+  uint16_t pm1_control_port = 0x604;
+  uint16_t pm_timer_port = 0x608;
+  uint16_t reset_port = 0xCF9;
+  uint8_t reset_value = 0x06;
+  uint8_t sci_irq = 9;
+  uint8_t s5_sleep_type = 5;
+  uint8_t serial_irq = 4;
+  uint64_t ioapic_address = 0xFEC00000;
+  uint64_t lapic_address = 0xFEE00000;
+};
+
+struct AcpiTables {
+  uint64_t rsdp_address;
+  std::vector<uint8_t> blob;  // to be copied to base_address
+};
+
+Result<AcpiTables> buildAcpiTables(const AcpiLayout& layout);
+
+// Sum of bytes mod 256; a valid table sums to 0.
+uint8_t checksum(const uint8_t* data, size_t length);
+
+}  // namespace vmmd::acpi

@@ -1,0 +1,46 @@
+#include "vmm/boot/image_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "base/hex.h"
+
+namespace vmmd::boot {
+
+Result<ImageFile> ImageFile::open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::fromErrno(path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) return Error::fromErrno(path);
+  if (!S_ISREG(st.st_mode)) return Error(path + ": not a regular file");
+  return ImageFile(path, std::move(fd), static_cast<uint64_t>(st.st_size));
+}
+
+Status ImageFile::readAt(uint64_t offset, std::span<uint8_t> out) const {
+  if (offset > size_ || out.size() > size_ - offset) {
+    return Error(path_ + ": file too short (wanted " + std::to_string(out.size()) + " bytes at offset " +
+                 std::to_string(offset) + ", file has " + std::to_string(size_) + ")");
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::fromErrno(path_);
+    }
+    if (n == 0) return Error(path_ + ": unexpected end of file");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const {
+  uint8_t* host = memory.hostAddress(guest_address, length);
+  if (!host) {
+    return Error(path_ + ": " + std::to_string(length) + " bytes at guest address " + hex(guest_address) +
+                 " do not fit in guest RAM (" + std::to_string(memory.ramBytes() >> 20) + " MiB)");
+  }
+  return readAt(offset, {host, length});
+}
+
+}  // namespace vmmd::boot

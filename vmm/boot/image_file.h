@@ -1,0 +1,33 @@
+// A kernel or initrd file opened for loading: bounded reads straight into guest memory, so a
+// multi-megabyte kernel is never copied twice.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "vmm/machine/guest_memory.h"
+
+namespace vmmd::boot {
+
+class ImageFile {
+ public:
+  static Result<ImageFile> open(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  uint64_t size() const { return size_; }
+  // Reads exactly out.size() bytes at `offset`; a short file is an error naming the file.
+  Status readAt(uint64_t offset, std::span<uint8_t> out) const;
+  // Copies [offset, offset+length) of the file into guest memory at `guest_address`.
+  Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
+
+ private:
+  ImageFile(std::string path, UniqueFd fd, uint64_t size) : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}
+  std::string path_;
+  UniqueFd fd_;
+  uint64_t size_;
+};
+
+}  // namespace vmmd::boot

@@ -1,0 +1,47 @@
+// Character devices: the host end of a serial port (and, later, of virtio-serial ports).
+// Output may be written from any thread (vCPU threads) and never blocks for long; input is
+// delivered on the main loop thread to the receiver.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/result.h"
+#include "vmm/config/machine_config.h"
+
+namespace vmmd {
+
+class Chardev {
+ public:
+  using Receiver = std::function<void(std::span<const uint8_t>)>;
+  virtual ~Chardev() = default;
+
+  virtual void write(std::span<const uint8_t> bytes) = 0;
+  // QEMU's query-chardev "filename", e.g. "unix:/run/x.sock,server=on" or "stdio".
+  virtual std::string filename() const = 0;
+  // Whether a peer is attached (a socket client), for query-chardev's frontend-open.
+  virtual bool connected() const { return true; }
+
+  void setReceiver(Receiver receiver) { receiver_ = std::move(receiver); }
+  const std::string& id() const { return id_; }
+
+ protected:
+  explicit Chardev(std::string id) : id_(std::move(id)) {}
+  void deliver(std::span<const uint8_t> bytes) {
+    if (receiver_) receiver_(bytes);
+  }
+
+ private:
+  std::string id_;
+  Receiver receiver_;
+};
+
+// `on_quit` is called when the user types Ctrl-A x on a stdio terminal (QEMU's escape).
+Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,
+                                               std::function<void()> on_quit);
+
+}  // namespace vmmd

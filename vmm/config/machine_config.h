@@ -1,0 +1,77 @@
+// Everything the worker was asked to build, as parsed from a QEMU-compatible command line.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmmd::config {
+
+// -cpu host[,+feature|-feature|feature=on|off...]
+struct CpuConfig {
+  std::string model = "host";
+  // feature name -> wanted (true: force on, false: mask off)
+  std::vector<std::pair<std::string, bool>> features;
+};
+
+// -chardev socket,id=ID,path=P,server=on,wait=off | -chardev stdio,id=ID | -chardev file,id=ID,path=P
+struct ChardevConfig {
+  enum class Backend { Socket, Stdio, File, Null };
+  std::string id;
+  Backend backend = Backend::Null;
+  std::string path;
+  bool server = false;
+  bool wait = true;
+};
+
+// A serial port's backend: stdio, a chardev id, or an inline unix socket (made into a chardev).
+struct SerialConfig {
+  std::string chardev_id;  // after parsing, every serial refers to a chardev
+};
+
+// -qmp unix:PATH,server=on,wait=off  or  -mon chardev=ID,mode=control
+struct MonitorConfig {
+  std::string chardev_id;
+  bool pretty = false;
+};
+
+// -device DRIVER,key=value... kept generic: each device model takes what it understands.
+struct DeviceConfig {
+  std::string driver;
+  std::map<std::string, std::string> properties;
+};
+
+struct MachineConfig {
+  std::string name;
+  std::string uuid;  // empty: none given (QEMU reports all zeros)
+  std::string machine_type = "pc";
+  uint64_t memory_bytes = 128ull << 20;  // QEMU's default
+  uint32_t vcpus = 1;
+  CpuConfig cpu;
+
+  std::string kernel;
+  std::string initrd;
+  std::string append;
+
+  std::vector<ChardevConfig> chardevs;
+  std::vector<SerialConfig> serials;
+  std::vector<MonitorConfig> monitors;
+  std::vector<DeviceConfig> devices;
+
+  bool start_paused = false;  // -S
+  bool no_reboot = false;
+  bool no_shutdown = false;
+  bool daemonize = false;
+  std::string pidfile;
+
+  const ChardevConfig* findChardev(const std::string& id) const {
+    for (const auto& c : chardevs) {
+      if (c.id == id) return &c;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace vmmd::config

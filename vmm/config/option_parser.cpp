@@ -1,0 +1,386 @@
+#include "vmm/config/option_parser.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <string_view>
+
+#include "vmm/config/keyval.h"
+
+namespace vmmd::config {
+namespace {
+
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint32_t kMaxVcpus = 254;  // xAPIC ids in the MADT; 255 is the broadcast id
+
+struct ParseState {
+  MachineConfig config;
+  bool serial_given = false;
+  bool nographic = false;
+  bool nodefaults = false;
+  int anonymous_chardevs = 0;
+};
+
+using Handler = std::function<Status(ParseState&, const std::string& option, const std::string& arg)>;
+
+struct OptionSpec {
+  const char* name;
+  bool takes_argument;
+  const char* help;
+  Handler handle;
+};
+
+Status parseSocketPath(ParseState& state, KeyValues& kv, ChardevConfig& chardev) {
+  auto path = kv.take("path");
+  if (!path || path->empty()) return Error(kv.option() + ": socket chardev needs path=");
+  chardev.path = *path;
+  // QEMU still accepts the old bare flags "server" and "nowait".
+  bool legacy_server = false, legacy_nowait = false;
+  for (const auto& flag : kv.takeFlags()) {
+    if (flag == "server") {
+      legacy_server = true;
+    } else if (flag == "nowait") {
+      legacy_nowait = true;
+    } else {
+      return Error(kv.option() + ": unexpected item '" + flag + "'");
+    }
+  }
+  auto server = kv.takeBool("server", legacy_server);
+  if (!server) return server.error();
+  auto wait = kv.takeBool("wait", !legacy_nowait);
+  if (!wait) return wait.error();
+  chardev.server = *server;
+  chardev.wait = *wait;
+  if (!chardev.server) return Error(kv.option() + ": only server=on sockets are supported");
+  (void)state;
+  return {};
+}
+
+// "unix:PATH,server=on,wait=off" / "stdio" / "chardev:ID" / "file:PATH" / "null" / "none"
+Result<std::string> chardevFromShorthand(ParseState& state, const std::string& option, const std::string& spec,
+                                         const std::string& label) {
+  ChardevConfig chardev;
+  chardev.id = label;
+  if (spec == "stdio") {
+    chardev.backend = ChardevConfig::Backend::Stdio;
+  } else if (spec == "null") {
+    chardev.backend = ChardevConfig::Backend::Null;
+  } else if (spec.rfind("chardev:", 0) == 0) {
+    std::string id = spec.substr(8);
+    if (id.empty()) return Error(option + ": chardev: needs an id");
+    return id;  // resolved once every -chardev has been read
+  } else if (spec.rfind("file:", 0) == 0) {
+    chardev.backend = ChardevConfig::Backend::File;
+    chardev.path = spec.substr(5);
+    if (chardev.path.empty()) return Error(option + ": file: needs a path");
+  } else if (spec.rfind("unix:", 0) == 0) {
+    chardev.backend = ChardevConfig::Backend::Socket;
+    auto kv = KeyValues::parse(option, spec.substr(5), "path");
+    if (!kv) return kv.error();
+    if (auto st = parseSocketPath(state, *kv, chardev); !st) return st.error();
+    if (auto st = kv->finish(); !st) return st.error();
+  } else {
+    return Error(option + ": '" + spec + "' is not a supported backend (stdio, null, unix:PATH, file:PATH, chardev:ID)");
+  }
+  if (state.config.findChardev(chardev.id)) return Error(option + ": duplicate chardev id '" + chardev.id + "'");
+  state.config.chardevs.push_back(chardev);
+  return chardev.id;
+}
+
+Status parseChardev(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "backend");
+  if (!kv) return kv.error();
+  ChardevConfig chardev;
+  auto id = kv->take("id");
+  if (!id || id->empty()) return Error(option + ": chardev needs id=");
+  chardev.id = *id;
+  std::string backend = kv->take("backend").value_or("");
+  if (backend == "socket") {
+    chardev.backend = ChardevConfig::Backend::Socket;
+    if (auto st = parseSocketPath(state, *kv, chardev); !st) return st;
+  } else if (backend == "stdio") {
+    chardev.backend = ChardevConfig::Backend::Stdio;
+    (void)kv->take("signal");
+  } else if (backend == "file") {
+    chardev.backend = ChardevConfig::Backend::File;
+    chardev.path = kv->take("path").value_or("");
+    if (chardev.path.empty()) return Error(option + ": file chardev needs path=");
+  } else if (backend == "null") {
+    chardev.backend = ChardevConfig::Backend::Null;
+  } else {
+    return Error(option + ": backend '" + backend + "' is not supported (socket, stdio, file, null)");
+  }
+  (void)kv->take("logfile");  // accepted for compatibility; unused
+  if (auto st = kv->finish(); !st) return st;
+  if (state.config.findChardev(chardev.id)) return Error(option + ": duplicate chardev id '" + chardev.id + "'");
+  state.config.chardevs.push_back(chardev);
+  return {};
+}
+
+Status parseMemory(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "size");
+  if (!kv) return kv.error();
+  auto size_text = kv->take("size");
+  (void)kv->take("slots");
+  (void)kv->take("maxmem");
+  if (auto st = kv->finish(); !st) return st;
+  if (!size_text) return Error(option + ": missing size");
+  auto size = parseSize(*size_text, kMiB);
+  if (!size) return size.error().withContext(option);
+  if (*size < 2 * kMiB) return Error(option + ": memory size " + *size_text + " is too small (at least 2M)");
+  if (*size % 4096) return Error(option + ": memory size " + *size_text + " is not a multiple of 4 KiB");
+  state.config.memory_bytes = *size;
+  return {};
+}
+
+Status parseSmp(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "cpus");
+  if (!kv) return kv.error();
+  uint64_t product = 1;
+  bool topology = false;
+  for (const char* key : {"sockets", "dies", "cores", "threads"}) {
+    if (auto v = kv->take(key)) {
+      auto n = parseUnsigned(*v);
+      if (!n || *n == 0) return Error(option + ": " + key + " must be a positive number, not '" + *v + "'");
+      product *= *n;
+      topology = true;
+    }
+  }
+  uint64_t cpus = topology ? product : 1;
+  if (auto v = kv->take("cpus")) {
+    auto n = parseUnsigned(*v);
+    if (!n) return Error(option + ": '" + *v + "' is not a CPU count");
+    cpus = *n;
+  }
+  if (auto v = kv->take("maxcpus")) {
+    auto n = parseUnsigned(*v);
+    if (!n || *n < cpus) return Error(option + ": maxcpus must be at least cpus");
+  }
+  if (auto st = kv->finish(); !st) return st;
+  if (cpus == 0) return Error(option + ": the CPU count must be at least 1");
+  if (cpus > kMaxVcpus) return Error(option + ": at most " + std::to_string(kMaxVcpus) + " CPUs are supported");
+  state.config.vcpus = static_cast<uint32_t>(cpus);
+  return {};
+}
+
+Status parseCpu(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "model");
+  if (!kv) return kv.error();
+  std::string model = kv->take("model").value_or("");
+  if (model != "host" && model != "max") {
+    return Error(option + ": CPU model '" + model + "' is not supported (host, max)");
+  }
+  state.config.cpu.model = model;
+  for (const auto& flag : kv->takeFlags()) {
+    if (flag.size() < 2 || (flag[0] != '+' && flag[0] != '-')) return Error(option + ": unexpected item '" + flag + "'");
+    state.config.cpu.features.emplace_back(flag.substr(1), flag[0] == '+');
+  }
+  // The remaining keys are "feature=on|off".
+  for (const auto& [feature, value] : kv->takeRemaining()) {
+    if (value != "on" && value != "off") return Error(option + ": " + feature + "=" + value + ": expected on or off");
+    state.config.cpu.features.emplace_back(feature, value == "on");
+  }
+  return kv->finish();
+}
+
+Status parseMachine(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "type");
+  if (!kv) return kv.error();
+  if (auto type = kv->take("type")) {
+    const std::string& t = *type;
+    bool known = t == "pc" || t == "q35" || t == "microvm" || t.rfind("pc-q35-", 0) == 0 ||
+                 t.rfind("pc-i440fx-", 0) == 0;
+    if (!known) return Error(option + ": machine type '" + t + "' is not supported (pc, q35, microvm)");
+    state.config.machine_type = t;
+  }
+  if (auto accel = kv->take("accel")) {
+    if (*accel != "kvm") return Error(option + ": accelerator '" + *accel + "' is not supported (kvm)");
+  }
+  // Properties that describe what this machine already is, accepted so QEMU argv carries over.
+  for (const char* key : {"rtc", "acpi", "pit", "pic", "isa-serial", "usb", "vmport", "smm", "hpet",
+                          "dump-guest-core", "mem-merge", "kernel-irqchip", "graphics", "x-option-roms"}) {
+    (void)kv->take(key);
+  }
+  return kv->finish();
+}
+
+Status parseSerial(ParseState& state, const std::string& option, const std::string& arg) {
+  state.serial_given = true;
+  if (arg == "none") return {};
+  std::string label = "serial" + std::to_string(state.config.serials.size());
+  auto id = chardevFromShorthand(state, option, arg, label);
+  if (!id) return id.error();
+  state.config.serials.push_back({*id});
+  return {};
+}
+
+Status parseQmp(ParseState& state, const std::string& option, const std::string& arg, bool pretty) {
+  std::string label = "compat_monitor" + std::to_string(state.anonymous_chardevs++);
+  auto id = chardevFromShorthand(state, option, arg, label);
+  if (!id) return id.error();
+  state.config.monitors.push_back({*id, pretty});
+  return {};
+}
+
+Status parseMon(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "chardev");
+  if (!kv) return kv.error();
+  auto chardev = kv->take("chardev");
+  if (!chardev) return Error(option + ": needs chardev=ID");
+  std::string mode = kv->take("mode").value_or("readline");
+  if (mode != "control") return Error(option + ": mode '" + mode + "' is not supported (control)");
+  auto pretty = kv->takeBool("pretty", false);
+  if (!pretty) return pretty.error();
+  (void)kv->take("id");
+  if (auto st = kv->finish(); !st) return st;
+  state.config.monitors.push_back({*chardev, *pretty});
+  return {};
+}
+
+Status parseDevice(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "driver");
+  if (!kv) return kv.error();
+  DeviceConfig device;
+  device.driver = kv->take("driver").value_or("");
+  if (device.driver.empty()) return Error(option + ": missing driver name");
+  if (auto flags = kv->takeFlags(); !flags.empty()) return Error(option + ": property '" + flags[0] + "' needs a value");
+  // The device model validates its own properties when the machine is built.
+  for (auto& [key, value] : kv->takeRemaining()) device.properties[key] = value;
+  state.config.devices.push_back(device);
+  return {};
+}
+
+Status setFlag(bool& flag) {
+  flag = true;
+  return {};
+}
+
+const std::vector<OptionSpec>& optionTable() {
+  static const std::vector<OptionSpec> table = {
+      {"name", true, "NAME | guest=NAME   guest name",
+       [](ParseState& s, const std::string& o, const std::string& a) -> Status {
+         auto kv = KeyValues::parse(o, a, "guest");
+         if (!kv) return kv.error();
+         s.config.name = kv->take("guest").value_or("");
+         (void)kv->take("debug-threads");
+         (void)kv->take("process");
+         return kv->finish();
+       }},
+      {"uuid", true, "UUID   the guest's UUID",
+       [](ParseState& s, const std::string& o, const std::string& a) -> Status {
+         bool valid = a.size() == 36;
+         for (size_t i = 0; valid && i < a.size(); ++i) {
+           bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+           valid = dash ? a[i] == '-' : std::isxdigit(static_cast<unsigned char>(a[i])) != 0;
+         }
+         if (!valid) return Error(o + ": '" + a + "' is not a UUID");
+         s.config.uuid = a;
+         return {};
+       }},
+      {"m", true, "SIZE[M|G]   guest memory", parseMemory},
+      {"smp", true, "N | cpus=N,sockets=,cores=,threads=   vCPUs", parseSmp},
+      {"cpu", true, "host[,+feature|-feature...]   guest CPU model", parseCpu},
+      {"machine", true, "TYPE[,accel=kvm]   pc, q35, microvm (one machine model)", parseMachine},
+      {"M", true, "TYPE   same as -machine", parseMachine},
+      {"accel", true, "kvm   the accelerator",
+       [](ParseState&, const std::string& o, const std::string& a) -> Status {
+         auto kv = KeyValues::parse(o, a, "accel");
+         if (!kv) return kv.error();
+         std::string accel = kv->take("accel").value_or("");
+         if (accel != "kvm") return Error(o + ": accelerator '" + accel + "' is not supported (kvm)");
+         return kv->finish();
+       }},
+      {"enable-kvm", false, "   use KVM (always on)", [](ParseState&, const std::string&, const std::string&) { return Status{}; }},
+      {"kernel", true, "FILE   bzImage or PVH ELF kernel",
+       [](ParseState& s, const std::string&, const std::string& a) { s.config.kernel = a; return Status{}; }},
+      {"initrd", true, "FILE   initial ramdisk",
+       [](ParseState& s, const std::string&, const std::string& a) { s.config.initrd = a; return Status{}; }},
+      {"append", true, "CMDLINE   kernel command line",
+       [](ParseState& s, const std::string&, const std::string& a) { s.config.append = a; return Status{}; }},
+      {"serial", true, "stdio|null|none|unix:PATH,server=on,wait=off|file:PATH|chardev:ID", parseSerial},
+      {"chardev", true, "socket,id=ID,path=P,server=on,wait=off | stdio,id=ID | file,id=ID,path=P", parseChardev},
+      {"qmp", true, "unix:PATH,server=on,wait=off   QMP monitor",
+       [](ParseState& s, const std::string& o, const std::string& a) { return parseQmp(s, o, a, false); }},
+      {"qmp-pretty", true, "unix:PATH,server=on,wait=off   QMP monitor, pretty-printed",
+       [](ParseState& s, const std::string& o, const std::string& a) { return parseQmp(s, o, a, true); }},
+      {"mon", true, "chardev=ID,mode=control   QMP monitor on a chardev", parseMon},
+      {"device", true, "DRIVER[,prop=value...]   add a device", parseDevice},
+      {"S", false, "   start paused (prelaunch) until QMP cont",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.start_paused); }},
+      {"no-reboot", false, "   exit instead of rebooting",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.no_reboot); }},
+      {"no-shutdown", false, "   keep running after guest power-off (status shutdown)",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.no_shutdown); }},
+      {"daemonize", false, "   detach once ready",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.daemonize); }},
+      {"pidfile", true, "FILE   write the pid to FILE",
+       [](ParseState& s, const std::string&, const std::string& a) { s.config.pidfile = a; return Status{}; }},
+      {"nographic", false, "   no display; serial on stdio",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.nographic); }},
+      {"display", true, "none",
+       [](ParseState&, const std::string& o, const std::string& a) -> Status {
+         if (a != "none") return Error(o + ": display '" + a + "' is not supported (none)");
+         return {};
+       }},
+      {"vga", true, "none",
+       [](ParseState&, const std::string& o, const std::string& a) -> Status {
+         if (a != "none") return Error(o + ": vga '" + a + "' is not supported (none)");
+         return {};
+       }},
+      {"nodefaults", false, "   no default devices",
+       [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.nodefaults); }},
+  };
+  return table;
+}
+
+Status resolveChardevReferences(const MachineConfig& config) {
+  auto check = [&](const std::string& id, const char* user) -> Status {
+    if (!config.findChardev(id)) return Error(std::string(user) + ": chardev '" + id + "' not found");
+    return {};
+  };
+  for (const auto& serial : config.serials) {
+    if (auto st = check(serial.chardev_id, "-serial"); !st) return st;
+  }
+  for (const auto& monitor : config.monitors) {
+    if (auto st = check(monitor.chardev_id, "-mon"); !st) return st;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
+  ParseState state;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view word = args[i];
+    if (word.size() < 2 || word[0] != '-') return Error("'" + args[i] + "': expected an option");
+    word.remove_prefix(word.rfind("--", 0) == 0 ? 2 : 1);
+    const auto& table = optionTable();
+    auto spec = std::find_if(table.begin(), table.end(), [&](const OptionSpec& s) { return word == s.name; });
+    std::string option = "-" + std::string(word);
+    if (spec == table.end()) return Error(option + ": invalid option");
+    std::string argument;
+    if (spec->takes_argument) {
+      if (i + 1 >= args.size()) return Error(option + ": requires an argument");
+      argument = args[++i];
+    }
+    if (auto st = spec->handle(state, option, argument); !st) return st.error();
+  }
+  if (!state.serial_given && !state.nodefaults && state.nographic) {
+    if (auto st = parseSerial(state, "-nographic", "stdio"); !st) return st.error();
+  }
+  if (auto st = resolveChardevReferences(state.config); !st) return st.error();
+  if (state.config.kernel.empty()) return Error("no kernel given: -kernel FILE is required (vmm boots kernels directly)");
+  if (!state.config.initrd.empty() && state.config.kernel.empty()) return Error("-initrd needs -kernel");
+  return std::move(state.config);
+}
+
+std::string usageText() {
+  std::string text = "usage: vmm [options]   (a QEMU-compatible subset of qemu-system-x86_64's options)\n";
+  for (const auto& spec : optionTable()) {
+    text += "  -" + std::string(spec.name) + " " + spec.help + "\n";
+  }
+  return text;
+}
+
+}  // namespace vmmd::config

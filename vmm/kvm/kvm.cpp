@@ -1,0 +1,225 @@
+#include "vmm/kvm/kvm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+#include <string>
+
+namespace vmmd::kvm {
+namespace {
+
+// Retries an ioctl interrupted by a signal; KVM_RUN is the one caller that must not do this.
+template <typename Arg>
+int ioctlRetry(int fd, unsigned long request, Arg arg) {
+  int rc;
+  do {
+    rc = ::ioctl(fd, request, arg);
+  } while (rc < 0 && errno == EINTR);
+  return rc;
+}
+
+// Debian 12's uapi headers declare the flexible arrays of kvm_cpuid2 and kvm_msrs with
+// __DECLARE_FLEX_ARRAY, which in C++ adds a one-byte empty struct: sizeof becomes 12 and the
+// entries move to offset 12, so both the ioctl numbers and the layout would be wrong. These
+// headers have the kernel's real layout (entries at offset 8).
+struct CpuidHeader {
+  uint32_t nent;
+  uint32_t padding;
+};
+struct MsrsHeader {
+  uint32_t nmsrs;
+  uint32_t pad;
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8);
+constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
+constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+
+Status check(int rc, const char* what) {
+  if (rc < 0) return Error::fromErrno(what);
+  return {};
+}
+
+}  // namespace
+
+Result<Kvm> Kvm::open(const char* path) {
+  UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
+  if (!fd) return Error::fromErrno(std::string("open ") + path);
+  int version = ::ioctl(fd.get(), KVM_GET_API_VERSION, 0);
+  if (version != KVM_API_VERSION) {
+    return Error(std::string(path) + ": KVM API version " + std::to_string(version) + ", expected " +
+                 std::to_string(KVM_API_VERSION));
+  }
+  return Kvm(std::move(fd));
+}
+
+int Kvm::checkExtension(long capability) const {
+  int rc = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return rc < 0 ? 0 : rc;
+}
+
+Result<std::vector<kvm_cpuid_entry2>> Kvm::supportedCpuid() const {
+  // The kernel says E2BIG until the buffer is large enough; grow until it fits.
+  for (uint32_t capacity = 128; capacity <= 4096; capacity *= 2) {
+    std::vector<uint8_t> buffer(sizeof(CpuidHeader) + capacity * sizeof(kvm_cpuid_entry2));
+    CpuidHeader header{capacity, 0};
+    std::memcpy(buffer.data(), &header, sizeof header);
+    if (ioctlRetry(fd_.get(), kGetSupportedCpuid, buffer.data()) == 0) {
+      std::memcpy(&header, buffer.data(), sizeof header);
+      std::vector<kvm_cpuid_entry2> entries(header.nent);
+      std::memcpy(entries.data(), buffer.data() + sizeof header, header.nent * sizeof(kvm_cpuid_entry2));
+      return entries;
+    }
+    if (errno != E2BIG) return Error::fromErrno("KVM_GET_SUPPORTED_CPUID");
+  }
+  return Error("KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+}
+
+Result<size_t> Kvm::vcpuMmapSize() const {
+  int size = ::ioctl(fd_.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
+  if (size <= 0) return Error::fromErrno("KVM_GET_VCPU_MMAP_SIZE");
+  return static_cast<size_t>(size);
+}
+
+Result<Vm> Vm::create(const Kvm& kvm) {
+  int fd = ioctlRetry(kvm.fd(), KVM_CREATE_VM, 0);
+  if (fd < 0) return Error::fromErrno("KVM_CREATE_VM");
+  return Vm(UniqueFd(fd));
+}
+
+Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.guest_phys_addr = guest_phys;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  return check(ioctlRetry(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+}
+
+Status Vm::createIrqchip() { return check(ioctlRetry(fd_.get(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP"); }
+
+Status Vm::createPit() {
+  kvm_pit_config config{};
+  config.flags = KVM_PIT_SPEAKER_DUMMY;
+  return check(ioctlRetry(fd_.get(), KVM_CREATE_PIT2, &config), "KVM_CREATE_PIT2");
+}
+
+Status Vm::setTssAddress(uint64_t address) {
+  return check(ioctlRetry(fd_.get(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address)), "KVM_SET_TSS_ADDR");
+}
+
+Status Vm::setIdentityMapAddress(uint64_t address) {
+  return check(ioctlRetry(fd_.get(), KVM_SET_IDENTITY_MAP_ADDR, &address), "KVM_SET_IDENTITY_MAP_ADDR");
+}
+
+Status Vm::setIrqLine(uint32_t irq, bool level) {
+  kvm_irq_level line{};
+  line.irq = irq;
+  line.level = level ? 1 : 0;
+  return check(ioctlRetry(fd_.get(), KVM_IRQ_LINE, &line), "KVM_IRQ_LINE");
+}
+
+Status Vm::setIrqfd(int eventfd, uint32_t gsi, bool assign) {
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(eventfd);
+  irqfd.gsi = gsi;
+  irqfd.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN;
+  return check(ioctlRetry(fd_.get(), KVM_IRQFD, &irqfd), "KVM_IRQFD");
+}
+
+Status Vm::setIoeventfd(int eventfd, uint64_t address, uint32_t length, bool pio, bool assign) {
+  kvm_ioeventfd ioeventfd{};
+  ioeventfd.fd = eventfd;
+  ioeventfd.addr = address;
+  ioeventfd.len = length;
+  ioeventfd.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN);
+  return check(ioctlRetry(fd_.get(), KVM_IOEVENTFD, &ioeventfd), "KVM_IOEVENTFD");
+}
+
+Status Vm::enableCap(uint32_t capability, uint64_t arg0) {
+  kvm_enable_cap cap{};
+  cap.cap = capability;
+  cap.args[0] = arg0;
+  return check(ioctlRetry(fd_.get(), KVM_ENABLE_CAP, &cap), "KVM_ENABLE_CAP");
+}
+
+Result<Vcpu> Vcpu::create(const Kvm& kvm, const Vm& vm, uint32_t id) {
+  auto mmap_size = kvm.vcpuMmapSize();
+  if (!mmap_size) return mmap_size.error();
+  int fd = ioctlRetry(vm.fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (fd < 0) return Error::fromErrno("KVM_CREATE_VCPU " + std::to_string(id));
+  UniqueFd owned(fd);
+  auto run = Mapping::file(fd, *mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED);
+  if (!run) return run.error().withContext("map kvm_run of vCPU " + std::to_string(id));
+  return Vcpu(id, std::move(owned), std::move(*run));
+}
+
+Status Vcpu::run() {
+  if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) return Error::fromErrno("KVM_RUN");
+  return {};
+}
+
+Result<kvm_regs> Vcpu::regs() const {
+  kvm_regs regs{};
+  if (ioctlRetry(fd_.get(), KVM_GET_REGS, &regs) < 0) return Error::fromErrno("KVM_GET_REGS");
+  return regs;
+}
+
+Status Vcpu::setRegs(const kvm_regs& regs) { return check(ioctlRetry(fd_.get(), KVM_SET_REGS, &regs), "KVM_SET_REGS"); }
+
+Result<kvm_sregs> Vcpu::sregs() const {
+  kvm_sregs sregs{};
+  if (ioctlRetry(fd_.get(), KVM_GET_SREGS, &sregs) < 0) return Error::fromErrno("KVM_GET_SREGS");
+  return sregs;
+}
+
+Status Vcpu::setSregs(const kvm_sregs& sregs) {
+  return check(ioctlRetry(fd_.get(), KVM_SET_SREGS, &sregs), "KVM_SET_SREGS");
+}
+
+Status Vcpu::setFpu(const kvm_fpu& fpu) { return check(ioctlRetry(fd_.get(), KVM_SET_FPU, &fpu), "KVM_SET_FPU"); }
+
+Status Vcpu::setCpuid(const std::vector<kvm_cpuid_entry2>& entries) {
+  std::vector<uint8_t> buffer(sizeof(CpuidHeader) + entries.size() * sizeof(kvm_cpuid_entry2));
+  CpuidHeader header{static_cast<uint32_t>(entries.size()), 0};
+  std::memcpy(buffer.data(), &header, sizeof header);
+  std::memcpy(buffer.data() + sizeof header, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  return check(ioctlRetry(fd_.get(), kSetCpuid2, buffer.data()), "KVM_SET_CPUID2");
+}
+
+Status Vcpu::setMsrs(const std::vector<kvm_msr_entry>& msrs) {
+  std::vector<uint8_t> buffer(sizeof(MsrsHeader) + msrs.size() * sizeof(kvm_msr_entry));
+  MsrsHeader header{static_cast<uint32_t>(msrs.size()), 0};
+  std::memcpy(buffer.data(), &header, sizeof header);
+  std::memcpy(buffer.data() + sizeof header, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
+  int written = ioctlRetry(fd_.get(), kSetMsrs, buffer.data());
+  if (written < 0) return Error::fromErrno("KVM_SET_MSRS");
+  if (static_cast<size_t>(written) != msrs.size()) {
+    return Error("KVM_SET_MSRS: MSR " + std::to_string(msrs[static_cast<size_t>(written)].index) + " refused");
+  }
+  return {};
+}
+
+Result<kvm_lapic_state> Vcpu::lapic() const {
+  kvm_lapic_state state{};
+  if (ioctlRetry(fd_.get(), KVM_GET_LAPIC, &state) < 0) return Error::fromErrno("KVM_GET_LAPIC");
+  return state;
+}
+
+Status Vcpu::setLapic(const kvm_lapic_state& lapic) {
+  return check(ioctlRetry(fd_.get(), KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+}
+
+Result<kvm_mp_state> Vcpu::mpState() const {
+  kvm_mp_state state{};
+  if (ioctlRetry(fd_.get(), KVM_GET_MP_STATE, &state) < 0) return Error::fromErrno("KVM_GET_MP_STATE");
+  return state;
+}
+
+Status Vcpu::setMpState(uint32_t state) {
+  kvm_mp_state mp{state};
+  return check(ioctlRetry(fd_.get(), KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
+}
+
+}  // namespace vmmd::kvm

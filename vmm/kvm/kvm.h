@@ -1,0 +1,86 @@
+// Thin RAII wrappers over the KVM ioctls: the system fd, one VM, one vCPU. No policy lives here;
+// the machine decides what to create and how to run it.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/mapping.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace vmmd::kvm {
+
+class Vcpu;
+
+// /dev/kvm itself: capability checks and the host's supported CPUID.
+class Kvm {
+ public:
+  static Result<Kvm> open(const char* path = "/dev/kvm");
+
+  int fd() const { return fd_.get(); }
+  int checkExtension(long capability) const;
+  Result<std::vector<kvm_cpuid_entry2>> supportedCpuid() const;
+  Result<size_t> vcpuMmapSize() const;
+
+ private:
+  explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// One virtual machine: memory slots, in-kernel irqchip and PIT, interrupt lines, ioeventfd/irqfd.
+class Vm {
+ public:
+  static Result<Vm> create(const Kvm& kvm);
+
+  int fd() const { return fd_.get(); }
+  Status setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host);
+  Status createIrqchip();
+  Status createPit();
+  Status setTssAddress(uint64_t address);
+  Status setIdentityMapAddress(uint64_t address);
+  Status setIrqLine(uint32_t irq, bool level);
+  Status setIrqfd(int eventfd, uint32_t gsi, bool assign = true);
+  Status setIoeventfd(int eventfd, uint64_t address, uint32_t length, bool pio, bool assign = true);
+  Status enableCap(uint32_t capability, uint64_t arg0 = 0);
+
+ private:
+  explicit Vm(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// One virtual CPU and its shared kvm_run page. Used by exactly one thread at a time.
+class Vcpu {
+ public:
+  static Result<Vcpu> create(const Kvm& kvm, const Vm& vm, uint32_t id);
+
+  uint32_t id() const { return id_; }
+  int fd() const { return fd_.get(); }
+  kvm_run* runState() const { return reinterpret_cast<kvm_run*>(run_.data()); }
+
+  // KVM_RUN; returns the errno as an error (EINTR when kicked by a signal).
+  Status run();
+
+  Result<kvm_regs> regs() const;
+  Status setRegs(const kvm_regs& regs);
+  Result<kvm_sregs> sregs() const;
+  Status setSregs(const kvm_sregs& sregs);
+  Status setFpu(const kvm_fpu& fpu);
+  Status setCpuid(const std::vector<kvm_cpuid_entry2>& entries);
+  Status setMsrs(const std::vector<kvm_msr_entry>& msrs);
+  Result<kvm_lapic_state> lapic() const;
+  Status setLapic(const kvm_lapic_state& lapic);
+  Result<kvm_mp_state> mpState() const;
+  Status setMpState(uint32_t state);
+
+ private:
+  Vcpu(uint32_t id, UniqueFd fd, Mapping run) : id_(id), fd_(std::move(fd)), run_(std::move(run)) {}
+  uint32_t id_;
+  UniqueFd fd_;
+  Mapping run_;
+};
+
+}  // namespace vmmd::kvm

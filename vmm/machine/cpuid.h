@@ -1,0 +1,28 @@
+// The CPUID each vCPU sees: KVM's supported set, with the topology filled in per vCPU, the
+// hypervisor bit set, and the user's "-cpu host,+feature,-feature" edits applied by QEMU's
+// feature names.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "vmm/config/machine_config.h"
+
+namespace vmmd {
+
+struct CpuidPlan {
+  std::vector<kvm_cpuid_entry2> base;  // supported entries with feature edits applied
+  std::vector<std::string> warnings;   // features asked for that the host cannot give
+};
+
+// Applies -cpu edits; an unknown feature name is an error naming it.
+Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu);
+// The entries for one vCPU: APIC ids and topology for `index` of `count`.
+std::vector<kvm_cpuid_entry2> cpuidForVcpu(const CpuidPlan& plan, uint32_t index, uint32_t count);
+// True when `name` is a feature this worker knows (for tests and messages).
+bool isKnownCpuFeature(const std::string& name);
+
+}  // namespace vmmd

@@ -1,0 +1,153 @@
+#include "vmm/machine/machine.h"
+
+#include <algorithm>
+
+#include "vmm/acpi/tables.h"
+#include "vmm/machine/layout.h"
+#include "vmm/machine/vcpu_setup.h"
+
+namespace vmmd {
+namespace {
+
+constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kPostPort = 0x80, kAcpiPmBase = 0x600, kResetPort = 0xCF9;
+constexpr uint32_t kCom1Irq = 4, kSciIrq = 9;
+constexpr uint8_t kS5SleepType = 5;
+
+}  // namespace
+
+Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& config, Callbacks callbacks) {
+  auto kvm = kvm::Kvm::open();
+  if (!kvm) return kvm.error();
+  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"}, std::pair{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+                           std::pair{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}, std::pair{KVM_CAP_PIT2, "KVM_CAP_PIT2"}}) {
+    if (!kvm->checkExtension(cap)) return Error(std::string("/dev/kvm lacks ") + name);
+  }
+  int max_vcpus = kvm->checkExtension(KVM_CAP_MAX_VCPUS);
+  if (max_vcpus > 0 && config.vcpus > static_cast<uint32_t>(max_vcpus)) {
+    return Error("-smp " + std::to_string(config.vcpus) + ": KVM allows at most " + std::to_string(max_vcpus) + " vCPUs");
+  }
+  auto supported = kvm->supportedCpuid();
+  if (!supported) return supported.error();
+  auto cpuid = planCpuid(*supported, config.cpu);
+  if (!cpuid) return cpuid.error();
+  auto memory = GuestMemory::create(config.memory_bytes);
+  if (!memory) return memory.error();
+  auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*kvm),
+                                           std::move(*memory), std::move(*cpuid));
+  if (auto st = machine->buildBus(); !st) return st.error();
+  return machine;
+}
+
+Machine::Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, kvm::Kvm kvm, GuestMemory memory, CpuidPlan cpuid)
+    : config_(config),
+      callbacks_(std::move(callbacks)),
+      kvm_(std::move(kvm)),
+      memory_(std::move(memory)),
+      cpuid_(std::move(cpuid)),
+      serial_(InterruptLine(kCom1Irq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), callbacks_.serial_output),
+      cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
+      acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
+               [this](PowerRequest r) { callbacks_.power(r); }),
+      reset_register_(0x06, [this](PowerRequest r) { callbacks_.power(r); }) {}
+
+Machine::~Machine() { powerOff(); }
+
+Status Machine::buildBus() {
+  if (auto st = pio_.add(kCom1, 8, &serial_); !st) return st;
+  if (auto st = pio_.add(kCmos, 2, &cmos_); !st) return st;
+  if (auto st = pio_.add(kPostPort, 1, &post_port_); !st) return st;
+  if (auto st = pio_.add(kAcpiPmBase, AcpiPm::kLength, &acpi_pm_); !st) return st;
+  return pio_.add(kResetPort, 1, &reset_register_);
+}
+
+void Machine::setIrq(uint32_t gsi, bool level) {
+  std::lock_guard lock(vm_mutex_);
+  if (vm_) (void)vm_->setIrqLine(gsi, level);
+}
+
+Status Machine::powerOn(bool paused) {
+  auto vm = kvm::Vm::create(kvm_);
+  if (!vm) return vm.error();
+  // Intel needs these three pages below 4 GiB for real-mode emulation; others ignore them.
+  (void)vm->setIdentityMapAddress(layout::kIdentityMap);
+  (void)vm->setTssAddress(layout::kTssAddress);
+  if (auto st = vm->createIrqchip(); !st) return st;
+  if (auto st = vm->createPit(); !st) return st;
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    if (auto st = vm->setUserMemoryRegion(slot++, region.guest_address, region.size, region.host); !st) return st;
+  }
+
+  acpi::AcpiLayout acpi_layout;
+  acpi_layout.vcpus = config_.vcpus;
+  acpi_layout.base_address = layout::kBiosAreaStart;
+  acpi_layout.pm1_event_port = kAcpiPmBase;
+  acpi_layout.pm1_control_port = kAcpiPmBase + 4;
+  acpi_layout.pm_timer_port = kAcpiPmBase + 8;
+  acpi_layout.reset_port = kResetPort;
+  acpi_layout.sci_irq = kSciIrq;
+  acpi_layout.s5_sleep_type = kS5SleepType;
+  auto tables = acpi::buildAcpiTables(acpi_layout);
+  if (!tables) return tables.error();
+  if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
+  if (auto st = memory_.write(layout::kBiosAreaStart, tables->blob); !st) return st;
+
+  boot::BootRequest request{config_.kernel, config_.initrd, config_.append, tables->rsdp_address};
+  auto entry = boot::loadKernel(memory_, request);
+  if (!entry) return entry.error();
+  boot_protocol_ = entry->protocol;
+
+  std::vector<std::unique_ptr<VcpuRunner>> runners;
+  VcpuExitHandlers handlers{callbacks_.power, callbacks_.fatal};
+  for (uint32_t i = 0; i < config_.vcpus; ++i) {
+    auto vcpu = kvm::Vcpu::create(kvm_, *vm, i);
+    if (!vcpu) return vcpu.error();
+    if (auto st = configureVcpu(*vcpu, cpuid_, i, config_.vcpus); !st) return st.error().withContext("vCPU " + std::to_string(i));
+    if (i == 0) {
+      if (auto st = setupBootVcpu(*vcpu, memory_, *entry); !st) return st.error().withContext("boot vCPU");
+    }
+    runners.push_back(std::make_unique<VcpuRunner>(std::move(*vcpu), pio_, mmio_, control_, handlers));
+  }
+  {
+    std::lock_guard lock(vm_mutex_);
+    vm_ = std::move(*vm);
+  }
+  runners_ = std::move(runners);
+  control_.restart(paused ? VcpuControl::Target::Pause : VcpuControl::Target::Run);
+  VcpuRunner::installKickSignal();
+  for (auto& runner : runners_) runner->start();
+  if (paused) control_.waitParked(runners_.size());
+  return {};
+}
+
+void Machine::powerOff() {
+  control_.set(VcpuControl::Target::Stop);
+  for (auto& runner : runners_) runner->kick();
+  for (auto& runner : runners_) runner->join();
+  runners_.clear();
+  std::lock_guard lock(vm_mutex_);
+  vm_.reset();
+}
+
+Status Machine::reset(bool paused) {
+  powerOff();
+  serial_.reset();
+  acpi_pm_.reset();
+  return powerOn(paused);
+}
+
+void Machine::pause() {
+  control_.set(VcpuControl::Target::Pause);
+  for (auto& runner : runners_) runner->kick();
+  control_.waitParked(runners_.size());
+}
+
+void Machine::resume() { control_.set(VcpuControl::Target::Run); }
+
+std::vector<int> Machine::vcpuThreadIds() const {
+  std::vector<int> ids(config_.vcpus, 0);
+  for (const auto& runner : runners_) ids[runner->id()] = runner->threadId();
+  return ids;
+}
+
+}  // namespace vmmd

@@ -1,0 +1,95 @@
+// The virtual machine: guest memory, the KVM VM with its in-kernel irqchip and PIT, the vCPU
+// threads, the legacy devices (16550, CMOS RTC, ACPI PM + reset register) and the boot setup.
+//
+// A reset tears the KVM VM down and builds it again around the same guest memory and device
+// models: every piece of in-kernel state (LAPICs, IOAPIC, PIT, MSRs such as kvmclock) starts
+// from power-on exactly, with no list of registers to forget.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "base/result.h"
+#include "vmm/boot/boot.h"
+#include "vmm/config/machine_config.h"
+#include "vmm/devices/acpi_pm.h"
+#include "vmm/devices/cmos_rtc.h"
+#include "vmm/devices/io_bus.h"
+#include "vmm/devices/serial.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/machine/cpuid.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/vcpu_runner.h"
+
+namespace vmmd {
+
+class Machine {
+ public:
+  struct Callbacks {
+    std::function<void(PowerRequest)> power;         // from any thread
+    std::function<void(const std::string&)> fatal;   // from any thread
+    Serial16550::Sink serial_output;                 // COM1's bytes, from vCPU threads
+  };
+
+  static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
+  // Use create(); the key keeps construction inside it.
+  struct ConstructionKey {
+   private:
+    friend class Machine;
+    ConstructionKey() = default;
+  };
+  Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, kvm::Kvm kvm, GuestMemory memory,
+          CpuidPlan cpuid);
+  ~Machine();
+
+  // Builds the KVM VM, loads kernel and ACPI tables, and starts the vCPU threads
+  // (parked when `paused`).
+  Status powerOn(bool paused);
+  // Stops and joins every vCPU thread and drops the KVM VM; guest memory and devices stay.
+  void powerOff();
+  // Power-cycles the machine, keeping NVRAM and host-side device state.
+  Status reset(bool paused);
+  // Blocks until every vCPU is parked / lets them run again.
+  void pause();
+  void resume();
+  bool running() const { return !runners_.empty(); }
+
+  void pressPowerButton() { acpi_pm_.pressPowerButton(); }
+  Serial16550& serial() { return serial_; }
+  const GuestMemory& memory() const { return memory_; }
+  const config::MachineConfig& config() const { return config_; }
+  const char* bootProtocol() const { return boot_protocol_; }
+  // Host thread ids of the vCPU threads, by vCPU index (0 when not running).
+  std::vector<int> vcpuThreadIds() const;
+
+ private:
+  Status buildBus();
+  void setIrq(uint32_t gsi, bool level);
+
+  config::MachineConfig config_;
+  Callbacks callbacks_;
+  kvm::Kvm kvm_;
+  GuestMemory memory_;
+  CpuidPlan cpuid_;
+
+  std::mutex vm_mutex_;  // guards vm_ against setIrq from device threads during a reset
+  std::optional<kvm::Vm> vm_;
+  VcpuControl control_;
+  std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  const char* boot_protocol_ = "";
+
+  IoBus pio_;
+  IoBus mmio_;
+  Serial16550 serial_;
+  CmosRtc cmos_;
+  AcpiPm acpi_pm_;
+  AcpiPm::ResetRegister reset_register_;
+  struct SinkPort : BusDevice {  // port 0x80 (POST codes, Linux's I/O delay): writes vanish
+    void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0); }
+    void write(uint64_t, std::span<const uint8_t>) override {}
+  } post_port_;
+};
+
+}  // namespace vmmd

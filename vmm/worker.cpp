@@ -1,0 +1,174 @@
+#include "vmm/worker.h"
+
+#include <csignal>
+#include <cstdio>
+
+namespace vmmd {
+
+const char* runStateName(RunState state) {
+  switch (state) {
+    case RunState::Prelaunch: return "prelaunch";
+    case RunState::Running: return "running";
+    case RunState::Paused: return "paused";
+    case RunState::Shutdown: return "shutdown";
+    case RunState::InternalError: return "internal-error";
+  }
+  return "unknown";
+}
+
+Worker::Worker(config::MachineConfig config) : config_(std::move(config)) { uv_loop_init(&loop_); }
+
+Worker::~Worker() {
+  if (machine_) machine_->powerOff();
+  machine_.reset();
+  chardevs_.clear();
+  events_async_.reset();
+  sigterm_.reset();
+  sigint_.reset();
+  sighup_.reset();
+  // Let the loop finish closing every handle before it goes away.
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_loop_close(&loop_);
+}
+
+Status Worker::start() {
+  auto async = std::make_unique<uv_async_t>();
+  uv_async_init(&loop_, async.get(), [](uv_async_t* handle) { static_cast<Worker*>(handle->data)->drainEvents(); });
+  events_async_.reset(async.release());
+  events_async_->data = this;
+
+  auto watch_signal = [&](UvHandle<uv_signal_t>& slot, int signal_number) {
+    auto handle = std::make_unique<uv_signal_t>();
+    uv_signal_init(&loop_, handle.get());
+    slot.reset(handle.release());
+    slot->data = this;
+    uv_signal_start(
+        slot.get(),
+        [](uv_signal_t* h, int signum) {
+          static_cast<Worker*>(h->data)->quit(0, "terminating on signal " + std::to_string(signum));
+        },
+        signal_number);
+    uv_unref(reinterpret_cast<uv_handle_t*>(slot.get()));
+  };
+  watch_signal(sigterm_, SIGTERM);
+  watch_signal(sigint_, SIGINT);
+  watch_signal(sighup_, SIGHUP);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // Monitors own their chardevs' sockets; every other chardev is created here.
+  for (const auto& chardev : config_.chardevs) {
+    bool is_monitor = false;
+    for (const auto& monitor : config_.monitors) is_monitor |= monitor.chardev_id == chardev.id;
+    if (is_monitor) continue;
+    auto created = createChardev(&loop_, chardev, [this] { quit(0, "quit from the console (Ctrl-A x)"); });
+    if (!created) return created.error();
+    chardevs_[chardev.id] = std::move(*created);
+  }
+  Chardev* console = nullptr;
+  if (!config_.serials.empty()) console = chardevs_.at(config_.serials[0].chardev_id).get();
+
+  Machine::Callbacks callbacks;
+  callbacks.power = [this](PowerRequest request) { post({EventKind::Power, request, {}}); };
+  callbacks.fatal = [this](const std::string& report) { post({EventKind::Fatal, PowerRequest::PowerOff, report}); };
+  callbacks.serial_output = [console](std::span<const uint8_t> bytes) {
+    if (console) console->write(bytes);
+  };
+  auto machine = Machine::create(config_, std::move(callbacks));
+  if (!machine) return machine.error();
+  machine_ = std::move(*machine);
+  if (console) console->setReceiver([this](std::span<const uint8_t> bytes) { machine_->serial().receive(bytes); });
+
+  if (auto st = machine_->powerOn(config_.start_paused); !st) return st;
+  state_ = config_.start_paused ? RunState::Prelaunch : RunState::Running;
+  return {};
+}
+
+int Worker::run() {
+  while (!exit_status_) {
+    uv_run(&loop_, UV_RUN_ONCE);
+  }
+  return *exit_status_;
+}
+
+void Worker::post(Event event) {
+  {
+    std::lock_guard lock(events_mutex_);
+    events_.push_back(std::move(event));
+  }
+  uv_async_send(events_async_.get());
+}
+
+void Worker::drainEvents() {
+  std::deque<Event> pending;
+  {
+    std::lock_guard lock(events_mutex_);
+    pending.swap(events_);
+  }
+  for (auto& event : pending) {
+    if (exit_status_) return;
+    if (event.kind == EventKind::Fatal) {
+      std::fprintf(stderr, "vmm: %s", event.text.c_str());
+      state_ = RunState::InternalError;
+      quit(2, "stopping after a fatal vCPU error");
+      return;
+    }
+    handlePower(event.power);
+  }
+}
+
+void Worker::handlePower(PowerRequest request) {
+  if (state_ == RunState::Shutdown) return;  // already off; late requests from other vCPUs
+  if (request == PowerRequest::PowerOff) {
+    if (config_.no_shutdown) {
+      machine_->pause();
+      state_ = RunState::Shutdown;
+      return;
+    }
+    quit(0, "guest powered off (ACPI S5)");
+    return;
+  }
+  if (config_.no_reboot) {
+    quit(0, "guest requested a reset; exiting because of -no-reboot");
+    return;
+  }
+  if (auto st = machine_->reset(false); !st) {
+    std::fprintf(stderr, "vmm: reset failed: %s\n", st.error().message().c_str());
+    quit(1, "could not reset the machine");
+    return;
+  }
+  state_ = RunState::Running;
+}
+
+Status Worker::stop() {
+  if (state_ != RunState::Running) return {};
+  machine_->pause();
+  state_ = RunState::Paused;
+  return {};
+}
+
+Status Worker::cont() {
+  if (state_ == RunState::Shutdown) return Error("Resetting the Virtual Machine is required");
+  if (state_ == RunState::InternalError) return Error("the machine stopped after an internal error");
+  machine_->resume();
+  state_ = RunState::Running;
+  return {};
+}
+
+void Worker::powerButton() { machine_->pressPowerButton(); }
+
+Status Worker::systemReset() {
+  bool paused = state_ == RunState::Paused || state_ == RunState::Prelaunch;
+  if (auto st = machine_->reset(paused); !st) return st;
+  if (state_ == RunState::Shutdown) state_ = RunState::Paused;
+  return {};
+}
+
+void Worker::quit(int exit_status, const std::string& why) {
+  if (exit_status_) return;
+  std::fprintf(stderr, "vmm: %s\n", why.c_str());
+  exit_status_ = exit_status;
+  if (machine_) machine_->powerOff();
+  uv_stop(&loop_);
+}
+
+}  // namespace vmmd
