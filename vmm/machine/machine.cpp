@@ -1,6 +1,7 @@
 #include "vmm/machine/machine.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "vmm/acpi/tables.h"
 #include "vmm/machine/layout.h"
@@ -30,6 +31,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   if (!supported) return supported.error();
   auto cpuid = planCpuid(*supported, config.cpu);
   if (!cpuid) return cpuid.error();
+  for (const auto& warning : cpuid->warnings) std::fprintf(stderr, "vmm: warning: %s\n", warning.c_str());
   auto memory = GuestMemory::create(config.memory_bytes);
   if (!memory) return memory.error();
   auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*kvm),
