@@ -252,6 +252,7 @@ static struct {
   struct gas reset_reg, sleep_ctl, sleep_sts;
   uint8_t reset_value;
   int s5_found;
+  uint64_t ged_esel; /* hardware-reduced: QEMU's GED event selector (OperationRegion EREG) */
   uint8_t slp_typa, slp_typb;
   /* MADT */
   uint32_t lapic_addr;
@@ -356,6 +357,23 @@ static int aml_find_s5(const struct sdt_header *t) {
     acpi.slp_typa = v[0];
     acpi.slp_typb = v[1];
     return 1;
+  }
+  return 0;
+}
+
+/* QEMU's Generic Event Device (hardware-reduced ACPI: microvm, virt) declares
+ * OperationRegion (EREG, SystemMemory, <addr>, 4) whose first register (ESEL) holds the pending
+ * events (bit 2: power button) and clears on read. Finds <addr>; 0 when absent. */
+static uint64_t aml_find_ged(const struct sdt_header *t) {
+  if (!t) return 0;
+  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
+  const uint8_t *end = (const uint8_t *)t + t->length;
+  for (; p + 16 < end; p++) {
+    if (p[0] != 0x5B || p[1] != 0x80 || !mem_eq(p + 2, "EREG", 4) || p[6] != 0x00) continue;
+    const uint8_t *q = p + 7;
+    if (*q == 0x0C) return *(const uint32_t *)(q + 1);
+    if (*q == 0x0E) return *(const uint64_t *)(q + 1);
+    return 0;
   }
   return 0;
 }
@@ -546,6 +564,7 @@ static void acpi_check(int report) {
       }
     }
     acpi.s5_found = aml_find_s5(acpi.dsdt);
+    if (acpi.hw_reduced) acpi.ged_esel = aml_find_ged(acpi.dsdt);
     for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = aml_find_s5(acpi.ssdt[i]);
   }
   if (acpi.madt) parse_madt(acpi.madt);
@@ -607,12 +626,39 @@ static void acpi_check(int report) {
 
 /* ------------------------------------------------------------------ time */
 
-/* Microsecond clock from the ACPI PM timer (3.579545 MHz); without one, a count of port reads
- * (each a VM exit, so roughly a microsecond or more) bounds the waits instead. */
-static uint64_t pm_last, pm_ticks, fake_us;
+/* Microsecond clock from the ACPI PM timer (3.579545 MHz). Without one (hardware-reduced ACPI)
+ * the TSC, at the frequency CPUID reports (hypervisor timing leaf, leaf 0x16 or 0x15), or an
+ * assumed 2 GHz: good enough to bound waits. */
+static uint64_t pm_last, pm_ticks, tsc_khz;
+
+static inline uint64_t rdtsc(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  return ((uint64_t)hi << 32) | lo;
+}
+
+static void clock_init(void) {
+  uint32_t a, b, c, d;
+  cpuid(0x40000000, &a, &b, &c, &d);
+  if (a >= 0x40000010 && a < 0x40000100) {
+    cpuid(0x40000010, &a, &b, &c, &d);
+    if (a) tsc_khz = a;
+  }
+  cpuid(0, &a, &b, &c, &d);
+  uint32_t max = a;
+  if (!tsc_khz && max >= 0x15) {
+    cpuid(0x15, &a, &b, &c, &d);
+    if (a && b && c) tsc_khz = (uint64_t)c * b / a / 1000;
+  }
+  if (!tsc_khz && max >= 0x16) {
+    cpuid(0x16, &a, &b, &c, &d);
+    if (a & 0xFFFF) tsc_khz = (uint64_t)(a & 0xFFFF) * 1000;
+  }
+  if (!tsc_khz) tsc_khz = 2000000;
+}
 
 static uint64_t now_us(void) {
-  if (!acpi.pm_tmr.addr) return fake_us += 2;
+  if (!acpi.pm_tmr.addr) return rdtsc() * 1000 / tsc_khz;
   uint32_t v = (uint32_t)gas_read(&acpi.pm_tmr);
   uint32_t mask = acpi.tmr_ext ? 0xFFFFFFFFu : 0xFFFFFFu;
   pm_ticks += (v - (uint32_t)pm_last) & mask;
@@ -970,39 +1016,54 @@ static void action_reset(uint8_t boot) {
 }
 
 static void action_powerbutton(void) {
-  if (acpi.hw_reduced || !acpi.pm1a_evt.addr) {
-    kprintf("PROBE name=powerbutton ok=0 reason=%s\n", acpi.hw_reduced ? "hw_reduced_unsupported" : "no_pm1_evt");
-    action_poweroff();
-    return;
+  struct gas sts, en;
+  memset(&sts, 0, sizeof sts);
+  if (acpi.hw_reduced) {
+    /* No PM1 block: poll QEMU's GED event selector when the DSDT has one. */
+    if (!acpi.ged_esel || acpi.ged_esel >= (1ull << 32)) {
+      kprintf("PROBE name=powerbutton ok=0 reason=hw_reduced_no_ged\n");
+      action_poweroff();
+      return;
+    }
+    (void)mmio_read32(acpi.ged_esel); /* clear stale events */
+  } else {
+    if (!acpi.pm1a_evt.addr) {
+      kprintf("PROBE name=powerbutton ok=0 reason=no_pm1_evt\n");
+      action_poweroff();
+      return;
+    }
+    sts = acpi.pm1a_evt;
+    en = acpi.pm1a_evt;
+    sts.bit_width = 16;
+    en.bit_width = 16;
+    en.addr += acpi.pm1_evt_len / 2;
+    acpi_enable_mode();
+    gas_write(&sts, 1u << 8);                   /* clear a stale PWRBTN_STS */
+    gas_write(&en, gas_read(&en) | (1u << 8));  /* PWRBTN_EN */
+    ioapic_route(acpi.sci_gsi, VEC_SCI, acpi.sci_flags, 1);
   }
-  uint8_t half = acpi.pm1_evt_len / 2;
-  struct gas sts = acpi.pm1a_evt, en = acpi.pm1a_evt;
-  sts.bit_width = 16;
-  en.bit_width = 16;
-  en.addr += half;
-  acpi_enable_mode();
-  gas_write(&sts, 1u << 8);                         /* clear a stale PWRBTN_STS */
-  gas_write(&en, gas_read(&en) | (1u << 8));       /* PWRBTN_EN */
-  ioapic_route(acpi.sci_gsi, VEC_SCI, acpi.sci_flags, 1);
   lapic_timer_start();
-  kprintf("PROBE name=ready action=powerbutton\n");
-  /* Sleep until the SCI (or the timer) wakes us, then look at PWRBTN_STS. Bounded: 10 min. */
+  kprintf("PROBE name=ready action=powerbutton via=%s\n", acpi.hw_reduced ? "ged" : "pm1");
+  /* Sleep until the SCI or the ~50 ms timer wakes us, then look at the status. Bounded to
+   * about 10 minutes by the clock and by a count of timer wake-ups. */
   uint64_t t0 = now_us();
   int seen = 0;
-  while (now_us() - t0 < 600000000ull) {
-    if (gas_read(&sts) & (1u << 8)) {
+  for (uint32_t wakes = 0; wakes < 12000 && now_us() - t0 < 600000000ull; wakes++) {
+    if (acpi.hw_reduced ? (mmio_read32(acpi.ged_esel) & 2) : (gas_read(&sts) & (1u << 8))) {
       seen = 1;
       break;
     }
     __asm__ volatile("sti; hlt; cli");
   }
+  lapic_write(0x320, 1u << 16);
   if (!seen) {
     kprintf("PROBE name=powerbutton ok=0 reason=timeout\n");
     action_poweroff();
     return;
   }
-  gas_write(&sts, 1u << 8);
-  kprintf("PROBE name=powerbutton ok=1 sci_irqs=%u timer_irqs=%u\n", irq_count[VEC_SCI], irq_count[VEC_TIMER]);
+  if (!acpi.hw_reduced) gas_write(&sts, 1u << 8);
+  kprintf("PROBE name=powerbutton ok=1 via=%s sci_irqs=%u timer_irqs=%u\n", acpi.hw_reduced ? "ged" : "pm1",
+          irq_count[VEC_SCI], irq_count[VEC_TIMER]);
   action_poweroff();
 }
 
@@ -1034,6 +1095,8 @@ void probe_main(uint32_t start_info_paddr) {
   int want_acpi = all || has_word("acpi");
 
   acpi_check(want_acpi);
+  clock_init();
+  now_us();
   lapic_init();
 
   if (all || has_word("serial")) check_serial();

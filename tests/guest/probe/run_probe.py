@@ -16,7 +16,10 @@ Expectations (--expect, --reject), one line must (must not) match:
 Examples: --expect cpus:madt=4,started=4  --expect memmap.total_kib>=60000  --expect reset.boot=2
 
 --qmp PATH --powerdown: once `PROBE name=ready` appears, send `system_powerdown` over the VMM's
-QMP socket (start the VMM with `-qmp unix:PATH,server=on,wait=off`).
+QMP socket (start the VMM with `-qmp unix:PATH,server=on,wait=off`). With `--qmp auto` a fresh
+short path in a temporary folder is used, and `@QMP@` in the VMM's arguments is replaced by it.
+
+--need-kvm: exit 77 (CTest's skip code here) when /dev/kvm cannot be opened read-write.
 """
 import argparse
 import json
@@ -27,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -137,6 +141,7 @@ def main():
     ap.add_argument("--allow-failures", action="store_true", help="do not require ok=1 and failures=0")
     ap.add_argument("--qmp", help="path of the VMM's QMP unix socket")
     ap.add_argument("--powerdown", action="store_true", help="send system_powerdown via --qmp once ready")
+    ap.add_argument("--need-kvm", action="store_true", help="exit 77 (skip) when /dev/kvm is unusable")
     ap.add_argument("--log", help="write the VMM's stdout here")
     ap.add_argument("--dump", help="write the parsed PROBE lines here as JSON")
     ap.add_argument("--quiet", action="store_true", help="print only the verdict")
@@ -147,8 +152,20 @@ def main():
         ap.error("no VMM command given")
     if args.powerdown and not args.qmp:
         ap.error("--powerdown needs --qmp PATH")
-    if args.qmp and os.path.exists(args.qmp):
-        os.unlink(args.qmp)
+    if args.need_kvm:
+        try:
+            os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+        except OSError as e:
+            print(f"run_probe: SKIP: /dev/kvm unusable ({e})")
+            return 77
+    tmpdir = None
+    if args.qmp == "auto":
+        tmpdir = tempfile.TemporaryDirectory(prefix="probe-")
+        args.qmp = os.path.join(tmpdir.name, "qmp.sock")
+    if args.qmp:
+        cmd = [a.replace("@QMP@", args.qmp) for a in cmd]
+        if os.path.exists(args.qmp):
+            os.unlink(args.qmp)
 
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
