@@ -1,0 +1,83 @@
+# The probe under real QEMU (label "probe"). Three machines:
+#   microvm,rtc=on + KVM   qboot firmware, hardware-reduced ACPI (GED): ~0.3 s a run here (PVM)
+#   q35 + TCG              SeaBIOS + pvh.bin, classic ACPI (ICH9 PM at 0x600): ~0.3 s a run
+#   q35 + KVM              the same machine under PVM: SeaBIOS is slow there, ~3-5 s a boot
+# The KVM tests are skipped (exit 77) when /dev/kvm cannot be opened.
+set(_probe ${VMMD_PROBE_ELF})
+set(_run ${Python3_EXECUTABLE} ${VMMD_PROBE_RUNNER})
+set(_common -display none -nodefaults -serial stdio -kernel ${_probe})
+set(_kvm -accel kvm -cpu host,-arch-capabilities)
+set(_tcg -accel tcg)
+
+# probe_qemu_test(NAME MACHINE kvm|tcg RUNNER_ARGS... -- QEMU_ARGS...)
+function(probe_qemu_test name machine accel)
+  set(runner_args)
+  set(qemu_args)
+  set(in_qemu OFF)
+  foreach(a IN LISTS ARGN)
+    if(a STREQUAL "--")
+      set(in_qemu ON)
+    elseif(in_qemu)
+      list(APPEND qemu_args "${a}")
+    else()
+      list(APPEND runner_args "${a}")
+    endif()
+  endforeach()
+  if(accel STREQUAL "kvm")
+    list(APPEND runner_args --need-kvm)
+    set(accel_args ${_kvm})
+  else()
+    set(accel_args ${_tcg})
+  endif()
+  add_test(NAME ${name}
+    COMMAND ${_run} ${runner_args} -- ${QEMU_SYSTEM_X86_64} -M ${machine} ${accel_args} ${_common} ${qemu_args})
+  set_tests_properties(${name} PROPERTIES LABELS "probe" TIMEOUT 180 SKIP_RETURN_CODE 77)
+endfunction()
+
+# What the probe sees: CPUs from the MADT all started, the memory asked for, the command line.
+foreach(cfg "microvm,rtc=on;kvm;microvm_kvm" "q35;tcg;q35_tcg")
+  list(GET cfg 0 machine)
+  list(GET cfg 1 accel)
+  list(GET cfg 2 tag)
+  foreach(smp 1 2 4)
+    foreach(mem 64 512)
+      math(EXPR lo "(${mem} - 2) * 1024")
+      math(EXPR hi "${mem} * 1024")
+      probe_qemu_test(probe_qemu_${tag}_smp${smp}_m${mem} ${machine} ${accel}
+        --expect cpus:madt=${smp},started=${smp}
+        --expect "memmap:total_kib>=${lo},total_kib<=${hi}"
+        --expect "cmdline:value=probe-test smp=${smp}"
+        --expect poweroff
+        -- -smp ${smp} -m ${mem} -append "probe-test smp=${smp}")
+    endforeach()
+  endforeach()
+endforeach()
+probe_qemu_test(probe_qemu_q35_kvm_smp1_m64 q35 kvm
+  --expect cpus:madt=1,started=1 --expect memmap:total_kib>=63488 --expect poweroff
+  -- -smp 1 -m 64)
+probe_qemu_test(probe_qemu_q35_kvm_smp4_m512 q35 kvm
+  --expect cpus:madt=4,started=4 --expect memmap:total_kib>=522240 --expect poweroff
+  -- -smp 4 -m 512)
+
+# Actions: reset boots twice (the CMOS boot counter says so), -no-reboot exits after boot 1,
+# the ACPI power button (QMP system_powerdown) leads to a clean poweroff.
+foreach(cfg "microvm,rtc=on;kvm;microvm_kvm" "q35;tcg;q35_tcg" "q35;kvm;q35_kvm")
+  list(GET cfg 0 machine)
+  list(GET cfg 1 accel)
+  list(GET cfg 2 tag)
+  probe_qemu_test(probe_qemu_${tag}_reset ${machine} ${accel}
+    --expect reset:boot=1 --expect reset:boot=2,ok=1 --expect start:boot=2 --expect poweroff
+    -- -smp 2 -m 64 -append "reset")
+  probe_qemu_test(probe_qemu_${tag}_reset_noreboot ${machine} ${accel}
+    --expect reset:boot=1 --reject start:boot=2 --reject poweroff
+    -- -no-reboot -smp 1 -m 64 -append "reset nochecks")
+  probe_qemu_test(probe_qemu_${tag}_powerbutton ${machine} ${accel}
+    --qmp auto --powerdown --expect ready --expect powerbutton.ok=1 --expect poweroff
+    -- -smp 1 -m 64 -qmp unix:@QMP@,server=on,wait=off -append "powerbutton")
+endforeach()
+
+# The driver's own expectations work: a missing check must fail the run.
+probe_qemu_test(probe_qemu_runner_rejects q35 tcg
+  --expect cpus:madt=3
+  -- -smp 1 -m 64 -append "cpus")
+set_tests_properties(probe_qemu_runner_rejects PROPERTIES WILL_FAIL TRUE)
