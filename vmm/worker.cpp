@@ -55,6 +55,11 @@ Status Worker::start() {
   watch_signal(sighup_, SIGHUP);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // Nothing on the command line is silently dropped: devices this build cannot model are refused.
+  for (const auto& device : config_.devices) {
+    return Error("-device " + device.driver + ": device '" + device.driver + "' is not supported");
+  }
+
   // Monitors own their chardevs' sockets; every other chardev is created here.
   for (const auto& chardev : config_.chardevs) {
     bool is_monitor = false;
@@ -63,6 +68,14 @@ Status Worker::start() {
     auto created = createChardev(&loop_, chardev, [this] { quit(0, "quit from the console (Ctrl-A x)"); });
     if (!created) return created.error();
     chardevs_[chardev.id] = std::move(*created);
+  }
+  // server=on,wait=on: like QEMU, start the guest only once a client is attached.
+  for (const auto& chardev : config_.chardevs) {
+    auto it = chardevs_.find(chardev.id);
+    if (it == chardevs_.end() || chardev.backend != config::ChardevConfig::Backend::Socket || !chardev.wait) continue;
+    std::fprintf(stderr, "vmm: waiting for connection on: %s\n", it->second->filename().c_str());
+    while (!it->second->connected() && !exit_status_) uv_run(&loop_, UV_RUN_ONCE);
+    if (exit_status_) return Error("interrupted while waiting for a connection on chardev '" + chardev.id + "'");
   }
   Chardev* console = nullptr;
   if (!config_.serials.empty()) console = chardevs_.at(config_.serials[0].chardev_id).get();

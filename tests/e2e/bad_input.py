@@ -59,6 +59,11 @@ with tempfile.TemporaryDirectory() as tmp:
     check(common + ["-kernel", probe, "-serial", "chardev:nowhere"], 1, "chardev 'nowhere' not found", "dangling chardev")
     check(common + ["-kernel", probe, "-machine", "virt"], 1, "'virt' is not supported", "unknown machine")
     check(common + ["-kernel", probe, "-append", "x" * 70000], 1, "command line", "command line too long")
+    check(common + ["-kernel", probe, "-device", "sb16"], 1, "-device sb16: device 'sb16' is not supported", "unsupported device")
+    check(common + ["-kernel", probe, "-device", "virtio-blk-pci,drive"], 1, "needs a value", "device property without value")
+    check(common + ["-kernel", probe, "-chardev", "socket,id=c0,path=/tmp/x.sock,server=off"], 1, "server=on", "client socket chardev")
+    check(common + ["-kernel", probe, "-chardev", "socket,id=c0,path=/tmp/x.sock,server=on,speed=9"], 1, "invalid parameter 'speed'", "unknown chardev key")
+    check(common + ["-kernel", probe, "-serial", "unix:" + text_file + ",server=on,wait=off"], 1, "is not a socket", "serial socket path is a file")
 
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)
