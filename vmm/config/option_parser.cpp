@@ -170,6 +170,7 @@ Status parseCpu(ParseState& state, const std::string& option, const std::string&
   if (model != "host" && model != "max") {
     return Error(option + ": CPU model '" + model + "' is not supported (host, max)");
   }
+  state.config.cpu = config::CpuConfig{};  // as in QEMU, the last -cpu wins
   state.config.cpu.model = model;
   for (const auto& flag : kv->takeFlags()) {
     if (flag.size() < 2 || (flag[0] != '+' && flag[0] != '-')) return Error(option + ": unexpected item '" + flag + "'");

@@ -211,6 +211,14 @@ Status Vcpu::setLapic(const kvm_lapic_state& lapic) {
   return check(ioctlRetry(fd_.get(), KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
 }
 
+Status Vcpu::setXcr0(uint64_t value) {
+  kvm_xcrs xcrs{};
+  xcrs.nr_xcrs = 1;
+  xcrs.xcrs[0].xcr = 0;
+  xcrs.xcrs[0].value = value;
+  return check(ioctlRetry(fd_.get(), KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
+}
+
 Result<kvm_mp_state> Vcpu::mpState() const {
   kvm_mp_state state{};
   if (ioctlRetry(fd_.get(), KVM_GET_MP_STATE, &state) < 0) return Error::fromErrno("KVM_GET_MP_STATE");

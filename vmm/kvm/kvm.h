@@ -73,6 +73,7 @@ class Vcpu {
   Status setMsrs(const std::vector<kvm_msr_entry>& msrs);
   Result<kvm_lapic_state> lapic() const;
   Status setLapic(const kvm_lapic_state& lapic);
+  Status setXcr0(uint64_t value);
   Result<kvm_mp_state> mpState() const;
   Status setMpState(uint32_t state);
 

@@ -105,6 +105,14 @@ kvm_cpuid_entry2* findEntry(std::vector<kvm_cpuid_entry2>& entries, uint32_t fun
 
 }  // namespace
 
+uint64_t advertisedXcr0(const std::vector<kvm_cpuid_entry2>& entries) {
+  auto copy = entries;
+  kvm_cpuid_entry2* leaf1 = findEntry(copy, 1, 0);
+  kvm_cpuid_entry2* xsave = findEntry(copy, 0xD, 0);
+  if (!leaf1 || !xsave || !(leaf1->ecx & (1u << 26))) return 0;
+  return (uint64_t{xsave->edx} << 32) | xsave->eax;
+}
+
 bool isKnownCpuFeature(const std::string& name) { return findFeature(name) != nullptr; }
 
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu) {

@@ -22,6 +22,8 @@ struct CpuidPlan {
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu);
 // The entries for one vCPU: APIC ids and topology for `index` of `count`.
 std::vector<kvm_cpuid_entry2> cpuidForVcpu(const CpuidPlan& plan, uint32_t index, uint32_t count);
+// The XCR0 bits (user state components) the guest's CPUID leaf 0xD advertises; 0 without XSAVE.
+uint64_t advertisedXcr0(const std::vector<kvm_cpuid_entry2>& entries);
 // True when `name` is a feature this worker knows (for tests and messages).
 bool isKnownCpuFeature(const std::string& name);
 

@@ -57,7 +57,13 @@ Status writePageTables(GuestMemory& memory) {
 }  // namespace
 
 Status configureVcpu(kvm::Vcpu& vcpu, const CpuidPlan& cpuid, uint32_t index, uint32_t count) {
-  if (auto st = vcpu.setCpuid(cpuidForVcpu(cpuid, index, count)); !st) return st;
+  auto entries = cpuidForVcpu(cpuid, index, count);
+  if (auto st = vcpu.setCpuid(entries); !st) return st;
+  // XCR0 starts with every state component the CPUID advertises, which is what Linux then
+  // enables itself. KVM derives CPUID 0xD's save-area sizes from the XCR0 it knows; where the
+  // guest's XSETBV never reaches KVM (nested under emulated SVM, measured in our nested tier)
+  // an XCR0 left at 1 makes Linux warn "XSAVE consistency problem" at boot (QEMU shows it too).
+  if (uint64_t xcr0 = advertisedXcr0(entries)) (void)vcpu.setXcr0(xcr0);
   // Fast strings enabled, as firmware leaves it; a refusal is not fatal (some hosts filter it).
   (void)vcpu.setMsrs({kvm_msr_entry{kMsrMiscEnable, 0, kMiscEnableFastStrings}});
   // Local APIC LINT0 = ExtINT (the 8259 reaches the BSP in virtual-wire mode), LINT1 = NMI.
