@@ -1,0 +1,81 @@
+// A split virtqueue (virtio 1.x, section 2.7) as the device sees it. Every descriptor is
+// guest-controlled input: chains that loop, leave guest memory, exceed the queue size, nest
+// indirect tables or put a device-readable buffer after a device-writable one are refused with
+// an error; the device then marks itself broken (DEVICE_NEEDS_RESET). Nothing here ever touches
+// memory outside the buffers a valid chain names.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "base/result.h"
+#include "vmm/machine/guest_memory.h"
+
+namespace vmmd::virtio {
+
+constexpr uint16_t kMaxQueueSize = 32768;
+
+// One buffer of a chain, already translated to host memory.
+struct Buffer {
+  uint8_t* data;
+  uint32_t length;
+  bool device_writable;
+};
+
+struct DescriptorChain {
+  uint16_t head;
+  std::vector<Buffer> readable;  // driver -> device, in order
+  std::vector<Buffer> writable;  // device -> driver, in order
+  uint64_t readableBytes() const;
+  uint64_t writableBytes() const;
+};
+
+class Virtqueue {
+ public:
+  struct Layout {
+    uint16_t size = 0;          // number of descriptors, a power of 2
+    uint64_t descriptors = 0;   // guest addresses
+    uint64_t driver_area = 0;   // "avail" ring
+    uint64_t device_area = 0;   // "used" ring
+  };
+
+  Virtqueue() = default;
+  // Validates the layout against guest memory; the queue is usable once this succeeded.
+  Status configure(const GuestMemory& memory, const Layout& layout, bool event_idx);
+  bool ready() const { return ready_; }
+  uint16_t size() const { return layout_.size; }
+
+  // The next available chain, or nullopt when the driver has offered nothing new.
+  Result<std::optional<DescriptorChain>> pop();
+  // Returns a chain to the driver with `written` bytes placed in its writable buffers.
+  Status push(uint16_t head, uint32_t written);
+  // Whether the driver wants an interrupt for what was pushed since the last call (EVENT_IDX or
+  // the NO_INTERRUPT flag).
+  bool shouldNotify();
+  // Asks the driver to kick again once it offers more (EVENT_IDX: avail_event; else clear flags).
+  void enableNotifications();
+
+  void reset();
+
+ private:
+  Result<DescriptorChain> walk(uint16_t head);
+  uint16_t availIndex() const;
+  uint16_t availRing(uint16_t slot) const;
+  uint16_t availFlags() const;
+  uint16_t usedEvent() const;
+
+  const GuestMemory* memory_ = nullptr;
+  Layout layout_;
+  bool event_idx_ = false;
+  bool ready_ = false;
+  uint8_t* descriptors_ = nullptr;
+  uint8_t* avail_ = nullptr;
+  uint8_t* used_ = nullptr;
+  uint16_t next_avail_ = 0;
+  uint16_t next_used_ = 0;
+  uint16_t signalled_used_ = 0;  // used index when the driver was last notified
+};
+
+}  // namespace vmmd::virtio
