@@ -144,6 +144,7 @@ def main():
     ap.add_argument("--need-kvm", action="store_true", help="exit 77 (skip) when /dev/kvm is unusable")
     ap.add_argument("--log", help="write the VMM's stdout here")
     ap.add_argument("--dump", help="write the parsed PROBE lines here as JSON")
+    ap.add_argument("--timestamps", action="store_true", help="prefix echoed lines with seconds since launch")
     ap.add_argument("--quiet", action="store_true", help="print only the verdict")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- VMM [ARGS...]")
     args = ap.parse_args()
@@ -178,7 +179,7 @@ def main():
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             out_lines.append(line)
             if not args.quiet:
-                print(line, flush=True)
+                print(f"[{time.monotonic() - start:7.3f}] {line}" if args.timestamps else line, flush=True)
             f = parse_line(line)
             if f and f["name"] == "ready":
                 ready.set()
