@@ -756,6 +756,7 @@ void isr_handler(uint64_t vec, const uint64_t *frame) {
     kprintf("PROBE name=exception ok=0 vector=%lu error=0x%lx rip=0x%lx\n", vec, frame[0], frame[1]);
     kprintf("PROBE name=done failures=%d\n", failures + 1);
     acpi_poweroff();
+    kprintf("PROBE name=halted\n");
     for (;;) __asm__ volatile("cli; hlt");
   }
   irq_count[vec]++;
@@ -1092,6 +1093,7 @@ void probe_main(uint32_t start_info_paddr) {
   check_start(boot);
   if (si->magic != HVM_START_MAGIC) {
     kprintf("PROBE name=done failures=%d\n", failures);
+    kprintf("PROBE name=halted\n");
     return;
   }
 
@@ -1116,4 +1118,6 @@ void probe_main(uint32_t start_info_paddr) {
   else if (has_word("powerbutton")) action_powerbutton();
   else if (has_word("idle")) action_idle();
   else action_poweroff();
+  /* Only reached when the action failed (its line says why): nothing else to do. */
+  kprintf("PROBE name=halted\n");
 }

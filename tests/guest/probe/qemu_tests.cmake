@@ -81,3 +81,10 @@ probe_qemu_test(probe_qemu_runner_rejects q35 tcg
   --expect cpus:madt=3
   -- -smp 1 -m 64 -append "cpus")
 set_tests_properties(probe_qemu_runner_rejects PROPERTIES WILL_FAIL TRUE)
+
+# Without ACPI the probe cannot power off: it says why and halts, and the driver stops at once.
+probe_qemu_test(probe_qemu_noacpi_halts microvm,acpi=off,rtc=on tcg
+  --timeout 60 --expect acpi:ok=0,reason=no_rsdp --expect halted
+  -- -smp 1 -m 64)
+set_tests_properties(probe_qemu_noacpi_halts PROPERTIES
+  PASS_REGULAR_EXPRESSION "the probe halted without powering off")

@@ -173,6 +173,7 @@ def main():
                             start_new_session=True)
     out_lines, err_chunks = [], []
     ready = threading.Event()
+    halted = threading.Event()  # the probe gave up (its last lines say why): stop waiting
 
     def read_stdout():
         for raw in proc.stdout:
@@ -183,6 +184,8 @@ def main():
             f = parse_line(line)
             if f and f["name"] == "ready":
                 ready.set()
+            if f and f["name"] == "halted":
+                halted.set()
 
     def read_stderr():
         for raw in proc.stderr:
@@ -196,10 +199,17 @@ def main():
     deadline = start + args.timeout
     powered_down = False
     timed_out = False
+    halted_at = None
     while proc.poll() is None:
-        if time.monotonic() > deadline:
+        if halted.is_set() and halted_at is None:
+            halted_at = time.monotonic()
+        expired = time.monotonic() > deadline
+        if expired or (halted_at is not None and time.monotonic() > halted_at + 1.0):
             timed_out = True
-            problems.append(f"timeout: the VMM ran longer than {args.timeout:g} s; killed")
+            if expired:
+                problems.append(f"timeout: the VMM ran longer than {args.timeout:g} s; killed")
+            else:
+                problems.append("the probe halted without powering off (PROBE name=halted); killed")
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(2)
