@@ -257,6 +257,9 @@ static struct {
   int tmr_ext;
   struct gas reset_reg, sleep_ctl, sleep_sts;
   uint8_t reset_value;
+  int pm_tmr_stuck;  /* declared in the FADT but not counting: not used as the clock */
+  uint64_t used[16][2]; /* [start, end) of every table found, kept clear of the AP trampoline */
+  int nused;
   int s5_found;
   uint64_t ged_esel; /* hardware-reduced: QEMU's GED event selector (OperationRegion EREG) */
   uint8_t slp_typa, slp_typb;
@@ -326,6 +329,14 @@ static const uint8_t *rsdp_scan(uint64_t start, uint64_t end) {
     if (mem_eq(p, "RSD PTR ", 8) && checksum(p, 20) == 0) return p;
   }
   return 0;
+}
+
+static void note_used(const void *p, uint64_t len) {
+  if (acpi.nused < 16) {
+    acpi.used[acpi.nused][0] = (uint64_t)p;
+    acpi.used[acpi.nused][1] = (uint64_t)p + len;
+    acpi.nused++;
+  }
 }
 
 static int table_ok(const struct sdt_header *h) {
@@ -526,6 +537,7 @@ static void acpi_check(int report) {
     return;
   }
   acpi.rsdp = (uint64_t)rsdp;
+  note_used(rsdp, 36);
   ADD_TABLE("RSDP");
   uint8_t rev = rsdp[15];
   if (checksum(rsdp, 20) != 0) bad_sums++;
@@ -542,6 +554,7 @@ static void acpi_check(int report) {
     return;
   }
   ADD_TABLE(root->sig);
+  note_used(root, root->length);
   int n = (int)((root->length - sizeof(*root)) / entry_size);
   const uint8_t *ents = (const uint8_t *)root + sizeof(*root);
   for (int i = 0; i < n; i++) {
@@ -556,6 +569,7 @@ static void acpi_check(int report) {
       bad_sums++;
       continue;
     }
+    note_used(t, t->length);
     if (mem_eq(t->sig, "FACP", 4)) acpi.fadt = t;
     else if (mem_eq(t->sig, "APIC", 4)) acpi.madt = t;
     else if (mem_eq(t->sig, "SSDT", 4) && acpi.nssdt < 8) acpi.ssdt[acpi.nssdt++] = t;
@@ -567,6 +581,18 @@ static void acpi_check(int report) {
       if (!table_ok(acpi.dsdt) || !mem_eq(acpi.dsdt->sig, "DSDT", 4)) {
         bad_sums++;
         acpi.dsdt = 0;
+      }
+    }
+    if (acpi.dsdt) note_used(acpi.dsdt, acpi.dsdt->length);
+    if (acpi.pm_tmr.addr) {
+      /* The PM timer counts at 3.58 MHz: two reads a VM exit apart differ. One that does not
+       * count would make every delay endless, so it is reported and not used. */
+      uint32_t v0 = (uint32_t)gas_read(&acpi.pm_tmr);
+      int moved = 0;
+      for (int i = 0; i < 1000 && !moved; i++) moved = (uint32_t)gas_read(&acpi.pm_tmr) != v0;
+      if (!moved) {
+        acpi.pm_tmr_stuck = 1;
+        acpi.pm_tmr.addr = 0;
       }
     }
     acpi.s5_found = aml_find_s5(acpi.dsdt);
@@ -602,6 +628,7 @@ static void acpi_check(int report) {
       else if (!acpi.sci) freason = "no_sci";
     }
     if (!freason && !acpi.s5_found) freason = "no_s5";
+    if (!freason && acpi.pm_tmr_stuck) freason = "pm_timer_not_counting";
     int fok = !freason;
     kprintf("PROBE name=fadt ok=%d rev=%u hw_reduced=%d sci=%u", fok, acpi.fadt->revision, acpi.hw_reduced,
             acpi.sci);
@@ -899,9 +926,13 @@ static int page_is_free_ram(uint64_t p) {
   for (uint32_t i = 0; i < si->memmap_entries; i++)
     if (m[i].type == 1 && m[i].addr <= p && p + 0x1000 <= m[i].addr + m[i].size) ram = 1;
   if (!ram) return 0;
-  uint64_t avoid[4] = {(uint64_t)si, si->cmdline_paddr, si->memmap_paddr, acpi.rsdp};
-  for (int i = 0; i < 4; i++)
-    if (avoid[i] && (avoid[i] & ~0xFFFull) == p) return 0;
+  uint64_t avoid[3][2] = {{(uint64_t)si, (uint64_t)si + sizeof(*si)},
+                           {si->cmdline_paddr, si->cmdline_paddr + str_len(cmdline) + 1},
+                           {si->memmap_paddr, si->memmap_paddr + si->memmap_entries * sizeof(struct hvm_memmap_entry)}};
+  for (int i = 0; i < 3; i++)
+    if (avoid[i][0] && avoid[i][0] < p + 0x1000 && p < avoid[i][1]) return 0;
+  for (int i = 0; i < acpi.nused; i++)
+    if (acpi.used[i][0] < p + 0x1000 && p < acpi.used[i][1]) return 0;
   return 1;
 }
 
