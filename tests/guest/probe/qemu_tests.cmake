@@ -80,7 +80,8 @@ endforeach()
 probe_qemu_test(probe_qemu_runner_rejects q35 tcg
   --expect cpus:madt=3
   -- -smp 1 -m 64 -append "cpus")
-set_tests_properties(probe_qemu_runner_rejects PROPERTIES WILL_FAIL TRUE)
+set_tests_properties(probe_qemu_runner_rejects PROPERTIES
+  PASS_REGULAR_EXPRESSION "run_probe: FAIL.*expected a line matching 'cpus:madt=3'")
 
 # Without ACPI the probe cannot power off: it says why and halts, and the driver stops at once.
 probe_qemu_test(probe_qemu_noacpi_halts microvm,acpi=off,rtc=on tcg
@@ -88,3 +89,8 @@ probe_qemu_test(probe_qemu_noacpi_halts microvm,acpi=off,rtc=on tcg
   -- -smp 1 -m 64)
 set_tests_properties(probe_qemu_noacpi_halts PROPERTIES
   PASS_REGULAR_EXPRESSION "the probe halted without powering off")
+
+# idle: ready, then halted with interrupts on until the VMM is told to quit.
+probe_qemu_test(probe_qemu_microvm_kvm_idle microvm,rtc=on kvm
+  --qmp auto --on-ready quit --expect ready:action=idle --reject poweroff
+  -- -smp 2 -m 64 -qmp unix:@QMP@,server=on,wait=off -append "idle")
