@@ -752,6 +752,13 @@ static int lapic_send_ipi(uint32_t dest, uint32_t low) {
 
 static void lapic_init(void) {
   uint64_t base = rdmsr(0x1B);
+  uint32_t a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  /* `x2apic` on the command line switches the BSP's LAPIC to x2APIC mode when CPUID has it. */
+  if (has_word("x2apic") && (c & (1u << 21)) && !((base >> 10) & 1)) {
+    base |= (1ull << 11) | (1ull << 10);
+    wrmsr(0x1B, base);
+  }
   x2apic = (base >> 10) & 1;
   lapic_base = base & 0xFFFFF000ull;
   if (acpi.lapic_addr && !x2apic && acpi.lapic_addr != lapic_base) lapic_base = acpi.lapic_addr;

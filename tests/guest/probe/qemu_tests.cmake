@@ -94,3 +94,13 @@ set_tests_properties(probe_qemu_noacpi_halts PROPERTIES
 probe_qemu_test(probe_qemu_microvm_kvm_idle microvm,rtc=on kvm
   --qmp auto --on-ready quit --expect ready:action=idle --reject poweroff
   -- -smp 2 -m 64 -qmp unix:@QMP@,server=on,wait=off -append "idle")
+
+# x2APIC mode (KVM only: QEMU 7.2's TCG has no x2APIC): IPIs, EOIs and the timer through MSRs.
+probe_qemu_test(probe_qemu_microvm_kvm_x2apic microvm,rtc=on kvm
+  --expect cpus:x2apic=1,madt=4,started=4 -- -smp 4 -m 64 -append "x2apic")
+probe_qemu_test(probe_qemu_microvm_kvm_x2apic_powerbutton microvm,rtc=on kvm
+  --qmp auto --powerdown --expect powerbutton.ok=1 --expect poweroff
+  -- -smp 1 -m 64 -qmp unix:@QMP@,server=on,wait=off -append "x2apic powerbutton")
+probe_qemu_test(probe_qemu_q35_kvm_x2apic_powerbutton q35 kvm
+  --qmp auto --powerdown --expect cpus:x2apic=1,started=2 --expect powerbutton:ok=1,sci_irqs=1 --expect poweroff
+  -- -smp 2 -m 64 -qmp unix:@QMP@,server=on,wait=off -append "x2apic powerbutton")
