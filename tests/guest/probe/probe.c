@@ -261,6 +261,8 @@ static struct {
   uint64_t used[16][2]; /* [start, end) of every table found, kept clear of the AP trampoline */
   int nused;
   int s5_found;
+  int facs;         /* 1 valid, 0 absent, -1 bad */
+  int pwrbtn_device; /* a PNP0C0C device in the DSDT/SSDTs */
   uint64_t ged_esel; /* hardware-reduced: QEMU's GED event selector (OperationRegion EREG) */
   uint8_t slp_typa, slp_typb;
   /* MADT */
@@ -395,6 +397,17 @@ static uint64_t aml_find_ged(const struct sdt_header *t) {
   return 0;
 }
 
+/* The power button's _HID, PNP0C0C, as EISAID() (an AML DWordConst) or as a string. */
+static int aml_has_pwrbtn(const struct sdt_header *t) {
+  if (!t) return 0;
+  static const uint8_t id[5] = {0x0C, 0x41, 0xD0, 0x0C, 0x0C};
+  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
+  const uint8_t *end = (const uint8_t *)t + t->length;
+  for (; p + 7 <= end; p++)
+    if (mem_eq(p, id, 5) || mem_eq(p, "PNP0C0C", 7)) return 1;
+  return 0;
+}
+
 static void parse_fadt(const struct sdt_header *f) {
   const uint8_t *b = (const uint8_t *)f;
   uint32_t len = f->length;
@@ -442,6 +455,12 @@ static void parse_fadt(const struct sdt_header *f) {
   acpi.reset_value = F8(128);
   FGAS(244, acpi.sleep_ctl);
   FGAS(256, acpi.sleep_sts);
+  uint64_t facs = F64(132);
+  if (!facs) facs = F32(36);
+  if (facs && facs < (1ull << 32)) {
+    const uint8_t *fp = (const uint8_t *)facs;
+    acpi.facs = mem_eq(fp, "FACS", 4) && *(const uint32_t *)(fp + 4) >= 64 ? 1 : -1;
+  }
   uint64_t dsdt = F64(140);
   if (!dsdt) dsdt = F32(40);
   if (dsdt) acpi.dsdt = (const struct sdt_header *)dsdt;
@@ -597,6 +616,8 @@ static void acpi_check(int report) {
     }
     acpi.s5_found = aml_find_s5(acpi.dsdt);
     if (acpi.hw_reduced) acpi.ged_esel = aml_find_ged(acpi.dsdt);
+    acpi.pwrbtn_device = aml_has_pwrbtn(acpi.dsdt);
+    for (int i = 0; i < acpi.nssdt && !acpi.pwrbtn_device; i++) acpi.pwrbtn_device = aml_has_pwrbtn(acpi.ssdt[i]);
     for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = aml_find_s5(acpi.ssdt[i]);
   }
   if (acpi.madt) parse_madt(acpi.madt);
@@ -629,6 +650,7 @@ static void acpi_check(int report) {
     }
     if (!freason && !acpi.s5_found) freason = "no_s5";
     if (!freason && acpi.pm_tmr_stuck) freason = "pm_timer_not_counting";
+    if (!freason && acpi.facs < 0) freason = "bad_facs";
     int fok = !freason;
     kprintf("PROBE name=fadt ok=%d rev=%u hw_reduced=%d sci=%u", fok, acpi.fadt->revision, acpi.hw_reduced,
             acpi.sci);
@@ -639,6 +661,9 @@ static void acpi_check(int report) {
     gas_print("pm_tmr", &acpi.pm_tmr);
     gas_print("reset", &acpi.reset_reg);
     kprintf(" reset_value=0x%x", acpi.reset_value);
+    /* FADT flag PWR_BUTTON (bit 4) clear: the fixed-feature power button exists. */
+    kprintf(" facs=%s pwrbtn_fixed=%d pwrbtn_device=%d", acpi.facs > 0 ? "ok" : acpi.facs < 0 ? "bad" : "none",
+            !acpi.hw_reduced && !((acpi.fadt_flags >> 4) & 1), acpi.pwrbtn_device);
     gas_print("sleep_ctl", &acpi.sleep_ctl);
     if (acpi.s5_found) kprintf(" s5=%u,%u", acpi.slp_typa, acpi.slp_typb);
     else kprintf(" s5=none");
@@ -988,10 +1013,17 @@ static void check_cpus(void) {
   int started = (int)*count, missing = 0;
   for (int i = 0; i < acpi.n_apic_ids; i++)
     if (acpi.apic_ids[i] != bsp && !(bitmap[acpi.apic_ids[i] >> 3] & (1 << (acpi.apic_ids[i] & 7)))) missing++;
-  int ok = started == aps && !missing && !ipi_fail;
+  int bsp_listed = 0, dup = 0;
+  for (int i = 0; i < acpi.n_apic_ids; i++) {
+    if (acpi.apic_ids[i] == bsp) bsp_listed = 1;
+    for (int j = 0; j < i; j++)
+      if (acpi.apic_ids[j] == acpi.apic_ids[i]) dup = 1;
+  }
+  int ok = started == aps && !missing && !ipi_fail && bsp_listed && !dup;
   kprintf("PROBE name=cpus ok=%d madt=%d started=%d aps=%d bsp_apic_id=%u x2apic=%d trampoline=0x%lx wait_us=%lu",
           ok, acpi.n_lapic_enabled, started + 1, aps, bsp, x2apic, tramp, waited);
-  if (!ok) kprintf(" reason=%s missing=%d", ipi_fail ? "ipi_not_delivered" : "ap_timeout", missing);
+  if (!ok)
+    kprintf(" reason=%s missing=%d", !bsp_listed ? "bsp_not_in_madt" : dup ? "duplicate_apic_id" : ipi_fail ? "ipi_not_delivered" : "ap_timeout", missing);
   kprintf("\n");
   fail_count(ok);
 }
