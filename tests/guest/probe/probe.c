@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "probe_lib.h"
+
 /* ------------------------------------------------------------------ low-level helpers */
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
@@ -50,29 +52,19 @@ static inline void cpu_pause(void) { __asm__ volatile("pause"); }
 static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)a; }
 static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 
+void *memset(void *d, int c, size_t n);
 void *memset(void *d, int c, size_t n) {
   unsigned char *p = d;
   while (n--) *p++ = (unsigned char)c;
   return d;
 }
+void *memcpy(void *d, const void *s, size_t n);
 void *memcpy(void *d, const void *s, size_t n) {
   unsigned char *p = d;
   const unsigned char *q = s;
   while (n--) *p++ = *q++;
   return d;
 }
-static int mem_eq(const void *a, const void *b, size_t n) {
-  const unsigned char *p = a, *q = b;
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != q[i]) return 0;
-  return 1;
-}
-static size_t str_len(const char *s) {
-  size_t n = 0;
-  while (s[n]) n++;
-  return n;
-}
-
 /* ------------------------------------------------------------------ serial (COM1) */
 
 #define COM1 0x3f8
@@ -207,17 +199,7 @@ static void fail_count(int ok) {
 
 /* ------------------------------------------------------------------ command line words */
 
-static int has_word(const char *w) {
-  size_t n = str_len(w);
-  const char *p = cmdline;
-  while (*p) {
-    while (*p == ' ' || *p == '\t') p++;
-    const char *s = p;
-    while (*p && *p != ' ' && *p != '\t') p++;
-    if ((size_t)(p - s) == n && mem_eq(s, w, n)) return 1;
-  }
-  return 0;
-}
+static int has_word(const char *w) { return cmdline_has_word(cmdline, w); }
 
 /* ------------------------------------------------------------------ ACPI */
 
@@ -274,45 +256,6 @@ static struct {
   uint32_t sci_gsi;
   uint16_t sci_flags;
 } acpi;
-
-/* First occurrence of byte c in [p, end), or end. `repne scasb` is one instruction: under PVM a
- * byte-by-byte loop costs ~20x more. */
-static const uint8_t *find_byte(const uint8_t *p, const uint8_t *end, uint8_t c) {
-  if (p >= end) return end;
-  uint64_t n = (uint64_t)(end - p);
-  uint64_t di = (uint64_t)p;
-  __asm__ volatile("repne scasb" : "+D"(di), "+c"(n) : "a"(c) : "cc", "memory");
-  const uint8_t *hit = (const uint8_t *)di - 1;
-  return (hit >= p && hit < end && *hit == c) ? hit : end;
-}
-
-/* Sum of bytes mod 256. Eight bytes a step in 16-bit lanes (folded before they can overflow):
- * guest code is slow under PVM and a DSDT is several KiB. */
-static uint8_t checksum(const void *p, size_t n) {
-  const uint8_t *b = p;
-  uint64_t total = 0;
-  const uint64_t m = 0x00FF00FF00FF00FFull;
-  while (n >= 8) {
-    uint64_t acc = 0;
-    for (int k = 0; k < 32 && n >= 32; k++, n -= 32, b += 32) {
-      uint64_t w0, w1, w2, w3;
-      memcpy(&w0, b, 8);
-      memcpy(&w1, b + 8, 8);
-      memcpy(&w2, b + 16, 8);
-      memcpy(&w3, b + 24, 8);
-      acc += (w0 & m) + ((w0 >> 8) & m) + (w1 & m) + ((w1 >> 8) & m) + (w2 & m) + ((w2 >> 8) & m) + (w3 & m) +
-             ((w3 >> 8) & m);
-    }
-    for (int k = 0; k < 8 && n >= 8 && n < 32; k++, n -= 8, b += 8) {
-      uint64_t w;
-      memcpy(&w, b, 8);
-      acc += (w & m) + ((w >> 8) & m);
-    }
-    total += (acc & 0xFFFF) + ((acc >> 16) & 0xFFFF) + ((acc >> 32) & 0xFFFF) + (acc >> 48);
-  }
-  while (n--) total += *b++;
-  return (uint8_t)total;
-}
 
 static uint64_t gas_read(const struct gas *g) {
   unsigned w = g->bit_width ? g->bit_width : 8;
@@ -382,68 +325,11 @@ static int table_ok(const struct sdt_header *h) {
          (!verify_sums || checksum(h, h->length) == 0);
 }
 
-/* Finds "_S5_" in an AML blob as a Name() of a Package, and takes its first two integers. */
-static int aml_find_s5(const struct sdt_header *t) {
-  if (!t) return 0;
-  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
-  const uint8_t *end = (const uint8_t *)t + t->length;
-  for (; (p = find_byte(p, end - 8, '_')) < end - 8; p++) {
-    if (!mem_eq(p, "_S5_", 4)) continue;
-    if (!(p[-1] == 0x08 || (p[-1] == '\\' && p[-2] == 0x08))) continue; /* NameOp */
-    const uint8_t *q = p + 4;
-    if (*q++ != 0x12) continue; /* PackageOp */
-    q += (*q >> 6) + 1;         /* PkgLength */
-    q++;                        /* NumElements */
-    uint8_t v[2];
-    for (int i = 0; i < 2; i++) {
-      if (q >= end) return 0;
-      if (*q == 0x0A) {         /* BytePrefix */
-        v[i] = q[1];
-        q += 2;
-      } else if (*q == 0x00 || *q == 0x01) {  /* ZeroOp, OneOp */
-        v[i] = *q++;
-      } else if (*q == 0xFF) {  /* OnesOp */
-        v[i] = 0xFF;
-        q++;
-      } else {
-        v[i] = *q++;
-      }
-    }
-    acpi.slp_typa = v[0];
-    acpi.slp_typb = v[1];
-    return 1;
-  }
-  return 0;
-}
+static const uint8_t *aml_of(const struct sdt_header *t) { return (const uint8_t *)t + sizeof(*t); }
+static size_t aml_len(const struct sdt_header *t) { return t->length - sizeof(*t); }
 
-/* QEMU's Generic Event Device (hardware-reduced ACPI: microvm, virt) declares
- * OperationRegion (EREG, SystemMemory, <addr>, 4) whose first register (ESEL) holds the pending
- * events (bit 2: power button) and clears on read. Finds <addr>; 0 when absent. */
-static uint64_t aml_find_ged(const struct sdt_header *t) {
-  if (!t) return 0;
-  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
-  const uint8_t *end = (const uint8_t *)t + t->length;
-  for (; (p = find_byte(p, end - 16, 0x5B)) < end - 16; p++) {
-    if (p[1] != 0x80 || !mem_eq(p + 2, "EREG", 4) || p[6] != 0x00) continue;
-    const uint8_t *q = p + 7;
-    if (*q == 0x0C) return *(const uint32_t *)(q + 1);
-    if (*q == 0x0E) return *(const uint64_t *)(q + 1);
-    return 0;
-  }
-  return 0;
-}
-
-/* The power button's _HID, PNP0C0C, as EISAID() (an AML DWordConst) or as a string. */
-static int aml_has_pwrbtn(const struct sdt_header *t) {
-  if (!t) return 0;
-  static const uint8_t id[5] = {0x0C, 0x41, 0xD0, 0x0C, 0x0C};
-  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
-  const uint8_t *end = (const uint8_t *)t + t->length;
-  for (const uint8_t *q = p; (q = find_byte(q, end - 7, 0x0C)) < end - 7; q++)
-    if (mem_eq(q, id, 5)) return 1;
-  for (const uint8_t *q = p; (q = find_byte(q, end - 7, 'P')) < end - 7; q++)
-    if (mem_eq(q, "PNP0C0C", 7)) return 1;
-  return 0;
+static int table_find_s5(const struct sdt_header *t) {
+  return t && aml_find_s5(aml_of(t), aml_len(t), &acpi.slp_typa, &acpi.slp_typb);
 }
 
 static void parse_fadt(const struct sdt_header *f) {
@@ -653,13 +539,13 @@ static void acpi_check(int report) {
         acpi.pm_tmr.addr = 0;
       }
     }
-    acpi.s5_found = aml_find_s5(acpi.dsdt);
-    if (acpi.hw_reduced) acpi.ged_esel = aml_find_ged(acpi.dsdt);
+    acpi.s5_found = table_find_s5(acpi.dsdt);
+    if (acpi.hw_reduced) acpi.ged_esel = acpi.dsdt ? aml_find_ged(aml_of(acpi.dsdt), aml_len(acpi.dsdt)) : 0;
     if (report) {
-      acpi.pwrbtn_device = aml_has_pwrbtn(acpi.dsdt);
-      for (int i = 0; i < acpi.nssdt && !acpi.pwrbtn_device; i++) acpi.pwrbtn_device = aml_has_pwrbtn(acpi.ssdt[i]);
+      acpi.pwrbtn_device = acpi.dsdt && aml_has_pwrbtn(aml_of(acpi.dsdt), aml_len(acpi.dsdt));
+      for (int i = 0; i < acpi.nssdt && !acpi.pwrbtn_device; i++) acpi.pwrbtn_device = aml_has_pwrbtn(aml_of(acpi.ssdt[i]), aml_len(acpi.ssdt[i]));
     }
-    for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = aml_find_s5(acpi.ssdt[i]);
+    for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = table_find_s5(acpi.ssdt[i]);
   }
   if (acpi.madt) parse_madt(acpi.madt);
   acpi.found = 1;
