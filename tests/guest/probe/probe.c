@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "probe_lib.h"
+
 /* ------------------------------------------------------------------ low-level helpers */
 
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
@@ -50,29 +52,19 @@ static inline void cpu_pause(void) { __asm__ volatile("pause"); }
 static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)a; }
 static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 
+void *memset(void *d, int c, size_t n);
 void *memset(void *d, int c, size_t n) {
   unsigned char *p = d;
   while (n--) *p++ = (unsigned char)c;
   return d;
 }
+void *memcpy(void *d, const void *s, size_t n);
 void *memcpy(void *d, const void *s, size_t n) {
   unsigned char *p = d;
   const unsigned char *q = s;
   while (n--) *p++ = *q++;
   return d;
 }
-static int mem_eq(const void *a, const void *b, size_t n) {
-  const unsigned char *p = a, *q = b;
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != q[i]) return 0;
-  return 1;
-}
-static size_t str_len(const char *s) {
-  size_t n = 0;
-  while (s[n]) n++;
-  return n;
-}
-
 /* ------------------------------------------------------------------ serial (COM1) */
 
 #define COM1 0x3f8
@@ -87,11 +79,17 @@ static void serial_init(void) {
   outb(COM1 + 4, 0x03);  /* DTR | RTS */
 }
 
-static void serial_putc(char c) {
-  /* Bounded wait for THR empty; a VMM's THR is normally always empty. */
-  for (int i = 0; i < 100000; i++)
-    if (inb(COM1 + 5) & 0x20) break;
-  outb(COM1, (uint8_t)c);
+/* Writes in bursts of 16 (the FIFO's depth) after a bounded wait for THRE: THRE set means the
+ * FIFO is empty. Every port access is a VM exit, so this halves them against a per-byte poll. */
+static void serial_write(const char *p, size_t n) {
+  while (n) {
+    for (int i = 0; i < 100000; i++)
+      if (inb(COM1 + 5) & 0x20) break;
+    size_t chunk = n < 16 ? n : 16;
+    for (size_t i = 0; i < chunk; i++) outb(COM1, (uint8_t)p[i]);
+    p += chunk;
+    n -= chunk;
+  }
 }
 
 /* Output goes into a line buffer, flushed on '\n', so one line is one burst of port writes. */
@@ -101,7 +99,7 @@ static size_t line_len;
 static void out_char(char c) {
   if (line_len < sizeof(line_buf) - 2) line_buf[line_len++] = c;
   if (c == '\n') {
-    for (size_t i = 0; i < line_len; i++) serial_putc(line_buf[i]);
+    serial_write(line_buf, line_len);
     line_len = 0;
   }
 }
@@ -201,17 +199,7 @@ static void fail_count(int ok) {
 
 /* ------------------------------------------------------------------ command line words */
 
-static int has_word(const char *w) {
-  size_t n = str_len(w);
-  const char *p = cmdline;
-  while (*p) {
-    while (*p == ' ' || *p == '\t') p++;
-    const char *s = p;
-    while (*p && *p != ' ' && *p != '\t') p++;
-    if ((size_t)(p - s) == n && mem_eq(s, w, n)) return 1;
-  }
-  return 0;
-}
+static int has_word(const char *w) { return cmdline_has_word(cmdline, w); }
 
 /* ------------------------------------------------------------------ ACPI */
 
@@ -251,7 +239,12 @@ static struct {
   int tmr_ext;
   struct gas reset_reg, sleep_ctl, sleep_sts;
   uint8_t reset_value;
+  int pm_tmr_stuck;  /* declared in the FADT but not counting: not used as the clock */
+  uint64_t used[16][2]; /* [start, end) of every table found, kept clear of the AP trampoline */
+  int nused;
   int s5_found;
+  int facs;         /* 1 valid, 0 absent, -1 bad */
+  int pwrbtn_device; /* a PNP0C0C device in the DSDT/SSDTs */
   uint64_t ged_esel; /* hardware-reduced: QEMU's GED event selector (OperationRegion EREG) */
   uint8_t slp_typa, slp_typb;
   /* MADT */
@@ -263,13 +256,6 @@ static struct {
   uint32_t sci_gsi;
   uint16_t sci_flags;
 } acpi;
-
-static uint8_t checksum(const void *p, size_t n) {
-  const uint8_t *b = p;
-  uint8_t s = 0;
-  for (size_t i = 0; i < n; i++) s += b[i];
-  return s;
-}
 
 static uint64_t gas_read(const struct gas *g) {
   unsigned w = g->bit_width ? g->bit_width : 8;
@@ -322,60 +308,28 @@ static const uint8_t *rsdp_scan(uint64_t start, uint64_t end) {
   return 0;
 }
 
+static void note_used(const void *p, uint64_t len) {
+  if (acpi.nused < 16) {
+    acpi.used[acpi.nused][0] = (uint64_t)p;
+    acpi.used[acpi.nused][1] = (uint64_t)p + len;
+    acpi.nused++;
+  }
+}
+
+/* Checksums are verified only when the acpi check reports (`nochecks` skips them: summing a
+ * DSDT byte by byte takes tens of milliseconds under PVM). */
+static int verify_sums;
+
 static int table_ok(const struct sdt_header *h) {
   return h && h->length >= sizeof(struct sdt_header) && h->length < (16u << 20) &&
-         checksum(h, h->length) == 0;
+         (!verify_sums || checksum(h, h->length) == 0);
 }
 
-/* Finds "_S5_" in an AML blob as a Name() of a Package, and takes its first two integers. */
-static int aml_find_s5(const struct sdt_header *t) {
-  if (!t) return 0;
-  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
-  const uint8_t *end = (const uint8_t *)t + t->length;
-  for (; p + 8 < end; p++) {
-    if (!mem_eq(p, "_S5_", 4)) continue;
-    if (!(p[-1] == 0x08 || (p[-1] == '\\' && p[-2] == 0x08))) continue; /* NameOp */
-    const uint8_t *q = p + 4;
-    if (*q++ != 0x12) continue; /* PackageOp */
-    q += (*q >> 6) + 1;         /* PkgLength */
-    q++;                        /* NumElements */
-    uint8_t v[2];
-    for (int i = 0; i < 2; i++) {
-      if (q >= end) return 0;
-      if (*q == 0x0A) {         /* BytePrefix */
-        v[i] = q[1];
-        q += 2;
-      } else if (*q == 0x00 || *q == 0x01) {  /* ZeroOp, OneOp */
-        v[i] = *q++;
-      } else if (*q == 0xFF) {  /* OnesOp */
-        v[i] = 0xFF;
-        q++;
-      } else {
-        v[i] = *q++;
-      }
-    }
-    acpi.slp_typa = v[0];
-    acpi.slp_typb = v[1];
-    return 1;
-  }
-  return 0;
-}
+static const uint8_t *aml_of(const struct sdt_header *t) { return (const uint8_t *)t + sizeof(*t); }
+static size_t aml_len(const struct sdt_header *t) { return t->length - sizeof(*t); }
 
-/* QEMU's Generic Event Device (hardware-reduced ACPI: microvm, virt) declares
- * OperationRegion (EREG, SystemMemory, <addr>, 4) whose first register (ESEL) holds the pending
- * events (bit 2: power button) and clears on read. Finds <addr>; 0 when absent. */
-static uint64_t aml_find_ged(const struct sdt_header *t) {
-  if (!t) return 0;
-  const uint8_t *p = (const uint8_t *)t + sizeof(*t);
-  const uint8_t *end = (const uint8_t *)t + t->length;
-  for (; p + 16 < end; p++) {
-    if (p[0] != 0x5B || p[1] != 0x80 || !mem_eq(p + 2, "EREG", 4) || p[6] != 0x00) continue;
-    const uint8_t *q = p + 7;
-    if (*q == 0x0C) return *(const uint32_t *)(q + 1);
-    if (*q == 0x0E) return *(const uint64_t *)(q + 1);
-    return 0;
-  }
-  return 0;
+static int table_find_s5(const struct sdt_header *t) {
+  return t && aml_find_s5(aml_of(t), aml_len(t), &acpi.slp_typa, &acpi.slp_typb);
 }
 
 static void parse_fadt(const struct sdt_header *f) {
@@ -425,6 +379,12 @@ static void parse_fadt(const struct sdt_header *f) {
   acpi.reset_value = F8(128);
   FGAS(244, acpi.sleep_ctl);
   FGAS(256, acpi.sleep_sts);
+  uint64_t facs = F64(132);
+  if (!facs) facs = F32(36);
+  if (facs && facs < (1ull << 32)) {
+    const uint8_t *fp = (const uint8_t *)facs;
+    acpi.facs = mem_eq(fp, "FACS", 4) && *(const uint32_t *)(fp + 4) >= 64 ? 1 : -1;
+  }
   uint64_t dsdt = F64(140);
   if (!dsdt) dsdt = F32(40);
   if (dsdt) acpi.dsdt = (const struct sdt_header *)dsdt;
@@ -512,6 +472,7 @@ static void acpi_check(int report) {
     if (rsdp) rsdp_from = "scan";
   }
   memset(tables, 0, sizeof tables);
+  verify_sums = report;
   if (!rsdp) {
     if (report) {
       kprintf("PROBE name=acpi ok=0 reason=%s\n", reason ? reason : "no_rsdp");
@@ -520,6 +481,7 @@ static void acpi_check(int report) {
     return;
   }
   acpi.rsdp = (uint64_t)rsdp;
+  note_used(rsdp, 36);
   ADD_TABLE("RSDP");
   uint8_t rev = rsdp[15];
   if (checksum(rsdp, 20) != 0) bad_sums++;
@@ -536,6 +498,7 @@ static void acpi_check(int report) {
     return;
   }
   ADD_TABLE(root->sig);
+  note_used(root, root->length);
   int n = (int)((root->length - sizeof(*root)) / entry_size);
   const uint8_t *ents = (const uint8_t *)root + sizeof(*root);
   for (int i = 0; i < n; i++) {
@@ -550,6 +513,7 @@ static void acpi_check(int report) {
       bad_sums++;
       continue;
     }
+    note_used(t, t->length);
     if (mem_eq(t->sig, "FACP", 4)) acpi.fadt = t;
     else if (mem_eq(t->sig, "APIC", 4)) acpi.madt = t;
     else if (mem_eq(t->sig, "SSDT", 4) && acpi.nssdt < 8) acpi.ssdt[acpi.nssdt++] = t;
@@ -563,9 +527,25 @@ static void acpi_check(int report) {
         acpi.dsdt = 0;
       }
     }
-    acpi.s5_found = aml_find_s5(acpi.dsdt);
-    if (acpi.hw_reduced) acpi.ged_esel = aml_find_ged(acpi.dsdt);
-    for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = aml_find_s5(acpi.ssdt[i]);
+    if (acpi.dsdt) note_used(acpi.dsdt, acpi.dsdt->length);
+    if (acpi.pm_tmr.addr) {
+      /* The PM timer counts at 3.58 MHz: two reads a VM exit apart differ. One that does not
+       * count would make every delay endless, so it is reported and not used. */
+      uint32_t v0 = (uint32_t)gas_read(&acpi.pm_tmr);
+      int moved = 0;
+      for (int i = 0; i < 1000 && !moved; i++) moved = (uint32_t)gas_read(&acpi.pm_tmr) != v0;
+      if (!moved) {
+        acpi.pm_tmr_stuck = 1;
+        acpi.pm_tmr.addr = 0;
+      }
+    }
+    acpi.s5_found = table_find_s5(acpi.dsdt);
+    if (acpi.hw_reduced) acpi.ged_esel = acpi.dsdt ? aml_find_ged(aml_of(acpi.dsdt), aml_len(acpi.dsdt)) : 0;
+    if (report) {
+      acpi.pwrbtn_device = acpi.dsdt && aml_has_pwrbtn(aml_of(acpi.dsdt), aml_len(acpi.dsdt));
+      for (int i = 0; i < acpi.nssdt && !acpi.pwrbtn_device; i++) acpi.pwrbtn_device = aml_has_pwrbtn(aml_of(acpi.ssdt[i]), aml_len(acpi.ssdt[i]));
+    }
+    for (int i = 0; i < acpi.nssdt && !acpi.s5_found; i++) acpi.s5_found = table_find_s5(acpi.ssdt[i]);
   }
   if (acpi.madt) parse_madt(acpi.madt);
   acpi.found = 1;
@@ -596,6 +576,8 @@ static void acpi_check(int report) {
       else if (!acpi.sci) freason = "no_sci";
     }
     if (!freason && !acpi.s5_found) freason = "no_s5";
+    if (!freason && acpi.pm_tmr_stuck) freason = "pm_timer_not_counting";
+    if (!freason && acpi.facs < 0) freason = "bad_facs";
     int fok = !freason;
     kprintf("PROBE name=fadt ok=%d rev=%u hw_reduced=%d sci=%u", fok, acpi.fadt->revision, acpi.hw_reduced,
             acpi.sci);
@@ -606,6 +588,9 @@ static void acpi_check(int report) {
     gas_print("pm_tmr", &acpi.pm_tmr);
     gas_print("reset", &acpi.reset_reg);
     kprintf(" reset_value=0x%x", acpi.reset_value);
+    /* FADT flag PWR_BUTTON (bit 4) clear: the fixed-feature power button exists. */
+    kprintf(" facs=%s pwrbtn_fixed=%d pwrbtn_device=%d", acpi.facs > 0 ? "ok" : acpi.facs < 0 ? "bad" : "none",
+            !acpi.hw_reduced && !((acpi.fadt_flags >> 4) & 1), acpi.pwrbtn_device);
     gas_print("sleep_ctl", &acpi.sleep_ctl);
     if (acpi.s5_found) kprintf(" s5=%u,%u", acpi.slp_typa, acpi.slp_typb);
     else kprintf(" s5=none");
@@ -719,6 +704,13 @@ static int lapic_send_ipi(uint32_t dest, uint32_t low) {
 
 static void lapic_init(void) {
   uint64_t base = rdmsr(0x1B);
+  uint32_t a, b, c, d;
+  cpuid(1, &a, &b, &c, &d);
+  /* `x2apic` on the command line switches the BSP's LAPIC to x2APIC mode when CPUID has it. */
+  if (has_word("x2apic") && (c & (1u << 21)) && !((base >> 10) & 1)) {
+    base |= (1ull << 11) | (1ull << 10);
+    wrmsr(0x1B, base);
+  }
   x2apic = (base >> 10) & 1;
   lapic_base = base & 0xFFFFF000ull;
   if (acpi.lapic_addr && !x2apic && acpi.lapic_addr != lapic_base) lapic_base = acpi.lapic_addr;
@@ -750,6 +742,7 @@ void isr_handler(uint64_t vec, const uint64_t *frame) {
     kprintf("PROBE name=exception ok=0 vector=%lu error=0x%lx rip=0x%lx\n", vec, frame[0], frame[1]);
     kprintf("PROBE name=done failures=%d\n", failures + 1);
     acpi_poweroff();
+    kprintf("PROBE name=halted\n");
     for (;;) __asm__ volatile("cli; hlt");
   }
   irq_count[vec]++;
@@ -892,9 +885,13 @@ static int page_is_free_ram(uint64_t p) {
   for (uint32_t i = 0; i < si->memmap_entries; i++)
     if (m[i].type == 1 && m[i].addr <= p && p + 0x1000 <= m[i].addr + m[i].size) ram = 1;
   if (!ram) return 0;
-  uint64_t avoid[4] = {(uint64_t)si, si->cmdline_paddr, si->memmap_paddr, acpi.rsdp};
-  for (int i = 0; i < 4; i++)
-    if (avoid[i] && (avoid[i] & ~0xFFFull) == p) return 0;
+  uint64_t avoid[3][2] = {{(uint64_t)si, (uint64_t)si + sizeof(*si)},
+                           {si->cmdline_paddr, si->cmdline_paddr + str_len(cmdline) + 1},
+                           {si->memmap_paddr, si->memmap_paddr + si->memmap_entries * sizeof(struct hvm_memmap_entry)}};
+  for (int i = 0; i < 3; i++)
+    if (avoid[i][0] && avoid[i][0] < p + 0x1000 && p < avoid[i][1]) return 0;
+  for (int i = 0; i < acpi.nused; i++)
+    if (acpi.used[i][0] < p + 0x1000 && p < acpi.used[i][1]) return 0;
   return 1;
 }
 
@@ -943,10 +940,17 @@ static void check_cpus(void) {
   int started = (int)*count, missing = 0;
   for (int i = 0; i < acpi.n_apic_ids; i++)
     if (acpi.apic_ids[i] != bsp && !(bitmap[acpi.apic_ids[i] >> 3] & (1 << (acpi.apic_ids[i] & 7)))) missing++;
-  int ok = started == aps && !missing && !ipi_fail;
+  int bsp_listed = 0, dup = 0;
+  for (int i = 0; i < acpi.n_apic_ids; i++) {
+    if (acpi.apic_ids[i] == bsp) bsp_listed = 1;
+    for (int j = 0; j < i; j++)
+      if (acpi.apic_ids[j] == acpi.apic_ids[i]) dup = 1;
+  }
+  int ok = started == aps && !missing && !ipi_fail && bsp_listed && !dup;
   kprintf("PROBE name=cpus ok=%d madt=%d started=%d aps=%d bsp_apic_id=%u x2apic=%d trampoline=0x%lx wait_us=%lu",
           ok, acpi.n_lapic_enabled, started + 1, aps, bsp, x2apic, tramp, waited);
-  if (!ok) kprintf(" reason=%s missing=%d", ipi_fail ? "ipi_not_delivered" : "ap_timeout", missing);
+  if (!ok)
+    kprintf(" reason=%s missing=%d", !bsp_listed ? "bsp_not_in_madt" : dup ? "duplicate_apic_id" : ipi_fail ? "ipi_not_delivered" : "ap_timeout", missing);
   kprintf("\n");
   fail_count(ok);
 }
@@ -1086,6 +1090,7 @@ void probe_main(uint32_t start_info_paddr) {
   check_start(boot);
   if (si->magic != HVM_START_MAGIC) {
     kprintf("PROBE name=done failures=%d\n", failures);
+    kprintf("PROBE name=halted\n");
     return;
   }
 
@@ -1110,4 +1115,6 @@ void probe_main(uint32_t start_info_paddr) {
   else if (has_word("powerbutton")) action_powerbutton();
   else if (has_word("idle")) action_idle();
   else action_poweroff();
+  /* Only reached when the action failed (its line says why): nothing else to do. */
+  kprintf("PROBE name=halted\n");
 }

@@ -16,7 +16,7 @@ Expectations (--expect, --reject), one line must (must not) match:
 Examples: --expect cpus:madt=4,started=4  --expect memmap.total_kib>=60000  --expect reset.boot=2
 
 --qmp PATH --powerdown: once `PROBE name=ready` appears, send `system_powerdown` over the VMM's
-QMP socket (start the VMM with `-qmp unix:PATH,server=on,wait=off`). With `--qmp auto` a fresh
+QMP socket (`--on-ready CMD` sends another QMP command instead, e.g. `quit`) (start the VMM with `-qmp unix:PATH,server=on,wait=off`). With `--qmp auto` a fresh
 short path in a temporary folder is used, and `@QMP@` in the VMM's arguments is replaced by it.
 
 --need-kvm: exit 77 (CTest's skip code here) when /dev/kvm cannot be opened read-write.
@@ -96,8 +96,8 @@ def matches(fields, name, conds):
     return fields.get("name") == name and all(compare(fields.get(k), op, v) for k, op, v in conds)
 
 
-def qmp_powerdown(path, deadline):
-    """Connects to a QMP socket, negotiates capabilities and sends system_powerdown."""
+def qmp_send(path, command, deadline):
+    """Connects to a QMP socket, negotiates capabilities and sends one command (no arguments)."""
     while True:
         try:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -123,10 +123,15 @@ def qmp_powerdown(path, deadline):
     greeting = json.loads(f.readline())
     if "QMP" not in greeting:
         raise OSError(f"not a QMP greeting: {greeting}")
-    for cmd in ("qmp_capabilities", "system_powerdown"):
+    for cmd in ("qmp_capabilities", command):
         f.write(json.dumps({"execute": cmd}).encode() + b"\r\n")
         f.flush()
-        reply = read_reply()
+        try:
+            reply = read_reply()
+        except OSError:
+            if cmd == "quit":  # the VMM may close the socket before answering
+                break
+            raise
         if "error" in reply:
             raise OSError(f"QMP {cmd}: {reply['error']}")
     s.close()
@@ -141,17 +146,21 @@ def main():
     ap.add_argument("--allow-failures", action="store_true", help="do not require ok=1 and failures=0")
     ap.add_argument("--qmp", help="path of the VMM's QMP unix socket")
     ap.add_argument("--powerdown", action="store_true", help="send system_powerdown via --qmp once ready")
+    ap.add_argument("--on-ready", metavar="CMD", help="send this QMP command via --qmp once ready")
     ap.add_argument("--need-kvm", action="store_true", help="exit 77 (skip) when /dev/kvm is unusable")
     ap.add_argument("--log", help="write the VMM's stdout here")
     ap.add_argument("--dump", help="write the parsed PROBE lines here as JSON")
+    ap.add_argument("--timestamps", action="store_true", help="prefix echoed lines with seconds since launch")
     ap.add_argument("--quiet", action="store_true", help="print only the verdict")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- VMM [ARGS...]")
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         ap.error("no VMM command given")
-    if args.powerdown and not args.qmp:
-        ap.error("--powerdown needs --qmp PATH")
+    if args.powerdown:
+        args.on_ready = "system_powerdown"
+    if args.on_ready and not args.qmp:
+        ap.error("--powerdown/--on-ready need --qmp PATH")
     if args.need_kvm:
         try:
             os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
@@ -172,16 +181,19 @@ def main():
                             start_new_session=True)
     out_lines, err_chunks = [], []
     ready = threading.Event()
+    halted = threading.Event()  # the probe gave up (its last lines say why): stop waiting
 
     def read_stdout():
         for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             out_lines.append(line)
             if not args.quiet:
-                print(line, flush=True)
+                print(f"[{time.monotonic() - start:7.3f}] {line}" if args.timestamps else line, flush=True)
             f = parse_line(line)
             if f and f["name"] == "ready":
                 ready.set()
+            if f and f["name"] == "halted":
+                halted.set()
 
     def read_stderr():
         for raw in proc.stderr:
@@ -195,10 +207,17 @@ def main():
     deadline = start + args.timeout
     powered_down = False
     timed_out = False
+    halted_at = None
     while proc.poll() is None:
-        if time.monotonic() > deadline:
+        if halted.is_set() and halted_at is None:
+            halted_at = time.monotonic()
+        expired = time.monotonic() > deadline
+        if expired or (halted_at is not None and time.monotonic() > halted_at + 1.0):
             timed_out = True
-            problems.append(f"timeout: the VMM ran longer than {args.timeout:g} s; killed")
+            if expired:
+                problems.append(f"timeout: the VMM ran longer than {args.timeout:g} s; killed")
+            else:
+                problems.append("the probe halted without powering off (PROBE name=halted); killed")
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(2)
@@ -208,14 +227,14 @@ def main():
                 except ProcessLookupError:
                     pass
             break
-        if args.powerdown and ready.is_set() and not powered_down:
+        if args.on_ready and ready.is_set() and not powered_down:
             powered_down = True
             try:
-                qmp_powerdown(args.qmp, deadline)
+                qmp_send(args.qmp, args.on_ready, deadline)
                 if not args.quiet:
-                    print(f"run_probe: sent system_powerdown at {time.monotonic() - start:.2f} s", flush=True)
+                    print(f"run_probe: sent {args.on_ready} at {time.monotonic() - start:.2f} s", flush=True)
             except (OSError, ValueError) as e:
-                problems.append(f"QMP system_powerdown failed: {e}")
+                problems.append(f"QMP {args.on_ready} failed: {e}")
         time.sleep(0.01)
     proc.wait()
     for t in threads:
@@ -242,8 +261,8 @@ def main():
         for f in parsed:
             if f.get("ok") == "0":
                 problems.append("check failed: " + " ".join(f"{k}={v}" for k, v in f.items()))
-    if args.powerdown and not powered_down:
-        problems.append("the probe never printed 'PROBE name=ready', so no power button was pressed")
+    if args.on_ready and not powered_down:
+        problems.append(f"the probe never printed 'PROBE name=ready', so {args.on_ready} was not sent")
     for e in args.expect:
         name, conds = parse_expr(e)
         if not any(matches(f, name, conds) for f in parsed):
