@@ -31,7 +31,12 @@ struct MsrsHeader {
   uint32_t nmsrs;
   uint32_t pad;
 };
-static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8);
+struct RoutingHeader {
+  uint32_t nr;
+  uint32_t flags;
+};
+static_assert(sizeof(CpuidHeader) == 8 && sizeof(MsrsHeader) == 8 && sizeof(RoutingHeader) == 8);
+constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, RoutingHeader);
 constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
 constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
@@ -142,6 +147,28 @@ Status Vm::enableCap(uint32_t capability, uint64_t arg0) {
   cap.cap = capability;
   cap.args[0] = arg0;
   return check(ioctlRetry(fd_.get(), KVM_ENABLE_CAP, &cap), "KVM_ENABLE_CAP");
+}
+
+Status Vm::setGsiRouting(const std::vector<GsiRoute>& routes) {
+  std::vector<uint8_t> buffer(sizeof(RoutingHeader) + routes.size() * sizeof(kvm_irq_routing_entry));
+  RoutingHeader header{static_cast<uint32_t>(routes.size()), 0};
+  std::memcpy(buffer.data(), &header, sizeof header);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    kvm_irq_routing_entry entry{};
+    entry.gsi = routes[i].gsi;
+    if (routes[i].msi) {
+      entry.type = KVM_IRQ_ROUTING_MSI;
+      entry.u.msi.address_lo = static_cast<uint32_t>(routes[i].msi_address);
+      entry.u.msi.address_hi = static_cast<uint32_t>(routes[i].msi_address >> 32);
+      entry.u.msi.data = routes[i].msi_data;
+    } else {
+      entry.type = KVM_IRQ_ROUTING_IRQCHIP;
+      entry.u.irqchip.irqchip = routes[i].irqchip;
+      entry.u.irqchip.pin = routes[i].pin;
+    }
+    std::memcpy(buffer.data() + sizeof header + i * sizeof entry, &entry, sizeof entry);
+  }
+  return check(ioctlRetry(fd_.get(), kSetGsiRouting, buffer.data()), "KVM_SET_GSI_ROUTING");
 }
 
 Result<Vcpu> Vcpu::create(const Kvm& kvm, const Vm& vm, uint32_t id) {

@@ -31,6 +31,16 @@ class Kvm {
   UniqueFd fd_;
 };
 
+// One GSI route: to a pin of the in-kernel PIC/IOAPIC, or an MSI message.
+struct GsiRoute {
+  uint32_t gsi;
+  bool msi;
+  uint32_t irqchip;  // KVM_IRQCHIP_PIC_MASTER/PIC_SLAVE/IOAPIC, for pin routes
+  uint32_t pin;
+  uint64_t msi_address;
+  uint32_t msi_data;
+};
+
 // One virtual machine: memory slots, in-kernel irqchip and PIT, interrupt lines, ioeventfd/irqfd.
 class Vm {
  public:
@@ -46,6 +56,8 @@ class Vm {
   Status setIrqfd(int eventfd, uint32_t gsi, bool assign = true);
   Status setIoeventfd(int eventfd, uint64_t address, uint32_t length, bool pio, bool assign = true);
   Status enableCap(uint32_t capability, uint64_t arg0 = 0);
+  // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
+  Status setGsiRouting(const std::vector<GsiRoute>& routes);
 
  private:
   explicit Vm(UniqueFd fd) : fd_(std::move(fd)) {}

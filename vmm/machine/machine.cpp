@@ -113,6 +113,7 @@ Status Machine::powerOn(bool paused) {
   {
     std::lock_guard lock(vm_mutex_);
     vm_ = std::move(*vm);
+    if (auto st = irq_routing_.attach(&*vm_); !st) return st;
   }
   runners_ = std::move(runners);
   control_.restart(paused ? VcpuControl::Target::Pause : VcpuControl::Target::Run);
@@ -128,6 +129,7 @@ void Machine::powerOff() {
   for (auto& runner : runners_) runner->join();
   runners_.clear();
   std::lock_guard lock(vm_mutex_);
+  (void)irq_routing_.attach(nullptr);
   vm_.reset();
 }
 

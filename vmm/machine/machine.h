@@ -21,6 +21,7 @@
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/guest_memory.h"
+#include "vmm/machine/irq_routing.h"
 #include "vmm/machine/vcpu_runner.h"
 
 namespace vmmd {
@@ -76,6 +77,7 @@ class Machine {
 
   std::mutex vm_mutex_;  // guards vm_ against setIrq from device threads during a reset
   std::optional<kvm::Vm> vm_;
+  IrqRouting irq_routing_;
   VcpuControl control_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
   const char* boot_protocol_ = "";
