@@ -21,6 +21,7 @@ Worker::Worker(config::MachineConfig config) : config_(std::move(config)) { uv_l
 Worker::~Worker() {
   if (machine_) machine_->powerOff();
   machine_.reset();
+  fd_watches_.clear();
   chardevs_.clear();
   events_async_.reset();
   sigterm_.reset();
@@ -55,11 +56,6 @@ Status Worker::start() {
   watch_signal(sighup_, SIGHUP);
   std::signal(SIGPIPE, SIG_IGN);
 
-  // Nothing on the command line is silently dropped: devices this build cannot model are refused.
-  for (const auto& device : config_.devices) {
-    return Error("-device " + device.driver + ": device '" + device.driver + "' is not supported");
-  }
-
   // Monitors own their chardevs' sockets; every other chardev is created here.
   for (const auto& chardev : config_.chardevs) {
     bool is_monitor = false;
@@ -85,6 +81,18 @@ Status Worker::start() {
   callbacks.fatal = [this](const std::string& report) { post({EventKind::Fatal, PowerRequest::PowerOff, report}); };
   callbacks.serial_output = [console](std::span<const uint8_t> bytes) {
     if (console) console->write(bytes);
+  };
+  callbacks.watch_fd = [this](int fd, std::function<void()> on_readable) {
+    auto watch = std::make_unique<FdWatch>();
+    watch->on_readable = std::move(on_readable);
+    auto poll = std::make_unique<uv_poll_t>();
+    if (uv_poll_init(&loop_, poll.get(), fd) != 0) return;
+    watch->poll.reset(poll.release());
+    watch->poll->data = watch.get();
+    uv_poll_start(watch->poll.get(), UV_READABLE, [](uv_poll_t* handle, int status, int) {
+      if (status == 0) static_cast<FdWatch*>(handle->data)->on_readable();
+    });
+    fd_watches_.push_back(std::move(watch));
   };
   auto machine = Machine::create(config_, std::move(callbacks));
   if (!machine) return machine.error();

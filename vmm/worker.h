@@ -64,6 +64,11 @@ class Worker {
   RunState state_ = RunState::Prelaunch;
   std::optional<int> exit_status_;
 
+  struct FdWatch {
+    UvHandle<uv_poll_t> poll;
+    std::function<void()> on_readable;
+  };
+  std::vector<std::unique_ptr<FdWatch>> fd_watches_;
   UvHandle<uv_async_t> events_async_;
   UvHandle<uv_signal_t> sigterm_, sigint_, sighup_;
   std::mutex events_mutex_;

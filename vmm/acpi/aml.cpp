@@ -152,4 +152,30 @@ Bytes irq(uint8_t line) {
   return {0x22, static_cast<uint8_t>(mask), static_cast<uint8_t>(mask >> 8)};
 }
 
+namespace {
+
+// Large resource descriptor: tag, length, resource type, flags, then granularity/min/max/
+// translation/length fields of `width` bytes (ACPI 6.4, 6.4.3.5).
+Bytes addressSpace(uint8_t tag, uint8_t resource_type, uint8_t type_flags, uint64_t min, uint64_t max, int width) {
+  constexpr uint8_t kMinFixed = 1u << 2, kMaxFixed = 1u << 3;
+  Bytes out{tag};
+  uint16_t length = static_cast<uint16_t>(3 + 5 * width);
+  appendLittle(out, length, 2);
+  out.push_back(resource_type);
+  out.push_back(kMinFixed | kMaxFixed);  // producer, positive decode
+  out.push_back(type_flags);
+  appendLittle(out, 0, width);                // granularity
+  appendLittle(out, min, width);
+  appendLittle(out, max, width);
+  appendLittle(out, 0, width);                // translation offset
+  appendLittle(out, max - min + 1, width);    // length
+  return out;
+}
+
+}  // namespace
+
+Bytes wordBusNumber(uint16_t min, uint16_t max) { return addressSpace(0x88, 2, 0, min, max, 2); }
+Bytes wordIo(uint16_t min, uint16_t max) { return addressSpace(0x88, 1, 3 /* entire range */, min, max, 2); }
+Bytes dwordMemory(uint32_t min, uint32_t max) { return addressSpace(0x87, 0, 1 /* read-write, non-cacheable */, min, max, 4); }
+
 }  // namespace vmmd::acpi::aml

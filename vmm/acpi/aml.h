@@ -22,6 +22,12 @@ Bytes resourceTemplate(const Bytes& descriptors);
 Bytes ioPort(uint16_t base, uint8_t length);    // IO (Decode16, base, base, 1, length)
 Bytes irq(uint8_t line);                        // IRQNoFlags () { line }
 
+// Address-space descriptors a host bridge produces for its children (ResourceProducer, fixed
+// min and max, positive decode).
+Bytes wordBusNumber(uint16_t min, uint16_t max);
+Bytes wordIo(uint16_t min, uint16_t max);
+Bytes dwordMemory(uint32_t min, uint32_t max);
+
 // PkgLength encoding for a body of `length` bytes (the encoding counts itself).
 Bytes pkgLength(size_t length);
 // A NameString: "\\_SB" or "COM1" or "\\_SB.PCI0"; segments padded with '_' to 4 characters.

@@ -71,6 +71,23 @@ Bytes buildDsdt(const AcpiLayout& layout) {
     rtc.insert(rtc.end(), part.begin(), part.end());
   }
   Bytes sb = device("COM1", com1);
+  if (layout.pci) {
+    // Bus 0 behind configuration mechanism #1; all I/O ports but the config ones, and the 32-bit
+    // MMIO window below the IOAPIC, go to PCI.
+    Bytes resources = wordBusNumber(0, 0);
+    Bytes config_ports = ioPort(0xCF8, 8);
+    resources.insert(resources.end(), config_ports.begin(), config_ports.end());
+    for (const auto& window : {wordIo(0x0000, 0x0CF7), wordIo(0x0D00, 0xFFFF), dwordMemory(layout.pci_mmio_start, layout.pci_mmio_end)}) {
+      resources.insert(resources.end(), window.begin(), window.end());
+    }
+    Bytes pci = name("_HID", eisaId("PNP0A03"));
+    for (const auto& part : {name("_UID", integer(0)), name("_SEG", integer(0)), name("_BBN", integer(0)),
+                             name("_CRS", resourceTemplate(resources))}) {
+      pci.insert(pci.end(), part.begin(), part.end());
+    }
+    Bytes pci_device = device("PCI0", pci);
+    sb.insert(sb.end(), pci_device.begin(), pci_device.end());
+  }
   Bytes rtc_device = device("RTC", rtc);
   sb.insert(sb.end(), rtc_device.begin(), rtc_device.end());
   add(scope("\\_SB", sb));

@@ -24,6 +24,9 @@ struct AcpiLayout {
   uint8_t serial_irq = 4;
   uint64_t ioapic_address = 0xFEC00000;
   uint64_t lapic_address = 0xFEE00000;
+  bool pci = false;                 // a PCI host bridge (PNP0A03) on bus 0
+  uint32_t pci_mmio_start = 0xC0000000;
+  uint32_t pci_mmio_end = 0xFEBFFFFF;
 };
 
 struct AcpiTables {

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "vmm/acpi/tables.h"
+#include "vmm/machine/device_factory.h"
 #include "vmm/machine/layout.h"
 #include "vmm/machine/vcpu_setup.h"
 
@@ -37,6 +38,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*kvm),
                                            std::move(*memory), std::move(*cpuid));
   if (auto st = machine->buildBus(); !st) return st.error();
+  if (auto st = machine->createDevices(); !st) return st.error();
   return machine;
 }
 
@@ -59,7 +61,27 @@ Status Machine::buildBus() {
   if (auto st = pio_.add(kCmos, 2, &cmos_); !st) return st;
   if (auto st = pio_.add(kPostPort, 1, &post_port_); !st) return st;
   if (auto st = pio_.add(kAcpiPmBase, AcpiPm::kLength, &acpi_pm_); !st) return st;
-  return pio_.add(kResetPort, 1, &reset_register_);
+  if (auto st = pio_.add(kResetPort, 1, &reset_register_); !st) return st;
+  return pci_.attach(pio_, mmio_);
+}
+
+Status Machine::createDevices() {
+  int next_slot = 1;
+  for (const auto& config : config_.devices) {
+    auto planned = createDevice(config);
+    if (!planned) return planned.error();
+    int slot = planned->slot >= 0 ? planned->slot : next_slot;
+    auto pci = virtio::VirtioPci::create(std::move(planned->device), memory_, irq_routing_,
+                                         pci_.allocateBar(virtio::VirtioPci::kBarSize));
+    if (!pci) return pci.error();
+    if (auto st = pci_.addFunction(static_cast<uint8_t>(slot), pci->get()); !st) {
+      return st.error().withContext("-device " + config.driver);
+    }
+    next_slot = std::max(next_slot, slot + 1);
+    if (callbacks_.watch_fd) (*pci)->watchNotifications(callbacks_.watch_fd);
+    virtio_.push_back(std::move(*pci));
+  }
+  return {};
 }
 
 void Machine::setIrq(uint32_t gsi, bool level) {
@@ -89,6 +111,9 @@ Status Machine::powerOn(bool paused) {
   acpi_layout.reset_port = kResetPort;
   acpi_layout.sci_irq = kSciIrq;
   acpi_layout.s5_sleep_type = kS5SleepType;
+  acpi_layout.pci = true;
+  acpi_layout.pci_mmio_start = static_cast<uint32_t>(PciHost::kMmioWindowStart);
+  acpi_layout.pci_mmio_end = static_cast<uint32_t>(PciHost::kMmioWindowEnd - 1);
   auto tables = acpi::buildAcpiTables(acpi_layout);
   if (!tables) return tables.error();
   if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
@@ -114,6 +139,9 @@ Status Machine::powerOn(bool paused) {
     std::lock_guard lock(vm_mutex_);
     vm_ = std::move(*vm);
     if (auto st = irq_routing_.attach(&*vm_); !st) return st;
+    for (auto& device : virtio_) {
+      if (auto st = device->attach(&*vm_); !st) return st;
+    }
   }
   runners_ = std::move(runners);
   control_.restart(paused ? VcpuControl::Target::Pause : VcpuControl::Target::Run);
@@ -129,6 +157,7 @@ void Machine::powerOff() {
   for (auto& runner : runners_) runner->join();
   runners_.clear();
   std::lock_guard lock(vm_mutex_);
+  for (auto& device : virtio_) (void)device->attach(nullptr);
   (void)irq_routing_.attach(nullptr);
   vm_.reset();
 }
@@ -137,6 +166,7 @@ Status Machine::reset(bool paused) {
   powerOff();
   serial_.reset();
   acpi_pm_.reset();
+  for (auto& device : virtio_) device->resetDevice();
   return powerOn(paused);
 }
 

@@ -17,6 +17,8 @@
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/io_bus.h"
+#include "vmm/devices/pci/pci_host.h"
+#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/devices/serial.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
@@ -32,6 +34,7 @@ class Machine {
     std::function<void(PowerRequest)> power;         // from any thread
     std::function<void(const std::string&)> fatal;   // from any thread
     Serial16550::Sink serial_output;                 // COM1's bytes, from vCPU threads
+    virtio::VirtioPci::FdWatcher watch_fd;           // device notifications for the main loop
   };
 
   static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
@@ -67,6 +70,7 @@ class Machine {
 
  private:
   Status buildBus();
+  Status createDevices();
   void setIrq(uint32_t gsi, bool level);
 
   config::MachineConfig config_;
@@ -84,6 +88,8 @@ class Machine {
 
   IoBus pio_;
   IoBus mmio_;
+  PciHost pci_;
+  std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
   Serial16550 serial_;
   CmosRtc cmos_;
   AcpiPm acpi_pm_;

@@ -1,0 +1,107 @@
+// virtio over PCI, modern interface only (virtio 1.x, section 4.1): one 32 KiB memory BAR with the
+// common configuration, ISR, device configuration and notification areas plus the MSI-X table and
+// PBA. Queue notifications arrive through ioeventfds (the vCPU only signals an eventfd; the main
+// loop runs the device), and MSI-X vectors are delivered through irqfds.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "vmm/devices/pci/pci_function.h"
+#include "vmm/devices/virtio/virtio_device.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/machine/guest_memory.h"
+#include "vmm/machine/irq_routing.h"
+
+namespace vmmd::virtio {
+
+class VirtioPci : public PciFunction, public Transport {
+ public:
+  static constexpr uint32_t kBarSize = 0x8000;
+  static constexpr uint64_t kCommonOffset = 0x0000, kIsrOffset = 0x1000, kDeviceOffset = 0x2000,
+                            kNotifyOffset = 0x3000, kMsixTableOffset = 0x4000, kMsixPbaOffset = 0x5000;
+  static constexpr uint32_t kNotifyMultiplier = 4;
+  using FdWatcher = std::function<void(int fd, std::function<void()> on_readable)>;
+
+  // `bar_address`: where firmware places BAR0; `routing`: GSIs for the MSI-X vectors.
+  static Result<std::unique_ptr<VirtioPci>> create(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
+                                                   IrqRouting& routing, uint64_t bar_address);
+  VirtioPci(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory, IrqRouting& routing);
+
+  // Each queue's notification eventfd is watched by the main loop.
+  void watchNotifications(const FdWatcher& watch);
+  // A (new) KVM VM: register ioeventfds and irqfds with it. nullptr: the VM went away.
+  Status attach(kvm::Vm* vm);
+  // Machine reset.
+  void resetDevice();
+
+  VirtioDevice& device() { return *device_; }
+  uint8_t status() const;
+
+  // PciFunction
+  void barRead(int bar, uint64_t offset, std::span<uint8_t> data) override;
+  void barWrite(int bar, uint64_t offset, std::span<const uint8_t> data) override;
+  // Transport
+  Virtqueue& queue(uint16_t index) override { return queues_[index].queue; }
+  void signalUsed(uint16_t index) override;
+  void fail(const std::string& why) override;
+  uint64_t negotiatedFeatures() const override { return driver_features_; }
+
+ protected:
+  void configWritten(uint16_t offset, unsigned size) override;
+  void barsChanged() override;
+
+ private:
+  struct QueueState {
+    Virtqueue queue;
+    uint16_t size = 0;
+    uint16_t msix_vector = 0xFFFF;
+    bool enabled = false;
+    uint64_t desc = 0, driver = 0, device = 0;
+    UniqueFd notify;  // ioeventfd
+  };
+  struct Vector {
+    uint64_t address = 0;
+    uint32_t data = 0;
+    bool masked = true;
+    bool pending = false;
+    uint32_t gsi = 0;
+    UniqueFd irqfd;
+  };
+
+  void readCommon(uint64_t offset, std::span<uint8_t> data);
+  void writeCommon(uint64_t offset, std::span<const uint8_t> data);
+  void writeStatus(uint8_t status);
+  void resetLocked();
+  void fire(uint16_t vector);  // mutex_ held
+  void updateVectorRoute(size_t index);  // mutex_ held
+  bool msixEnabled() const;
+  bool msixFunctionMasked() const;
+  Status registerIoeventfds();  // mutex_ held
+
+  std::unique_ptr<VirtioDevice> device_;
+  const GuestMemory& memory_;
+  IrqRouting& routing_;
+  kvm::Vm* vm_ = nullptr;
+  uint8_t msix_capability_ = 0;
+  uint64_t registered_notify_base_ = 0;
+
+  mutable std::recursive_mutex mutex_;
+  std::vector<QueueState> queues_;
+  std::vector<Vector> vectors_;
+  uint32_t device_feature_select_ = 0, driver_feature_select_ = 0;
+  uint64_t driver_features_ = 0;
+  uint16_t config_vector_ = 0xFFFF;
+  uint16_t queue_select_ = 0;
+  uint8_t status_ = 0;
+  uint8_t config_generation_ = 0;
+  uint8_t isr_ = 0;
+  bool active_ = false;
+};
+
+}  // namespace vmmd::virtio
