@@ -13,6 +13,12 @@
 #include "qmp/sync_client.h"
 #include "test_registry.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMMD_UNDER_ASAN 1
+#endif
+#endif
+
 namespace vmmd::qmp {
 namespace {
 
@@ -213,7 +219,11 @@ TEST(UvServer, HundredMiBMessageIsRejectedWithBoundedMemory) {
   EXPECT_TRUE(other->execute("ping").ok());
   ASSERT_TRUE(r.ok()) << r.error().message();
   long growthMiB = (peakRssKiB() - before) / 1024;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(VMMD_UNDER_ASAN)
   EXPECT_LT(growthMiB, 40) << "memory must be bounded by the limit, not by the message";
+#else
+  (void)growthMiB;  // ASan's quarantine keeps freed memory resident; the reader tests bound it
+#endif
 }
 
 TEST(UvServer, ClientLeavingMidCommandHarmsNothing) {
