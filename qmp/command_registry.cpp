@@ -57,8 +57,6 @@ const std::map<std::string, std::string, std::less<>>& builtins() {
   return table;
 }
 
-std::string_view str(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
-
 // Builds query-qmp-schema: entities first (commands, events), then every type they reach, with
 // non-builtin type names replaced by numbers in order of first use, as QEMU masks them.
 class SchemaBuilder {
@@ -189,6 +187,14 @@ class SchemaBuilder {
 
 }  // namespace
 
+QmpError QmpError::fromJson(const JsonValue& error) {
+  QmpError e{"GenericError", ""};
+  if (!error.IsObject()) return e;
+  if (auto c = error.FindMember("class"); c != error.MemberEnd() && c->value.IsString()) e.errorClass = jsonStringView(c->value);
+  if (auto d = error.FindMember("desc"); d != error.MemberEnd() && d->value.IsString()) e.desc = jsonStringView(d->value);
+  return e;
+}
+
 CommandRegistry::CommandRegistry() {
   addEnum("QMPCapability", {"oob"});
   add({"qmp_capabilities",
@@ -198,7 +204,7 @@ CommandRegistry::CommandRegistry() {
       [](Request& request) {
         bool oob = false;
         if (auto it = request.args.FindMember("enable"); it != request.args.MemberEnd()) {
-          for (const auto& capability : it->value.GetArray()) oob = oob || str(capability) == "oob";
+          for (const auto& capability : it->value.GetArray()) oob = oob || jsonStringView(capability) == "oob";
         }
         if (auto error = request.session.negotiate(oob)) {
           request.reply.error(*error);
@@ -272,7 +278,7 @@ std::optional<QmpError> CommandRegistry::checkArguments(const Command& command, 
     if (en == enums_.end()) continue;
     auto allowed = [&](const JsonValue& v) {
       for (const auto& name : en->second) {
-        if (name == str(v)) return true;
+        if (name == jsonStringView(v)) return true;
       }
       return false;
     };
@@ -281,7 +287,7 @@ std::optional<QmpError> CommandRegistry::checkArguments(const Command& command, 
         return QmpError::generic("Invalid parameter type for '" + arg.name + "', expected: string");
       }
       if (!allowed(value)) {
-        return QmpError::generic("Parameter '" + arg.name + "' does not accept value '" + std::string(str(value)) + "'");
+        return QmpError::generic("Parameter '" + arg.name + "' does not accept value '" + std::string(jsonStringView(value)) + "'");
       }
       continue;
     }
@@ -294,12 +300,12 @@ std::optional<QmpError> CommandRegistry::checkArguments(const Command& command, 
       }
       // QEMU 7.2 names a list element 'null' in this message.
       if (!allowed(element)) {
-        return QmpError::generic("Parameter 'null' does not accept value '" + std::string(str(element)) + "'");
+        return QmpError::generic("Parameter 'null' does not accept value '" + std::string(jsonStringView(element)) + "'");
       }
     }
   }
   for (const auto& member : args.GetObject()) {
-    std::string_view name = str(member.name);
+    std::string_view name = jsonStringView(member.name);
     bool declared = false;
     for (const ArgSpec& arg : command.spec.args) declared = declared || arg.name == name;
     if (!declared) return QmpError::generic("Parameter '" + std::string(name) + "' is unexpected");

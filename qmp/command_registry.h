@@ -45,6 +45,8 @@ struct QmpError {
   std::string errorClass;  // GenericError, CommandNotFound, DeviceNotFound, KVMMissingCap, ...
   std::string desc;
   static QmpError generic(std::string desc) { return {"GenericError", std::move(desc)}; }
+  // From the object under a reply's "error" key (missing parts: GenericError, empty desc).
+  static QmpError fromJson(const JsonValue& error);
 };
 
 using CommandResult = std::variant<Json, QmpError>;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "qmp/json_stream_reader.h"
+#include "qmp/utf8.h"
 
 namespace vmmd::qmp {
 namespace {
@@ -12,45 +13,6 @@ void appendHex4(std::string& out, unsigned cp) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "\\u%04X", cp & 0xFFFF);
   out += buf;
-}
-
-// Decodes one UTF-8 sequence at s[i]; returns the code point (U+FFFD for invalid bytes, as QEMU
-// prints them) and advances i. Modified UTF-8 "\xC0\x80" is NUL, as in QEMU.
-unsigned decodeUtf8(std::string_view s, size_t& i) {
-  auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    ++i;
-    return b0;
-  }
-  int extra;
-  unsigned cp;
-  unsigned min;
-  if ((b0 & 0xE0) == 0xC0) {
-    extra = 1, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    extra = 2, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    extra = 3, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    ++i;
-    return 0xFFFD;
-  }
-  if (i + extra >= s.size()) {
-    ++i;
-    return 0xFFFD;
-  }
-  for (int k = 1; k <= extra; ++k) {
-    auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) {
-      ++i;
-      return 0xFFFD;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  i += extra + 1;
-  if (cp == 0 && extra == 1) return 0;  // modified UTF-8 NUL
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0xFFFD;
-  return cp;
 }
 
 }  // namespace
@@ -82,7 +44,9 @@ void appendJsonString(std::string& out, std::string_view s) {
       case '\t': out += "\\t"; ++i; continue;
       default: break;
     }
-    unsigned cp = decodeUtf8(s, i);
+    long decoded = decodeUtf8(s, i);
+    if (decoded < 0) ++i;  // printed as U+FFFD, as QEMU does
+    auto cp = static_cast<unsigned>(decoded < 0 ? 0xFFFD : decoded);
     if (cp > 0xFFFF) {
       cp -= 0x10000;
       appendHex4(out, 0xD800 + (cp >> 10));

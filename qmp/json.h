@@ -42,6 +42,8 @@ Result<Json> parseJson(std::string_view text);
 Json jsonObject();
 Json jsonArray();
 Json jsonCopy(const JsonValue& value);
+// The bytes of a string value (may contain NUL).
+inline std::string_view jsonStringView(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
 inline JsonValue jsonString(std::string_view s, Json::AllocatorType& alloc) {
   return JsonValue(s.data(), static_cast<rapidjson::SizeType>(s.size()), alloc);
 }

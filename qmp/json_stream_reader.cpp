@@ -4,6 +4,8 @@
 // balance; limits on size, token count and nesting), the parser QEMU's json-parser messages.
 #include "qmp/json_stream_reader.h"
 
+#include "qmp/utf8.h"
+
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -23,14 +25,6 @@ int hexValue(char c) {
   return c - 'A' + 10;
 }
 
-// Unicode scalar values QEMU accepts in strings (util/unicode.c: no surrogates, no
-// noncharacters, nothing beyond U+10FFFF).
-bool isValidCodePoint(long cp) {
-  if (cp < 0 || cp > 0x10FFFF) return false;
-  if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) return false;
-  return !(cp >= 0xD800 && cp <= 0xDFFF);
-}
-
 void appendUtf8(std::string& out, unsigned cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -47,37 +41,6 @@ void appendUtf8(std::string& out, unsigned cp) {
     out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
-}
-
-// Decodes one raw UTF-8 sequence of a string token; -1 when invalid. "\xC0\x80" is NUL.
-long decodeRawUtf8(std::string_view s, size_t& i) {
-  auto b0 = static_cast<unsigned char>(s[i]);
-  int extra;
-  long cp;
-  long min;
-  if (b0 < 0x80) {
-    ++i;
-    return b0;
-  }
-  if ((b0 & 0xE0) == 0xC0) {
-    extra = 1, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    extra = 2, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    extra = 3, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return -1;
-  }
-  if (i + extra >= s.size()) return -1;
-  for (int k = 1; k <= extra; ++k) {
-    auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return -1;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  i += extra + 1;
-  if (cp == 0 && extra == 1) return 0;
-  if (cp < min || !isValidCodePoint(cp)) return -1;
-  return cp;
 }
 
 // Token text quoted in an error message. QEMU quotes it whole; beyond a few KiB (only ever
@@ -138,32 +101,52 @@ class TokenParser {
     }
   }
 
-  bool parseObject(JsonValue& out) {
+  // Both object and array: open token, then either the close token or items separated by
+  // commas; QEMU's messages for each way this goes wrong.
+  template <typename ParseItem>
+  bool parseSequence(TokenType close, const char* separatorError, ParseItem parseItem) {
     pop();
-    out.SetObject();
     const Tok* t = peek();
     if (!t) {
       fail("premature EOI");
       return false;
     }
-    if (t->type == TokenType::RCurly) {
+    if (t->type == close) {
       pop();
       return true;
     }
-    std::unordered_set<std::string> bigKeys;  // only for objects too large for linear search
     for (;;) {
-      if (!parsePair(out, bigKeys)) return false;
+      if (!parseItem()) return false;
       t = pop();
       if (!t) {
         fail("premature EOI");
         return false;
       }
-      if (t->type == TokenType::RCurly) return true;
+      if (t->type == close) return true;
       if (t->type != TokenType::Comma) {
-        fail("expected separator in dict");
+        fail(separatorError);
         return false;
       }
     }
+  }
+
+  bool parseObject(JsonValue& out) {
+    out.SetObject();
+    std::unordered_set<std::string> bigKeys;  // only for objects too large for linear search
+    return parseSequence(TokenType::RCurly, "expected separator in dict", [&] { return parsePair(out, bigKeys); });
+  }
+
+  bool parseArray(JsonValue& out) {
+    out.SetArray();
+    return parseSequence(TokenType::RSquare, "expected separator in list", [&] {
+      JsonValue element;
+      if (!parseValue(element)) {
+        fail("expecting value");
+        return false;
+      }
+      out.PushBack(element, alloc_);
+      return true;
+    });
   }
 
   bool parsePair(JsonValue& object, std::unordered_set<std::string>& bigKeys) {
@@ -206,38 +189,6 @@ class TokenParser {
     return true;
   }
 
-  bool parseArray(JsonValue& out) {
-    pop();
-    out.SetArray();
-    const Tok* t = peek();
-    if (!t) {
-      fail("premature EOI");
-      return false;
-    }
-    if (t->type == TokenType::RSquare) {
-      pop();
-      return true;
-    }
-    for (;;) {
-      JsonValue element;
-      if (!parseValue(element)) {
-        fail("expecting value");
-        return false;
-      }
-      out.PushBack(element, alloc_);
-      t = pop();
-      if (!t) {
-        fail("premature EOI");
-        return false;
-      }
-      if (t->type == TokenType::RSquare) return true;
-      if (t->type != TokenType::Comma) {
-        fail("expected separator in list");
-        return false;
-      }
-    }
-  }
-
   // The lexer guarantees the token is well formed: quotes around, valid escapes, 4 hex digits.
   bool parseString(std::string_view tok, JsonValue& out) {
     char quote = tok[0];
@@ -275,7 +226,7 @@ class TokenParser {
         appendUtf8(scratch_, static_cast<unsigned>(cp));
         continue;
       }
-      long cp = decodeRawUtf8(tok, i);
+      long cp = decodeUtf8(tok, i);
       if (cp < 0) {
         fail("invalid UTF-8 sequence in string");
         return false;
@@ -464,13 +415,15 @@ void JsonStreamReader::feedByte(unsigned char c) {
         appendToToken(c);
         return;
       case State::IntDigits:
+      case State::FracDigits: {
+        bool integer = state_ == State::IntDigits;
         if (isDigit(c)) {
-        } else if (c == '.') {
+        } else if (c == '.' && integer) {
           state_ = State::Dot;
         } else if (c == 'e' || c == 'E') {
           state_ = State::ExpE;
         } else if (c < 0x80) {
-          emitToken(TokenType::Integer);
+          emitToken(integer ? TokenType::Integer : TokenType::Float);
           continue;
         } else {
           break;
@@ -478,23 +431,11 @@ void JsonStreamReader::feedByte(unsigned char c) {
         appendToToken(c);
         if (token_.size() > maxMessageBytes_) emitTokenTooLong();
         return;
+      }
       case State::Dot:
         if (!isDigit(c)) break;
         state_ = State::FracDigits;
         appendToToken(c);
-        return;
-      case State::FracDigits:
-        if (isDigit(c)) {
-        } else if (c == 'e' || c == 'E') {
-          state_ = State::ExpE;
-        } else if (c < 0x80) {
-          emitToken(TokenType::Float);
-          continue;
-        } else {
-          break;
-        }
-        appendToToken(c);
-        if (token_.size() > maxMessageBytes_) emitTokenTooLong();
         return;
       case State::ExpE:
         if (c == '+' || c == '-') {

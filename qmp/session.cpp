@@ -10,8 +10,6 @@ namespace {
 
 std::atomic<uint64_t> nextSessionId{1};
 
-std::string_view str(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
-
 const JsonValue& emptyObject() {
   static const JsonValue empty(rapidjson::kObjectType);
   return empty;
@@ -41,6 +39,20 @@ void appendError(std::string& out, std::string_view errorClass, std::string_view
   out += ", \"desc\": ";
   appendJsonString(out, desc);
   out += "}}\r\n";
+}
+
+void appendCommand(std::string& out, std::string_view name, const JsonValue* args, std::string_view idJson) {
+  out += "{\"execute\": ";
+  appendJsonString(out, name);
+  if (args) {
+    out += ", \"arguments\": ";
+    appendJson(out, *args);
+  }
+  if (!idJson.empty()) {
+    out += ", \"id\": ";
+    out += idJson;
+  }
+  out += "}\r\n";
 }
 
 std::string formatEvent(std::string_view name, const JsonValue* data) {
@@ -203,7 +215,7 @@ void Session::dispatch(Result<Json>&& item) {
   const JsonValue* execOob = nullptr;
   const JsonValue* arguments = &emptyObject();
   for (const auto& member : request.GetObject()) {
-    std::string_view key = str(member.name);
+    std::string_view key = jsonStringView(member.name);
     if (key == "execute" || (key == "exec-oob" && oobEnabled_)) {
       if (!member.value.IsString()) {
         writeError(idJson, "GenericError", "QMP input member '" + std::string(key) + "' must be a string");
@@ -229,7 +241,7 @@ void Session::dispatch(Result<Json>&& item) {
     writeError(idJson, "GenericError", "QMP input lacks member 'execute'");
     return;
   }
-  std::string_view name = str(execute ? *execute : *execOob);
+  std::string_view name = jsonStringView(execute ? *execute : *execOob);
   const CommandRegistry::Command* command = registry_.find(name);
   if (!negotiated_ && (!command || !(command->spec.flags & kAllowedBeforeNegotiation))) {
     writeError(idJson, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");

@@ -101,5 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
 // Formats a reply exactly as QEMU: {"return": V, "id": ID} or {"id": ID, "error": {...}}, + CRLF.
 void appendReturn(std::string& out, const JsonValue& value, std::string_view idJson);
 void appendError(std::string& out, std::string_view errorClass, std::string_view desc, std::string_view idJson);
+// A client's request line: {"execute": NAME[, "arguments": ARGS][, "id": ID]} + CRLF.
+void appendCommand(std::string& out, std::string_view name, const JsonValue* args, std::string_view idJson);
 
 }  // namespace vmmd::qmp

@@ -16,8 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string_view str(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
-
 Result<UniqueFd> connectOnce(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -152,26 +150,17 @@ Result<Json> SyncClient::request(const JsonValue& req, Duration timeout) {
 
 Result<Json> SyncClient::execute(std::string_view command, const JsonValue* args, Duration timeout) {
   lastError_.reset();
-  uint64_t id = nextId_++;
-  std::string line = "{\"execute\": ";
-  appendJsonString(line, command);
-  if (args) {
-    line += ", \"arguments\": ";
-    appendJson(line, *args);
-  }
-  std::string idJson = std::to_string(id);
-  line += ", \"id\": " + idJson + "}\r\n";
+  std::string idJson = std::to_string(nextId_++);
+  std::string line;
+  appendCommand(line, command, args, idJson);
   if (Status s = sendRaw(line); !s) return s.error();
   Result<Json> reply = readReply(idJson, timeout);
   if (!reply) return reply;
   if (auto ret = reply->FindMember("return"); ret != reply->MemberEnd()) return jsonCopy(ret->value);
   auto err = reply->FindMember("error");
   if (err != reply->MemberEnd() && err->value.IsObject()) {
-    QmpError e;
-    if (auto c = err->value.FindMember("class"); c != err->value.MemberEnd() && c->value.IsString()) e.errorClass = str(c->value);
-    if (auto d = err->value.FindMember("desc"); d != err->value.MemberEnd() && d->value.IsString()) e.desc = str(d->value);
-    lastError_ = e;
-    return Error(e.desc);
+    lastError_ = QmpError::fromJson(err->value);
+    return Error(lastError_->desc);
   }
   return Error("malformed QMP reply: " + toJson(*reply));
 }

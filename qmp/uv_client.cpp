@@ -3,22 +3,13 @@
 #include <signal.h>
 
 #include "qmp/json_stream_reader.h"
+#include "qmp/session.h"
 #include "qmp/uv_output.h"
 
 namespace vmmd::qmp {
 namespace {
 
 constexpr uint64_t kNegotiationId = 0;
-
-std::string_view str(const JsonValue& v) { return {v.GetString(), v.GetStringLength()}; }
-
-QmpError toQmpError(const JsonValue& error) {
-  QmpError e{"GenericError", ""};
-  if (!error.IsObject()) return e;
-  if (auto c = error.FindMember("class"); c != error.MemberEnd() && c->value.IsString()) e.errorClass = str(c->value);
-  if (auto d = error.FindMember("desc"); d != error.MemberEnd() && d->value.IsString()) e.desc = str(d->value);
-  return e;
-}
 
 }  // namespace
 
@@ -110,13 +101,8 @@ void UvClient::execute(std::string_view command, const JsonValue* args, ReplyCal
     return;
   }
   uint64_t id = nextId_++;
-  std::string line = "{\"execute\": ";
-  appendJsonString(line, command);
-  if (args) {
-    line += ", \"arguments\": ";
-    appendJson(line, *args);
-  }
-  line += ", \"id\": " + std::to_string(id) + "}\r\n";
+  std::string line;
+  appendCommand(line, command, args, std::to_string(id));
   pending_.emplace(id, std::move(callback));
   if (!ready_) {
     held_ += line;
@@ -153,7 +139,7 @@ void UvClient::onMessage(Result<Json>&& message) {
   auto err = m.FindMember("error");
   if (!ready_ && id == kNegotiationId) {
     if (ret == m.MemberEnd()) {
-      fail(Error("qmp_capabilities: " + (err != m.MemberEnd() ? toQmpError(err->value).desc : toJson(m))));
+      fail(Error("qmp_capabilities: " + (err != m.MemberEnd() ? QmpError::fromJson(err->value).desc : toJson(m))));
       return;
     }
     ready_ = true;
@@ -168,7 +154,7 @@ void UvClient::onMessage(Result<Json>&& message) {
   if (ret != m.MemberEnd()) {
     callback(CommandResult(jsonCopy(ret->value)));
   } else if (err != m.MemberEnd()) {
-    callback(CommandResult(toQmpError(err->value)));
+    callback(CommandResult(QmpError::fromJson(err->value)));
   } else {
     callback(Error("malformed QMP reply: " + toJson(m)));
   }
