@@ -208,10 +208,14 @@ void UvServer::broadcastEvent(std::string_view name, const JsonValue* data) {
 }
 
 void UvServer::broadcastEventLine(std::string_view eventLine) {
-  // Copy: a send can drop a client (hard limit) and so edit clients_.
-  std::vector<Client*> targets = clients_;
+  // A send can drop a client (hard limit); forEachSession copes with that.
+  forEachSession([&](Session& session) { session.sendEvent(eventLine); });
+}
+
+void UvServer::forEachSession(const std::function<void(Session&)>& visit) {
+  std::vector<Client*> targets = clients_;  // a visit may drop a client
   for (Client* c : targets) {
-    if (!c->closing) c->session->sendEvent(eventLine);
+    if (!c->closing) visit(*c->session);
   }
 }
 

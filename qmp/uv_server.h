@@ -57,6 +57,8 @@ class UvServer {
   void close();
 
   size_t clientCount() const { return clients_.size(); }
+  // Visits every connected client's session (e.g. for per-client event filtering).
+  void forEachSession(const std::function<void(Session&)>& visit);
   // Unsent output bytes held for all clients (for tests and monitoring).
   size_t bufferedOutputBytes() const;
 

@@ -112,6 +112,9 @@ TEST(UvServer, SeveralClientsAndEventBroadcast) {
   // Not negotiated: no event, as QEMU.
   EXPECT_FALSE(late->readMessage(200ms).ok());
   EXPECT_EQ(f.clients(), 5u);
+  size_t negotiated = 0;
+  f.loop.run([&] { f.server->forEachSession([&](Session& s) { negotiated += s.negotiated(); }); });
+  EXPECT_EQ(negotiated, 4u);
 }
 
 TEST(UvServer, HundredThousandPipelinedCommandsAllAnsweredInOrder) {
