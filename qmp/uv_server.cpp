@@ -1,0 +1,238 @@
+#include "qmp/uv_server.h"
+
+#include "qmp/uv_output.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace vmmd::qmp {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+// Input is handed to the session in slices so that a burst of requests cannot produce
+// unbounded output before the backlog check runs.
+constexpr size_t kFeedSlice = 4 * 1024;
+
+Error uvError(std::string_view what, int rc) { return Error(std::string(what) + ": " + uv_strerror(rc), -rc); }
+
+}  // namespace
+
+struct UvServer::Listener {
+  uv_pipe_t pipe{};
+  UvServer* server = nullptr;
+  std::string unlinkPath;
+};
+
+struct UvServer::Client {
+  uv_pipe_t pipe{};
+  UvServer* server = nullptr;
+  std::shared_ptr<Session> session;
+  UvOutput output{reinterpret_cast<uv_stream_t*>(&pipe), [this](int status) { onWritten(status); }};
+  std::string unprocessed;  // input read but not yet fed (while paused)
+  bool reading = false;
+  bool closing = false;
+
+  size_t backlog() const { return output.backlog(); }
+
+  void send(std::string_view message) {
+    if (closing) return;
+    if (output.send(message) < 0 || backlog() > server->options_.disconnectAbove) server->dropClient(this);
+  }
+
+  void onWritten(int status) {
+    if (closing) return;
+    if (status < 0) {
+      server->dropClient(this);
+      return;
+    }
+    process();
+  }
+
+  bool overLimits() const {
+    return backlog() > server->options_.pauseReadingAbove ||
+           session->queuedRequests() >= server->options_.maxQueuedRequests;
+  }
+
+  // Feeds stashed input, then resumes or pauses reading according to the limits.
+  void process() {
+    size_t done = 0;
+    while (done < unprocessed.size() && !closing && !overLimits()) {
+      size_t n = std::min(kFeedSlice, unprocessed.size() - done);
+      session->feed(std::string_view(unprocessed).substr(done, n));
+      done += n;
+    }
+    if (closing) return;
+    unprocessed.erase(0, done);
+    updateReading();
+  }
+
+  void updateReading() {
+    bool want = unprocessed.empty() && !overLimits();
+    if (want && !reading) {
+      if (uv_read_start(reinterpret_cast<uv_stream_t*>(&pipe), &Client::onAlloc, &Client::onRead) == 0) reading = true;
+    } else if (!want && reading) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&pipe));
+      reading = false;
+    }
+  }
+
+  static void onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* self = static_cast<Client*>(handle->data);
+    auto& b = self->server->readBuffer_;
+    *buf = uv_buf_init(b.data(), static_cast<unsigned>(b.size()));
+  }
+
+  static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* self = static_cast<Client*>(stream->data);
+    if (nread < 0) {
+      self->server->dropClient(self);
+      return;
+    }
+    std::string_view data(buf->base, static_cast<size_t>(nread));
+    while (!data.empty() && !self->closing && !self->overLimits()) {
+      size_t n = std::min(kFeedSlice, data.size());
+      self->session->feed(data.substr(0, n));
+      data.remove_prefix(n);
+    }
+    if (self->closing) return;
+    if (!data.empty()) self->unprocessed.append(data);
+    self->updateReading();
+  }
+
+  static void onClosed(uv_handle_t* handle) {
+    std::unique_ptr<Client> owned(static_cast<Client*>(handle->data));
+  }
+};
+
+UvServer::UvServer(uv_loop_t* loop, const CommandRegistry& registry, UvServerOptions options)
+    : loop_(loop), registry_(registry), options_(std::move(options)), readBuffer_(kReadChunk) {
+  // A client that disconnects while we write to it must not kill the process (QEMU ignores
+  // SIGPIPE too); libuv reports EPIPE instead.
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+UvServer::~UvServer() { close(); }
+
+Status UvServer::listen(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  auto listener = std::make_unique<Listener>();
+  listener->server = this;
+  uv_pipe_init(loop_, &listener->pipe, 0);
+  listener->pipe.data = listener.get();
+  int rc = uv_pipe_bind(&listener->pipe, path.c_str());
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->pipe), 128, &UvServer::onConnection);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener->pipe),
+             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
+    listener.release();
+    return uvError("listen on " + path, rc);
+  }
+  listener->unlinkPath = path;
+  listeners_.push_back(listener.release());
+  return {};
+}
+
+Status UvServer::adoptListeningFd(int fd) {
+  auto listener = std::make_unique<Listener>();
+  listener->server = this;
+  uv_pipe_init(loop_, &listener->pipe, 0);
+  listener->pipe.data = listener.get();
+  int rc = uv_pipe_open(&listener->pipe, fd);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->pipe), 128, &UvServer::onConnection);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener->pipe),
+             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
+    listener.release();
+    return uvError("listen on fd " + std::to_string(fd), rc);
+  }
+  listeners_.push_back(listener.release());
+  return {};
+}
+
+Status UvServer::adoptConnectedFd(int fd) {
+  auto client = std::make_unique<Client>();
+  uv_pipe_init(loop_, &client->pipe, 0);
+  client->pipe.data = client.get();
+  int rc = uv_pipe_open(&client->pipe, fd);
+  Client* raw = client.release();  // owned by the handle from here on
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->pipe), &Client::onClosed);
+    return uvError("adopt fd " + std::to_string(fd), rc);
+  }
+  return startClient(&raw->pipe);
+}
+
+void UvServer::onConnection(uv_stream_t* stream, int status) {
+  auto* listener = static_cast<Listener*>(stream->data);
+  UvServer* self = listener->server;
+  if (status < 0) return;
+  auto client = std::make_unique<Client>();
+  uv_pipe_init(self->loop_, &client->pipe, 0);
+  client->pipe.data = client.get();
+  Client* raw = client.release();
+  if (uv_accept(stream, reinterpret_cast<uv_stream_t*>(&raw->pipe)) < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->pipe), &Client::onClosed);
+    return;
+  }
+  (void)self->startClient(&raw->pipe);
+}
+
+Status UvServer::startClient(uv_pipe_t* pipe) {
+  auto* client = static_cast<Client*>(pipe->data);
+  client->server = this;
+  client->session = Session::create(registry_, options_.session,
+                                    [client](std::string_view message) { client->send(message); });
+  clients_.push_back(client);
+  if (onConnect) onConnect(*client->session);
+  client->session->start();
+  if (!client->closing) client->updateReading();
+  return {};
+}
+
+void UvServer::dropClient(Client* client) {
+  if (client->closing) return;
+  client->closing = true;
+  client->output.stop();
+  if (onDisconnect) onDisconnect(*client->session);
+  client->session->close();
+  clients_.erase(std::remove(clients_.begin(), clients_.end(), client), clients_.end());
+  uv_close(reinterpret_cast<uv_handle_t*>(&client->pipe), &Client::onClosed);
+}
+
+void UvServer::broadcastEvent(std::string_view name, const JsonValue* data) {
+  broadcastEventLine(formatEvent(name, data));
+}
+
+void UvServer::broadcastEventLine(std::string_view eventLine) {
+  // A send can drop a client (hard limit); forEachSession copes with that.
+  forEachSession([&](Session& session) { session.sendEvent(eventLine); });
+}
+
+void UvServer::forEachSession(const std::function<void(Session&)>& visit) {
+  std::vector<Client*> targets = clients_;  // a visit may drop a client
+  for (Client* c : targets) {
+    if (!c->closing) visit(*c->session);
+  }
+}
+
+size_t UvServer::bufferedOutputBytes() const {
+  size_t total = 0;
+  for (const Client* c : clients_) total += c->backlog();
+  return total;
+}
+
+void UvServer::close() {
+  for (Listener* l : listeners_) {
+    if (!l->unlinkPath.empty()) ::unlink(l->unlinkPath.c_str());
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->pipe),
+             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
+  }
+  listeners_.clear();
+  while (!clients_.empty()) dropClient(clients_.back());
+}
+
+}  // namespace vmmd::qmp

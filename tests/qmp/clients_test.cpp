@@ -1,0 +1,213 @@
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+#include "loop_thread.h"
+#include "qmp/sync_client.h"
+#include "qmp/uv_client.h"
+#include "qmp/uv_server.h"
+#include "test_registry.h"
+
+namespace vmmd::qmp {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string socketPath(const char* tag) {
+  return "/tmp/vmmd-qmp-client-" + std::to_string(::getpid()) + "-" + tag + ".sock";
+}
+
+TEST(SyncClient, ReportsQmpErrorsWithClassAndDesc) {
+  testing::TestRegistry t;
+  testing::LoopThread loop;
+  std::unique_ptr<UvServer> server;
+  std::string path = socketPath("sync");
+  loop.run([&] {
+    server = std::make_unique<UvServer>(loop.loop(), t.registry);
+    ASSERT_TRUE(server->listen(path).ok());
+  });
+  auto c = SyncClient::connect(path, 5s);
+  ASSERT_TRUE(c.ok());
+  auto r = c->execute("fail");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "Device 'x' not found");
+  ASSERT_TRUE(c->lastError().has_value());
+  EXPECT_EQ(c->lastError()->errorClass, "DeviceNotFound");
+  Json args = parseJson(R"({"command-line": "info status"})").value();
+  auto hmp = c->execute("human-monitor-command", &args);
+  ASSERT_TRUE(hmp.ok());
+  EXPECT_STREQ(hmp->GetString(), "info status");
+  // Events that arrive while waiting for a reply are kept for readEvent.
+  loop.run([&] { server->broadcastEvent("STOP"); });
+  EXPECT_TRUE(c->execute("ping").ok());
+  auto e = c->readEvent(1s);
+  ASSERT_TRUE(e.ok());
+  EXPECT_STREQ((*e)["event"].GetString(), "STOP");
+  EXPECT_FALSE(c->readEvent(50ms).ok());
+  loop.run([&] { server.reset(); });
+}
+
+TEST(SyncClient, ConnectTimesOutWhenNobodyListens) {
+  auto c = SyncClient::connect(socketPath("nobody"), 100ms);
+  EXPECT_FALSE(c.ok());
+}
+
+TEST(UvClient, CommandsEventsAndDisconnect) {
+  testing::TestRegistry t;
+  testing::LoopThread loop;
+  std::unique_ptr<UvServer> server;
+  std::unique_ptr<UvClient> client;
+  std::string path = socketPath("uv");
+  std::mutex mu;
+  std::vector<std::string> log;
+  auto record = [&](std::string s) {
+    std::lock_guard g(mu);
+    log.push_back(std::move(s));
+  };
+  auto logged = [&](size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard g(mu);
+        if (log.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  loop.run([&] {
+    server = std::make_unique<UvServer>(loop.loop(), t.registry);
+    ASSERT_TRUE(server->listen(path).ok());
+    client = std::make_unique<UvClient>(loop.loop());
+    client->onEvent = [&](const Json& e) { record(std::string("event ") + e["event"].GetString()); };
+    client->onDisconnect = [&](const Error& why) { record("disconnect " + why.message()); };
+    client->connect(path, [&](Status s) { record(s.ok() ? "connected" : "connect failed"); });
+    // Issued before negotiation finishes: held until then.
+    client->execute("query-status", nullptr, [&](Result<CommandResult>&& r) {
+      record(r.ok() && std::holds_alternative<Json>(*r) ? "status " + toJson(std::get<Json>(*r)) : "status failed");
+    });
+  });
+  ASSERT_TRUE(logged(2));
+  loop.run([&] {
+    client->execute("fail", nullptr, [&](Result<CommandResult>&& r) {
+      record(r.ok() && std::holds_alternative<QmpError>(*r) ? "error " + std::get<QmpError>(*r).errorClass : "?");
+    });
+    server->broadcastEvent("STOP");
+    client->execute("slow", nullptr, [&](Result<CommandResult>&& r) {
+      record(r.ok() ? "slow answered" : "slow failed: " + r.error().message());
+    });
+  });
+  ASSERT_TRUE(logged(4));
+  {
+    std::lock_guard g(mu);
+    EXPECT_EQ(log[0], "connected");
+    EXPECT_EQ(log[1], R"(status {"status": "prelaunch", "singlestep": false, "running": false})");
+    // The event is broadcast at once; the reply follows its request through the socket.
+    std::set<std::string> next(log.begin() + 2, log.begin() + 4);
+    EXPECT_EQ(next, (std::set<std::string>{"error DeviceNotFound", "event STOP"}));
+  }
+  // The server goes away with "slow" unanswered: its callback fails, then onDisconnect.
+  loop.run([&] { server.reset(); });
+  ASSERT_TRUE(logged(6));
+  {
+    std::lock_guard g(mu);
+    EXPECT_EQ(log[4], "slow failed: QMP connection closed");
+    EXPECT_EQ(log[5], "disconnect QMP connection closed");
+  }
+  loop.run([&] {
+    client.reset();
+    t.deferred.clear();
+  });
+}
+
+// The same raw inputs to real QEMU 7.2 and to a Session with the test registry must produce the
+// same bytes (the event timestamps aside).
+TEST(RealQemu, SessionRepliesMatchQemuByteForByte) {
+  if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu-system-x86_64 not installed";
+  std::string path = socketPath("qemu");
+  ::unlink(path.c_str());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string qmp = "unix:" + path + ",server=on,wait=off";
+    ::execl("/usr/bin/qemu-system-x86_64", "qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-S", "-nodefaults",
+            "-display", "none", "-qmp", qmp.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto qemu = SyncClient::connect(path, 10s, /*negotiate=*/false);
+  ASSERT_TRUE(qemu.ok()) << qemu.error().message();
+
+  testing::TestRegistry t;
+  std::string ours;
+  auto session = Session::create(t.registry, {testing::kVersion}, [&](std::string_view m) { ours += m; });
+  session->start();
+  std::string greeting = toJson(qemu->greeting()) + "\r\n";
+  EXPECT_EQ(ours.substr(0, ours.find("\"package\"")), greeting.substr(0, greeting.find("\"package\"")));
+
+  const std::vector<std::string> inputs = {
+      R"({"execute":"query-status","id":5})",
+      R"({"execute":"qmp_capabilities","arguments":{"enable":["foo"]}})",
+      R"({"execute":"qmp_capabilities","arguments":{"enable":[1]}})",
+      R"({"execute":"qmp_capabilities","id":[1,{"a":2}]})",
+      R"({"execute":"qmp_capabilities"})",
+      R"({"execute":"query-status","id":"x"})",
+      "[1]", "\"x\"", "}", "{]", R"({"foo":1})", "{}", R"({"id":1})", R"({"execute":1,"id":"z"})",
+      R"({"execute":"query-status","arguments":[]})",
+      R"({"execute":"query-status","arguments":{"a":1}})",
+      R"({"execute":"human-monitor-command","arguments":{},"id":1})",
+      R"({"execute":"human-monitor-command","arguments":{"command-line":1}})",
+      R"({"execute":"human-monitor-command","arguments":{"command-line":"x","cpu-index":1.5}})",
+      R"({"execute":"nope","id":"q"})", "{\"execute\":\"nope\xc3\xa9\"}", R"({"execute":"query\u0000"})",
+      R"({"execute":"query-status","id":1,"id":2})", "@", "\xff", "{'execute':'query-status'}", "\"\xc3\"",
+      R"({"exec-oob":"query-status"})", R"({"execute":"query-status","id":null})",
+      "-x", "1.}", "01", "1e", R"({"execute":"query-status","id":1e5})", R"({"execute":"query-status","id":-0.5e-3})",
+      R"({"execute":"query-status","id":18446744073709551615})", R"({"execute":"query-status","id":-9223372036854775809})",
+      R"({"execute":"query-status","id":"\ud83d\ude00\u00e9\t"})", R"({"execute":"query-status","id":"\ud800"})",
+      R"({"execute":"query-status","id":"\uffff"})", R"({"execute":"query-status","id":{"a":1,"a":2}})",
+      "{\"execute\":\"query-status\",\"id\":\"\xe2\x82\xac\xf0\x9f\x98\x80\"}", "{\"a\":\"\xc0\xaf\"}",
+      "[[[]]]", "{\"a\" \"b\"}", "{\"a\":}", "tru", "true", "\x01", "{\"execute\":\"query-status\"\x01}",
+  };
+  // Raw bytes from QEMU, read until they hold as many lines as ours.
+  auto readQemuLines = [&](size_t lines) {
+    std::string theirs;
+    auto count = [](const std::string& t) {
+      size_t n = 0;
+      for (size_t at = t.find("\r\n"); at != std::string::npos; at = t.find("\r\n", at + 2)) ++n;
+      return n;
+    };
+    while (count(theirs) < lines) {
+      pollfd p{qemu->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0) break;
+      char buf[4096];
+      ssize_t n = ::recv(qemu->fd(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      theirs.append(buf, static_cast<size_t>(n));
+    }
+    return theirs;
+  };
+  auto lines = [](const std::string& t) {
+    size_t n = 0;
+    for (size_t at = t.find("\r\n"); at != std::string::npos; at = t.find("\r\n", at + 2)) ++n;
+    return n;
+  };
+  // A trailing newline flushes lookahead-terminated tokens on both sides alike; a final marker
+  // request shows that QEMU did not send anything we did not.
+  std::vector<std::string> all = inputs;
+  all.push_back(R"({"execute":"query-status","id":"end"})");
+  for (const std::string& in : all) {
+    std::string line = in + "\n";
+    ours.clear();
+    session->feed(line);
+    ASSERT_TRUE(qemu->sendRaw(line).ok());
+    EXPECT_EQ(ours, readQemuLines(lines(ours))) << "input: " << in;
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::unlink(path.c_str());
+}
+
+}  // namespace
+}  // namespace vmmd::qmp
