@@ -21,6 +21,8 @@ Worker::Worker(config::MachineConfig config) : config_(std::move(config)) { uv_l
 Worker::~Worker() {
   if (machine_) machine_->powerOff();
   machine_.reset();
+  monitor_.reset();
+  quit_timer_.reset();
   fd_watches_.clear();
   chardevs_.clear();
   events_async_.reset();
@@ -46,7 +48,9 @@ Status Worker::start() {
     uv_signal_start(
         slot.get(),
         [](uv_signal_t* h, int signum) {
-          static_cast<Worker*>(h->data)->quit(0, "terminating on signal " + std::to_string(signum));
+          auto* self = static_cast<Worker*>(h->data);
+          if (self->monitor_) self->monitor_->causeEvent("SHUTDOWN", false, "host-signal");
+          self->quit(0, "terminating on signal " + std::to_string(signum));
         },
         signal_number);
     uv_unref(reinterpret_cast<uv_handle_t*>(slot.get()));
@@ -65,6 +69,16 @@ Status Worker::start() {
     if (!created) return created.error();
     chardevs_[chardev.id] = std::move(*created);
   }
+  // QMP monitors listen before the machine exists, so a client can connect as early as possible.
+  monitor_ = std::make_unique<QmpMonitor>(&loop_, *this);
+  for (const auto& monitor : config_.monitors) {
+    const config::ChardevConfig* chardev = config_.findChardev(monitor.chardev_id);
+    if (!chardev || chardev->backend != config::ChardevConfig::Backend::Socket) {
+      return Error("monitor on chardev '" + monitor.chardev_id + "': only unix socket monitors are supported");
+    }
+    if (auto st = monitor_->listen(chardev->path, monitor.pretty); !st) return st;
+  }
+
   // server=on,wait=on: like QEMU, start the guest only once a client is attached.
   for (const auto& chardev : config_.chardevs) {
     auto it = chardevs_.find(chardev.id);
@@ -140,18 +154,23 @@ void Worker::drainEvents() {
 void Worker::handlePower(PowerRequest request) {
   if (state_ == RunState::Shutdown) return;  // already off; late requests from other vCPUs
   if (request == PowerRequest::PowerOff) {
+    monitor_->causeEvent("SHUTDOWN", true, "guest-shutdown");
     if (config_.no_shutdown) {
+      // As QEMU: the guest is off but the process stays, paused, until reset or quit.
       machine_->pause();
       state_ = RunState::Shutdown;
+      monitor_->event("STOP");
       return;
     }
     quit(0, "guest powered off (ACPI S5)");
     return;
   }
   if (config_.no_reboot) {
+    monitor_->causeEvent("SHUTDOWN", true, "guest-reset");
     quit(0, "guest requested a reset; exiting because of -no-reboot");
     return;
   }
+  monitor_->causeEvent("RESET", true, "guest-reset");
   if (auto st = machine_->reset(false); !st) {
     std::fprintf(stderr, "vmm: reset failed: %s\n", st.error().message().c_str());
     quit(1, "could not reset the machine");
@@ -160,28 +179,62 @@ void Worker::handlePower(PowerRequest request) {
   state_ = RunState::Running;
 }
 
-Status Worker::stop() {
-  if (state_ != RunState::Running) return {};
+void Worker::stop() {
+  if (state_ != RunState::Running) return;  // QEMU: nothing happens, no event
   machine_->pause();
   state_ = RunState::Paused;
-  return {};
+  monitor_->event("STOP");
 }
 
 Status Worker::cont() {
   if (state_ == RunState::Shutdown) return Error("Resetting the Virtual Machine is required");
   if (state_ == RunState::InternalError) return Error("the machine stopped after an internal error");
+  if (state_ == RunState::Running) {
+    monitor_->event("STOP");  // QEMU 7.2 announces a stop and a resume even when already running
+    monitor_->event("RESUME");
+    return {};
+  }
   machine_->resume();
   state_ = RunState::Running;
+  monitor_->event("RESUME");
   return {};
 }
 
-void Worker::powerButton() { machine_->pressPowerButton(); }
+void Worker::powerButton() {
+  monitor_->event("POWERDOWN");
+  machine_->pressPowerButton();
+}
 
 Status Worker::systemReset() {
-  bool paused = state_ == RunState::Paused || state_ == RunState::Prelaunch;
+  bool paused = state_ == RunState::Paused || state_ == RunState::Prelaunch || state_ == RunState::Shutdown;
+  monitor_->causeEvent("RESET", false, "host-qmp-system-reset");
   if (auto st = machine_->reset(paused); !st) return st;
   if (state_ == RunState::Shutdown) state_ = RunState::Paused;
   return {};
+}
+
+void Worker::requestQuit() {
+  monitor_->causeEvent("SHUTDOWN", false, "host-qmp-quit");
+  if (quit_timer_) return;
+  auto timer = std::make_unique<uv_timer_t>();
+  uv_timer_init(&loop_, timer.get());
+  quit_timer_.reset(timer.release());
+  quit_timer_->data = this;
+  // Next loop turn: the {"return": {}} is written before the sockets close.
+  uv_timer_start(quit_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->quit(0, "quit requested over QMP"); }, 0, 0);
+}
+
+std::vector<Worker::ChardevInfo> Worker::chardevInfo() const {
+  std::vector<ChardevInfo> out;
+  for (const auto& chardev : config_.chardevs) {
+    auto it = chardevs_.find(chardev.id);
+    if (it != chardevs_.end()) {
+      out.push_back({chardev.id, it->second->filename(), true});
+    } else {
+      out.push_back({chardev.id, "unix:" + chardev.path + ",server=on", true});  // a monitor's socket
+    }
+  }
+  return out;
 }
 
 void Worker::quit(int exit_status, const std::string& why) {
@@ -189,6 +242,7 @@ void Worker::quit(int exit_status, const std::string& why) {
   std::fprintf(stderr, "vmm: %s\n", why.c_str());
   exit_status_ = exit_status;
   if (machine_) machine_->powerOff();
+  if (monitor_) monitor_->close();
   uv_stop(&loop_);
 }
 

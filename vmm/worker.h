@@ -17,6 +17,7 @@
 #include "vmm/chardev/chardev.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/machine/machine.h"
+#include "vmm/monitor/qmp_monitor.h"
 
 namespace vmmd {
 
@@ -39,12 +40,21 @@ class Worker {
   Machine& machine() { return *machine_; }
   const config::MachineConfig& config() const { return config_; }
 
-  // Host-initiated actions (QMP and signals use these).
-  Status stop();      // running -> paused
+  // Host-initiated actions (QMP and signals use these); each emits QEMU's events.
+  void stop();        // running -> paused
   Status cont();      // paused/prelaunch -> running
   void powerButton();
   Status systemReset();
+  // QMP quit: the reply goes out first, then the process exits 0.
+  void requestQuit();
   void quit(int exit_status, const std::string& why);
+
+  struct ChardevInfo {
+    std::string label;
+    std::string filename;
+    bool open;
+  };
+  std::vector<ChardevInfo> chardevInfo() const;
 
  private:
   enum class EventKind { Power, Fatal };
@@ -60,7 +70,9 @@ class Worker {
   config::MachineConfig config_;
   uv_loop_t loop_{};
   std::map<std::string, std::unique_ptr<Chardev>> chardevs_;
+  std::unique_ptr<QmpMonitor> monitor_;
   std::unique_ptr<Machine> machine_;
+  UvHandle<uv_timer_t> quit_timer_;
   RunState state_ = RunState::Prelaunch;
   std::optional<int> exit_status_;
 

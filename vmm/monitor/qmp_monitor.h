@@ -1,0 +1,52 @@
+// The worker's QMP monitors: one command registry with QEMU's commands (names, arguments, reply
+// shapes and errors as QEMU 7.2), served on every -qmp / -mon socket, and the events QEMU sends
+// (SHUTDOWN, POWERDOWN, RESET, STOP, RESUME) broadcast to all of them.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "qmp/command_registry.h"
+#include "qmp/uv_server.h"
+
+namespace vmmd {
+
+class Worker;
+
+// The version vmm reports to QMP clients: QEMU's API level it implements, and itself as the package.
+constexpr int kQemuCompatMajor = 7, kQemuCompatMinor = 2, kQemuCompatMicro = 0;
+constexpr const char* kVmmPackage = "vmm-0.1.0";
+
+class QmpMonitor {
+ public:
+  QmpMonitor(uv_loop_t* loop, Worker& worker);
+  ~QmpMonitor();
+
+  // One server per -qmp/-mon socket path.
+  Status listen(const std::string& path, bool pretty);
+  void event(std::string_view name, const qmp::JsonValue* data = nullptr);
+  // SHUTDOWN/RESET carry {"guest": bool, "reason": ShutdownCause}.
+  void causeEvent(std::string_view name, bool guest, std::string_view reason);
+  void close();
+
+  const qmp::CommandRegistry& registry() const { return registry_; }
+
+ private:
+  void registerSchema();
+  void registerCommands();
+  std::string humanCommand(const std::string& line);
+
+  uv_loop_t* loop_;
+  Worker& worker_;
+  qmp::CommandRegistry registry_;
+  std::vector<std::unique_ptr<qmp::UvServer>> servers_;
+};
+
+// {"qemu": {"micro": ..., "minor": ..., "major": ...}, "package": ...} as JSON text.
+std::string qmpVersionJson();
+
+}  // namespace vmmd
