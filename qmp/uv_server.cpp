@@ -26,6 +26,13 @@ struct UvServer::Listener {
   std::string unlinkPath;
 };
 
+// Re-checks paused clients on the next loop turn rather than from inside the output call
+// that made room (which may run inside another session's handler).
+struct UvServer::ResumeTimer {
+  uv_timer_t timer{};
+  UvServer* server = nullptr;
+};
+
 struct UvServer::Client {
   uv_pipe_t pipe{};
   UvServer* server = nullptr;
@@ -39,7 +46,12 @@ struct UvServer::Client {
 
   void send(std::string_view message) {
     if (closing) return;
-    if (output.send(message) < 0 || backlog() > server->options_.disconnectAbove) server->dropClient(this);
+    if (output.send(message) < 0 || backlog() > server->options_.disconnectAbove) {
+      server->dropClient(this);
+      return;
+    }
+    // A reply can end a wait that paused this client (a deferred reply completing).
+    if (!reading || !unprocessed.empty()) server->scheduleResume(this);
   }
 
   void onWritten(int status) {
@@ -114,7 +126,37 @@ UvServer::UvServer(uv_loop_t* loop, const CommandRegistry& registry, UvServerOpt
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-UvServer::~UvServer() { close(); }
+UvServer::~UvServer() {
+  close();
+  if (resumeTimer_) {
+    resumeTimer_->server = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&resumeTimer_->timer),
+             [](uv_handle_t* h) { std::unique_ptr<ResumeTimer> owned(static_cast<ResumeTimer*>(h->data)); });
+  }
+}
+
+void UvServer::scheduleResume(Client* client) {
+  if (std::find(toResume_.begin(), toResume_.end(), client) == toResume_.end()) toResume_.push_back(client);
+  if (!resumeTimer_) {
+    auto timer = std::make_unique<ResumeTimer>();
+    timer->server = this;
+    uv_timer_init(loop_, &timer->timer);
+    timer->timer.data = timer.get();
+    resumeTimer_ = timer.release();
+  }
+  uv_timer_start(&resumeTimer_->timer, [](uv_timer_t* t) {
+    auto* self = static_cast<ResumeTimer*>(t->data);
+    if (self->server) self->server->runResumes();
+  }, 0, 0);
+}
+
+void UvServer::runResumes() {
+  std::vector<Client*> clients = std::move(toResume_);
+  toResume_.clear();
+  for (Client* c : clients) {
+    if (!c->closing) c->process();
+  }
+}
 
 Status UvServer::listen(const std::string& path) {
   struct stat st{};
@@ -200,6 +242,7 @@ void UvServer::dropClient(Client* client) {
   if (onDisconnect) onDisconnect(*client->session);
   client->session->close();
   clients_.erase(std::remove(clients_.begin(), clients_.end(), client), clients_.end());
+  toResume_.erase(std::remove(toResume_.begin(), toResume_.end(), client), toResume_.end());
   uv_close(reinterpret_cast<uv_handle_t*>(&client->pipe), &Client::onClosed);
 }
 

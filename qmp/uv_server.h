@@ -73,6 +73,8 @@ class UvServer {
 
   Status startClient(uv_pipe_t* pipe);
   void dropClient(Client* client);
+  void scheduleResume(Client* client);
+  void runResumes();
   static void onConnection(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
@@ -80,6 +82,9 @@ class UvServer {
   UvServerOptions options_;
   std::vector<Listener*> listeners_;  // owned; freed by their close callbacks
   std::vector<Client*> clients_;      // owned; freed by their close callbacks
+  std::vector<Client*> toResume_;     // paused clients to re-check on the next loop turn
+  struct ResumeTimer;
+  ResumeTimer* resumeTimer_ = nullptr;  // owned; freed by its close callback
   std::vector<char> readBuffer_;
 };
 

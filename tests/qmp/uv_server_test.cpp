@@ -249,6 +249,29 @@ TEST(UvServer, ClientLeavingMidCommandHarmsNothing) {
   EXPECT_TRUE(other->execute("ping").ok());
 }
 
+TEST(UvServer, ReadingResumesWhenADeferredReplyCompletes) {
+  ServerFixture f("resume");
+  auto c = SyncClient::connect(f.path, 5s);
+  ASSERT_TRUE(c.ok());
+  // More than one feed slice (4 KiB), so part of it is still unread when the server pauses.
+  std::string burst = R"({"execute":"slow","id":0})";
+  for (int i = 1; i <= 400; ++i) burst += "{\"execute\":\"ping\",\"id\":" + std::to_string(i) + "}";
+  ASSERT_TRUE(c->sendRaw(burst).ok());
+  for (int i = 0; i < 500; ++i) {
+    size_t n = 0;
+    f.loop.run([&] { n = f.t.deferred.size(); });
+    if (n == 1) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  // Completed from the loop, outside any read: the queued requests and the unread rest follow.
+  f.loop.run([&] { f.t.deferred.front().success(); });
+  for (int i = 0; i <= 400; ++i) {
+    auto m = c->readMessage(5s);
+    ASSERT_TRUE(m.ok()) << "reply " << i << ": " << m.error().message();
+    EXPECT_EQ((*m)["id"].GetInt(), i);
+  }
+}
+
 TEST(UvServer, ReplacesAStaleSocketFile) {
   std::string path = tempSocketPath("stale");
   {
