@@ -205,6 +205,60 @@ TEST_F(CmosRtcTest, FrozenHoursFollowTwelveHourMode) {
   EXPECT_EQ((hours & 0x80) != 0, now.tm_hour >= 12);
 }
 
+// Sets the guest clock to 15:00:00 on 17 May 2030 in 24-hour BCD mode.
+void setAfternoon(CmosRtc& rtc) {
+  auto set = [&](uint8_t index, uint8_t value) {
+    rtc.write(0, {&index, 1});
+    rtc.write(1, {&value, 1});
+  };
+  set(kRegB, kSet | k24Hour);
+  set(kCentury, 0x20);
+  set(kYear, 0x30);
+  set(kMonth, 0x05);
+  set(kDay, 0x17);
+  set(kHours, 0x15);
+  set(kMinutes, 0x00);
+  set(kSeconds, 0x00);
+  set(kRegB, k24Hour);
+}
+
+TEST_F(CmosRtcTest, TwelveHourModeShowsAfternoonWithThePmBit) {
+  setAfternoon(rtc_);
+  set(kRegB, 0x00);  // 12-hour BCD
+  EXPECT_EQ(get(kHours), 0x80 | 0x03);
+  set(kRegB, kBinary);  // 12-hour binary
+  EXPECT_EQ(get(kHours), 0x80 | 3);
+}
+
+TEST_F(CmosRtcTest, FreezingInTwelveHourModeKeepsThePmBit) {
+  setAfternoon(rtc_);
+  set(kRegB, 0x00);
+  set(kRegB, kSet);
+  EXPECT_EQ(get(kHours), 0x80 | 0x03);
+  set(kRegB, 0x00);  // nothing changed: the clock goes on at 3 PM, not 3 AM
+  set(kRegB, k24Hour);
+  EXPECT_EQ(get(kHours), 0x15);
+}
+
+TEST_F(CmosRtcTest, TwelveAmAndTwelvePmInTwelveHourMode) {
+  set(kRegB, kSet);  // 12-hour BCD
+  set(kCentury, 0x20);
+  set(kYear, 0x30);
+  set(kMonth, 0x05);
+  set(kDay, 0x17);
+  set(kHours, 0x12);  // 12 AM: midnight
+  set(kMinutes, 0x00);
+  set(kSeconds, 0x00);
+  set(kRegB, 0x00);  // SET off, still 12-hour
+  set(kRegB, k24Hour);
+  EXPECT_EQ(get(kHours), 0x00);
+  set(kRegB, kSet);
+  set(kHours, 0x80 | 0x12);  // 12 PM: noon
+  set(kRegB, 0x00);
+  set(kRegB, k24Hour);
+  EXPECT_EQ(get(kHours), 0x12);
+}
+
 TEST_F(CmosRtcTest, RegisterCReadsZeroAndIgnoresWrites) {
   // Nothing in this model raises an RTC interrupt flag; C must still read back clear and
   // writes (it is read-only) must not stick.
