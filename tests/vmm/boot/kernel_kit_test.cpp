@@ -2,10 +2,13 @@
 // vmlinux extracted from it must parse and load. Skipped, saying so, when the cache is not there.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "vmm/boot/boot.h"
 #include "vmm/boot/bzimage.h"
