@@ -102,6 +102,23 @@ TEST(KernelKit, DebianKernelsLoadIntoGuestMemory) {
   EXPECT_EQ(bz->mode, BootEntry::Mode::Long64);
   EXPECT_EQ(std::memcmp(memory->hostAddress(layout::kBootParams + 0x202, 4), "HdrS", 4), 0);
 
+  // With the kit's initramfs when it has one: the ramdisk fields describe it.
+  std::string initramfs = kit->dir + "/initramfs.cpio";
+  if (fs::is_regular_file(initramfs)) {
+    auto with_initrd = loadKernel(*memory, {kit->bzimage, initramfs, "console=ttyS0", 0xE0000});
+    ASSERT_TRUE(with_initrd.ok()) << with_initrd.error().message();
+    uint32_t ramdisk_size = 0, ramdisk_image = 0;
+    std::memcpy(&ramdisk_image, memory->hostAddress(layout::kBootParams + bp::kRamdiskImage, 4), 4);
+    std::memcpy(&ramdisk_size, memory->hostAddress(layout::kBootParams + bp::kRamdiskSize, 4), 4);
+    EXPECT_EQ(ramdisk_size, fs::file_size(initramfs));
+    EXPECT_EQ(ramdisk_image % 4096, 0u);
+    auto file = ImageFile::open(initramfs);
+    ASSERT_TRUE(file.ok());
+    std::vector<uint8_t> head(std::min<uint64_t>(4096, file->size()));
+    ASSERT_TRUE(file->readAt(0, head).ok());
+    EXPECT_EQ(std::memcmp(memory->hostAddress(ramdisk_image, head.size()), head.data(), head.size()), 0);
+  }
+
   auto pvh = loadKernel(*memory, {kit->vmlinux, "", "console=ttyS0", 0xE0000});
   ASSERT_TRUE(pvh.ok()) << pvh.error().message();
   EXPECT_EQ(pvh->mode, BootEntry::Mode::Protected32);

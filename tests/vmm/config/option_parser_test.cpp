@@ -364,6 +364,18 @@ TEST(ParseCommandLine, MachineTypes) {
   EXPECT_EQ(c.machine_type, "q35");
 }
 
+TEST(ParseCommandLine, MachinePropertiesWithoutAType) {
+  MachineConfig c = parseOk(withKernel({"-machine", "accel=kvm"}));
+  EXPECT_EQ(c.machine_type, "pc") << "the default type stays";
+  EXPECT_EQ(parseOk(withKernel({"-machine", "type=microvm,accel=kvm"})).machine_type, "microvm");
+}
+
+TEST(ParseCommandLine, AppendIsTakenVerbatim) {
+  // -append is not key=value: commas, equals signs and quotes reach the kernel unchanged.
+  MachineConfig c = parseOk(withKernel({"-append", "console=ttyS0,115200n8 init=/bin/sh a=\"b c\",,d"}));
+  EXPECT_EQ(c.append, "console=ttyS0,115200n8 init=/bin/sh a=\"b c\",,d");
+}
+
 TEST(ParseCommandLine, MachineErrors) {
   EXPECT_EQ(parseError(withKernel({"-M", "virt"})), "-M: machine type 'virt' is not supported (pc, q35, microvm)");
   EXPECT_EQ(parseError(withKernel({"-machine", "q35,accel=tcg"})),
