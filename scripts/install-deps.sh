@@ -6,6 +6,7 @@ packages=(
   libgtest-dev libgmock-dev libuv1-dev rapidjson-dev libsqlite3-dev zlib1g-dev libsystemd-dev
   qemu-system-x86 qemu-utils qemu-guest-agent
   busybox-static cpio lz4 zstd kmod iproute2 python3 systemd
+  acpica-tools
 )
 missing=()
 for p in "${packages[@]}"; do

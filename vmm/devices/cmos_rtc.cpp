@@ -60,6 +60,18 @@ int CmosRtc::decode(uint8_t value) const {
   return (value >> 4) * 10 + (value & 0x0F);
 }
 
+uint8_t CmosRtc::encodeHours(int hour24) const {
+  if (nvram_[kRegB] & kRegB24Hour) return encode(hour24);
+  int hour12 = hour24 % 12 == 0 ? 12 : hour24 % 12;
+  return static_cast<uint8_t>(encode(hour12) | (hour24 >= 12 ? 0x80 : 0));
+}
+
+int CmosRtc::decodeHours(uint8_t value) const {
+  if (nvram_[kRegB] & kRegB24Hour) return decode(value);
+  int hour12 = decode(value & 0x7F) % 12;  // 12 AM is hour 0
+  return (value & 0x80) ? hour12 + 12 : hour12;
+}
+
 std::tm CmosRtc::guestTime() const {
   time_t now = ::time(nullptr) + offset_seconds_;
   std::tm tm{};
@@ -74,12 +86,7 @@ uint8_t CmosRtc::readRegister(uint8_t index) {
   switch (index) {
     case kSeconds: return live ? encode(tm.tm_sec) : nvram_[index];
     case kMinutes: return live ? encode(tm.tm_min) : nvram_[index];
-    case kHours: {
-      if (!live) return nvram_[index];
-      if (nvram_[kRegB] & kRegB24Hour) return encode(tm.tm_hour);
-      int hour12 = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
-      return static_cast<uint8_t>(encode(hour12) | (tm.tm_hour >= 12 ? 0x80 : 0));
-    }
+    case kHours: return live ? encodeHours(tm.tm_hour) : nvram_[index];
     case kWeekday: return live ? encode(tm.tm_wday + 1) : nvram_[index];
     case kDay: return live ? encode(tm.tm_mday) : nvram_[index];
     case kMonth: return live ? encode(tm.tm_mon + 1) : nvram_[index];
@@ -108,7 +115,8 @@ void CmosRtc::writeRegister(uint8_t index, uint8_t value) {
         nvram_[kRegB] = value;
         nvram_[kSeconds] = encode(tm.tm_sec);
         nvram_[kMinutes] = encode(tm.tm_min);
-        nvram_[kHours] = encode(tm.tm_hour);
+        nvram_[kHours] = encodeHours(tm.tm_hour);
+        nvram_[kWeekday] = encode(tm.tm_wday + 1);
         nvram_[kDay] = encode(tm.tm_mday);
         nvram_[kMonth] = encode(tm.tm_mon + 1);
         nvram_[kYear] = encode(tm.tm_year % 100);
@@ -120,7 +128,7 @@ void CmosRtc::writeRegister(uint8_t index, uint8_t value) {
         std::tm tm{};
         tm.tm_sec = decode(nvram_[kSeconds]);
         tm.tm_min = decode(nvram_[kMinutes]);
-        tm.tm_hour = decode(nvram_[kHours] & 0x7F);
+        tm.tm_hour = decodeHours(nvram_[kHours]);
         tm.tm_mday = decode(nvram_[kDay]);
         tm.tm_mon = decode(nvram_[kMonth]) - 1;
         tm.tm_year = decode(nvram_[kCentury]) * 100 + decode(nvram_[kYear]) - 1900;

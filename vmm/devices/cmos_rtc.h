@@ -24,6 +24,8 @@ class CmosRtc : public BusDevice {
   void writeRegister(uint8_t index, uint8_t value);
   uint8_t encode(int value) const;  // BCD or binary, as register B says
   int decode(uint8_t value) const;
+  uint8_t encodeHours(int hour24) const;  // 24-hour, or 12-hour with bit 7 for PM, as register B says
+  int decodeHours(uint8_t value) const;   // back to 0..23
   std::tm guestTime() const;
 
   std::mutex mutex_;

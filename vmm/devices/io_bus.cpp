@@ -9,9 +9,12 @@ namespace vmmd {
 
 Status IoBus::add(uint64_t base, uint64_t length, BusDevice* device) {
   if (length == 0) return Error("I/O bus: empty range at " + hex(base));
+  // Compare last addresses, not ends: a range may end exactly at 2^64, where base + length is 0.
+  uint64_t last = base + (length - 1);
+  if (last < base) return Error("I/O bus: range at " + hex(base) + " wraps past the top of the address space");
   auto at = std::lower_bound(ranges_.begin(), ranges_.end(), base, [](const Range& r, uint64_t b) { return r.base < b; });
-  if (at != ranges_.end() && at->base < base + length) return Error("I/O bus: range at " + hex(base) + " overlaps " + hex(at->base));
-  if (at != ranges_.begin() && std::prev(at)->base + std::prev(at)->length > base) {
+  if (at != ranges_.end() && at->base <= last) return Error("I/O bus: range at " + hex(base) + " overlaps " + hex(at->base));
+  if (at != ranges_.begin() && std::prev(at)->base + (std::prev(at)->length - 1) >= base) {
     return Error("I/O bus: range at " + hex(base) + " overlaps " + hex(std::prev(at)->base));
   }
   ranges_.insert(at, {base, length, device});
