@@ -125,10 +125,27 @@ Result<uint64_t> parseSize(std::string_view text, uint64_t default_unit) {
   } else {
     unit = default_unit;
   }
-  auto number = parseUnsigned(digits);
-  if (!number) return Error("'" + std::string(text) + "' is not a size (a number with an optional k/M/G/T suffix)");
+  // QEMU accepts a decimal fraction ("1.5G"); the result must still be whole bytes.
+  std::string_view whole = digits, fraction;
+  if (auto dot = digits.find('.'); dot != std::string_view::npos) {
+    whole = digits.substr(0, dot);
+    fraction = digits.substr(dot + 1);
+  }
+  auto invalid = [&] { return Error("'" + std::string(text) + "' is not a size (a number with an optional k/M/G/T suffix)"); };
+  auto number = parseUnsigned(whole);
+  if (!number || (digits.find('.') != std::string_view::npos && fraction.empty()) || fraction.size() > 9) return invalid();
   if (*number > std::numeric_limits<uint64_t>::max() / unit) return Error("size '" + std::string(text) + "' is too large");
-  return *number * unit;
+  uint64_t bytes = *number * unit;
+  if (!fraction.empty()) {
+    auto parts = parseUnsigned(fraction);
+    if (!parts) return invalid();
+    uint64_t scale = 1;
+    for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
+    unsigned __int128 extra = static_cast<unsigned __int128>(*parts) * unit;
+    if (extra % scale) return Error("size '" + std::string(text) + "' is not a whole number of bytes");
+    bytes += static_cast<uint64_t>(extra / scale);
+  }
+  return bytes;
 }
 
 }  // namespace vmmd::config

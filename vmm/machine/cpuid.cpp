@@ -79,6 +79,9 @@ const Feature* findFeature(const std::string& name) {
   // QEMU accepts '_' for '-' in feature names.
   std::string canonical = name;
   std::replace(canonical.begin(), canonical.end(), '_', '-');
+  // QEMU's spellings of the SSE4 flags with a dash instead of the dot.
+  if (canonical == "sse4-1") canonical = "sse4.1";
+  if (canonical == "sse4-2") canonical = "sse4.2";
   for (const auto& feature : kFeatures) {
     if (canonical == feature.name) return &feature;
   }
@@ -124,8 +127,10 @@ Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, cons
     uint32_t mask = 1u << feature->bit;
     if (!wanted) {
       if (entry) regOf(*entry, feature->reg) &= ~mask;
+      if (std::string_view(feature->name) == "hypervisor") plan.hypervisor_bit = false;
       continue;
     }
+    if (std::string_view(feature->name) == "hypervisor") plan.hypervisor_bit = true;
     // "+feature" can only keep what the host supports; like QEMU without "enforce", warn.
     if (!entry || !(regOf(*entry, feature->reg) & mask)) {
       plan.warnings.push_back("host doesn't support requested feature: " + name);
@@ -142,7 +147,7 @@ std::vector<kvm_cpuid_entry2> cpuidForVcpu(const CpuidPlan& plan, uint32_t index
       case 1:
         // Initial APIC id, logical processor count, hypervisor present.
         entry.ebx = (entry.ebx & 0x0000FFFF) | (index << 24) | (std::min(count, 255u) << 16);
-        entry.ecx |= 1u << 31;
+        if (plan.hypervisor_bit) entry.ecx |= 1u << 31;
         if (count > 1) entry.edx |= 1u << 28;
         break;
       case 0xB:

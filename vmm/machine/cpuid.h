@@ -16,6 +16,7 @@ namespace vmmd {
 struct CpuidPlan {
   std::vector<kvm_cpuid_entry2> base;  // supported entries with feature edits applied
   std::vector<std::string> warnings;   // features asked for that the host cannot give
+  bool hypervisor_bit = true;          // CPUID.1:ECX[31]; "-cpu host,-hypervisor" hides it
 };
 
 // Applies -cpu edits; an unknown feature name is an error naming it.

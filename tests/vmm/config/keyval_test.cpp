@@ -202,9 +202,18 @@ TEST(ParseSize, OverflowIsAnError) {
   EXPECT_THAT(digits.error().message(), HasSubstr("is not a size"));
 }
 
+TEST(ParseSize, DecimalFractionsAsQemu) {
+  EXPECT_EQ(*parseSize("1.5G", 1), 3ull << 29);
+  EXPECT_EQ(*parseSize("0.5", 1ull << 20), 512ull << 10);
+  EXPECT_EQ(*parseSize("2.25k", 1), 2304u);
+  auto fractional_bytes = parseSize("1.5", 1);
+  ASSERT_FALSE(fractional_bytes.ok());
+  EXPECT_NE(fractional_bytes.error().message().find("whole number of bytes"), std::string::npos);
+}
+
 TEST(ParseSize, JunkIsAnError) {
   EXPECT_EQ(parseSize("", 1).error().message(), "empty size");
-  for (const char* text : {"G", "1.5G", "12X", "x", "-1M", "1 G", "1GB", "M1"}) {
+  for (const char* text : {"G", "1.G", ".5G", "1.5.5G", "12X", "x", "-1M", "1 G", "1GB", "M1"}) {
     auto size = parseSize(text, 1ull << 20);
     ASSERT_FALSE(size.ok()) << "'" << text << "' parsed as " << *size;
     EXPECT_EQ(size.error().message(),
