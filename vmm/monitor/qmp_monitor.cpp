@@ -172,9 +172,10 @@ void QmpMonitor::registerCommands() {
       cpu.AddMember("qom-path", qmp::jsonString(path, alloc), alloc);
       cpu.AddMember("thread-id", threads[i], alloc);
       JsonValue props(rapidjson::kObjectType);
-      props.AddMember("core-id", 0, alloc);
+      // One socket of N cores (QEMU 7.2's -smp N topology, and what our CPUID leaf 0xB says).
+      props.AddMember("core-id", static_cast<int>(i), alloc);
       props.AddMember("thread-id", 0, alloc);
-      props.AddMember("socket-id", static_cast<int>(i), alloc);
+      props.AddMember("socket-id", 0, alloc);
       cpu.AddMember("props", props, alloc);
       cpu.AddMember("target", "x86_64", alloc);
       list.PushBack(cpu, alloc);
