@@ -1,0 +1,125 @@
+// Store: the runtime table and the event history.
+#include "daemon/store/store.h"
+
+namespace vmmd::daemon {
+namespace {
+
+constexpr std::string_view kRuntimeColumns =
+    "name, state, pid, start_time, qmp_socket, console_socket, qga_socket, exit_status, exit_signal, restart_count, "
+    "updated_us";
+
+Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
+  RuntimeRecord r;
+  r.name = stmt.columnText(0);
+  auto state = parseVmState(stmt.columnText(1));
+  if (!state) return Error("vm '" + r.name + "': unknown state '" + stmt.columnText(1) + "' in the database");
+  r.state = *state;
+  r.pid = stmt.columnOptionalInt(2);
+  r.start_time = stmt.columnOptionalInt(3);
+  r.qmp_socket = stmt.columnOptionalText(4);
+  r.console_socket = stmt.columnOptionalText(5);
+  r.qga_socket = stmt.columnOptionalText(6);
+  r.exit_status = stmt.columnOptionalInt(7);
+  r.exit_signal = stmt.columnOptionalInt(8);
+  r.restart_count = stmt.columnInt(9);
+  r.updated_us = stmt.columnInt(10);
+  return r;
+}
+
+}  // namespace
+
+Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft>& event) {
+  auto tx = sqlite::Transaction::begin(db_);
+  if (!tx) return tx.error();
+  auto known = db_.prepare("SELECT 1 FROM definitions WHERE name = ?1");
+  if (!known) return known.error();
+  if (auto st = known->bind(1, r.name); !st) return st;
+  auto row = known->step();
+  if (!row) return row.error();
+  if (!*row) return Error("vm '" + r.name + "' is not defined");
+  auto save = db_.prepare("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  if (!save) return save.error();
+  Status st;
+  (void)((st = save->bind(1, r.name)) && (st = save->bind(2, toString(r.state))) && (st = save->bind(3, r.pid)) &&
+         (st = save->bind(4, r.start_time)) && (st = save->bind(5, r.qmp_socket)) &&
+         (st = save->bind(6, r.console_socket)) && (st = save->bind(7, r.qga_socket)) &&
+         (st = save->bind(8, r.exit_status)) && (st = save->bind(9, r.exit_signal)) &&
+         (st = save->bind(10, r.restart_count)) && (st = save->bind(11, unixTimeUs())) && (st = save->run()));
+  if (!st) return st;
+  if (event) {
+    if (auto id = insertEvent(r.name, *event); !id) return id.error();
+  }
+  return tx->commit();
+}
+
+Result<std::optional<RuntimeRecord>> Store::runtime(std::string_view name) {
+  auto stmt = db_.prepare("SELECT " + std::string(kRuntimeColumns) + " FROM runtime WHERE name = ?1");
+  if (!stmt) return stmt.error();
+  if (auto st = stmt->bind(1, name); !st) return st.error();
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<RuntimeRecord>();
+  auto record = readRuntime(*stmt);
+  if (!record) return record.error();
+  return std::optional<RuntimeRecord>(std::move(*record));
+}
+
+Result<std::vector<RuntimeRecord>> Store::runtimes() {
+  auto stmt = db_.prepare("SELECT " + std::string(kRuntimeColumns) + " FROM runtime ORDER BY name");
+  if (!stmt) return stmt.error();
+  std::vector<RuntimeRecord> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    auto record = readRuntime(*stmt);
+    if (!record) return record.error();
+    out.push_back(std::move(*record));
+  }
+  return out;
+}
+
+Result<int64_t> Store::insertEvent(std::string_view vm, const EventDraft& event) {
+  auto insert = db_.prepare("INSERT INTO events (time_us, vm, kind, detail) VALUES (?1, ?2, ?3, ?4)");
+  if (!insert) return insert.error();
+  Status st;
+  (void)((st = insert->bind(1, unixTimeUs())) && (st = insert->bind(2, vm)) && (st = insert->bind(3, event.kind)) &&
+         (st = insert->bind(4, event.detail)) && (st = insert->run()));
+  if (!st) return st.error();
+  int64_t id = sqlite3_last_insert_rowid(db_.handle());
+  // Bounded history: ids only grow (AUTOINCREMENT), so everything max_events behind goes.
+  auto trim = db_.prepare("DELETE FROM events WHERE id <= ?1");
+  if (!trim) return trim.error();
+  if (auto bound = trim->bind(1, id - options_.max_events); !bound) return bound.error();
+  if (auto ran = trim->run(); !ran) return ran.error();
+  return id;
+}
+
+Result<int64_t> Store::appendEvent(std::string_view vm, const EventDraft& event) {
+  auto tx = sqlite::Transaction::begin(db_);
+  if (!tx) return tx.error();
+  auto id = insertEvent(vm, event);
+  if (!id) return id.error();
+  if (auto st = tx->commit(); !st) return st.error();
+  return id;
+}
+
+Result<std::vector<EventRecord>> Store::events(const EventQuery& query) {
+  auto stmt = db_.prepare(
+      "SELECT id, time_us, vm, kind, detail FROM events WHERE id > ?1 AND (?2 IS NULL OR vm = ?2) ORDER BY id LIMIT ?3");
+  if (!stmt) return stmt.error();
+  Status st;
+  (void)((st = stmt->bind(1, query.after_id)) && (st = stmt->bind(2, query.vm)) && (st = stmt->bind(3, query.limit)));
+  if (!st) return st.error();
+  std::vector<EventRecord> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back({stmt->columnInt(0), stmt->columnInt(1), stmt->columnText(2), stmt->columnText(3), stmt->columnText(4)});
+  }
+  return out;
+}
+
+}  // namespace vmmd::daemon
