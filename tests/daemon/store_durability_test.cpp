@@ -24,8 +24,10 @@ struct ChildRun {
   int wait_status = 0;
 };
 
-// Runs the child on `path` and kills it after `kill_after` acknowledgements (kDefines: never).
-ChildRun runChild(const std::string& path, int kill_after) {
+// Runs the child on `path` and kills it after `kill_after` acknowledgements (above kDefines:
+// never). With kill_after == 0 it is killed `early_kill_us` after it was started, before or
+// during the schema migration or the first defines.
+ChildRun runChild(const std::string& path, int kill_after, int early_kill_us = 0) {
   ChildRun run;
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -43,6 +45,11 @@ ChildRun runChild(const std::string& path, int kill_after) {
   std::string pending;
   int lines = 0;
   bool killed = false;
+  if (kill_after == 0) {
+    ::usleep(static_cast<useconds_t>(early_kill_us));
+    ::kill(child, SIGKILL);
+    killed = true;
+  }
   char buffer[4096];
   for (;;) {
     ssize_t n = ::read(out[0], buffer, sizeof buffer);
@@ -55,10 +62,6 @@ ChildRun runChild(const std::string& path, int kill_after) {
         ::kill(child, SIGKILL);
         killed = true;
       }
-    }
-    if (kill_after == 0 && !killed) {
-      ::kill(child, SIGKILL);
-      killed = true;
     }
   }
   ::close(out[0]);
@@ -85,27 +88,25 @@ void expectAllAcknowledgedPresent(const std::string& path, const ChildRun& run) 
 TEST(StoreDurability, KillDuringDefinesLosesNothingAcknowledged) {
   std::random_device seed;
   std::mt19937 rng(seed());
-  // One early kill (during the schema migration or the first defines) and two anywhere.
-  for (int kill_after : {0, std::uniform_int_distribution<int>(1, kDefines - 1)(rng),
-                         std::uniform_int_distribution<int>(1, kDefines - 1)(rng)}) {
-    SCOPED_TRACE("killed after " + std::to_string(kill_after) + " acknowledgements");
+  // An early kill (the child's exec, schema migration or first defines), one anywhere in the run,
+  // and a run left to finish, which shows the child really makes every define.
+  const int early_us = std::uniform_int_distribution<int>(0, 30000)(rng);
+  for (int kill_after : {0, std::uniform_int_distribution<int>(1, kDefines - 1)(rng), kDefines + 1}) {
+    SCOPED_TRACE("kill after " + std::to_string(kill_after) + " acknowledgements" +
+                 (kill_after == 0 ? " (" + std::to_string(early_us) + " us after the start)" : ""));
     testing::TempDir dir;
     std::string path = dir.file("vmmd.db");
-    ChildRun run = runChild(path, kill_after);
-    ASSERT_TRUE(WIFSIGNALED(run.wait_status) && WTERMSIG(run.wait_status) == SIGKILL)
-        << "child was not killed; wait status " << run.wait_status;
-    EXPECT_GE(static_cast<int>(run.acknowledged.size()), kill_after);
+    ChildRun run = runChild(path, kill_after, early_us);
+    if (kill_after > kDefines) {
+      ASSERT_TRUE(WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) == 0) << run.wait_status;
+      EXPECT_EQ(run.acknowledged.size(), static_cast<size_t>(kDefines));
+    } else {
+      ASSERT_TRUE(WIFSIGNALED(run.wait_status) && WTERMSIG(run.wait_status) == SIGKILL)
+          << "child was not killed; wait status " << run.wait_status;
+      EXPECT_GE(static_cast<int>(run.acknowledged.size()), kill_after);
+    }
     expectAllAcknowledgedPresent(path, run);
   }
-}
-
-TEST(StoreDurability, CompleteRunKeepsEverything) {
-  testing::TempDir dir;
-  std::string path = dir.file("vmmd.db");
-  ChildRun run = runChild(path, kDefines + 1);
-  ASSERT_TRUE(WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) == 0) << run.wait_status;
-  ASSERT_EQ(run.acknowledged.size(), static_cast<size_t>(kDefines));
-  expectAllAcknowledgedPresent(path, run);
 }
 
 }  // namespace
