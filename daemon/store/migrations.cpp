@@ -20,6 +20,7 @@ CREATE TABLE runtime (
   state          TEXT NOT NULL,
   pid            INTEGER,
   start_time     INTEGER,
+  started_us     INTEGER,
   qmp_socket     TEXT,
   console_socket TEXT,
   qga_socket     TEXT,

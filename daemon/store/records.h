@@ -28,6 +28,7 @@ struct RuntimeRecord {
   VmState state = VmState::kShutoff;
   std::optional<int64_t> pid;
   std::optional<int64_t> start_time;  // /proc/PID/stat field 22, clock ticks since boot
+  std::optional<int64_t> started_us;  // Unix time the worker was started (uptime in `vmctl list`)
   std::optional<std::string> qmp_socket;
   std::optional<std::string> console_socket;
   std::optional<std::string> qga_socket;

@@ -56,6 +56,15 @@ class Statement {
   Status bind(int index, const std::optional<int64_t>& value) { return value ? bind(index, *value) : bindNull(index); }
   Status bind(int index, const std::optional<std::string>& text) { return text ? bind(index, *text) : bindNull(index); }
 
+  // Binds the arguments to parameters 1, 2, 3...; stops at the first failure.
+  template <typename... Args>
+  Status bindAll(const Args&... args) {
+    Status status;
+    int index = 0;
+    (void)((status = bind(++index, args)) && ...);
+    return status;
+  }
+
   // true: a row is ready to read; false: done.
   Result<bool> step();
   // Steps a statement that returns no rows.

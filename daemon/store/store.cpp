@@ -62,8 +62,7 @@ Status Store::define(const VmDefinition& def) {
   // Checked here, not left to the constraints, so the message says which of the two is taken.
   auto taken = db_.prepare("SELECT name, uuid FROM definitions WHERE name = ?1 OR uuid = ?2");
   if (!taken) return taken.error();
-  if (auto st = taken->bind(1, def.name); !st) return st;
-  if (auto st = taken->bind(2, def.uuid); !st) return st;
+  if (auto st = taken->bindAll(def.name, def.uuid); !st) return st;
   auto row = taken->step();
   if (!row) return row.error();
   if (*row) {
@@ -72,11 +71,7 @@ Status Store::define(const VmDefinition& def) {
   }
   auto insert = db_.prepare("INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?4)");
   if (!insert) return insert.error();
-  int64_t now = unixTimeUs();
-  if (auto st = insert->bind(1, def.name); !st) return st;
-  if (auto st = insert->bind(2, def.uuid); !st) return st;
-  if (auto st = insert->bind(3, serializeDefinition(def)); !st) return st;
-  if (auto st = insert->bind(4, now); !st) return st;
+  if (auto st = insert->bindAll(def.name, def.uuid, serializeDefinition(def), unixTimeUs()); !st) return st;
   if (auto st = insert->run(); !st) return st;
   if (auto id = insertEvent(def.name, {"defined", def.uuid}); !id) return id.error();
   return tx->commit();
@@ -96,9 +91,7 @@ Status Store::redefine(const VmDefinition& def) {
   }
   auto update = db_.prepare("UPDATE definitions SET json = ?2, updated_us = ?3 WHERE name = ?1");
   if (!update) return update.error();
-  if (auto st = update->bind(1, def.name); !st) return st;
-  if (auto st = update->bind(2, serializeDefinition(def)); !st) return st;
-  if (auto st = update->bind(3, unixTimeUs()); !st) return st;
+  if (auto st = update->bindAll(def.name, serializeDefinition(def), unixTimeUs()); !st) return st;
   if (auto st = update->run(); !st) return st;
   if (auto id = insertEvent(def.name, {"redefined", def.uuid}); !id) return id.error();
   return tx->commit();

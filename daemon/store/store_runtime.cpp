@@ -5,7 +5,7 @@ namespace vmmd::daemon {
 namespace {
 
 constexpr std::string_view kRuntimeColumns =
-    "name, state, pid, start_time, qmp_socket, console_socket, qga_socket, exit_status, exit_signal, restart_count, "
+    "name, state, pid, start_time, started_us, qmp_socket, console_socket, qga_socket, exit_status, exit_signal, restart_count, "
     "updated_us";
 
 Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
@@ -16,13 +16,14 @@ Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
   r.state = *state;
   r.pid = stmt.columnOptionalInt(2);
   r.start_time = stmt.columnOptionalInt(3);
-  r.qmp_socket = stmt.columnOptionalText(4);
-  r.console_socket = stmt.columnOptionalText(5);
-  r.qga_socket = stmt.columnOptionalText(6);
-  r.exit_status = stmt.columnOptionalInt(7);
-  r.exit_signal = stmt.columnOptionalInt(8);
-  r.restart_count = stmt.columnInt(9);
-  r.updated_us = stmt.columnInt(10);
+  r.started_us = stmt.columnOptionalInt(4);
+  r.qmp_socket = stmt.columnOptionalText(5);
+  r.console_socket = stmt.columnOptionalText(6);
+  r.qga_socket = stmt.columnOptionalText(7);
+  r.exit_status = stmt.columnOptionalInt(8);
+  r.exit_signal = stmt.columnOptionalInt(9);
+  r.restart_count = stmt.columnInt(10);
+  r.updated_us = stmt.columnInt(11);
   return r;
 }
 
@@ -38,14 +39,11 @@ Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft
   if (!row) return row.error();
   if (!*row) return Error("vm '" + r.name + "' is not defined");
   auto save = db_.prepare("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
-                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
   if (!save) return save.error();
-  Status st;
-  (void)((st = save->bind(1, r.name)) && (st = save->bind(2, toString(r.state))) && (st = save->bind(3, r.pid)) &&
-         (st = save->bind(4, r.start_time)) && (st = save->bind(5, r.qmp_socket)) &&
-         (st = save->bind(6, r.console_socket)) && (st = save->bind(7, r.qga_socket)) &&
-         (st = save->bind(8, r.exit_status)) && (st = save->bind(9, r.exit_signal)) &&
-         (st = save->bind(10, r.restart_count)) && (st = save->bind(11, unixTimeUs())) && (st = save->run()));
+  Status st = save->bindAll(r.name, toString(r.state), r.pid, r.start_time, r.started_us, r.qmp_socket,
+                            r.console_socket, r.qga_socket, r.exit_status, r.exit_signal, r.restart_count, unixTimeUs());
+  if (st) st = save->run();
   if (!st) return st;
   if (event) {
     if (auto id = insertEvent(r.name, *event); !id) return id.error();
@@ -83,9 +81,8 @@ Result<std::vector<RuntimeRecord>> Store::runtimes() {
 Result<int64_t> Store::insertEvent(std::string_view vm, const EventDraft& event) {
   auto insert = db_.prepare("INSERT INTO events (time_us, vm, kind, detail) VALUES (?1, ?2, ?3, ?4)");
   if (!insert) return insert.error();
-  Status st;
-  (void)((st = insert->bind(1, unixTimeUs())) && (st = insert->bind(2, vm)) && (st = insert->bind(3, event.kind)) &&
-         (st = insert->bind(4, event.detail)) && (st = insert->run()));
+  Status st = insert->bindAll(unixTimeUs(), vm, event.kind, event.detail);
+  if (st) st = insert->run();
   if (!st) return st.error();
   int64_t id = sqlite3_last_insert_rowid(db_.handle());
   // Bounded history: ids only grow (AUTOINCREMENT), so everything max_events behind goes.
@@ -109,8 +106,7 @@ Result<std::vector<EventRecord>> Store::events(const EventQuery& query) {
   auto stmt = db_.prepare(
       "SELECT id, time_us, vm, kind, detail FROM events WHERE id > ?1 AND (?2 IS NULL OR vm = ?2) ORDER BY id LIMIT ?3");
   if (!stmt) return stmt.error();
-  Status st;
-  (void)((st = stmt->bind(1, query.after_id)) && (st = stmt->bind(2, query.vm)) && (st = stmt->bind(3, query.limit)));
+  Status st = stmt->bindAll(query.after_id, query.vm, query.limit);
   if (!st) return st.error();
   std::vector<EventRecord> out;
   for (;;) {

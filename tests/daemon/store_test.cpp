@@ -144,7 +144,7 @@ TEST(Store, RuntimeRoundTripWithEvent) {
   auto store = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(store.ok());
   RuntimeRecord record{.name = "web1", .state = VmState::kRunning, .pid = 4242, .start_time = 987654,
-                       .qmp_socket = "/run/vmmd/vms/web1/qmp.sock", .console_socket = "/run/vmmd/vms/web1/console.sock",
+                       .started_us = 1700000000000000, .qmp_socket = "/run/vmmd/vms/web1/qmp.sock", .console_socket = "/run/vmmd/vms/web1/console.sock",
                        .qga_socket = std::nullopt, .exit_status = std::nullopt, .exit_signal = 9, .restart_count = 3};
   EXPECT_EQ(store->saveRuntime(record).error().message(), "vm 'web1' is not defined");
   ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
