@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 
 #include "base/unique_fd.h"
 
@@ -18,13 +19,31 @@ bool isAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string hexBytes(const uint8_t* bytes, size_t size, std::string_view separator_after, char separator) {
+// Shapes: 'x' is one hex digit, anything else is that literal character.
+constexpr std::string_view kUuidShape = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+constexpr std::string_view kMacShape = "xx:xx:xx:xx:xx:xx";
+
+// Writes `bytes` into the 'x' positions of `shape`, two digits a byte, in lower case.
+std::string formatHex(const uint8_t* bytes, std::string_view shape) {
   static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(shape);
+  size_t nibble = 0;
+  for (char& c : out) {
+    if (c != 'x') continue;
+    uint8_t byte = bytes[nibble / 2];
+    c = kDigits[nibble % 2 == 0 ? byte >> 4 : byte & 0xf];
+    ++nibble;
+  }
+  return out;
+}
+
+// `text` in lower case when it has exactly the form of `shape`.
+std::optional<std::string> lowerIfShaped(std::string_view text, std::string_view shape) {
+  if (text.size() != shape.size()) return std::nullopt;
   std::string out;
-  for (size_t i = 0; i < size; ++i) {
-    if (i > 0 && separator_after.find(static_cast<char>(i)) != std::string_view::npos) out += separator;
-    out += kDigits[bytes[i] >> 4];
-    out += kDigits[bytes[i] & 0xf];
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (shape[i] == 'x' ? !isHex(text[i]) : text[i] != shape[i]) return std::nullopt;
+    out += lower(text[i]);
   }
   return out;
 }
@@ -65,39 +84,25 @@ Result<std::string> generateUuid() {
   if (auto st = randomBytes(b.data(), b.size()); !st) return st.error().withContext("generate uuid");
   b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  // Dashes before bytes 4, 6, 8 and 10.
-  static constexpr char kBreaks[] = {4, 6, 8, 10};
-  return hexBytes(b.data(), b.size(), std::string_view(kBreaks, sizeof kBreaks), '-');
+  return formatHex(b.data(), kUuidShape);
 }
 
 Result<std::string> canonicalUuid(std::string_view text) {
-  static constexpr std::string_view kShape = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-  bool ok = text.size() == kShape.size();
-  std::string out;
-  for (size_t i = 0; ok && i < text.size(); ++i) {
-    ok = kShape[i] == '-' ? text[i] == '-' : isHex(text[i]);
-    out += lower(text[i]);
-  }
-  if (!ok) return Error("must be a UUID like 3f2504e0-4f89-41d3-9a0c-0305e82c3301");
-  return out;
+  auto uuid = lowerIfShaped(text, kUuidShape);
+  if (!uuid) return Error("must be a UUID like 3f2504e0-4f89-41d3-9a0c-0305e82c3301");
+  return std::move(*uuid);
 }
 
 Result<std::string> generateMac() {
   std::array<uint8_t, 6> b = {0x52, 0x54, 0x00, 0, 0, 0};
   if (auto st = randomBytes(b.data() + 3, 3); !st) return st.error().withContext("generate mac");
-  static constexpr char kBreaks[] = {1, 2, 3, 4, 5};
-  return hexBytes(b.data(), b.size(), std::string_view(kBreaks, sizeof kBreaks), ':');
+  return formatHex(b.data(), kMacShape);
 }
 
 Result<std::string> canonicalMac(std::string_view text) {
-  static constexpr std::string_view kShape = "xx:xx:xx:xx:xx:xx";
-  bool ok = text.size() == kShape.size();
-  std::string out;
-  for (size_t i = 0; ok && i < text.size(); ++i) {
-    ok = kShape[i] == ':' ? text[i] == ':' : isHex(text[i]);
-    out += lower(text[i]);
-  }
-  if (!ok) return Error("must be a MAC address like 52:54:00:12:34:56");
+  auto shaped = lowerIfShaped(text, kMacShape);
+  if (!shaped) return Error("must be a MAC address like 52:54:00:12:34:56");
+  const std::string& out = *shaped;
   if (out == "00:00:00:00:00:00") return Error("must not be all zero");
   unsigned first = 0;
   std::sscanf(out.c_str(), "%2x", &first);

@@ -5,46 +5,29 @@
 
 #include <algorithm>
 
+#include "daemon/definition/enum_names.h"
+
 namespace vmmd::daemon {
 
-std::string_view toString(DiskFormat format) { return format == DiskFormat::kQcow2 ? "qcow2" : "raw"; }
-std::string_view toString(DiskCache cache) { return cache == DiskCache::kNone ? "none" : "writeback"; }
+namespace {
 
-std::string_view toString(CrashPolicy policy) {
-  switch (policy) {
-    case CrashPolicy::kRestart: return "restart";
-    case CrashPolicy::kDestroy: return "destroy";
-    case CrashPolicy::kPreserve: return "preserve";
-  }
-  return "destroy";
-}
+constexpr EnumNames<DiskFormat, 2> kDiskFormats = {{{DiskFormat::kRaw, "raw"}, {DiskFormat::kQcow2, "qcow2"}}};
+constexpr EnumNames<DiskCache, 2> kDiskCaches = {{{DiskCache::kNone, "none"}, {DiskCache::kWriteback, "writeback"}}};
+constexpr EnumNames<CrashPolicy, 3> kCrashPolicies = {
+    {{CrashPolicy::kRestart, "restart"}, {CrashPolicy::kDestroy, "destroy"}, {CrashPolicy::kPreserve, "preserve"}}};
+constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
+    {{PoweroffPolicy::kDestroy, "destroy"}, {PoweroffPolicy::kRestart, "restart"}}};
 
-std::string_view toString(PoweroffPolicy policy) { return policy == PoweroffPolicy::kRestart ? "restart" : "destroy"; }
+}  // namespace
 
-std::optional<DiskFormat> parseDiskFormat(std::string_view text) {
-  if (text == "raw") return DiskFormat::kRaw;
-  if (text == "qcow2") return DiskFormat::kQcow2;
-  return std::nullopt;
-}
-
-std::optional<DiskCache> parseDiskCache(std::string_view text) {
-  if (text == "none") return DiskCache::kNone;
-  if (text == "writeback") return DiskCache::kWriteback;
-  return std::nullopt;
-}
-
-std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) {
-  if (text == "restart") return CrashPolicy::kRestart;
-  if (text == "destroy") return CrashPolicy::kDestroy;
-  if (text == "preserve") return CrashPolicy::kPreserve;
-  return std::nullopt;
-}
-
-std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) {
-  if (text == "destroy") return PoweroffPolicy::kDestroy;
-  if (text == "restart") return PoweroffPolicy::kRestart;
-  return std::nullopt;
-}
+std::string_view toString(DiskFormat format) { return nameOf(kDiskFormats, format); }
+std::string_view toString(DiskCache cache) { return nameOf(kDiskCaches, cache); }
+std::string_view toString(CrashPolicy policy) { return nameOf(kCrashPolicies, policy); }
+std::string_view toString(PoweroffPolicy policy) { return nameOf(kPoweroffPolicies, policy); }
+std::optional<DiskFormat> parseDiskFormat(std::string_view text) { return valueOf(kDiskFormats, text); }
+std::optional<DiskCache> parseDiskCache(std::string_view text) { return valueOf(kDiskCaches, text); }
+std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) { return valueOf(kCrashPolicies, text); }
+std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) { return valueOf(kPoweroffPolicies, text); }
 
 uint32_t restartDelayMs(const RestartBackoff& backoff, uint32_t attempt) {
   uint64_t delay = backoff.initial_ms;

@@ -1,12 +1,11 @@
 #include "daemon/store/records.h"
 
-#include <array>
-#include <utility>
+#include "daemon/definition/enum_names.h"
 
 namespace vmmd::daemon {
 namespace {
 
-constexpr std::array<std::pair<VmState, std::string_view>, 6> kStateNames = {{
+constexpr EnumNames<VmState, 6> kStateNames = {{
     {VmState::kShutoff, "shut-off"},
     {VmState::kStarting, "starting"},
     {VmState::kRunning, "running"},
@@ -17,18 +16,7 @@ constexpr std::array<std::pair<VmState, std::string_view>, 6> kStateNames = {{
 
 }  // namespace
 
-std::string_view toString(VmState state) {
-  for (const auto& [value, name] : kStateNames) {
-    if (value == state) return name;
-  }
-  return "shut-off";
-}
-
-std::optional<VmState> parseVmState(std::string_view text) {
-  for (const auto& [value, name] : kStateNames) {
-    if (name == text) return value;
-  }
-  return std::nullopt;
-}
+std::string_view toString(VmState state) { return nameOf(kStateNames, state); }
+std::optional<VmState> parseVmState(std::string_view text) { return valueOf(kStateNames, text); }
 
 }  // namespace vmmd::daemon

@@ -27,6 +27,15 @@ class Database {
 
   Status exec(std::string_view sql);
   Result<Statement> prepare(std::string_view sql);
+  // prepare() with the arguments bound to parameters 1, 2, 3...
+  template <typename... Args>
+  Result<Statement> prepare(std::string_view sql, const Args&... args);
+  // Runs a statement that returns no rows.
+  template <typename... Args>
+  Status run(std::string_view sql, const Args&... args);
+  // Whether the query returns at least one row.
+  template <typename... Args>
+  Result<bool> hasRow(std::string_view sql, const Args&... args);
   // The single integer a "PRAGMA x" or "SELECT count(*)" returns.
   Result<int64_t> queryInt(std::string_view sql);
 
@@ -60,7 +69,7 @@ class Statement {
   template <typename... Args>
   Status bindAll(const Args&... args) {
     Status status;
-    int index = 0;
+    [[maybe_unused]] int index = 0;
     (void)((status = bind(++index, args)) && ...);
     return status;
   }
@@ -69,6 +78,16 @@ class Statement {
   Result<bool> step();
   // Steps a statement that returns no rows.
   Status run();
+  // Steps through the rows, calling `on_row()` (returning Status) for each; stops at the first error.
+  template <typename F>
+  Status forEachRow(F&& on_row) {
+    for (;;) {
+      auto row = step();
+      if (!row) return row.error();
+      if (!*row) return {};
+      if (Status st = on_row(); !st) return st;
+    }
+  }
 
   int64_t columnInt(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
   std::string columnText(int column) const;
@@ -88,6 +107,28 @@ class Statement {
   sqlite3* db_;
   std::unique_ptr<sqlite3_stmt, Finalize> stmt_;
 };
+
+template <typename... Args>
+Result<Statement> Database::prepare(std::string_view sql, const Args&... args) {
+  auto stmt = prepare(sql);
+  if (!stmt) return stmt;
+  if (auto st = stmt->bindAll(args...); !st) return st.error();
+  return stmt;
+}
+
+template <typename... Args>
+Status Database::run(std::string_view sql, const Args&... args) {
+  auto stmt = prepare(sql, args...);
+  if (!stmt) return stmt.error();
+  return stmt->run();
+}
+
+template <typename... Args>
+Result<bool> Database::hasRow(std::string_view sql, const Args&... args) {
+  auto stmt = prepare(sql, args...);
+  if (!stmt) return stmt.error();
+  return stmt->step();
+}
 
 // BEGIN IMMEDIATE on creation (the write lock is taken up front, so a busy database fails here
 // rather than half-way through); rolled back on destruction unless committed.

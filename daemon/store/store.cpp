@@ -60,19 +60,19 @@ Status Store::define(const VmDefinition& def) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();
   // Checked here, not left to the constraints, so the message says which of the two is taken.
-  auto taken = db_.prepare("SELECT name, uuid FROM definitions WHERE name = ?1 OR uuid = ?2");
+  auto taken = db_.prepare("SELECT name FROM definitions WHERE name = ?1 OR uuid = ?2", def.name, def.uuid);
   if (!taken) return taken.error();
-  if (auto st = taken->bindAll(def.name, def.uuid); !st) return st;
   auto row = taken->step();
   if (!row) return row.error();
   if (*row) {
     if (taken->columnText(0) == def.name) return Error("vm '" + def.name + "' is already defined");
     return Error("uuid " + def.uuid + " is already used by vm '" + taken->columnText(0) + "'");
   }
-  auto insert = db_.prepare("INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?4)");
-  if (!insert) return insert.error();
-  if (auto st = insert->bindAll(def.name, def.uuid, serializeDefinition(def), unixTimeUs()); !st) return st;
-  if (auto st = insert->run(); !st) return st;
+  if (auto st = db_.run("INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?4)",
+                        def.name, def.uuid, serializeDefinition(def), unixTimeUs());
+      !st) {
+    return st;
+  }
   if (auto id = insertEvent(def.name, {"defined", def.uuid}); !id) return id.error();
   return tx->commit();
 }
@@ -80,19 +80,19 @@ Status Store::define(const VmDefinition& def) {
 Status Store::redefine(const VmDefinition& def) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();
-  auto current = db_.prepare("SELECT uuid FROM definitions WHERE name = ?1");
+  auto current = db_.prepare("SELECT uuid FROM definitions WHERE name = ?1", def.name);
   if (!current) return current.error();
-  if (auto st = current->bind(1, def.name); !st) return st;
   auto row = current->step();
   if (!row) return row.error();
   if (!*row) return Error("vm '" + def.name + "' is not defined");
   if (current->columnText(0) != def.uuid) {
     return Error("vm '" + def.name + "': uuid cannot change (is " + current->columnText(0) + ")");
   }
-  auto update = db_.prepare("UPDATE definitions SET json = ?2, updated_us = ?3 WHERE name = ?1");
-  if (!update) return update.error();
-  if (auto st = update->bindAll(def.name, serializeDefinition(def), unixTimeUs()); !st) return st;
-  if (auto st = update->run(); !st) return st;
+  if (auto st = db_.run("UPDATE definitions SET json = ?2, updated_us = ?3 WHERE name = ?1", def.name,
+                        serializeDefinition(def), unixTimeUs());
+      !st) {
+    return st;
+  }
   if (auto id = insertEvent(def.name, {"redefined", def.uuid}); !id) return id.error();
   return tx->commit();
 }
@@ -101,10 +101,7 @@ Status Store::undefine(std::string_view name) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();
   // The runtime row goes with it (ON DELETE CASCADE).
-  auto remove = db_.prepare("DELETE FROM definitions WHERE name = ?1");
-  if (!remove) return remove.error();
-  if (auto st = remove->bind(1, name); !st) return st;
-  if (auto st = remove->run(); !st) return st;
+  if (auto st = db_.run("DELETE FROM definitions WHERE name = ?1", name); !st) return st;
   if (sqlite3_changes(db_.handle()) == 0) return Error("vm '" + std::string(name) + "' is not defined");
   if (auto id = insertEvent(name, {"undefined", ""}); !id) return id.error();
   return tx->commit();
@@ -112,39 +109,38 @@ Status Store::undefine(std::string_view name) {
 
 namespace {
 
-// Columns: json, created_us, updated_us.
+constexpr std::string_view kDefinitionColumns = "SELECT json, created_us, updated_us, name FROM definitions";
+
 Result<StoredDefinition> readDefinition(const sqlite::Statement& stmt) {
   auto def = parseDefinition(stmt.columnText(0));
-  if (!def) return def.error().withContext("stored definition");
+  if (!def) return def.error().withContext("stored definition of vm '" + stmt.columnText(3) + "'");
   return StoredDefinition{std::move(*def), stmt.columnInt(1), stmt.columnInt(2)};
 }
 
 }  // namespace
 
 Result<std::optional<StoredDefinition>> Store::definition(std::string_view name) {
-  auto stmt = db_.prepare("SELECT json, created_us, updated_us FROM definitions WHERE name = ?1");
+  auto stmt = db_.prepare(std::string(kDefinitionColumns) + " WHERE name = ?1", name);
   if (!stmt) return stmt.error();
-  if (auto st = stmt->bind(1, name); !st) return st.error();
   auto row = stmt->step();
   if (!row) return row.error();
   if (!*row) return std::optional<StoredDefinition>();
   auto stored = readDefinition(*stmt);
-  if (!stored) return stored.error().withContext("vm '" + std::string(name) + "'");
+  if (!stored) return stored.error();
   return std::optional<StoredDefinition>(std::move(*stored));
 }
 
 Result<std::vector<StoredDefinition>> Store::definitions() {
-  auto stmt = db_.prepare("SELECT json, created_us, updated_us, name FROM definitions ORDER BY name");
+  auto stmt = db_.prepare(std::string(kDefinitionColumns) + " ORDER BY name");
   if (!stmt) return stmt.error();
   std::vector<StoredDefinition> out;
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  Status st = stmt->forEachRow([&]() -> Status {
     auto stored = readDefinition(*stmt);
-    if (!stored) return stored.error().withContext("vm '" + stmt->columnText(3) + "'");
+    if (!stored) return stored.error();
     out.push_back(std::move(*stored));
-  }
+    return {};
+  });
+  if (!st) return st.error();
   return out;
 }
 

@@ -60,6 +60,8 @@ class Store {
   Store(sqlite::Database db, StoreOptions options) : db_(std::move(db)), options_(options) {}
   // The event insert shared by every change; runs inside the caller's transaction.
   Result<int64_t> insertEvent(std::string_view vm, const EventDraft& event);
+  // Runtime rows matching `where` ("WHERE name = ?1" with `name` bound, or an ORDER BY alone).
+  Result<std::vector<RuntimeRecord>> readRuntimes(std::string_view where, std::optional<std::string_view> name);
 
   sqlite::Database db_;
   StoreOptions options_;

@@ -32,19 +32,16 @@ Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
 Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft>& event) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();
-  auto known = db_.prepare("SELECT 1 FROM definitions WHERE name = ?1");
+  auto known = db_.hasRow("SELECT 1 FROM definitions WHERE name = ?1", r.name);
   if (!known) return known.error();
-  if (auto st = known->bind(1, r.name); !st) return st;
-  auto row = known->step();
-  if (!row) return row.error();
-  if (!*row) return Error("vm '" + r.name + "' is not defined");
-  auto save = db_.prepare("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
-                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  if (!save) return save.error();
-  Status st = save->bindAll(r.name, toString(r.state), r.pid, r.start_time, r.started_us, r.qmp_socket,
-                            r.console_socket, r.qga_socket, r.exit_status, r.exit_signal, r.restart_count, unixTimeUs());
-  if (st) st = save->run();
-  if (!st) return st;
+  if (!*known) return Error("vm '" + r.name + "' is not defined");
+  if (auto st = db_.run("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
+                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        r.name, toString(r.state), r.pid, r.start_time, r.started_us, r.qmp_socket, r.console_socket,
+                        r.qga_socket, r.exit_status, r.exit_signal, r.restart_count, unixTimeUs());
+      !st) {
+    return st;
+  }
   if (event) {
     if (auto id = insertEvent(r.name, *event); !id) return id.error();
   }
@@ -52,44 +49,40 @@ Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft
 }
 
 Result<std::optional<RuntimeRecord>> Store::runtime(std::string_view name) {
-  auto stmt = db_.prepare("SELECT " + std::string(kRuntimeColumns) + " FROM runtime WHERE name = ?1");
-  if (!stmt) return stmt.error();
-  if (auto st = stmt->bind(1, name); !st) return st.error();
-  auto row = stmt->step();
-  if (!row) return row.error();
-  if (!*row) return std::optional<RuntimeRecord>();
-  auto record = readRuntime(*stmt);
-  if (!record) return record.error();
-  return std::optional<RuntimeRecord>(std::move(*record));
+  auto records = readRuntimes("WHERE name = ?1", name);
+  if (!records) return records.error();
+  if (records->empty()) return std::optional<RuntimeRecord>();
+  return std::optional<RuntimeRecord>(std::move(records->front()));
 }
 
-Result<std::vector<RuntimeRecord>> Store::runtimes() {
-  auto stmt = db_.prepare("SELECT " + std::string(kRuntimeColumns) + " FROM runtime ORDER BY name");
+Result<std::vector<RuntimeRecord>> Store::runtimes() { return readRuntimes("ORDER BY name", std::nullopt); }
+
+Result<std::vector<RuntimeRecord>> Store::readRuntimes(std::string_view where, std::optional<std::string_view> name) {
+  auto stmt = db_.prepare("SELECT " + std::string(kRuntimeColumns) + " FROM runtime " + std::string(where));
   if (!stmt) return stmt.error();
+  if (name) {
+    if (auto st = stmt->bind(1, *name); !st) return st.error();
+  }
   std::vector<RuntimeRecord> out;
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) break;
+  Status st = stmt->forEachRow([&]() -> Status {
     auto record = readRuntime(*stmt);
     if (!record) return record.error();
     out.push_back(std::move(*record));
-  }
+    return {};
+  });
+  if (!st) return st.error();
   return out;
 }
 
 Result<int64_t> Store::insertEvent(std::string_view vm, const EventDraft& event) {
-  auto insert = db_.prepare("INSERT INTO events (time_us, vm, kind, detail) VALUES (?1, ?2, ?3, ?4)");
-  if (!insert) return insert.error();
-  Status st = insert->bindAll(unixTimeUs(), vm, event.kind, event.detail);
-  if (st) st = insert->run();
-  if (!st) return st.error();
+  if (auto st = db_.run("INSERT INTO events (time_us, vm, kind, detail) VALUES (?1, ?2, ?3, ?4)", unixTimeUs(), vm,
+                        event.kind, event.detail);
+      !st) {
+    return st.error();
+  }
   int64_t id = sqlite3_last_insert_rowid(db_.handle());
   // Bounded history: ids only grow (AUTOINCREMENT), so everything max_events behind goes.
-  auto trim = db_.prepare("DELETE FROM events WHERE id <= ?1");
-  if (!trim) return trim.error();
-  if (auto bound = trim->bind(1, id - options_.max_events); !bound) return bound.error();
-  if (auto ran = trim->run(); !ran) return ran.error();
+  if (auto st = db_.run("DELETE FROM events WHERE id <= ?1", id - options_.max_events); !st) return st.error();
   return id;
 }
 
@@ -104,17 +97,16 @@ Result<int64_t> Store::appendEvent(std::string_view vm, const EventDraft& event)
 
 Result<std::vector<EventRecord>> Store::events(const EventQuery& query) {
   auto stmt = db_.prepare(
-      "SELECT id, time_us, vm, kind, detail FROM events WHERE id > ?1 AND (?2 IS NULL OR vm = ?2) ORDER BY id LIMIT ?3");
+      "SELECT id, time_us, vm, kind, detail FROM events WHERE id > ?1 AND (?2 IS NULL OR vm = ?2) ORDER BY id LIMIT ?3",
+      query.after_id, query.vm, query.limit);
   if (!stmt) return stmt.error();
-  Status st = stmt->bindAll(query.after_id, query.vm, query.limit);
-  if (!st) return st.error();
   std::vector<EventRecord> out;
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out.push_back({stmt->columnInt(0), stmt->columnInt(1), stmt->columnText(2), stmt->columnText(3), stmt->columnText(4)});
-  }
+  Status st = stmt->forEachRow([&]() -> Status {
+    out.push_back({stmt->columnInt(0), stmt->columnInt(1), stmt->columnText(2), stmt->columnText(3),
+                   stmt->columnText(4)});
+    return {};
+  });
+  if (!st) return st.error();
   return out;
 }
 
