@@ -102,6 +102,36 @@ TEST(Store, DuplicatesAreRefusedByName) {
   clone.uuid = web.uuid;
   EXPECT_EQ(store->define(clone).error().message(), "uuid " + web.uuid + " is already used by vm 'web1'");
   EXPECT_EQ(store->definitions()->size(), 1u);  // the failed defines left nothing behind
+  EXPECT_EQ(store->events()->size(), 1u);       // not even an event
+}
+
+TEST(Store, TwoConnectionsSeeEachOthersCommits) {
+  testing::TempDir dir;
+  auto first = Store::open(dir.file("vmmd.db"));
+  auto second = Store::open(dir.file("vmmd.db"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE(first->define(makeDefinition("a")).ok());
+  ASSERT_TRUE(second->define(makeDefinition("b")).ok());
+  EXPECT_EQ(first->define(makeDefinition("b")).error().message(), "vm 'b' is already defined");
+  EXPECT_EQ(first->definitions()->size(), 2u);
+}
+
+TEST(Store, UnreadableStoredDefinitionIsNamed) {
+  testing::TempDir dir;
+  std::string path = dir.file("vmmd.db");
+  {
+    auto store = Store::open(path);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
+  }
+  rawExec(path, R"(UPDATE definitions SET json = '{"schema": 7}')");
+  auto store = Store::open(path);
+  ASSERT_TRUE(store.ok());
+  auto all = store->definitions();
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.error().message(),
+            "stored definition of vm 'web1': schema: version 7 is newer than this vmmd understands (1)");
+  EXPECT_FALSE(store->definition("web1").ok());
 }
 
 TEST(Store, RedefineAndUndefine) {
