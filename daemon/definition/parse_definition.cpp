@@ -1,0 +1,224 @@
+// parseDefinition: JSON text → validated VmDefinition. One helper per nested object; every error
+// names the field it is about.
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <limits>
+
+#include "daemon/definition/definition_json.h"
+#include "daemon/definition/identifiers.h"
+#include "daemon/definition/json_object_reader.h"
+
+namespace vmmd::daemon {
+namespace {
+
+// Iterative parsing: a deeply nested hostile document cannot exhaust the stack.
+// Encoding validation: invalid UTF-8 is refused rather than stored and echoed back.
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+std::string indexed(std::string_view array, size_t i) { return std::string(array) + "[" + std::to_string(i) + "]"; }
+
+Result<DiskSpec> parseDisk(const rapidjson::Value& value, const std::string& where, size_t index) {
+  if (!value.IsObject()) return Error(where + ": must be an object");
+  JsonObjectReader in(value, where + ".");
+  if (auto st = in.checkKeys({"id", "path", "format", "readonly", "cache"}); !st) return st.error();
+  DiskSpec disk;
+  auto id = in.optionalString("id");
+  if (!id) return id.error();
+  disk.id = id->value_or("disk" + std::to_string(index));
+  if (auto st = validateDeviceId(disk.id); !st) return in.fieldError("id", st.error().message());
+  auto path = in.requiredPath("path");
+  if (!path) return path.error();
+  disk.path = std::move(*path);
+  auto format = in.requiredString("format");
+  if (!format) return format.error();
+  auto parsed_format = parseDiskFormat(*format);
+  if (!parsed_format) return in.fieldError("format", "must be raw or qcow2");
+  disk.format = *parsed_format;
+  auto readonly = in.optionalBool("readonly");
+  if (!readonly) return readonly.error();
+  disk.readonly = readonly->value_or(false);
+  auto cache = in.optionalString("cache");
+  if (!cache) return cache.error();
+  if (*cache) {
+    auto parsed_cache = parseDiskCache(**cache);
+    if (!parsed_cache) return in.fieldError("cache", "must be none or writeback");
+    disk.cache = *parsed_cache;
+  }
+  return disk;
+}
+
+Result<NicSpec> parseNic(const rapidjson::Value& value, const std::string& where) {
+  if (!value.IsObject()) return Error(where + ": must be an object");
+  JsonObjectReader in(value, where + ".");
+  if (auto st = in.checkKeys({"ifname", "mac"}); !st) return st.error();
+  NicSpec nic;
+  auto ifname = in.requiredString("ifname");
+  if (!ifname) return ifname.error();
+  if (auto st = validateIfname(*ifname); !st) return in.fieldError("ifname", st.error().message());
+  nic.ifname = std::move(*ifname);
+  auto mac = in.optionalString("mac");
+  if (!mac) return mac.error();
+  auto canonical = *mac ? canonicalMac(**mac) : generateMac();
+  if (!canonical) return in.fieldError("mac", canonical.error().message());
+  nic.mac = std::move(*canonical);
+  return nic;
+}
+
+Result<RestartBackoff> parseBackoff(const rapidjson::Value* value) {
+  RestartBackoff backoff;
+  if (!value) return backoff;
+  if (!value->IsObject()) return Error("restart_backoff: must be an object");
+  JsonObjectReader in(*value, "restart_backoff.");
+  if (auto st = in.checkKeys({"initial_ms", "max_ms", "max_attempts", "reset_after_s"}); !st) return st.error();
+  constexpr int64_t kHourMs = 3600 * 1000;
+  auto initial = in.optionalInteger("initial_ms", 1, kHourMs, "must be between 1 and 3600000");
+  if (!initial) return initial.error();
+  backoff.initial_ms = static_cast<uint32_t>(initial->value_or(backoff.initial_ms));
+  auto max = in.optionalInteger("max_ms", 1, kHourMs, "must be between 1 and 3600000");
+  if (!max) return max.error();
+  backoff.max_ms = static_cast<uint32_t>(max->value_or(backoff.max_ms));
+  if (backoff.max_ms < backoff.initial_ms) return in.fieldError("max_ms", "must not be less than initial_ms");
+  auto attempts = in.optionalInteger("max_attempts", 0, 10000, "must be between 0 (unlimited) and 10000");
+  if (!attempts) return attempts.error();
+  backoff.max_attempts = static_cast<uint32_t>(attempts->value_or(backoff.max_attempts));
+  auto reset = in.optionalInteger("reset_after_s", 1, 86400, "must be between 1 and 86400");
+  if (!reset) return reset.error();
+  backoff.reset_after_s = static_cast<uint32_t>(reset->value_or(backoff.reset_after_s));
+  return backoff;
+}
+
+// Disks and NICs: arrays of objects, with ids, paths, tap names and MACs unique among them.
+Status parseDevices(const JsonObjectReader& in, VmDefinition& def) {
+  if (const rapidjson::Value* disks = in.find("disks")) {
+    if (!disks->IsArray()) return in.fieldError("disks", "must be an array");
+    if (disks->Size() > kMaxDisks) return in.fieldError("disks", "at most " + std::to_string(kMaxDisks) + " disks");
+    for (rapidjson::SizeType i = 0; i < disks->Size(); ++i) {
+      std::string where = indexed("disks", i);
+      auto disk = parseDisk((*disks)[i], where, i);
+      if (!disk) return disk.error();
+      for (size_t j = 0; j < def.disks.size(); ++j) {
+        if (def.disks[j].id == disk->id) return Error(where + ".id: same as " + indexed("disks", j) + ".id");
+        if (def.disks[j].path == disk->path) return Error(where + ".path: same file as " + indexed("disks", j));
+      }
+      def.disks.push_back(std::move(*disk));
+    }
+  }
+  if (const rapidjson::Value* nics = in.find("nics")) {
+    if (!nics->IsArray()) return in.fieldError("nics", "must be an array");
+    if (nics->Size() > kMaxNics) return in.fieldError("nics", "at most " + std::to_string(kMaxNics) + " nics");
+    for (rapidjson::SizeType i = 0; i < nics->Size(); ++i) {
+      std::string where = indexed("nics", i);
+      auto nic = parseNic((*nics)[i], where);
+      if (!nic) return nic.error();
+      for (size_t j = 0; j < def.nics.size(); ++j) {
+        if (def.nics[j].ifname == nic->ifname) return Error(where + ".ifname: same as " + indexed("nics", j));
+        if (def.nics[j].mac == nic->mac) return Error(where + ".mac: same as " + indexed("nics", j));
+      }
+      def.nics.push_back(std::move(*nic));
+    }
+  }
+  return {};
+}
+
+Status parsePolicies(const JsonObjectReader& in, VmDefinition& def) {
+  for (auto [key, target] : {std::pair{"serial", &def.serial}, {"agent", &def.agent}, {"autostart", &def.autostart}}) {
+    auto value = in.optionalBool(key);
+    if (!value) return value.error();
+    if (*value) *target = **value;
+  }
+  auto on_crash = in.optionalString("on_crash");
+  if (!on_crash) return on_crash.error();
+  if (*on_crash) {
+    auto policy = parseCrashPolicy(**on_crash);
+    if (!policy) return in.fieldError("on_crash", "must be restart, destroy or preserve");
+    def.on_crash = *policy;
+  }
+  auto on_poweroff = in.optionalString("on_poweroff");
+  if (!on_poweroff) return on_poweroff.error();
+  if (*on_poweroff) {
+    auto policy = parsePoweroffPolicy(**on_poweroff);
+    if (!policy) return in.fieldError("on_poweroff", "must be destroy or restart");
+    def.on_poweroff = *policy;
+  }
+  auto backoff = parseBackoff(in.find("restart_backoff"));
+  if (!backoff) return backoff.error();
+  def.restart_backoff = *backoff;
+  return {};
+}
+
+// The schema number comes first: a newer document is refused as a whole, not field by field.
+Status checkSchema(const JsonObjectReader& in) {
+  const rapidjson::Value* schema = in.find("schema");
+  if (!schema) return Error("schema: required (this vmmd writes \"schema\": " + std::to_string(kDefinitionSchema) + ")");
+  if (!schema->IsInt64()) return Error("schema: must be an integer");
+  int64_t version = schema->GetInt64();
+  if (version > kDefinitionSchema) {
+    return Error("schema: version " + std::to_string(version) + " is newer than this vmmd understands (" +
+                 std::to_string(kDefinitionSchema) + ")");
+  }
+  if (version < 1) return Error("schema: must be " + std::to_string(kDefinitionSchema));
+  return {};
+}
+
+Status parseMachine(const JsonObjectReader& in, VmDefinition& def) {
+  auto name = in.requiredString("name");
+  if (!name) return name.error();
+  if (auto st = validateVmName(*name); !st) return in.fieldError("name", st.error().message());
+  def.name = std::move(*name);
+  auto uuid = in.optionalString("uuid");
+  if (!uuid) return uuid.error();
+  auto canonical = *uuid ? canonicalUuid(**uuid) : generateUuid();
+  if (!canonical) return in.fieldError("uuid", canonical.error().message());
+  def.uuid = std::move(*canonical);
+  // No lower bound here: a small or negative value gets the "≥ 16 MiB" message below.
+  auto memory = in.requiredInteger("memory", std::numeric_limits<int64_t>::min(), kMaxMemoryMib, "must be at most " + std::to_string(kMaxMemoryMib) + " MiB");
+  if (!memory) return memory.error();
+  if (*memory < static_cast<int64_t>(kMinMemoryMib)) {
+    return in.fieldError("memory", "must be ≥ " + std::to_string(kMinMemoryMib) + " MiB");
+  }
+  def.memory_mib = static_cast<uint64_t>(*memory);
+  auto vcpus = in.optionalInteger("vcpus", 1, kMaxVcpus, "must be between 1 and " + std::to_string(kMaxVcpus));
+  if (!vcpus) return vcpus.error();
+  def.vcpus = static_cast<uint32_t>(vcpus->value_or(1));
+  auto kernel = in.requiredPath("kernel");
+  if (!kernel) return kernel.error();
+  def.kernel = std::move(*kernel);
+  auto initrd = in.optionalPath("initrd");
+  if (!initrd) return initrd.error();
+  def.initrd = std::move(*initrd);
+  auto cmdline = in.optionalString("cmdline");
+  if (!cmdline) return cmdline.error();
+  if (*cmdline && (*cmdline)->size() > kMaxCmdlineBytes) {
+    return in.fieldError("cmdline", "must be at most " + std::to_string(kMaxCmdlineBytes) + " bytes");
+  }
+  def.cmdline = std::move(*cmdline);
+  return {};
+}
+
+}  // namespace
+
+Result<VmDefinition> parseDefinition(std::string_view json) {
+  if (json.size() > kMaxDefinitionBytes) return Error("definition: larger than 1 MiB");
+  rapidjson::Document doc;
+  doc.Parse<kParseFlags>(json.data(), json.size());
+  if (doc.HasParseError()) {
+    return Error("definition: invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
+                 rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  if (!doc.IsObject()) return Error("definition: must be a JSON object");
+  JsonObjectReader in(doc, "");
+  if (auto st = checkSchema(in); !st) return st.error();
+  if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "kernel", "initrd", "cmdline", "disks",
+                              "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff"});
+      !st) {
+    return st.error();
+  }
+  VmDefinition def;
+  if (auto st = parseMachine(in, def); !st) return st.error();
+  if (auto st = parseDevices(in, def); !st) return st.error();
+  if (auto st = parsePolicies(in, def); !st) return st.error();
+  return def;
+}
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,66 @@
+#include "daemon/definition/vm_definition.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "daemon/definition/enum_names.h"
+
+namespace vmmd::daemon {
+
+namespace {
+
+constexpr EnumNames<DiskFormat, 2> kDiskFormats = {{{DiskFormat::kRaw, "raw"}, {DiskFormat::kQcow2, "qcow2"}}};
+constexpr EnumNames<DiskCache, 2> kDiskCaches = {{{DiskCache::kNone, "none"}, {DiskCache::kWriteback, "writeback"}}};
+constexpr EnumNames<CrashPolicy, 3> kCrashPolicies = {
+    {{CrashPolicy::kRestart, "restart"}, {CrashPolicy::kDestroy, "destroy"}, {CrashPolicy::kPreserve, "preserve"}}};
+constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
+    {{PoweroffPolicy::kDestroy, "destroy"}, {PoweroffPolicy::kRestart, "restart"}}};
+
+}  // namespace
+
+std::string_view toString(DiskFormat format) { return nameOf(kDiskFormats, format); }
+std::string_view toString(DiskCache cache) { return nameOf(kDiskCaches, cache); }
+std::string_view toString(CrashPolicy policy) { return nameOf(kCrashPolicies, policy); }
+std::string_view toString(PoweroffPolicy policy) { return nameOf(kPoweroffPolicies, policy); }
+std::optional<DiskFormat> parseDiskFormat(std::string_view text) { return valueOf(kDiskFormats, text); }
+std::optional<DiskCache> parseDiskCache(std::string_view text) { return valueOf(kDiskCaches, text); }
+std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) { return valueOf(kCrashPolicies, text); }
+std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) { return valueOf(kPoweroffPolicies, text); }
+
+uint32_t restartDelayMs(const RestartBackoff& backoff, uint32_t attempt) {
+  uint64_t delay = backoff.initial_ms;
+  for (uint32_t i = 1; i < attempt && delay < backoff.max_ms; ++i) delay *= 2;
+  return static_cast<uint32_t>(std::min<uint64_t>(delay, backoff.max_ms));
+}
+
+namespace {
+
+Status checkFile(std::string_view field, const std::string& path, int mode, bool block_ok) {
+  std::string what = std::string(field) + ": " + path;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Error::fromErrno(what);
+  if (!S_ISREG(st.st_mode) && !(block_ok && S_ISBLK(st.st_mode))) {
+    return Error(what + ": not a regular file" + (block_ok ? " or block device" : ""));
+  }
+  if (::access(path.c_str(), mode) != 0) return Error::fromErrno(what);
+  return {};
+}
+
+}  // namespace
+
+Status checkDefinitionFiles(const VmDefinition& def) {
+  if (auto st = checkFile("kernel", def.kernel, R_OK, false); !st) return st;
+  if (def.initrd) {
+    if (auto st = checkFile("initrd", *def.initrd, R_OK, false); !st) return st;
+  }
+  for (size_t i = 0; i < def.disks.size(); ++i) {
+    const DiskSpec& disk = def.disks[i];
+    int mode = disk.readonly ? R_OK : R_OK | W_OK;
+    if (auto st = checkFile("disks[" + std::to_string(i) + "].path", disk.path, mode, true); !st) return st;
+  }
+  return {};
+}
+
+}  // namespace vmmd::daemon

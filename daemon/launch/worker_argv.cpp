@@ -1,0 +1,74 @@
+#include "daemon/launch/worker_argv.h"
+
+namespace vmmd::daemon {
+namespace {
+
+void add(std::vector<std::string>& argv, std::string option, std::string value) {
+  argv.push_back(std::move(option));
+  argv.push_back(std::move(value));
+}
+
+std::string socketChardev(std::string_view id, std::string_view path) {
+  return "socket,id=" + std::string(id) + ",path=" + escapeOptionValue(path) + ",server=on,wait=off";
+}
+
+void addDisks(std::vector<std::string>& argv, const std::vector<DiskSpec>& disks) {
+  for (const DiskSpec& disk : disks) {
+    add(argv, "-drive",
+        "file=" + escapeOptionValue(disk.path) + ",format=" + std::string(toString(disk.format)) +
+            ",if=virtio,readonly=" + (disk.readonly ? "on" : "off") + ",cache=" + std::string(toString(disk.cache)) +
+            ",id=" + disk.id);
+  }
+}
+
+void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics) {
+  for (size_t i = 0; i < nics.size(); ++i) {
+    std::string id = "net" + std::to_string(i);
+    // script=no: the tap exists already (made by the host's network setup); the worker only attaches.
+    add(argv, "-netdev", "tap,id=" + id + ",ifname=" + nics[i].ifname + ",script=no,downscript=no");
+    add(argv, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nics[i].mac);
+  }
+}
+
+}  // namespace
+
+std::string escapeOptionValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths) {
+  std::vector<std::string> argv;
+  add(argv, "-name", "guest=" + def.name);
+  add(argv, "-uuid", def.uuid);
+  add(argv, "-m", std::to_string(def.memory_mib));
+  add(argv, "-smp", std::to_string(def.vcpus));
+  add(argv, "-cpu", "host");
+  add(argv, "-machine", "q35,accel=kvm");
+  argv.push_back("-nodefaults");
+  add(argv, "-display", "none");
+  add(argv, "-kernel", def.kernel);
+  if (def.initrd) add(argv, "-initrd", *def.initrd);
+  if (def.cmdline) add(argv, "-append", *def.cmdline);
+  if (def.serial) {
+    add(argv, "-chardev", socketChardev("console", paths.console_socket));
+    add(argv, "-serial", "chardev:console");
+  }
+  add(argv, "-qmp", "unix:" + escapeOptionValue(paths.qmp_socket) + ",server=on,wait=off");
+  add(argv, "-pidfile", paths.pidfile);
+  addDisks(argv, def.disks);
+  addNics(argv, def.nics);
+  if (def.agent) {
+    add(argv, "-device", "virtio-serial-pci");
+    add(argv, "-chardev", socketChardev("qga0", paths.qga_socket));
+    add(argv, "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0");
+  }
+  return argv;
+}
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,22 @@
+// Definition → the worker's command line. The argv is QEMU's: the same arguments start the guest
+// under qemu-system-x86_64 (tests/daemon checks that real QEMU accepts them), so the worker can be
+// swapped for QEMU when a feature is missing.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/definition/vm_definition.h"
+#include "daemon/launch/worker_paths.h"
+
+namespace vmmd::daemon {
+
+// The arguments after argv[0]. Device ids: disks keep their own ids, NICs are net0, net1...,
+// the console chardev is "console", the agent chardev "qga0".
+std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths);
+
+// QEMU option values use ",," for a literal comma ("file=/a,,b" is the file "/a,b").
+std::string escapeOptionValue(std::string_view value);
+
+}  // namespace vmmd::daemon

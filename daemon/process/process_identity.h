@@ -1,0 +1,25 @@
+// A pid alone does not identify a process across a daemon restart: the worker may have died and
+// its pid been reused. The pair (pid, start time) does: the kernel's start time (field 22 of
+// /proc/PID/stat, in clock ticks since boot) never repeats for a pid within one boot.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace vmmd::daemon {
+
+// Field 22 (starttime) of /proc/PID/stat. ENOENT in the error code when the process is gone.
+Result<uint64_t> processStartTime(pid_t pid);
+
+// Field 22 from the text of a /proc/PID/stat file. The command name (field 2) is in parentheses
+// and may itself contain spaces and ')', so fields are counted after the last ')'.
+Result<uint64_t> parseStartTime(std::string_view stat_text);
+
+// True when `pid` is alive and started at `start_time`, i.e. it is still the process we recorded.
+bool isSameProcess(pid_t pid, uint64_t start_time);
+
+}  // namespace vmmd::daemon

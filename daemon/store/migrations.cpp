@@ -1,0 +1,53 @@
+#include "daemon/store/migrations.h"
+
+#include <array>
+
+namespace vmmd::daemon {
+namespace {
+
+// STRICT tables: SQLite refuses a value of the wrong type instead of storing it.
+constexpr std::string_view kVersion1 = R"sql(
+CREATE TABLE definitions (
+  name       TEXT PRIMARY KEY NOT NULL,
+  uuid       TEXT NOT NULL UNIQUE,
+  json       TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  updated_us INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE runtime (
+  name           TEXT PRIMARY KEY NOT NULL REFERENCES definitions(name) ON DELETE CASCADE,
+  state          TEXT NOT NULL,
+  pid            INTEGER,
+  start_time     INTEGER,
+  started_us     INTEGER,
+  qmp_socket     TEXT,
+  console_socket TEXT,
+  qga_socket     TEXT,
+  exit_status    INTEGER,
+  exit_signal    INTEGER,
+  restart_count  INTEGER NOT NULL DEFAULT 0,
+  updated_us     INTEGER NOT NULL
+) STRICT;
+
+-- No foreign key: the history of a VM outlives its definition.
+CREATE TABLE events (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_us INTEGER NOT NULL,
+  vm      TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  detail  TEXT NOT NULL
+) STRICT;
+CREATE INDEX events_by_vm ON events(vm, id);
+)sql";
+
+constexpr std::array<Migration, 1> kMigrations = {{
+    {1, "definitions, runtime state, event history", kVersion1},
+}};
+
+}  // namespace
+
+std::span<const Migration> storeMigrations() { return kMigrations; }
+int latestStoreVersion() { return kMigrations.back().version; }
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,64 @@
+// What the store keeps besides definitions: each VM's runtime record (enough to re-attach to a
+// running worker after a daemon restart) and an append-only event history.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "daemon/definition/vm_definition.h"
+
+namespace vmmd::daemon {
+
+enum class VmState { kShutoff, kStarting, kRunning, kPaused, kShuttingDown, kCrashed };
+
+// "shut-off", "starting", "running", "paused", "shutting-down", "crashed".
+std::string_view toString(VmState state);
+std::optional<VmState> parseVmState(std::string_view text);
+
+struct StoredDefinition {
+  VmDefinition definition;
+  int64_t created_us = 0;  // Unix time, microseconds
+  int64_t updated_us = 0;
+};
+
+struct RuntimeRecord {
+  std::string name;
+  VmState state = VmState::kShutoff;
+  std::optional<int64_t> pid;
+  std::optional<int64_t> start_time;  // /proc/PID/stat field 22, clock ticks since boot
+  std::optional<int64_t> started_us;  // Unix time the worker was started (uptime in `vmctl list`)
+  std::optional<std::string> qmp_socket;
+  std::optional<std::string> console_socket;
+  std::optional<std::string> qga_socket;
+  std::optional<int64_t> exit_status;  // of the last worker that exited normally
+  std::optional<int64_t> exit_signal;  // of the last worker killed by a signal
+  int64_t restart_count = 0;
+  int64_t updated_us = 0;  // set by the store on save
+
+  bool operator==(const RuntimeRecord&) const = default;
+};
+
+struct EventRecord {
+  int64_t id = 0;  // increasing; "events after id N" pages through the history
+  int64_t time_us = 0;
+  std::string vm;
+  std::string kind;  // "defined", "undefined", "state", "crash"...
+  std::string detail;
+
+  bool operator==(const EventRecord&) const = default;
+};
+
+struct EventDraft {
+  std::string kind;
+  std::string detail;
+};
+
+struct EventQuery {
+  std::optional<std::string> vm;  // all VMs when absent
+  int64_t after_id = 0;
+  int64_t limit = 1000;
+};
+
+}  // namespace vmmd::daemon

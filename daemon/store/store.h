@@ -1,0 +1,73 @@
+// vmmd's persistent state in one SQLite file: VM definitions, each VM's runtime record and the
+// event history. Every change is one transaction, including the event row that records it.
+//
+// Durability: WAL with synchronous=FULL. In WAL mode a committed transaction is in the WAL file
+// (the OS page cache) before COMMIT returns, so it survives a kill -9 of vmmd even with NORMAL;
+// FULL adds an fsync of the WAL at every commit so it also survives a power loss or kernel crash.
+// vmmd acknowledges a define only after the commit, and changes are rare (defines, state changes),
+// so the ~2 ms fsync per change is worth "acknowledged means on disk".
+//
+// Safety: open() refuses — and never writes to — a file that is not an SQLite database, a corrupt
+// one, another program's database (application_id / foreign tables) or one from a newer vmmd.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "daemon/definition/vm_definition.h"
+#include "daemon/store/records.h"
+#include "daemon/store/sqlite.h"
+
+namespace vmmd::daemon {
+
+struct StoreOptions {
+  int busy_timeout_ms = 5000;  // another process (a backup, sqlite3 CLI) holding a lock
+  int64_t max_events = 100000;  // oldest events are dropped beyond this many
+};
+
+class Store {
+ public:
+  // Opens or creates the database and brings its schema up to date.
+  static Result<Store> open(const std::string& path, StoreOptions options = {});
+
+  // A new VM. Fails when the name or the uuid is taken: "vm 'web1' is already defined".
+  Status define(const VmDefinition& def);
+  // Replaces the definition of an existing VM; the uuid must not change.
+  Status redefine(const VmDefinition& def);
+  // Removes the definition and the runtime record; the event history stays.
+  Status undefine(std::string_view name);
+  Result<std::optional<StoredDefinition>> definition(std::string_view name);
+  // Sorted by name.
+  Result<std::vector<StoredDefinition>> definitions();
+
+  // Inserts or replaces the runtime record of a defined VM, with an optional event, atomically.
+  Status saveRuntime(const RuntimeRecord& record, const std::optional<EventDraft>& event = std::nullopt);
+  Result<std::optional<RuntimeRecord>> runtime(std::string_view name);
+  Result<std::vector<RuntimeRecord>> runtimes();
+
+  Result<int64_t> appendEvent(std::string_view vm, const EventDraft& event);
+  // Oldest first.
+  Result<std::vector<EventRecord>> events(const EventQuery& query = {});
+
+  const std::string& path() const { return db_.path(); }
+  // For tests and diagnostics: PRAGMA integrity_check; "ok" when sound.
+  Result<std::string> integrityCheck();
+
+ private:
+  Store(sqlite::Database db, StoreOptions options) : db_(std::move(db)), options_(options) {}
+  // The event insert shared by every change; runs inside the caller's transaction.
+  Result<int64_t> insertEvent(std::string_view vm, const EventDraft& event);
+  // Runtime rows matching `where` ("WHERE name = ?1" with `name` bound, or an ORDER BY alone).
+  Result<std::vector<RuntimeRecord>> readRuntimes(std::string_view where, std::optional<std::string_view> name);
+
+  sqlite::Database db_;
+  StoreOptions options_;
+};
+
+// Microseconds since the Unix epoch.
+int64_t unixTimeUs();
+
+}  // namespace vmmd::daemon

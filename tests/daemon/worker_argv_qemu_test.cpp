@@ -1,0 +1,211 @@
+// The argv vmmd generates is QEMU's: real qemu-system-x86_64 must accept it and run the guest.
+// The only substitutions are the accelerator (TCG: the test must not depend on KVM) and the CPU
+// model ("host" needs KVM), plus -S so that the console is connected before the guest prints.
+// The guest is the project's probe, told by its command line to check the command line it got,
+// print its marker and idle; the test then quits QEMU through the QMP socket of the argv.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "daemon/definition/definition_json.h"
+#include "daemon/launch/worker_argv.h"
+#include "tests/daemon/temp_dir.h"
+
+namespace vmmd::daemon {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kTimeout = std::chrono::seconds(30);
+
+UniqueFd connectUnix(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+  return fd;
+}
+
+// Reads from `fd` into `seen` until it contains `needle`; false on timeout or EOF.
+bool readUntil(int fd, std::string& seen, const std::string& needle) {
+  auto deadline = Clock::now() + kTimeout;
+  while (seen.find(needle) == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buffer[4096];
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n <= 0) return false;
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool sendText(int fd, const std::string& text) {
+  return ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+// A QMP exchange: send one command, wait for the line with its "return".
+std::string qmp(int fd, const std::string& command) {
+  std::string seen;
+  if (!sendText(fd, command + "\r\n") || !readUntil(fd, seen, "\"return\"")) return "<no reply> " + seen;
+  readUntil(fd, seen, "\r\n");
+  return seen;
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool run(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
+
+struct QemuRun {
+  pid_t pid = -1;
+  ~QemuRun() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// `prefix` runs before QEMU (a network namespace with a tap for the NIC variant).
+void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::vector<std::string>& prefix,
+                  const std::string& log) {
+  std::vector<std::string> argv = prefix;
+  argv.push_back(QEMU_SYSTEM_X86_64);
+  for (std::string arg : workerArgv(def, paths)) {
+    if (arg == "q35,accel=kvm") arg = "q35,accel=tcg";
+    if (argv.back() == "-cpu") arg = "max";
+    argv.push_back(std::move(arg));
+  }
+  argv.push_back("-S");
+  std::filesystem::create_directories(paths.dir);
+
+  QemuRun qemu;
+  qemu.pid = ::fork();
+  ASSERT_GE(qemu.pid, 0);
+  if (qemu.pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execvp(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+
+  // QMP and console sockets appear once QEMU has parsed and accepted the whole command line.
+  UniqueFd monitor;
+  for (auto deadline = Clock::now() + kTimeout; !monitor && Clock::now() < deadline;) {
+    int status = 0;
+    if (::waitpid(qemu.pid, &status, WNOHANG) == qemu.pid) {
+      qemu.pid = -1;
+      FAIL() << "QEMU refused the argv (status " << status << "):\n" << readFile(log);
+    }
+    monitor = connectUnix(paths.qmp_socket);
+    if (!monitor) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(monitor) << "no QMP socket at " << paths.qmp_socket << "\n" << readFile(log);
+  UniqueFd console = connectUnix(paths.console_socket);
+  ASSERT_TRUE(console) << "no console socket at " << paths.console_socket;
+  if (def.agent) {
+    EXPECT_TRUE(connectUnix(paths.qga_socket)) << "no agent socket at " << paths.qga_socket;
+  }
+  EXPECT_EQ(readFile(paths.pidfile), std::to_string(qemu.pid) + "\n");
+
+  std::string greeting;
+  ASSERT_TRUE(readUntil(monitor.get(), greeting, "\r\n")) << greeting;
+  EXPECT_NE(greeting.find("\"QMP\""), std::string::npos);
+  EXPECT_NE(qmp(monitor.get(), R"({"execute": "qmp_capabilities"})").find("\"return\": {}"), std::string::npos);
+  // Every disk is there under its id, read-only where asked, with the right format.
+  std::string block = qmp(monitor.get(), R"({"execute": "query-block"})");
+  for (const DiskSpec& disk : def.disks) {
+    std::string id = "\"device\": \"" + disk.id + "\"";
+    size_t at = block.find(id);
+    ASSERT_NE(at, std::string::npos) << block;
+    std::string entry = block.substr(at, block.find("\"device\"", at + 1) - at);
+    EXPECT_NE(entry.find("\"ro\": " + std::string(disk.readonly ? "true" : "false")), std::string::npos) << entry;
+    EXPECT_NE(entry.find("\"drv\": \"" + std::string(toString(disk.format)) + "\""), std::string::npos) << entry;
+    EXPECT_NE(entry.find("\"file\": \"" + disk.path + "\""), std::string::npos) << entry;
+  }
+  if (!def.nics.empty()) {
+    std::string net = qmp(monitor.get(),
+                          R"({"execute": "human-monitor-command", "arguments": {"command-line": "info network"}})");
+    for (const NicSpec& nic : def.nics) EXPECT_NE(net.find("macaddr=" + nic.mac), std::string::npos) << net;
+  }
+
+  EXPECT_NE(qmp(monitor.get(), R"({"execute": "cont"})").find("\"return\""), std::string::npos);
+  std::string output;
+  EXPECT_TRUE(readUntil(console.get(), output, "PROBE name=ready action=idle")) << output << readFile(log);
+  EXPECT_NE(output.find("value=\"" + *def.cmdline + "\""), std::string::npos) << output;
+
+  // Clean stop through the socket the daemon will use: QEMU exits 0 and removes nothing we need.
+  sendText(monitor.get(), "{\"execute\": \"quit\"}\r\n");
+  int status = 0;
+  ASSERT_EQ(::waitpid(qemu.pid, &status, 0), qemu.pid);
+  qemu.pid = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << readFile(log);
+}
+
+class WorkerArgvQemu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(VMMD_PROBE_ELF)) GTEST_SKIP() << "probe guest not built: " << VMMD_PROBE_ELF;
+    if (!run(std::string(QEMU_SYSTEM_X86_64) + " -version")) GTEST_SKIP() << "no " << QEMU_SYSTEM_X86_64;
+  }
+
+  VmDefinition definition(const std::string& extra) {
+    // A comma in a disk path and in the run dir exercise the ",," escaping end to end.
+    auto def = parseDefinition(R"({"schema": 1, "name": "probe-vm", "memory": 64, "vcpus": 2, "kernel": ")" +
+                               std::string(VMMD_PROBE_ELF) + R"(", "cmdline": "cmdline idle marker=argv", )" + extra +
+                               "}");
+    EXPECT_TRUE(def.ok()) << def.error().message();
+    return def.ok() ? *def : VmDefinition{};
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(WorkerArgvQemu, DisksAgentAndConsole) {
+  std::string qcow2 = dir_.file("root,1.qcow2");
+  std::string raw = dir_.file("seed.raw");
+  ASSERT_TRUE(run("qemu-img create -f qcow2 '" + qcow2 + "' 16M")) << "qemu-img create";
+  ASSERT_TRUE(run("qemu-img create -f raw '" + raw + "' 1M")) << "qemu-img create";
+  VmDefinition def = definition(R"("agent": true, "disks": [{"path": ")" + qcow2 + R"(", "format": "qcow2"},
+                                    {"id": "seed", "path": ")" + raw + R"(", "format": "raw", "readonly": true}])");
+  auto paths = workerPathsFor(dir_.file("r,un"), def.name);
+  ASSERT_TRUE(paths.ok()) << paths.error().message();
+  runUnderQemu(def, *paths, {}, dir_.file("qemu.log"));
+}
+
+TEST_F(WorkerArgvQemu, TapNicInANetworkNamespace) {
+  // A tap needs CAP_NET_ADMIN; a private network namespace keeps the host's interfaces untouched.
+  if (!run("unshare --net ip tuntap add dev vmmdtap0 mode tap")) GTEST_SKIP() << "cannot create a tap in a netns";
+  VmDefinition def = definition(R"("nics": [{"ifname": "vmmdtap0", "mac": "52:54:00:12:34:56"}])");
+  auto paths = workerPathsFor(dir_.file("run"), def.name);
+  ASSERT_TRUE(paths.ok()) << paths.error().message();
+  runUnderQemu(def, *paths,
+               {"unshare", "--net", "sh", "-c", "ip tuntap add dev vmmdtap0 mode tap && exec \"$0\" \"$@\""},
+               dir_.file("qemu.log"));
+}
+
+}  // namespace
+}  // namespace vmmd::daemon
