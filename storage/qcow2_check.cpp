@@ -1,6 +1,7 @@
 // Consistency check: recount every reference the tables make and compare with the refcounts.
 #include <algorithm>
 #include <cstdio>
+#include <unordered_set>
 
 #include "storage/endian.h"
 #include "storage/qcow2_image.h"
@@ -47,6 +48,7 @@ Result<CheckResult> Image::check(RepairMode repair) {
   }
   const uint64_t l2n = 1ull << l2Bits_;
   uint64_t prevHost = 0;
+  std::unordered_set<uint64_t> seenL2;
   std::vector<uint8_t> raw(cs_);
   for (uint64_t i = 0; i < l1_.size(); ++i) {
     uint64_t l2off = l1_[i] & kOffsetMask;
@@ -58,6 +60,7 @@ Result<CheckResult> Image::check(RepairMode repair) {
     }
     add(l2off, cs_, "L2 table");
     if (l2off + cs_ > *fsize) continue;
+    if (!seenL2.insert(l2off).second) continue;  // shared table: its refcount mismatch says enough
     if (auto r = file_->read(l2off, raw); !r) return r.error();
     for (uint64_t j = 0; j < l2n; ++j) {
       uint64_t e = loadBe64(&raw[j * 8]);
