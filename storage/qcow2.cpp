@@ -128,7 +128,12 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
   auto inPlace = [&](uint64_t e) { return kindOf(e) == Kind::Normal && (e & kOflagCopied); };
   for (uint64_t pos = 0; pos < buf.size();) {
     const uint64_t cur = offset + pos, rem = buf.size() - pos;
+    const uint64_t gc = cur >> cb_, inOff = cur & (cs_ - 1), l2i = gc & (l2n - 1);
     std::unique_lock meta(meta_);
+    // Another writer is allocating this cluster: wait for it to publish its L2 entry.
+    if (inflight_.count(gc)) {
+      inflightDone_.wait(meta, [&] { return !inflight_.count(gc); });
+    }
     auto run = lookup(cur, rem);
     if (!run) return run.error();
     if (run->kind == Kind::Normal && (run->entry & kOflagCopied)) {
@@ -138,21 +143,24 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
       continue;
     }
     // Allocate fresh clusters for a run of clusters that cannot be written in place.
-    const uint64_t gc = cur >> cb_, inOff = cur & (cs_ - 1), l2i = gc & (l2n - 1);
     auto l2off = ensureL2(gc >> l2Bits_);
     if (!l2off) return l2off.error();
     auto table = l2Table(*l2off);
     if (!table) return table.error();
     const uint64_t maxClusters = std::min({l2n - l2i, (inOff + rem + cs_ - 1) >> cb_, maxAlloc});
     std::vector<uint64_t> old{(**table)[l2i]};
-    while (old.size() < maxClusters && !inPlace((**table)[l2i + old.size()])) old.push_back((**table)[l2i + old.size()]);
+    while (old.size() < maxClusters && !inPlace((**table)[l2i + old.size()]) && !inflight_.count(gc + old.size())) {
+      old.push_back((**table)[l2i + old.size()]);
+    }
     const uint64_t n = old.size();
     const uint64_t dataLen = std::min(rem, n * cs_ - inOff);
     auto host = allocClusters(n);
     if (!host) return host.error();
-    if (inOff == 0 && dataLen == n * cs_) {
-      if (auto r = file_->write(*host, buf.subspan(pos, dataLen)); !r) return r;
-    } else {
+    for (uint64_t i = 0; i < n; ++i) inflight_.insert(gc + i);
+    meta.unlock();
+    // Data (with copy-on-write of the partial head and tail) goes out before the L2 entries.
+    auto publish = [&]() -> Result<void> {
+      if (inOff == 0 && dataLen == n * cs_) return file_->write(*host, buf.subspan(pos, dataLen));
       std::vector<uint8_t> tmp(n * cs_);
       if (inOff) {
         Run r0{kindOf(old[0]), old[0], (old[0] & kOffsetMask), inOff};
@@ -166,14 +174,17 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
         if (auto r = readRun(rt, guest, std::span(tmp.data() + tailStart, n * cs_ - tailStart)); !r) return r;
       }
       std::memcpy(tmp.data() + inOff, buf.data() + pos, dataLen);
-      if (auto r = file_->write(*host, tmp); !r) return r;
-    }
+      return file_->write(*host, tmp);
+    };
+    Result<void> written = publish();
+    meta.lock();
+    for (uint64_t i = 0; i < n; ++i) inflight_.erase(gc + i);
+    inflightDone_.notify_all();
+    if (!written) return written;  // the clusters stay allocated: a leak, not a corruption
     std::vector<uint64_t> fresh(n);
     for (uint64_t i = 0; i < n; ++i) fresh[i] = (*host + (i << cb_)) | kOflagCopied;
     if (auto r = setL2Entries(*l2off, l2i, fresh); !r) return r;
-    for (uint64_t e : old) {
-      if (auto r = freeEntry(e); !r) return r;
-    }
+    if (auto r = freeEntries(old); !r) return r;
     pos += dataLen;
   }
   return {};
@@ -219,9 +230,7 @@ Result<void> Image::clearClusters(uint64_t offset, uint64_t length, bool zero) {
     }
     std::vector<uint64_t> fresh(n, desired);
     if (auto r = setL2Entries(*l2off, l2i, fresh); !r) return r;
-    for (uint64_t e : old) {
-      if (auto r = freeEntry(e); !r) return r;
-    }
+    if (auto r = freeEntries(old); !r) return r;
     pos += n << cb_;
   }
   return {};

@@ -57,8 +57,9 @@ Result<void> Image::writeCompressed(uint64_t offset, std::span<const uint8_t> da
   if (ret != Z_STREAM_END) return write(offset, data);  // does not compress: store as is
 
   std::shared_lock io(io_);
-  std::lock_guard meta(meta_);
+  std::unique_lock meta(meta_);
   const uint64_t gc = offset >> cb_;
+  inflightDone_.wait(meta, [&] { return !inflight_.count(gc); });
   auto l2off = ensureL2(gc >> l2Bits_);
   if (!l2off) return l2off.error();
   auto table = l2Table(*l2off);

@@ -63,7 +63,6 @@ Result<void> createQcow2(const std::string& path, const Qcow2CreateOptions& o) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return Error::fromErrno("sync " + path);
   return {};
 }
 

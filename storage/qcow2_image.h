@@ -7,7 +7,9 @@
 // process killed at any point leaves at worst leaked clusters.
 #pragma once
 
+#include <condition_variable>
 #include <mutex>
+#include <unordered_set>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -68,6 +70,7 @@ class Image final : public Qcow2Device {
   Result<uint64_t> allocClusters(uint64_t count);
   Result<uint64_t> allocBytes(uint64_t bytes);
   Result<void> freeEntry(uint64_t entry);
+  Result<void> freeEntries(std::span<const uint64_t> entries);
   Result<void> createRefBlock(uint64_t blockIndex, uint64_t atCluster);
   Result<void> growRefTable(uint64_t neededBlockIndex);
   uint64_t refGet(const uint8_t* block, uint64_t index) const;
@@ -108,6 +111,9 @@ class Image final : public Qcow2Device {
     uint64_t lastUse = 0;
   };
   std::unordered_map<uint64_t, CachedL2> l2Cache_;
+  // Guest clusters whose new data is being written outside meta_ (allocation in flight).
+  std::unordered_set<uint64_t> inflight_;
+  std::condition_variable inflightDone_;
   size_t l2CacheMax_;
   std::vector<uint64_t> refTable_;
   struct CachedRefBlock {

@@ -244,6 +244,34 @@ Result<uint64_t> Image::allocBytes(uint64_t bytes) {
   return *off;
 }
 
+Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
+  // Contiguous host clusters are freed with one refcount update (and one hole punched).
+  uint64_t runStart = 0, runLen = 0;
+  for (size_t i = 0; i <= entries.size(); ++i) {
+    uint64_t host = 0;
+    if (i < entries.size()) {
+      Kind k = kindOf(entries[i]);
+      if (k == Kind::Normal || k == Kind::Zero) host = entries[i] & kOffsetMask;
+      if (!host && k == Kind::Compressed) {
+        if (auto r = freeEntry(entries[i]); !r) return r;
+      }
+    }
+    if (host && runLen && host == ((runStart + runLen) << cb_)) {
+      ++runLen;
+      continue;
+    }
+    if (runLen) {
+      if (auto r = changeRefcounts(runStart, runLen, -1); !r) return r;
+      runLen = 0;
+    }
+    if (host) {
+      runStart = host >> cb_;
+      runLen = 1;
+    }
+  }
+  return {};
+}
+
 Result<void> Image::freeEntry(uint64_t entry) {
   switch (kindOf(entry)) {
     case Kind::Unallocated: return {};
