@@ -102,6 +102,10 @@ Result<void> ImageFile::sync() const {
   return {};
 }
 
+bool ImageFile::zeroRange(uint64_t offset, uint64_t length) const {
+  return ::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0;
+}
+
 Result<void> ImageFile::punchHole(uint64_t offset, uint64_t length) const {
   if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                   static_cast<off_t>(length)) != 0) {

@@ -23,6 +23,9 @@ class ImageFile {
   Result<uint64_t> size() const;
   Result<void> truncate(uint64_t size) const;
   Result<void> sync() const;
+  // Makes the range read as zeroes without writing them (FALLOC_FL_ZERO_RANGE); false when the
+  // file system cannot.
+  bool zeroRange(uint64_t offset, uint64_t length) const;
   // Gives the range back to the host file system (best effort: unsupported is not an error).
   Result<void> punchHole(uint64_t offset, uint64_t length) const;
   // Allocated bytes on the host (st_blocks * 512).

@@ -1,6 +1,8 @@
 // qcow2 guest I/O: open, read, write with allocation and copy-on-write, zeroes, discard, resize.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "storage/endian.h"
 #include "storage/qcow2_image.h"
@@ -161,12 +163,25 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
     // Data (with copy-on-write of the partial head and tail) goes out before the L2 entries.
     auto publish = [&]() -> Result<void> {
       if (inOff == 0 && dataLen == n * cs_) return file_->write(*host, buf.subspan(pos, dataLen));
-      std::vector<uint8_t> tmp(n * cs_);
+      const uint64_t tailStart = inOff + dataLen;
+      auto readsZero = [&](uint64_t e) {
+        Kind k = kindOf(e);
+        return k == Kind::Zero || (k == Kind::Unallocated && !backing_);
+      };
+      // Copy-on-write of zeroes: let the file system zero the clusters, then write just the data
+      // (stays aligned for O_DIRECT).
+      if ((inOff == 0 || readsZero(old[0])) && (tailStart == n * cs_ || readsZero(old[n - 1])) &&
+          file_->zeroRange(*host, n * cs_)) {
+        return file_->write(*host + inOff, buf.subspan(pos, dataLen));
+      }
+      void* mem = nullptr;
+      if (posix_memalign(&mem, 4096, n * cs_) != 0) return Error(path() + ": out of memory");
+      std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
+      std::span<uint8_t> tmp(owned.get(), n * cs_);
       if (inOff) {
         Run r0{kindOf(old[0]), old[0], (old[0] & kOffsetMask), inOff};
         if (auto r = readRun(r0, gc << cb_, std::span(tmp.data(), inOff)); !r) return r;
       }
-      uint64_t tailStart = inOff + dataLen;
       if (tailStart < n * cs_) {
         uint64_t e = old[n - 1];
         uint64_t guest = (gc << cb_) + tailStart;

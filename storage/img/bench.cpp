@@ -1,6 +1,6 @@
 // vmm-img bench: qemu-img bench's options and output. Requests go to `depth` threads doing
 // synchronous I/O through the BlockDevice, the way the virtio-blk I/O thread pool uses it.
-// Request i goes to offset + i * step, wrapped at the end of the image.
+// Request i goes to (offset + i * step) modulo (image size - buffer size).
 #include <getopt.h>
 
 #include <atomic>
@@ -79,7 +79,8 @@ int cmdBench(int argc, char** argv) {
   std::atomic<bool> failed{false};
   std::mutex errMutex;
   std::string error;
-  const uint64_t span = size - bufSize + 1;
+  // Wrap like qemu-img bench, keeping offsets aligned to the step.
+  const uint64_t span = size > bufSize ? size - bufSize : 1;
   auto worker = [&] {
     void* mem = nullptr;
     if (posix_memalign(&mem, 4096, bufSize) != 0) {
