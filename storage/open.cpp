@@ -1,4 +1,6 @@
 // openImage: format probing, backing chains (loops, depth), locking; small shared helpers.
+#include <sys/stat.h>
+
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -67,18 +69,21 @@ std::string dirName(const std::string& path) {
 }
 
 Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const OpenOptions& options, int depth,
-                                               std::vector<std::string>& chain) {
+                                               std::vector<std::pair<dev_t, ino_t>>& chain) {
   if (depth > options.maxChainDepth) {
     return Error(path + ": backing chain is deeper than " + std::to_string(options.maxChainDepth) + " images");
   }
-  char real[PATH_MAX];
-  if (!::realpath(path.c_str(), real)) return Error::fromErrno("open " + path);
-  for (const auto& seen : chain) {
-    if (seen == real) return Error(path + ": backing file loop: " + path + " is already part of the chain");
-  }
-  chain.emplace_back(real);
   auto file = ImageFile::open(path, options.readOnly, options.cache);
   if (!file) return file.error();
+  // Loops are found by file identity, which also catches links and different spellings.
+  struct stat st;
+  if (::fstat((*file)->fd(), &st) != 0) return Error::fromErrno("stat " + path);
+  for (const auto& seen : chain) {
+    if (seen.first == st.st_dev && seen.second == st.st_ino) {
+      return Error(path + ": backing file loop: " + path + " is already part of the chain");
+    }
+  }
+  chain.emplace_back(st.st_dev, st.st_ino);
   if (options.lock) {
     if (auto r = lockImage((*file)->fd(), path, !options.readOnly); !r) return r.error();
   }
@@ -108,7 +113,7 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
 }  // namespace
 
 Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options) {
-  std::vector<std::string> chain;
+  std::vector<std::pair<dev_t, ino_t>> chain;
   return openChain(path, options, 0, chain);
 }
 
