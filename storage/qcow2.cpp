@@ -108,8 +108,14 @@ Result<void> Image::read(uint64_t offset, std::span<uint8_t> buf) {
   for (uint64_t pos = 0; pos < buf.size();) {
     Result<Run> run = Error("");
     {
-      std::lock_guard meta(meta_);
-      run = lookup(offset + pos, buf.size() - pos);
+      std::shared_lock shared(meta_);
+      bool missed = false;
+      run = lookup(offset + pos, buf.size() - pos, true, &missed);
+      if (missed) {
+        shared.unlock();
+        std::lock_guard meta(meta_);
+        run = lookup(offset + pos, buf.size() - pos);
+      }
     }
     if (!run) return run.error();
     if (auto r = readRun(*run, offset + pos, buf.subspan(pos, run->length)); !r) return r;
@@ -131,6 +137,21 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
   for (uint64_t pos = 0; pos < buf.size();) {
     const uint64_t cur = offset + pos, rem = buf.size() - pos;
     const uint64_t gc = cur >> cb_, inOff = cur & (cs_ - 1), l2i = gc & (l2n - 1);
+    {
+      // Fast path: an allocated cluster whose L2 table is cached, under the shared lock.
+      std::shared_lock shared(meta_);
+      if (!inflight_.count(gc)) {
+        bool missed = false;
+        auto run = lookup(cur, rem, true, &missed);
+        if (!run) return run.error();
+        if (!missed && run->kind == Kind::Normal && (run->entry & kOflagCopied)) {
+          shared.unlock();
+          if (auto r = file_->write(run->host, buf.subspan(pos, run->length)); !r) return r;
+          pos += run->length;
+          continue;
+        }
+      }
+    }
     std::unique_lock meta(meta_);
     // Another writer is allocating this cluster: wait for it to publish its L2 entry.
     if (inflight_.count(gc)) {

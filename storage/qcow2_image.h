@@ -58,7 +58,8 @@ class Image final : public Qcow2Device {
   Result<std::vector<uint64_t>*> l2Table(uint64_t l2Offset);
   Result<void> setL2Entries(uint64_t l2Offset, uint64_t first, std::span<const uint64_t> values);
   Result<uint64_t> ensureL2(uint64_t l1Index);
-  Result<Run> lookup(uint64_t offset, uint64_t maxLength);
+  // cachedOnly (meta_ held shared): touches nothing; sets *missed when the L2 table is not cached.
+  Result<Run> lookup(uint64_t offset, uint64_t maxLength, bool cachedOnly = false, bool* missed = nullptr);
   Result<void> growL1(uint64_t entries);
 
   // qcow2_refcount.cpp (meta_ held)
@@ -104,7 +105,7 @@ class Image final : public Qcow2Device {
   uint64_t csizeMask_;
 
   std::shared_mutex io_;
-  std::mutex meta_;
+  std::shared_mutex meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
   std::vector<uint64_t> l1_;
   struct CachedL2 {
     std::vector<uint64_t> entries;
@@ -113,7 +114,7 @@ class Image final : public Qcow2Device {
   std::unordered_map<uint64_t, CachedL2> l2Cache_;
   // Guest clusters whose new data is being written outside meta_ (allocation in flight).
   std::unordered_set<uint64_t> inflight_;
-  std::condition_variable inflightDone_;
+  std::condition_variable_any inflightDone_;
   size_t l2CacheMax_;
   std::vector<uint64_t> refTable_;
   struct CachedRefBlock {

@@ -60,7 +60,7 @@ Result<uint64_t> Image::ensureL2(uint64_t l1Index) {
   return *off;
 }
 
-Result<Image::Run> Image::lookup(uint64_t offset, uint64_t maxLength) {
+Result<Image::Run> Image::lookup(uint64_t offset, uint64_t maxLength, bool cachedOnly, bool* missed) {
   const uint64_t gc = offset >> cb_;
   const uint64_t l2n = 1ull << l2Bits_;
   const uint64_t l1i = gc >> l2Bits_, l2i = gc & (l2n - 1);
@@ -69,9 +69,20 @@ Result<Image::Run> Image::lookup(uint64_t offset, uint64_t maxLength) {
   if (l1i >= l1_.size()) return Run{Kind::Unallocated, 0, 0, limit};
   uint64_t l2off = l1_[l1i] & kOffsetMask;
   if (l2off == 0) return Run{Kind::Unallocated, 0, 0, limit};
-  auto table = l2Table(l2off);
-  if (!table) return table.error();
-  const std::vector<uint64_t>& t = **table;
+  const std::vector<uint64_t>* tp;
+  if (cachedOnly) {
+    auto it = l2Cache_.find(l2off);
+    if (it == l2Cache_.end()) {
+      *missed = true;
+      return Run{Kind::Unallocated, 0, 0, 0};
+    }
+    tp = &it->second.entries;
+  } else {
+    auto table = l2Table(l2off);
+    if (!table) return table.error();
+    tp = *table;
+  }
+  const std::vector<uint64_t>& t = *tp;
   const uint64_t e = t[l2i];
   const Kind kind = kindOf(e);
   Run run{kind, e, 0, cs_ - inOff};
