@@ -1,5 +1,6 @@
 // qcow2 guest I/O: open, read, write with allocation and copy-on-write, zeroes, discard, resize.
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -24,10 +25,25 @@ Image::Kind Image::kindOf(uint64_t entry) const {
   return Kind::Normal;
 }
 
-Error Image::corrupt(const std::string& what) const { return Error(path() + ": corrupt qcow2 image: " + what); }
+Error Image::corrupt(const std::string& what) const {
+  return Error(path() + ": corrupt qcow2 image: " + what, EUCLEAN);
+}
+
+Result<void> Image::noteCorruption(Result<void> r) {
+  // As the spec asks: metadata found corrupt while writing sets the corrupt bit, and no further
+  // writes happen until the image is repaired.
+  if (!r && r.error().code() == EUCLEAN && !readOnly() && !markedCorrupt_.exchange(true)) {
+    uint8_t v[8];
+    storeBe64(v, h_.incompatible | kIncompatCorrupt);
+    (void)file_->write(kOffIncompatible, v);
+    (void)file_->sync();
+  }
+  return r;
+}
 
 Result<void> Image::rangeCheck(uint64_t offset, uint64_t length, bool forWrite) const {
   if (forWrite && readOnly()) return Error(path() + ": image is read-only", EROFS);
+  if (forWrite && markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
   if (offset > size_ || length > size_ - offset) {
     return Error(path() + ": request at offset " + std::to_string(offset) + " length " + std::to_string(length) +
                  " is beyond the end of the disk (" + std::to_string(size_) + " bytes)");
@@ -45,7 +61,7 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
   if (!h) return h.error();
   const std::string& path = file->path();
   if (!file->readOnly()) {
-    if (h->incompatible & kIncompatCorrupt) {
+    if ((h->incompatible & kIncompatCorrupt) && !options.repair) {
       return Error(path + ": image is marked corrupt; open it read-only or repair it with 'vmm-img check -r all'");
     }
     if ((h->incompatible & kIncompatDirty) && !options.repair) {
@@ -127,7 +143,7 @@ Result<void> Image::read(uint64_t offset, std::span<uint8_t> buf) {
 Result<void> Image::write(uint64_t offset, std::span<const uint8_t> buf) {
   if (auto r = rangeCheck(offset, buf.size(), true); !r) return r;
   std::shared_lock io(io_);
-  return writeLocked(offset, buf);
+  return noteCorruption(writeLocked(offset, buf));
 }
 
 Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
@@ -275,6 +291,10 @@ Result<void> Image::clearClusters(uint64_t offset, uint64_t length, bool zero) {
 Result<void> Image::writeZeroes(uint64_t offset, uint64_t length) {
   if (auto r = rangeCheck(offset, length, true); !r) return r;
   std::unique_lock io(io_);
+  return noteCorruption(zeroesLocked(offset, length));
+}
+
+Result<void> Image::zeroesLocked(uint64_t offset, uint64_t length) {
   const uint64_t end = offset + length;
   uint64_t fullStart = (offset + cs_ - 1) & ~(cs_ - 1);
   uint64_t fullEnd = end == size_ ? (end + cs_ - 1) & ~(cs_ - 1) : end & ~(cs_ - 1);
@@ -301,7 +321,7 @@ Result<void> Image::discard(uint64_t offset, uint64_t length) {
   uint64_t fullStart = (offset + cs_ - 1) & ~(cs_ - 1);
   uint64_t fullEnd = end == size_ ? (end + cs_ - 1) & ~(cs_ - 1) : end & ~(cs_ - 1);
   if (fullStart >= fullEnd) return {};
-  return clearClusters(fullStart, fullEnd - fullStart, false);
+  return noteCorruption(clearClusters(fullStart, fullEnd - fullStart, false));
 }
 
 Result<void> Image::flush() {

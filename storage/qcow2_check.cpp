@@ -132,11 +132,13 @@ Result<CheckResult> Image::check(RepairMode repair) {
       break;
     }
   }
-  if (repair == RepairMode::All && (h_.incompatible & kIncompatDirty) && res.corruptions == 0) {
+  const uint64_t clearable = kIncompatDirty | kIncompatCorrupt;
+  if (repair == RepairMode::All && (h_.incompatible & clearable) && res.corruptions == 0) {
     uint8_t v[8];
-    storeBe64(v, h_.incompatible & ~kIncompatDirty);
+    storeBe64(v, h_.incompatible & ~clearable);
     if (auto r = file_->write(kOffIncompatible, v); !r) return r.error();
-    h_.incompatible &= ~kIncompatDirty;
+    h_.incompatible &= ~clearable;
+    markedCorrupt_ = false;
   }
   if (res.leaksFixed || res.corruptionsFixed) {
     if (auto r = file_->sync(); !r) return r.error();

@@ -55,6 +55,11 @@ Result<void> Image::writeCompressed(uint64_t offset, std::span<const uint8_t> da
   uint64_t clen = cs_ - 1 - s.avail_out;
   deflateEnd(&s);
   if (ret != Z_STREAM_END) return write(offset, data);  // does not compress: store as is
+  return noteCorruption(writeCompressedCluster(offset, out.data(), clen));
+}
+
+Result<void> Image::writeCompressedCluster(uint64_t offset, const uint8_t* out, uint64_t clen) {
+  if (markedCorrupt_) return Error(path() + ": image is marked corrupt", EUCLEAN);
 
   std::shared_lock io(io_);
   std::unique_lock meta(meta_);
@@ -68,7 +73,7 @@ Result<void> Image::writeCompressed(uint64_t offset, std::span<const uint8_t> da
   const uint64_t old = (**table)[l2i];
   auto host = allocBytes(clen);
   if (!host) return host.error();
-  if (auto r = file_->write(*host, std::span<const uint8_t>(out.data(), clen)); !r) return r;
+  if (auto r = file_->write(*host, std::span<const uint8_t>(out, clen)); !r) return r;
   uint64_t sectors = ((*host + clen - 1) >> 9) - (*host >> 9);
   uint64_t entry = kOflagCompressed | (sectors << csizeShift_) | *host;
   if (auto r = setL2Entries(*l2off, l2i, std::span<const uint64_t>(&entry, 1)); !r) return r;

@@ -7,6 +7,7 @@
 // process killed at any point leaves at worst leaked clusters.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <unordered_set>
@@ -82,6 +83,7 @@ class Image final : public Qcow2Device {
 
   // qcow2_compressed.cpp
   Result<void> readCompressed(uint64_t entry, std::span<uint8_t> cluster) const;
+  Result<void> writeCompressedCluster(uint64_t offset, const uint8_t* data, uint64_t length);
   void compressedExtent(uint64_t entry, uint64_t* offset, uint64_t* length) const;
 
   // Reads [offset, offset + buf.size()) of one run outside meta_.
@@ -90,6 +92,8 @@ class Image final : public Qcow2Device {
   // Clears (to zero flag or unallocated) whole clusters; io_ held exclusively.
   Result<void> clearClusters(uint64_t offset, uint64_t length, bool zero);
   Result<void> writeLocked(uint64_t offset, std::span<const uint8_t> buf);
+  Result<void> zeroesLocked(uint64_t offset, uint64_t length);
+  Result<void> noteCorruption(Result<void> r);
 
   std::unique_ptr<ImageFile> file_;
   std::unique_ptr<BlockDevice> backing_;
@@ -105,6 +109,7 @@ class Image final : public Qcow2Device {
   uint64_t csizeMask_;
 
   std::shared_mutex io_;
+  std::atomic<bool> markedCorrupt_{false};
   std::shared_mutex meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
   std::vector<uint64_t> l1_;
   struct CachedL2 {

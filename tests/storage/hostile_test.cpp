@@ -116,6 +116,29 @@ TEST_F(StorageHostile, DataClusterOutsideFile) {
   expectReadError("outside the file");
 }
 
+TEST_F(StorageHostile, CorruptionFoundWhileWritingSetsTheCorruptBit) {
+  put64(4 * 65536, (1ull << 50) | (1ull << 63));
+  {
+    auto dev = test::openOrDie(path);
+    ASSERT_TRUE(dev);
+    std::vector<uint8_t> d(4096, 1);
+    auto r = dev->write(0, d);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("corrupt"), std::string::npos) << r.error().message();
+    EXPECT_FALSE(dev->write(1 << 20, d).ok());  // no more writes
+  }
+  OpenOptions o;
+  auto rw = openImage(path, o);
+  ASSERT_FALSE(rw.ok());
+  EXPECT_NE(rw.error().message().find("marked corrupt"), std::string::npos) << rw.error().message();
+  o.readOnly = true;
+  EXPECT_TRUE(openImage(path, o).ok());
+  if (test::haveQemuImg()) {
+    auto info = test::run("qemu-img info " + path);
+    EXPECT_NE(info.output.find("corrupt: true"), std::string::npos) << info.output;
+  }
+}
+
 TEST_F(StorageHostile, DataClusterMisaligned) {
   put64(4 * 65536, (5 * 65536 + 512) | (1ull << 63));
   expectReadError("not cluster aligned");
