@@ -1,0 +1,84 @@
+// The block layer: one interface for every disk image format (raw, qcow2), used by the worker's
+// virtio-blk device and by vmm-img.
+//
+// Thread safety: read, write, writeZeroes, discard, flush and blockStatus may be called
+// concurrently from any number of threads (an I/O thread pool with several requests in flight).
+// Requests touching overlapping guest ranges at the same time complete in an unspecified order,
+// as on a real disk, but never corrupt the image's metadata. resize must be called with no other
+// request in flight (the caller quiesces the queue first).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace vmmd::storage {
+
+enum class ImageFormat { Auto, Raw, Qcow2 };
+const char* formatName(ImageFormat format);
+// "raw", "qcow2" (and "auto" when allowAuto); anything else is an error naming the value.
+Result<ImageFormat> parseFormat(std::string_view name, bool allowAuto = true);
+
+enum class CacheMode {
+  Writeback,  // page cache; flush() makes writes durable
+  None,       // O_DIRECT for aligned data I/O (falls back to buffered I/O where unsupported)
+};
+Result<CacheMode> parseCacheMode(std::string_view name);
+
+struct OpenOptions {
+  ImageFormat format = ImageFormat::Auto;
+  bool readOnly = false;
+  CacheMode cache = CacheMode::Writeback;
+  bool lock = true;            // take QEMU-compatible image locks on every file of the chain
+  bool openBacking = true;     // false: unallocated clusters read as zeroes (fuzzing, info)
+  bool repair = false;         // allow opening a dirty qcow2 image for writing (check -r)
+  int maxChainDepth = 32;      // backing files below the top image
+};
+
+// What a guest range is backed by (for convert, compare, map).
+enum class ExtentKind { Data, Zero, Unallocated };
+struct Extent {
+  ExtentKind kind;
+  uint64_t length;
+};
+
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+
+  // Reads buf.size() bytes at offset; offset + size must be within size().
+  virtual Result<void> read(uint64_t offset, std::span<uint8_t> buf) = 0;
+  virtual Result<void> write(uint64_t offset, std::span<const uint8_t> buf) = 0;
+  // Afterwards the range reads as zeroes.
+  virtual Result<void> writeZeroes(uint64_t offset, uint64_t length) = 0;
+  // A hint: the range's contents become unspecified (in practice: zero or unchanged), space may
+  // be given back to the host.
+  virtual Result<void> discard(uint64_t offset, uint64_t length) = 0;
+  // Makes completed writes and metadata durable.
+  virtual Result<void> flush() = 0;
+  // Grows (or, for raw, shrinks) the virtual disk. Not concurrent with other requests.
+  virtual Result<void> resize(uint64_t newSize) = 0;
+
+  virtual uint64_t size() const = 0;
+  virtual bool readOnly() const = 0;
+  virtual ImageFormat format() const = 0;
+  virtual const std::string& path() const = 0;
+  // The kind of the range starting at offset, and how far it extends (at most maxLength).
+  virtual Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) = 0;
+  // The next image of the backing chain, or null.
+  virtual BlockDevice* backing() const { return nullptr; }
+};
+
+// Opens an image and its backing chain (relative backing names resolve against the image's
+// folder), detecting loops and chains deeper than options.maxChainDepth, and locks every file
+// like QEMU does, so that QEMU and vmm never both write one image.
+Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options);
+
+// "10G", "512k", "1.5M", "4096" -> bytes (k/K, M, G, T, P, E suffixes, powers of 1024).
+Result<uint64_t> parseSize(std::string_view text);
+
+}  // namespace vmmd::storage

@@ -1,0 +1,28 @@
+// Shared pieces of the vmm-img subcommands (one file each).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "base/result.h"
+#include "storage/block_device.h"
+
+namespace vmmd::img {
+
+// Prints "vmm-img: message" on stderr; returns exit status 1.
+int fail(const std::string& message);
+int usageError(const std::string& command, const std::string& message);
+// "a=1,b=2" -> {a:1, b:2} (qemu-img's -o).
+Result<std::map<std::string, std::string>> parseOptions(const std::string& text);
+// 1.5 GiB, 512 KiB, 200 B
+std::string humanSize(uint64_t bytes);
+
+int cmdCreate(int argc, char** argv);
+int cmdInfo(int argc, char** argv);
+int cmdCheck(int argc, char** argv);
+int cmdConvert(int argc, char** argv);
+int cmdResize(int argc, char** argv);
+int cmdCompare(int argc, char** argv);
+int cmdBench(int argc, char** argv);
+
+}  // namespace vmmd::img

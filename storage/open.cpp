@@ -1,0 +1,120 @@
+// openImage: format probing, backing chains (loops, depth), locking; small shared helpers.
+#include <sys/stat.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+#include "storage/block_device.h"
+#include "storage/endian.h"
+#include "storage/image_lock.h"
+#include "storage/qcow2.h"
+#include "storage/raw.h"
+
+namespace vmmd::storage {
+
+const char* formatName(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::Raw: return "raw";
+    case ImageFormat::Qcow2: return "qcow2";
+    case ImageFormat::Auto: return "auto";
+  }
+  return "?";
+}
+
+Result<ImageFormat> parseFormat(std::string_view name, bool allowAuto) {
+  if (name == "raw") return ImageFormat::Raw;
+  if (name == "qcow2") return ImageFormat::Qcow2;
+  if (allowAuto && name == "auto") return ImageFormat::Auto;
+  return Error("unknown image format '" + std::string(name) + "' (raw or qcow2)");
+}
+
+Result<CacheMode> parseCacheMode(std::string_view name) {
+  if (name == "writeback" || name == "unsafe" || name == "writethrough") return CacheMode::Writeback;
+  if (name == "none" || name == "directsync") return CacheMode::None;
+  return Error("unknown cache mode '" + std::string(name) + "' (none or writeback)");
+}
+
+Result<uint64_t> parseSize(std::string_view text) {
+  std::string s(text);
+  if (s.empty()) return Error("empty size");
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || errno || v < 0 || !std::isfinite(v)) return Error("invalid size '" + s + "'");
+  std::string suffix(end);
+  double mul = 1;
+  if (suffix.empty() || suffix == "b" || suffix == "B") mul = 1;
+  else if (suffix == "k" || suffix == "K") mul = 0x1p10;
+  else if (suffix == "M") mul = 0x1p20;
+  else if (suffix == "G") mul = 0x1p30;
+  else if (suffix == "T") mul = 0x1p40;
+  else if (suffix == "P") mul = 0x1p50;
+  else if (suffix == "E") mul = 0x1p60;
+  else return Error("invalid size '" + s + "': unknown suffix '" + suffix + "' (use k, M, G, T)");
+  double bytes = v * mul;
+  if (bytes >= 0x1p63) return Error("size '" + s + "' too large");
+  if (bytes != std::floor(bytes)) return Error("size '" + s + "' is not a whole number of bytes");
+  return static_cast<uint64_t>(bytes);
+}
+
+namespace {
+
+std::string dirName(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const OpenOptions& options, int depth,
+                                               std::vector<std::pair<dev_t, ino_t>>& chain) {
+  if (depth > options.maxChainDepth) {
+    return Error(path + ": backing chain is deeper than " + std::to_string(options.maxChainDepth) + " images");
+  }
+  auto file = ImageFile::open(path, options.readOnly, options.cache);
+  if (!file) return file.error();
+  // Loops are found by file identity, which also catches links and different spellings.
+  struct stat st;
+  if (::fstat((*file)->fd(), &st) != 0) return Error::fromErrno("stat " + path);
+  for (const auto& seen : chain) {
+    if (seen.first == st.st_dev && seen.second == st.st_ino) {
+      return Error(path + ": backing file loop: " + path + " is already part of the chain");
+    }
+  }
+  chain.emplace_back(st.st_dev, st.st_ino);
+  if (options.lock) {
+    if (auto r = lockImage((*file)->fd(), path, !options.readOnly); !r) return r.error();
+  }
+  ImageFormat format = options.format;
+  if (format == ImageFormat::Auto) {
+    uint8_t magic[4] = {};
+    if (auto r = (*file)->read(0, magic); !r) return r.error();
+    format = loadBe32(magic) == qcow2::kMagic ? ImageFormat::Qcow2 : ImageFormat::Raw;
+  }
+  if (format == ImageFormat::Raw) return openRaw(std::move(*file));
+  auto opener = [&](const std::string& name, const std::string& fmt) -> Result<std::unique_ptr<BlockDevice>> {
+    std::string resolved = name[0] == '/' ? name : dirName(path) + "/" + name;
+    OpenOptions b = options;
+    b.readOnly = true;
+    b.repair = false;
+    b.format = ImageFormat::Auto;
+    if (!fmt.empty()) {
+      auto f = parseFormat(fmt, false);
+      if (!f) return f.error();
+      b.format = *f;
+    }
+    return openChain(resolved, b, depth + 1, chain);
+  };
+  return openQcow2(std::move(*file), options, opener);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options) {
+  std::vector<std::pair<dev_t, ino_t>> chain;
+  return openChain(path, options, 0, chain);
+}
+
+}  // namespace vmmd::storage

@@ -1,0 +1,149 @@
+// Consistency check: recount every reference the tables make and compare with the refcounts.
+#include <algorithm>
+#include <cstdio>
+#include <unordered_set>
+
+#include "storage/endian.h"
+#include "storage/qcow2_image.h"
+
+namespace vmmd::storage::qcow2 {
+
+Result<CheckResult> Image::check(RepairMode repair) {
+  if (repair != RepairMode::None && readOnly()) return Error(path() + ": repairing needs a writable image");
+  if (h_.nbSnapshots) return Error(path() + ": checking images with internal snapshots is not supported");
+  std::unique_lock io(io_);
+  std::lock_guard meta(meta_);
+  CheckResult res;
+  auto fsize = file_->size();
+  if (!fsize) return fsize.error();
+  const uint64_t nClusters = (*fsize + cs_ - 1) >> cb_;
+  std::vector<uint32_t> refs(nClusters, 0);
+  char msg[256];
+  auto say = [&](const char* fmt, auto... args) {
+    std::snprintf(msg, sizeof msg, fmt, args...);
+    res.messages.emplace_back(msg);
+  };
+  auto add = [&](uint64_t off, uint64_t len, const char* what) {
+    if (len == 0) return;
+    uint64_t first = off >> cb_, last = (off + len - 1) >> cb_;
+    if (last >= nClusters) {
+      say("ERROR %s at offset 0x%llx lies beyond the end of the image file", what, (unsigned long long)off);
+      ++res.corruptions;
+      return;
+    }
+    for (uint64_t c = first; c <= last; ++c) ++refs[c];
+  };
+  add(0, cs_, "header");
+  add(h_.l1TableOffset, uint64_t(h_.l1Size) * 8, "L1 table");
+  add(h_.refcountTableOffset, uint64_t(h_.refcountTableClusters) * cs_, "refcount table");
+  for (uint64_t b = 0; b < refTable_.size(); ++b) {
+    uint64_t off = refTable_[b];
+    if (!off) continue;
+    if (off & (cs_ - 1)) {
+      say("ERROR refcount block %llu is not cluster aligned", (unsigned long long)b);
+      ++res.corruptions;
+      continue;
+    }
+    add(off, cs_, "refcount block");
+  }
+  const uint64_t l2n = 1ull << l2Bits_;
+  uint64_t prevHost = 0;
+  std::unordered_set<uint64_t> seenL2;
+  std::vector<uint8_t> raw(cs_);
+  for (uint64_t i = 0; i < l1_.size(); ++i) {
+    uint64_t l2off = l1_[i] & kOffsetMask;
+    if (!l2off) continue;
+    if (l2off & (cs_ - 1)) {
+      say("ERROR L2 table %llu at offset 0x%llx is not cluster aligned", (unsigned long long)i, (unsigned long long)l2off);
+      ++res.corruptions;
+      continue;
+    }
+    add(l2off, cs_, "L2 table");
+    if (l2off + cs_ > *fsize) continue;
+    if (!seenL2.insert(l2off).second) continue;  // shared table: its refcount mismatch says enough
+    if (auto r = file_->read(l2off, raw); !r) return r.error();
+    for (uint64_t j = 0; j < l2n; ++j) {
+      uint64_t e = loadBe64(&raw[j * 8]);
+      switch (kindOf(e)) {
+        case Kind::Unallocated: break;
+        case Kind::Zero:
+          if (e & kOffsetMask) {
+            add(e & kOffsetMask, cs_, "data cluster");
+            ++res.allocatedClusters;
+          }
+          break;
+        case Kind::Normal: {
+          uint64_t host = e & kOffsetMask;
+          if (host & (cs_ - 1)) {
+            say("ERROR offset=%llx: cluster is not properly aligned; L2 entry corrupted", (unsigned long long)host);
+            ++res.corruptions;
+            break;
+          }
+          add(host, cs_, "data cluster");
+          ++res.allocatedClusters;
+          if (prevHost && host != prevHost + cs_) ++res.fragmentedClusters;
+          prevHost = host;
+          break;
+        }
+        case Kind::Compressed: {
+          uint64_t off, len;
+          compressedExtent(e, &off, &len);
+          add(off & ~511ull, len + (off & 511), "compressed cluster");
+          ++res.allocatedClusters;
+          ++res.compressedClusters;
+          break;
+        }
+      }
+    }
+  }
+  res.totalClusters = (size_ + cs_ - 1) >> cb_;
+  for (uint64_t c = 0; c < nClusters; ++c) {
+    auto rc = refcount(c);
+    uint64_t stored = 0;
+    if (!rc) {
+      say("ERROR cannot read the refcount of cluster %llu: %s", (unsigned long long)c, rc.error().message().c_str());
+      ++res.corruptions;
+      continue;
+    }
+    stored = *rc;
+    uint64_t expected = refs[c];
+    if (stored == expected) continue;
+    bool isLeak = stored > expected;
+    bool fix = repair == RepairMode::All || (isLeak && repair == RepairMode::Leaks);
+    if (fix) {
+      auto r = setRefcount(c, expected);
+      if (!r) {
+        say("ERROR could not repair cluster %llu: %s", (unsigned long long)c, r.error().message().c_str());
+        fix = false;
+      }
+    }
+    say("%s cluster %llu refcount=%llu reference=%llu", fix ? "Repairing" : isLeak ? "Leaked" : "ERROR",
+        (unsigned long long)c, (unsigned long long)stored, (unsigned long long)expected);
+    if (fix) {
+      ++(isLeak ? res.leaksFixed : res.corruptionsFixed);
+      if (expected == 0) freeHint_ = std::min(freeHint_, c);
+    } else {
+      ++(isLeak ? res.leaks : res.corruptions);
+    }
+  }
+  for (uint64_t c = nClusters; c-- > 0;) {
+    if (refs[c]) {
+      res.imageEndOffset = (c + 1) << cb_;
+      break;
+    }
+  }
+  const uint64_t clearable = kIncompatDirty | kIncompatCorrupt;
+  if (repair == RepairMode::All && (h_.incompatible & clearable) && res.corruptions == 0) {
+    uint8_t v[8];
+    storeBe64(v, h_.incompatible & ~clearable);
+    if (auto r = file_->write(kOffIncompatible, v); !r) return r.error();
+    h_.incompatible &= ~clearable;
+    markedCorrupt_ = false;
+  }
+  if (res.leaksFixed || res.corruptionsFixed) {
+    if (auto r = file_->sync(); !r) return r.error();
+  }
+  return res;
+}
+
+}  // namespace vmmd::storage::qcow2

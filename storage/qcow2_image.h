@@ -1,0 +1,137 @@
+// Internals of the qcow2 implementation, shared by qcow2_*.cpp. Locking: io_ is taken shared by
+// read/write and exclusively by requests that free clusters (discard, writeZeroes) and resize,
+// so that no data write lands in a cluster that is being freed. meta_ serializes every metadata
+// access (tables, caches, refcounts, allocation); data I/O to already allocated clusters runs
+// outside it, concurrently. Metadata is written through in crash-safe order: a refcount goes up
+// before anything points at the cluster, an entry is cleared before the refcount goes down, so a
+// process killed at any point leaves at worst leaked clusters.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_set>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "storage/qcow2.h"
+
+namespace vmmd::storage::qcow2 {
+
+class Image final : public Qcow2Device {
+ public:
+  static Result<std::unique_ptr<Image>> open(std::unique_ptr<ImageFile> file, const OpenOptions& options,
+                                             const BackingOpener& openBacking);
+
+  Result<void> read(uint64_t offset, std::span<uint8_t> buf) override;
+  Result<void> write(uint64_t offset, std::span<const uint8_t> buf) override;
+  Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+  Result<void> discard(uint64_t offset, uint64_t length) override;
+  Result<void> flush() override;
+  Result<void> resize(uint64_t newSize) override;
+  uint64_t size() const override { return size_; }
+  bool readOnly() const override { return file_->readOnly(); }
+  ImageFormat format() const override { return ImageFormat::Qcow2; }
+  const std::string& path() const override { return file_->path(); }
+  Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) override;
+  BlockDevice* backing() const override { return backing_.get(); }
+  const Header& header() const override { return h_; }
+  uint32_t clusterSize() const override { return cs_; }
+  Result<CheckResult> check(RepairMode repair) override;
+  Result<void> writeCompressed(uint64_t offset, std::span<const uint8_t> data) override;
+
+ private:
+  enum class Kind { Unallocated, Zero, Normal, Compressed };
+  struct Run {
+    Kind kind;
+    uint64_t entry;   // L2 entry of the first cluster
+    uint64_t host;    // Normal: host offset of the first byte
+    uint64_t length;  // bytes from the guest offset asked for
+  };
+
+  Image(std::unique_ptr<ImageFile> file, const Header& h);
+  Kind kindOf(uint64_t entry) const;
+  Error corrupt(const std::string& what) const;
+  Result<void> rangeCheck(uint64_t offset, uint64_t length, bool forWrite) const;
+
+  // qcow2_tables.cpp (meta_ held)
+  Result<void> loadL1();
+  Result<std::vector<uint64_t>*> l2Table(uint64_t l2Offset);
+  Result<void> setL2Entries(uint64_t l2Offset, uint64_t first, std::span<const uint64_t> values);
+  Result<uint64_t> ensureL2(uint64_t l1Index);
+  // cachedOnly (meta_ held shared): touches nothing; sets *missed when the L2 table is not cached.
+  Result<Run> lookup(uint64_t offset, uint64_t maxLength, bool cachedOnly = false, bool* missed = nullptr);
+  Result<void> growL1(uint64_t entries);
+
+  // qcow2_refcount.cpp (meta_ held)
+  Result<void> loadRefTable();
+  Result<uint8_t*> refBlock(uint64_t blockIndex);
+  Result<uint64_t> refcount(uint64_t cluster);
+  Result<void> setRefcount(uint64_t cluster, uint64_t value);
+  Result<void> changeRefcounts(uint64_t firstCluster, uint64_t count, int64_t delta);
+  Result<uint64_t> allocClusters(uint64_t count);
+  Result<uint64_t> allocBytes(uint64_t bytes);
+  Result<void> freeEntry(uint64_t entry);
+  Result<void> freeEntries(std::span<const uint64_t> entries);
+  Result<void> createRefBlock(uint64_t blockIndex, uint64_t atCluster);
+  Result<void> growRefTable(uint64_t neededBlockIndex);
+  uint64_t refGet(const uint8_t* block, uint64_t index) const;
+  void refSet(uint8_t* block, uint64_t index, uint64_t value) const;
+  void noteHostEnd(uint64_t end) {
+    if (end > hostEnd_) hostEnd_ = end;
+  }
+
+  // qcow2_compressed.cpp
+  Result<void> readCompressed(uint64_t entry, std::span<uint8_t> cluster) const;
+  Result<void> writeCompressedCluster(uint64_t offset, const uint8_t* data, uint64_t length);
+  void compressedExtent(uint64_t entry, uint64_t* offset, uint64_t* length) const;
+
+  // Reads [offset, offset + buf.size()) of one run outside meta_.
+  Result<void> readRun(const Run& run, uint64_t offset, std::span<uint8_t> buf);
+  Result<void> readBacking(uint64_t offset, std::span<uint8_t> buf);
+  // Clears (to zero flag or unallocated) whole clusters; io_ held exclusively.
+  Result<void> clearClusters(uint64_t offset, uint64_t length, bool zero);
+  Result<void> writeLocked(uint64_t offset, std::span<const uint8_t> buf);
+  Result<void> zeroesLocked(uint64_t offset, uint64_t length);
+  Result<void> noteCorruption(Result<void> r);
+
+  std::unique_ptr<ImageFile> file_;
+  std::unique_ptr<BlockDevice> backing_;
+  Header h_;
+  uint32_t cb_;           // cluster bits
+  uint64_t cs_;           // cluster size
+  uint32_t l2Bits_;       // log2(entries per L2 table)
+  uint64_t size_;
+  uint32_t refBits_;      // bits per refcount
+  uint32_t refBlockBits_; // log2(refcounts per refcount block)
+  uint64_t refMax_;
+  uint32_t csizeShift_;
+  uint64_t csizeMask_;
+
+  std::shared_mutex io_;
+  std::atomic<bool> markedCorrupt_{false};
+  std::shared_mutex meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
+  std::vector<uint64_t> l1_;
+  struct CachedL2 {
+    std::vector<uint64_t> entries;
+    uint64_t lastUse = 0;
+  };
+  std::unordered_map<uint64_t, CachedL2> l2Cache_;
+  // Guest clusters whose new data is being written outside meta_ (allocation in flight).
+  std::unordered_set<uint64_t> inflight_;
+  std::condition_variable_any inflightDone_;
+  size_t l2CacheMax_;
+  std::vector<uint64_t> refTable_;
+  struct CachedRefBlock {
+    std::vector<uint8_t> bytes;
+    uint64_t lastUse = 0;
+  };
+  std::unordered_map<uint64_t, CachedRefBlock> refCache_;
+  size_t refCacheMax_;
+  uint64_t useClock_ = 0;
+  uint64_t freeHint_ = 0;        // no free cluster below this index
+  uint64_t hostEnd_ = 0;         // end of the host file as far as we have allocated
+  uint64_t compressedNext_ = 0;  // next free byte in the cluster being filled by compressed data
+};
+
+}  // namespace vmmd::storage::qcow2
