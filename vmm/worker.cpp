@@ -96,6 +96,35 @@ Status Worker::start() {
   callbacks.serial_output = [console](std::span<const uint8_t> bytes) {
     if (console) console->write(bytes);
   };
+  callbacks.io_executor = [this](std::function<void()> work, std::function<void()> done) {
+    struct Job {
+      uv_work_t request;
+      std::function<void()> work;
+      std::function<void()> done;
+    };
+    auto job = std::make_unique<Job>();
+    job->work = std::move(work);
+    job->done = std::move(done);
+    job->request.data = job.get();
+    int rc = uv_queue_work(
+        &loop_, &job->request, [](uv_work_t* r) { static_cast<Job*>(r->data)->work(); },
+        [](uv_work_t* r, int) {
+          std::unique_ptr<Job> finished(static_cast<Job*>(r->data));
+          finished->done();
+        });
+    if (rc == 0) job.release();  // owned by the loop until its completion callback
+  };
+  callbacks.block_io_error = [this](const std::string& device, const std::string& operation, const std::string& reason) {
+    qmp::Json data = qmp::jsonObject();
+    auto& alloc = data.GetAllocator();
+    data.AddMember("device", qmp::jsonString(device, alloc), alloc);
+    data.AddMember("node-name", qmp::jsonString(device, alloc), alloc);
+    data.AddMember("operation", qmp::jsonString(operation, alloc), alloc);
+    data.AddMember("action", "report", alloc);
+    data.AddMember("nospace", reason.find("No space") != std::string::npos, alloc);
+    data.AddMember("reason", qmp::jsonString(reason, alloc), alloc);
+    if (monitor_) monitor_->event("BLOCK_IO_ERROR", &data);
+  };
   callbacks.watch_fd = [this](int fd, std::function<void()> on_readable) {
     auto watch = std::make_unique<FdWatch>();
     watch->on_readable = std::move(on_readable);

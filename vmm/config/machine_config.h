@@ -37,6 +37,17 @@ struct MonitorConfig {
   bool pretty = false;
 };
 
+// A disk image the guest sees through a block device: from -drive, or a -blockdev format node
+// (with its protocol node folded in).
+struct DriveConfig {
+  std::string id;          // -drive id= or -blockdev node-name=
+  std::string path;
+  std::string format;      // "raw", "qcow2", or "" (probe)
+  bool read_only = false;
+  bool direct = false;     // cache=none / cache.direct=on: O_DIRECT
+  bool no_flush = false;   // cache=unsafe
+};
+
 // -device DRIVER,key=value... kept generic: each device model takes what it understands.
 struct DeviceConfig {
   std::string driver;
@@ -59,6 +70,7 @@ struct MachineConfig {
   std::vector<SerialConfig> serials;
   std::vector<MonitorConfig> monitors;
   std::vector<DeviceConfig> devices;
+  std::vector<DriveConfig> drives;
 
   bool start_paused = false;  // -S
   bool no_reboot = false;
@@ -66,6 +78,12 @@ struct MachineConfig {
   bool daemonize = false;
   std::string pidfile;
 
+  const DriveConfig* findDrive(const std::string& id) const {
+    for (const auto& d : drives) {
+      if (d.id == id) return &d;
+    }
+    return nullptr;
+  }
   const ChardevConfig* findChardev(const std::string& id) const {
     for (const auto& c : chardevs) {
       if (c.id == id) return &c;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string_view>
 
+#include "vmm/config/drive_options.h"
 #include "vmm/config/keyval.h"
 
 namespace vmmd::config {
@@ -15,6 +16,8 @@ constexpr uint32_t kMaxVcpus = 254;  // xAPIC ids in the MADT; 255 is the broadc
 
 struct ParseState {
   MachineConfig config;
+  std::vector<BlockdevNode> blockdevs;
+  int drive_index = 0;
   bool serial_given = false;
   bool nographic = false;
   bool nodefaults = false;
@@ -306,6 +309,15 @@ const std::vector<OptionSpec>& optionTable() {
        [](ParseState& s, const std::string& o, const std::string& a) { return parseQmp(s, o, a, true); }},
       {"mon", true, "chardev=ID,mode=control   QMP monitor on a chardev", parseMon},
       {"device", true, "DRIVER[,prop=value...]   add a device", parseDevice},
+      {"drive", true, "file=PATH[,format=raw|qcow2][,if=virtio|none][,readonly=on][,cache=MODE][,id=ID]   a disk",
+       [](ParseState& s, const std::string& o, const std::string& a) { return parseDrive(o, a, s.config, s.drive_index++); }},
+      {"blockdev", true, "driver=file|raw|qcow2,node-name=N,...   a block node (attach with -device virtio-blk-pci,drive=N)",
+       [](ParseState& s, const std::string& o, const std::string& a) -> Status {
+         auto node = parseBlockdev(o, a);
+         if (!node) return node.error();
+         s.blockdevs.push_back(std::move(*node));
+         return {};
+       }},
       {"S", false, "   start paused (prelaunch) until QMP cont",
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.start_paused); }},
       {"no-reboot", false, "   exit instead of rebooting",
@@ -371,6 +383,7 @@ Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
     if (auto st = parseSerial(state, "-nographic", "stdio"); !st) return st.error();
   }
   if (auto st = resolveChardevReferences(state.config); !st) return st.error();
+  if (auto st = resolveBlockdevs(state.blockdevs, state.config); !st) return st.error();
   if (state.config.kernel.empty()) return Error("no kernel given: -kernel FILE is required (vmm boots kernels directly)");
   if (!state.config.initrd.empty() && state.config.kernel.empty()) return Error("-initrd needs -kernel");
   return std::move(state.config);

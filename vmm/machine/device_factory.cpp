@@ -20,7 +20,7 @@ Result<int> parseSlot(const std::string& option, const std::string& text) {
 
 }  // namespace
 
-Result<PlannedDevice> createDevice(const config::DeviceConfig& config) {
+Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
   std::string option = "-device " + config.driver;
   PlannedDevice planned;
   auto properties = config.properties;
@@ -46,6 +46,31 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config) {
     auto rng = virtio::VirtioRng::create();
     if (!rng) return rng.error();
     planned.device = std::move(*rng);
+  } else if (config.driver == "virtio-blk-pci") {
+    auto drive_id = take("drive");
+    if (!drive_id) return Error(option + ": drive= is required");
+    const config::DriveConfig* drive = context.machine.findDrive(*drive_id);
+    if (!drive) return Error(option + ": drive '" + *drive_id + "' not found");
+    std::string serial = take("serial").value_or(*drive_id);
+    for (const char* accepted : {"num-queues", "queue-size", "bootindex", "config-wce", "scsi", "write-cache"}) (void)take(accepted);
+    storage::OpenOptions open;
+    auto format = storage::parseFormat(drive->format.empty() ? "auto" : drive->format);
+    if (!format) return format.error().withContext(option);
+    open.format = *format;
+    open.readOnly = drive->read_only;
+    open.cache = drive->direct ? storage::CacheMode::None : storage::CacheMode::Writeback;
+    auto disk = storage::openImage(drive->path, open);
+    if (!disk) return disk.error().withContext("drive " + drive->id);
+    std::shared_ptr<storage::BlockDevice> shared = std::move(*disk);
+    planned.disk = DiskInfo{drive->id, drive->path, storage::formatName(shared->format()), drive->read_only,
+                            drive->direct, drive->no_flush, shared->size()};
+    std::string device_id = drive->id;
+    auto on_error = context.block_io_error;
+    planned.device = std::make_unique<virtio::VirtioBlk>(
+        shared, serial, drive->no_flush, context.io_executor,
+        [on_error, device_id](const std::string& operation, const std::string& reason) {
+          if (on_error) on_error(device_id, operation, reason);
+        });
   } else {
     return Error(option + ": device '" + config.driver + "' is not supported");
   }

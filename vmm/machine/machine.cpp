@@ -67,9 +67,11 @@ Status Machine::buildBus() {
 
 Status Machine::createDevices() {
   int next_slot = 1;
+  DeviceContext context{config_, callbacks_.io_executor, callbacks_.block_io_error};
   for (const auto& config : config_.devices) {
-    auto planned = createDevice(config);
+    auto planned = createDevice(config, context);
     if (!planned) return planned.error();
+    if (planned->disk) disks_.push_back(*planned->disk);
     int slot = planned->slot >= 0 ? planned->slot : next_slot;
     auto pci = virtio::VirtioPci::create(std::move(planned->device), memory_, irq_routing_,
                                          pci_.allocateBar(virtio::VirtioPci::kBarSize));

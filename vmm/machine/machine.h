@@ -22,6 +22,7 @@
 #include "vmm/devices/serial.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
+#include "vmm/machine/device_factory.h"
 #include "vmm/machine/guest_memory.h"
 #include "vmm/machine/irq_routing.h"
 #include "vmm/machine/vcpu_runner.h"
@@ -35,6 +36,8 @@ class Machine {
     std::function<void(const std::string&)> fatal;   // from any thread
     Serial16550::Sink serial_output;                 // COM1's bytes, from vCPU threads
     virtio::VirtioPci::FdWatcher watch_fd;           // device notifications for the main loop
+    virtio::VirtioBlk::Executor io_executor;         // block I/O off the main loop
+    std::function<void(const std::string&, const std::string&, const std::string&)> block_io_error;
   };
 
   static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
@@ -65,6 +68,7 @@ class Machine {
   const GuestMemory& memory() const { return memory_; }
   const config::MachineConfig& config() const { return config_; }
   const char* bootProtocol() const { return boot_protocol_; }
+  const std::vector<DiskInfo>& disks() const { return disks_; }
   // Host thread ids of the vCPU threads, by vCPU index (0 when not running).
   std::vector<int> vcpuThreadIds() const;
 
@@ -90,6 +94,7 @@ class Machine {
   IoBus mmio_;
   PciHost pci_;
   std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
+  std::vector<DiskInfo> disks_;
   Serial16550 serial_;
   CmosRtc cmos_;
   AcpiPm acpi_pm_;

@@ -95,10 +95,21 @@ void QmpMonitor::registerSchema() {
                                       {"props", "CpuInstanceProperties", true}, {"target", "str"}});
   registry_.addObject("ChardevInfo", {{"label", "str"}, {"filename", "str"}, {"frontend-open", "bool"}});
   registry_.addObject("MemoryInfo", {{"base-memory", "int"}, {"plugged-memory", "int", true}});
-  registry_.addObject("BlockInfo", {{"device", "str"}, {"locked", "bool"}, {"removable", "bool"}});
+  registry_.addObject("ImageInfo", {{"filename", "str"}, {"format", "str"}, {"virtual-size", "int"}, {"dirty-flag", "bool", true}});
+  registry_.addObject("BlockdevCacheInfo", {{"writeback", "bool"}, {"direct", "bool"}, {"no-flush", "bool"}});
+  registry_.addObject("BlockDeviceInfo", {{"file", "str"}, {"node-name", "str", true}, {"ro", "bool"}, {"drv", "str"},
+                                          {"backing_file_depth", "int"}, {"encrypted", "bool"}, {"detect_zeroes", "str"},
+                                          {"bps", "int"}, {"bps_rd", "int"}, {"bps_wr", "int"}, {"iops", "int"},
+                                          {"iops_rd", "int"}, {"iops_wr", "int"}, {"image", "ImageInfo"},
+                                          {"cache", "BlockdevCacheInfo"}, {"write_threshold", "int"}});
+  registry_.addObject("BlockInfo", {{"device", "str"}, {"qdev", "str", true}, {"type", "str"}, {"removable", "bool"},
+                                    {"locked", "bool"}, {"inserted", "BlockDeviceInfo", true}, {"io-status", "str", true}});
   registry_.addEvent("SHUTDOWN", {{"guest", "bool"}, {"reason", "ShutdownCause"}});
   registry_.addEvent("RESET", {{"guest", "bool"}, {"reason", "ShutdownCause"}});
   registry_.addEvent("POWERDOWN");
+  registry_.addEnum("IoOperationType", {"read", "write"});
+  registry_.addEvent("BLOCK_IO_ERROR", {{"device", "str"}, {"node-name", "str", true}, {"operation", "IoOperationType"},
+                                        {"action", "str"}, {"nospace", "bool", true}, {"reason", "str"}});
   registry_.addEvent("STOP");
   registry_.addEvent("RESUME");
 }
@@ -200,8 +211,47 @@ void QmpMonitor::registerCommands() {
     put(info, "plugged-memory", JsonValue(0));
     return info;
   });
-  registry_.addSync({"query-block", {}, "[BlockInfo]"},
-                    [](const JsonValue&, qmp::Session&) -> CommandResult { return qmp::jsonArray(); });
+  registry_.addSync({"query-block", {}, "[BlockInfo]"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
+    Json list = qmp::jsonArray();
+    auto& alloc = list.GetAllocator();
+    int index = 0;
+    for (const auto& disk : w.machine().disks()) {
+      JsonValue image(rapidjson::kObjectType);
+      image.AddMember("virtual-size", disk.size, alloc);
+      image.AddMember("filename", qmp::jsonString(disk.path, alloc), alloc);
+      image.AddMember("format", qmp::jsonString(disk.format, alloc), alloc);
+      image.AddMember("dirty-flag", false, alloc);
+      JsonValue cache(rapidjson::kObjectType);
+      cache.AddMember("writeback", true, alloc);
+      cache.AddMember("direct", disk.direct, alloc);
+      cache.AddMember("no-flush", disk.no_flush, alloc);
+      JsonValue inserted(rapidjson::kObjectType);
+      inserted.AddMember("ro", disk.read_only, alloc);
+      inserted.AddMember("drv", qmp::jsonString(disk.format, alloc), alloc);
+      inserted.AddMember("encrypted", false, alloc);
+      inserted.AddMember("detect_zeroes", "off", alloc);
+      for (const char* limit : {"bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"}) {
+        inserted.AddMember(JsonValue(limit, alloc), JsonValue(0), alloc);
+      }
+      inserted.AddMember("file", qmp::jsonString(disk.path, alloc), alloc);
+      inserted.AddMember("node-name", qmp::jsonString(disk.device, alloc), alloc);
+      inserted.AddMember("backing_file_depth", 0, alloc);
+      inserted.AddMember("image", image, alloc);
+      inserted.AddMember("cache", cache, alloc);
+      inserted.AddMember("write_threshold", 0, alloc);
+      JsonValue info(rapidjson::kObjectType);
+      info.AddMember("device", qmp::jsonString(disk.device, alloc), alloc);
+      info.AddMember("locked", false, alloc);
+      info.AddMember("removable", false, alloc);
+      info.AddMember("inserted", inserted, alloc);
+      std::string qdev = "/machine/peripheral-anon/device[" + std::to_string(index++) + "]/virtio-backend";
+      info.AddMember("qdev", qmp::jsonString(qdev, alloc), alloc);
+      info.AddMember("type", "unknown", alloc);
+      info.AddMember("io-status", "ok", alloc);
+      list.PushBack(info, alloc);
+    }
+    return list;
+  });
 
   registry_.addSync({"stop"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     w.stop();

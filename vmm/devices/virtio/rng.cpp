@@ -20,7 +20,10 @@ void VirtioRng::kick(uint16_t queue_index) {
       transport_->fail(chain.error().message());
       return;
     }
-    if (!chain->has_value()) break;
+    if (!chain->has_value()) {
+      if (queue.enableNotifications()) continue;  // more arrived while we looked
+      break;
+    }
     uint32_t written = 0;
     for (const Buffer& buffer : (*chain)->writable) {
       ssize_t n = buffer.length ? ::read(source_.get(), buffer.data, buffer.length) : 0;
@@ -34,7 +37,6 @@ void VirtioRng::kick(uint16_t queue_index) {
     }
   }
   transport_->signalUsed(0);
-  queue.enableNotifications();
 }
 
 }  // namespace vmmd::virtio

@@ -46,6 +46,9 @@ class VirtioDevice {
   virtual void kick(uint16_t queue) = 0;
   // Device reset (status 0) or machine reset: drop everything in flight.
   virtual void reset() = 0;
+  // Waits until no request is being served off the main thread (before reset and teardown,
+  // so nothing writes into guest memory that is about to be reused or unmapped).
+  virtual void quiesce() {}
 };
 
 }  // namespace vmmd::virtio

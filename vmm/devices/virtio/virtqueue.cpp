@@ -173,8 +173,8 @@ bool Virtqueue::shouldNotify() {
   return static_cast<uint16_t>(new_used - event - 1) < static_cast<uint16_t>(new_used - old_used);
 }
 
-void Virtqueue::enableNotifications() {
-  if (!ready_) return;
+bool Virtqueue::enableNotifications() {
+  if (!ready_) return false;
   if (event_idx_) {
     // avail_event lives after the used ring: ask for a kick at the next new entry.
     std::memcpy(used_ + 4 + 8 * layout_.size, &next_avail_, 2);
@@ -183,6 +183,7 @@ void Virtqueue::enableNotifications() {
     std::memcpy(used_, &flags, 2);
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  return availIndex() != next_avail_;
 }
 
 }  // namespace vmmd::virtio

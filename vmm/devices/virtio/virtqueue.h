@@ -54,8 +54,10 @@ class Virtqueue {
   // Whether the driver wants an interrupt for what was pushed since the last call (EVENT_IDX or
   // the NO_INTERRUPT flag).
   bool shouldNotify();
-  // Asks the driver to kick again once it offers more (EVENT_IDX: avail_event; else clear flags).
-  void enableNotifications();
+  // Asks the driver to kick again once it offers more (EVENT_IDX: avail_event; else clear flags),
+  // then looks again: true when buffers arrived meanwhile, so the caller must drain once more
+  // (otherwise a buffer offered between the last pop and this call would never be kicked).
+  bool enableNotifications();
 
   void reset();
 

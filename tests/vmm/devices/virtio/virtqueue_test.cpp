@@ -136,6 +136,25 @@ TEST(VirtqueueConfigure, RejectsBadLayouts) {
   EXPECT_TRUE(queue.configure(*memory, {256, 0x1000, 0x2000, 0x3000}, false).ok());
 }
 
+TEST(VirtqueueEventIdx, BufferOfferedAfterTheLastPopIsNotLost) {
+  auto memory = GuestMemory::create(4 << 20);
+  ASSERT_TRUE(memory.ok());
+  DriverHarness driver(*memory, 8);
+  Virtqueue queue;
+  ASSERT_TRUE(queue.configure(*memory, driver.layout(), /*event_idx=*/true).ok());
+  driver.setDescriptor(0, {D, 8, 0, 0});
+  driver.offer(0);
+  ASSERT_TRUE(queue.pop().ok());
+  // The driver offers another buffer before the device publishes avail_event: it will not kick,
+  // so enableNotifications() must report it.
+  driver.offer(0);
+  EXPECT_TRUE(queue.enableNotifications());
+  auto chain = queue.pop();
+  ASSERT_TRUE(chain.ok());
+  EXPECT_TRUE(chain->has_value());
+  EXPECT_FALSE(queue.enableNotifications());
+}
+
 TEST_F(VirtqueueTest, NoInterruptFlagSuppressesNotification) {
   driver_->setDescriptor(0, {D, 8, 0, 0});
   driver_->offer(0);
@@ -167,7 +186,7 @@ TEST(VirtqueueEventIdx, NotifiesOnlyWhenUsedEventIsCrossed) {
     bool notify = queue.shouldNotify();
     EXPECT_EQ(notify, i == 1) << "after push " << i;
   }
-  queue.enableNotifications();
+  EXPECT_FALSE(queue.enableNotifications());  // nothing new offered
   EXPECT_EQ(driver.availEvent(), 3);
 }
 

@@ -1,0 +1,279 @@
+#include "vmm/devices/virtio/blk.h"
+
+#include <cstring>
+#include <vector>
+
+namespace vmmd::virtio {
+namespace {
+
+constexpr uint64_t kSectorSize = 512;
+constexpr uint32_t kTypeIn = 0, kTypeOut = 1, kTypeFlush = 4, kTypeGetId = 8, kTypeDiscard = 11, kTypeWriteZeroes = 13;
+constexpr uint8_t kStatusOk = 0, kStatusIoErr = 1, kStatusUnsupported = 2;
+constexpr uint64_t kFeatureSegMax = 1ull << 2, kFeatureReadOnly = 1ull << 5, kFeatureBlockSize = 1ull << 6,
+                   kFeatureFlush = 1ull << 9, kFeatureDiscard = 1ull << 13, kFeatureWriteZeroes = 1ull << 14;
+constexpr uint32_t kSegMax = 254;            // queue size minus header and status descriptors
+constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per discard / write-zeroes request
+constexpr size_t kIdBytes = 20;
+
+// Copies `length` bytes starting `skip` bytes into a list of buffers into `out`.
+bool gather(const std::vector<Buffer>& buffers, uint64_t skip, std::span<uint8_t> out) {
+  size_t done = 0;
+  for (const Buffer& b : buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    size_t n = std::min<uint64_t>(b.length - skip, out.size() - done);
+    std::memcpy(out.data() + done, b.data + skip, n);
+    done += n;
+    skip = 0;
+    if (done == out.size()) return true;
+  }
+  return done == out.size();
+}
+
+}  // namespace
+
+struct VirtioBlk::Request {
+  uint16_t head;
+  uint64_t generation;
+  uint32_t type = 0;
+  uint64_t sector = 0;
+  std::vector<Buffer> data;   // the payload buffers (readable for OUT, writable for IN)
+  uint64_t data_bytes = 0;
+  uint8_t* status = nullptr;  // the last writable byte
+  std::vector<uint8_t> segment;  // discard / write-zeroes segment
+  uint8_t result = kStatusOk;
+  uint32_t written = 1;          // bytes the device wrote into the chain, status included
+  std::string error;
+};
+
+VirtioBlk::VirtioBlk(std::shared_ptr<storage::BlockDevice> disk, std::string serial, bool no_flush, Executor executor,
+                     IoErrorHandler on_error)
+    : disk_(std::move(disk)),
+      serial_(std::move(serial)),
+      no_flush_(no_flush),
+      executor_(std::move(executor)),
+      on_error_(std::move(on_error)) {}
+
+VirtioBlk::~VirtioBlk() { quiesce(); }
+
+uint64_t VirtioBlk::deviceFeatures() const {
+  uint64_t features = kFeatureSegMax | kFeatureBlockSize | kFeatureFlush | kFeatureDiscard | kFeatureWriteZeroes;
+  if (disk_->readOnly()) features |= kFeatureReadOnly;
+  return features;
+}
+
+void VirtioBlk::readConfig(uint64_t offset, std::span<uint8_t> data) {
+  uint8_t config[64] = {};
+  auto put = [&](size_t at, uint64_t value, size_t width) { std::memcpy(config + at, &value, width); };
+  put(0, disk_->size() / kSectorSize, 8);  // capacity in 512-byte sectors
+  put(12, kSegMax, 4);
+  put(20, kSectorSize, 4);                 // blk_size
+  put(34, 1, 2);                           // num_queues
+  put(36, kMaxDiscardSectors, 4);
+  put(40, 1, 4);                           // max_discard_seg
+  put(44, 1, 4);                           // discard_sector_alignment
+  put(48, kMaxDiscardSectors, 4);
+  put(52, 1, 4);                           // max_write_zeroes_seg
+  put(56, 1, 1);                           // write_zeroes_may_unmap
+  std::fill(data.begin(), data.end(), 0);
+  if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
+}
+
+void VirtioBlk::activate(Transport& transport) { transport_ = &transport; }
+
+void VirtioBlk::quiesce() {
+  std::unique_lock lock(inflight_mutex_);
+  inflight_done_.wait(lock, [&] { return inflight_ == 0; });
+}
+
+void VirtioBlk::reset() {
+  quiesce();
+  transport_ = nullptr;
+  ++generation_;
+}
+
+void VirtioBlk::kick(uint16_t queue_index) {
+  if (!transport_ || queue_index != 0) return;
+  Virtqueue& queue = transport_->queue(0);
+  for (;;) {
+    auto popped = queue.pop();
+    if (!popped) {
+      transport_->fail(popped.error().message());
+      return;
+    }
+    if (!popped->has_value()) {
+      if (queue.enableNotifications()) continue;  // more arrived while we looked
+      break;
+    }
+    DescriptorChain& chain = **popped;
+    auto request = std::make_shared<Request>();
+    request->head = chain.head;
+    request->generation = generation_;
+    uint8_t header[16];
+    // Header (16 readable bytes) first, status (1 writable byte) last: anything else is a
+    // malformed request the driver can never have meant.
+    if (!gather(chain.readable, 0, header) || chain.writable.empty() || chain.writable.back().length == 0) {
+      transport_->fail("request " + std::to_string(chain.head) + " has no header or no status byte");
+      return;
+    }
+    std::memcpy(&request->type, header, 4);
+    std::memcpy(&request->sector, header + 8, 8);
+    Buffer& last = chain.writable.back();
+    request->status = last.data + last.length - 1;
+    switch (request->type) {
+      case kTypeIn: {
+        request->data = chain.writable;
+        request->data.back().length -= 1;  // the status byte is not payload
+        break;
+      }
+      case kTypeOut:
+      case kTypeDiscard:
+      case kTypeWriteZeroes: {
+        // Payload: every readable byte after the header.
+        uint64_t skip = 16;
+        for (const Buffer& b : chain.readable) {
+          if (skip >= b.length) {
+            skip -= b.length;
+            continue;
+          }
+          request->data.push_back({b.data + skip, static_cast<uint32_t>(b.length - skip), false});
+          skip = 0;
+        }
+        break;
+      }
+      case kTypeGetId:
+        request->data = chain.writable;
+        request->data.back().length -= 1;
+        break;
+      default:
+        break;
+    }
+    for (const Buffer& b : request->data) request->data_bytes += b.length;
+    submit(std::move(request));
+  }
+}
+
+void VirtioBlk::submit(std::shared_ptr<Request> request) {
+  Request& r = *request;
+  uint64_t capacity = disk_->size();
+  auto in_range = [&](uint64_t sector, uint64_t bytes) {
+    return sector <= capacity / kSectorSize && bytes <= capacity - sector * kSectorSize;
+  };
+  // Requests that need no disk I/O, or that are wrong, complete at once.
+  switch (r.type) {
+    case kTypeIn:
+    case kTypeOut:
+      if (r.data_bytes % kSectorSize || !in_range(r.sector, r.data_bytes)) {
+        r.result = kStatusIoErr;
+        r.error = "request beyond the end of the disk or not sector-sized";
+      } else if (r.type == kTypeOut && disk_->readOnly()) {
+        r.result = kStatusIoErr;
+        r.error = "write to a read-only disk";
+      }
+      break;
+    case kTypeGetId: {
+      std::vector<uint8_t> id(kIdBytes, 0);
+      std::memcpy(id.data(), serial_.data(), std::min(serial_.size(), kIdBytes));
+      uint64_t done = 0;
+      for (const Buffer& b : r.data) {
+        size_t n = std::min<uint64_t>(b.length, kIdBytes - done);
+        std::memcpy(b.data, id.data() + done, n);
+        done += n;
+        if (done == kIdBytes) break;
+      }
+      r.written = static_cast<uint32_t>(done + 1);
+      complete(r);
+      return;
+    }
+    case kTypeFlush:
+      if (no_flush_) {
+        complete(r);
+        return;
+      }
+      break;
+    case kTypeDiscard:
+    case kTypeWriteZeroes: {
+      if (r.data_bytes != 16 || disk_->readOnly()) {
+        r.result = disk_->readOnly() ? kStatusIoErr : kStatusUnsupported;  // one segment per request
+        break;
+      }
+      r.segment.resize(16);
+      std::memcpy(r.segment.data(), r.data[0].data, std::min<size_t>(16, r.data[0].length));
+      if (r.data[0].length < 16) gather(r.data, 0, r.segment);
+      uint64_t sector;
+      uint32_t sectors;
+      std::memcpy(&sector, r.segment.data(), 8);
+      std::memcpy(&sectors, r.segment.data() + 8, 4);
+      if (sectors > kMaxDiscardSectors || !in_range(sector, uint64_t{sectors} * kSectorSize)) {
+        r.result = kStatusIoErr;
+        r.error = "discard/write-zeroes beyond the end of the disk";
+      }
+      break;
+    }
+    default:
+      r.result = kStatusUnsupported;
+      break;
+  }
+  if (r.result != kStatusOk) {
+    complete(r);
+    return;
+  }
+  {
+    std::lock_guard lock(inflight_mutex_);
+    ++inflight_;
+  }
+  std::shared_ptr<storage::BlockDevice> disk = disk_;
+  executor_(
+      [this, request, disk] {
+        Request& q = *request;
+        Status status;
+        uint64_t offset = q.sector * kSectorSize;
+        if (q.type == kTypeIn || q.type == kTypeOut) {
+          for (const Buffer& b : q.data) {
+            status = q.type == kTypeIn ? disk->read(offset, {b.data, b.length}) : disk->write(offset, {b.data, b.length});
+            if (!status) break;
+            offset += b.length;
+          }
+          if (status && q.type == kTypeIn) q.written = static_cast<uint32_t>(q.data_bytes + 1);
+        } else if (q.type == kTypeFlush) {
+          status = disk->flush();
+        } else {
+          uint64_t sector;
+          uint32_t sectors, flags;
+          std::memcpy(&sector, q.segment.data(), 8);
+          std::memcpy(&sectors, q.segment.data() + 8, 4);
+          std::memcpy(&flags, q.segment.data() + 12, 4);
+          uint64_t bytes = uint64_t{sectors} * kSectorSize;
+          status = q.type == kTypeDiscard ? disk->discard(sector * kSectorSize, bytes)
+                                          : disk->writeZeroes(sector * kSectorSize, bytes);
+        }
+        if (!status) {
+          q.result = kStatusIoErr;
+          q.error = status.error().message();
+        }
+        std::lock_guard lock(inflight_mutex_);
+        if (--inflight_ == 0) inflight_done_.notify_all();
+      },
+      [this, request, alive = std::weak_ptr<int>(alive_)] {
+        if (alive.lock()) complete(*request);
+      });
+}
+
+void VirtioBlk::complete(const Request& r) {
+  if (r.generation != generation_ || !transport_) return;  // the device was reset meanwhile
+  *r.status = r.result;
+  if (r.result == kStatusIoErr && !r.error.empty() && on_error_) {
+    const char* operation = r.type == kTypeIn ? "read" : r.type == kTypeFlush ? "flush" : "write";
+    on_error_(operation, r.error);
+  }
+  Virtqueue& queue = transport_->queue(0);
+  if (auto st = queue.push(r.head, r.written); !st) {
+    transport_->fail(st.error().message());
+    return;
+  }
+  transport_->signalUsed(0);
+}
+
+}  // namespace vmmd::virtio

@@ -1,0 +1,62 @@
+// virtio-blk (virtio 1.x section 5.2) on the storage layer: read, write, flush, discard,
+// write-zeroes and get-id. The main loop parses each request and hands the I/O to a thread pool;
+// completions come back to the main loop, which returns the buffers to the guest.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "storage/block_device.h"
+#include "vmm/devices/virtio/virtio_device.h"
+
+namespace vmmd::virtio {
+
+class VirtioBlk : public VirtioDevice {
+ public:
+  // Runs `work` on an I/O thread, then `done` on the main loop thread.
+  using Executor = std::function<void(std::function<void()> work, std::function<void()> done)>;
+  // A request failed in the host: operation "read"/"write"/"flush"..., and why.
+  using IoErrorHandler = std::function<void(const std::string& operation, const std::string& reason)>;
+
+  VirtioBlk(std::shared_ptr<storage::BlockDevice> disk, std::string serial, bool no_flush, Executor executor,
+            IoErrorHandler on_error);
+  ~VirtioBlk() override;
+
+  uint16_t deviceType() const override { return 2; }
+  uint32_t pciClass() const override { return 0x010000; }  // mass storage, as QEMU's
+  const char* name() const override { return "virtio-blk-pci"; }
+  uint64_t deviceFeatures() const override;
+  uint16_t queueCount() const override { return 1; }
+  void readConfig(uint64_t offset, std::span<uint8_t> data) override;
+  void activate(Transport& transport) override;
+  void kick(uint16_t queue) override;
+  void reset() override;
+  void quiesce() override;
+
+  const storage::BlockDevice& disk() const { return *disk_; }
+
+ private:
+  struct Request;
+  void submit(std::shared_ptr<Request> request);
+  void complete(const Request& request);
+
+  std::shared_ptr<storage::BlockDevice> disk_;
+  std::string serial_;
+  bool no_flush_;
+  Executor executor_;
+  IoErrorHandler on_error_;
+  Transport* transport_ = nullptr;
+  uint64_t generation_ = 0;  // bumped by reset: completions of older requests are dropped
+
+  // Completions run on the main loop, possibly after this device is gone (teardown): they hold
+  // this token weakly and do nothing once it has expired.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  std::mutex inflight_mutex_;
+  std::condition_variable inflight_done_;
+  size_t inflight_ = 0;
+};
+
+}  // namespace vmmd::virtio
