@@ -1,13 +1,15 @@
 // l1run: runs an L2 VMM inside L1 and timestamps its console.
 //
-//   l1run [-t SECONDS] [-m MARKER] [-k COUNT] [-o LOG] -- COMMAND ARGS...
+//   l1run [-t SECONDS] [-m MARKER] [-k COUNT] [-x ABORT] [-o LOG] -- COMMAND ARGS...
 //
 // The command's stdout and stderr go to LOG (default /dev/null), one line each, prefixed with the
 // milliseconds since launch (CLOCK_MONOTONIC) at which the line was complete; '\r' is dropped.
 // -m MARKER counts lines containing MARKER; -k COUNT kills the command (SIGKILL) once COUNT
-// marker lines were seen; -t kills it after SECONDS. On exit, prints shell assignments:
+// marker lines were seen; -x kills it at the first line containing ABORT (e.g. QEMU's
+// "emulation failure", after which it would sit paused); -t kills it after SECONDS.
+// On exit, prints shell assignments:
 //   RUN_EXIT=<status, or 128+signal> RUN_MS=<launch -> exit> RUN_MARKER_MS=<launch -> first
-//   marker line, -1 if none> RUN_MARKERS=<count> RUN_TIMEOUT=0|1 RUN_KILLED=0|1
+//   marker line, -1 if none> RUN_MARKERS=<count> RUN_TIMEOUT=0|1 RUN_KILLED=0|1 RUN_ABORTED=0|1
 // Static, libc only: it runs in the busybox initramfs of L1.
 #include <errno.h>
 #include <fcntl.h>
@@ -28,17 +30,18 @@ static double now_ms(void) {
 
 int main(int argc, char **argv) {
   double timeout_s = 120;
-  const char *marker = NULL, *log_path = "/dev/null";
+  const char *marker = NULL, *abort_on = NULL, *log_path = "/dev/null";
   long kill_after = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "+t:m:k:o:")) != -1) {
+  while ((opt = getopt(argc, argv, "+t:m:k:x:o:")) != -1) {
     switch (opt) {
       case 't': timeout_s = atof(optarg); break;
       case 'm': marker = optarg; break;
       case 'k': kill_after = atol(optarg); break;
+      case 'x': abort_on = optarg; break;
       case 'o': log_path = optarg; break;
       default:
-        fprintf(stderr, "usage: l1run [-t S] [-m MARKER] [-k N] [-o LOG] -- CMD...\n");
+        fprintf(stderr, "usage: l1run [-t S] [-m MARKER] [-k N] [-x ABORT] [-o LOG] -- CMD...\n");
         return 2;
     }
   }
@@ -79,7 +82,7 @@ int main(int argc, char **argv) {
   size_t len = 0;
   long markers = 0;
   double marker_ms = -1;
-  int timed_out = 0, killed = 0;
+  int timed_out = 0, killed = 0, aborted = 0;
   char buf[4096];
   for (;;) {
     double left = timeout_s * 1e3 - (now_ms() - start);
@@ -108,9 +111,10 @@ int main(int argc, char **argv) {
       if (marker && strstr(line, marker)) {
         if (markers++ == 0) marker_ms = t;
       }
+      if (abort_on && strstr(line, abort_on)) aborted = 1;
       len = 0;
     }
-    if (kill_after && markers >= kill_after) {
+    if ((kill_after && markers >= kill_after) || aborted) {
       killed = 1;
       break;
     }
@@ -127,7 +131,7 @@ int main(int argc, char **argv) {
   double end = now_ms() - start;
   fclose(log);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  printf("RUN_EXIT=%d RUN_MS=%.1f RUN_MARKER_MS=%.1f RUN_MARKERS=%ld RUN_TIMEOUT=%d RUN_KILLED=%d\n",
-         code, end, marker_ms, markers, timed_out, killed);
+  printf("RUN_EXIT=%d RUN_MS=%.1f RUN_MARKER_MS=%.1f RUN_MARKERS=%ld RUN_TIMEOUT=%d RUN_KILLED=%d RUN_ABORTED=%d\n",
+         code, end, marker_ms, markers, timed_out, killed, aborted);
   return 0;
 }
