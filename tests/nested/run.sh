@@ -2,7 +2,10 @@
 # The nested tier: boots L1 (Debian's cloud kernel under QEMU TCG with an emulated SVM CPU, KVM
 # loaded) once and runs the named scenarios in it, in order, against each L2 VMM given.
 #
-#   tests/nested/run.sh [--vmm qemu-microvm|qemu-pc|PATH]... [options] SCENARIO...|all
+#   tests/nested/run.sh [--vmm qemu-microvm|qemu-pc|PATH]... [options] SCENARIO[@KIND]...|all
+#
+# Every SCENARIO runs against every --vmm; SCENARIO@KIND (KIND: qemu-microvm, qemu-pc, vmm) runs
+# against that one only. Runs happen in the order given, VMM by VMM, in one L1 boot.
 #
 #   --vmm KIND      L2 VMM (repeatable; default qemu-microvm). PATH is a vmm binary (e.g.
 #                   build/vmm/vmm), carried into L1 with its libraries and run with -M
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#vmms[@]} -gt 0 ] || vmms=(qemu-microvm)
 if [ ${#scenarios[@]} -eq 0 ] || [ "${scenarios[0]}" = all ]; then
-  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/\.sh$//p')
+  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/\.sh$//p')  # every scenario
 fi
 [ -c /dev/null ] && [ -x "$(command -v qemu-system-x86_64)" ] || kit_die "qemu-system-x86_64 is missing (scripts/install-deps.sh)"
 
@@ -106,8 +109,15 @@ for v in "${vmms[@]}"; do
        kit_copy_elf "$stage" "$(readlink -f "$v")" /opt/vmm/bin/vmm
        kind=vmm ;;
   esac
-  for s in "${scenarios[@]}"; do echo "$kind $s" >>"$stage/nested/plan"; runs=$((runs + 1)); done
+  for s in "${scenarios[@]}"; do
+    case "$s" in
+      *@"$kind") s=${s%@*} ;;
+      *@*) continue ;;
+    esac
+    echo "$kind $s" >>"$stage/nested/plan"; runs=$((runs + 1))
+  done
 done
+[ "$runs" -gt 0 ] || kit_die "nothing to run (check the @KIND suffixes against --vmm)"
 python3 "$top/tests/guest/kit/mkcpio.py" "$work/fresh.cpio" "$stage"
 cat "$base" "$l2" "$work/fresh.cpio" >"$work/initrd.cpio"
 
