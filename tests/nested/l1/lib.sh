@@ -24,6 +24,9 @@ l2_vmm() {
 # l2_run [VMM ARGS...]: boots L2 once with
 #   KERNEL (default bzImage)  MEM (256)  SMP (1)  APPEND (extra kernel args)  REBOOT (no-reboot|reboot)
 #   TIMEOUT (seconds, 90)  KILL_AFTER (kill after this many ready markers; 0 = never)
+#   SOCK TRIGGER SOCK_TEXT: at the first console line containing TRIGGER, connect to the unix
+#     socket SOCK (a -qmp or -chardev socket in the VMM ARGS), send SOCK_TEXT; replies are logged
+#     as "<ms> SOCK <line>".
 # The console goes to $LOG (lines prefixed with ms since launch); sets RUN_EXIT RUN_MS
 # RUN_MARKER_MS RUN_MARKERS RUN_TIMEOUT RUN_KILLED RUN_ABORTED (see l1run.c) and READY (first marker line).
 l2_run() {
@@ -33,9 +36,24 @@ l2_run() {
     -kernel "${KERNEL:-$L2_BZIMAGE}" -initrd "$L2_INITRD" -append "$L2_BASE_APPEND ${APPEND:-}" \
     -nographic -nodefaults -serial stdio "$@"
   [ "${REBOOT:-no-reboot}" = reboot ] || set -- "$@" -no-reboot
-  eval "$(l1run -t "${TIMEOUT:-90}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" -- "$L2_BIN" "$@")"
+  if [ -n "${SOCK:-}" ]; then
+    rm -f "$SOCK"
+    eval "$(l1run -t "${TIMEOUT:-90}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+      -s "$SOCK" -T "$TRIGGER" -w "$SOCK_TEXT" -- "$L2_BIN" "$@")"
+  else
+    eval "$(l1run -t "${TIMEOUT:-90}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+      -- "$L2_BIN" "$@")"
+  fi
   READY=$(grep -m1 'L2READY ' "$LOG" | sed 's/.*L2READY /L2READY /')
   [ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: /" "$LOG"
+}
+
+# virtio_serial_dev: the virtio-serial controller for this kind (microvm has no PCI: virtio-mmio)
+virtio_serial_dev() {
+  case "$VMM" in
+    qemu-microvm) echo virtio-serial-device ;;
+    *) echo virtio-serial-pci ;;
+  esac
 }
 
 # field NAME LINE: the value of NAME=value in LINE
