@@ -12,6 +12,8 @@
 #                   $NESTED_VMM_MACHINE (default pc).
 #   --scenario-dir D  more scenario scripts (NAME.sh) to ship into L1 (e.g. the boot benchmark)
 #   --env VAR=VALUE   a variable for the scenarios in L1 (repeatable)
+#   --bin PATH      another program for the scenarios (e.g. vmmd, vmctl), carried into L1 as
+#                   /opt/vmm/bin/NAME with its libraries (repeatable)
 #   --log FILE      keep L1's whole console there (default: $VMMD_CACHE/nested/last.log)
 #   --timeout S     bound on the whole L1 run (default: 60 + 120 per scenario run)
 #   -v, --verbose   also print every L2 console line (NESTED-LOG ...)
@@ -26,12 +28,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 source "$top/tests/guest/kit/lib.sh"
 
-vmms=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
+vmms=() bins=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --vmm) vmms+=("$2"); shift 2 ;;
     --scenario-dir) scen_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
+    --bin) bins+=("$2"); shift 2 ;;
     --log) log=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     -v|--verbose) envs+=(NESTED_VERBOSE=1); shift ;;
@@ -118,6 +121,10 @@ for v in "${vmms[@]}"; do
   done
 done
 [ "$runs" -gt 0 ] || kit_die "nothing to run (check the @KIND suffixes against --vmm)"
+for b in "${bins[@]}"; do
+  [ -x "$b" ] || kit_die "--bin $b: not an executable"
+  kit_copy_elf "$stage" "$(readlink -f "$b")" "/opt/vmm/bin/$(basename "$b")"
+done
 python3 "$top/tests/guest/kit/mkcpio.py" "$work/fresh.cpio" "$stage"
 cat "$base" "$l2" "$work/fresh.cpio" >"$work/initrd.cpio"
 

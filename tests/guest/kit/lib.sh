@@ -28,6 +28,14 @@ kit_kernel_package() {
   local pkg
   pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
         sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)
+  if [ -z "$pkg" ] && ! ls "$VMMD_CACHE"/debs/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1; then
+    # A fresh machine may have no package lists yet.
+    kit_log "apt-get update (no package lists)"
+    if [ "$(id -u)" -eq 0 ]; then apt-get update -qq >/dev/null 2>&1 || true
+    else sudo -n apt-get update -qq >/dev/null 2>&1 || true; fi
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+          sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)
+  fi
   if [ -z "$pkg" ]; then
     pkg=$(ls -1 "$VMMD_CACHE/debs/" 2>/dev/null | sed -n 's/^\(linux-image-[0-9][^_]*-cloud-amd64\)_.*/\1/p' |
           sort -V | tail -n1)
