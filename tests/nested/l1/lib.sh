@@ -50,8 +50,9 @@ l2_run() {
 
 # virtio_serial_dev: the virtio-serial controller for this kind (microvm has no PCI: virtio-mmio)
 virtio_serial_dev() {
-  case "$VMM" in
-    qemu-microvm) echo virtio-serial-device ;;
+  l2_vmm >/dev/null || return 1
+  case "$L2_MACHINE" in
+    microvm*) echo virtio-serial-device ;;
     *) echo virtio-serial-pci ;;
   esac
 }
