@@ -23,7 +23,7 @@ l2_vmm() {
 
 # l2_run [VMM ARGS...]: boots L2 once with
 #   KERNEL (default bzImage)  MEM (256)  SMP (1)  APPEND (extra kernel args)  REBOOT (no-reboot|reboot)
-#   TIMEOUT (seconds, 90)  KILL_AFTER (kill after this many ready markers; 0 = never)
+#   TIMEOUT (seconds, 60)  KILL_AFTER (kill after this many ready markers; 0 = never)
 #   SOCK TRIGGER SOCK_TEXT: at the first console line containing TRIGGER, connect to the unix
 #     socket SOCK (a -qmp or -chardev socket in the VMM ARGS), send SOCK_TEXT; replies are logged
 #     as "<ms> SOCK <line>".
@@ -38,10 +38,10 @@ l2_run() {
   [ "${REBOOT:-no-reboot}" = reboot ] || set -- "$@" -no-reboot
   if [ -n "${SOCK:-}" ]; then
     rm -f "$SOCK"
-    eval "$(l1run -t "${TIMEOUT:-90}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -s "$SOCK" -T "$TRIGGER" -w "$SOCK_TEXT" -- "$L2_BIN" "$@")"
   else
-    eval "$(l1run -t "${TIMEOUT:-90}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -- "$L2_BIN" "$@")"
   fi
   READY=$(grep -m1 'L2READY ' "$LOG" | sed 's/.*L2READY /L2READY /')
