@@ -1,0 +1,103 @@
+# L1-side helpers for scenarios (busybox ash). A scenario is /nested/scenarios/NAME.sh, sourced
+# in a subshell with VMM (the kind) and SCENARIO set; it calls l2_run one or more times and
+# reports with pass/fail exactly once.
+#
+# L2 VMM kinds (all get the same QEMU-compatible argv, only the binary and -M differ):
+#   qemu-microvm  qemu-system-x86_64 -M microvm,rtc=on -accel kvm
+#   qemu-pc       qemu-system-x86_64 -M pc -accel kvm
+#   vmm           /opt/vmm/bin/vmm -M $NESTED_VMM_MACHINE (default pc) -accel kvm
+L2_BZIMAGE=/l2/bzImage
+L2_VMLINUX=/l2/vmlinux
+L2_INITRD=/l2/initramfs.cpio
+L2_BASE_APPEND="console=ttyS0 panic=-1 quiet"
+
+# l2_vmm: sets L2_BIN and L2_MACHINE for the kind in $VMM.
+l2_vmm() {
+  case "$VMM" in
+    qemu-microvm) L2_BIN=qemu-system-x86_64; L2_MACHINE=microvm,rtc=on ;;
+    qemu-pc) L2_BIN=qemu-system-x86_64; L2_MACHINE=pc ;;
+    vmm) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=${NESTED_VMM_MACHINE:-pc} ;;
+    *) echo "unknown VMM kind $VMM"; return 1 ;;
+  esac
+}
+
+# l2_run [VMM ARGS...]: boots L2 once with
+#   KERNEL (default bzImage)  MEM (256)  SMP (1)  APPEND (extra kernel args)  REBOOT (no-reboot|reboot)
+#   TIMEOUT (seconds, 60)  KILL_AFTER (kill after this many ready markers; 0 = never)
+#   SOCK TRIGGER SOCK_TEXT: at the first console line containing TRIGGER, connect to the unix
+#     socket SOCK (a -qmp or -chardev socket in the VMM ARGS), send SOCK_TEXT; replies are logged
+#     as "<ms> SOCK <line>".
+# The console goes to $LOG (lines prefixed with ms since launch); sets RUN_EXIT RUN_MS
+# RUN_MARKER_MS RUN_MARKERS RUN_TIMEOUT RUN_KILLED RUN_ABORTED (see l1run.c) and READY (first marker line).
+l2_run() {
+  l2_vmm || return 1
+  LOG=/tmp/l2-$SCENARIO-$VMM.log
+  set -- -M "$L2_MACHINE" -accel kvm -cpu host -m "${MEM:-256}" -smp "${SMP:-1}" \
+    -kernel "${KERNEL:-$L2_BZIMAGE}" -initrd "$L2_INITRD" -append "$L2_BASE_APPEND ${APPEND:-}" \
+    -nographic -nodefaults -serial stdio "$@"
+  [ "${REBOOT:-no-reboot}" = reboot ] || set -- "$@" -no-reboot
+  if [ -n "${SOCK:-}" ]; then
+    rm -f "$SOCK"
+    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+      -s "$SOCK" -T "$TRIGGER" -w "$SOCK_TEXT" -- "$L2_BIN" "$@")"
+  else
+    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+      -- "$L2_BIN" "$@")"
+  fi
+  READY=$(grep -m1 'L2READY ' "$LOG" | sed 's/.*L2READY /L2READY /')
+  [ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: /" "$LOG"
+}
+
+# virtio_serial_dev: the virtio-serial controller for this kind (microvm has no PCI: virtio-mmio)
+virtio_serial_dev() {
+  l2_vmm >/dev/null || return 1
+  case "$L2_MACHINE" in
+    microvm*) echo virtio-serial-device ;;
+    *) echo virtio-serial-pci ;;
+  esac
+}
+
+# field NAME LINE: the value of NAME=value in LINE
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+
+_report() {
+  echo "NESTED scenario=$SCENARIO vmm=$VMM result=$1 detail=$2"
+  echo "$SCENARIO $VMM" >>"/tmp/nested.$1"
+}
+pass() { _report pass "$1"; }
+fail() {
+  _report fail "$1"
+  [ -z "${NESTED_VERBOSE:-}" ] && [ -f "${LOG:-}" ] && tail -n 25 "$LOG" | sed "s/^/NESTED-LOG $SCENARIO $VMM: /"
+}
+# xfail REASON: a known failure of this VMM kind (documented in the scenario); does not fail the run.
+xfail() {
+  echo "NESTED scenario=$SCENARIO vmm=$VMM result=xfail detail=$1"
+  echo "$SCENARIO $VMM" >>/tmp/nested.xfail
+}
+
+# check_ready CPUS MEM_MIB: the marker says CPUS cpus and a MemTotal that fits MEM_MIB of RAM.
+# Prints a failure reason, or nothing.
+check_ready() {
+  [ -n "$READY" ] || { echo "no-ready-marker(exit=$RUN_EXIT,timeout=$RUN_TIMEOUT)"; return; }
+  c=$(field cpus "$READY"); m=$(field memtotal_kb "$READY")
+  [ "$c" = "$1" ] || { echo "cpus=$c,want=$1"; return; }
+  # MemTotal is RAM less what the kernel keeps for itself: between 70% and 100% of -m.
+  [ "$m" -le $(($2 * 1024)) ] && [ "$m" -ge $(($2 * 1024 * 7 / 10)) ] ||
+    echo "memtotal_kb=$m,want~$(($2 * 1024))"
+}
+
+run_scenario() {
+  kind=$1 scenario=$2
+  if [ ! -f "/nested/scenarios/$scenario.sh" ]; then
+    echo "NESTED scenario=$scenario vmm=$kind result=fail detail=no-such-scenario"
+    echo "$scenario $kind" >>/tmp/nested.fail
+    return
+  fi
+  before=$(cat /tmp/nested.pass /tmp/nested.fail /tmp/nested.xfail 2>/dev/null | wc -l)
+  (VMM=$kind SCENARIO=$scenario; . "/nested/scenarios/$scenario.sh")
+  after=$(cat /tmp/nested.pass /tmp/nested.fail /tmp/nested.xfail 2>/dev/null | wc -l)
+  if [ "$after" -eq "$before" ]; then
+    echo "NESTED scenario=$scenario vmm=$kind result=fail detail=no-result-reported"
+    echo "$scenario $kind" >>/tmp/nested.fail
+  fi
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The nested tier: boots L1 (Debian's cloud kernel under QEMU TCG with an emulated SVM CPU, KVM
+# loaded) once and runs the named scenarios in it, in order, against each L2 VMM given.
+#
+#   tests/nested/run.sh [--vmm qemu-microvm|qemu-pc|PATH]... [options] SCENARIO[@KIND]...|all
+#
+# Every SCENARIO runs against every --vmm; SCENARIO@KIND (KIND: qemu-microvm, qemu-pc, vmm) runs
+# against that one only. Runs happen in the order given, VMM by VMM, in one L1 boot.
+#
+#   --vmm KIND      L2 VMM (repeatable; default qemu-microvm). PATH is a vmm binary (e.g.
+#                   build/vmm/vmm), carried into L1 with its libraries and run with -M
+#                   $NESTED_VMM_MACHINE (default pc).
+#   --scenario-dir D  more scenario scripts (NAME.sh) to ship into L1 (e.g. the boot benchmark)
+#   --env VAR=VALUE   a variable for the scenarios in L1 (repeatable)
+#   --bin PATH      another program for the scenarios (e.g. vmmd, vmctl), carried into L1 as
+#                   /opt/vmm/bin/NAME with its libraries (repeatable)
+#   --log FILE      keep L1's whole console there (default: $VMMD_CACHE/nested/last.log)
+#   --timeout S     bound on the whole L1 run (default: 60 + 120 per scenario run)
+#   -v, --verbose   also print every L2 console line (NESTED-LOG ...)
+#   --list          list the scenarios and exit
+#
+# Prints L1's result lines, "NESTED scenario=NAME vmm=KIND result=pass|fail detail=...", and
+# exits 0 only if every scenario run passed (or failed in a way the scenario documents as a known
+# failure of that VMM kind: result=xfail). Scenarios live in tests/nested/scenarios/NAME.sh (see
+# tests/nested/l1/lib.sh for what they can use). Everything built goes under $VMMD_CACHE.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+source "$top/tests/guest/kit/lib.sh"
+
+vmms=() bins=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vmm) vmms+=("$2"); shift 2 ;;
+    --scenario-dir) scen_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
+    --env) envs+=("$2"); shift 2 ;;
+    --bin) bins+=("$2"); shift 2 ;;
+    --log) log=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    -v|--verbose) envs+=(NESTED_VERBOSE=1); shift ;;
+    --list) for d in "${scen_dirs[@]}"; do ls "$d" | sed -n 's/\.sh$//p'; done; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    *) scenarios+=("$1"); shift ;;
+  esac
+done
+[ ${#vmms[@]} -gt 0 ] || vmms=(qemu-microvm)
+if [ ${#scenarios[@]} -eq 0 ] || [ "${scenarios[0]}" = all ]; then
+  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/\.sh$//p')  # every scenario
+fi
+[ -c /dev/null ] && [ -x "$(command -v qemu-system-x86_64)" ] || kit_die "qemu-system-x86_64 is missing (scripts/install-deps.sh)"
+
+mkdir -p "$VMMD_CACHE/nested"
+log=${log:-$VMMD_CACHE/nested/last.log}
+KIT_QUIET=1 "$top/tests/guest/kit/build.sh" >/dev/null
+source "$VMMD_CACHE/kit/$(kit_kernel_package | sed 's/^linux-image-//')/env"
+
+# l1run: the static helper that runs and times L2 in L1.
+l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c")"
+if [ ! -x "$l1run" ]; then
+  gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.tmp" "$here/l1/l1run.c" && mv "$l1run.tmp" "$l1run"
+fi
+
+# L1 base (cached): busybox, kvm modules, the host's QEMU with its libraries and firmware.
+qemu_bin=$(command -v qemu-system-x86_64)
+key=$(printf '%s\n' "$KIT_KVER" "$(sha256sum "$(command -v busybox)" "$qemu_bin" "$here/run.sh" "$top/tests/guest/kit/lib.sh")" | sha256sum | cut -c1-16)
+base="$VMMD_CACHE/nested/l1-base-$key.cpio"
+if [ ! -f "$base" ]; then
+  kit_log "building L1 base initramfs"
+  rm -f "$VMMD_CACHE"/nested/l1-base-*.cpio
+  stage=$(mktemp -d)
+  kit_busybox "$stage"
+  for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
+    install -D -m 0644 "$KIT_ROOT/lib/modules/$KIT_KVER/kernel/$m.ko" "$stage/l1/modules/${m##*/}.ko"
+  done
+  kit_copy_elf "$stage" "$qemu_bin" /usr/bin/qemu-system-x86_64
+  for f in bios-256k.bin bios.bin bios-microvm.bin qboot.rom kvmvapic.bin linuxboot.bin linuxboot_dma.bin \
+           pvh.bin multiboot.bin multiboot_dma.bin; do
+    for d in /usr/share/qemu /usr/share/seabios; do
+      [ -e "$d/$f" ] && install -D -m 0644 "$(readlink -f "$d/$f")" "$stage$d/$f"
+    done
+  done
+  python3 "$top/tests/guest/kit/mkcpio.py" "$base" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
+  rm -rf "$stage"
+fi
+
+# L2 kernels and initramfs (cached per kit build).
+l2="$VMMD_CACHE/nested/l2-$(cat "$KIT_DIR/initramfs.key").cpio"
+if [ ! -f "$l2" ]; then
+  rm -f "$VMMD_CACHE"/nested/l2-*.cpio
+  python3 "$top/tests/guest/kit/mkcpio.py" "$l2" --file /l2/bzImage="$KIT_BZIMAGE" \
+    --file /l2/vmlinux="$KIT_VMLINUX" --file /l2/initramfs.cpio="$KIT_INITRAMFS"
+fi
+
+# The fresh part (rebuilt every run, small): /init, scenarios, the plan, l1run, vmm binaries.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+stage="$work/stage"
+mkdir -p "$stage/nested/scenarios" "$stage/bin"
+install -m 0755 "$here/l1/init" "$stage/init"
+install -m 0644 "$here/l1/lib.sh" "$stage/nested/lib.sh"
+install -m 0755 "$l1run" "$stage/bin/l1run"
+for d in "${scen_dirs[@]}"; do cp "$d"/*.sh "$stage/nested/scenarios/" 2>/dev/null || true; done
+: >"$stage/nested/env"
+for e in "${envs[@]}"; do printf '%s=%q\n' "${e%%=*}" "${e#*=}" >>"$stage/nested/env"; done
+[ -n "${NESTED_VMM_MACHINE:-}" ] && printf 'NESTED_VMM_MACHINE=%q\n' "$NESTED_VMM_MACHINE" >>"$stage/nested/env"
+runs=0
+for v in "${vmms[@]}"; do
+  case "$v" in
+    qemu-microvm|qemu-pc) kind=$v ;;
+    *) [ -x "$v" ] || kit_die "--vmm $v: not an executable"
+       kit_copy_elf "$stage" "$(readlink -f "$v")" /opt/vmm/bin/vmm
+       kind=vmm ;;
+  esac
+  for s in "${scenarios[@]}"; do
+    case "$s" in
+      *@"$kind") s=${s%@*} ;;
+      *@*) continue ;;
+    esac
+    echo "$kind $s" >>"$stage/nested/plan"; runs=$((runs + 1))
+  done
+done
+[ "$runs" -gt 0 ] || kit_die "nothing to run (check the @KIND suffixes against --vmm)"
+for b in "${bins[@]}"; do
+  [ -x "$b" ] || kit_die "--bin $b: not an executable"
+  kit_copy_elf "$stage" "$(readlink -f "$b")" "/opt/vmm/bin/$(basename "$b")"
+done
+python3 "$top/tests/guest/kit/mkcpio.py" "$work/fresh.cpio" "$stage"
+cat "$base" "$l2" "$work/fresh.cpio" >"$work/initrd.cpio"
+
+timeout=${timeout:-$((60 + 120 * runs))}
+set +e
+timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -M pc -m 1024 -smp 1 \
+  -nographic -no-reboot -nodefaults -serial stdio \
+  -kernel "$KIT_BZIMAGE" -initrd "$work/initrd.cpio" -append "console=ttyS0 panic=-1 quiet loglevel=4" \
+  </dev/null 2>&1 | tr -d '\r' | tee "$log" | grep --line-buffered -ao 'NESTED.*'
+qrc=${PIPESTATUS[0]}
+set -e
+
+passed=$(grep -ac 'NESTED scenario=.* result=pass' "$log" || true)
+failed=$(grep -ac 'NESTED scenario=.* result=fail' "$log" || true)
+xfailed=$(grep -ac 'NESTED scenario=.* result=xfail' "$log" || true)
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then echo "NESTED error=l1-timeout after ${timeout}s (log: $log)"; fi
+if ! grep -aq 'NESTED done' "$log"; then echo "NESTED error=l1-did-not-finish (qemu status $qrc, log: $log)"; exit 1; fi
+if [ $((passed + xfailed)) -ne "$runs" ] || [ "$failed" -ne 0 ]; then
+  echo "NESTED summary passed=$passed failed=$failed xfailed=$xfailed planned=$runs (log: $log)"; exit 1
+fi
+echo "NESTED summary passed=$passed failed=0 xfailed=$xfailed planned=$runs"

@@ -1,0 +1,7 @@
+# The guest reboots with -no-reboot given: the VMM exits (status 0, as QEMU does) after one boot.
+APPEND=l2.action=reboot l2_run
+if [ "$RUN_TIMEOUT" = 1 ]; then fail "vmm-did-not-exit(markers=$RUN_MARKERS)"
+elif [ "$RUN_EXIT" != 0 ]; then fail "exit=$RUN_EXIT"
+elif [ "$RUN_MARKERS" != 1 ]; then fail "markers=$RUN_MARKERS"
+else pass "exit=0,exit_ms=$RUN_MS"
+fi
