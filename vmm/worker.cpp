@@ -1,6 +1,9 @@
 #include "vmm/worker.h"
 
 #include <csignal>
+
+#include "vmm/chardev/socket_port.h"
+#include "vmm/machine/device_factory.h"
 #include <cstdio>
 
 namespace vmmd {
@@ -60,10 +63,14 @@ Status Worker::start() {
   watch_signal(sighup_, SIGHUP);
   std::signal(SIGPIPE, SIG_IGN);
 
-  // Monitors own their chardevs' sockets; every other chardev is created here.
+  // Monitors and virtio-serial ports own their chardevs' sockets; every other chardev is made here.
   for (const auto& chardev : config_.chardevs) {
     bool is_monitor = false;
     for (const auto& monitor : config_.monitors) is_monitor |= monitor.chardev_id == chardev.id;
+    for (const auto& device : config_.devices) {
+      auto it = device.properties.find("chardev");
+      is_monitor |= isSerialPort(device) && it != device.properties.end() && it->second == chardev.id;
+    }
     if (is_monitor) continue;
     auto created = createChardev(&loop_, chardev, [this] { quit(0, "quit from the console (Ctrl-A x)"); });
     if (!created) return created.error();
@@ -124,6 +131,21 @@ Status Worker::start() {
     data.AddMember("nospace", reason.find("No space") != std::string::npos, alloc);
     data.AddMember("reason", qmp::jsonString(reason, alloc), alloc);
     if (monitor_) monitor_->event("BLOCK_IO_ERROR", &data);
+  };
+  callbacks.open_port = [this](const std::string& id) -> Result<std::unique_ptr<virtio::PortBackend>> {
+    const config::ChardevConfig* chardev = config_.findChardev(id);
+    if (!chardev) return Error("chardev '" + id + "' not found");
+    if (chardev->backend != config::ChardevConfig::Backend::Socket) return Error("chardev '" + id + "': virtio-serial ports need a unix socket chardev");
+    auto port = SocketPort::listen(&loop_, *chardev);
+    if (!port) return port.error();
+    port_paths_[id] = chardev->path;
+    return std::unique_ptr<virtio::PortBackend>(std::move(*port));
+  };
+  callbacks.port_changed = [this](const std::string& id, bool open) {
+    qmp::Json data = qmp::jsonObject();
+    data.AddMember("id", qmp::jsonString(id, data.GetAllocator()), data.GetAllocator());
+    data.AddMember("open", open, data.GetAllocator());
+    if (monitor_) monitor_->event("VSERPORT_CHANGE", &data);
   };
   callbacks.watch_fd = [this](int fd, std::function<void()> on_readable) {
     auto watch = std::make_unique<FdWatch>();
@@ -260,7 +282,7 @@ std::vector<Worker::ChardevInfo> Worker::chardevInfo() const {
     if (it != chardevs_.end()) {
       out.push_back({chardev.id, it->second->filename(), true});
     } else {
-      out.push_back({chardev.id, "unix:" + chardev.path + ",server=on", true});  // a monitor's socket
+      out.push_back({chardev.id, "unix:" + chardev.path + ",server=on", true});  // a monitor's or port's socket
     }
   }
   return out;

@@ -70,6 +70,7 @@ class Worker {
   config::MachineConfig config_;
   uv_loop_t loop_{};
   std::map<std::string, std::unique_ptr<Chardev>> chardevs_;
+  std::map<std::string, std::string> port_paths_;
   std::unique_ptr<QmpMonitor> monitor_;
   std::unique_ptr<Machine> machine_;
   UvHandle<uv_timer_t> quit_timer_;

@@ -18,7 +18,71 @@ Result<int> parseSlot(const std::string& option, const std::string& text) {
   return static_cast<int>(value);
 }
 
+// The ports of one virtio-serial controller: those whose bus= names it ("ID.0"), or, without
+// bus=, those given to the first controller.
+Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id, bool first_controller,
+                                                uint32_t max_ports, const DeviceContext& context) {
+  std::vector<virtio::PortSpec> specs;
+  std::vector<bool> used_numbers(max_ports, false);
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < context.ports.size(); ++i) {
+    const auto& properties = context.ports[i]->properties;
+    auto bus = properties.find("bus");
+    bool ours = bus == properties.end() ? first_controller : bus->second == controller_id + ".0";
+    if (ours && !(*context.ports_taken)[i]) mine.push_back(i);
+  }
+  // Explicit nr= first, then virtconsole at 0, then the rest from 1 up.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i : mine) {
+      const config::DeviceConfig& port = *context.ports[i];
+      std::string option = "-device " + port.driver;
+      auto props = port.properties;
+      auto nr = props.find("nr");
+      if ((pass == 0) != (nr != props.end())) continue;
+      virtio::PortSpec spec;
+      spec.console = port.driver == "virtconsole";
+      if (nr != props.end()) {
+        char* end = nullptr;
+        unsigned long n = std::strtoul(nr->second.c_str(), &end, 0);
+        if (*end || n >= max_ports) return Error(option + ": nr=" + nr->second + " is not a port number below " + std::to_string(max_ports));
+        spec.number = static_cast<uint32_t>(n);
+        props.erase(nr);
+      } else {
+        uint32_t n = spec.console && !used_numbers[0] ? 0 : 1;
+        while (n < max_ports && used_numbers[n]) ++n;
+        if (n >= max_ports) return Error(option + ": no free port on the virtio-serial bus (max_ports=" + std::to_string(max_ports) + ")");
+        spec.number = n;
+      }
+      if (used_numbers[spec.number]) return Error(option + ": port " + std::to_string(spec.number) + " is taken");
+      used_numbers[spec.number] = true;
+      auto chardev = props.find("chardev");
+      if (chardev == props.end()) return Error(option + ": chardev= is required");
+      auto backend = context.open_port(chardev->second);
+      if (!backend) return backend.error().withContext(option);
+      spec.backend = std::move(*backend);
+      props.erase(chardev);
+      if (auto name = props.find("name"); name != props.end()) {
+        spec.name = name->second;
+        props.erase(name);
+      }
+      if (auto id = props.find("id"); id != props.end()) {
+        spec.id = id->second;
+        props.erase(id);
+      }
+      props.erase("bus");
+      if (!props.empty()) return Error(option + ": invalid parameter '" + props.begin()->first + "'");
+      (*context.ports_taken)[i] = true;
+      specs.push_back(std::move(spec));
+    }
+  }
+  return specs;
+}
+
 }  // namespace
+
+bool isSerialPort(const config::DeviceConfig& config) {
+  return config.driver == "virtserialport" || config.driver == "virtconsole";
+}
 
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
   std::string option = "-device " + config.driver;
@@ -46,6 +110,19 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     auto rng = virtio::VirtioRng::create();
     if (!rng) return rng.error();
     planned.device = std::move(*rng);
+  } else if (config.driver == "virtio-serial-pci") {
+    uint32_t max_ports = 31;  // QEMU's default
+    if (auto text = take("max_ports")) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(text->c_str(), &end, 0);
+      if (*end || n < 1 || n > 511) return Error(option + ": max_ports=" + *text + " must be 1..511");
+      max_ports = static_cast<uint32_t>(n);
+    }
+    (void)take("vectors");
+    bool first = context.serial_controllers++ == 0;
+    auto ports = takePorts(planned.id, first, max_ports, context);
+    if (!ports) return ports.error();
+    planned.device = std::make_unique<virtio::VirtioConsole>(max_ports, std::move(*ports), context.port_changed);
   } else if (config.driver == "virtio-blk-pci") {
     auto drive_id = take("drive");
     if (!drive_id) return Error(option + ": drive= is required");

@@ -9,6 +9,7 @@
 #include "base/result.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/virtio/blk.h"
+#include "vmm/devices/virtio/console.h"
 #include "vmm/devices/virtio/virtio_device.h"
 
 namespace vmmd {
@@ -37,7 +38,18 @@ struct DeviceContext {
   virtio::VirtioBlk::Executor io_executor;
   // device id, operation, reason: a host-side I/O error reached the guest.
   std::function<void(const std::string&, const std::string&, const std::string&)> block_io_error;
+  // The host end of a virtio-serial port, from its -chardev.
+  std::function<Result<std::unique_ptr<virtio::PortBackend>>(const std::string& chardev_id)> open_port;
+  // A port was opened or closed by the guest (QMP VSERPORT_CHANGE).
+  std::function<void(const std::string& id, bool open)> port_changed;
+  // The -device virtserialport/virtconsole entries; the controller they name takes them.
+  std::vector<const config::DeviceConfig*> ports;
+  std::vector<bool>* ports_taken = nullptr;
+  mutable int serial_controllers = 0;  // virtio-serial-pci seen so far (ports without bus= go to the first)
 };
+
+// virtserialport and virtconsole are not PCI functions: they belong to a virtio-serial bus.
+bool isSerialPort(const config::DeviceConfig& config);
 
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context);
 

@@ -67,8 +67,15 @@ Status Machine::buildBus() {
 
 Status Machine::createDevices() {
   int next_slot = 1;
-  DeviceContext context{config_, callbacks_.io_executor, callbacks_.block_io_error};
+  DeviceContext context{config_, callbacks_.io_executor, callbacks_.block_io_error, callbacks_.open_port,
+                        callbacks_.port_changed, {}, nullptr};
   for (const auto& config : config_.devices) {
+    if (isSerialPort(config)) context.ports.push_back(&config);
+  }
+  std::vector<bool> ports_taken(context.ports.size(), false);
+  context.ports_taken = &ports_taken;
+  for (const auto& config : config_.devices) {
+    if (isSerialPort(config)) continue;
     auto planned = createDevice(config, context);
     if (!planned) return planned.error();
     if (planned->disk) disks_.push_back(*planned->disk);
@@ -82,6 +89,9 @@ Status Machine::createDevices() {
     next_slot = std::max(next_slot, slot + 1);
     if (callbacks_.watch_fd) (*pci)->watchNotifications(callbacks_.watch_fd);
     virtio_.push_back(std::move(*pci));
+  }
+  for (size_t i = 0; i < ports_taken.size(); ++i) {
+    if (!ports_taken[i]) return Error("-device " + context.ports[i]->driver + ": no virtio-serial bus for it (-device virtio-serial-pci)");
   }
   return {};
 }

@@ -38,6 +38,8 @@ class Machine {
     virtio::VirtioPci::FdWatcher watch_fd;           // device notifications for the main loop
     virtio::VirtioBlk::Executor io_executor;         // block I/O off the main loop
     std::function<void(const std::string&, const std::string&, const std::string&)> block_io_error;
+    std::function<Result<std::unique_ptr<virtio::PortBackend>>(const std::string&)> open_port;
+    std::function<void(const std::string&, bool)> port_changed;
   };
 
   static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);

@@ -107,6 +107,7 @@ void QmpMonitor::registerSchema() {
   registry_.addEvent("SHUTDOWN", {{"guest", "bool"}, {"reason", "ShutdownCause"}});
   registry_.addEvent("RESET", {{"guest", "bool"}, {"reason", "ShutdownCause"}});
   registry_.addEvent("POWERDOWN");
+  registry_.addEvent("VSERPORT_CHANGE", {{"id", "str"}, {"open", "bool"}});
   registry_.addEnum("IoOperationType", {"read", "write"});
   registry_.addEvent("BLOCK_IO_ERROR", {{"device", "str"}, {"node-name", "str", true}, {"operation", "IoOperationType"},
                                         {"action", "str"}, {"nospace", "bool", true}, {"reason", "str"}});

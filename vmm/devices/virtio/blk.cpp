@@ -262,6 +262,8 @@ void VirtioBlk::submit(std::shared_ptr<Request> request) {
 }
 
 void VirtioBlk::complete(const Request& r) {
+  std::unique_lock<std::recursive_mutex> guard;
+  if (owner_) guard = owner_->lock();
   if (r.generation != generation_ || !transport_) return;  // the device was reset meanwhile
   *r.status = r.result;
   if (r.result == kStatusIoErr && !r.error.empty() && on_error_) {

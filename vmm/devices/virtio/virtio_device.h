@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <algorithm>
+#include <mutex>
 #include <string>
 
 #include "vmm/devices/virtio/virtqueue.h"
@@ -27,6 +28,10 @@ class Transport {
   // The device found the driver's input broken: DEVICE_NEEDS_RESET, logged, nothing more runs.
   virtual void fail(const std::string& why) = 0;
   virtual uint64_t negotiatedFeatures() const = 0;
+  // Held while the device touches its queues from a main-loop callback of its own (an I/O
+  // completion, a socket event): a vCPU may be resetting the device at the same moment.
+  // Kicks and activate/reset already run with it held.
+  virtual std::unique_lock<std::recursive_mutex> lock() = 0;
 };
 
 class VirtioDevice {
@@ -40,6 +45,8 @@ class VirtioDevice {
   virtual uint16_t queueMaxSize() const { return 256; }
   virtual void readConfig(uint64_t, std::span<uint8_t> data) { std::fill(data.begin(), data.end(), 0); }
   virtual void writeConfig(uint64_t, std::span<const uint8_t>) {}
+  // Called once by the transport that owns the device.
+  virtual void bind(Transport& transport) { (void)transport; }
   // DRIVER_OK: the queues the driver enabled are configured.
   virtual void activate(Transport& transport) = 0;
   // The driver kicked `queue` (runs on the main loop thread, never on a vCPU thread).

@@ -50,6 +50,7 @@ Result<std::unique_ptr<VirtioPci>> VirtioPci::create(std::unique_ptr<VirtioDevic
                                                      IrqRouting& routing, uint64_t bar_address) {
   auto pci = std::make_unique<VirtioPci>(std::move(device), memory, routing);
   VirtioDevice& dev = pci->device();
+  dev.bind(*pci);
   pci->addMemoryBar(0, bar_address, kBarSize);
   uint16_t vectors = static_cast<uint16_t>(dev.queueCount() + 1);
   std::vector<uint8_t> msix(10, 0);
@@ -245,10 +246,14 @@ void VirtioPci::barRead(int, uint64_t offset, std::span<uint8_t> data) {
     std::memcpy(entry + 12, &control, 4);
     size_t at = (offset - kMsixTableOffset) % 16;
     std::memcpy(data.data(), entry + at, std::min(data.size(), 16 - at));
-  } else if (offset >= kMsixPbaOffset && offset < kMsixPbaOffset + 8) {
+  } else if (offset >= kMsixPbaOffset && offset < kMsixPbaOffset + 8 * ((vectors_.size() + 63) / 64)) {
+    // One pending bit per vector, 64 to a qword.
+    size_t qword = (offset - kMsixPbaOffset) / 8;
     uint64_t pending = 0;
-    for (size_t i = 0; i < vectors_.size() && i < 64; ++i) pending |= uint64_t{vectors_[i].pending} << i;
-    size_t at = offset - kMsixPbaOffset;
+    for (size_t bit = 0; bit < 64 && qword * 64 + bit < vectors_.size(); ++bit) {
+      pending |= uint64_t{vectors_[qword * 64 + bit].pending} << bit;
+    }
+    size_t at = (offset - kMsixPbaOffset) % 8;
     std::memcpy(data.data(), reinterpret_cast<uint8_t*>(&pending) + at, std::min(data.size(), 8 - at));
   }
 }

@@ -51,6 +51,7 @@ class VirtioPci : public PciFunction, public Transport {
   void signalUsed(uint16_t index) override;
   void fail(const std::string& why) override;
   uint64_t negotiatedFeatures() const override { return driver_features_; }
+  std::unique_lock<std::recursive_mutex> lock() override { return std::unique_lock(mutex_); }
 
  protected:
   void configWritten(uint16_t offset, unsigned size) override;

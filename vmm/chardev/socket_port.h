@@ -1,0 +1,48 @@
+// A Unix-socket server (QEMU's "-chardev socket,server=on") as the host end of a virtio-serial
+// port: one client at a time, non-blocking reads and writes pulled by the device, readiness
+// through uv_poll. Further clients wait in the listen backlog until the current one leaves.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "base/uv_handle.h"
+#include "vmm/config/machine_config.h"
+#include "vmm/devices/virtio/console.h"
+
+namespace vmmd {
+
+class SocketPort : public virtio::PortBackend {
+ public:
+  static Result<std::unique_ptr<SocketPort>> listen(uv_loop_t* loop, const config::ChardevConfig& config);
+  explicit SocketPort(uv_loop_t* loop) : loop_(loop) {}
+  ~SocketPort() override;
+
+  size_t tryWrite(std::span<const uint8_t> bytes) override;
+  size_t available() const override;
+  size_t tryRead(std::span<uint8_t> out) override;
+  void waitWritable() override;
+  void waitReadable(bool wanted) override;
+  bool connected() const override { return client_.valid(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  void accept();
+  void disconnect();
+  void updatePoll();
+
+  uv_loop_t* loop_;
+  std::string path_;
+  UniqueFd listener_;
+  UniqueFd client_;
+  UvHandle<uv_poll_t> listen_poll_;
+  UvHandle<uv_poll_t> client_poll_;
+  bool want_read_ = false;
+  bool want_write_ = false;
+};
+
+}  // namespace vmmd
