@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "vmm/chardev/socket_port.h"
+#include "vmm/netdev/tap_backend.h"
 #include "vmm/machine/device_factory.h"
 #include <cstdio>
 
@@ -140,6 +141,13 @@ Status Worker::start() {
     if (!port) return port.error();
     port_paths_[id] = chardev->path;
     return std::unique_ptr<virtio::PortBackend>(std::move(*port));
+  };
+  callbacks.open_netdev = [this](const config::NetdevConfig& netdev) -> Result<std::unique_ptr<virtio::NetBackend>> {
+    auto tap = netdev.fd >= 0 ? net::Tap::adopt(netdev.fd) : net::Tap::open(netdev.ifname);
+    if (!tap) return tap.error().withContext("netdev " + netdev.id);
+    auto backend = TapBackend::create(&loop_, std::move(*tap));
+    if (!backend) return backend.error();
+    return std::unique_ptr<virtio::NetBackend>(std::move(*backend));
   };
   callbacks.port_changed = [this](const std::string& id, bool open) {
     qmp::Json data = qmp::jsonObject();

@@ -70,7 +70,7 @@ if [ ! -f "$base" ]; then
   rm -f "$VMMD_CACHE"/nested/l1-base-*.cpio
   stage=$(mktemp -d)
   kit_busybox "$stage"
-  for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd; do
+  for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/net/tun; do
     install -D -m 0644 "$KIT_ROOT/lib/modules/$KIT_KVER/kernel/$m.ko" "$stage/l1/modules/${m##*/}.ko"
   done
   kit_copy_elf "$stage" "$qemu_bin" /usr/bin/qemu-system-x86_64

@@ -48,6 +48,13 @@ struct DriveConfig {
   bool no_flush = false;   // cache=unsafe
 };
 
+// -netdev tap,id=ID[,ifname=NAME][,fd=N][,script=no,downscript=no]
+struct NetdevConfig {
+  std::string id;
+  std::string ifname;
+  int fd = -1;
+};
+
 // -device DRIVER,key=value... kept generic: each device model takes what it understands.
 struct DeviceConfig {
   std::string driver;
@@ -71,6 +78,7 @@ struct MachineConfig {
   std::vector<MonitorConfig> monitors;
   std::vector<DeviceConfig> devices;
   std::vector<DriveConfig> drives;
+  std::vector<NetdevConfig> netdevs;
 
   bool start_paused = false;  // -S
   bool no_reboot = false;
@@ -81,6 +89,12 @@ struct MachineConfig {
   const DriveConfig* findDrive(const std::string& id) const {
     for (const auto& d : drives) {
       if (d.id == id) return &d;
+    }
+    return nullptr;
+  }
+  const NetdevConfig* findNetdev(const std::string& id) const {
+    for (const auto& n : netdevs) {
+      if (n.id == id) return &n;
     }
     return nullptr;
   }

@@ -309,6 +309,36 @@ const std::vector<OptionSpec>& optionTable() {
        [](ParseState& s, const std::string& o, const std::string& a) { return parseQmp(s, o, a, true); }},
       {"mon", true, "chardev=ID,mode=control   QMP monitor on a chardev", parseMon},
       {"device", true, "DRIVER[,prop=value...]   add a device", parseDevice},
+      {"netdev", true, "tap,id=ID[,ifname=NAME|fd=N][,script=no,downscript=no]   a host network backend",
+       [](ParseState& s, const std::string& o, const std::string& a) -> Status {
+         auto kv = KeyValues::parse(o, a, "type");
+         if (!kv) return kv.error();
+         std::string type = kv->take("type").value_or("");
+         if (type != "tap") return Error(o + ": type '" + type + "' is not supported (tap)");
+         NetdevConfig netdev;
+         netdev.id = kv->take("id").value_or("");
+         if (netdev.id.empty()) return Error(o + ": id= is required");
+         netdev.ifname = kv->take("ifname").value_or("");
+         if (auto fd = kv->take("fd")) {
+           auto n = parseUnsigned(*fd);
+           if (!n || *n > 65535) return Error(o + ": fd=" + *fd + " is not a file descriptor");
+           netdev.fd = static_cast<int>(*n);
+         }
+         for (const char* key : {"script", "downscript"}) {
+           auto script = kv->take(key);
+           if (script && *script != "no" && !script->empty()) {
+             return Error(o + ": " + key + "=" + *script + ": vmm runs no interface scripts (use " + key + "=no)");
+           }
+         }
+         if (auto vhost = kv->takeBool("vhost", false); !vhost || *vhost) {
+           return vhost ? Error(o + ": vhost=on is not supported") : vhost.error();
+         }
+         if (auto queues = kv->take("queues"); queues && *queues != "1") return Error(o + ": only queues=1 is supported");
+         if (auto st = kv->finish(); !st) return st;
+         if (s.config.findNetdev(netdev.id)) return Error(o + ": duplicate netdev id '" + netdev.id + "'");
+         s.config.netdevs.push_back(netdev);
+         return {};
+       }},
       {"drive", true, "file=PATH[,format=raw|qcow2][,if=virtio|none][,readonly=on][,cache=MODE][,id=ID]   a disk",
        [](ParseState& s, const std::string& o, const std::string& a) { return parseDrive(o, a, s.config, s.drive_index++); }},
       {"blockdev", true, "driver=file|raw|qcow2,node-name=N,...   a block node (attach with -device virtio-blk-pci,drive=N)",

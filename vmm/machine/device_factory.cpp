@@ -1,6 +1,7 @@
 #include "vmm/machine/device_factory.h"
 
 #include "vmm/config/keyval.h"
+#include "net/tap.h"
 #include "vmm/devices/virtio/rng.h"
 
 namespace vmmd {
@@ -110,6 +111,22 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     auto rng = virtio::VirtioRng::create();
     if (!rng) return rng.error();
     planned.device = std::move(*rng);
+  } else if (config.driver == "virtio-net-pci") {
+    auto netdev_id = take("netdev");
+    if (!netdev_id) return Error(option + ": netdev= is required");
+    const config::NetdevConfig* netdev = context.machine.findNetdev(*netdev_id);
+    if (!netdev) return Error(option + ": netdev '" + *netdev_id + "' not found");
+    std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + context.nics++)};  // QEMU's default
+    if (auto text = take("mac")) {
+      auto parsed = net::parseMac(*text);
+      if (!parsed) return parsed.error().withContext(option);
+      mac = *parsed;
+    }
+    for (const char* accepted : {"mq", "vectors", "romfile", "bootindex", "rx_queue_size", "tx_queue_size"}) (void)take(accepted);
+    auto backend = context.open_netdev(*netdev);
+    if (!backend) return backend.error().withContext(option);
+    planned.device = std::make_unique<virtio::VirtioNet>(std::move(*backend), mac);
+    planned.netdev = *netdev_id;
   } else if (config.driver == "virtio-serial-pci") {
     uint32_t max_ports = 31;  // QEMU's default
     if (auto text = take("max_ports")) {

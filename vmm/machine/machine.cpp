@@ -68,7 +68,7 @@ Status Machine::buildBus() {
 Status Machine::createDevices() {
   int next_slot = 1;
   DeviceContext context{config_, callbacks_.io_executor, callbacks_.block_io_error, callbacks_.open_port,
-                        callbacks_.port_changed, {}, nullptr};
+                        callbacks_.open_netdev, callbacks_.port_changed, {}, nullptr};
   for (const auto& config : config_.devices) {
     if (isSerialPort(config)) context.ports.push_back(&config);
   }
@@ -88,6 +88,7 @@ Status Machine::createDevices() {
     }
     next_slot = std::max(next_slot, slot + 1);
     if (callbacks_.watch_fd) (*pci)->watchNotifications(callbacks_.watch_fd);
+    if (!planned->netdev.empty()) nics_.push_back({planned->id, planned->netdev, pci->get()});
     virtio_.push_back(std::move(*pci));
   }
   for (size_t i = 0; i < ports_taken.size(); ++i) {
@@ -189,6 +190,16 @@ void Machine::pause() {
 }
 
 void Machine::resume() { control_.set(VcpuControl::Target::Run); }
+
+bool Machine::setLink(const std::string& name, bool up) {
+  for (auto& nic : nics_) {
+    if (nic.netdev != name && (nic.id.empty() || nic.id != name)) continue;
+    auto lock = nic.pci->lock();
+    static_cast<virtio::VirtioNet&>(nic.pci->device()).setLink(up);
+    return true;
+  }
+  return false;
+}
 
 std::vector<int> Machine::vcpuThreadIds() const {
   std::vector<int> ids(config_.vcpus, 0);

@@ -40,6 +40,7 @@ class Machine {
     std::function<void(const std::string&, const std::string&, const std::string&)> block_io_error;
     std::function<Result<std::unique_ptr<virtio::PortBackend>>(const std::string&)> open_port;
     std::function<void(const std::string&, bool)> port_changed;
+    std::function<Result<std::unique_ptr<virtio::NetBackend>>(const config::NetdevConfig&)> open_netdev;
   };
 
   static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
@@ -71,6 +72,8 @@ class Machine {
   const config::MachineConfig& config() const { return config_; }
   const char* bootProtocol() const { return boot_protocol_; }
   const std::vector<DiskInfo>& disks() const { return disks_; }
+  // QMP set_link: `name` is a NIC's -device id or its -netdev id. False when there is no such NIC.
+  bool setLink(const std::string& name, bool up);
   // Host thread ids of the vCPU threads, by vCPU index (0 when not running).
   std::vector<int> vcpuThreadIds() const;
 
@@ -97,6 +100,12 @@ class Machine {
   PciHost pci_;
   std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
   std::vector<DiskInfo> disks_;
+  struct Nic {
+    std::string id;
+    std::string netdev;
+    virtio::VirtioPci* pci;
+  };
+  std::vector<Nic> nics_;
   Serial16550 serial_;
   CmosRtc cmos_;
   AcpiPm acpi_pm_;

@@ -254,6 +254,14 @@ void QmpMonitor::registerCommands() {
     return list;
   });
 
+  registry_.addSync({"set_link", {{"name", ArgType::Str}, {"up", ArgType::Bool}}},
+                    [&w](const JsonValue& args, qmp::Session&) -> CommandResult {
+                      std::string name(qmp::jsonStringView(args["name"]));
+                      if (!w.machine().setLink(name, args["up"].GetBool())) {
+                        return QmpError{"DeviceNotFound", "Device '" + name + "' not found"};
+                      }
+                      return emptyObject();
+                    });
   registry_.addSync({"stop"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     w.stop();
     return emptyObject();

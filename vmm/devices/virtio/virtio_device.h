@@ -28,6 +28,8 @@ class Transport {
   // The device found the driver's input broken: DEVICE_NEEDS_RESET, logged, nothing more runs.
   virtual void fail(const std::string& why) = 0;
   virtual uint64_t negotiatedFeatures() const = 0;
+  // The device configuration changed (e.g. link status): tell the driver.
+  virtual void configChanged() = 0;
   // Held while the device touches its queues from a main-loop callback of its own (an I/O
   // completion, a socket event): a vCPU may be resetting the device at the same moment.
   // Kicks and activate/reset already run with it held.

@@ -218,6 +218,13 @@ void VirtioPci::signalUsed(uint16_t index) {
   fire(queues_[index].msix_vector);
 }
 
+void VirtioPci::configChanged() {
+  std::lock_guard lock(mutex_);
+  ++config_generation_;
+  isr_ |= 2;
+  if (active_) fire(config_vector_);
+}
+
 void VirtioPci::fail(const std::string& why) {
   std::lock_guard lock(mutex_);
   std::fprintf(stderr, "vmm: %s: %s; the device needs a reset\n", device_->name(), why.c_str());

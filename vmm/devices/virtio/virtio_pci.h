@@ -52,6 +52,7 @@ class VirtioPci : public PciFunction, public Transport {
   void fail(const std::string& why) override;
   uint64_t negotiatedFeatures() const override { return driver_features_; }
   std::unique_lock<std::recursive_mutex> lock() override { return std::unique_lock(mutex_); }
+  void configChanged() override;
 
  protected:
   void configWritten(uint16_t offset, unsigned size) override;

@@ -49,6 +49,9 @@ class Virtqueue {
 
   // The next available chain, or nullopt when the driver has offered nothing new.
   Result<std::optional<DescriptorChain>> pop();
+  // Gives back the last `count` chains popped and not pushed, to be popped again later (a device
+  // that found it lacks buffers for a whole frame).
+  void unpop(uint16_t count) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
   // Returns a chain to the driver with `written` bytes placed in its writable buffers.
   Status push(uint16_t head, uint32_t written);
   // Whether the driver wants an interrupt for what was pushed since the last call (EVENT_IDX or

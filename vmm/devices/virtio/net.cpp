@@ -1,0 +1,180 @@
+#include "vmm/devices/virtio/net.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace vmmd::virtio {
+namespace {
+
+constexpr uint64_t kCsum = 1ull << 0, kGuestCsum = 1ull << 1, kMac = 1ull << 5, kGuestTso4 = 1ull << 7,
+                   kGuestTso6 = 1ull << 8, kGuestEcn = 1ull << 9, kHostTso4 = 1ull << 11, kHostTso6 = 1ull << 12,
+                   kHostEcn = 1ull << 13, kMrgRxbuf = 1ull << 15, kStatus = 1ull << 16;
+constexpr uint16_t kRxQueue = 0, kTxQueue = 1;
+constexpr size_t kHeaderSize = 12;  // virtio_net_hdr_v1
+constexpr size_t kMaxFrame = kHeaderSize + 65536 + 14 + 4;
+constexpr uint16_t kLinkUp = 1;
+
+}  // namespace
+
+VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac)
+    : backend_(std::move(backend)), mac_(mac), frame_(kMaxFrame) {
+  backend_->on_readable = [this] {
+    std::unique_lock<std::recursive_mutex> guard;
+    if (owner_) guard = owner_->lock();
+    receive();
+  };
+  backend_->on_writable = [this] {
+    std::unique_lock<std::recursive_mutex> guard;
+    if (owner_) guard = owner_->lock();
+    waiting_writable_ = false;
+    backend_->waitWritable(false);
+    transmit();
+  };
+}
+
+VirtioNet::~VirtioNet() {
+  backend_->on_readable = nullptr;
+  backend_->on_writable = nullptr;
+}
+
+uint64_t VirtioNet::deviceFeatures() const {
+  return kCsum | kGuestCsum | kMac | kGuestTso4 | kGuestTso6 | kGuestEcn | kHostTso4 | kHostTso6 | kHostEcn | kMrgRxbuf |
+         kStatus;
+}
+
+void VirtioNet::readConfig(uint64_t offset, std::span<uint8_t> data) {
+  uint8_t config[10] = {};
+  std::memcpy(config, mac_.data(), 6);
+  uint16_t status = link_up_ ? kLinkUp : 0, pairs = 1;
+  std::memcpy(config + 6, &status, 2);
+  std::memcpy(config + 8, &pairs, 2);
+  std::fill(data.begin(), data.end(), 0);
+  if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
+}
+
+void VirtioNet::activate(Transport& transport) {
+  transport_ = &transport;
+  uint64_t features = transport.negotiatedFeatures();
+  mergeable_ = features & kMrgRxbuf;
+  // The tap may hand us only what the guest said it can take.
+  (void)backend_->setOffloads(features & kGuestCsum, features & kGuestTso4, features & kGuestTso6, features & kGuestEcn);
+  frame_length_ = 0;
+  backend_->waitReadable(true);
+}
+
+void VirtioNet::reset() {
+  transport_ = nullptr;
+  frame_length_ = 0;
+  waiting_writable_ = false;
+  backend_->waitReadable(false);
+  backend_->waitWritable(false);
+  (void)backend_->setOffloads(false, false, false, false);
+}
+
+void VirtioNet::setLink(bool up) {
+  if (up == link_up_) return;
+  link_up_ = up;
+  if (owner_) owner_->configChanged();
+}
+
+void VirtioNet::kick(uint16_t queue) {
+  if (!transport_) return;
+  if (queue == kTxQueue) transmit();
+  if (queue == kRxQueue) receive();
+}
+
+void VirtioNet::transmit() {
+  if (!transport_ || waiting_writable_) return;
+  Virtqueue& queue = transport_->queue(kTxQueue);
+  bool pushed = false;
+  std::vector<iovec> iov;
+  for (;;) {
+    auto chain = queue.pop();
+    if (!chain) return transport_->fail(chain.error().message());
+    if (!chain->has_value()) {
+      if (queue.enableNotifications()) continue;
+      break;
+    }
+    const DescriptorChain& c = **chain;
+    if (link_up_) {
+      iov.clear();
+      for (const Buffer& b : c.readable) iov.push_back({b.data, b.length});
+      ssize_t n = ::writev(backend_->fd(), iov.data(), static_cast<int>(iov.size()));
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // The tap is full: try this frame again once it drains.
+        queue.unpop(1);
+        waiting_writable_ = true;
+        backend_->waitWritable(true);
+        break;
+      }
+      // Other errors (a malformed frame the kernel refused): the frame is dropped, as a NIC would.
+    }
+    (void)queue.push(c.head, 0);
+    pushed = true;
+  }
+  if (pushed) transport_->signalUsed(kTxQueue);
+}
+
+void VirtioNet::receive() {
+  if (!transport_) return;
+  Virtqueue& queue = transport_->queue(kRxQueue);
+  bool pushed = false;
+  for (;;) {
+    if (frame_length_ == 0) {
+      ssize_t n = ::read(backend_->fd(), frame_.data(), frame_.size());
+      if (n <= 0) break;  // EAGAIN: nothing more now
+      if (!link_up_ || static_cast<size_t>(n) < kHeaderSize) continue;  // link down: the frame is lost
+      frame_length_ = static_cast<size_t>(n);
+    }
+    // Spread the frame over as many receive chains as it needs (one without MRG_RXBUF).
+    size_t done = 0;
+    uint16_t used = 0;
+    std::vector<std::pair<uint16_t, uint32_t>> completions;
+    uint8_t* header = nullptr;
+    while (done < frame_length_) {
+      auto chain = queue.pop();
+      if (!chain) return transport_->fail(chain.error().message());
+      if (!chain->has_value()) break;
+      ++used;
+      uint32_t written = 0;
+      for (const Buffer& b : (*chain)->writable) {
+        if (!header && b.length >= kHeaderSize) header = b.data;
+        size_t n = std::min<size_t>(b.length, frame_length_ - done);
+        std::memcpy(b.data, frame_.data() + done, n);
+        done += n;
+        written += static_cast<uint32_t>(n);
+        if (done == frame_length_) break;
+      }
+      completions.emplace_back((*chain)->head, written);
+      if (!mergeable_) break;
+    }
+    if (done < frame_length_ && mergeable_) {
+      // Not enough buffers for the whole frame: give the chains back, wait for the guest to post.
+      queue.unpop(used);
+      if (queue.enableNotifications()) continue;
+      backend_->waitReadable(false);
+      if (pushed) transport_->signalUsed(kRxQueue);
+      return;
+    }
+    if (completions.empty()) {
+      if (queue.enableNotifications()) continue;
+      backend_->waitReadable(false);  // resumes on the guest's rx kick
+      if (pushed) transport_->signalUsed(kRxQueue);
+      return;
+    }
+    if (header) {
+      uint16_t buffers = static_cast<uint16_t>(completions.size());
+      std::memcpy(header + 10, &buffers, 2);  // num_buffers
+    }
+    for (const auto& [head, written] : completions) (void)queue.push(head, written);
+    pushed = true;
+    frame_length_ = 0;
+  }
+  if (pushed) transport_->signalUsed(kRxQueue);
+  backend_->waitReadable(true);
+}
+
+}  // namespace vmmd::virtio

@@ -1,0 +1,65 @@
+// virtio-net (virtio 1.x section 5.1) on a tap device: checksum and TSO offloads pass through
+// the vnet header both ways, mergeable receive buffers, link status (QMP set_link). Frames go
+// from guest memory to the tap with one writev; the tap is only read while the guest has posted
+// receive buffers, so a guest that stops receiving pushes back on the host, not on our memory.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "vmm/devices/virtio/virtio_device.h"
+
+namespace vmmd::virtio {
+
+// The host end (a tap), driven from the main loop.
+class NetBackend {
+ public:
+  virtual ~NetBackend() = default;
+  virtual int fd() const = 0;
+  virtual Status setOffloads(bool csum, bool tso4, bool tso6, bool ecn) = 0;
+  virtual void waitReadable(bool wanted) = 0;
+  virtual void waitWritable(bool wanted) = 0;
+  std::function<void()> on_readable;
+  std::function<void()> on_writable;
+};
+
+class VirtioNet : public VirtioDevice {
+ public:
+  VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac);
+  ~VirtioNet() override;
+
+  uint16_t deviceType() const override { return 1; }
+  uint32_t pciClass() const override { return 0x020000; }  // Ethernet controller
+  const char* name() const override { return "virtio-net-pci"; }
+  uint64_t deviceFeatures() const override;
+  uint16_t queueCount() const override { return 2; }
+  void readConfig(uint64_t offset, std::span<uint8_t> data) override;
+  void bind(Transport& transport) override { owner_ = &transport; }
+  void activate(Transport& transport) override;
+  void kick(uint16_t queue) override;
+  void reset() override;
+
+  void setLink(bool up);
+  bool linkUp() const { return link_up_; }
+
+ private:
+  void transmit();
+  void receive();
+
+  std::unique_ptr<NetBackend> backend_;
+  std::array<uint8_t, 6> mac_;
+  Transport* owner_ = nullptr;
+  Transport* transport_ = nullptr;
+  bool link_up_ = true;
+  bool mergeable_ = false;
+  std::vector<uint8_t> frame_;      // a received frame (vnet header first) waiting for buffers
+  size_t frame_length_ = 0;
+  bool waiting_writable_ = false;
+};
+
+}  // namespace vmmd::virtio
