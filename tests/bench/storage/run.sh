@@ -51,9 +51,9 @@ row() {  # name unit qemu_value vmm_value (higher is better)
   return 0
 }
 
-# convert: best of two runs each, alternating.
+# convert: best of five runs each, alternating.
 q_best=999999; v_best=999999
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   rm -f q.qcow2 v.qcow2; sync
   q_best=$(min "$q_best" "$(timed qemu-img convert -O qcow2 src.raw q.qcow2)")
   rm -f v.qcow2; sync
