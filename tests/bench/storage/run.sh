@@ -52,13 +52,17 @@ row() {  # name unit qemu_value vmm_value (higher is better)
 }
 
 # convert: best of five runs each, alternating.
-q_best=999999; v_best=999999
+q_best=999999; v_best=999999; q_all=""; v_all=""
 for i in 1 2 3 4 5; do
   rm -f q.qcow2 v.qcow2; sync
-  q_best=$(min "$q_best" "$(timed qemu-img convert -O qcow2 src.raw q.qcow2)")
+  t=$(timed qemu-img convert -O qcow2 src.raw q.qcow2); q_all="$q_all $t"
+  q_best=$(min "$q_best" "$t")
   rm -f v.qcow2; sync
-  v_best=$(min "$v_best" "$(timed "$vmm_img" convert -O qcow2 src.raw v.qcow2)")
+  t=$(timed "$vmm_img" convert -O qcow2 src.raw v.qcow2); v_all="$v_all $t"
+  v_best=$(min "$v_best" "$t")
 done
+echo "convert seconds, qemu-img:$q_all"
+echo "convert seconds, vmm-img: $v_all"
 qemu-img compare -q src.raw v.qcow2 || { echo "run.sh: vmm-img convert result differs from the source" >&2; exit 1; }
 row "convert raw->qcow2 ${size_mb} MiB (+sync)" "MiB/s" \
   "$(awk -v s="$size_mb" -v t="$q_best" 'BEGIN { printf "%.0f", s / t }')" \
@@ -92,6 +96,7 @@ for cache in none writeback; do
       vt=$(bench_secs "$vmm_img" bench -f qcow2 "${args[@]}" bv.qcow2)
       q_best=$(min "$q_best" "$(min "$qt" "${qn:-999999}")")
       v_best=$(min "$v_best" "$vt")
+      echo "bench $mode -t $cache seconds: qemu-img $qt (threads) ${qn:-?} (linux-aio), vmm-img $vt"
     done
     row "bench 4k rand $mode qcow2 -t $cache, depth $depth" "IOPS" "$(iops "$q_best")" "$(iops "$v_best")"
   done
