@@ -18,6 +18,11 @@ Image::Image(std::unique_ptr<ImageFile> file, const Header& h)
       l2CacheMax_(std::max<uint64_t>(16, (32u << 20) / h.clusterSize())),
       refCacheMax_(std::max<uint64_t>(16, (8u << 20) / h.clusterSize())) {}
 
+Image::~Image() {
+  std::lock_guard meta(meta_);
+  (void)releasePool();
+}
+
 Image::Kind Image::kindOf(uint64_t entry) const {
   if (entry & kOflagCompressed) return Kind::Compressed;
   if (h_.version >= 3 && (entry & kOflagZero)) return Kind::Zero;
@@ -148,7 +153,7 @@ Result<void> Image::write(uint64_t offset, std::span<const uint8_t> buf) {
 
 Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
   const uint64_t l2n = 1ull << l2Bits_;
-  const uint64_t maxAlloc = std::max<uint64_t>(1, (32u << 20) >> cb_);
+  const uint64_t maxAlloc = std::max<uint64_t>(1, std::min<uint64_t>((32u << 20) >> cb_, maxAllocClusters()));
   auto inPlace = [&](uint64_t e) { return kindOf(e) == Kind::Normal && (e & kOflagCopied); };
   for (uint64_t pos = 0; pos < buf.size();) {
     const uint64_t cur = offset + pos, rem = buf.size() - pos;

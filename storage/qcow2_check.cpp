@@ -13,6 +13,9 @@ Result<CheckResult> Image::check(RepairMode repair) {
   if (h_.nbSnapshots) return Error(path() + ": checking images with internal snapshots is not supported");
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
+  if (!readOnly()) {
+    if (auto r = releasePool(); !r) return r.error();
+  }
   CheckResult res;
   auto fsize = file_->size();
   if (!fsize) return fsize.error();

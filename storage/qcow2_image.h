@@ -15,11 +15,13 @@
 #include <unordered_map>
 
 #include "storage/qcow2.h"
+#include "storage/rw_lock.h"
 
 namespace vmmd::storage::qcow2 {
 
 class Image final : public Qcow2Device {
  public:
+  ~Image() override;
   static Result<std::unique_ptr<Image>> open(std::unique_ptr<ImageFile> file, const OpenOptions& options,
                                              const BackingOpener& openBacking);
 
@@ -69,7 +71,10 @@ class Image final : public Qcow2Device {
   Result<uint64_t> refcount(uint64_t cluster);
   Result<void> setRefcount(uint64_t cluster, uint64_t value);
   Result<void> changeRefcounts(uint64_t firstCluster, uint64_t count, int64_t delta);
-  Result<uint64_t> allocClusters(uint64_t count);
+  Result<uint64_t> allocClusters(uint64_t count);     // from the reserved pool
+  Result<uint64_t> reserveClusters(uint64_t count);   // raises refcounts
+  Result<void> releasePool();
+  uint64_t maxAllocClusters() const { return std::max<uint64_t>(1, (1ull << refBlockBits_) / 4); }
   Result<uint64_t> allocBytes(uint64_t bytes);
   Result<void> freeEntry(uint64_t entry);
   Result<void> freeEntries(std::span<const uint64_t> entries);
@@ -108,9 +113,9 @@ class Image final : public Qcow2Device {
   uint32_t csizeShift_;
   uint64_t csizeMask_;
 
-  std::shared_mutex io_;
+  RwLock io_;
   std::atomic<bool> markedCorrupt_{false};
-  std::shared_mutex meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
+  RwLock meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
   std::vector<uint64_t> l1_;
   struct CachedL2 {
     std::vector<uint64_t> entries;
@@ -130,8 +135,10 @@ class Image final : public Qcow2Device {
   size_t refCacheMax_;
   uint64_t useClock_ = 0;
   uint64_t freeHint_ = 0;        // no free cluster below this index
-  uint64_t hostEnd_ = 0;         // end of the host file as far as we have allocated
-  uint64_t compressedNext_ = 0;  // next free byte in the cluster being filled by compressed data
+  std::atomic<uint64_t> hostEnd_{0};  // end of the host file as far as we have allocated
+  uint64_t compressedNext_ = 0;
+  uint64_t poolStart_ = 0;       // reserved clusters not yet used (refcount 1, unreferenced)
+  uint64_t poolCount_ = 0;  // next free byte in the cluster being filled by compressed data
 };
 
 }  // namespace vmmd::storage::qcow2

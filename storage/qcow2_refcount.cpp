@@ -189,6 +189,33 @@ Result<void> Image::growRefTable(uint64_t needed) {
 }
 
 Result<uint64_t> Image::allocClusters(uint64_t count) {
+  // Clusters are reserved (refcount raised) in batches, so that most allocations write no
+  // refcount at all; a kill leaves at worst the unused rest of a batch leaked.
+  if (poolCount_ >= count) {
+    uint64_t off = poolStart_ << cb_;
+    poolStart_ += count;
+    poolCount_ -= count;
+    return off;
+  }
+  if (auto r = releasePool(); !r) return r.error();
+  // A batch stays well inside one refcount block's reach: new refcount blocks are placed among
+  // the clusters they describe, so longer runs of free clusters may never exist.
+  const uint64_t batch = std::max(count, std::min<uint64_t>((1ull << 20) >> cb_, maxAllocClusters()));
+  auto off = reserveClusters(batch);
+  if (!off) return off;
+  poolStart_ = (*off >> cb_) + count;
+  poolCount_ = batch - count;
+  return *off;
+}
+
+Result<void> Image::releasePool() {
+  if (!poolCount_) return {};
+  uint64_t start = poolStart_, n = poolCount_;
+  poolCount_ = 0;
+  return changeRefcounts(start, n, -1);
+}
+
+Result<uint64_t> Image::reserveClusters(uint64_t count) {
   for (int attempt = 0; attempt < 1000; ++attempt) {
     uint64_t start = 0, run = 0;
     for (uint64_t c = std::max<uint64_t>(freeHint_, 1);; ++c) {

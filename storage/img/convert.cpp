@@ -127,7 +127,7 @@ struct Converter {
 int cmdConvert(int argc, char** argv) {
   std::string srcFmt = "auto", dstFmt = "raw", opts, cache = "writeback", srcCache = "writeback";
   bool progress = false, compress = false, noCreate = false;
-  int workers = 4;
+  int workers = 8;  // like qemu-img convert -m
   optind = 1;
   int c;
   while ((c = getopt(argc, argv, "f:O:o:pcnqt:T:m:WU")) != -1) {

@@ -278,7 +278,6 @@ TEST(StorageHostileRandom, MutatedImagesNeverCrash) {
       (void)(*dev)->discard(0, 1 << 20);
     }
     if (auto* q = dynamic_cast<Qcow2Device*>(dev->get())) (void)q->check(RepairMode::None);
-    if (std::getenv("VMMD_TRACE_MUTATE")) std::fprintf(stderr, "iter %d size %llu file %lld\n", iter, (unsigned long long)(*dev)->size(), (long long)std::filesystem::file_size(bad));
   }
 }
 
