@@ -25,8 +25,10 @@ qmp::CommandResult Supervisor::define(const qmp::JsonValue& definition) {
   const std::string& name = def->name;
   if (auto st = checkDefinitionFiles(*def); !st) return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
   if (auto st = store_.define(*def); !st) {
-    // The store's wording ("vm 'x' is already defined") with the VM named the same way as elsewhere.
-    return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
+    // The store's wording ("vm 'x' is already defined"), capitalised as vmmd's other messages.
+    std::string message = st.error().message();
+    if (message.rfind("vm '", 0) == 0) return qmp::QmpError::generic("VM" + message.substr(2));
+    return qmp::QmpError::generic(vmText(name) + ": " + message);
   }
   logLine(vmText(name) + ": defined (uuid " + def->uuid + ")");
   qmp::Json result = qmp::jsonObject();
