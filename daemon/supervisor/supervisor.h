@@ -90,6 +90,8 @@ class Supervisor {
   void setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind = "state");
   void saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base);
   void finishStops(Vm& vm, const qmp::CommandResult& result);
+  void pressPowerButton(Vm& vm, VmState before);
+  void shutdownTick(Vm& vm, VmState before);
   void forget(Vm& vm);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);
   void autostart();

@@ -1,6 +1,8 @@
 // Operator commands on a VM that has (or should have) a worker.
 #include <signal.h>
 
+#include <algorithm>
+
 #include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
@@ -46,16 +48,37 @@ void Supervisor::shutdown(const std::string& name, uint32_t timeout_s, bool forc
   vm.shutdown_timeout_s = timeout_s;
   VmState before = vm.record.state;
   setState(vm, VmState::kShuttingDown, "ACPI power button, timeout " + std::to_string(timeout_s) + " s" + (force ? ", then destroy" : ""));
+  vm.shutdown_deadline_us = unixTimeUs() + int64_t{timeout_s} * 1000000;
+  pressPowerButton(vm, before);
+  shutdownTick(vm, before);
+}
+
+void Supervisor::pressPowerButton(Vm& vm, VmState before) {
+  std::string name = vm.name();
   vm.qmp->execute("system_powerdown", nullptr, [this, &vm, name, before](Result<qmp::CommandResult>&& reply) {
     qmp::CommandResult result = fromWorker(name, std::move(reply));
-    if (auto* err = std::get_if<qmp::QmpError>(&result)) {
+    if (auto* err = std::get_if<qmp::QmpError>(&result); err && vm.intent == Intent::kShutdown) {
+      uv_timer_stop(vm.timer.get());
       vm.intent = Intent::kNone;
       setState(vm, before, "shutdown failed");
       finishStops(vm, *err);
     }
   });
-  schedule(vm, uint64_t{timeout_s} * 1000, [this, &vm, before] {
+}
+
+// The button is pressed again every kRepressMs until the timeout: a guest that is still booting
+// has not armed its power button yet (ACPI drops a press that comes before the OS enables the
+// event), and a press then would otherwise be lost for good.
+void Supervisor::shutdownTick(Vm& vm, VmState before) {
+  constexpr int64_t kRepressMs = 2000;
+  int64_t left_ms = (vm.shutdown_deadline_us - unixTimeUs()) / 1000;
+  schedule(vm, static_cast<uint64_t>(std::clamp<int64_t>(left_ms, 0, kRepressMs)), [this, &vm, before] {
     if (vm.intent != Intent::kShutdown) return;
+    if (unixTimeUs() < vm.shutdown_deadline_us) {
+      if (vm.qmp_ready) pressPowerButton(vm, before);
+      shutdownTick(vm, before);
+      return;
+    }
     if (vm.force_on_timeout) {
       logLine(vmText(vm.name()) + ": no power-off within " + std::to_string(vm.shutdown_timeout_s) + " s; destroying");
       vm.intent = Intent::kDestroy;

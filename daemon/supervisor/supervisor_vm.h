@@ -31,6 +31,7 @@ struct Supervisor::Vm {
   bool guest_shutdown = false;  // the worker announced SHUTDOWN with guest=true
   bool force_on_timeout = false;
   uint32_t shutdown_timeout_s = 0;
+  int64_t shutdown_deadline_us = 0;
   int64_t connect_deadline_us = 0;
   Intent intent = Intent::kNone;
   std::vector<Completion> start_waiters;  // vm-start callers, answered once the guest runs

@@ -47,12 +47,12 @@ class Client:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def execute(self, _command, timeout=60, **arguments):
+    def execute(self, _command, _timeout=90, **arguments):
         msg = {"execute": _command, "id": self.next_id}
         self.next_id += 1
         if arguments:
             msg["arguments"] = arguments
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(_timeout)
         self.sock.sendall(json.dumps(msg).encode() + b"\r\n")
         while True:
             reply = self._read()
@@ -199,3 +199,15 @@ def pid_alive(pid):
 def check(cond, message):
     if not cond:
         raise AssertionError(message)
+
+
+def kvm_usable():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+SKIP = 77  # CTest SKIP_RETURN_CODE

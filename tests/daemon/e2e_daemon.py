@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""End-to-end tests of vmmd with real vmm workers and probe guests.
+
+usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon_kill9, errors, durability)
+Each scenario runs its own vmmd in temporary directories and kills whatever it leaves behind."""
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vmmd_harness import (SKIP, kvm_usable, Client, Daemon, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
+                          state_of, wait_until)
+
+
+def ready(d, name, boots=1):
+    wait_until(lambda: console_log(d, name).count("PROBE name=ready") >= boots, 20, f"{name} ready marker x{boots}")
+
+
+def scenario_autostart(d):
+    c = d.start()
+    c.execute("vm-define", definition=probe_definition("auto1", autostart=True))
+    c.execute("vm-define", definition=probe_definition("manual1"))
+    d.stop()
+    # A host reboot empties the run dir (tmpfs), and with it the once-per-boot autostart marker.
+    os.unlink(os.path.join(d.run, "autostart.done"))
+    c = d.start()  # first start since "boot": autostart applies
+    wait_until(lambda: state_of(c, "auto1") == "running", 20, "auto1 running")
+    check(state_of(c, "manual1") == "shut-off", "a VM without autostart was started")
+    ready(d, "auto1")
+    c.execute("vm-shutdown", name="auto1", timeout=20)
+    check(state_of(c, "auto1") == "shut-off", "auto1 not shut off after vm-shutdown")
+    d.stop()
+    # A daemon restart (same boot: the run dir's marker exists) must not boot what the operator stopped.
+    c = d.start()
+    time.sleep(0.5)
+    check(state_of(c, "auto1") == "shut-off", "autostart ran again on a daemon restart")
+
+
+def kill_worker(c, name):
+    pid = c.execute("vm-info", name=name)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def scenario_crash_restart(d):
+    c = d.start()
+    c.execute("vm-define", definition=probe_definition(
+        "r1", on_crash="restart", restart_backoff={"initial_ms": 200, "max_ms": 400, "max_attempts": 2, "reset_after_s": 300}))
+    c.execute("vm-start", name="r1")
+    ready(d, "r1")
+    old = kill_worker(c, "r1")
+    c.wait_event(lambda e: e["data"]["name"] == "r1" and e["data"]["state"] == "crashed", 10)
+    wait_until(lambda: state_of(c, "r1") == "running", 10, "r1 restarted")
+    info = c.execute("vm-info", name="r1")
+    check(info["pid"] != old, "restart kept the dead pid")
+    check(info["restart-count"] == 1, f"restart-count {info['restart-count']}")
+    check(info.get("exit-signal") == 9, f"exit signal not recorded: {info}")
+    ready(d, "r1", boots=2)
+    # Two more crashes: the second exceeds max_attempts=2 and the VM is left crashed.
+    kill_worker(c, "r1")
+    wait_until(lambda: state_of(c, "r1") == "running" and c.execute("vm-info", name="r1")["restart-count"] == 2, 10, "2nd restart")
+    kill_worker(c, "r1")
+    wait_until(lambda: state_of(c, "r1") == "crashed", 10, "r1 given up")
+    time.sleep(0.6)
+    check(state_of(c, "r1") == "crashed", "restarted beyond max_attempts")
+    # The operator can still start it, which begins a fresh series.
+    c.execute("vm-start", name="r1")
+    check(state_of(c, "r1") == "running", "manual start after give-up")
+    c.execute("vm-destroy", name="r1")
+
+
+def scenario_crash_destroy(d):
+    c = d.start()
+    c.execute("vm-define", definition=probe_definition("k1", on_crash="destroy"))
+    c.execute("vm-define", definition=probe_definition("k2", on_crash="preserve"))
+    for n in ("k1", "k2"):
+        c.execute("vm-start", name=n)
+    kill_worker(c, "k1")
+    kill_worker(c, "k2")
+    wait_until(lambda: state_of(c, "k1") == "shut-off", 10, "k1 shut off")
+    wait_until(lambda: state_of(c, "k2") == "crashed", 10, "k2 crashed")
+    time.sleep(1.2)  # longer than any restart delay: nothing restarts them
+    check(state_of(c, "k1") == "shut-off" and state_of(c, "k2") == "crashed", "policy not kept")
+    check(c.execute("vm-info", name="k1").get("exit-signal") == 9, "exit signal not recorded")
+    # A guest that powers itself off is not a crash: on_poweroff=destroy leaves it shut off.
+    c.execute("vm-start", name="k1")
+    ready(d, "k1")
+    c.execute("vm-shutdown", name="k1", timeout=20)
+    check(state_of(c, "k1") == "shut-off", "k1 after shutdown")
+    info = c.execute("vm-info", name="k1")
+    check(info.get("exit-status") == 0, f"clean exit not recorded: {info}")
+
+
+def scenario_daemon_kill9(d):
+    c = d.start()
+    names = ["g1", "g2", "g3"]
+    for n in names:
+        c.execute("vm-define", definition=probe_definition(n))
+        c.execute("vm-start", name=n)
+    for n in names:
+        ready(d, n)
+    pids = {n: c.execute("vm-info", name=n)["pid"] for n in names}
+    c.close()
+    d.kill9()
+    for n in names:
+        check(pid_alive(pids[n]), f"{n}'s worker died with vmmd")
+    c = d.start()
+    wait_until(lambda: all(state_of(c, n) == "running" for n in names), 10, "re-attached and running")
+    for n in names:
+        info = c.execute("vm-info", name=n)
+        check(info["pid"] == pids[n], f"{n}: pid changed {pids[n]} -> {info['pid']}")
+    # Every command works on re-attached VMs.
+    check(c.execute("vm-qmp", name="g1", command="query-status")["status"] == "running", "vm-qmp on g1")
+    c.execute("vm-pause", name="g2")
+    check(state_of(c, "g2") == "paused", "pause after re-attach")
+    c.execute("vm-resume", name="g2")
+    check(state_of(c, "g2") == "running", "resume after re-attach")
+    c.execute("vm-reboot", name="g2")
+    ready(d, "g2", boots=1)
+    c.execute("vm-shutdown", name="g1", timeout=20)
+    check(state_of(c, "g1") == "shut-off", "shutdown after re-attach")
+    # A re-attached worker is not vmmd's child: its death is seen through the pidfd.
+    os.kill(pids["g3"], signal.SIGKILL)
+    wait_until(lambda: state_of(c, "g3") == "shut-off", 10, "death of a re-attached worker noticed")
+    c.execute("vm-destroy", name="g2")
+    check(not pid_alive(pids["g2"]), "destroy after re-attach")
+
+
+def scenario_errors(d):
+    c = d.start()
+    c.execute("vm-define", definition=probe_definition("e1"))
+    expect = [
+        (lambda: c.execute("vm-define", definition=probe_definition("e1")), "GenericError", "VM 'e1' is already defined"),
+        (lambda: c.execute("vm-define", definition=probe_definition("e2", kernel="/nonexistent/bzImage")),
+         "GenericError", "VM 'e2': kernel: /nonexistent/bzImage: No such file or directory"),
+        (lambda: c.execute("vm-define", definition=probe_definition("e3", memory=4)), "GenericError", "memory"),
+        (lambda: c.execute("vm-define", definition={"schema": 1}), "GenericError", "name"),
+        (lambda: c.execute("vm-start", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-info", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-shutdown", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-destroy", name="e1"), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-pause", name="e1"), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-qmp", name="e1", command="query-status"), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-undefine", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-start"), "GenericError", "Parameter 'name' is missing"),
+        (lambda: c.execute("vm-nonsense"), "CommandNotFound", "vm-nonsense"),
+    ]
+    for call, cls, text in expect:
+        try:
+            call()
+        except QmpError as e:
+            check(e.cls == cls and text in e.desc, f"expected {cls} '{text}', got {e.cls} '{e.desc}'")
+        else:
+            raise AssertionError(f"no error for an expected {cls} '{text}'")
+    # The kernel vanishing after define: start names the VM and the file.
+    kernel = os.path.join(d.tmp, "probe-copy.elf")
+    with open(os.environ.get("PROBE_ELF", "build/tests/guest/probe/probe.elf"), "rb") as src, open(kernel, "wb") as dst:
+        dst.write(src.read())
+    c.execute("vm-define", definition=probe_definition("e4", kernel=kernel))
+    os.unlink(kernel)
+    try:
+        c.execute("vm-start", name="e4")
+        raise AssertionError("start without a kernel succeeded")
+    except QmpError as e:
+        check("VM 'e4'" in e.desc and "No such file" in e.desc, e.desc)
+    check(state_of(c, "e4") == "shut-off", "failed start left a state")
+    # A running VM cannot be undefined; the answer says what to do.
+    c.execute("vm-start", name="e1")
+    try:
+        c.execute("vm-undefine", name="e1")
+        raise AssertionError("undefine of a running VM succeeded")
+    except QmpError as e:
+        check("VM 'e1' is active" in e.desc, e.desc)
+    try:
+        c.execute("vm-start", name="e1")
+        raise AssertionError("double start succeeded")
+    except QmpError as e:
+        check("VM 'e1' is already running" in e.desc, e.desc)
+    # Raw garbage on the socket: an error reply, and vmmd keeps serving.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.socket)
+    s.recv(4096)
+    s.sendall(b'{"execute": "qmp_capabilities"}\r\n{"execute": "vm-define", "arguments": {"definition": {"name": ' + b"\xff" * 10 + b"\r\n}}}\r\n{bad json}\r\n")
+    time.sleep(0.3)
+    reply = s.recv(65536)
+    check(b"error" in reply, f"no error for malformed JSON: {reply!r}")
+    s.close()
+    check(d.proc.poll() is None, "vmmd died on malformed input")
+    check(c.execute("vm-qmp", name="e1", command="query-status")["status"] == "running", "vmmd unusable after bad input")
+    c.execute("vm-destroy", name="e1")
+
+
+def scenario_durability(d):
+    """kill -9 of vmmd during 1000 defines over the socket: every acknowledged define survives."""
+    c = d.start()
+    acked = []
+    kill_after = random.randint(150, 600)
+    killer_done = threading.Event()
+
+    def killer():
+        wait_until(lambda: len(acked) >= kill_after, 60, "defines before the kill")
+        d.kill9()
+        killer_done.set()
+
+    t = threading.Thread(target=killer)
+    t.start()
+    i = 0
+    try:
+        while i < 1000:
+            name = f"d{i:04d}"
+            c.execute("vm-define", _timeout=10, definition=probe_definition(name))
+            acked.append(name)
+            i += 1
+    except (ConnectionError, OSError, QmpError):
+        pass
+    t.join()
+    check(killer_done.is_set(), "killer did not run")
+    c = d.start()
+    defined = {vm["name"] for vm in c.execute("vm-list")}
+    lost = [n for n in acked if n not in defined]
+    check(not lost, f"{len(lost)} acknowledged defines lost, e.g. {lost[:5]}")
+    print(f"killed after {len(acked)} acknowledged defines; {len(defined)} present after restart")
+    # Finish the 1000 with the restarted daemon.
+    for j in range(len(defined), 1000):
+        name = f"d{j:04d}"
+        if name not in defined:
+            c.execute("vm-define", definition=probe_definition(name))
+    check(len(c.execute("vm-list")) == 1000, "not 1000 VMs after completing the defines")
+
+
+def main():
+    scenario = sys.argv[1] if len(sys.argv) > 1 else ""
+    fn = globals().get("scenario_" + scenario)
+    if not fn:
+        print(__doc__)
+        return 2
+    if scenario not in ("durability",) and not kvm_usable():
+        print("/dev/kvm is not usable here; skipping")
+        return SKIP
+    d = Daemon()
+    try:
+        fn(d)
+        check(d.proc is None or d.proc.poll() is None, "vmmd exited during the test")
+    except BaseException:
+        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
+        raise
+    finally:
+        d.cleanup()
+    print(f"{scenario}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
