@@ -191,6 +191,8 @@ void Supervisor::connectQmp(Vm& vm) {
       if (vm.reattached) {
         // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
         logLine(vmText(vm.name()) + ": " + why);
+        vm.qmp_failed = true;
+        runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": " + why));
         return;
       }
       failStart(vm, why);
@@ -235,6 +237,7 @@ void Supervisor::settleRunState(Vm& vm) {
         }
         setState(vm, VmState::kRunning, how);
         for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
+        runAwaiting(vm, std::nullopt);
       });
       return;
     }
@@ -242,6 +245,7 @@ void Supervisor::settleRunState(Vm& vm) {
     if (vm.record.state == VmState::kShuttingDown && state == VmState::kRunning) state = VmState::kShuttingDown;
     setState(vm, state, how);
     for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
+    runAwaiting(vm, std::nullopt);
   });
 }
 
@@ -263,6 +267,7 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
 
 void Supervisor::failStart(Vm& vm, const std::string& why) {
   logLine(vmText(vm.name()) + ": start failed: " + why);
+  runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": start failed: " + why));
   auto waiters = std::exchange(vm.start_waiters, {});
   if (vm.process && !vm.process->exited()) {
     // Half-started: make sure no orphan stays behind; its exit finishes the bookkeeping.
@@ -296,6 +301,7 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   vm.record.exit_status = exit.status;
   vm.record.exit_signal = exit.signal;
   std::string how = exit.describe();
+  runAwaiting(vm, qmp::QmpError::generic(vmText(name) + ": worker " + how));
   logLine(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 
   if (!vm.start_waiters.empty()) {

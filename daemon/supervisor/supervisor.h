@@ -75,8 +75,12 @@ class Supervisor {
   enum class Intent { kNone, kShutdown, kDestroy };
 
   Vm* active(const std::string& name);
-  // The VM's worker with a negotiated QMP connection, or the error to answer.
-  std::variant<Vm*, qmp::QmpError> runningVm(const std::string& name);
+  using WorkerAction = std::function<void(Vm& vm, Completion done)>;
+  // Runs `action` once the VM's worker has a negotiated QMP connection: at once, or — while the
+  // worker is starting or being re-attached after a vmmd restart — when it has one. Answers
+  // `done` with the error instead when the VM is not defined, not running, or its worker ends first.
+  void withWorker(const std::string& name, Completion done, WorkerAction action);
+  void runAwaiting(Vm& vm, const std::optional<qmp::QmpError>& error);
   std::optional<qmp::QmpError> launch(Vm& vm);
   void schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action);
   void connectQmp(Vm& vm);
@@ -90,6 +94,7 @@ class Supervisor {
   void setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind = "state");
   void saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base);
   void finishStops(Vm& vm, const qmp::CommandResult& result);
+  void beginShutdown(Vm& vm, uint32_t timeout_s, bool force, Completion done);
   void pressPowerButton(Vm& vm, VmState before);
   void shutdownTick(Vm& vm, VmState before);
   void forget(Vm& vm);

@@ -20,27 +20,36 @@ qmp::CommandResult fromWorker(const std::string& name, Result<qmp::CommandResult
 
 }  // namespace
 
-std::variant<Supervisor::Vm*, qmp::QmpError> Supervisor::runningVm(const std::string& name) {
+void Supervisor::withWorker(const std::string& name, Completion done, WorkerAction action) {
   Vm* vm = active(name);
   if (!vm || !vm->process) {
     auto stored = store_.definition(name);
-    if (stored && !*stored) return qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"};
-    return notRunning(name);
+    if (stored && !*stored) return done(qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"});
+    return done(notRunning(name));
   }
-  if (!vm->qmp_ready) {
-    if (vm->record.state == VmState::kStarting) return qmp::QmpError::generic(vmText(name) + " is still starting");
-    return qmp::QmpError::generic(vmText(name) + ": no QMP connection to its worker");
+  if (vm->qmp_failed) return done(qmp::QmpError::generic(vmText(name) + ": no QMP connection to its worker"));
+  if (!vm->qmp_ready || vm->record.state == VmState::kStarting) {
+    vm->awaiting_qmp.emplace_back(std::move(action), std::move(done));
+    return;
   }
-  return vm;
+  action(*vm, std::move(done));
+}
+
+void Supervisor::runAwaiting(Vm& vm, const std::optional<qmp::QmpError>& error) {
+  for (auto& [action, done] : std::exchange(vm.awaiting_qmp, {})) {
+    if (error) done(*error);
+    else if (vm.qmp_ready && vm.process) action(vm, std::move(done));
+    else done(qmp::QmpError::generic(vmText(vm.name()) + ": no QMP connection to its worker"));
+  }
 }
 
 void Supervisor::shutdown(const std::string& name, uint32_t timeout_s, bool force, Completion done) {
-  auto found = runningVm(name);
-  if (auto* err = std::get_if<qmp::QmpError>(&found)) {
-    done(*err);
-    return;
-  }
-  Vm& vm = *std::get<Vm*>(found);
+  withWorker(name, std::move(done), [this, timeout_s, force](Vm& vm, Completion done) {
+    beginShutdown(vm, timeout_s, force, std::move(done));
+  });
+}
+
+void Supervisor::beginShutdown(Vm& vm, uint32_t timeout_s, bool force, Completion done) {
   vm.stop_waiters.push_back(std::move(done));
   if (vm.intent != Intent::kNone) return;  // already shutting down: wait for the same end
   vm.intent = Intent::kShutdown;
@@ -127,54 +136,39 @@ void Supervisor::reboot(const std::string& name, Completion done) {
 }
 
 void Supervisor::pause(const std::string& name, Completion done) {
-  auto found = runningVm(name);
-  if (auto* err = std::get_if<qmp::QmpError>(&found)) {
-    done(*err);
-    return;
-  }
-  Vm& vm = *std::get<Vm*>(found);
-  if (vm.record.state == VmState::kPaused) {
-    done(qmp::QmpError::generic(vmText(name) + " is already paused"));
-    return;
-  }
-  vm.qmp->execute("stop", nullptr, [this, &vm, name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
-    qmp::CommandResult result = fromWorker(name, std::move(reply));
-    if (std::holds_alternative<qmp::Json>(result) && vm.record.state == VmState::kRunning) {
-      setState(vm, VmState::kPaused, "paused");
-    }
-    done(std::move(result));
+  withWorker(name, std::move(done), [this, name](Vm& vm, Completion done) {
+    if (vm.record.state == VmState::kPaused) return done(qmp::QmpError::generic(vmText(name) + " is already paused"));
+    vm.qmp->execute("stop", nullptr, [this, &vm, name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
+      qmp::CommandResult result = fromWorker(name, std::move(reply));
+      if (std::holds_alternative<qmp::Json>(result) && vm.record.state == VmState::kRunning) {
+        setState(vm, VmState::kPaused, "paused");
+      }
+      done(std::move(result));
+    });
   });
 }
 
 void Supervisor::resume(const std::string& name, Completion done) {
-  auto found = runningVm(name);
-  if (auto* err = std::get_if<qmp::QmpError>(&found)) {
-    done(*err);
-    return;
-  }
-  Vm& vm = *std::get<Vm*>(found);
-  if (vm.record.state != VmState::kPaused) {
-    done(qmp::QmpError::generic(vmText(name) + " is not paused"));
-    return;
-  }
-  vm.qmp->execute("cont", nullptr, [this, &vm, name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
-    qmp::CommandResult result = fromWorker(name, std::move(reply));
-    if (std::holds_alternative<qmp::Json>(result) && vm.record.state == VmState::kPaused) {
-      setState(vm, VmState::kRunning, "resumed");
-    }
-    done(std::move(result));
+  withWorker(name, std::move(done), [this, name](Vm& vm, Completion done) {
+    if (vm.record.state != VmState::kPaused) return done(qmp::QmpError::generic(vmText(name) + " is not paused"));
+    vm.qmp->execute("cont", nullptr, [this, &vm, name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
+      qmp::CommandResult result = fromWorker(name, std::move(reply));
+      if (std::holds_alternative<qmp::Json>(result) && vm.record.state == VmState::kPaused) {
+        setState(vm, VmState::kRunning, "resumed");
+      }
+      done(std::move(result));
+    });
   });
 }
 
 void Supervisor::forward(const std::string& name, const std::string& command, const qmp::JsonValue* args, Completion done) {
-  auto found = runningVm(name);
-  if (auto* err = std::get_if<qmp::QmpError>(&found)) {
-    done(*err);
-    return;
-  }
-  Vm& vm = *std::get<Vm*>(found);
-  vm.qmp->execute(command, args, [name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
-    done(fromWorker(name, std::move(reply)));
+  // The arguments live only during the request: the action may run later, so it keeps a copy.
+  auto saved = std::make_shared<qmp::Json>();
+  if (args) saved->CopyFrom(*args, saved->GetAllocator());
+  withWorker(name, std::move(done), [name, command, saved, has_args = args != nullptr](Vm& vm, Completion done) {
+    vm.qmp->execute(command, has_args ? saved.get() : nullptr, [name, done = std::move(done)](Result<qmp::CommandResult>&& reply) {
+      done(fromWorker(name, std::move(reply)));
+    });
   });
 }
 

@@ -27,6 +27,7 @@ struct Supervisor::Vm {
   UvHandle<uv_timer_t> timer;
   std::function<void()> on_timer;  // what the timer does when it fires
   bool qmp_ready = false;
+  bool qmp_failed = false;  // gave up connecting to a re-attached worker
   bool reattached = false;     // adopted after a vmmd restart (not our child)
   bool guest_shutdown = false;  // the worker announced SHUTDOWN with guest=true
   bool force_on_timeout = false;
@@ -36,6 +37,8 @@ struct Supervisor::Vm {
   Intent intent = Intent::kNone;
   std::vector<Completion> start_waiters;  // vm-start callers, answered once the guest runs
   std::vector<Completion> stop_waiters;   // vm-shutdown / vm-destroy callers, answered at exit
+  // Commands that came while the QMP connection was being made (see withWorker).
+  std::vector<std::pair<WorkerAction, Completion>> awaiting_qmp;
 
   const std::string& name() const { return def.name; }
 };
