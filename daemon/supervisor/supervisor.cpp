@@ -142,6 +142,7 @@ std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
   vm.process = std::move(*process);
   vm.reattached = false;
   vm.guest_shutdown = false;
+  vm.host_quit = false;
   vm.intent = Intent::kNone;
   vm.qmp_ready = false;
 
@@ -260,6 +261,7 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
     bool guest = data != event.MemberEnd() && data->value.IsObject() && data->value.HasMember("guest") &&
                  data->value["guest"].IsBool() && data->value["guest"].GetBool();
     if (guest) vm.guest_shutdown = true;
+    else vm.host_quit = true;
   } else if (name == "RESET") {
     setState(vm, vm.record.state, "reset", "reset");
   }
@@ -317,7 +319,8 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     return;
   }
 
-  bool requested = vm.intent != Intent::kNone;
+  // Asked for: by vmmd, or by someone's `quit` through vm-qmp (the worker says guest=false).
+  bool requested = vm.intent != Intent::kNone || (vm.host_quit && !vm.guest_shutdown);
   // A guest power-off: the worker announced it, or (when the event was missed) exited cleanly.
   bool poweroff = !requested && (vm.guest_shutdown || (exit.status && *exit.status == 0));
   if (requested || poweroff) {
@@ -334,7 +337,9 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
       return;
     }
     const char* reason = vm.intent == Intent::kDestroy ? (forced ? "destroyed after the shutdown timeout" : "destroyed")
-                         : vm.intent == Intent::kShutdown ? "shut down" : "guest powered off";
+                         : vm.intent == Intent::kShutdown ? "shut down"
+                         : requested                      ? "worker quit on request"
+                                                          : "guest powered off";
     RuntimeRecord record = vm.record;
     forget(vm);
     saveIdle(name, VmState::kShutoff, reason, &record);

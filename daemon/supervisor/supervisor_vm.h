@@ -30,6 +30,7 @@ struct Supervisor::Vm {
   bool qmp_failed = false;  // gave up connecting to a re-attached worker
   bool reattached = false;     // adopted after a vmmd restart (not our child)
   bool guest_shutdown = false;  // the worker announced SHUTDOWN with guest=true
+  bool host_quit = false;       // SHUTDOWN with guest=false: `quit` passed through vm-qmp, or a signal
   bool force_on_timeout = false;
   uint32_t shutdown_timeout_s = 0;
   int64_t shutdown_deadline_us = 0;

@@ -5,8 +5,10 @@ usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon
 Each scenario runs its own vmmd in temporary directories and kills whatever it leaves behind."""
 import os
 import random
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -192,6 +194,61 @@ def scenario_errors(d):
     check(d.proc.poll() is None, "vmmd died on malformed input")
     check(c.execute("vm-qmp", name="e1", command="query-status")["status"] == "running", "vmmd unusable after bad input")
     c.execute("vm-destroy", name="e1")
+
+
+def scenario_socket(d):
+    """Control socket mode and group, peer credentials in the log, sd_notify READY=1, systemd
+    socket activation, a bad --group, a second vmmd on the same state dir."""
+    import grp
+    import stat
+    group = grp.getgrgid(1).gr_name  # "daemon" on Debian: any group other than root's will do
+    notify_path = os.path.join(d.tmp, "notify.sock")
+    os.makedirs(d.tmp, exist_ok=True)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = notify_path
+    d.extra_args = ["--group", group]
+    try:
+        c = d.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    check(notify.recv(4096).split(b"\n")[0] == b"READY=1", "no READY=1 from vmmd")
+    st = os.stat(d.socket)
+    check(stat.S_IMODE(st.st_mode) == 0o660, f"socket mode {oct(st.st_mode)}")
+    check(st.st_gid == 1, f"socket group {st.st_gid}")
+    c.execute("vm-define", definition=probe_definition("s1"))
+    check(f"vm-define name=s1 by uid={os.getuid()} gid={os.getgid()} pid={os.getpid()}" in d.log(), d.log())
+    # `quit` passed through vm-qmp stops the worker; that is a request, not a crash or a power-off.
+    c.execute("vm-start", name="s1")
+    c.execute("vm-qmp", name="s1", command="quit")
+    wait_until(lambda: state_of(c, "s1") == "shut-off", 10, "s1 off after quit")
+    check("worker quit on request" in d.log(), "quit not recognised")
+    # A second vmmd on the same state dir refuses to run.
+    second = subprocess.run([os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir", d.state, "--run-dir",
+                             d.run + "2"], capture_output=True, text=True, timeout=10)
+    check(second.returncode == 1 and "another vmmd is running" in second.stderr, second.stderr)
+    d.stop()
+    d.proc = None  # stopped on purpose
+    bad = subprocess.run([os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir", d.state, "--run-dir", d.run,
+                          "--group", "no-such-group-xyz"], capture_output=True, text=True, timeout=10)
+    check(bad.returncode == 1 and "--group: no group named 'no-such-group-xyz'" in bad.stderr, bad.stderr)
+    # Socket activation: systemd-socket-activate binds the socket and passes it as fd 3.
+    activate = shutil.which("systemd-socket-activate")
+    if activate:
+        act_sock = os.path.join(d.tmp, "activated.sock")
+        proc = subprocess.Popen([activate, "-l", act_sock, os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir",
+                                 d.state, "--run-dir", d.run, "--vmm", os.path.abspath(os.environ.get("VMM", "build/vmm/vmm"))],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: os.path.exists(act_sock), 10, "activation socket")
+            c2 = Client(act_sock)
+            check([vm["name"] for vm in c2.execute("vm-list")] == ["s1"], "activated vmmd has another store")
+            c2.close()
+        finally:
+            proc.terminate()
+            err = proc.communicate(10)[1].decode()
+        check("serving the socket passed by systemd" in err, err)
 
 
 def scenario_durability(d):
