@@ -172,7 +172,7 @@ void Supervisor::connectQmp(Vm& vm) {
   if (!vm.qmp) {
     vm.qmp = std::make_unique<qmp::UvClient>(loop_);
     vm.qmp->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
-    vm.qmp->onDisconnect = [this, &vm](const Error& why) {
+    vm.qmp->onDisconnect = [&vm](const Error& why) {
       if (!vm.qmp_ready) return;  // a failed connect attempt: retried by its callback
       vm.qmp_ready = false;
       // The worker's end is reported by its process (exit status or pidfd), not by the socket.
