@@ -97,6 +97,31 @@ def scenario_crash_destroy(d):
     check(info.get("exit-status") == 0, f"clean exit not recorded: {info}")
 
 
+def scenario_poweroff_restart(d):
+    """on_poweroff=restart boots the guest again after it powers itself off; vm-reboot resets it;
+    vm-shutdown still ends it for good."""
+    c = d.start()
+    c.execute("vm-define", definition=probe_definition("p1", on_poweroff="restart"))
+    c.execute("vm-start", name="p1")
+    ready(d, "p1")
+    pid = c.execute("vm-info", name="p1")["pid"]
+    # The power button pressed behind vmmd's back: the guest powers off on its own account.
+    c.execute("vm-qmp", name="p1", command="system_powerdown")
+    ready(d, "p1", boots=2)
+    wait_until(lambda: state_of(c, "p1") == "running", 10, "p1 running again")
+    info = c.execute("vm-info", name="p1")
+    check(info["pid"] != pid, "no new worker after the guest powered off")
+    check(info.get("exit-status") == 0, f"power-off exit not recorded: {info}")
+    # vm-reboot: the same worker, the guest boots again.
+    pid = info["pid"]
+    c.execute("vm-reboot", name="p1")
+    ready(d, "p1", boots=3)
+    check(c.execute("vm-info", name="p1")["pid"] == pid, "reboot replaced the worker")
+    c.execute("vm-shutdown", name="p1", timeout=20)
+    time.sleep(0.3)
+    check(state_of(c, "p1") == "shut-off", "vm-shutdown of an on_poweroff=restart VM restarted it")
+
+
 def scenario_daemon_kill9(d):
     c = d.start()
     names = ["g1", "g2", "g3"]
