@@ -373,7 +373,7 @@ void Supervisor::applyCrashPolicy(Vm& vm, const std::string& why) {
     case CrashPolicy::kRestart:
       break;
   }
-  const RestartBackoff& backoff = vm.def.restart_backoff;
+  const RestartBackoff backoff = vm.def.restart_backoff;  // a copy: `vm` may be forgotten below
   // A run that lasted long enough counts as healthy: the next crash starts a fresh series.
   if (vm.record.started_us && unixTimeUs() - *vm.record.started_us >= int64_t{backoff.reset_after_s} * 1000000) {
     vm.record.restart_count = 0;

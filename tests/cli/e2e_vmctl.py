@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
-from vmmd_harness import SKIP, kvm_usable, VMCTL, Daemon, check, probe_definition, wait_until  # noqa: E402
+from vmmd_harness import SKIP, check_sanitizers, kvm_usable, VMCTL, Daemon, check, probe_definition, wait_until  # noqa: E402
 
 
 def vmctl(d, *args, stdin=None, timeout=60):
@@ -169,6 +169,8 @@ def main():
     d = Daemon()
     try:
         fn(d)
+        d.stop()
+        check_sanitizers(d)
     except BaseException:
         print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
         raise

@@ -14,7 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (SKIP, kvm_usable, Client, Daemon, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
+from vmmd_harness import (SKIP, check_sanitizers, kvm_usable, Client, Daemon, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
                           state_of, wait_until)
 
 
@@ -251,11 +251,13 @@ def scenario_socket(d):
     check("worker quit on request" in d.log(), "quit not recognised")
     # A second vmmd on the same state dir refuses to run.
     second = subprocess.run([os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir", d.state, "--run-dir",
-                             d.run + "2"], capture_output=True, text=True, timeout=10)
+                             d.run + "2", "--vmm", os.path.abspath(os.environ.get("VMM", "build/vmm/vmm"))],
+                            capture_output=True, text=True, timeout=10)
     check(second.returncode == 1 and "another vmmd is running" in second.stderr, second.stderr)
     d.stop()
     d.proc = None  # stopped on purpose
     bad = subprocess.run([os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir", d.state, "--run-dir", d.run,
+                          "--vmm", os.path.abspath(os.environ.get("VMM", "build/vmm/vmm")),
                           "--group", "no-such-group-xyz"], capture_output=True, text=True, timeout=10)
     check(bad.returncode == 1 and "--group: no group named 'no-such-group-xyz'" in bad.stderr, bad.stderr)
     # Socket activation: systemd-socket-activate binds the socket and passes it as fd 3.
@@ -327,6 +329,8 @@ def main():
     try:
         fn(d)
         check(d.proc is None or d.proc.poll() is None, "vmmd exited during the test")
+        d.stop()
+        check_sanitizers(d)
     except BaseException:
         print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
         raise

@@ -211,3 +211,10 @@ def kvm_usable():
 
 
 SKIP = 77  # CTest SKIP_RETURN_CODE
+
+
+def check_sanitizers(daemon):
+    """In a sanitizer build, vmmd's reports go to its log: any of them fails the test."""
+    log = daemon.log()
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        check(marker not in log, "sanitizer report in vmmd's log:\n" + log)
