@@ -195,6 +195,17 @@ def scenario_errors(d):
     except QmpError as e:
         check("VM 'e4'" in e.desc and "No such file" in e.desc, e.desc)
     check(state_of(c, "e4") == "shut-off", "failed start left a state")
+    # A worker that refuses to boot: vm-start fails with the worker's own reason.
+    junk = os.path.join(d.tmp, "not-a-kernel")
+    with open(junk, "w") as f:
+        f.write("this is not a kernel image\n" * 100)
+    c.execute("vm-define", definition=probe_definition("e5", kernel=junk))
+    try:
+        c.execute("vm-start", name="e5")
+        raise AssertionError("start with a junk kernel succeeded")
+    except QmpError as e:
+        check(e.desc.startswith("VM 'e5': worker exited with status") and "vmm:" in e.desc, e.desc)
+    check(state_of(c, "e5") == "shut-off", "failed start left a state")
     # A running VM cannot be undefined; the answer says what to do.
     c.execute("vm-start", name="e1")
     try:
