@@ -50,6 +50,9 @@ inline qmp::CommandResult copyResult(const qmp::CommandResult& result) {
   return qmp::jsonCopy(std::get<qmp::Json>(result));
 }
 
+inline std::string workerLogPath(const WorkerPaths& paths) { return paths.dir + "/worker.log"; }
+inline std::string ttyPath(const WorkerPaths& paths) { return paths.dir + "/tty.sock"; }
+
 // "VM 'web1' is not defined" and friends.
 inline std::string vmText(std::string_view name) { return "VM '" + std::string(name) + "'"; }
 
