@@ -271,6 +271,17 @@ def scenario_socket(d):
                           "--vmm", os.path.abspath(os.environ.get("VMM", "build/vmm/vmm")),
                           "--group", "no-such-group-xyz"], capture_output=True, text=True, timeout=10)
     check(bad.returncode == 1 and "--group: no group named 'no-such-group-xyz'" in bad.stderr, bad.stderr)
+    # A state dir whose vmmd.db is not vmmd's database: a clear refusal, and the file untouched.
+    foreign = os.path.join(d.tmp, "foreign")
+    os.makedirs(foreign)
+    with open(os.path.join(foreign, "vmmd.db"), "wb") as f:
+        f.write(b"not a database at all\n" * 100)
+    refused = subprocess.run([os.environ.get("VMMD", "build/daemon/vmmd"), "--state-dir", foreign, "--run-dir",
+                              os.path.join(d.tmp, "run-foreign"), "--vmm", os.path.abspath(os.environ.get("VMM", "build/vmm/vmm"))],
+                             capture_output=True, text=True, timeout=10)
+    check(refused.returncode == 1 and "vmmd.db" in refused.stderr, refused.stderr)
+    with open(os.path.join(foreign, "vmmd.db"), "rb") as f:
+        check(f.read() == b"not a database at all\n" * 100, "a foreign database file was modified")
     # Socket activation: systemd-socket-activate binds the socket and passes it as fd 3.
     activate = shutil.which("systemd-socket-activate")
     if activate:
