@@ -119,6 +119,8 @@ void Supervisor::applyCrashPolicy(Vm& vm, const std::string& why) {
   scheduleRestart(vm, restartDelayMs(backoff, attempt), why);
 }
 
+// The record keeps started_us while the restart waits: that is how a restarted vmmd (recover)
+// tells a pending restart from a VM left crashed.
 void Supervisor::scheduleRestart(Vm& vm, uint32_t delay_ms, const std::string& why) {
   vm.record.pid.reset();
   vm.record.start_time.reset();

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
@@ -16,6 +18,20 @@ void Supervisor::recover() {
   }
   for (const RuntimeRecord& record : *runtimes) {
     bool live_state = record.state != VmState::kShutoff && record.state != VmState::kCrashed;
+    // A restart was pending when the last vmmd ended: scheduleRestart keeps started_us while it
+    // waits, every idle state (shut off, given up, preserved) clears it. Resume the wait.
+    if (record.state == VmState::kCrashed && !record.pid && record.started_us) {
+      auto stored = store_.definition(record.name);
+      if (stored && *stored && (*stored)->definition.on_crash == CrashPolicy::kRestart) {
+        auto vm = makeVm((*stored)->definition);
+        vm->record = record;
+        Vm& ref = *vm;
+        vms_.emplace(record.name, std::move(vm));
+        uint32_t attempt = static_cast<uint32_t>(std::max<int64_t>(record.restart_count, 1));
+        scheduleRestart(ref, restartDelayMs(ref.def.restart_backoff, attempt), "restart pending when vmmd stopped");
+        continue;
+      }
+    }
     if (!record.pid || !record.start_time) {
       if (live_state) saveIdle(record.name, VmState::kShutoff, "no worker recorded", &record);
       continue;

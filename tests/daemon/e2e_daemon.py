@@ -73,6 +73,24 @@ def scenario_crash_restart(d):
     c.execute("vm-start", name="r1")
     check(state_of(c, "r1") == "running", "manual start after give-up")
     c.execute("vm-destroy", name="r1")
+    # A restart pending when vmmd is killed happens after vmmd comes back.
+    c.execute("vm-define", definition=probe_definition(
+        "r2", on_crash="restart", restart_backoff={"initial_ms": 1500, "max_ms": 1500, "max_attempts": 3, "reset_after_s": 300}))
+    c.execute("vm-start", name="r2")
+    kill_worker(c, "r2")
+    wait_until(lambda: state_of(c, "r2") == "crashed", 10, "r2 crashed")
+    c.close()
+    d.kill9()
+    c = d.start()
+    check(state_of(c, "r2") == "crashed", "r2 restarted without waiting")
+    wait_until(lambda: state_of(c, "r2") == "running", 10, "pending restart resumed after a vmmd restart")
+    check(c.execute("vm-info", name="r2")["restart-count"] == 1, "restart counted twice")
+    # A VM left crashed (given up) stays so across a vmmd restart.
+    c.close()
+    d.kill9()
+    c = d.start()
+    time.sleep(0.3)
+    check(state_of(c, "r1") == "shut-off" and state_of(c, "r2") == "running", "states changed by a vmmd restart")
 
 
 def scenario_crash_destroy(d):
