@@ -66,8 +66,18 @@ int main(int argc, char** argv) {
     if (!vmm) return fail(vmm.error().message());
     options->vmm = *vmm;
   }
+  std::optional<gid_t> gid;
+  if (options->group) {
+    auto resolved = resolveGroup(*options->group);
+    if (!resolved) return fail(resolved.error().message());
+    gid = *resolved;
+  }
   if (auto st = makeDir(options->state_dir, 0750); !st) return fail(st.error().message());
   if (auto st = makeDir(options->run_dir, 0750); !st) return fail(st.error().message());
+  // The group reaches the control socket (and consoles) through the run dir.
+  if (gid && ::chown(options->run_dir.c_str(), static_cast<uid_t>(-1), *gid) < 0) {
+    return fail(Error::fromErrno("chown " + options->run_dir).message());
+  }
   auto lock = lockStateDir(options->state_dir);
   if (!lock) return fail(lock.error().message());
   auto store = Store::open(options->state_dir + "/vmmd.db");
@@ -76,7 +86,7 @@ int main(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    Supervisor supervisor(&loop, *store, {options->run_dir, options->vmm});
+    Supervisor supervisor(&loop, *store, {options->run_dir, options->vmm, gid});
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
     qmp::UvServer server(&loop, registry);
@@ -88,7 +98,7 @@ int main(int argc, char** argv) {
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
       logLine("serving the socket passed by systemd");
-    } else if (auto st = control.listen(options->socket, options->group); !st) {
+    } else if (auto st = control.listen(options->socket, gid); !st) {
       return fail(st.error().message());
     }
     logLine("state " + store->path() + ", run dir " + options->run_dir + ", worker " + options->vmm +

@@ -1,6 +1,5 @@
 #include "daemon/server/control_socket.h"
 
-#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,7 +28,7 @@ ControlSocket::~ControlSocket() {
   if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
 }
 
-Status ControlSocket::listen(const std::string& path, const std::optional<std::string>& group) {
+Status ControlSocket::listen(const std::string& path, std::optional<gid_t> gid) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
@@ -42,12 +41,6 @@ Status ControlSocket::listen(const std::string& path, const std::optional<std::s
     if (!S_ISSOCK(st.st_mode)) return Error(path + " exists and is not a socket; not replacing it");
     ::unlink(path.c_str());  // a stale socket of an earlier vmmd (the pid-file lock ensures it is not running)
   }
-  std::optional<gid_t> gid;
-  if (group) {
-    struct group* g = ::getgrnam(group->c_str());
-    if (!g) return Error("--group: no group named '" + *group + "'");
-    gid = g->gr_gid;
-  }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return Error::fromErrno("socket");
   // Bound with no access for others from the first instant; chmod widens to the group below.
@@ -56,7 +49,7 @@ Status ControlSocket::listen(const std::string& path, const std::optional<std::s
   ::umask(old);
   if (rc < 0) return Error::fromErrno("bind " + path);
   unlink_path_ = path;
-  if (gid && ::chown(path.c_str(), static_cast<uid_t>(-1), *gid) < 0) return Error::fromErrno("chown " + path + " to group " + *group);
+  if (gid && ::chown(path.c_str(), static_cast<uid_t>(-1), *gid) < 0) return Error::fromErrno("chown " + path + " to gid " + std::to_string(*gid));
   if (::chmod(path.c_str(), 0660) < 0) return Error::fromErrno("chmod " + path);
   if (::listen(fd.get(), 128) < 0) return Error::fromErrno("listen " + path);
   listen_fd_ = std::move(fd);

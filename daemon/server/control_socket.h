@@ -34,8 +34,8 @@ class ControlSocket {
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
 
-  // Binds `path` (replacing a stale socket, refusing any other file), mode 0660, group `group`.
-  Status listen(const std::string& path, const std::optional<std::string>& group);
+  // Binds `path` (replacing a stale socket, refusing any other file), mode 0660, group `gid`.
+  Status listen(const std::string& path, std::optional<gid_t> gid);
   // A listening socket handed over by systemd (LISTEN_FDS).
   Status adopt(int fd);
 

@@ -1,5 +1,6 @@
 #include "daemon/server/options.h"
 
+#include <grp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -66,6 +67,12 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
   }
   options.socket = socket.value_or(options.run_dir + "/vmmd.sock");
   return options;
+}
+
+Result<gid_t> resolveGroup(const std::string& name) {
+  struct group* g = ::getgrnam(name.c_str());
+  if (!g) return Error("--group: no group named '" + name + "'");
+  return g->gr_gid;
 }
 
 Result<std::string> findWorkerBinary(const std::string& self_exe) {

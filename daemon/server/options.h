@@ -2,6 +2,8 @@
 // ones (--state-dir, --run-dir), so nothing root-only is needed to try it.
 #pragma once
 
+#include <sys/types.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +25,9 @@ struct DaemonOptions {
 // argv[0] is used to find the vmm next to vmmd. Errors name the option.
 Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv);
 std::string daemonUsage();
+
+// The gid of --group ("--group: no group named 'x'").
+Result<gid_t> resolveGroup(const std::string& name);
 
 // Where `vmm` is: next to `self_exe`, else the first executable `vmm` on PATH.
 Result<std::string> findWorkerBinary(const std::string& self_exe);

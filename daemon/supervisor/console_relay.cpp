@@ -64,7 +64,7 @@ ConsoleRelay::~ConsoleRelay() {
   if (!attach_path_.empty()) ::unlink(attach_path_.c_str());
 }
 
-Status ConsoleRelay::listen(const std::string& attach_path) {
+Status ConsoleRelay::listen(const std::string& attach_path, std::optional<gid_t> gid) {
   struct stat st{};
   if (::lstat(attach_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(attach_path.c_str());
   auto listener = std::make_unique<Pipe>();
@@ -81,6 +81,9 @@ Status ConsoleRelay::listen(const std::string& attach_path) {
   }
   // Same access as the control socket's default: the owner and its group.
   ::chmod(attach_path.c_str(), 0660);
+  if (gid && ::chown(attach_path.c_str(), static_cast<uid_t>(-1), *gid) < 0) {
+    return Error::fromErrno("chown " + attach_path);
+  }
   attach_path_ = attach_path;
   return {};
 }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,8 @@ class ConsoleRelay {
   ConsoleRelay(const ConsoleRelay&) = delete;
   ConsoleRelay& operator=(const ConsoleRelay&) = delete;
 
-  // Listens for `vmctl console` clients.
-  Status listen(const std::string& attach_path);
+  // Listens for `vmctl console` clients: mode 0660, group `gid` when given.
+  Status listen(const std::string& attach_path, std::optional<gid_t> gid = std::nullopt);
   // Connects to the worker's console socket; `done` gets the outcome.
   void connectWorker(const std::string& console_socket, std::function<void(Status)> done);
 

@@ -117,6 +117,14 @@ std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
   std::error_code ec;
   std::filesystem::create_directories(vm.paths.dir, ec);
   if (ec) return qmp::QmpError::generic(vmText(name) + ": create " + vm.paths.dir + ": " + ec.message());
+  if (config_.group) {
+    // Traversable by the group (for tty.sock); the worker's own sockets inside stay vmmd's.
+    for (const std::string& dir : {config_.run_dir + "/vms", vm.paths.dir}) {
+      if (::chown(dir.c_str(), static_cast<uid_t>(-1), *config_.group) < 0 || ::chmod(dir.c_str(), 0750) < 0) {
+        return qmp::QmpError::generic(vmText(name) + ": " + Error::fromErrno("give " + dir + " to the group").message());
+      }
+    }
+  }
   for (const std::string& s : {vm.paths.qmp_socket, vm.paths.console_socket, vm.paths.qga_socket, ttyPath(vm.paths)}) {
     unlinkSocket(s);
   }
@@ -198,7 +206,7 @@ void Supervisor::onQmpReady(Vm& vm) {
     return;
   }
   vm.console = std::make_unique<ConsoleRelay>(loop_, vm.paths.dir + "/console.log");
-  if (auto st = vm.console->listen(ttyPath(vm.paths)); !st) {
+  if (auto st = vm.console->listen(ttyPath(vm.paths), config_.group); !st) {
     logLine(vmText(vm.name()) + ": console attach socket: " + st.error().message());
   }
   vm.console->connectWorker(vm.paths.console_socket, [this, &vm](Status st) {

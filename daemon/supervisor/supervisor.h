@@ -28,6 +28,9 @@ namespace vmmd::daemon {
 struct SupervisorConfig {
   std::string run_dir;   // absolute; VMs live in <run_dir>/vms/<name>/
   std::string vmm_path;  // the worker binary
+  // --group: VM directories and console sockets are made accessible to it (the control socket's
+  // group), so its members can use `vmctl console`.
+  std::optional<gid_t> group;
   uint32_t start_timeout_ms = 15000;  // spawn → QMP negotiated
 };
 

@@ -273,6 +273,44 @@ def scenario_socket(d):
     check(st.st_gid == 1, f"socket group {st.st_gid}")
     c.execute("vm-define", definition=probe_definition("s1"))
     check(f"vm-define name=s1 by uid={os.getuid()} gid={os.getgid()} pid={os.getpid()}" in d.log(), d.log())
+    c.execute("vm-start", name="s1")
+    for path, mode in ((d.run, 0o750), (os.path.join(d.run, "vms", "s1"), 0o750), (os.path.join(d.run, "vms", "s1", "tty.sock"), 0o660)):
+        st = os.stat(path)
+        check(st.st_gid == 1 and stat.S_IMODE(st.st_mode) == mode, f"{path}: gid {st.st_gid} mode {oct(st.st_mode)}")
+    if os.getuid() == 0:
+        # A member of the group (uid 1, "daemon", primary group 1) controls VMs and reads consoles;
+        # anybody else (nobody) cannot reach vmmd. Their credentials are what the log records.
+        os.chmod(d.tmp, 0o755)
+        vmctl = os.path.abspath(os.environ.get("VMCTL", "build/cli/vmctl"))
+
+        def as_user(uid, gid, *args):
+            def drop():
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+            return subprocess.run([vmctl, "--socket", d.socket, *args], capture_output=True, text=True, timeout=20,
+                                  preexec_fn=drop)
+        member = as_user(1, 1, "pause", "s1")
+        check(member.returncode == 0, member.stderr)
+        check("vm-pause name=s1 by uid=1 gid=1" in d.log(), "peer credentials of the group member not logged")
+        as_user(1, 1, "resume", "s1")
+        con = subprocess.Popen([vmctl, "--socket", d.socket, "console", "s1"], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: (os.setgroups([]), os.setgid(1), os.setuid(1)))
+        try:
+            out = b""
+            deadline = time.monotonic() + 10
+            os.set_blocking(con.stdout.fileno(), False)
+            while b"PROBE name=ready" not in out and time.monotonic() < deadline:
+                out += con.stdout.read() or b""
+                time.sleep(0.05)
+            check(b"PROBE name=ready" in out, f"group member's console: {out!r}")
+        finally:
+            con.kill()
+            con.wait()
+        outsider = as_user(65534, 65534, "list")
+        check(outsider.returncode == 3 and "Permission denied" in outsider.stderr, f"{outsider.returncode} {outsider.stderr}")
+    c.execute("vm-destroy", name="s1")
     # `quit` passed through vm-qmp stops the worker; that is a request, not a crash or a power-off.
     c.execute("vm-start", name="s1")
     c.execute("vm-qmp", name="s1", command="quit")
