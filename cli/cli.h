@@ -1,0 +1,60 @@
+// vmctl's shared pieces: parsed global options, exit codes, the connection to vmmd and output
+// helpers. Each command group lives in its own file (vm_commands.cpp, read_commands.cpp,
+// console_command.cpp, qmp_command.cpp) and is dispatched from main.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qmp/json.h"
+#include "qmp/sync_client.h"
+
+namespace vmmd::cli {
+
+// Documented in `vmctl --help` and the README; scripts rely on them.
+enum ExitCode : int {
+  kOk = 0,
+  kVmmdError = 1,     // vmmd answered with an error (unknown VM, bad definition, not running...)
+  kUsage = 2,         // bad command line
+  kUnreachable = 3,   // cannot connect to vmmd (not running, wrong --socket, no permission)
+  kLocalError = 4,    // a local failure: unreadable file, console socket, terminal
+};
+
+struct Globals {
+  std::string socket;  // --socket, else $VMMD_SOCKET, else /run/vmmd/vmmd.sock
+  bool json = false;   // --json: machine-readable output of read commands
+};
+
+struct Invocation {
+  Globals globals;
+  std::string command;
+  std::vector<std::string> args;  // after the command, options included
+};
+
+// Prints "vmctl: MESSAGE" on stderr and returns `code`.
+int failWith(int code, const std::string& message);
+
+// Connected, negotiated client, or the exit code after printing why not.
+struct Connection {
+  std::optional<qmp::SyncClient> client;
+  int exit_code = kOk;
+};
+Connection connectToVmmd(const Globals& globals);
+
+// Runs one vmmd command; on error prints vmmd's description and returns nullopt.
+std::optional<qmp::Json> call(qmp::SyncClient& client, const std::string& command, const qmp::JsonValue* args = nullptr);
+// Like call() for commands that only need {"name": NAME}.
+std::optional<qmp::Json> callOnVm(qmp::SyncClient& client, const std::string& command, const std::string& name);
+
+void printJson(const qmp::JsonValue& value);
+
+// Command groups: each returns the process exit code.
+int runVmCommand(const Invocation& inv);      // define undefine start shutdown destroy reboot pause resume
+int runReadCommand(const Invocation& inv);    // list info events
+int runConsoleCommand(const Invocation& inv); // console
+int runQmpCommand(const Invocation& inv);     // qmp
+
+std::string usageText();
+
+}  // namespace vmmd::cli

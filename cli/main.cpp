@@ -1,0 +1,88 @@
+// vmctl: the command-line client of vmmd. `vmctl --help` lists the commands and exit codes.
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "cli/cli.h"
+
+using namespace vmmd::cli;
+
+namespace vmmd::cli {
+
+std::string usageText() {
+  return R"(usage: vmctl [--socket PATH] [--json] COMMAND [ARGS]
+
+VM definitions
+  define FILE                       define a VM from its JSON definition ("-" reads stdin)
+  undefine NAME                     remove a VM's definition (it must not be running)
+Life cycle
+  start NAME                        start the VM; returns once the guest runs
+  shutdown NAME [--timeout S] [--force]
+                                    ACPI power button; waits up to S seconds (default 60)
+                                    for power-off, then destroys the VM if --force
+  destroy NAME                      kill the VM's worker at once
+  reboot NAME                       hard reset of the guest
+  pause NAME | resume NAME          stop / continue the vCPUs
+Inspection
+  list                              name, state, vCPUs, memory, uptime of every VM
+  info NAME                         everything vmmd knows about one VM
+  events                            print VM state changes as they happen (Ctrl-C ends)
+Access
+  console NAME                      attach to the serial console; Ctrl-] detaches
+  qmp NAME JSON                     pass one QMP command to the VM's worker, e.g.
+                                    vmctl qmp web1 '{"execute": "query-status"}'
+
+Options
+  --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
+  --json          machine-readable output (list, info, events, qmp)
+
+Exit codes
+  0 success   1 vmmd reported an error   2 usage error   3 cannot reach vmmd   4 local error
+)";
+}
+
+}  // namespace vmmd::cli
+
+int main(int argc, char** argv) {
+  Invocation inv;
+  const char* env = std::getenv("VMMD_SOCKET");
+  inv.globals.socket = env && *env ? env : "/run/vmmd/vmmd.sock";
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "help") {
+      std::fputs(usageText().c_str(), stdout);
+      return kOk;
+    }
+    if (arg == "--json") {
+      inv.globals.json = true;
+    } else if (arg == "--socket") {
+      if (i + 1 >= argc) return failWith(kUsage, "--socket needs a path");
+      inv.globals.socket = argv[++i];
+    } else if (arg.rfind("--socket=", 0) == 0) {
+      inv.globals.socket = arg.substr(9);
+    } else if (arg.rfind("-", 0) == 0) {
+      return failWith(kUsage, "unknown option '" + arg + "' (see vmctl --help)");
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) return failWith(kUsage, "no command given (see vmctl --help)");
+  inv.command = argv[i++];
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    // Global options are accepted after the command too: `vmctl list --json`.
+    if (arg == "--json") inv.globals.json = true;
+    else if (arg == "--socket" && i + 1 < argc) inv.globals.socket = argv[++i];
+    else inv.args.push_back(arg);
+  }
+
+  static const std::set<std::string> vm = {"define", "undefine", "start", "shutdown", "destroy", "reboot", "pause", "resume"};
+  static const std::set<std::string> read = {"list", "info", "events"};
+  if (vm.count(inv.command)) return runVmCommand(inv);
+  if (read.count(inv.command)) return runReadCommand(inv);
+  if (inv.command == "console") return runConsoleCommand(inv);
+  if (inv.command == "qmp") return runQmpCommand(inv);
+  return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
+}

@@ -1,0 +1,117 @@
+// list, info, events.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+
+namespace vmmd::cli {
+namespace {
+
+std::string field(const qmp::JsonValue& row, const char* key) {
+  auto it = row.FindMember(key);
+  if (it == row.MemberEnd()) return "-";
+  if (it->value.IsString()) return it->value.GetString();
+  if (it->value.IsBool()) return it->value.GetBool() ? "yes" : "no";
+  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
+  return qmp::toJson(it->value);
+}
+
+std::string uptimeText(const qmp::JsonValue& row) {
+  auto it = row.FindMember("uptime");
+  if (it == row.MemberEnd() || !it->value.IsInt64()) return "-";
+  int64_t s = it->value.GetInt64();
+  char buf[32];
+  if (s >= 86400) std::snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400), static_cast<long long>(s % 86400 / 3600));
+  else std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(s / 3600), static_cast<long long>(s % 3600 / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+void printTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+int list(const Invocation& inv, qmp::SyncClient& client) {
+  if (!inv.args.empty()) return failWith(kUsage, "usage: vmctl list [--json]");
+  auto result = call(client, "vm-list");
+  if (!result) return kVmmdError;
+  if (inv.globals.json) {
+    printJson(*result);
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"NAME", "STATE", "VCPUS", "MEMORY", "UPTIME"}};
+  for (const auto& vm : result->GetArray()) {
+    rows.push_back({field(vm, "name"), field(vm, "state"), field(vm, "vcpus"), field(vm, "memory") + " MiB", uptimeText(vm)});
+  }
+  printTable(rows);
+  return kOk;
+}
+
+int info(const Invocation& inv, qmp::SyncClient& client) {
+  if (inv.args.size() != 1) return failWith(kUsage, "usage: vmctl info NAME [--json]");
+  auto result = callOnVm(client, "vm-info", inv.args[0]);
+  if (!result) return kVmmdError;
+  if (inv.globals.json) {
+    printJson(*result);
+    return kOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const char* key : {"name", "state", "vcpus", "memory", "autostart", "pid", "uptime", "console", "qmp",
+                          "exit-status", "exit-signal", "restart-count"}) {
+    if (!result->HasMember(key)) continue;
+    std::string value = std::string(key) == "uptime" ? uptimeText(*result) : field(*result, key);
+    if (std::string(key) == "memory") value += " MiB";
+    rows.push_back({std::string(key) + ":", value});
+  }
+  const qmp::JsonValue& def = (*result)["definition"];
+  for (const char* key : {"uuid", "kernel", "initrd", "cmdline", "on_crash", "on_poweroff"}) {
+    if (def.HasMember(key)) rows.push_back({std::string(key) + ":", field(def, key)});
+  }
+  printTable(rows);
+  return kOk;
+}
+
+int events(const Invocation& inv, qmp::SyncClient& client) {
+  if (!inv.args.empty()) return failWith(kUsage, "usage: vmctl events [--json]");
+  using namespace std::chrono_literals;
+  std::fflush(stdout);
+  for (;;) {
+    auto event = client.readEvent(std::chrono::hours(24 * 365));
+    if (!event) return failWith(kUnreachable, "vmmd: " + event.error().message());
+    if (inv.globals.json) {
+      printJson(*event);
+    } else {
+      const qmp::JsonValue& data = (*event)["data"];
+      if (std::string((*event)["event"].GetString()) == "VM_STATE_CHANGE") {
+        std::printf("%s %s %s\n", field(data, "name").c_str(), field(data, "state").c_str(), field(data, "reason").c_str());
+      } else {
+        printJson(*event);
+      }
+    }
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int runReadCommand(const Invocation& inv) {
+  auto conn = connectToVmmd(inv.globals);
+  if (!conn.client) return conn.exit_code;
+  if (inv.command == "list") return list(inv, *conn.client);
+  if (inv.command == "info") return info(inv, *conn.client);
+  return events(inv, *conn.client);
+}
+
+}  // namespace vmmd::cli

@@ -1,0 +1,96 @@
+// define, undefine and the life-cycle commands.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "cli/cli.h"
+
+namespace vmmd::cli {
+namespace {
+
+Result<std::string> readDefinitionFile(const std::string& path) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(path);
+  if (!in) return Error::fromErrno("cannot read " + path);
+  text << in.rdbuf();
+  return text.str();
+}
+
+int define(const Invocation& inv) {
+  if (inv.args.size() != 1) return failWith(kUsage, "usage: vmctl define FILE");
+  auto text = readDefinitionFile(inv.args[0]);
+  if (!text) return failWith(kLocalError, text.error().message());
+  auto def = qmp::parseJson(*text);
+  if (!def) return failWith(kLocalError, inv.args[0] + ": not valid JSON: " + def.error().message());
+  if (!def->IsObject()) return failWith(kLocalError, inv.args[0] + ": a VM definition is a JSON object");
+  auto conn = connectToVmmd(inv.globals);
+  if (!conn.client) return conn.exit_code;
+  qmp::Json args = qmp::jsonObject();
+  args.AddMember("definition", qmp::JsonValue(*def, args.GetAllocator()), args.GetAllocator());
+  auto result = call(*conn.client, "vm-define", &args);
+  if (!result) return kVmmdError;
+  if (inv.globals.json) printJson(*result);
+  else std::printf("defined %s (uuid %s)\n", (*result)["name"].GetString(), (*result)["uuid"].GetString());
+  return kOk;
+}
+
+int shutdown(const Invocation& inv) {
+  std::string name;
+  int64_t timeout = -1;
+  bool force = false;
+  for (size_t i = 0; i < inv.args.size(); ++i) {
+    const std::string& a = inv.args[i];
+    if (a == "--force") {
+      force = true;
+    } else if (a == "--timeout" && i + 1 < inv.args.size()) {
+      char* end = nullptr;
+      timeout = std::strtoll(inv.args[++i].c_str(), &end, 10);
+      if (*end != '\0' || timeout < 0) return failWith(kUsage, "--timeout: expected seconds, got '" + inv.args[i] + "'");
+    } else if (a.rfind("-", 0) == 0 || !name.empty()) {
+      return failWith(kUsage, "usage: vmctl shutdown NAME [--timeout S] [--force]");
+    } else {
+      name = a;
+    }
+  }
+  if (name.empty()) return failWith(kUsage, "usage: vmctl shutdown NAME [--timeout S] [--force]");
+  auto conn = connectToVmmd(inv.globals);
+  if (!conn.client) return conn.exit_code;
+  qmp::Json args = qmp::jsonObject();
+  auto& a = args.GetAllocator();
+  args.AddMember("name", qmp::jsonString(name, a), a);
+  if (timeout >= 0) args.AddMember("timeout", timeout, a);
+  if (force) args.AddMember("force", true, a);
+  auto result = call(*conn.client, "vm-shutdown", &args);
+  if (!result) return kVmmdError;
+  bool forced = result->IsObject() && result->HasMember("forced") && (*result)["forced"].IsBool() && (*result)["forced"].GetBool();
+  std::printf("%s %s\n", name.c_str(), forced ? "destroyed after the shutdown timeout" : "shut off");
+  return kOk;
+}
+
+}  // namespace
+
+int runVmCommand(const Invocation& inv) {
+  if (inv.command == "define") return define(inv);
+  if (inv.command == "shutdown") return shutdown(inv);
+  if (inv.args.size() != 1 || inv.args[0].rfind("-", 0) == 0) return failWith(kUsage, "usage: vmctl " + inv.command + " NAME");
+  const std::string& name = inv.args[0];
+  auto conn = connectToVmmd(inv.globals);
+  if (!conn.client) return conn.exit_code;
+  auto result = callOnVm(*conn.client, "vm-" + inv.command, name);
+  if (!result) return kVmmdError;
+  static const std::pair<const char*, const char*> done[] = {
+      {"undefine", "undefined"}, {"start", "started"}, {"destroy", "destroyed"},
+      {"reboot", "reset"},       {"pause", "paused"},  {"resume", "resumed"}};
+  for (auto [command, text] : done) {
+    if (inv.command == command) std::printf("%s %s\n", name.c_str(), text);
+  }
+  return kOk;
+}
+
+}  // namespace vmmd::cli

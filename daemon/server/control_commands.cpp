@@ -1,0 +1,111 @@
+#include "daemon/server/control_commands.h"
+
+#include <memory>
+
+#include "daemon/server/control_socket.h"
+#include "daemon/supervisor/log.h"
+
+namespace vmmd::daemon {
+namespace {
+
+using qmp::ArgType;
+using qmp::CommandResult;
+using qmp::JsonValue;
+
+std::string stringArg(const JsonValue& args, const char* key) {
+  auto it = args.FindMember(key);
+  return it != args.MemberEnd() && it->value.IsString() ? std::string(qmp::jsonStringView(it->value)) : std::string();
+}
+
+void audit(const qmp::Session& session, std::string_view command, std::string_view detail) {
+  const PeerCredentials* peer = peerOf(session);
+  logLine(std::string(command) + " " + std::string(detail) + " by " + (peer ? peer->describe() : "an unknown peer"));
+}
+
+// Moves the request's Reply into a Completion (std::function must be copyable, a Reply is not).
+Supervisor::Completion deferred(qmp::Request& request) {
+  auto reply = std::make_shared<qmp::Reply>(std::move(request.reply));
+  return [reply](CommandResult result) { reply->complete(result); };
+}
+
+using VmAction = void (Supervisor::*)(const std::string&, Supervisor::Completion);
+
+void addVmAction(qmp::CommandRegistry& registry, Supervisor& supervisor, const char* command, VmAction action) {
+  registry.add({command, {{"name", ArgType::Str}}}, [&supervisor, command, action](qmp::Request& request) {
+    std::string name = stringArg(request.args, "name");
+    audit(request.session, command, "name=" + name);
+    (supervisor.*action)(name, deferred(request));
+  });
+}
+
+}  // namespace
+
+qmp::Json stateChangeData(const std::string& vm, VmState state, const std::string& reason) {
+  qmp::Json data = qmp::jsonObject();
+  auto& a = data.GetAllocator();
+  data.AddMember("name", qmp::jsonString(vm, a), a);
+  data.AddMember("state", qmp::jsonString(toString(state), a), a);
+  data.AddMember("reason", qmp::jsonString(reason, a), a);
+  return data;
+}
+
+void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervisor) {
+  registry.addEnum("VmState", {"shut-off", "starting", "running", "paused", "shutting-down", "crashed"});
+  registry.addEvent("VM_STATE_CHANGE", {{"name", "str"}, {"state", "VmState"}, {"reason", "str"}});
+
+  registry.addSync({"vm-define", {{"definition", ArgType::Object}}, "any"},
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     const JsonValue& def = args["definition"];
+                     std::string name = def.HasMember("name") && def["name"].IsString() ? def["name"].GetString() : "?";
+                     audit(session, "vm-define", "name=" + name);
+                     return supervisor.define(def);
+                   });
+  registry.addSync({"vm-undefine", {{"name", ArgType::Str}}},
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     std::string name = stringArg(args, "name");
+                     audit(session, "vm-undefine", "name=" + name);
+                     return supervisor.undefine(name);
+                   });
+  registry.addSync({"vm-list", {}, "any"},
+                   [&supervisor](const JsonValue&, qmp::Session&) -> CommandResult { return supervisor.list(); });
+  registry.addSync({"vm-info", {{"name", ArgType::Str}}, "any"},
+                   [&supervisor](const JsonValue& args, qmp::Session&) -> CommandResult {
+                     return supervisor.info(stringArg(args, "name"));
+                   });
+
+  addVmAction(registry, supervisor, "vm-start", &Supervisor::start);
+  addVmAction(registry, supervisor, "vm-destroy", &Supervisor::destroy);
+  addVmAction(registry, supervisor, "vm-reboot", &Supervisor::reboot);
+  addVmAction(registry, supervisor, "vm-pause", &Supervisor::pause);
+  addVmAction(registry, supervisor, "vm-resume", &Supervisor::resume);
+
+  registry.add({"vm-shutdown", {{"name", ArgType::Str}, {"timeout", ArgType::Int, true}, {"force", ArgType::Bool, true}}, "any"},
+               [&supervisor](qmp::Request& request) {
+                 std::string name = stringArg(request.args, "name");
+                 int64_t timeout = kDefaultShutdownTimeoutS;
+                 if (auto it = request.args.FindMember("timeout"); it != request.args.MemberEnd()) {
+                   if (!it->value.IsInt64() || it->value.GetInt64() < 0 || it->value.GetInt64() > 86400) {
+                     request.reply.error(qmp::QmpError{"GenericError", "Parameter 'timeout' must be between 0 and 86400 seconds"});
+                     return;
+                   }
+                   timeout = it->value.GetInt64();
+                 }
+                 bool force = false;
+                 if (auto it = request.args.FindMember("force"); it != request.args.MemberEnd()) force = it->value.GetBool();
+                 audit(request.session, "vm-shutdown",
+                       "name=" + name + " timeout=" + std::to_string(timeout) + (force ? " force" : ""));
+                 supervisor.shutdown(name, static_cast<uint32_t>(timeout), force, deferred(request));
+               });
+
+  registry.add({"vm-qmp", {{"name", ArgType::Str}, {"command", ArgType::Str}, {"arguments", ArgType::Object, true}}, "any"},
+               [&supervisor](qmp::Request& request) {
+                 std::string name = stringArg(request.args, "name");
+                 std::string command = stringArg(request.args, "command");
+                 audit(request.session, "vm-qmp", "name=" + name + " command=" + command);
+                 auto it = request.args.FindMember("arguments");
+                 const JsonValue* arguments = it != request.args.MemberEnd() ? &it->value : nullptr;
+                 supervisor.forward(name, command, arguments, deferred(request));
+               });
+}
+
+}  // namespace vmmd::daemon

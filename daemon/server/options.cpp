@@ -1,0 +1,98 @@
+#include "daemon/server/options.h"
+
+#include <grp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace vmmd::daemon {
+namespace {
+
+Result<std::string> absolute(const std::string& option, const std::string& path) {
+  if (path.empty()) return Error(option + ": empty path");
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  if (ec) return Error(option + ": " + path + ": " + ec.message());
+  return abs.lexically_normal().string();
+}
+
+}  // namespace
+
+std::string daemonUsage() {
+  return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH] [--foreground]\n"
+         "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
+         "  --run-dir DIR    per-VM sockets and logs (default /run/vmmd)\n"
+         "  --socket PATH    control socket (default RUN_DIR/vmmd.sock; systemd socket activation overrides)\n"
+         "  --group NAME     group owning the control socket (mode 0660)\n"
+         "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
+         "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n";
+}
+
+Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
+  DaemonOptions options;
+  std::optional<std::string> socket;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    auto value = [&](const std::string& name) -> Result<std::string> {
+      std::string prefix = name + "=";
+      if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
+      if (i + 1 >= argv.size()) return Error(name + ": needs a value");
+      return argv[++i];
+    };
+    auto is = [&](const std::string& name) { return arg == name || arg.rfind(name + "=", 0) == 0; };
+    if (arg == "--help" || arg == "-h") {
+      options.help = true;
+    } else if (arg == "--foreground") {
+      options.foreground = true;
+    } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--group")) {
+      std::string name = arg.substr(0, arg.find('='));
+      auto v = value(name);
+      if (!v) return v.error();
+      if (name == "--group") {
+        if (v->empty()) return Error("--group: empty group name");
+        options.group = *v;
+        continue;
+      }
+      auto abs = absolute(name, *v);
+      if (!abs) return abs.error();
+      if (name == "--state-dir") options.state_dir = *abs;
+      else if (name == "--run-dir") options.run_dir = *abs;
+      else if (name == "--socket") socket = *abs;
+      else options.vmm = *abs;
+    } else {
+      return Error("unknown argument '" + arg + "'");
+    }
+  }
+  options.socket = socket.value_or(options.run_dir + "/vmmd.sock");
+  return options;
+}
+
+Result<gid_t> resolveGroup(const std::string& name) {
+  struct group* g = ::getgrnam(name.c_str());
+  if (!g) return Error("--group: no group named '" + name + "'");
+  return g->gr_gid;
+}
+
+Result<std::string> findWorkerBinary(const std::string& self_exe) {
+  std::error_code ec;
+  auto self = std::filesystem::canonical(self_exe, ec);
+  if (!ec) {
+    // In the build tree vmmd is build/daemon/vmmd and the worker build/vmm/vmm.
+    for (auto candidate : {self.parent_path() / "vmm", self.parent_path().parent_path() / "vmm" / "vmm"}) {
+      if (::access(candidate.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(candidate, ec)) return candidate.string();
+    }
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/vmm";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return Error("cannot find the worker binary 'vmm' next to vmmd or on PATH (use --vmm)");
+}
+
+}  // namespace vmmd::daemon

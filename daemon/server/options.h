@@ -1,0 +1,35 @@
+// vmmd's command line. Defaults are the system paths; tests and the README demo pass temporary
+// ones (--state-dir, --run-dir), so nothing root-only is needed to try it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vmmd::daemon {
+
+struct DaemonOptions {
+  std::string state_dir = "/var/lib/vmmd";  // vmmd.db
+  std::string run_dir = "/run/vmmd";        // per-VM sockets and logs
+  std::string socket;                       // default <run_dir>/vmmd.sock
+  std::optional<std::string> group;         // owner group of the control socket
+  std::string vmm;                          // default: `vmm` next to vmmd, else from PATH
+  bool foreground = false;
+  bool help = false;
+};
+
+// argv[0] is used to find the vmm next to vmmd. Errors name the option.
+Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv);
+std::string daemonUsage();
+
+// The gid of --group ("--group: no group named 'x'").
+Result<gid_t> resolveGroup(const std::string& name);
+
+// Where `vmm` is: next to `self_exe`, else the first executable `vmm` on PATH.
+Result<std::string> findWorkerBinary(const std::string& self_exe);
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,292 @@
+// Lifecycle: launching workers, connecting to them, and their events. Their end is in
+// supervisor_exit.cpp, re-attaching after a vmmd restart in supervisor_recover.cpp.
+#include "daemon/supervisor/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "daemon/launch/worker_argv.h"
+#include "daemon/process/process_identity.h"
+#include "daemon/supervisor/log.h"
+#include "daemon/supervisor/supervisor_vm.h"
+
+namespace vmmd::daemon {
+namespace {
+
+constexpr uint64_t kConnectRetryMs = 20;
+
+void unlinkSocket(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+}
+
+}  // namespace
+
+Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config)
+    : loop_(loop), store_(store), config_(std::move(config)) {}
+
+// Workers keep running: destroying the supervisor (vmmd exiting) only lets go of them.
+Supervisor::~Supervisor() = default;
+
+std::unique_ptr<Supervisor::Vm> Supervisor::makeVm(const VmDefinition& def) {
+  auto vm = std::make_unique<Vm>();
+  vm->def = def;
+  vm->record.name = def.name;
+  vm->timer = makeUvHandle<uv_timer_t>();
+  uv_timer_init(loop_, vm->timer.get());
+  vm->timer->data = vm.get();
+  return vm;
+}
+
+Supervisor::Vm* Supervisor::active(const std::string& name) {
+  auto it = vms_.find(name);
+  return it == vms_.end() ? nullptr : it->second.get();
+}
+
+void Supervisor::setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind) {
+  bool changed = vm.record.state != state;
+  vm.record.state = state;
+  std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
+  if (auto st = store_.saveRuntime(vm.record, EventDraft{event_kind, detail}); !st) {
+    logLine(vmText(vm.name()) + ": cannot record state " + detail + ": " + st.error().message());
+  }
+  logLine(vmText(vm.name()) + ": " + detail);
+  if ((changed || event_kind != "state") && onStateChange) onStateChange(vm.name(), state, reason);
+}
+
+void Supervisor::saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base) {
+  RuntimeRecord record = base ? *base : RuntimeRecord{};
+  record.name = name;
+  record.state = state;
+  record.pid.reset();
+  record.start_time.reset();
+  record.started_us.reset();
+  std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
+  if (auto st = store_.saveRuntime(record, EventDraft{"state", detail}); !st) {
+    logLine(vmText(name) + ": cannot record state " + detail + ": " + st.error().message());
+  }
+  logLine(vmText(name) + ": " + detail);
+  if (onStateChange) onStateChange(name, state, reason);
+}
+
+void Supervisor::start(const std::string& name, Completion done) {
+  if (Vm* vm = active(name)) {
+    if (vm->process) {
+      if (vm->record.state == VmState::kStarting) {
+        vm->start_waiters.push_back(std::move(done));
+        return;
+      }
+      done(qmp::QmpError::generic(vmText(name) + " is already running"));
+      return;
+    }
+    // A restart is pending (backoff): start now instead.
+    uv_timer_stop(vm->timer.get());
+    vm->start_waiters.push_back(std::move(done));
+    if (auto err = launch(*vm)) failStart(*vm, err->desc);
+    return;
+  }
+  auto stored = store_.definition(name);
+  if (!stored) {
+    done(qmp::QmpError::generic(vmText(name) + ": " + stored.error().message()));
+    return;
+  }
+  if (!*stored) {
+    done(qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"});
+    return;
+  }
+  auto vm = makeVm((*stored)->definition);
+  Vm& ref = *vm;
+  vms_.emplace(name, std::move(vm));
+  ref.record.restart_count = 0;  // a start by the operator begins a fresh series
+  ref.start_waiters.push_back(std::move(done));
+  if (auto err = launch(ref)) failStart(ref, err->desc);
+}
+
+std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
+  const std::string& name = vm.name();
+  if (auto st = checkDefinitionFiles(vm.def); !st) return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
+  auto paths = workerPathsFor(config_.run_dir, name);
+  if (!paths) return qmp::QmpError::generic(vmText(name) + ": " + paths.error().message());
+  vm.paths = *paths;
+  std::error_code ec;
+  std::filesystem::create_directories(vm.paths.dir, ec);
+  if (ec) return qmp::QmpError::generic(vmText(name) + ": create " + vm.paths.dir + ": " + ec.message());
+  if (config_.group) {
+    // Traversable by the group (for tty.sock); the worker's own sockets inside stay vmmd's.
+    for (const std::string& dir : {config_.run_dir + "/vms", vm.paths.dir}) {
+      if (::chown(dir.c_str(), static_cast<uid_t>(-1), *config_.group) < 0 || ::chmod(dir.c_str(), 0750) < 0) {
+        return qmp::QmpError::generic(vmText(name) + ": " + Error::fromErrno("give " + dir + " to the group").message());
+      }
+    }
+  }
+  for (const std::string& s : {vm.paths.qmp_socket, vm.paths.console_socket, vm.paths.qga_socket, ttyPath(vm.paths)}) {
+    unlinkSocket(s);
+  }
+
+  std::vector<std::string> args = workerArgv(vm.def, vm.paths);
+  // -S: the guest waits until the console relay is attached, so its first line is not lost.
+  args.push_back("-S");
+  auto process = WorkerProcess::spawn(loop_, config_.vmm_path, args, workerLogPath(vm.paths),
+                                      [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); });
+  if (!process) return qmp::QmpError::generic(vmText(name) + ": " + process.error().message());
+  vm.process = std::move(*process);
+  vm.reattached = false;
+  vm.guest_shutdown = false;
+  vm.host_quit = false;
+  vm.intent = Intent::kNone;
+  vm.qmp_ready = false;
+
+  vm.record.pid = vm.process->pid();
+  if (auto st = processStartTime(vm.process->pid())) vm.record.start_time = static_cast<int64_t>(*st);
+  vm.record.started_us = unixTimeUs();
+  vm.record.qmp_socket = vm.paths.qmp_socket;
+  vm.record.console_socket = vm.def.serial ? std::optional(ttyPath(vm.paths)) : std::nullopt;
+  vm.record.qga_socket = vm.def.agent ? std::optional(vm.paths.qga_socket) : std::nullopt;
+  vm.connect_deadline_us = unixTimeUs() + int64_t{config_.start_timeout_ms} * 1000;
+  setState(vm, VmState::kStarting, "worker pid " + std::to_string(vm.process->pid()));
+  schedule(vm, kConnectRetryMs, [this, &vm] { connectQmp(vm); });
+  return std::nullopt;
+}
+
+void Supervisor::schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action) {
+  vm.on_timer = std::move(action);
+  uv_timer_start(vm.timer.get(), [](uv_timer_t* t) {
+    auto* vm = static_cast<Vm*>(t->data);
+    // The action may end the VM's supervision (and this timer): run a local copy.
+    auto action = std::move(vm->on_timer);
+    if (action) action();
+  }, delay_ms, 0);
+}
+
+void Supervisor::connectQmp(Vm& vm) {
+  if (!vm.qmp) {
+    vm.qmp = std::make_unique<qmp::UvClient>(loop_);
+    vm.qmp->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
+    vm.qmp->onDisconnect = [&vm](const Error& why) {
+      if (!vm.qmp_ready) return;  // a failed connect attempt: retried by its callback
+      vm.qmp_ready = false;
+      // The worker's end is reported by its process (exit status or pidfd), not by the socket.
+      logLine(vmText(vm.name()) + ": QMP connection lost: " + why.message());
+    };
+  }
+  vm.qmp->connect(vm.paths.qmp_socket, [this, &vm](Status status) {
+    if (status) {
+      vm.qmp_ready = true;
+      onQmpReady(vm);
+      return;
+    }
+    if (!vm.process || vm.process->exited()) return;  // the exit handler reports it
+    if (unixTimeUs() > vm.connect_deadline_us) {
+      std::string why = "QMP socket " + vm.paths.qmp_socket + " did not answer within " +
+                        std::to_string(config_.start_timeout_ms) + " ms: " + status.error().message();
+      if (vm.reattached) {
+        // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
+        logLine(vmText(vm.name()) + ": " + why);
+        vm.qmp_failed = true;
+        runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": " + why));
+        return;
+      }
+      failStart(vm, why);
+      return;
+    }
+    // Never from inside the client's own callback: the retry goes through the timer.
+    schedule(vm, kConnectRetryMs, [this, &vm] { connectQmp(vm); });
+  });
+}
+
+void Supervisor::onQmpReady(Vm& vm) {
+  if (!vm.def.serial || vm.console) {
+    settleRunState(vm);
+    return;
+  }
+  vm.console = std::make_unique<ConsoleRelay>(loop_, vm.paths.dir + "/console.log");
+  if (auto st = vm.console->listen(ttyPath(vm.paths), config_.group); !st) {
+    logLine(vmText(vm.name()) + ": console attach socket: " + st.error().message());
+  }
+  vm.console->connectWorker(vm.paths.console_socket, [this, &vm](Status st) {
+    if (!st) logLine(vmText(vm.name()) + ": " + st.error().message());
+    settleRunState(vm);
+  });
+}
+
+// Asks the worker where it stands; a worker still in prelaunch (-S) is let go now.
+void Supervisor::settleRunState(Vm& vm) {
+  vm.qmp->execute("query-status", nullptr, [this, &vm](Result<qmp::CommandResult>&& reply) {
+    std::string status;
+    if (reply && std::holds_alternative<qmp::Json>(*reply)) {
+      const qmp::Json& value = std::get<qmp::Json>(*reply);
+      if (value.IsObject() && value.HasMember("status") && value["status"].IsString()) status = value["status"].GetString();
+    }
+    if (status.empty()) return;  // connection lost: the exit handler takes over
+    const char* how = vm.reattached ? "re-attached" : "started";
+    if (status == "prelaunch") {
+      vm.qmp->execute("cont", nullptr, [this, &vm, how](Result<qmp::CommandResult>&& r) {
+        if (!r || std::holds_alternative<qmp::QmpError>(*r)) {
+          std::string why = r ? std::get<qmp::QmpError>(*r).desc : r.error().message();
+          if (!vm.reattached) failStart(vm, "cont: " + why);
+          return;
+        }
+        setState(vm, VmState::kRunning, how);
+        for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
+        runAwaiting(vm, std::nullopt);
+      });
+      return;
+    }
+    VmState state = status == "paused" ? VmState::kPaused : VmState::kRunning;
+    if (vm.record.state == VmState::kShuttingDown && state == VmState::kRunning) state = VmState::kShuttingDown;
+    setState(vm, state, how);
+    for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
+    runAwaiting(vm, std::nullopt);
+  });
+}
+
+void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
+  std::string name = event["event"].IsString() ? event["event"].GetString() : "";
+  auto data = event.FindMember("data");
+  if (name == "STOP") {
+    if (vm.record.state == VmState::kRunning) setState(vm, VmState::kPaused, "paused");
+  } else if (name == "RESUME") {
+    if (vm.record.state == VmState::kPaused) setState(vm, VmState::kRunning, "resumed");
+  } else if (name == "SHUTDOWN") {
+    bool guest = data != event.MemberEnd() && data->value.IsObject() && data->value.HasMember("guest") &&
+                 data->value["guest"].IsBool() && data->value["guest"].GetBool();
+    if (guest) vm.guest_shutdown = true;
+    else vm.host_quit = true;
+  } else if (name == "RESET") {
+    setState(vm, vm.record.state, "reset", "reset");
+  }
+}
+
+void Supervisor::failStart(Vm& vm, const std::string& why) {
+  logLine(vmText(vm.name()) + ": start failed: " + why);
+  runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": start failed: " + why));
+  auto waiters = std::exchange(vm.start_waiters, {});
+  if (vm.process && !vm.process->exited()) {
+    // Half-started: make sure no orphan stays behind; its exit finishes the bookkeeping.
+    vm.intent = Intent::kDestroy;
+    (void)vm.process->signal(SIGKILL);
+  } else {
+    std::string name = vm.name();
+    RuntimeRecord record = vm.record;
+    forget(vm);
+    saveIdle(name, VmState::kShutoff, "start failed", &record);
+  }
+  for (auto& done : waiters) done(qmp::QmpError::generic(why));
+}
+
+void Supervisor::forget(Vm& vm) {
+  std::string name = vm.name();
+  vms_.erase(name);  // `vm` is gone from here on
+}
+
+void Supervisor::finishStops(Vm& vm, const qmp::CommandResult& result) {
+  for (auto& done : std::exchange(vm.stop_waiters, {})) done(copyResult(result));
+}
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,89 @@
+// vmmd starting: re-attaching to workers that outlived the previous vmmd, then autostart.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "daemon/supervisor/log.h"
+#include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/supervisor_vm.h"
+
+namespace vmmd::daemon {
+
+void Supervisor::recover() {
+  auto runtimes = store_.runtimes();
+  if (!runtimes) {
+    logLine("cannot read runtime records: " + runtimes.error().message());
+    return;
+  }
+  for (const RuntimeRecord& record : *runtimes) {
+    bool live_state = record.state != VmState::kShutoff && record.state != VmState::kCrashed;
+    // A restart was pending when the last vmmd ended: scheduleRestart keeps started_us while it
+    // waits, every idle state (shut off, given up, preserved) clears it. Resume the wait.
+    if (record.state == VmState::kCrashed && !record.pid && record.started_us) {
+      auto stored = store_.definition(record.name);
+      if (stored && *stored && (*stored)->definition.on_crash == CrashPolicy::kRestart) {
+        auto vm = makeVm((*stored)->definition);
+        vm->record = record;
+        Vm& ref = *vm;
+        vms_.emplace(record.name, std::move(vm));
+        uint32_t attempt = static_cast<uint32_t>(std::max<int64_t>(record.restart_count, 1));
+        scheduleRestart(ref, restartDelayMs(ref.def.restart_backoff, attempt), "restart pending when vmmd stopped");
+        continue;
+      }
+    }
+    if (!record.pid || !record.start_time) {
+      if (live_state) saveIdle(record.name, VmState::kShutoff, "no worker recorded", &record);
+      continue;
+    }
+    auto stored = store_.definition(record.name);
+    if (!stored || !*stored) continue;
+    auto vm = makeVm((*stored)->definition);
+    vm->record = record;
+    auto paths = workerPathsFor(config_.run_dir, record.name);
+    if (paths) vm->paths = *paths;
+    Vm& ref = *vm;
+    auto process = WorkerProcess::adopt(loop_, static_cast<pid_t>(*record.pid), static_cast<uint64_t>(*record.start_time),
+                                        [this, &ref](const WorkerExit& exit) { onWorkerExit(ref, exit); });
+    vms_.emplace(record.name, std::move(vm));
+    if (!process) {
+      // It ended while vmmd was away. A shutdown in progress explains that; anything else is a crash.
+      logLine(vmText(record.name) + ": recorded worker " + std::to_string(*record.pid) + " is gone");
+      if (record.state == VmState::kShuttingDown) {
+        forget(ref);
+        saveIdle(record.name, VmState::kShutoff, "powered off while vmmd was down", &record);
+      } else {
+        applyCrashPolicy(ref, "died while vmmd was down");
+      }
+      continue;
+    }
+    ref.process = std::move(*process);
+    ref.reattached = true;
+    if (ref.record.state == VmState::kShuttingDown) ref.intent = Intent::kShutdown;
+    ref.connect_deadline_us = unixTimeUs() + int64_t{config_.start_timeout_ms} * 1000;
+    logLine(vmText(record.name) + ": re-attaching to worker " + std::to_string(*record.pid));
+    connectQmp(ref);
+  }
+  autostart();
+}
+
+void Supervisor::autostart() {
+  std::string marker = config_.run_dir + "/autostart.done";
+  if (::access(marker.c_str(), F_OK) == 0) return;
+  auto defs = store_.definitions();
+  if (!defs) {
+    logLine("autostart: " + defs.error().message());
+    return;
+  }
+  for (const StoredDefinition& stored : *defs) {
+    const std::string& name = stored.definition.name;
+    if (!stored.definition.autostart || active(name)) continue;
+    logLine(vmText(name) + ": autostart");
+    start(name, [name](qmp::CommandResult result) {
+      if (auto* err = std::get_if<qmp::QmpError>(&result)) logLine("autostart of " + vmText(name) + " failed: " + err->desc);
+    });
+  }
+  UniqueFd created(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));
+}
+
+}  // namespace vmmd::daemon

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""End-to-end tests of vmctl against a real vmmd, vmm workers and probe guests.
+
+usage: e2e_vmctl.py SCENARIO   (lifecycle, parallel, errors)"""
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
+from vmmd_harness import SKIP, check_sanitizers, kvm_usable, VMCTL, Daemon, check, probe_definition, wait_until  # noqa: E402
+
+
+def vmctl(d, *args, stdin=None, timeout=60):
+    p = subprocess.run([VMCTL, "--socket", d.socket, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def ok(d, *args):
+    rc, out, err = vmctl(d, *args)
+    check(rc == 0, f"vmctl {' '.join(args)} -> {rc}: {err}")
+    return out
+
+
+def write_def(d, name, **extra):
+    path = os.path.join(d.tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(probe_definition(name, **extra), f)
+    return path
+
+
+def scenario_lifecycle(d):
+    d.start()
+    out = ok(d, "define", write_def(d, "web1", vcpus=2))
+    check("defined web1" in out, out)
+    check("started" in ok(d, "start", "web1"), "start output")
+    table = ok(d, "list").splitlines()
+    check(table[0].split() == ["NAME", "STATE", "VCPUS", "MEMORY", "UPTIME"], table[0])
+    row = table[1].split()
+    check(row[:4] == ["web1", "running", "2", "64"], f"list row {row}")
+    listed = json.loads(ok(d, "list", "--json"))
+    check(listed[0]["name"] == "web1" and listed[0]["state"] == "running", listed)
+    # The console (through vmmd's relay) shows the guest's marker even though it printed before we attached.
+    con = subprocess.Popen([VMCTL, "--socket", d.socket, "console", "web1"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.monotonic() + 20
+    os.set_blocking(con.stdout.fileno(), False)
+    while b"PROBE name=ready" not in seen and time.monotonic() < deadline:
+        chunk = con.stdout.read()
+        if chunk:
+            seen += chunk
+        else:
+            time.sleep(0.05)
+    check(b"PROBE name=ready" in seen, f"console output: {seen!r}")
+    # Ctrl-] detaches with exit code 0, and the guest keeps running.
+    con.stdin.write(b"\x1d")
+    con.stdin.flush()
+    check(con.wait(5) == 0, "console did not detach on Ctrl-]")
+    info = json.loads(ok(d, "info", "web1", "--json"))
+    check(info["state"] == "running" and info["vcpus"] == 2, info)
+    status = json.loads(ok(d, "qmp", "web1", '{"execute": "query-status"}'))
+    check(status["status"] == "running", status)
+    ok(d, "pause", "web1")
+    check(json.loads(ok(d, "info", "web1", "--json"))["state"] == "paused", "paused")
+    ok(d, "resume", "web1")
+    # An events listener sees the shutdown's state changes.
+    ev = subprocess.Popen([VMCTL, "--socket", d.socket, "events"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    out = ok(d, "shutdown", "web1", "--timeout", "20")
+    check("web1 shut off" in out, out)
+    check(json.loads(ok(d, "info", "web1", "--json"))["state"] == "shut-off", "state after shutdown")
+    time.sleep(0.2)
+    ev.terminate()
+    events = ev.communicate(5)[0]
+    check("web1 shutting-down" in events and "web1 shut-off" in events, f"events: {events!r}")
+    # shutdown --force on a guest that ignores the power button ("idle" mode) destroys it after the timeout.
+    ok(d, "define", write_def(d, "deaf", cmdline="nochecks idle"))
+    ok(d, "start", "deaf")
+    rc, out, err = vmctl(d, "shutdown", "deaf", "--timeout", "1")
+    check(rc == 1 and "VM 'deaf' did not power off within 1 s" in err, f"{rc} {err}")
+    out = ok(d, "shutdown", "deaf", "--timeout", "1", "--force")
+    check("destroyed after the shutdown timeout" in out, out)
+    ok(d, "undefine", "deaf")
+    check("deaf" not in ok(d, "list"), "undefined VM still listed")
+
+
+def scenario_parallel(d):
+    """20 vmctl processes at once: defines, starts, lists and infos all answered correctly."""
+    d.start()
+    paths = [write_def(d, f"par{i:02d}") for i in range(20)]
+
+    def one(i):
+        rc, _, err = vmctl(d, "define", paths[i])
+        if rc:
+            return f"define {i}: {err}"
+        for args in (("list", "--json"), ("info", f"par{i:02d}", "--json")):
+            rc, out, err = vmctl(d, *args)
+            if rc:
+                return f"{args}: {err}"
+            json.loads(out)
+        return None
+
+    with ThreadPoolExecutor(20) as pool:
+        errors = [e for e in pool.map(one, range(20)) if e]
+    check(not errors, errors)
+    check(len(json.loads(ok(d, "list", "--json"))) == 20, "not 20 VMs defined")
+    # Five guests started by five concurrent vmctl processes, then listed by 20 at once.
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda i: vmctl(d, "start", f"par{i:02d}"), range(5)))
+    check(all(r[0] == 0 for r in results), results)
+    with ThreadPoolExecutor(20) as pool:
+        lists = list(pool.map(lambda _: vmctl(d, "list", "--json"), range(20)))
+    for rc, out, err in lists:
+        check(rc == 0, err)
+        states = {vm["name"]: vm["state"] for vm in json.loads(out)}
+        check(sum(s == "running" for s in states.values()) == 5, states)
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda i: vmctl(d, "destroy", f"par{i:02d}"), range(5)))
+    check(all(r[0] == 0 for r in results), results)
+
+
+def scenario_errors(d):
+    # vmmd not running: exit code 3 and the socket named.
+    rc, _, err = vmctl(d, "list")
+    check(rc == 3 and d.socket in err, f"{rc} {err}")
+    d.start()
+    rc, _, err = vmctl(d, "info", "ghost")
+    check(rc == 1 and err.strip() == "vmctl: VM 'ghost' is not defined", f"{rc} {err!r}")
+    rc, _, err = vmctl(d, "start", "ghost")
+    check(rc == 1 and "VM 'ghost' is not defined" in err, err)
+    path = write_def(d, "dup")
+    ok(d, "define", path)
+    rc, _, err = vmctl(d, "define", path)
+    check(rc == 1 and "VM 'dup' is already defined" in err, err)
+    rc, _, err = vmctl(d, "define", write_def(d, "nok", kernel="/no/such/kernel"))
+    check(rc == 1 and "VM 'nok': kernel: /no/such/kernel: No such file or directory" in err, err)
+    bad = os.path.join(d.tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"schema": 1, "name": ')
+    rc, _, err = vmctl(d, "define", bad)
+    check(rc == 4 and "not valid JSON" in err, f"{rc} {err}")
+    rc, _, err = vmctl(d, "define", "-", stdin='{"schema": 1, "name": "m", "memory": 1, "kernel": "/x"}')
+    check(rc == 1 and "memory" in err, f"{rc} {err}")
+    rc, _, err = vmctl(d, "define", os.path.join(d.tmp, "missing.json"))
+    check(rc == 4 and "missing.json" in err, f"{rc} {err}")
+    for args in (("frobnicate",), ("start",), ("shutdown", "dup", "--timeout", "soon"), ("qmp", "dup", "{nope"), ()):
+        rc, _, err = vmctl(d, *args)
+        check(rc == 2 and err.startswith("vmctl: "), f"{args}: {rc} {err}")
+    rc, _, err = vmctl(d, "console", "dup")
+    check(rc == 1 and "VM 'dup' has no console" in err, f"{rc} {err}")
+    rc, _, err = vmctl(d, "qmp", "dup", '{"execute": "query-status"}')
+    check(rc == 1 and "VM 'dup' is not running" in err, f"{rc} {err}")
+    rc, out, _ = vmctl(d, "--help")
+    check(rc == 0 and "Exit codes" in out, "help")
+
+
+def main():
+    scenario = sys.argv[1] if len(sys.argv) > 1 else ""
+    fn = globals().get("scenario_" + scenario)
+    if not fn:
+        print(__doc__)
+        return 2
+    if scenario not in () and not kvm_usable():
+        print("/dev/kvm is not usable here; skipping")
+        return SKIP
+    d = Daemon()
+    try:
+        fn(d)
+        d.stop()
+        check_sanitizers(d)
+    except BaseException:
+        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
+        raise
+    finally:
+        d.cleanup()
+    print(f"{scenario}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

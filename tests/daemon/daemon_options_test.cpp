@@ -1,0 +1,60 @@
+// vmmd's command line: defaults, absolute paths, errors that name the option.
+#include "daemon/server/options.h"
+
+#include <gtest/gtest.h>
+
+namespace vmmd::daemon {
+namespace {
+
+TEST(DaemonOptions, Defaults) {
+  auto o = parseDaemonOptions({"vmmd"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->state_dir, "/var/lib/vmmd");
+  EXPECT_EQ(o->run_dir, "/run/vmmd");
+  EXPECT_EQ(o->socket, "/run/vmmd/vmmd.sock");
+  EXPECT_FALSE(o->group);
+  EXPECT_FALSE(o->foreground);
+}
+
+TEST(DaemonOptions, SocketFollowsRunDirUnlessGiven) {
+  auto o = parseDaemonOptions({"vmmd", "--run-dir", "/tmp/r", "--state-dir=/tmp/s", "--group", "kvm", "--foreground"});
+  ASSERT_TRUE(o.ok()) << o.error().message();
+  EXPECT_EQ(o->run_dir, "/tmp/r");
+  EXPECT_EQ(o->state_dir, "/tmp/s");
+  EXPECT_EQ(o->socket, "/tmp/r/vmmd.sock");
+  EXPECT_EQ(o->group, "kvm");
+  EXPECT_TRUE(o->foreground);
+  auto s = parseDaemonOptions({"vmmd", "--socket", "/tmp/x.sock", "--run-dir", "/tmp/r"});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->socket, "/tmp/x.sock");
+}
+
+TEST(DaemonOptions, RelativePathsBecomeAbsolute) {
+  auto o = parseDaemonOptions({"vmmd", "--run-dir", "rel/../run"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->run_dir.front(), '/');
+  EXPECT_EQ(o->run_dir.substr(o->run_dir.size() - 4), "/run");
+}
+
+TEST(DaemonOptions, ErrorsNameTheOption) {
+  auto missing = parseDaemonOptions({"vmmd", "--state-dir"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "--state-dir: needs a value");
+  auto unknown = parseDaemonOptions({"vmmd", "--colour"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message(), "unknown argument '--colour'");
+  auto empty = parseDaemonOptions({"vmmd", "--group="});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message().find("--group"), std::string::npos);
+}
+
+TEST(DaemonOptions, WorkerBinaryIsFoundOrExplained) {
+  auto missing = findWorkerBinary("/nonexistent/dir/vmmd");
+  // Either a vmm on PATH or an error that says what to do.
+  if (!missing.ok()) {
+    EXPECT_NE(missing.error().message().find("--vmm"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace vmmd::daemon

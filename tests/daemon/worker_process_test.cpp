@@ -1,0 +1,135 @@
+// WorkerProcess against real processes: exit status and signal of a spawned child, its own
+// session, the pidfd watch of an adopted (non-child) process, and pid-reuse protection.
+#include "daemon/supervisor/worker_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+
+#include <gtest/gtest.h>
+
+#include "daemon/process/process_identity.h"
+#include "tests/daemon/temp_dir.h"
+
+namespace vmmd::daemon {
+namespace {
+
+using testing::TempDir;
+
+struct Loop {
+  uv_loop_t loop{};
+  Loop() { uv_loop_init(&loop); }
+  ~Loop() {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+  }
+  // Runs until `done` or ~5 s.
+  template <typename Pred>
+  bool runUntil(Pred done) {
+    for (int i = 0; i < 5000 && !done(); ++i) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      if (!done()) ::usleep(1000);
+    }
+    return done();
+  }
+};
+
+TEST(WorkerProcess, SpawnReportsExitStatusAndLogsOutput) {
+  TempDir dir;
+  Loop loop;
+  std::optional<WorkerExit> exit;
+  auto p = WorkerProcess::spawn(&loop.loop, "/bin/sh", {"-c", "echo hello; echo oops >&2; exit 3"}, dir.file("log"),
+                                [&](const WorkerExit& e) { exit = e; });
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_TRUE(loop.runUntil([&] { return exit.has_value(); }));
+  EXPECT_EQ(exit->status, 3);
+  EXPECT_FALSE(exit->signal);
+  EXPECT_EQ(exit->describe(), "exited with status 3");
+  std::ifstream log(dir.file("log"));
+  std::string all((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_EQ(all, "hello\noops\n");
+}
+
+TEST(WorkerProcess, SpawnedChildLeadsItsOwnSessionAndReportsItsSignal) {
+  TempDir dir;
+  Loop loop;
+  std::optional<WorkerExit> exit;
+  auto p = WorkerProcess::spawn(&loop.loop, "/bin/sleep", {"30"}, dir.file("log"), [&](const WorkerExit& e) { exit = e; });
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  pid_t pid = (*p)->pid();
+  EXPECT_EQ(::getsid(pid), pid) << "not in its own session: a signal to vmmd's group would reach it";
+  ASSERT_TRUE((*p)->signal(SIGKILL).ok());
+  ASSERT_TRUE(loop.runUntil([&] { return exit.has_value(); }));
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_NE(exit->describe().find("killed by signal 9"), std::string::npos);
+  EXPECT_FALSE((*p)->signal(SIGKILL).ok()) << "signalled a process that has exited";
+}
+
+TEST(WorkerProcess, SpawnOfAMissingBinaryFails) {
+  TempDir dir;
+  Loop loop;
+  auto p = WorkerProcess::spawn(&loop.loop, "/nonexistent/vmm", {}, dir.file("log"), [](const WorkerExit&) {});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message().find("/nonexistent/vmm"), std::string::npos);
+}
+
+TEST(WorkerProcess, AdoptWatchesANonChildThroughItsPidfd) {
+  // A grandchild stands in for a worker left by an earlier vmmd: not ours to wait for.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t middle = ::fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    pid_t worker = ::fork();
+    if (worker == 0) {
+      ::execl("/bin/sleep", "sleep", "30", nullptr);
+      ::_exit(127);
+    }
+    (void)!::write(fds[1], &worker, sizeof worker);
+    ::_exit(0);
+  }
+  pid_t worker = 0;
+  ASSERT_EQ(::read(fds[0], &worker, sizeof worker), static_cast<ssize_t>(sizeof worker));
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ::waitpid(middle, nullptr, 0);
+  auto start = processStartTime(worker);
+  ASSERT_TRUE(start.ok());
+
+  Loop loop;
+  auto wrong = WorkerProcess::adopt(&loop.loop, worker, *start + 1, [](const WorkerExit&) {});
+  EXPECT_FALSE(wrong.ok()) << "adopted a process with another start time (pid reuse)";
+
+  std::optional<WorkerExit> exit;
+  auto p = WorkerProcess::adopt(&loop.loop, worker, *start, [&](const WorkerExit& e) { exit = e; });
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_TRUE((*p)->signal(SIGKILL).ok());
+  ASSERT_TRUE(loop.runUntil([&] { return exit.has_value(); }));
+  EXPECT_FALSE(exit->status);
+  EXPECT_FALSE(exit->signal);
+  EXPECT_NE(exit->describe().find("unknown"), std::string::npos);
+}
+
+TEST(WorkerProcess, AdoptOfAGoneProcessFails) {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  Loop loop;
+  auto p = WorkerProcess::adopt(&loop.loop, child, 1, [](const WorkerExit&) {});
+  EXPECT_FALSE(p.ok());
+}
+
+TEST(WorkerProcess, ZombieIsDetected) {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  for (int i = 0; i < 1000 && !isZombie(child); ++i) ::usleep(1000);
+  EXPECT_TRUE(isZombie(child));
+  ::waitpid(child, nullptr, 0);
+  EXPECT_FALSE(isZombie(::getpid()));
+}
+
+}  // namespace
+}  // namespace vmmd::daemon
