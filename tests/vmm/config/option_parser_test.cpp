@@ -149,6 +149,32 @@ const std::map<std::string, OptionSample>& optionSamples() {
           EXPECT_EQ(c.devices[0].driver, "virtio-rng-pci");
           EXPECT_EQ(c.devices[0].properties.at("id"), "rng0");
         }}},
+      {"netdev",
+       {{"-netdev", "tap,id=n0,ifname=tap7,script=no,downscript=no"},
+        [](const MachineConfig& c) {
+          ASSERT_EQ(c.netdevs.size(), 1u);
+          EXPECT_EQ(c.netdevs[0].id, "n0");
+          EXPECT_EQ(c.netdevs[0].ifname, "tap7");
+          EXPECT_EQ(c.netdevs[0].fd, -1);
+        }}},
+      {"drive",
+       {{"-drive", "file=/img/d.qcow2,format=qcow2,if=none,id=d0,readonly=on"},
+        [](const MachineConfig& c) {
+          ASSERT_EQ(c.drives.size(), 1u);
+          EXPECT_EQ(c.drives[0].id, "d0");
+          EXPECT_EQ(c.drives[0].path, "/img/d.qcow2");
+          EXPECT_EQ(c.drives[0].format, "qcow2");
+          EXPECT_TRUE(c.drives[0].read_only);
+          EXPECT_TRUE(c.devices.empty());
+        }}},
+      {"blockdev",
+       {{"-blockdev", "driver=file,node-name=f0,filename=/img/d.raw", "-blockdev", "driver=raw,node-name=d0,file=f0"},
+        [](const MachineConfig& c) {
+          ASSERT_EQ(c.drives.size(), 1u);
+          EXPECT_EQ(c.drives[0].id, "d0");
+          EXPECT_EQ(c.drives[0].path, "/img/d.raw");
+          EXPECT_EQ(c.drives[0].format, "raw");
+        }}},
       {"S", {{"-S"}, [](const MachineConfig& c) { EXPECT_TRUE(c.start_paused); }}},
       {"no-reboot", {{"-no-reboot"}, [](const MachineConfig& c) { EXPECT_TRUE(c.no_reboot); }}},
       {"no-shutdown", {{"-no-shutdown"}, [](const MachineConfig& c) { EXPECT_TRUE(c.no_shutdown); }}},
