@@ -5,6 +5,7 @@
 #include "vmm/chardev/socket_port.h"
 #include "vmm/netdev/tap_backend.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/machine/io_executor.h"
 #include <cstdio>
 
 namespace vmmd {
@@ -104,24 +105,7 @@ Status Worker::start() {
   callbacks.serial_output = [console](std::span<const uint8_t> bytes) {
     if (console) console->write(bytes);
   };
-  callbacks.io_executor = [this](std::function<void()> work, std::function<void()> done) {
-    struct Job {
-      uv_work_t request;
-      std::function<void()> work;
-      std::function<void()> done;
-    };
-    auto job = std::make_unique<Job>();
-    job->work = std::move(work);
-    job->done = std::move(done);
-    job->request.data = job.get();
-    int rc = uv_queue_work(
-        &loop_, &job->request, [](uv_work_t* r) { static_cast<Job*>(r->data)->work(); },
-        [](uv_work_t* r, int) {
-          std::unique_ptr<Job> finished(static_cast<Job*>(r->data));
-          finished->done();
-        });
-    if (rc == 0) job.release();  // owned by the loop until its completion callback
-  };
+  callbacks.io_executor = uvIoExecutor(&loop_);
   callbacks.block_io_error = [this](const std::string& device, const std::string& operation, const std::string& reason) {
     qmp::Json data = qmp::jsonObject();
     auto& alloc = data.GetAllocator();

@@ -14,6 +14,7 @@ constexpr uint64_t kCsum = 1ull << 0, kGuestCsum = 1ull << 1, kMac = 1ull << 5, 
                    kHostEcn = 1ull << 13, kMrgRxbuf = 1ull << 15, kStatus = 1ull << 16;
 constexpr uint16_t kRxQueue = 0, kTxQueue = 1;
 constexpr size_t kHeaderSize = 12;  // virtio_net_hdr_v1
+constexpr size_t kNumBuffersOffset = 10;  // its last field, little endian
 constexpr size_t kMaxFrame = kHeaderSize + 65536 + 14 + 4;
 constexpr uint16_t kLinkUp = 1;
 
@@ -74,6 +75,13 @@ void VirtioNet::reset() {
   (void)backend_->setOffloads(false, false, false, false);
 }
 
+void VirtioNet::fail(const std::string& why) {
+  // Broken means stopped: no tap event may move frames through these queues until a reset.
+  Transport* transport = transport_;
+  reset();
+  if (transport) transport->fail(why);
+}
+
 void VirtioNet::setLink(bool up) {
   if (up == link_up_) return;
   link_up_ = up;
@@ -93,7 +101,7 @@ void VirtioNet::transmit() {
   std::vector<iovec> iov;
   for (;;) {
     auto chain = queue.pop();
-    if (!chain) return transport_->fail(chain.error().message());
+    if (!chain) return fail(chain.error().message());
     if (!chain->has_value()) {
       if (queue.enableNotifications()) continue;
       break;
@@ -133,16 +141,20 @@ void VirtioNet::receive() {
     size_t done = 0;
     uint16_t used = 0;
     std::vector<std::pair<uint16_t, uint32_t>> completions;
-    uint8_t* header = nullptr;
+    // Where num_buffers' two bytes landed: the driver may spread the header over descriptors.
+    uint8_t* num_buffers_at[2] = {nullptr, nullptr};
     while (done < frame_length_) {
       auto chain = queue.pop();
-      if (!chain) return transport_->fail(chain.error().message());
+      if (!chain) return fail(chain.error().message());
       if (!chain->has_value()) break;
       ++used;
       uint32_t written = 0;
       for (const Buffer& b : (*chain)->writable) {
-        if (!header && b.length >= kHeaderSize) header = b.data;
         size_t n = std::min<size_t>(b.length, frame_length_ - done);
+        for (size_t k = 0; k < 2; ++k) {
+          size_t offset = kNumBuffersOffset + k;
+          if (offset >= done && offset < done + n) num_buffers_at[k] = b.data + (offset - done);
+        }
         std::memcpy(b.data, frame_.data() + done, n);
         done += n;
         written += static_cast<uint32_t>(n);
@@ -165,10 +177,9 @@ void VirtioNet::receive() {
       if (pushed) transport_->signalUsed(kRxQueue);
       return;
     }
-    if (header) {
-      uint16_t buffers = static_cast<uint16_t>(completions.size());
-      std::memcpy(header + 10, &buffers, 2);  // num_buffers
-    }
+    uint16_t buffers = static_cast<uint16_t>(completions.size());
+    if (num_buffers_at[0]) *num_buffers_at[0] = static_cast<uint8_t>(buffers);
+    if (num_buffers_at[1]) *num_buffers_at[1] = static_cast<uint8_t>(buffers >> 8);
     for (const auto& [head, written] : completions) (void)queue.push(head, written);
     pushed = true;
     frame_length_ = 0;

@@ -50,6 +50,8 @@ class VirtioNet : public VirtioDevice {
  private:
   void transmit();
   void receive();
+  // The driver's input is broken: stop, then tell the transport (DEVICE_NEEDS_RESET).
+  void fail(const std::string& why);
 
   std::unique_ptr<NetBackend> backend_;
   std::array<uint8_t, 6> mac_;

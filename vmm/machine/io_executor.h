@@ -1,0 +1,13 @@
+// The block devices' executor on a libuv loop: requests run on libuv's thread pool
+// (UV_THREADPOOL_SIZE threads, 4 by default), their completions back on the loop's thread.
+#pragma once
+
+#include <uv.h>
+
+#include "vmm/devices/virtio/blk.h"
+
+namespace vmmd {
+
+virtio::VirtioBlk::Executor uvIoExecutor(uv_loop_t* loop);
+
+}  // namespace vmmd
