@@ -165,8 +165,12 @@ void VirtioNet::receive() {
     }
     if (done < frame_length_ && mergeable_) {
       // Not enough buffers for the whole frame: give the chains back, wait for the guest to post.
+      // Notifications are asked for before the chains go back, so that only buffers beyond those
+      // already seen count as new; asked after, the given-back chains would look new and this
+      // loop would spin forever on the main thread.
+      bool more = queue.enableNotifications();
       queue.unpop(used);
-      if (queue.enableNotifications()) continue;
+      if (more) continue;
       backend_->waitReadable(false);
       if (pushed) transport_->signalUsed(kRxQueue);
       return;

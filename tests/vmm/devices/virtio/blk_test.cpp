@@ -142,8 +142,10 @@ class BlkTest : public ::testing::TestWithParam<std::string> {
   // After the device is gone: the image is consistent and holds what the guest wrote.
   void expectImageHolds(uint64_t offset, size_t length, uint8_t value) {
     rig_.stop();
-    auto check = storage::test::qemuCheck(path_);
-    EXPECT_EQ(check.status, 0) << check.output;
+    if (GetParam() == "qcow2") {
+      auto check = storage::test::qemuCheck(path_);
+      EXPECT_EQ(check.status, 0) << check.output;
+    }
     char pattern[8];
     std::snprintf(pattern, sizeof pattern, "0x%02x", value);
     auto read = storage::test::run("qemu-io -f " + GetParam() + " -c 'read -P " + pattern + " " + std::to_string(offset) +
@@ -246,8 +248,9 @@ TEST_P(BlkTest, DiscardSucceedsAndKeepsTheImageConsistent) {
 }
 
 TEST_P(BlkTest, SeveralRequestsInOneKickAllComplete) {
-  for (uint64_t i = 0; i < 6; ++i) rig_.fill(kPayload + i * 0x1000, 4096, static_cast<uint8_t>(0x10 + i));
-  for (uint64_t i = 0; i < 6; ++i) {
+  constexpr uint64_t kRequests = kQueueSize / 3;  // three descriptors each
+  for (uint64_t i = 0; i < kRequests; ++i) rig_.fill(kPayload + i * 0x1000, 4096, static_cast<uint8_t>(0x10 + i));
+  for (uint64_t i = 0; i < kRequests; ++i) {
     uint64_t header = D + 0x2000 + i * 16, status = D + 0x3000 + i;
     uint32_t type = kOut;
     uint64_t sector = i * 8;
@@ -257,11 +260,11 @@ TEST_P(BlkTest, SeveralRequestsInOneKickAllComplete) {
     rig_.driver().offerChain({{header, 16, false}, {kPayload + i * 0x1000, 4096, false}, {status, 1, true}});
   }
   rig_.transport().kick(0);
-  ASSERT_TRUE(rig_.waitForUsed(6));
-  for (uint64_t i = 0; i < 6; ++i) EXPECT_EQ(*rig_.at(D + 0x3000 + i), kOk) << i;
-  rig_.fill(kPayload + 0x10000, 6 * 4096, 0);
-  ASSERT_EQ(rig_.request(kIn, 0, {{kPayload + 0x10000, 6 * 4096, true}}).status, kOk);
-  for (uint64_t i = 0; i < 6; ++i) EXPECT_TRUE(rig_.filledWith(kPayload + 0x10000 + i * 4096, 4096, static_cast<uint8_t>(0x10 + i)));
+  ASSERT_TRUE(rig_.waitForUsed(kRequests));
+  for (uint64_t i = 0; i < kRequests; ++i) EXPECT_EQ(*rig_.at(D + 0x3000 + i), kOk) << i;
+  rig_.fill(kPayload + 0x10000, kRequests * 4096, 0);
+  ASSERT_EQ(rig_.request(kIn, 0, {{kPayload + 0x10000, kRequests * 4096, true}}).status, kOk);
+  for (uint64_t i = 0; i < kRequests; ++i) EXPECT_TRUE(rig_.filledWith(kPayload + 0x10000 + i * 4096, 4096, static_cast<uint8_t>(0x10 + i)));
 }
 
 TEST_P(BlkTest, RequestsBeyondTheEndFailWithIoErr) {

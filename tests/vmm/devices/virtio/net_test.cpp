@@ -106,8 +106,18 @@ class NetTest : public ::testing::Test {
     transport_->kick(kTx);
   }
   // Runs the loop until the receive queue's used index reaches `target`.
+  // Runs the loop until the receive queue's used index reaches `target`, the device breaks, or
+  // (a guard against hanging, not a measurement) kPatienceMs pass.
   void waitForReceived(uint16_t target) {
-    while (transport_->driver(kRx).usedIndex() != target && !transport_->broken()) uv_run(&loop_, UV_RUN_ONCE);
+    uv_timer_t guard;
+    bool expired = false;
+    uv_timer_init(&loop_, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, kPatienceMs, 0);
+    while (transport_->driver(kRx).usedIndex() != target && !transport_->broken() && !expired) uv_run(&loop_, UV_RUN_ONCE);
+    EXPECT_FALSE(expired) << "nothing arrived within " << kPatienceMs << " ms";
+    uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
   }
   uint8_t* at(uint64_t address, uint64_t length = 1) { return memory_->hostAddress(address, length); }
   bool filledWith(uint64_t address, size_t length, uint8_t value) {
@@ -221,6 +231,25 @@ TEST_F(NetTest, FrameWaitsForTheGuestToPostBuffers) {
   transport_->kick(kRx);
   waitForReceived(1);
   EXPECT_TRUE(std::equal(frame.begin(), frame.end(), at(D + kVnetHeaderBytes, frame.size())));
+}
+
+TEST_F(NetTest, FrameLargerThanThePostedBuffersWaitsForMore) {
+  // One 512-byte buffer for a 1412-byte frame: the device must wait (not spin) until the guest
+  // posts enough, then deliver the frame over all of them.
+  start(true);
+  transport_->driver(kRx).offerChain({{D, 512, true}});
+  transport_->kick(kRx);
+  auto frame = testing::ethernetFrame(1400, kExperimentalEthertype, 9);
+  hostSends(frame);
+  for (int i = 0; i < 3; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(transport_->driver(kRx).usedIndex(), 0);
+  transport_->driver(kRx).offerChain({{D + 0x1000, 512, true}});
+  transport_->driver(kRx).offerChain({{D + 0x2000, 512, true}});
+  transport_->kick(kRx);
+  waitForReceived(3);
+  EXPECT_EQ(numBuffers(at(D)), 3);
+  EXPECT_TRUE(std::equal(frame.begin(), frame.begin() + 500, at(D + kVnetHeaderBytes, 500)));
+  EXPECT_TRUE(std::equal(frame.begin() + 1012, frame.end(), at(D + 0x2000, 388)));
 }
 
 TEST_F(NetTest, LinkDownDropsTransmittedFrames) {

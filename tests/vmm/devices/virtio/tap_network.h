@@ -4,6 +4,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -33,6 +34,12 @@ inline Status enterFreshNetworkNamespace() {
   if (::access("/dev/net/tun", R_OK | W_OK) != 0) return Error::fromErrno("/dev/net/tun");
   if (::unshare(CLONE_NEWNET) != 0) return Error::fromErrno("unshare(CLONE_NEWNET) (needs root)");
   entered = true;
+  // No IPv6 on interfaces made from now on: its router solicitations and MLD reports would go out
+  // of the tap and reach the device between the frames a test sends.
+  for (const char* knob : {"/proc/sys/net/ipv6/conf/default/disable_ipv6", "/proc/sys/net/ipv6/conf/all/disable_ipv6"}) {
+    UniqueFd fd(::open(knob, O_WRONLY | O_CLOEXEC));
+    if (fd) (void)!::write(fd.get(), "1", 1);
+  }
   return {};
 }
 
