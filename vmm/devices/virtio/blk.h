@@ -4,10 +4,12 @@
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "storage/block_device.h"
 #include "vmm/devices/virtio/virtio_device.h"
@@ -41,8 +43,16 @@ class VirtioBlk : public VirtioDevice {
 
  private:
   struct Request;
-  void submit(std::shared_ptr<Request> request);
-  void complete(const Request& request);
+  // Checks a parsed request; false: it is finished (refused, or served without disk I/O).
+  bool prepare(Request& request);
+  static void serve(storage::BlockDevice& disk, Request& request);
+  // Queues requests for the executor; their completions come back to the main loop.
+  void dispatch(std::vector<std::shared_ptr<Request>> requests);
+  void startWorkers();
+  // On an I/O thread: serves pending requests, moving them to `served`.
+  void serveBatch(std::vector<std::shared_ptr<Request>>& served);
+  // Returns finished requests to the guest, with one interrupt.
+  void complete(const std::vector<std::shared_ptr<Request>>& requests);
 
   std::shared_ptr<storage::BlockDevice> disk_;
   std::string serial_;
@@ -56,9 +66,10 @@ class VirtioBlk : public VirtioDevice {
   // Completions run on the main loop, possibly after this device is gone (teardown): they hold
   // this token weakly and do nothing once it has expired.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  std::mutex inflight_mutex_;
-  std::condition_variable inflight_done_;
-  size_t inflight_ = 0;
+  std::mutex io_mutex_;  // guards pending_ and workers_
+  std::deque<std::shared_ptr<Request>> pending_;  // waiting for a worker
+  size_t workers_ = 0;                            // work items handed to the executor, not yet done
+  std::condition_variable workers_done_;
 };
 
 }  // namespace vmmd::virtio

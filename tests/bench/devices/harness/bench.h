@@ -27,7 +27,13 @@ struct Options {
   double seconds = 2.0;
   unsigned threads = 4;      // the I/O executor's threads (libuv's pool), and the baseline's
   unsigned queue_depth = 32;  // requests in flight on the virtqueue
+  std::string filter;         // only rows whose name contains this
+  bool device_only = false;   // skip the physical limits (for profiling the device path)
 };
+
+inline bool wanted(const Options& options, const std::string& row) {
+  return options.filter.empty() || row.find(options.filter) != std::string::npos;
+}
 
 std::vector<Row> blockRows(const Options& options);
 std::vector<Row> netRows(const Options& options);

@@ -2,7 +2,7 @@
 // device models and the table sets each figure beside the physical limit measured in the same
 // run. See tests/bench/devices/README.md; run it with tests/bench/devices/harness/run.sh.
 //
-//   virtio_device_bench [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net]
+//   virtio_device_bench [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--device-only 1]
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -37,8 +37,10 @@ int main(int argc, char** argv) {
     else if (flag == "--seconds") options.seconds = std::atof(value.c_str());
     else if (flag == "--disk-mib") options.disk_bytes = std::strtoull(value.c_str(), nullptr, 10) << 20;
     else if (flag == "--only") only = value;
+    else if (flag == "--filter") options.filter = value;
+    else if (flag == "--device-only") options.device_only = value == "1";
     else {
-      std::fprintf(stderr, "usage: %s [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--device-only 1]\n", argv[0]);
       return 2;
     }
   }
