@@ -107,17 +107,17 @@ void VirtioBlk::kick(uint16_t queue_index) {
   Virtqueue& queue = transport_->queue(0);
   std::vector<std::shared_ptr<Request>> for_disk;  // everything this kick offered that needs I/O
   for (;;) {
-    auto popped = queue.pop();
+    auto popped = queue.pop(chain_);
     if (!popped) {
       dispatch(std::move(for_disk));  // the good requests before the broken one still run
       transport_->fail(popped.error().message());
       return;
     }
-    if (!popped->has_value()) {
+    if (!*popped) {
       if (queue.enableNotifications()) continue;  // more arrived while we looked
       break;
     }
-    DescriptorChain& chain = **popped;
+    DescriptorChain& chain = chain_;
     auto request = std::make_shared<Request>();
     request->head = chain.head;
     request->generation = generation_;

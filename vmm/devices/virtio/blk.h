@@ -66,6 +66,7 @@ class VirtioBlk : public VirtioDevice {
   // Completions run on the main loop, possibly after this device is gone (teardown): they hold
   // this token weakly and do nothing once it has expired.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  DescriptorChain chain_;  // the chain being parsed (reused: no allocation per request for it)
   std::mutex io_mutex_;  // guards pending_ and workers_
   std::deque<std::shared_ptr<Request>> pending_;  // waiting for a worker
   size_t workers_ = 0;                            // work items handed to the executor, not yet done

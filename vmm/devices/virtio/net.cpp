@@ -98,16 +98,16 @@ void VirtioNet::transmit() {
   if (!transport_ || waiting_writable_) return;
   Virtqueue& queue = transport_->queue(kTxQueue);
   bool pushed = false;
-  std::vector<iovec> iov;
   for (;;) {
-    auto chain = queue.pop();
-    if (!chain) return fail(chain.error().message());
-    if (!chain->has_value()) {
+    auto got = queue.pop(tx_chain_);
+    if (!got) return fail(got.error().message());
+    if (!*got) {
       if (queue.enableNotifications()) continue;
       break;
     }
-    const DescriptorChain& c = **chain;
+    const DescriptorChain& c = tx_chain_;
     if (link_up_) {
+      std::vector<iovec>& iov = tx_iov_;
       iov.clear();
       for (const Buffer& b : c.readable) iov.push_back({b.data, b.length});
       ssize_t n = ::writev(backend_->fd(), iov.data(), static_cast<int>(iov.size()));
@@ -140,16 +140,17 @@ void VirtioNet::receive() {
     // Spread the frame over as many receive chains as it needs (one without MRG_RXBUF).
     size_t done = 0;
     uint16_t used = 0;
-    std::vector<std::pair<uint16_t, uint32_t>> completions;
+    std::vector<std::pair<uint16_t, uint32_t>>& completions = rx_completions_;
+    completions.clear();
     // Where num_buffers' two bytes landed: the driver may spread the header over descriptors.
     uint8_t* num_buffers_at[2] = {nullptr, nullptr};
     while (done < frame_length_) {
-      auto chain = queue.pop();
-      if (!chain) return fail(chain.error().message());
-      if (!chain->has_value()) break;
+      auto got = queue.pop(rx_chain_);
+      if (!got) return fail(got.error().message());
+      if (!*got) break;
       ++used;
       uint32_t written = 0;
-      for (const Buffer& b : (*chain)->writable) {
+      for (const Buffer& b : rx_chain_.writable) {
         size_t n = std::min<size_t>(b.length, frame_length_ - done);
         for (size_t k = 0; k < 2; ++k) {
           size_t offset = kNumBuffersOffset + k;
@@ -160,7 +161,7 @@ void VirtioNet::receive() {
         written += static_cast<uint32_t>(n);
         if (done == frame_length_) break;
       }
-      completions.emplace_back((*chain)->head, written);
+      completions.emplace_back(rx_chain_.head, written);
       if (!mergeable_) break;
     }
     if (done < frame_length_ && mergeable_) {

@@ -4,6 +4,8 @@
 // receive buffers, so a guest that stops receiving pushes back on the host, not on our memory.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <array>
 #include <functional>
 #include <memory>
@@ -62,6 +64,10 @@ class VirtioNet : public VirtioDevice {
   std::vector<uint8_t> frame_;      // a received frame (vnet header first) waiting for buffers
   size_t frame_length_ = 0;
   bool waiting_writable_ = false;
+  // Reused by every frame: no allocation per frame.
+  DescriptorChain tx_chain_, rx_chain_;
+  std::vector<iovec> tx_iov_;
+  std::vector<std::pair<uint16_t, uint32_t>> rx_completions_;  // (head, bytes) of one frame's chains
 };
 
 }  // namespace vmmd::virtio

@@ -85,25 +85,33 @@ uint16_t Virtqueue::availRing(uint16_t slot) const { return loadAcquire<uint16_t
 uint16_t Virtqueue::usedEvent() const { return loadAcquire<uint16_t>(avail_ + 4 + 2 * layout_.size); }
 
 Result<std::optional<DescriptorChain>> Virtqueue::pop() {
+  DescriptorChain chain;
+  auto got = pop(chain);
+  if (!got) return got.error();
+  if (!*got) return std::optional<DescriptorChain>();
+  return std::optional<DescriptorChain>(std::move(chain));
+}
+
+Result<bool> Virtqueue::pop(DescriptorChain& chain) {
   if (!ready_) return Error("virtqueue: not ready");
   uint16_t avail = availIndex();
   uint16_t pending = static_cast<uint16_t>(avail - next_avail_);
-  if (pending == 0) return std::optional<DescriptorChain>();
+  if (pending == 0) return false;
   if (pending > layout_.size) {
     return Error("virtqueue: driver claims " + std::to_string(pending) + " new buffers in a queue of " +
                  std::to_string(layout_.size));
   }
   uint16_t head = availRing(static_cast<uint16_t>(next_avail_ % layout_.size));
   ++next_avail_;
-  auto chain = walk(head);
-  if (!chain) return chain.error();
-  return std::optional<DescriptorChain>(std::move(*chain));
+  if (auto st = walk(head, chain); !st) return st.error();
+  return true;
 }
 
-Result<DescriptorChain> Virtqueue::walk(uint16_t head) {
+Status Virtqueue::walk(uint16_t head, DescriptorChain& chain) {
   if (head >= layout_.size) return Error("virtqueue: head index " + std::to_string(head) + " out of range");
-  DescriptorChain chain;
   chain.head = head;
+  chain.readable.clear();  // keeps their capacity: a device popping into one chain allocates once
+  chain.writable.clear();
   const uint8_t* table = descriptors_;
   uint32_t table_size = layout_.size;
   uint32_t index = head;
@@ -144,7 +152,7 @@ Result<DescriptorChain> Virtqueue::walk(uint16_t head) {
     if (d.next >= table_size) return Error("virtqueue: next index " + std::to_string(d.next) + " out of range");
     index = d.next;
   }
-  return chain;
+  return {};
 }
 
 Status Virtqueue::push(uint16_t head, uint32_t written) {

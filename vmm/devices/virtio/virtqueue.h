@@ -49,6 +49,9 @@ class Virtqueue {
 
   // The next available chain, or nullopt when the driver has offered nothing new.
   Result<std::optional<DescriptorChain>> pop();
+  // The same into `chain`, reusing its buffers' storage (no allocation per chain on hot paths);
+  // false when the driver has offered nothing new.
+  Result<bool> pop(DescriptorChain& chain);
   // Gives back the last `count` chains popped and not pushed, to be popped again later (a device
   // that found it lacks buffers for a whole frame).
   void unpop(uint16_t count) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
@@ -65,7 +68,7 @@ class Virtqueue {
   void reset();
 
  private:
-  Result<DescriptorChain> walk(uint16_t head);
+  Status walk(uint16_t head, DescriptorChain& chain);
   uint16_t availIndex() const;
   uint16_t availRing(uint16_t slot) const;
   uint16_t availFlags() const;
