@@ -11,6 +11,11 @@ namespace vmmd::bench {
 struct Figure {
   double operations_per_second = 0;
   double mib_per_second = 0;
+  // Adds one round's figure to a mean over `rounds` rounds of equal length.
+  void addRound(const Figure& round, unsigned rounds) {
+    operations_per_second += round.operations_per_second / rounds;
+    mib_per_second += round.mib_per_second / rounds;
+  }
 };
 
 struct Row {
@@ -24,7 +29,8 @@ struct Row {
 struct Options {
   std::string directory = "/var/tmp";
   uint64_t disk_bytes = 256ull << 20;
-  double seconds = 2.0;
+  double seconds = 2.0;       // per figure, split over `rounds` alternating device/limit rounds
+  unsigned rounds = 4;        // (so that load from elsewhere on the machine hits both alike)
   unsigned threads = 4;      // the I/O executor's threads (libuv's pool), and the baseline's
   unsigned queue_depth = 32;  // requests in flight on the virtqueue
   std::string filter;         // only rows whose name contains this

@@ -220,12 +220,16 @@ std::vector<Row> blockRows(const Options& options) {
           Case c{format, cache, type, size};
           Row row{describe(c), "IOPS", {}, {}, {}};
           if (!wanted(options, row.what)) continue;
-          auto device = throughDevice(path, c, options);
-          auto physical = options.device_only ? Result<Figure>(Figure{}) : direct(path, *extent, c, options);
-          if (!device) row.error = device.error().message();
-          if (!physical) row.error = physical.error().message();
-          if (device) row.device = *device;
-          if (physical) row.physical = *physical;
+          Options round = options;
+          round.seconds = options.seconds / options.rounds;
+          for (unsigned i = 0; i < options.rounds && row.error.empty(); ++i) {
+            auto device = throughDevice(path, c, round);
+            auto physical = options.device_only ? Result<Figure>(Figure{}) : direct(path, *extent, c, round);
+            if (!device) row.error = device.error().message();
+            if (!physical) row.error = physical.error().message();
+            if (device) row.device.addRound(*device, options.rounds);
+            if (physical) row.physical.addRound(*physical, options.rounds);
+          }
           rows.push_back(row);
         }
       }

@@ -2,8 +2,9 @@
 // device models and the table sets each figure beside the physical limit measured in the same
 // run. See tests/bench/devices/README.md; run it with tests/bench/devices/harness/run.sh.
 //
-//   virtio_device_bench [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--device-only 1]
+//   virtio_device_bench [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--rounds N] [--device-only 1]
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -38,9 +39,10 @@ int main(int argc, char** argv) {
     else if (flag == "--disk-mib") options.disk_bytes = std::strtoull(value.c_str(), nullptr, 10) << 20;
     else if (flag == "--only") only = value;
     else if (flag == "--filter") options.filter = value;
+    else if (flag == "--rounds") options.rounds = std::max(1, std::atoi(value.c_str()));
     else if (flag == "--device-only") options.device_only = value == "1";
     else {
-      std::fprintf(stderr, "usage: %s [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--device-only 1]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--dir DIR] [--seconds S] [--disk-mib N] [--only blk|net] [--filter ROW-SUBSTRING] [--rounds N] [--device-only 1]\n", argv[0]);
       return 2;
     }
   }
@@ -63,8 +65,8 @@ int main(int argc, char** argv) {
       ok = ok && row.error.empty();
     }
   }
-  std::printf("(queue depth %u, %u I/O threads, %.1f s per figure, disk %llu MiB in %s)\n", options.queue_depth,
-              options.threads, options.seconds, static_cast<unsigned long long>(options.disk_bytes >> 20),
+  std::printf("(queue depth %u, %u I/O threads, %.1f s per figure in %u alternating rounds, disk %llu MiB in %s)\n",
+              options.queue_depth, options.threads, options.seconds, options.rounds, static_cast<unsigned long long>(options.disk_bytes >> 20),
               options.directory.c_str());
   return ok ? 0 : 1;
 }

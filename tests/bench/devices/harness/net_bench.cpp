@@ -134,8 +134,11 @@ std::vector<Row> netRows(const Options& options) {
       Row row{c.what, "frames/s", {}, {}, {}};
       if (!wanted(options, row.what)) continue;
       Drain drain(name, c.ethertype);
-      row.device = throughDevice(transport, *memory, c.bytes, options.seconds);
-      if (!options.device_only) row.physical = direct(tap_fd, c.bytes, options.seconds);
+      double seconds = options.seconds / options.rounds;
+      for (unsigned i = 0; i < options.rounds; ++i) {
+        row.device.addRound(throughDevice(transport, *memory, c.bytes, seconds), options.rounds);
+        if (!options.device_only) row.physical.addRound(direct(tap_fd, c.bytes, seconds), options.rounds);
+      }
       if (transport.broken()) row.error = transport.failures().front();
       rows.push_back(row);
     }

@@ -364,36 +364,30 @@ class BlkMalformedTest : public ::testing::Test {
   BlkRig rig_;
 };
 
-TEST_F(BlkMalformedTest, HeaderTooShort) {
-  rig_.writeHeader(kIn, 0);
-  EXPECT_EQ(rig_.offerAndWait({{kHeader, 8, false}, {kStatus, 1, true}}).used_length, ~0u);
+// Requests whose header or status byte is missing or misplaced: no correct driver sends them.
+struct MalformedRequest {
+  const char* name;
+  uint32_t type;
+  std::vector<Segment> chain;
+};
+
+class BlkMalformedRequestTest : public BlkMalformedTest, public ::testing::WithParamInterface<MalformedRequest> {};
+
+TEST_P(BlkMalformedRequestTest, BreaksTheDeviceWithoutWriting) {
+  rig_.writeHeader(GetParam().type, 0);
+  EXPECT_EQ(rig_.offerAndWait(GetParam().chain).used_length, ~0u);
   expectBrokenAndUntouched();
 }
 
-TEST_F(BlkMalformedTest, NoStatusDescriptor) {
-  rig_.writeHeader(kOut, 0);
-  rig_.offerAndWait({{kHeader, 16, false}, {kPayload, 512, false}});
-  expectBrokenAndUntouched();
-}
-
-TEST_F(BlkMalformedTest, ZeroLengthStatusDescriptor) {
-  rig_.writeHeader(kIn, 0);
-  rig_.offerAndWait({{kHeader, 16, false}, {kPayload, 512, true}, {kStatus, 0, true}});
-  // The status byte would have to go in the 512-byte data buffer's place: refused instead.
-  expectBrokenAndUntouched();
-}
-
-TEST_F(BlkMalformedTest, StatusDescriptorDeviceReadable) {
-  rig_.writeHeader(kFlush, 0);
-  rig_.offerAndWait({{kHeader, 16, false}, {kStatus, 1, false}});
-  expectBrokenAndUntouched();
-}
-
-TEST_F(BlkMalformedTest, ZeroLengthHeader) {
-  rig_.writeHeader(kIn, 0);
-  rig_.offerAndWait({{kHeader, 0, false}, {kPayload, 512, true}, {kStatus, 1, true}});
-  expectBrokenAndUntouched();
-}
+INSTANTIATE_TEST_SUITE_P(
+    Malformed, BlkMalformedRequestTest,
+    ::testing::Values(MalformedRequest{"header_too_short", kIn, {{kHeader, 8, false}, {kStatus, 1, true}}},
+                      MalformedRequest{"zero_length_header", kIn, {{kHeader, 0, false}, {kPayload, 512, true}, {kStatus, 1, true}}},
+                      MalformedRequest{"no_status_descriptor", kOut, {{kHeader, 16, false}, {kPayload, 512, false}}},
+                      // The status byte would have to take the data buffer's last byte: refused instead.
+                      MalformedRequest{"zero_length_status", kIn, {{kHeader, 16, false}, {kPayload, 512, true}, {kStatus, 0, true}}},
+                      MalformedRequest{"status_device_readable", kFlush, {{kHeader, 16, false}, {kStatus, 1, false}}}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(BlkMalformedTest, ReadIntoDeviceReadableBufferWritesNothingThere) {
   // A read whose data buffer the device may not write: the data buffer is the header's payload
