@@ -3,7 +3,7 @@
 # VMM in L1), the guest's O_DIRECT dd write/read on raw and qcow2 and a TCP transfer over a tap,
 # under our vmm and under QEMU with the same argv, in one L1 boot; prints a table (MiB/s).
 #
-#   tests/bench/devices/nested.sh [VMM_BINARY (default build/vmm/vmm)] [MIB (default 64)]
+#   tests/bench/devices/nested.sh [VMM_BINARY (default build/vmm/vmm)] [MIB (default 64)] [TCP_MIB (default 16)]
 #
 # Everything in L2 runs under TCG-emulated nested virtualization, so the figures compare VMMs
 # with each other, not with hardware.
@@ -11,13 +11,15 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 vmm=${1:-$top/build/vmm/vmm}
 mib=${2:-64}
+tcp_mib=${3:-16}
 [ -x "$vmm" ] || { echo "nested.sh: $vmm not built" >&2; exit 2; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$top/tests/nested/run.sh" --vmm qemu-pc --vmm "$vmm" --scenario-dir "$top/tests/bench/devices/nested" \
-  --bin "$(command -v qemu-img)" --env DEVBENCH_MIB="$mib" --timeout 1500 bench-devices | tee "$out" || true
+  --bin "$(command -v qemu-img)" --env DEVBENCH_MIB="$mib" \
+  --env DEVBENCH_TCP_MIB="$tcp_mib" --timeout 1500 bench-devices | tee "$out" || true
 echo
-echo "virtio device benchmark (a), nested tier, $mib MiB per figure (MiB/s; guest dd oflag/iflag=direct bs=1M, busybox nc)"
+echo "virtio device benchmark (a), nested tier, MiB/s: guest dd bs=1M oflag/iflag=direct of $mib MiB, busybox nc of $tcp_mib MiB"
 printf '%-10s | %10s %10s %10s %10s %10s\n' vmm raw-write raw-read qcow2-write qcow2-read tcp-send
 grep -o 'NESTED scenario=bench-devices vmm=[^ ]* result=[a-z]* detail=.*' "$out" | while read -r _ _ kind result detail; do
   detail=${detail#detail=}
