@@ -1,7 +1,7 @@
 // l1run: runs an L2 VMM inside L1 and timestamps its console.
 //
 //   l1run [-t SECONDS] [-m MARKER] [-k COUNT] [-x ABORT] [-o LOG]
-//         [-s SOCKET -T TRIGGER [-w TEXT | -S SEND_FILE] [-R RECV_FILE]] -- COMMAND ARGS...
+//         [-s SOCKET -T TRIGGER [-w TEXT | -S SEND_FILE] [-R RECV_FILE] [-D SECONDS]] -- COMMAND ARGS...
 //
 // The command's stdout and stderr go to LOG (default /dev/null), one line each, prefixed with the
 // milliseconds since launch (CLOCK_MONOTONIC) at which the line was complete; '\r' is dropped.
@@ -12,7 +12,10 @@
 // (e.g. the VMM's QMP or a guest-agent chardev), writes TEXT and a newline, and logs what comes
 // back as "<ms> SOCK <line>" until the command exits. -S streams SEND_FILE's bytes instead of
 // TEXT (no newline), as fast as the socket takes them while reading goes on, so both directions
-// flow at once; -R writes what comes back to RECV_FILE, raw, instead of logging it.
+// flow at once; -R writes what comes back to RECV_FILE, raw, instead of logging it. -D reads
+// nothing from the socket for SECONDS after connecting (a host end that stalls: the VMM must
+// hold the guest back, not buffer), logging the command's VmRSS as "SOCK-STALL rss_kb=N" when
+// the stall begins and "SOCK-RESUME rss_kb=N" when it ends.
 // On exit, prints shell assignments:
 //   RUN_EXIT=<status, or 128+signal> RUN_MS=<launch -> exit> RUN_MARKER_MS=<launch -> first
 //   marker line, -1 if none> RUN_MARKERS=<count> RUN_TIMEOUT=0|1 RUN_KILLED=0|1 RUN_ABORTED=0|1
@@ -47,6 +50,20 @@ static int connect_unix(const char *path) {
     usleep(100000);
   }
   return -1;
+}
+
+// VmRSS of a process in kB, -1 if unreadable.
+static long rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+  }
+  fclose(f);
+  return kb;
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -102,10 +119,11 @@ static void feed(struct liner *l, const char *buf, ssize_t n, struct state *st) 
 int main(int argc, char **argv) {
   double timeout_s = 120;
   const char *log_path = "/dev/null", *sock_path = NULL, *sock_text = "", *send_path = NULL, *recv_path = NULL;
+  double stall_s = 0, stall_until = 0;
   struct state st = {.prefix = "", .marker_ms = -1};
   long kill_after = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "+t:m:k:x:o:s:T:w:S:R:")) != -1) {
+  while ((opt = getopt(argc, argv, "+t:m:k:x:o:s:T:w:S:R:D:")) != -1) {
     switch (opt) {
       case 't': timeout_s = atof(optarg); break;
       case 'm': st.marker = optarg; break;
@@ -117,9 +135,10 @@ int main(int argc, char **argv) {
       case 'w': sock_text = optarg; break;
       case 'S': send_path = optarg; break;
       case 'R': recv_path = optarg; break;
+      case 'D': stall_s = atof(optarg); break;
       default:
         fprintf(stderr, "usage: l1run [-t S] [-m MARKER] [-k N] [-x ABORT] [-o LOG] "
-                        "[-s SOCK -T TRIGGER [-w TEXT | -S FILE] [-R FILE]] -- CMD...\n");
+                        "[-s SOCK -T TRIGGER [-w TEXT | -S FILE] [-R FILE] [-D S]] -- CMD...\n");
         return 2;
     }
   }
@@ -184,7 +203,11 @@ int main(int argc, char **argv) {
         out_len = (size_t)n;
       }
     }
-    short sock_events = POLLIN | (out_off < out_len ? POLLOUT : 0);
+    if (stall_until > 0 && now_ms() - start >= stall_until) {
+      stall_until = 0;
+      fprintf(st.log, "%.1f SOCK-RESUME rss_kb=%ld\n", now_ms() - start, rss_kb(pid));
+    }
+    short sock_events = (stall_until > 0 ? 0 : POLLIN) | (out_off < out_len ? POLLOUT : 0);
     struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = sock_fd, .events = sock_events}};
     int r = poll(p, sock_fd >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left + 1);
     if (r <= 0) continue;
@@ -219,6 +242,10 @@ int main(int argc, char **argv) {
       sock_fd = connect_unix(sock_path);
       st.t = now_ms() - start;
       fprintf(st.log, "%.1f SOCK-CONNECT %s %s\n", st.t, sock_path, sock_fd >= 0 ? "ok" : strerror(errno));
+      if (sock_fd >= 0 && stall_s > 0) {
+        stall_until = st.t + stall_s * 1e3;
+        fprintf(st.log, "%.1f SOCK-STALL rss_kb=%ld\n", st.t, rss_kb(pid));
+      }
       if (sock_fd >= 0 && send_path) {
         send_fd = open(send_path, O_RDONLY | O_CLOEXEC);
         if (send_fd < 0) fprintf(st.log, "%.1f SOCK-SEND %s %s\n", st.t, send_path, strerror(errno));
