@@ -34,7 +34,9 @@ Result<GuestExecResult> runInGuest(AgentTarget& target, const std::vector<std::s
   for (size_t i = 1; i < argv.size(); ++i) rest.PushBack(qmp::jsonString(argv[i], a), a);
   execArgs.AddMember("arg", rest, a);
   execArgs.AddMember("capture-output", true, a);
-  auto started = target.execute("guest-exec", &execArgs, kRequestTimeout);
+  // One request never waits longer than the whole command may take.
+  Seconds perRequest = std::min(kRequestTimeout, timeout);
+  auto started = target.execute("guest-exec", &execArgs, perRequest);
   if (!started) return started.error();
   if (!started->IsObject() || !started->HasMember("pid") || !(*started)["pid"].IsInt64()) {
     return Error("guest-exec returned no pid: " + qmp::toJson(*started));
@@ -48,7 +50,7 @@ Result<GuestExecResult> runInGuest(AgentTarget& target, const std::vector<std::s
   // Poll quickly at first (most commands are short), then back off to 200 ms.
   auto pause = std::chrono::milliseconds(5);
   for (;;) {
-    auto status = target.execute("guest-exec-status", &statusArgs, kRequestTimeout);
+    auto status = target.execute("guest-exec-status", &statusArgs, perRequest);
     if (!status) return status.error();
     if (!status->IsObject() || !status->HasMember("exited") || !(*status)["exited"].IsBool()) {
       return Error("malformed guest-exec-status reply: " + qmp::toJson(*status));
