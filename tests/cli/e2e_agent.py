@@ -86,17 +86,16 @@ class FakePeer:
             if self.behaviour == "garbage":
                 conn.sendall(b"\x00\x01{{{ not json ]]]" * 1000)
                 time.sleep(5)
-            elif self.behaviour == "malformed":
+            else:
+                # Answer the sync as an agent would, then reply badly to the command.
                 sync = json.loads(data.lstrip(b"\xff").split(b"\n")[0])
                 conn.sendall(b"\xff" + json.dumps({"return": sync["arguments"]["id"]}).encode() + b"\n")
                 conn.recv(65536)
-                conn.sendall(b'{"return": {"a": [1,,]}}\n')
-                time.sleep(1)
-            elif self.behaviour == "vanish":
-                sync = json.loads(data.lstrip(b"\xff").split(b"\n")[0])
-                conn.sendall(b"\xff" + json.dumps({"return": sync["arguments"]["id"]}).encode() + b"\n")
-                conn.recv(65536)
-                conn.sendall(b'{"return": {"ver')
+                if self.behaviour == "malformed":
+                    conn.sendall(b'{"return": {"a": [1,,]}}\n')
+                    time.sleep(1)
+                else:  # "vanish": half a reply, then the connection closes
+                    conn.sendall(b'{"return": {"ver')
         except OSError:
             pass
         finally:

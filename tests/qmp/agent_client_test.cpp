@@ -183,6 +183,11 @@ class Peer {
   // The id of a guest-sync-delimited request, or of any other request.
   static std::string syncId(const Json& r) { return toJson(r["arguments"]["id"]); }
   static std::string requestId(const Json& r) { return toJson(r["id"]); }
+  // Reads a guest-sync-delimited request and answers it as the agent does.
+  void answerSync() {
+    Json sync = readRequest();
+    send("\xff{\"return\": " + syncId(sync) + "}\n");
+  }
   void send(std::string_view bytes) { ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL); }
   void close() { fd_.reset(); }
 
@@ -217,8 +222,7 @@ TEST(AgentClient, SilentPeerIsNotConnectedAfterTheTimeout) {
 
 TEST(AgentClient, MalformedReplyIsAnErrorAndTheNextRequestResyncs) {
   Peer peer([](Peer& p) {
-    Json sync = p.readRequest();
-    p.send("\xff{\"return\": " + Peer::syncId(sync) + "}\n");
+    p.answerSync();
     p.readRequest();
     p.send("{\"return\": [1, 2,,]}\n");
     Json sync2 = p.readRequest();
@@ -237,8 +241,7 @@ TEST(AgentClient, MalformedReplyIsAnErrorAndTheNextRequestResyncs) {
 
 TEST(AgentClient, HugeReplyIsRefusedWithoutBufferingItWhole) {
   Peer peer([](Peer& p) {
-    Json sync = p.readRequest();
-    p.send("\xff{\"return\": " + Peer::syncId(sync) + "}\n");
+    p.answerSync();
     p.readRequest();
     std::string chunk(1 << 20, 'a');
     p.send("{\"return\": \"");
@@ -253,8 +256,7 @@ TEST(AgentClient, HugeReplyIsRefusedWithoutBufferingItWhole) {
 
 TEST(AgentClient, AgentVanishingMidCommandIsAnErrorNotAHang) {
   Peer peer([](Peer& p) {
-    Json sync = p.readRequest();
-    p.send("\xff{\"return\": " + Peer::syncId(sync) + "}\n");
+    p.answerSync();
     p.readRequest();
     p.send("{\"return\": {\"pa");
     p.close();
@@ -266,12 +268,10 @@ TEST(AgentClient, AgentVanishingMidCommandIsAnErrorNotAHang) {
 
 TEST(AgentClient, ShutdownWithoutReplyIsAcceptedAndAnErrorIsReported) {
   Peer peer([](Peer& p) {
-    Json sync = p.readRequest();
-    p.send("\xff{\"return\": " + Peer::syncId(sync) + "}\n");
+    p.answerSync();
     Json bad = p.readRequest();
     p.send(R"({"error": {"class": "GenericError", "desc": "mode is invalid"}, "id": )" + Peer::requestId(bad) + "}\n");
-    Json sync2 = p.readRequest();
-    p.send("\xff{\"return\": " + Peer::syncId(sync2) + "}\n");
+    p.answerSync();
     p.readRequest();
     p.close();  // the guest goes down without answering
   });
