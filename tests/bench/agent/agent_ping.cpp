@@ -1,13 +1,16 @@
-// agent_ping SOCKET LABEL [COUNT] [WAIT_S]: the guest-ping round trip through qmp::AgentClient.
-// Waits up to WAIT_S (default 120) for an agent to answer guest-sync-delimited on SOCKET (the
-// guest is booting), sends 20 pings to warm up, then COUNT (default 500) timed ones, and prints
-//   BENCH vmm=LABEL metric=ping n=COUNT mean_us=.. p50_us=.. p99_us=.. min_us=.. max_us=..
-// Used in the nested tier by tests/bench/agent (same guest, vmm and QEMU in one L1 boot).
+// agent_ping [--count N] [--rounds R] [--wait S] SOCKET=LABEL...: the guest-ping round trip
+// through qmp::AgentClient, for several agents side by side. Waits up to S seconds (default 180)
+// for every agent to answer guest-sync-delimited (the guests are booting), warms each up with 20
+// pings, then runs R rounds (default 10); in each, every agent in turn gets N/R timed pings, so
+// that a burst of load on the machine falls on all of them alike. Prints per agent
+//   BENCH vmm=LABEL metric=ping n=N mean_us=.. p50_us=.. p99_us=.. min_us=.. max_us=..
+// (or "BENCH vmm=LABEL metric=ping fail=WHY"). Used in the nested tier by tests/bench/agent.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,48 +23,81 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::optional<AgentClient> waitForAgent(const std::string& path, Clock::time_point deadline) {
-  while (Clock::now() < deadline) {
-    auto c = AgentClient::connect(path);
-    if (c && c->sync(2s)) return std::move(*c);
+struct Agent {
+  std::string socket, label;
+  std::optional<AgentClient> client;
+  std::vector<double> us;
+  std::string failure;
+};
+
+void connectAll(std::vector<Agent>& agents, Clock::time_point deadline) {
+  for (;;) {
+    bool waiting = false;
+    for (Agent& a : agents) {
+      if (a.client) continue;
+      auto c = AgentClient::connect(a.socket);
+      if (c && c->sync(2s)) a.client.emplace(std::move(*c));
+      else waiting = true;
+    }
+    if (!waiting || Clock::now() >= deadline) return;
     std::this_thread::sleep_for(200ms);
   }
-  return std::nullopt;
+}
+
+void report(const Agent& a) {
+  if (!a.failure.empty() || a.us.empty()) {
+    std::printf("BENCH vmm=%s metric=ping fail=%s\n", a.label.c_str(), a.failure.empty() ? "no-samples" : a.failure.c_str());
+    return;
+  }
+  std::vector<double> us = a.us;
+  std::sort(us.begin(), us.end());
+  double mean = std::accumulate(us.begin(), us.end(), 0.0) / static_cast<double>(us.size());
+  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * static_cast<double>(us.size())))]; };
+  std::printf("BENCH vmm=%s metric=ping n=%zu mean_us=%.0f p50_us=%.0f p99_us=%.0f min_us=%.0f max_us=%.0f\n",
+              a.label.c_str(), us.size(), mean, pct(0.5), pct(0.99), us.front(), us.back());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: agent_ping SOCKET LABEL [COUNT] [WAIT_S]\n");
+  int count = 500, rounds = 10, wait_s = 180;
+  std::vector<Agent> agents;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--count" || a == "--rounds" || a == "--wait") && i + 1 < argc) {
+      int v = std::atoi(argv[++i]);
+      (a == "--count" ? count : a == "--rounds" ? rounds : wait_s) = v;
+    } else if (auto eq = a.find('='); eq != std::string::npos && eq > 0) {
+      agents.push_back(Agent{a.substr(0, eq), a.substr(eq + 1), std::nullopt, {}, {}});
+    } else {
+      std::fprintf(stderr, "usage: agent_ping [--count N] [--rounds R] [--wait S] SOCKET=LABEL...\n");
+      return 2;
+    }
+  }
+  if (agents.empty() || count <= 0 || rounds <= 0 || count < rounds) {
+    std::fprintf(stderr, "agent_ping: need SOCKET=LABEL arguments and 0 < rounds <= count\n");
     return 2;
   }
-  std::string path = argv[1], label = argv[2];
-  int count = argc > 3 ? std::atoi(argv[3]) : 500;
-  int wait_s = argc > 4 ? std::atoi(argv[4]) : 120;
-  if (count <= 0) count = 500;
-  auto client = waitForAgent(path, Clock::now() + std::chrono::seconds(wait_s));
-  if (!client) {
-    std::printf("BENCH vmm=%s metric=ping fail=no-agent-within-%ds\n", label.c_str(), wait_s);
-    return 1;
+  connectAll(agents, Clock::now() + std::chrono::seconds(wait_s));
+  for (Agent& a : agents) {
+    if (!a.client) a.failure = "no-agent-within-" + std::to_string(wait_s) + "s";
+    for (int i = 0; a.client && i < 20; ++i) (void)a.client->execute("guest-ping", nullptr, 10s);
   }
-  for (int i = 0; i < 20; ++i) (void)client->execute("guest-ping", nullptr, 10s);
-  std::vector<double> us;
-  us.reserve(static_cast<size_t>(count));
-  for (int i = 0; i < count; ++i) {
-    auto t0 = Clock::now();
-    auto r = client->execute("guest-ping", nullptr, 10s);
-    auto t1 = Clock::now();
-    if (!r) {
-      std::printf("BENCH vmm=%s metric=ping fail=%s\n", label.c_str(), r.error().message().c_str());
-      return 1;
+  for (int r = 0; r < rounds; ++r) {
+    for (Agent& a : agents) {
+      for (int i = 0; a.client && a.failure.empty() && i < count / rounds; ++i) {
+        auto t0 = Clock::now();
+        auto reply = a.client->execute("guest-ping", nullptr, 10s);
+        auto t1 = Clock::now();
+        if (!reply) a.failure = reply.error().message();
+        else a.us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      }
     }
-    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
-  std::sort(us.begin(), us.end());
-  double mean = std::accumulate(us.begin(), us.end(), 0.0) / static_cast<double>(us.size());
-  auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * static_cast<double>(us.size())))]; };
-  std::printf("BENCH vmm=%s metric=ping n=%d mean_us=%.0f p50_us=%.0f p99_us=%.0f min_us=%.0f max_us=%.0f\n",
-              label.c_str(), count, mean, pct(0.5), pct(0.99), us.front(), us.back());
-  return 0;
+  bool ok = true;
+  for (const Agent& a : agents) {
+    report(a);
+    ok = ok && a.failure.empty();
+  }
+  return ok ? 0 : 1;
 }

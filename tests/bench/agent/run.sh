@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Guest-agent benchmark in the nested tier: the guest-ping round trip (host socket -> VMM's
 # virtio-serial -> the real qemu-ga in the L2 kit -> back), COUNT timed pings after a warm-up,
-# through each VMM in one L1 boot with the same guest; prints mean, p50, p99, min and max and the
-# ratio of each mean to QEMU's. Times are L1 microseconds: L1 runs under TCG, so absolute values
-# mean little; the ratio within one run is the figure.
+# through each VMM in one L1 boot with the same guest (all VMMs run at once; the pings are
+# interleaved in 10 rounds so that load on the machine hits all alike); prints mean, p50, p99,
+# min and max and the ratio of each mean to QEMU pc's. Times are L1 microseconds: L1 runs under
+# TCG, so absolute values mean little; the ratio within one run is the figure.
 #
 #   tests/bench/agent/run.sh [--count N] [--vmm KIND|PATH]... [--build DIR]
 #
@@ -37,7 +38,7 @@ log="${VMMD_CACHE:-$HOME/.cache/vmmd}/bench-agent.log"
 mkdir -p "$(dirname "$log")"
 status=0
 "$top/tests/nested/run.sh" "${args[@]}" --bin "$ping" --scenario-dir "$here/l1" --log "$log" \
-  --timeout $((180 + ${#kinds[@]} * 240)) --env BENCH_COUNT="$count" --env BENCH_KINDS="${kinds[*]}" \
+  --timeout $((420 + ${#kinds[@]} * 120)) --env BENCH_COUNT="$count" --env BENCH_KINDS="${kinds[*]}" \
   "agent-bench@${kinds[0]}" >/dev/null || status=1
 
 python3 - "$log" "$count" "${kinds[@]}" <<'PY'
