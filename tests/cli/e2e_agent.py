@@ -20,8 +20,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
-from vmmd_harness import (SKIP, QmpError, VMCTL, Daemon, check, check_sanitizers, kvm_usable,  # noqa: E402
-                          probe_definition, state_of)
+from vmmd_harness import (SKIP, QmpError, VMCTL, check, kvm_usable,  # noqa: E402
+                          probe_definition, state_of, with_daemon)
 
 
 def run(*args, timeout=120):
@@ -199,8 +199,8 @@ def scenario_vmmd(tmp):
     if not kvm_usable():
         print("/dev/kvm is not usable here; skipping")
         return SKIP
-    d = Daemon()
-    try:
+
+    def run(d):
         c = d.start()
         c.execute("vm-define", definition=probe_definition("ga1", agent=True))
         c.execute("vm-define", definition=probe_definition("plain"))
@@ -255,13 +255,8 @@ def scenario_vmmd(tmp):
         check(state_of(c, "ga1") == "shut-off", "shut off")
         check("agent" not in c.execute("vm-info", name="ga1"), "no agent state when shut off")
         c.execute("vm-destroy", name="plain")
-        d.stop()
-        check_sanitizers(d)
-    except BaseException:
-        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
-        raise
-    finally:
-        d.cleanup()
+
+    with_daemon(run)
     return 0
 
 

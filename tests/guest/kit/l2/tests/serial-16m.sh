@@ -2,16 +2,10 @@
 # virtio-serial bulk: 16 MiB each way at the same time through the port named test.0. The host
 # side (L1's l1run -S/-R) connects at SERIAL-GO and streams its file while it keeps what we send;
 # each side prints or computes md5s so that L1 compares both directions.
-modprobe -a virtio_pci virtio_mmio virtio_console 2>/dev/null
 size=16777216
-port= i=0
-while [ -z "$port" ] && [ $i -lt 50 ]; do
-  for p in /sys/class/virtio-ports/*; do
-    [ "$(cat "$p/name" 2>/dev/null)" = test.0 ] && port=/dev/${p##*/}
-  done
-  [ -n "$port" ] || { sleep 0.1; i=$((i + 1)); }
-done
-[ -n "$port" ] || { echo "SERIAL no port named test.0"; exit 1; }
+. /tests/lib/virtio-port.sh
+find_port test.0 || { echo "SERIAL no port named test.0"; exit 1; }
+port=$PORT
 head -c $size /dev/urandom >/tmp/g2h
 echo "SERIAL g2h bytes=$(wc -c </tmp/g2h) md5=$(md5sum </tmp/g2h | cut -d' ' -f1)"
 exec 3<>"$port"
