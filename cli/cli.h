@@ -19,6 +19,10 @@ enum ExitCode : int {
   kUsage = 2,         // bad command line
   kUnreachable = 3,   // cannot connect to vmmd (not running, wrong --socket, no permission)
   kLocalError = 4,    // a local failure: unreadable file, console socket, terminal
+  kAgentUnavailable = 5,  // agent/exec/cp: no guest agent answering (not running, channel busy)
+  // exec only: the guest command's own status is the exit code, so vmctl's failures use these.
+  kExecTimedOut = 124,  // --timeout passed; the guest command keeps running
+  kExecFailed = 125,    // vmctl could not run the command (message says why)
 };
 
 struct Globals {
@@ -54,6 +58,9 @@ int runVmCommand(const Invocation& inv);      // define undefine start shutdown 
 int runReadCommand(const Invocation& inv);    // list info events
 int runConsoleCommand(const Invocation& inv); // console
 int runQmpCommand(const Invocation& inv);     // qmp
+int runAgentCommand(const Invocation& inv);   // agent
+int runExecCommand(const Invocation& inv);    // exec
+int runCopyCommand(const Invocation& inv);    // cp
 
 std::string usageText();
 

@@ -18,9 +18,10 @@ VM definitions
   undefine NAME                     remove a VM's definition (it must not be running)
 Life cycle
   start NAME                        start the VM; returns once the guest runs
-  shutdown NAME [--timeout S] [--force]
-                                    ACPI power button; waits up to S seconds (default 60)
-                                    for power-off, then destroys the VM if --force
+  shutdown NAME [--timeout S] [--force] [--mode acpi|agent]
+                                    ACPI power button (or guest-shutdown through the guest
+                                    agent); waits up to S seconds (default 60) for power-off,
+                                    then destroys the VM if --force
   destroy NAME                      kill the VM's worker at once
   reboot NAME                       hard reset of the guest
   pause NAME | resume NAME          stop / continue the vCPUs
@@ -32,13 +33,28 @@ Access
   console NAME                      attach to the serial console; Ctrl-] detaches
   qmp NAME JSON                     pass one QMP command to the VM's worker, e.g.
                                     vmctl qmp web1 '{"execute": "query-status"}'
+Guest agent (qemu-ga in the guest; the VM's definition has "agent": true)
+  agent NAME JSON                   pass one command to the guest agent, print its return value:
+                                    vmctl agent web1 '{"execute": "guest-get-osinfo"}'
+  exec NAME [--timeout S] -- CMD [ARGS...]
+                                    run CMD in the guest; its stdout/stderr become ours and its
+                                    exit status vmctl's
+  cp LOCAL NAME:/path | cp NAME:/path LOCAL
+                                    copy a file into / out of the guest, checked by size and,
+                                    when the guest has sha256sum, by SHA-256
+  agent, exec and cp take --socket PATH instead of NAME to talk straight to an agent socket
+  (any qemu-ga; cp then writes the guest side ":/path"), and --timeout S per agent request
+  (default 10 s for agent, 30 s for cp; exec: for the whole command, default none).
 
 Options
   --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
   --json          machine-readable output (list, info, events, qmp)
 
 Exit codes
-  0 success   1 vmmd reported an error   2 usage error   3 cannot reach vmmd   4 local error
+  0 success   1 vmmd (or the guest agent) reported an error   2 usage error
+  3 cannot reach vmmd   4 local error   5 no guest agent answering (agent, exec, cp)
+  exec: the guest command's exit status; 128+N when signal N ended it; 124 when --timeout
+  passed (the command keeps running); 125 when vmctl could not run it
 )";
 }
 
@@ -70,11 +86,19 @@ int main(int argc, char** argv) {
   }
   if (i >= argc) return failWith(kUsage, "no command given (see vmctl --help)");
   inv.command = argv[i++];
+  // agent, exec and cp have a --socket of their own (an agent socket), and what follows "--" is
+  // a guest command line: neither is a global option.
+  static const std::set<std::string> agent = {"agent", "exec", "cp"};
+  bool own_socket = agent.count(inv.command) > 0;
   for (; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--") {
+      for (; i < argc; ++i) inv.args.push_back(argv[i]);
+      break;
+    }
     // Global options are accepted after the command too: `vmctl list --json`.
     if (arg == "--json") inv.globals.json = true;
-    else if (arg == "--socket" && i + 1 < argc) inv.globals.socket = argv[++i];
+    else if (arg == "--socket" && i + 1 < argc && !own_socket) inv.globals.socket = argv[++i];
     else inv.args.push_back(arg);
   }
 
@@ -84,5 +108,8 @@ int main(int argc, char** argv) {
   if (read.count(inv.command)) return runReadCommand(inv);
   if (inv.command == "console") return runConsoleCommand(inv);
   if (inv.command == "qmp") return runQmpCommand(inv);
+  if (inv.command == "agent") return runAgentCommand(inv);
+  if (inv.command == "exec") return runExecCommand(inv);
+  if (inv.command == "cp") return runCopyCommand(inv);
   return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
 }

@@ -44,21 +44,26 @@ int shutdown(const Invocation& inv) {
   std::string name;
   int64_t timeout = -1;
   bool force = false;
+  std::string mode;
+  const std::string usage = "usage: vmctl shutdown NAME [--timeout S] [--force] [--mode acpi|agent]";
   for (size_t i = 0; i < inv.args.size(); ++i) {
     const std::string& a = inv.args[i];
     if (a == "--force") {
       force = true;
+    } else if (a == "--mode" && i + 1 < inv.args.size()) {
+      mode = inv.args[++i];
+      if (mode != "acpi" && mode != "agent") return failWith(kUsage, "--mode: expected acpi or agent, got '" + mode + "'");
     } else if (a == "--timeout" && i + 1 < inv.args.size()) {
       char* end = nullptr;
       timeout = std::strtoll(inv.args[++i].c_str(), &end, 10);
       if (*end != '\0' || timeout < 0) return failWith(kUsage, "--timeout: expected seconds, got '" + inv.args[i] + "'");
     } else if (a.rfind("-", 0) == 0 || !name.empty()) {
-      return failWith(kUsage, "usage: vmctl shutdown NAME [--timeout S] [--force]");
+      return failWith(kUsage, usage);
     } else {
       name = a;
     }
   }
-  if (name.empty()) return failWith(kUsage, "usage: vmctl shutdown NAME [--timeout S] [--force]");
+  if (name.empty()) return failWith(kUsage, usage);
   auto conn = connectToVmmd(inv.globals);
   if (!conn.client) return conn.exit_code;
   qmp::Json args = qmp::jsonObject();
@@ -66,6 +71,7 @@ int shutdown(const Invocation& inv) {
   args.AddMember("name", qmp::jsonString(name, a), a);
   if (timeout >= 0) args.AddMember("timeout", timeout, a);
   if (force) args.AddMember("force", true, a);
+  if (!mode.empty()) args.AddMember("mode", qmp::jsonString(mode, a), a);
   auto result = call(*conn.client, "vm-shutdown", &args);
   if (!result) return kVmmdError;
   bool forced = result->IsObject() && result->HasMember("forced") && (*result)["forced"].IsBool() && (*result)["forced"].GetBool();

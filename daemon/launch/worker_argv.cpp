@@ -66,7 +66,7 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   if (def.agent) {
     add(argv, "-device", "virtio-serial-pci");
     add(argv, "-chardev", socketChardev("qga0", paths.qga_socket));
-    add(argv, "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0");
+    add(argv, "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=" + std::string(kAgentPortId));
   }
   return argv;
 }

@@ -12,8 +12,12 @@
 
 namespace vmmd::daemon {
 
+// The guest-agent port's device id: the worker's VSERPORT_CHANGE events name it when the guest
+// opens or closes the port (qemu-ga starting or stopping).
+inline constexpr std::string_view kAgentPortId = "agent0";
+
 // The arguments after argv[0]. Device ids: disks keep their own ids, NICs are net0, net1...,
-// the console chardev is "console", the agent chardev "qga0".
+// the console chardev is "console", the agent chardev "qga0" and its port kAgentPortId.
 std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths);
 
 // QEMU option values use ",," for a literal comma ("file=/a,,b" is the file "/a,b").

@@ -40,6 +40,28 @@ void addVmAction(qmp::CommandRegistry& registry, Supervisor& supervisor, const c
 
 }  // namespace
 
+Result<qmp::Json> agentRequestArg(const JsonValue& command) {
+  qmp::Json request;
+  if (command.IsObject()) {
+    request.CopyFrom(command, request.GetAllocator());
+  } else if (command.IsString()) {
+    auto parsed = qmp::parseJson(qmp::jsonStringView(command));
+    if (!parsed) return Error("not valid JSON: " + parsed.error().message());
+    request = std::move(*parsed);
+  } else {
+    return Error("expected a JSON object, or a string holding one");
+  }
+  if (!request.IsObject() || !request.HasMember("execute") || !request["execute"].IsString()) {
+    return Error(R"(expected {"execute": "guest-...", "arguments": {...}})");
+  }
+  for (auto it = request.MemberBegin(); it != request.MemberEnd(); ++it) {
+    std::string_view key = qmp::jsonStringView(it->name);
+    if (key != "execute" && key != "arguments") return Error("unexpected member '" + std::string(key) + "'");
+  }
+  if (request.HasMember("arguments") && !request["arguments"].IsObject()) return Error("'arguments' must be an object");
+  return request;
+}
+
 qmp::Json stateChangeData(const std::string& vm, VmState state, const std::string& reason) {
   qmp::Json data = qmp::jsonObject();
   auto& a = data.GetAllocator();
@@ -79,7 +101,9 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
   addVmAction(registry, supervisor, "vm-pause", &Supervisor::pause);
   addVmAction(registry, supervisor, "vm-resume", &Supervisor::resume);
 
-  registry.add({"vm-shutdown", {{"name", ArgType::Str}, {"timeout", ArgType::Int, true}, {"force", ArgType::Bool, true}}, "any"},
+  registry.add({"vm-shutdown",
+                {{"name", ArgType::Str}, {"timeout", ArgType::Int, true}, {"force", ArgType::Bool, true}, {"mode", ArgType::Str, true}},
+                "any"},
                [&supervisor](qmp::Request& request) {
                  std::string name = stringArg(request.args, "name");
                  int64_t timeout = kDefaultShutdownTimeoutS;
@@ -92,9 +116,36 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  }
                  bool force = false;
                  if (auto it = request.args.FindMember("force"); it != request.args.MemberEnd()) force = it->value.GetBool();
+                 std::string mode = request.args.HasMember("mode") ? stringArg(request.args, "mode") : "acpi";
+                 if (mode != "acpi" && mode != "agent") {
+                   request.reply.error(qmp::QmpError{"GenericError", "Parameter 'mode' must be 'acpi' or 'agent'"});
+                   return;
+                 }
                  audit(request.session, "vm-shutdown",
-                       "name=" + name + " timeout=" + std::to_string(timeout) + (force ? " force" : ""));
-                 supervisor.shutdown(name, static_cast<uint32_t>(timeout), force, deferred(request));
+                       "name=" + name + " mode=" + mode + " timeout=" + std::to_string(timeout) + (force ? " force" : ""));
+                 supervisor.shutdown(name, static_cast<uint32_t>(timeout), force,
+                                     mode == "agent" ? ShutdownMode::kAgent : ShutdownMode::kAcpi, deferred(request));
+               });
+
+  registry.add({"vm-agent-command", {{"name", ArgType::Str}, {"command", ArgType::Any}, {"timeout", ArgType::Number, true}}, "any"},
+               [&supervisor](qmp::Request& request) {
+                 std::string name = stringArg(request.args, "name");
+                 auto agentRequest = agentRequestArg(request.args["command"]);
+                 if (!agentRequest) {
+                   request.reply.error(qmp::QmpError::generic("Parameter 'command': " + agentRequest.error().message()));
+                   return;
+                 }
+                 double timeout_s = kDefaultAgentTimeoutS;
+                 if (auto it = request.args.FindMember("timeout"); it != request.args.MemberEnd()) {
+                   timeout_s = it->value.GetDouble();
+                   if (!(timeout_s > 0 && timeout_s <= 86400)) {
+                     request.reply.error(qmp::QmpError::generic("Parameter 'timeout' must be between 0 and 86400 seconds"));
+                     return;
+                   }
+                 }
+                 audit(request.session, "vm-agent-command",
+                       "name=" + name + " command=" + qmp::toJson((*agentRequest)["execute"]));
+                 supervisor.agentCommand(name, std::move(*agentRequest), static_cast<uint32_t>(timeout_s * 1000), deferred(request));
                });
 
   registry.add({"vm-qmp", {{"name", ArgType::Str}, {"command", ArgType::Str}, {"arguments", ArgType::Object, true}}, "any"},

@@ -11,6 +11,13 @@ namespace vmmd::daemon {
 // Seconds vm-shutdown waits for the guest when the caller gives no timeout.
 inline constexpr uint32_t kDefaultShutdownTimeoutS = 60;
 
+// Seconds vm-agent-command waits for the agent when the caller gives no timeout.
+inline constexpr double kDefaultAgentTimeoutS = 10;
+
+// vm-agent-command's "command": an object, or a string holding one (as libvirt's
+// qemu-agent-command takes it); either {"execute": NAME[, "arguments": {...}]}.
+Result<qmp::Json> agentRequestArg(const qmp::JsonValue& command);
+
 void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervisor);
 
 // The data of a VM_STATE_CHANGE event: {"name": ..., "state": ..., "reason": ...}.

@@ -258,6 +258,12 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
                  data->value["guest"].IsBool() && data->value["guest"].GetBool();
     if (guest) vm.guest_shutdown = true;
     else vm.host_quit = true;
+  } else if (name == "VSERPORT_CHANGE" && vm.def.agent && data != event.MemberEnd() && data->value.IsObject()) {
+    const qmp::JsonValue& d = data->value;
+    if (d.HasMember("id") && d["id"].IsString() && qmp::jsonStringView(d["id"]) == kAgentPortId &&
+        d.HasMember("open") && d["open"].IsBool()) {
+      agentOf(vm).setGuestOpen(d["open"].GetBool());
+    }
   } else if (name == "RESET") {
     setState(vm, vm.record.state, "reset", "reset");
   }

@@ -25,6 +25,12 @@
 
 namespace vmmd::daemon {
 
+class AgentChannel;
+
+// How vm-shutdown asks the guest to power off: the ACPI power button, or guest-shutdown through
+// the guest agent (for guests that ignore the button; needs "agent": true and a running qemu-ga).
+enum class ShutdownMode { kAcpi, kAgent };
+
 struct SupervisorConfig {
   std::string run_dir;   // absolute; VMs live in <run_dir>/vms/<name>/
   std::string vmm_path;  // the worker binary
@@ -58,9 +64,10 @@ class Supervisor {
 
   // Completes once the guest runs (or the start failed).
   void start(const std::string& name, Completion done);
-  // ACPI power button; completes when the worker has exited. After `timeout_s` without power-off:
-  // destroy when `force`, else an error (the VM keeps running).
-  void shutdown(const std::string& name, uint32_t timeout_s, bool force, Completion done);
+  // ACPI power button (pressed again every 2 s) or one guest-shutdown through the agent;
+  // completes when the worker has exited. After `timeout_s` without power-off: destroy when
+  // `force`, else an error (the VM keeps running).
+  void shutdown(const std::string& name, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done);
   // SIGKILL to the worker; completes when it has exited.
   void destroy(const std::string& name, Completion done);
   void reboot(const std::string& name, Completion done);
@@ -68,6 +75,11 @@ class Supervisor {
   void resume(const std::string& name, Completion done);
   // One command passed to the worker's QMP; completes with the worker's own answer.
   void forward(const std::string& name, const std::string& command, const qmp::JsonValue* args, Completion done);
+
+  // One request ({"execute": ..., "arguments": ...}) passed to the VM's guest agent; completes
+  // with the agent's "return" value or its error (class kept, desc prefixed "guest agent: "), or
+  // DeviceNotActive "VM 'x': guest agent is not connected (...)" when no agent answers in time.
+  void agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion done);
 
   StateListener onStateChange;
 
@@ -97,8 +109,11 @@ class Supervisor {
   void setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind = "state");
   void saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base);
   void finishStops(Vm& vm, const qmp::CommandResult& result);
-  void beginShutdown(Vm& vm, uint32_t timeout_s, bool force, Completion done);
+  void beginShutdown(Vm& vm, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done);
   void pressPowerButton(Vm& vm, VmState before);
+  void sendAgentShutdown(Vm& vm, VmState before);
+  AgentChannel& agentOf(Vm& vm);  // made on first use (a command, or the guest opening the port)
+  void shutdownRequestFailed(Vm& vm, VmState before, const qmp::QmpError& error);
   void shutdownTick(Vm& vm, VmState before);
   void forget(Vm& vm);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);

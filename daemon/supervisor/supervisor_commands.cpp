@@ -43,35 +43,44 @@ void Supervisor::runAwaiting(Vm& vm, const std::optional<qmp::QmpError>& error) 
   }
 }
 
-void Supervisor::shutdown(const std::string& name, uint32_t timeout_s, bool force, Completion done) {
-  withWorker(name, std::move(done), [this, timeout_s, force](Vm& vm, Completion done) {
-    beginShutdown(vm, timeout_s, force, std::move(done));
+void Supervisor::shutdown(const std::string& name, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done) {
+  withWorker(name, std::move(done), [this, timeout_s, force, mode](Vm& vm, Completion done) {
+    if (mode == ShutdownMode::kAgent && !vm.def.agent) {
+      return done(qmp::QmpError::generic(vmText(vm.name()) + " has no guest agent channel (\"agent\": true in its definition)"));
+    }
+    beginShutdown(vm, timeout_s, force, mode, std::move(done));
   });
 }
 
-void Supervisor::beginShutdown(Vm& vm, uint32_t timeout_s, bool force, Completion done) {
+void Supervisor::beginShutdown(Vm& vm, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done) {
   vm.stop_waiters.push_back(std::move(done));
   if (vm.intent != Intent::kNone) return;  // already shutting down: wait for the same end
   vm.intent = Intent::kShutdown;
   vm.force_on_timeout = force;
   vm.shutdown_timeout_s = timeout_s;
+  vm.shutdown_mode = mode;
   VmState before = vm.record.state;
-  setState(vm, VmState::kShuttingDown, "ACPI power button, timeout " + std::to_string(timeout_s) + " s" + (force ? ", then destroy" : ""));
+  std::string how = mode == ShutdownMode::kAgent ? "guest agent guest-shutdown" : "ACPI power button";
+  setState(vm, VmState::kShuttingDown, how + ", timeout " + std::to_string(timeout_s) + " s" + (force ? ", then destroy" : ""));
   vm.shutdown_deadline_us = unixTimeUs() + int64_t{timeout_s} * 1000000;
-  pressPowerButton(vm, before);
+  if (mode == ShutdownMode::kAgent) sendAgentShutdown(vm, before);
+  else pressPowerButton(vm, before);
   shutdownTick(vm, before);
+}
+
+void Supervisor::shutdownRequestFailed(Vm& vm, VmState before, const qmp::QmpError& error) {
+  if (vm.intent != Intent::kShutdown) return;
+  uv_timer_stop(vm.timer.get());
+  vm.intent = Intent::kNone;
+  setState(vm, before, "shutdown failed");
+  finishStops(vm, error);
 }
 
 void Supervisor::pressPowerButton(Vm& vm, VmState before) {
   std::string name = vm.name();
   vm.qmp->execute("system_powerdown", nullptr, [this, &vm, name, before](Result<qmp::CommandResult>&& reply) {
     qmp::CommandResult result = fromWorker(name, std::move(reply));
-    if (auto* err = std::get_if<qmp::QmpError>(&result); err && vm.intent == Intent::kShutdown) {
-      uv_timer_stop(vm.timer.get());
-      vm.intent = Intent::kNone;
-      setState(vm, before, "shutdown failed");
-      finishStops(vm, *err);
-    }
+    if (auto* err = std::get_if<qmp::QmpError>(&result)) shutdownRequestFailed(vm, before, *err);
   });
 }
 
@@ -84,7 +93,8 @@ void Supervisor::shutdownTick(Vm& vm, VmState before) {
   schedule(vm, static_cast<uint64_t>(std::clamp<int64_t>(left_ms, 0, kRepressMs)), [this, &vm, before] {
     if (vm.intent != Intent::kShutdown) return;
     if (unixTimeUs() < vm.shutdown_deadline_us) {
-      if (vm.qmp_ready) pressPowerButton(vm, before);
+      // guest-shutdown is sent once: the agent either runs it or reports why not.
+      if (vm.qmp_ready && vm.shutdown_mode == ShutdownMode::kAcpi) pressPowerButton(vm, before);
       shutdownTick(vm, before);
       return;
     }

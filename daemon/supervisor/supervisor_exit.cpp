@@ -28,6 +28,7 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   uv_timer_stop(vm.timer.get());
   vm.on_timer = nullptr;
   vm.console.reset();
+  vm.agent.reset();  // queued agent commands fail now; one in flight ends on the closed socket
   vm.qmp_ready = false;
   if (vm.qmp) vm.qmp->close();
   vm.record.exit_status = exit.status;

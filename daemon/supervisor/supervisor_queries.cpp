@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "daemon/definition/definition_json.h"
+#include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
@@ -97,8 +98,15 @@ qmp::CommandResult Supervisor::info(const std::string& name) {
   if (!*stored) return qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"};
   std::optional<RuntimeRecord> saved;
   const RuntimeRecord* record = nullptr;
+  std::optional<AgentChannel::State> agent;
   if (Vm* vm = active(name)) {
     record = &vm->record;
+    if (vm->def.agent && vm->process) {
+      // Before any port event or command: a worker we started has a closed port until qemu-ga
+      // opens it; one re-attached after a vmmd restart could be either.
+      agent = vm->agent ? vm->agent->state()
+                        : (vm->reattached ? AgentChannel::State::kUnknown : AgentChannel::State::kDisconnected);
+    }
   } else if (auto r = store_.runtime(name); r && *r) {
     saved = **r;
     record = &*saved;
@@ -110,6 +118,7 @@ qmp::CommandResult Supervisor::info(const std::string& name) {
     if (live && record->console_socket) put(result, result, "console", *record->console_socket);
     if (live && record->qmp_socket) put(result, result, "qmp", *record->qmp_socket);
     if (live && record->qga_socket) put(result, result, "qga", *record->qga_socket);
+    if (live && agent) put(result, result, "agent", toString(*agent));
     if (record->exit_status) putNumber(result, result, "exit-status", *record->exit_status);
     if (record->exit_signal) putNumber(result, result, "exit-signal", *record->exit_signal);
     putNumber(result, result, "restart-count", record->restart_count);

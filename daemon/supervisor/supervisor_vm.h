@@ -8,6 +8,7 @@
 
 #include "base/uv_handle.h"
 #include "daemon/launch/worker_paths.h"
+#include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/console_relay.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/worker_process.h"
@@ -22,6 +23,7 @@ struct Supervisor::Vm {
   std::unique_ptr<WorkerProcess> process;
   std::unique_ptr<qmp::UvClient> qmp;
   std::unique_ptr<ConsoleRelay> console;
+  std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true
   // One timer per VM, for whichever wait is current: QMP connect retries while starting, the
   // shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;
@@ -32,6 +34,7 @@ struct Supervisor::Vm {
   bool guest_shutdown = false;  // the worker announced SHUTDOWN with guest=true
   bool host_quit = false;       // SHUTDOWN with guest=false: `quit` passed through vm-qmp, or a signal
   bool force_on_timeout = false;
+  ShutdownMode shutdown_mode = ShutdownMode::kAcpi;
   uint32_t shutdown_timeout_s = 0;
   int64_t shutdown_deadline_us = 0;
   int64_t connect_deadline_us = 0;

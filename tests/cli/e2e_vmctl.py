@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
-from vmmd_harness import SKIP, check_sanitizers, kvm_usable, VMCTL, Daemon, check, probe_definition, wait_until  # noqa: E402
+from vmmd_harness import VMCTL, check, probe_definition, scenario_main, wait_until  # noqa: E402
 
 
 def vmctl(d, *args, stdin=None, timeout=60):
@@ -158,26 +158,7 @@ def scenario_errors(d):
 
 
 def main():
-    scenario = sys.argv[1] if len(sys.argv) > 1 else ""
-    fn = globals().get("scenario_" + scenario)
-    if not fn:
-        print(__doc__)
-        return 2
-    if scenario not in () and not kvm_usable():
-        print("/dev/kvm is not usable here; skipping")
-        return SKIP
-    d = Daemon()
-    try:
-        fn(d)
-        d.stop()
-        check_sanitizers(d)
-    except BaseException:
-        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
-        raise
-    finally:
-        d.cleanup()
-    print(f"{scenario}: ok")
-    return 0
+    return scenario_main(globals(), __doc__, without_kvm=())
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (SKIP, check_sanitizers, kvm_usable, Client, Daemon, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
-                          state_of, wait_until)
+from vmmd_harness import (Client, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
+                          scenario_main, state_of, wait_until)
 
 
 def ready(d, name, boots=1):
@@ -395,27 +395,7 @@ def scenario_durability(d):
 
 
 def main():
-    scenario = sys.argv[1] if len(sys.argv) > 1 else ""
-    fn = globals().get("scenario_" + scenario)
-    if not fn:
-        print(__doc__)
-        return 2
-    if scenario not in ("durability",) and not kvm_usable():
-        print("/dev/kvm is not usable here; skipping")
-        return SKIP
-    d = Daemon()
-    try:
-        fn(d)
-        check(d.proc is None or d.proc.poll() is None, "vmmd exited during the test")
-        d.stop()
-        check_sanitizers(d)
-    except BaseException:
-        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
-        raise
-    finally:
-        d.cleanup()
-    print(f"{scenario}: ok")
-    return 0
+    return scenario_main(globals(), __doc__, without_kvm=("durability",))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -218,3 +219,35 @@ def check_sanitizers(daemon):
     log = daemon.log()
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
         check(marker not in log, "sanitizer report in vmmd's log:\n" + log)
+
+
+def with_daemon(fn, *args):
+    """Runs fn(daemon, *args) against a fresh vmmd in temporary dirs. vmmd must outlive the test
+    and its log must carry no sanitizer report; on any failure the log is printed."""
+    d = Daemon()
+    try:
+        fn(d, *args)
+        check(d.proc is None or d.proc.poll() is None, "vmmd exited during the test")
+        d.stop()
+        check_sanitizers(d)
+    except BaseException:
+        print("--- vmmd log ---\n" + d.log(), file=sys.stderr)
+        raise
+    finally:
+        d.cleanup()
+
+
+def scenario_main(namespace, doc, without_kvm=()):
+    """main() of an e2e script: runs scenario_NAME(daemon) for NAME = argv[1] through with_daemon;
+    skips (CTest code 77) without a usable /dev/kvm unless NAME is in without_kvm."""
+    scenario = sys.argv[1] if len(sys.argv) > 1 else ""
+    fn = namespace.get("scenario_" + scenario)
+    if not fn:
+        print(doc)
+        return 2
+    if scenario not in without_kvm and not kvm_usable():
+        print("/dev/kvm is not usable here; skipping")
+        return SKIP
+    with_daemon(fn)
+    print(f"{scenario}: ok")
+    return 0

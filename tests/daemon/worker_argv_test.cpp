@@ -70,7 +70,7 @@ TEST(WorkerArgv, EveryDevice) {
                   "-device", "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02",
                   "-device", "virtio-serial-pci",
                   "-chardev", "socket,id=qga0,path=/r,,un/vms/db/qga.sock,server=on,wait=off",
-                  "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"}));
+                  "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=agent0"}));
 }
 
 TEST(WorkerArgv, EscapeDoublesCommas) {

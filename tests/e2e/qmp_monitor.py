@@ -134,8 +134,11 @@ with tempfile.TemporaryDirectory() as tmp:
     reply = bad.message()
     check(reply and reply.get("error", {}).get("class") == "GenericError", f"malformed JSON gets GenericError ({reply})")
     check(bad.execute("query-kvm") == {"return": {"enabled": True, "present": True}}, "the same client works afterwards")
+    # The worker lexes all 100 MiB (slowly under ASan on a busy machine): a generous hang guard.
+    bad.sock.settimeout(180)
     bad.sock.sendall(b'{"execute": "query-status", "id": "huge", "arguments": {"x": "' + b"a" * (100 << 20) + b'"}}\r\n')
     reply = bad.message()
+    bad.sock.settimeout(20)
     check(reply is None or "error" in reply, f"a 100 MiB message is refused ({str(reply)[:120]})")
     check(rss_kib(proc.pid) < 200 * 1024, f"worker RSS stays bounded after it ({rss_kib(proc.pid)} KiB)")
     check(ma.execute("query-status")["return"]["status"] == "running", "monitor A unaffected")

@@ -118,6 +118,12 @@ uint64_t advertisedXcr0(const std::vector<kvm_cpuid_entry2>& entries) {
 
 bool isKnownCpuFeature(const std::string& name) { return findFeature(name) != nullptr; }
 
+void addKvmEmulatedFeatures(std::vector<kvm_cpuid_entry2>& supported, const KvmEmulatedFeatures& features) {
+  // Without TSC-deadline mode a Linux guest calibrates its LAPIC timer against the PIT for at
+  // least 100 ms of every boot (far longer when nested); with it, the calibration is skipped.
+  if (kvm_cpuid_entry2* leaf1 = findEntry(supported, 1, 0); leaf1 && features.tsc_deadline) leaf1->ecx |= 1u << 24;
+}
+
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu) {
   CpuidPlan plan{supported, {}};
   for (const auto& [name, wanted] : cpu.features) {

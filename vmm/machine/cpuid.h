@@ -19,6 +19,14 @@ struct CpuidPlan {
   bool hypervisor_bit = true;          // CPUID.1:ECX[31]; "-cpu host,-hypervisor" hides it
 };
 
+// Features KVM emulates for a guest but leaves out of KVM_GET_SUPPORTED_CPUID because they
+// depend on how the VMM sets the VM up (QEMU adds them the same way for "-cpu host").
+struct KvmEmulatedFeatures {
+  bool tsc_deadline = false;  // KVM_CAP_TSC_DEADLINE_TIMER with the in-kernel LAPIC
+};
+// Adds those features to the supported list, before -cpu edits (so "-tsc-deadline" still works).
+void addKvmEmulatedFeatures(std::vector<kvm_cpuid_entry2>& supported, const KvmEmulatedFeatures& features);
+
 // Applies -cpu edits; an unknown feature name is an error naming it.
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu);
 // The entries for one vCPU: APIC ids and topology for `index` of `count`.

@@ -30,6 +30,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   }
   auto supported = kvm->supportedCpuid();
   if (!supported) return supported.error();
+  addKvmEmulatedFeatures(*supported, {.tsc_deadline = kvm->checkExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
   auto cpuid = planCpuid(*supported, config.cpu);
   if (!cpuid) return cpuid.error();
   for (const auto& warning : cpuid->warnings) std::fprintf(stderr, "vmm: warning: %s\n", warning.c_str());

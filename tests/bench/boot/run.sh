@@ -32,7 +32,7 @@ for v in "${vmms[@]}"; do
   case "$v" in qemu-microvm|qemu-pc) kinds+=("$v") ;; *) kinds+=(vmm) ;; esac
   args+=(--vmm "$v")
 done
-log="${VMMD_CACHE:-$HOME/.cache/vmmd}/bench-boot.log"
+log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot.log"
 mkdir -p "$(dirname "$log")"
 status=0
 "$top/tests/nested/run.sh" "${args[@]}" --scenario-dir "$here/l1" --log "$log" \

@@ -1,7 +1,8 @@
 # Shell helpers shared by the guest kit and the nested tier (source this file; bash).
 # Everything downloaded or built goes under $VMMD_CACHE so that reruns are fast.
 
-VMMD_CACHE=${VMMD_CACHE:-$HOME/.cache/vmmd}
+# Downloads and builds are cached across runs; without a HOME (some CI runners) under /var/tmp.
+VMMD_CACHE=${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}
 KIT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 kit_log() { [ -n "${KIT_QUIET:-}" ] || echo "kit: $*" >&2; }

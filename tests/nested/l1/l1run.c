@@ -1,7 +1,7 @@
 // l1run: runs an L2 VMM inside L1 and timestamps its console.
 //
 //   l1run [-t SECONDS] [-m MARKER] [-k COUNT] [-x ABORT] [-o LOG]
-//         [-s SOCKET -T TRIGGER -w TEXT] -- COMMAND ARGS...
+//         [-s SOCKET -T TRIGGER [-w TEXT | -S SEND_FILE] [-R RECV_FILE] [-D SECONDS]] -- COMMAND ARGS...
 //
 // The command's stdout and stderr go to LOG (default /dev/null), one line each, prefixed with the
 // milliseconds since launch (CLOCK_MONOTONIC) at which the line was complete; '\r' is dropped.
@@ -10,7 +10,12 @@
 // "emulation failure", after which it would sit paused); -t kills it after SECONDS.
 // -s/-T/-w: at the first console line containing TRIGGER, connects to the unix socket SOCKET
 // (e.g. the VMM's QMP or a guest-agent chardev), writes TEXT and a newline, and logs what comes
-// back as "<ms> SOCK <line>" until the command exits.
+// back as "<ms> SOCK <line>" until the command exits. -S streams SEND_FILE's bytes instead of
+// TEXT (no newline), as fast as the socket takes them while reading goes on, so both directions
+// flow at once; -R writes what comes back to RECV_FILE, raw, instead of logging it. -D reads
+// nothing from the socket for SECONDS after connecting (a host end that stalls: the VMM must
+// hold the guest back, not buffer), logging the command's VmRSS as "SOCK-STALL rss_kb=N" when
+// the stall begins and "SOCK-RESUME rss_kb=N" when it ends.
 // On exit, prints shell assignments:
 //   RUN_EXIT=<status, or 128+signal> RUN_MS=<launch -> exit> RUN_MARKER_MS=<launch -> first
 //   marker line, -1 if none> RUN_MARKERS=<count> RUN_TIMEOUT=0|1 RUN_KILLED=0|1 RUN_ABORTED=0|1
@@ -45,6 +50,20 @@ static int connect_unix(const char *path) {
     usleep(100000);
   }
   return -1;
+}
+
+// VmRSS of a process in kB, -1 if unreadable.
+static long rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+  }
+  fclose(f);
+  return kb;
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -99,11 +118,12 @@ static void feed(struct liner *l, const char *buf, ssize_t n, struct state *st) 
 
 int main(int argc, char **argv) {
   double timeout_s = 120;
-  const char *log_path = "/dev/null", *sock_path = NULL, *sock_text = "";
+  const char *log_path = "/dev/null", *sock_path = NULL, *sock_text = "", *send_path = NULL, *recv_path = NULL;
+  double stall_s = 0, stall_until = 0;
   struct state st = {.prefix = "", .marker_ms = -1};
   long kill_after = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "+t:m:k:x:o:s:T:w:")) != -1) {
+  while ((opt = getopt(argc, argv, "+t:m:k:x:o:s:T:w:S:R:D:")) != -1) {
     switch (opt) {
       case 't': timeout_s = atof(optarg); break;
       case 'm': st.marker = optarg; break;
@@ -113,9 +133,12 @@ int main(int argc, char **argv) {
       case 's': sock_path = optarg; break;
       case 'T': st.trigger = optarg; break;
       case 'w': sock_text = optarg; break;
+      case 'S': send_path = optarg; break;
+      case 'R': recv_path = optarg; break;
+      case 'D': stall_s = atof(optarg); break;
       default:
         fprintf(stderr, "usage: l1run [-t S] [-m MARKER] [-k N] [-x ABORT] [-o LOG] "
-                        "[-s SOCK -T TRIGGER -w TEXT] -- CMD...\n");
+                        "[-s SOCK -T TRIGGER [-w TEXT | -S FILE] [-R FILE] [-D S]] -- CMD...\n");
         return 2;
     }
   }
@@ -134,6 +157,7 @@ int main(int argc, char **argv) {
     perror("pipe");
     return 2;
   }
+  signal(SIGPIPE, SIG_IGN);  // a peer gone mid-stream is seen as a write error, not our death
   double start = now_ms();
   pid_t pid = fork();
   if (pid < 0) {
@@ -155,23 +179,53 @@ int main(int argc, char **argv) {
 
   struct liner con = {.len = 0}, sock = {.len = 0};
   int sock_fd = -1, timed_out = 0, killed = 0;
-  char buf[4096];
+  int send_fd = -1, recv_fd = -1;
+  static char out[65536];
+  size_t out_off = 0, out_len = 0;
+  char buf[65536];
+  if (recv_path && (recv_fd = open(recv_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+    perror(recv_path);
+    return 2;
+  }
   for (;;) {
     double left = timeout_s * 1e3 - (now_ms() - start);
     if (left <= 0) {
       timed_out = 1;
       break;
     }
-    struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = sock_fd, .events = POLLIN}};
+    if (send_fd >= 0 && out_off == out_len) {  // refill the outgoing buffer from SEND_FILE
+      ssize_t n = read(send_fd, out, sizeof out);
+      if (n <= 0) {
+        close(send_fd);
+        send_fd = -1;
+      } else {
+        out_off = 0;
+        out_len = (size_t)n;
+      }
+    }
+    if (stall_until > 0 && now_ms() - start >= stall_until) {
+      stall_until = 0;
+      fprintf(st.log, "%.1f SOCK-RESUME rss_kb=%ld\n", now_ms() - start, rss_kb(pid));
+    }
+    short sock_events = (stall_until > 0 ? 0 : POLLIN) | (out_off < out_len ? POLLOUT : 0);
+    struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = sock_fd, .events = sock_events}};
     int r = poll(p, sock_fd >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left + 1);
     if (r <= 0) continue;
+    if (sock_fd >= 0 && (p[1].revents & POLLOUT) && out_off < out_len) {
+      ssize_t w = write(sock_fd, out + out_off, out_len - out_off);
+      if (w > 0) out_off += (size_t)w;
+    }
     if (sock_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t n = read(sock_fd, buf, sizeof buf);
       st.t = now_ms() - start;
       st.prefix = "SOCK ";
-      if (n > 0) feed(&sock, buf, n, &st);
+      if (n > 0 && recv_fd >= 0) {
+        if (write_all(recv_fd, buf, (size_t)n)) perror(recv_path);
+      } else if (n > 0) {
+        feed(&sock, buf, n, &st);
+      }
       st.prefix = "";
-      if (n == 0 || (n < 0 && errno != EINTR)) {
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
         close(sock_fd);
         sock_fd = -1;
       }
@@ -188,7 +242,15 @@ int main(int argc, char **argv) {
       sock_fd = connect_unix(sock_path);
       st.t = now_ms() - start;
       fprintf(st.log, "%.1f SOCK-CONNECT %s %s\n", st.t, sock_path, sock_fd >= 0 ? "ok" : strerror(errno));
-      if (sock_fd >= 0 && (write_all(sock_fd, sock_text, strlen(sock_text)) || write_all(sock_fd, "\n", 1))) {
+      if (sock_fd >= 0 && stall_s > 0) {
+        stall_until = st.t + stall_s * 1e3;
+        fprintf(st.log, "%.1f SOCK-STALL rss_kb=%ld\n", st.t, rss_kb(pid));
+      }
+      if (sock_fd >= 0 && send_path) {
+        send_fd = open(send_path, O_RDONLY | O_CLOEXEC);
+        if (send_fd < 0) fprintf(st.log, "%.1f SOCK-SEND %s %s\n", st.t, send_path, strerror(errno));
+        fcntl(sock_fd, F_SETFL, fcntl(sock_fd, F_GETFL) | O_NONBLOCK);
+      } else if (sock_fd >= 0 && (write_all(sock_fd, sock_text, strlen(sock_text)) || write_all(sock_fd, "\n", 1))) {
         close(sock_fd);
         sock_fd = -1;
       }
@@ -208,6 +270,8 @@ int main(int argc, char **argv) {
   }
   double end = now_ms() - start;
   if (sock_fd >= 0) close(sock_fd);
+  if (send_fd >= 0) close(send_fd);
+  if (recv_fd >= 0) close(recv_fd);
   fclose(st.log);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   printf("RUN_EXIT=%d RUN_MS=%.1f RUN_MARKER_MS=%.1f RUN_MARKERS=%ld RUN_TIMEOUT=%d RUN_KILLED=%d "

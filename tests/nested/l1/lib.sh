@@ -26,7 +26,9 @@ l2_vmm() {
 #   TIMEOUT (seconds, 60)  KILL_AFTER (kill after this many ready markers; 0 = never)
 #   SOCK TRIGGER SOCK_TEXT: at the first console line containing TRIGGER, connect to the unix
 #     socket SOCK (a -qmp or -chardev socket in the VMM ARGS), send SOCK_TEXT; replies are logged
-#     as "<ms> SOCK <line>".
+#     as "<ms> SOCK <line>". SOCK_SEND=FILE streams FILE instead of SOCK_TEXT, SOCK_RECV=FILE
+#     keeps the replies raw in FILE (bulk transfers both ways at once), SOCK_STALL=S reads
+#     nothing for S seconds after connecting (logs the VMM's RSS as SOCK-STALL/SOCK-RESUME).
 # The console goes to $LOG (lines prefixed with ms since launch); sets RUN_EXIT RUN_MS
 # RUN_MARKER_MS RUN_MARKERS RUN_TIMEOUT RUN_KILLED RUN_ABORTED (see l1run.c) and READY (first marker line).
 l2_run() {
@@ -39,7 +41,8 @@ l2_run() {
   if [ -n "${SOCK:-}" ]; then
     rm -f "$SOCK"
     eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
-      -s "$SOCK" -T "$TRIGGER" -w "$SOCK_TEXT" -- "$L2_BIN" "$@")"
+      -s "$SOCK" -T "$TRIGGER" -w "${SOCK_TEXT:-}" ${SOCK_SEND:+-S "$SOCK_SEND"} ${SOCK_RECV:+-R "$SOCK_RECV"} ${SOCK_STALL:+-D "$SOCK_STALL"} \
+      -- "$L2_BIN" "$@")"
   else
     eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -- "$L2_BIN" "$@")"

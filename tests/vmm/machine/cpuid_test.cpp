@@ -127,6 +127,28 @@ TEST(PlanCpuid, PlusUnsupportedFeatureWarnsLikeQemu) {
   EXPECT_EQ(find(plan->base, 7)->ebx, bit(5)) << "+feature never adds a bit the host lacks";
 }
 
+TEST(KvmEmulatedFeatures, TscDeadlineIsAddedWhenKvmHasIt) {
+  auto with = syntheticHost();
+  addKvmEmulatedFeatures(with, {.tsc_deadline = true});
+  EXPECT_TRUE(with[1].ecx & bit(24));
+  EXPECT_EQ(with[1].ecx & ~bit(24), syntheticHost()[1].ecx);
+
+  auto without = syntheticHost();
+  addKvmEmulatedFeatures(without, {.tsc_deadline = false});
+  EXPECT_FALSE(without[1].ecx & bit(24));
+}
+
+TEST(KvmEmulatedFeatures, MinusTscDeadlineStillRemovesIt) {
+  auto supported = syntheticHost();
+  addKvmEmulatedFeatures(supported, {.tsc_deadline = true});
+  config::CpuConfig cpu;
+  cpu.model = "host";
+  cpu.features = {{"tsc-deadline", false}};
+  auto plan = planCpuid(supported, cpu);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_FALSE(plan->base[1].ecx & bit(24));
+}
+
 TEST(CpuidForVcpu, ApicIdAndLogicalCountInLeaf1) {
   auto plan = planCpuid(syntheticHost(), cpu({}));
   ASSERT_TRUE(plan.ok());
