@@ -60,6 +60,16 @@ virtio_serial_dev() {
   esac
 }
 
+# tap_up_when_created IFACE ADDRESS/PREFIX: in the background, waits (up to 30 s) for the VMM to
+# create the tap IFACE, then gives it the address and brings it up.
+tap_up_when_created() {
+  (
+    i=0
+    while [ $i -lt 300 ] && ! ip link show "$1" >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
+    ip addr add "$2" dev "$1" && ip link set "$1" up
+  ) &
+}
+
 # field NAME LINE: the value of NAME=value in LINE
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
 

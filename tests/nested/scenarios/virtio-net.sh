@@ -7,11 +7,7 @@ esac
 dd if=/dev/urandom of=/tmp/down bs=64k count=32 2>/dev/null
 down=$(md5sum </tmp/down | cut -d' ' -f1)
 rm -f /tmp/up
-(
-  i=0
-  while [ $i -lt 300 ] && ! ip link show tap0 >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
-  ip addr add 10.0.2.1/24 dev tap0 && ip link set tap0 up
-) &
+tap_up_when_created tap0 10.0.2.1/24
 # busybox's small nc quits when its stdin ends: the receiving end gets a stdin that stays open.
 (sleep 90 | nc -l -p 7000 >/tmp/up) &
 receiver=$!

@@ -11,11 +11,7 @@ case "$VMM" in
   qemu-microvm) nic=virtio-net-device ;;
   *) nic=virtio-net-pci,romfile= ;;  # L1 carries no option ROMs; vmm accepts and ignores romfile
 esac
-(
-  i=0
-  while [ $i -lt 300 ] && ! ip link show tap0 >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
-  ip addr add 10.0.2.1/24 dev tap0 && ip link set tap0 up
-) &
+tap_up_when_created tap0 10.0.2.1/24
 # busybox's small nc quits when its stdin ends: the receiving end gets a stdin that stays open.
 (sleep 600 | nc -l -p 7002 >/dev/null) &
 receiver=$!
