@@ -1,5 +1,6 @@
 #include "cli/agent_target.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -7,6 +8,9 @@ namespace vmmd::cli {
 namespace {
 
 using Millis = std::chrono::milliseconds;
+
+// The longest vmctl waits for a busy agent socket to accept it (exec's own timeout may be hours).
+constexpr double kConnectBusyWaitS = 10;
 
 Millis toMillis(Seconds s) { return std::max(Millis(1), std::chrono::duration_cast<Millis>(s)); }
 
@@ -45,7 +49,9 @@ std::optional<AgentTarget> AgentTarget::open(const Globals& globals, const Agent
                                              int& exit_code) {
   AgentTarget target;
   if (args.socket) {
-    auto agent = qmp::AgentClient::connect(*args.socket);
+    // A busy agent (its listen queue full) is waited for as long as the sync would be.
+    Seconds busy_wait(std::min(args.timeout_s.value_or(kConnectBusyWaitS), kConnectBusyWaitS));
+    auto agent = qmp::AgentClient::connect(*args.socket, toMillis(busy_wait));
     if (!agent) {
       exit_code = failWith(agent.error().code() == ENOTCONN ? kAgentUnavailable : kLocalError, agent.error().message());
       return std::nullopt;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <thread>
 
 namespace vmmd::qmp {
 namespace {
@@ -61,23 +62,33 @@ AgentClient::~AgentClient() {
   }
 }
 
-Result<AgentClient> AgentClient::connect(const std::string& path) {
+Result<AgentClient> AgentClient::connect(const std::string& path, Duration busy_wait) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) return Error("agent socket path too long: " + path, ENAMETOOLONG);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  // Non-blocking: a listener whose backlog is full (another client holds the channel) must not
-  // stall us; the sync timeout decides instead.
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return Error::fromErrno("socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+  const auto deadline = Clock::now() + busy_wait;
+  auto pause = std::chrono::milliseconds(5);
+  for (;;) {
+    // Non-blocking: a listener whose backlog is full (another client holds the channel) must not
+    // stall us past `busy_wait`.
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return Error::fromErrno("socket");
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return AgentClient(std::move(fd));
     int err = errno;
-    if (err == ENOENT || err == ECONNREFUSED || err == EAGAIN) {
-      return notConnected("connect " + path + ": " + std::strerror(err));
+    if (err == EINTR) continue;
+    // EAGAIN on a Unix socket: the listener is there but its backlog is full. qemu-ga listens with
+    // a tiny backlog and serves one client at a time, so this clears once the clients queued
+    // ahead of us (often ones that already gave up) are accepted and dropped.
+    if (err == EAGAIN && Clock::now() + pause < deadline) {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+      continue;
     }
+    if (err == EAGAIN) return notConnected("connect " + path + ": the agent's listen queue stayed full (busy)");
+    if (err == ENOENT || err == ECONNREFUSED) return notConnected("connect " + path + ": " + std::strerror(err));
     return Error::fromErrno("connect to the guest agent socket " + path, err);
   }
-  return AgentClient(std::move(fd));
 }
 
 AgentClient AgentClient::adopt(UniqueFd fd) {

@@ -48,8 +48,10 @@ class AgentClient {
   // How long a command without a success reply (guest-shutdown) is given to report an error.
   static constexpr Duration kNoReplyGrace = Duration(2000);
 
-  // One connection attempt (no retries: a missing or refusing socket means no agent channel).
-  static Result<AgentClient> connect(const std::string& path);
+  // Connects to an agent socket. A missing or refusing socket means no agent channel: an
+  // ENOTCONN error at once. A listener whose queue is full (busy with other clients) is tried
+  // again until `busy_wait` has passed.
+  static Result<AgentClient> connect(const std::string& path, Duration busy_wait = Duration(0));
   // An already-connected stream socket (tests: one end of a socketpair).
   static AgentClient adopt(UniqueFd fd);
 

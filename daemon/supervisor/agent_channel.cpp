@@ -35,7 +35,7 @@ struct AgentChannel::Job {
   void run() {
     auto start = std::chrono::steady_clock::now();
     if (!client) {
-      auto c = qmp::AgentClient::connect(path);
+      auto c = qmp::AgentClient::connect(path, std::min(pending.timeout, kSyncTimeout));
       if (!c) {
         result.emplace(c.error());
         return;

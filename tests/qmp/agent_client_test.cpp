@@ -6,10 +6,14 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include "qemu_ga.h"
 
@@ -142,6 +146,60 @@ TEST(AgentClient, ShutdownCommandsHaveNoSuccessReply) {
   EXPECT_TRUE(agentCommandHasNoSuccessReply("guest-shutdown"));
   EXPECT_TRUE(agentCommandHasNoSuccessReply("guest-suspend-ram"));
   EXPECT_FALSE(agentCommandHasNoSuccessReply("guest-ping"));
+}
+
+// ---- a listener whose queue is full ----
+
+// A Unix listener with backlog 0 that accepts nobody: one client fills its queue, the next
+// connect() gets EAGAIN, as with a qemu-ga busy with one client and more queued behind it.
+class FullListener {
+ public:
+  FullListener() : path_("/tmp/vmmd-agent-busy-" + std::to_string(::getpid()) + ".sock") {
+    ::unlink(path_.c_str());
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener_.get(), 0), 0);
+    // Fill the queue with plain connects until one would block.
+    for (int i = 0; i < 8; ++i) {
+      UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+      queued_.push_back(std::move(c));
+    }
+  }
+  ~FullListener() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+  // Accepts (and drops) every queued connection: the queue has room again.
+  void drain() {
+    for (size_t i = 0; i < queued_.size(); ++i) UniqueFd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+
+ private:
+  std::string path_;
+  UniqueFd listener_;
+  std::vector<UniqueFd> queued_;
+};
+
+TEST(AgentClient, FullListenQueueIsBusyNotAbsent) {
+  FullListener busy;
+  auto at_once = AgentClient::connect(busy.path());
+  ASSERT_FALSE(at_once.ok());
+  EXPECT_EQ(at_once.error().code(), ENOTCONN);
+  EXPECT_NE(at_once.error().message().find("listen queue stayed full (busy)"), std::string::npos)
+      << at_once.error().message();
+}
+
+TEST(AgentClient, FullListenQueueIsWaitedForWithinBusyWait) {
+  FullListener busy;
+  std::thread drainer([&busy] {
+    std::this_thread::sleep_for(100ms);
+    busy.drain();
+  });
+  auto c = AgentClient::connect(busy.path(), 10s);
+  drainer.join();
+  EXPECT_TRUE(c.ok()) << c.error().message();
 }
 
 // ---- a scripted peer ----
