@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "storage/io_vector.h"
 
 namespace vmmd::storage {
 
@@ -53,6 +54,11 @@ class BlockDevice {
   // Reads buf.size() bytes at offset; offset + size must be within size().
   virtual Result<void> read(uint64_t offset, std::span<uint8_t> buf) = 0;
   virtual Result<void> write(uint64_t offset, std::span<const uint8_t> buf) = 0;
+  // The same for a list of buffers that covers one contiguous range (a guest request's pages).
+  // Formats override these to do one request's worth of work at once: a qcow2 write allocates
+  // all the clusters it fills in one go instead of once per page.
+  virtual Result<void> readv(uint64_t offset, ReadVector bufs);
+  virtual Result<void> writev(uint64_t offset, WriteVector bufs);
   // Afterwards the range reads as zeroes.
   virtual Result<void> writeZeroes(uint64_t offset, uint64_t length) = 0;
   // A hint: the range's contents become unspecified (in practice: zero or unchanged), space may

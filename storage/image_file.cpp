@@ -3,9 +3,12 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace vmmd::storage {
@@ -72,6 +75,80 @@ Result<void> ImageFile::write(uint64_t offset, std::span<const uint8_t> buf) con
     done += static_cast<size_t>(n);
     if (fd != fd_.get() && (done & (kDirectAlign - 1))) fd = fd_.get();
   }
+  return {};
+}
+
+namespace {
+
+template <class Buffers>
+std::vector<iovec> iovecsOf(Buffers bufs) {
+  std::vector<iovec> iov;
+  iov.reserve(bufs.size());
+  for (const auto& b : bufs) {
+    if (!b.empty()) iov.push_back({const_cast<uint8_t*>(b.data()), b.size()});  // pwritev only reads
+  }
+  return iov;
+}
+
+bool alignedForDirect(uint64_t offset, const std::vector<iovec>& iov) {
+  uint64_t bits = offset;
+  for (const iovec& v : iov) bits |= reinterpret_cast<uintptr_t>(v.iov_base) | v.iov_len;
+  return (bits & (kDirectAlign - 1)) == 0;
+}
+
+// Drops the first `n` bytes from iov[first...]; returns the new first index.
+size_t advance(std::vector<iovec>& iov, size_t first, uint64_t n) {
+  while (n > 0 && first < iov.size()) {
+    uint64_t take = std::min<uint64_t>(n, iov[first].iov_len);
+    iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
+    iov[first].iov_len -= take;
+    n -= take;
+    if (iov[first].iov_len == 0) ++first;
+  }
+  return first;
+}
+
+}  // namespace
+
+template <class VectorCall>
+Result<uint64_t> ImageFile::transferVector(uint64_t offset, std::vector<iovec>& iov, VectorCall call,
+                                           const char* what) const {
+  int fd = directFd_ && alignedForDirect(offset, iov) ? directFd_.get() : fd_.get();
+  uint64_t done = 0;
+  for (size_t first = 0; first < iov.size();) {
+    int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = call(fd, &iov[first], count, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && fd != fd_.get()) {  // O_DIRECT alignment stricter than we thought
+        fd = fd_.get();
+        continue;
+      }
+      return Error::fromErrno(path_ + ": " + what + " at offset " + std::to_string(offset + done));
+    }
+    if (n == 0) break;  // end of file
+    done += static_cast<uint64_t>(n);
+    first = advance(iov, first, static_cast<uint64_t>(n));
+    // A short transfer can leave the rest unaligned: finish it buffered.
+    if (fd != fd_.get() && first < iov.size() && !alignedForDirect(offset + done, iov)) fd = fd_.get();
+  }
+  return done;
+}
+
+Result<void> ImageFile::readv(uint64_t offset, ReadVector bufs) const {
+  std::vector<iovec> iov = iovecsOf(bufs);
+  auto done = transferVector(offset, iov, ::preadv, "read");
+  if (!done) return done.error();
+  // Bytes past the end of the file read as zeroes.
+  for (iovec& v : iov) std::memset(v.iov_base, 0, v.iov_len);
+  return {};
+}
+
+Result<void> ImageFile::writev(uint64_t offset, WriteVector bufs) const {
+  std::vector<iovec> iov = iovecsOf(bufs);
+  auto done = transferVector(offset, iov, ::pwritev, "write");
+  if (!done) return done.error();
+  if (*done != totalBytes<const uint8_t>(bufs)) return Error(path_ + ": write at offset " + std::to_string(offset + *done) + " made no progress", EIO);
   return {};
 }
 

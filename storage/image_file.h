@@ -6,6 +6,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
+
+#include <sys/uio.h>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -20,6 +23,10 @@ class ImageFile {
   // Bytes past the end of the file read as zeroes.
   Result<void> read(uint64_t offset, std::span<uint8_t> buf) const;
   Result<void> write(uint64_t offset, std::span<const uint8_t> buf) const;
+  // The same for a list of buffers covering one contiguous range: one preadv/pwritev per
+  // IOV_MAX buffers. O_DIRECT is used when every buffer is aligned.
+  Result<void> readv(uint64_t offset, ReadVector bufs) const;
+  Result<void> writev(uint64_t offset, WriteVector bufs) const;
   Result<uint64_t> size() const;
   Result<void> truncate(uint64_t size) const;
   Result<void> sync() const;
@@ -39,6 +46,9 @@ class ImageFile {
   ImageFile(std::string path, UniqueFd fd, UniqueFd directFd, bool readOnly)
       : path_(std::move(path)), fd_(std::move(fd)), directFd_(std::move(directFd)), readOnly_(readOnly) {}
   int fdFor(uint64_t offset, const void* buf, size_t len) const;
+  // preadv/pwritev over iov until done or end of file; returns the bytes transferred.
+  template <class VectorCall>
+  Result<uint64_t> transferVector(uint64_t offset, std::vector<iovec>& iov, VectorCall call, const char* what) const;
 
   std::string path_;
   UniqueFd fd_;

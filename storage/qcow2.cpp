@@ -124,34 +124,65 @@ Result<void> Image::readRun(const Run& run, uint64_t offset, std::span<uint8_t> 
 }
 
 Result<void> Image::read(uint64_t offset, std::span<uint8_t> buf) {
-  if (auto r = rangeCheck(offset, buf.size(), false); !r) return r;
+  const std::span<uint8_t> parts[] = {buf};
+  return readv(offset, parts);
+}
+
+Result<void> Image::readv(uint64_t offset, ReadVector bufs) {
+  ReadTarget dst(bufs);
+  if (auto r = rangeCheck(offset, dst.size(), false); !r) return r;
   std::shared_lock io(io_);
-  for (uint64_t pos = 0; pos < buf.size();) {
+  for (uint64_t pos = 0; pos < dst.size();) {
     Result<Run> run = Error("");
     {
       std::shared_lock shared(meta_);
       bool missed = false;
-      run = lookup(offset + pos, buf.size() - pos, true, &missed);
+      run = lookup(offset + pos, dst.size() - pos, true, &missed);
       if (missed) {
         shared.unlock();
         std::lock_guard meta(meta_);
-        run = lookup(offset + pos, buf.size() - pos);
+        run = lookup(offset + pos, dst.size() - pos);
       }
     }
     if (!run) return run.error();
-    if (auto r = readRun(*run, offset + pos, buf.subspan(pos, run->length)); !r) return r;
+    auto parts = dst.slice(pos, run->length);
+    if (run->kind == Kind::Normal) {
+      if (auto r = file_->readv(run->host, parts); !r) return r;
+    } else {
+      uint64_t within = 0;
+      for (const auto& part : parts) {
+        if (auto r = readRun(*run, offset + pos + within, part); !r) return r;
+        within += part.size();
+      }
+    }
     pos += run->length;
   }
   return {};
 }
 
 Result<void> Image::write(uint64_t offset, std::span<const uint8_t> buf) {
-  if (auto r = rangeCheck(offset, buf.size(), true); !r) return r;
+  const std::span<const uint8_t> parts[] = {buf};
+  return writev(offset, parts);
+}
+
+Result<void> Image::writev(uint64_t offset, WriteVector bufs) {
+  WriteSource src(bufs);
+  if (auto r = rangeCheck(offset, src.size(), true); !r) return r;
   std::shared_lock io(io_);
-  return noteCorruption(writeLocked(offset, buf));
+  return noteCorruption(writeLocked(offset, src));
 }
 
 Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
+  const std::span<const uint8_t> parts[] = {buf};
+  return writeLocked(offset, WriteSource(parts));
+}
+
+Result<void> Image::writeHost(uint64_t host, const WriteSource& src, uint64_t pos, uint64_t length) {
+  auto parts = src.slice(pos, length);
+  return file_->writev(host, parts);
+}
+
+Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
   const uint64_t l2n = 1ull << l2Bits_;
   const uint64_t maxAlloc = std::max<uint64_t>(1, std::min<uint64_t>((32u << 20) >> cb_, maxAllocClusters()));
   auto inPlace = [&](uint64_t e) { return kindOf(e) == Kind::Normal && (e & kOflagCopied); };
@@ -167,7 +198,7 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
         if (!run) return run.error();
         if (!missed && run->kind == Kind::Normal && (run->entry & kOflagCopied)) {
           shared.unlock();
-          if (auto r = file_->write(run->host, buf.subspan(pos, run->length)); !r) return r;
+          if (auto r = writeHost(run->host, buf, pos, run->length); !r) return r;
           pos += run->length;
           continue;
         }
@@ -182,7 +213,7 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
     if (!run) return run.error();
     if (run->kind == Kind::Normal && (run->entry & kOflagCopied)) {
       meta.unlock();
-      if (auto r = file_->write(run->host, buf.subspan(pos, run->length)); !r) return r;
+      if (auto r = writeHost(run->host, buf, pos, run->length); !r) return r;
       pos += run->length;
       continue;
     }
@@ -204,7 +235,7 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
     meta.unlock();
     // Data (with copy-on-write of the partial head and tail) goes out before the L2 entries.
     auto publish = [&]() -> Result<void> {
-      if (inOff == 0 && dataLen == n * cs_) return file_->write(*host, buf.subspan(pos, dataLen));
+      if (inOff == 0 && dataLen == n * cs_) return writeHost(*host, buf, pos, dataLen);
       const uint64_t tailStart = inOff + dataLen;
       auto readsZero = [&](uint64_t e) {
         Kind k = kindOf(e);
@@ -214,7 +245,7 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
       // (stays aligned for O_DIRECT).
       if ((inOff == 0 || readsZero(old[0])) && (tailStart == n * cs_ || readsZero(old[n - 1])) &&
           file_->zeroRange(*host, n * cs_)) {
-        return file_->write(*host + inOff, buf.subspan(pos, dataLen));
+        return writeHost(*host + inOff, buf, pos, dataLen);
       }
       void* mem = nullptr;
       if (posix_memalign(&mem, 4096, n * cs_) != 0) return Error(path() + ": out of memory");
@@ -230,7 +261,7 @@ Result<void> Image::writeLocked(uint64_t offset, std::span<const uint8_t> buf) {
         Run rt{kindOf(e), e, (e & kOffsetMask) + (tailStart & (cs_ - 1)), n * cs_ - tailStart};
         if (auto r = readRun(rt, guest, std::span(tmp.data() + tailStart, n * cs_ - tailStart)); !r) return r;
       }
-      std::memcpy(tmp.data() + inOff, buf.data() + pos, dataLen);
+      buf.copyTo(pos, tmp.subspan(inOff, dataLen));
       return file_->write(*host, tmp);
     };
     Result<void> written = publish();

@@ -26,7 +26,9 @@ class Image final : public Qcow2Device {
                                              const BackingOpener& openBacking);
 
   Result<void> read(uint64_t offset, std::span<uint8_t> buf) override;
+  Result<void> readv(uint64_t offset, ReadVector bufs) override;
   Result<void> write(uint64_t offset, std::span<const uint8_t> buf) override;
+  Result<void> writev(uint64_t offset, WriteVector bufs) override;
   Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
   Result<void> discard(uint64_t offset, uint64_t length) override;
   Result<void> flush() override;
@@ -97,6 +99,9 @@ class Image final : public Qcow2Device {
   // Clears (to zero flag or unallocated) whole clusters; io_ held exclusively.
   Result<void> clearClusters(uint64_t offset, uint64_t length, bool zero);
   Result<void> writeLocked(uint64_t offset, std::span<const uint8_t> buf);
+  Result<void> writeLocked(uint64_t offset, const WriteSource& buf);
+  // Writes src's bytes [pos, pos + length) at host offset `host` of the image file.
+  Result<void> writeHost(uint64_t host, const WriteSource& src, uint64_t pos, uint64_t length);
   Result<void> zeroesLocked(uint64_t offset, uint64_t length);
   Result<void> noteCorruption(Result<void> r);
 

@@ -25,6 +25,14 @@ class RawDevice final : public BlockDevice {
     if (auto r = checkWrite(offset, buf.size()); !r) return r;
     return file_->write(offset, buf);
   }
+  Result<void> readv(uint64_t offset, ReadVector bufs) override {
+    if (auto r = checkRange(offset, totalBytes<uint8_t>(bufs)); !r) return r;
+    return file_->readv(offset, bufs);
+  }
+  Result<void> writev(uint64_t offset, WriteVector bufs) override {
+    if (auto r = checkWrite(offset, totalBytes<const uint8_t>(bufs)); !r) return r;
+    return file_->writev(offset, bufs);
+  }
   Result<void> writeZeroes(uint64_t offset, uint64_t length) override {
     if (auto r = checkWrite(offset, length); !r) return r;
     if (::fallocate(file_->fd(), FALLOC_FL_ZERO_RANGE, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
