@@ -247,22 +247,27 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
           file_->zeroRange(*host, n * cs_)) {
         return writeHost(*host + inOff, buf, pos, dataLen);
       }
+      // Copy-on-write: the head and tail of the new clusters around the data are what the guest
+      // saw there before. They go out in one pwritev with the data, which is never copied.
+      const uint64_t tailLen = n * cs_ - tailStart;
       void* mem = nullptr;
-      if (posix_memalign(&mem, 4096, n * cs_) != 0) return Error(path() + ": out of memory");
+      if (posix_memalign(&mem, 4096, inOff + tailLen) != 0) return Error(path() + ": out of memory");
       std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
-      std::span<uint8_t> tmp(owned.get(), n * cs_);
+      std::span<uint8_t> head(owned.get(), inOff), tail(owned.get() + inOff, tailLen);
       if (inOff) {
         Run r0{kindOf(old[0]), old[0], (old[0] & kOffsetMask), inOff};
-        if (auto r = readRun(r0, gc << cb_, std::span(tmp.data(), inOff)); !r) return r;
+        if (auto r = readRun(r0, gc << cb_, head); !r) return r;
       }
-      if (tailStart < n * cs_) {
+      if (tailLen) {
         uint64_t e = old[n - 1];
         uint64_t guest = (gc << cb_) + tailStart;
-        Run rt{kindOf(e), e, (e & kOffsetMask) + (tailStart & (cs_ - 1)), n * cs_ - tailStart};
-        if (auto r = readRun(rt, guest, std::span(tmp.data() + tailStart, n * cs_ - tailStart)); !r) return r;
+        Run rt{kindOf(e), e, (e & kOffsetMask) + (tailStart & (cs_ - 1)), tailLen};
+        if (auto r = readRun(rt, guest, tail); !r) return r;
       }
-      buf.copyTo(pos, tmp.subspan(inOff, dataLen));
-      return file_->write(*host, tmp);
+      std::vector<std::span<const uint8_t>> parts = buf.slice(pos, dataLen);
+      if (inOff) parts.insert(parts.begin(), head);
+      if (tailLen) parts.push_back(tail);
+      return file_->writev(*host, parts);
     };
     Result<void> written = publish();
     meta.lock();
