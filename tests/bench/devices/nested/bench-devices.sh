@@ -18,8 +18,9 @@ receiver=$!
 KERNEL=$L2_BZIMAGE SMP=1 MEM=256 APPEND="l2.test=devbench l2.mib=$mib l2.tcp_mib=$tcp_mib" TIMEOUT=${DEVBENCH_TIMEOUT:-500} l2_run \
   -drive file=/tmp/b.raw,format=raw,if=virtio -drive file=/tmp/b.qcow2,format=qcow2,if=virtio \
   -netdev tap,id=net0,ifname=tap0,script=no,downscript=no -device $nic,netdev=net0
-kill $receiver 2>/dev/null
+# Its children first: once the subshell is gone they belong to init and pkill -P misses them.
 pkill -P $receiver 2>/dev/null
+kill $receiver 2>/dev/null
 qemu-img check -q /tmp/b.qcow2 && clean=yes || clean=no
 rm -f /tmp/b.qcow2 /tmp/b.raw
 # MiB/s per measurement: raw-write=12.3,... (what=vda is raw, vdb qcow2)
