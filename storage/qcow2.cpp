@@ -250,10 +250,11 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
       // Copy-on-write: the head and tail of the new clusters around the data are what the guest
       // saw there before. They go out in one pwritev with the data, which is never copied.
       const uint64_t tailLen = n * cs_ - tailStart;
+      const uint64_t tailAt = (inOff + 4095) & ~uint64_t{4095};  // both pieces page-aligned for O_DIRECT
       void* mem = nullptr;
-      if (posix_memalign(&mem, 4096, inOff + tailLen) != 0) return Error(path() + ": out of memory");
+      if (posix_memalign(&mem, 4096, tailAt + tailLen) != 0) return Error(path() + ": out of memory");
       std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
-      std::span<uint8_t> head(owned.get(), inOff), tail(owned.get() + inOff, tailLen);
+      std::span<uint8_t> head(owned.get(), inOff), tail(owned.get() + tailAt, tailLen);
       if (inOff) {
         Run r0{kindOf(old[0]), old[0], (old[0] & kOffsetMask), inOff};
         if (auto r = readRun(r0, gc << cb_, head); !r) return r;
