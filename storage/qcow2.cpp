@@ -96,15 +96,21 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
 }
 
 Result<void> Image::readBacking(uint64_t offset, std::span<uint8_t> buf) {
+  const std::span<uint8_t> parts[] = {buf};
+  return readBacking(offset, parts);
+}
+
+Result<void> Image::readBacking(uint64_t offset, ReadVector bufs) {
+  ReadTarget dst(bufs);
   uint64_t have = 0;
   if (backing_) {
     uint64_t bsize = std::min(backing_->size(), size_);
     if (offset < bsize) {
-      have = std::min<uint64_t>(buf.size(), bsize - offset);
-      if (auto r = backing_->read(offset, buf.first(have)); !r) return r;
+      have = std::min<uint64_t>(dst.size(), bsize - offset);
+      if (auto r = backing_->readv(offset, dst.slice(0, have)); !r) return r;
     }
   }
-  std::memset(buf.data() + have, 0, buf.size() - have);
+  for (const auto& part : dst.slice(have, dst.size() - have)) std::memset(part.data(), 0, part.size());
   return {};
 }
 
@@ -148,6 +154,8 @@ Result<void> Image::readv(uint64_t offset, ReadVector bufs) {
     auto parts = dst.slice(pos, run->length);
     if (run->kind == Kind::Normal) {
       if (auto r = file_->readv(run->host, parts); !r) return r;
+    } else if (run->kind == Kind::Unallocated) {
+      if (auto r = readBacking(offset + pos, parts); !r) return r;
     } else {
       uint64_t within = 0;
       for (const auto& part : parts) {

@@ -96,6 +96,7 @@ class Image final : public Qcow2Device {
   // Reads [offset, offset + buf.size()) of one run outside meta_.
   Result<void> readRun(const Run& run, uint64_t offset, std::span<uint8_t> buf);
   Result<void> readBacking(uint64_t offset, std::span<uint8_t> buf);
+  Result<void> readBacking(uint64_t offset, ReadVector bufs);
   // Clears (to zero flag or unallocated) whole clusters; io_ held exclusively.
   Result<void> clearClusters(uint64_t offset, uint64_t length, bool zero);
   Result<void> writeLocked(uint64_t offset, std::span<const uint8_t> buf);
