@@ -156,6 +156,15 @@ Result<void> Image::readv(uint64_t offset, ReadVector bufs) {
       if (auto r = file_->readv(run->host, parts); !r) return r;
     } else if (run->kind == Kind::Unallocated) {
       if (auto r = readBacking(offset + pos, parts); !r) return r;
+    } else if (run->kind == Kind::Compressed) {
+      // Inflated once for all the buffers it covers (a run never leaves its cluster).
+      std::vector<uint8_t> cluster(cs_);
+      if (auto r = readCompressed(run->entry, cluster); !r) return r;
+      uint64_t at = (offset + pos) & (cs_ - 1);
+      for (const auto& part : parts) {
+        std::memcpy(part.data(), cluster.data() + at, part.size());
+        at += part.size();
+      }
     } else {
       uint64_t within = 0;
       for (const auto& part : parts) {
