@@ -14,6 +14,17 @@ dd if=/dev/urandom of=/tmp/up bs=64k count=32 2>/dev/null
 echo "NET up_md5=$(md5sum </tmp/up | cut -d' ' -f1)"
 nc -w 5 10.0.2.1 7000 </tmp/up || echo "NET upload=failed"
 sleep 1
-# busybox's nc quits when its stdin ends: keep stdin open, stop after the 2 MiB with head.
-sleep 60 | nc 10.0.2.1 7001 | head -c 2097152 >/tmp/down
+# busybox's nc quits when its stdin ends, so its stdin is a FIFO that a sleep holds open; the
+# download is over once the 2 MiB are in (at most 60 s). A pipeline from that sleep would last
+# as long as the sleep, whatever the transfer took, and a slow boot then ran past the host's
+# time limit before the result line.
+: >/tmp/down
+mkfifo /tmp/nc-stdin
+sleep 120 >/tmp/nc-stdin &
+keeper=$!
+nc 10.0.2.1 7001 </tmp/nc-stdin >/tmp/down &
+fetcher=$!
+i=0
+while [ $i -lt 600 ] && [ "$(wc -c </tmp/down 2>/dev/null || echo 0)" -lt 2097152 ]; do sleep 0.1; i=$((i + 1)); done
+kill $fetcher $keeper 2>/dev/null
 echo "NET down_md5=$(md5sum </tmp/down | cut -d' ' -f1) down_bytes=$(wc -c </tmp/down)"
