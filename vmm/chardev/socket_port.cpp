@@ -14,6 +14,9 @@ namespace vmmd {
 Result<std::unique_ptr<SocketPort>> SocketPort::listen(uv_loop_t* loop, const config::ChardevConfig& config) {
   auto port = std::make_unique<SocketPort>(loop);
   port->path_ = config.path;
+  auto update = UvLoopTrigger::create(loop, [raw = port.get()] { raw->updatePoll(); });
+  if (!update) return update.error().withContext("chardev '" + config.id + "'");
+  port->update_ = std::move(*update);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (config.path.size() >= sizeof address.sun_path) return Error("chardev '" + config.id + "': socket path too long");
@@ -128,13 +131,12 @@ size_t SocketPort::tryRead(std::span<uint8_t> out) {
 
 void SocketPort::waitWritable() {
   want_write_ = true;
-  updatePoll();
+  update_->request();
 }
 
 void SocketPort::waitReadable(bool wanted) {
-  if (want_read_ == wanted) return;
-  want_read_ = wanted;
-  updatePoll();
+  if (want_read_.exchange(wanted) == wanted) return;
+  update_->request();
 }
 
 }  // namespace vmmd

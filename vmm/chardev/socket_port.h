@@ -5,12 +5,14 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
+#include "base/uv_loop_trigger.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/virtio/console.h"
 
@@ -41,8 +43,11 @@ class SocketPort : public virtio::PortBackend {
   UniqueFd client_;
   UvHandle<uv_poll_t> listen_poll_;
   UvHandle<uv_poll_t> client_poll_;
-  bool want_read_ = false;
-  bool want_write_ = false;
+  // Set by the device on any thread (a vCPU thread on driver reset); the poll itself is only
+  // touched on the loop's thread, through update_.
+  std::atomic<bool> want_read_{false};
+  std::atomic<bool> want_write_{false};
+  std::unique_ptr<UvLoopTrigger> update_;
 };
 
 }  // namespace vmmd

@@ -8,19 +8,20 @@ Result<std::unique_ptr<TapBackend>> TapBackend::create(uv_loop_t* loop, net::Tap
   if (uv_poll_init(loop, poll.get(), backend->fd()) != 0) return Error("tap " + backend->tap_.name() + ": uv_poll_init");
   backend->poll_.reset(poll.release());
   backend->poll_->data = backend.get();
+  auto update = UvLoopTrigger::create(loop, [raw = backend.get()] { raw->update(); });
+  if (!update) return update.error().withContext("tap " + backend->tap_.name());
+  backend->update_ = std::move(*update);
   return backend;
 }
 
 void TapBackend::waitReadable(bool wanted) {
-  if (read_ == wanted) return;
-  read_ = wanted;
-  update();
+  if (read_.exchange(wanted) == wanted) return;
+  update_->request();
 }
 
 void TapBackend::waitWritable(bool wanted) {
-  if (write_ == wanted) return;
-  write_ = wanted;
-  update();
+  if (write_.exchange(wanted) == wanted) return;
+  update_->request();
 }
 
 void TapBackend::update() {

@@ -3,9 +3,11 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 
 #include "base/uv_handle.h"
+#include "base/uv_loop_trigger.h"
 #include "net/tap.h"
 #include "vmm/devices/virtio/net.h"
 
@@ -25,7 +27,10 @@ class TapBackend : public virtio::NetBackend {
   void update();
   net::Tap tap_;
   UvHandle<uv_poll_t> poll_;
-  bool read_ = false, write_ = false;
+  // Set by virtio-net on any thread (a vCPU thread on driver activation and reset); the poll
+  // itself is only touched on the loop's thread, through update_.
+  std::atomic<bool> read_{false}, write_{false};
+  std::unique_ptr<UvLoopTrigger> update_;
 };
 
 }  // namespace vmmd

@@ -1,0 +1,109 @@
+#include "vmm/chardev/socket_port.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "base/unique_fd.h"
+
+namespace vmmd {
+namespace {
+
+class SocketPortTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/vmmd-socket-port-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+    ASSERT_EQ(uv_timer_init(&loop_, &guard_), 0);
+    config::ChardevConfig chardev;
+    chardev.id = "chr0";
+    chardev.backend = config::ChardevConfig::Backend::Socket;
+    chardev.path = dir_ + "/port.sock";
+    chardev.server = true;
+    chardev.wait = false;
+    auto port = SocketPort::listen(&loop_, chardev);
+    ASSERT_TRUE(port.ok()) << port.error().message();
+    port_ = std::move(*port);
+  }
+  void TearDown() override {
+    port_.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&guard_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+    std::string cleanup = "rm -rf '" + dir_ + "'";
+    (void)std::system(cleanup.c_str());
+  }
+  UniqueFd connectClient() {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::string path = dir_ + "/port.sock";
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    while (!port_->connected()) uv_run(&loop_, UV_RUN_ONCE);
+    return fd;
+  }
+  // Runs the loop until `done` or 5 s; true if done.
+  bool runUntil(const std::atomic<bool>& done) {
+    uv_timer_start(&guard_, [](uv_timer_t* t) { uv_stop(t->loop); }, 5000, 0);
+    while (!done && uv_is_active(reinterpret_cast<uv_handle_t*>(&guard_))) uv_run(&loop_, UV_RUN_ONCE);
+    uv_timer_stop(&guard_);
+    return done;
+  }
+
+  std::string dir_;
+  uv_loop_t loop_{};
+  uv_timer_t guard_{};
+  std::unique_ptr<SocketPort> port_;
+};
+
+// virtio-serial asks for readiness from a vCPU thread too (driver reset and start-up); the
+// change must reach the loop even while it sleeps in epoll with nothing else to do.
+TEST_F(SocketPortTest, ReadinessAskedFromAnotherThreadWakesTheSleepingLoop) {
+  UniqueFd client = connectClient();
+  std::atomic<bool> readable{false};
+  port_->on_readable = [&] {
+    uint8_t byte;
+    if (port_->tryRead({&byte, 1}) == 1) readable = true;
+  };
+  std::thread vcpu([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the loop is asleep by then
+    port_->waitReadable(true);
+    ASSERT_EQ(::send(client.get(), "x", 1, MSG_NOSIGNAL), 1);
+  });
+  bool got = runUntil(readable);
+  vcpu.join();
+  EXPECT_TRUE(got) << "the loop never reported the byte: readiness set off its thread was lost";
+}
+
+TEST_F(SocketPortTest, ReadinessWithdrawnFromAnotherThreadStopsTheCallbacks) {
+  UniqueFd client = connectClient();
+  std::atomic<int> calls{0};
+  std::atomic<bool> first{false};
+  port_->on_readable = [&] {  // reads nothing: the byte stays readable
+    ++calls;
+    first = true;
+  };
+  port_->waitReadable(true);
+  ASSERT_EQ(::send(client.get(), "x", 1, MSG_NOSIGNAL), 1);
+  ASSERT_TRUE(runUntil(first));
+  std::thread vcpu([&] { port_->waitReadable(false); });
+  vcpu.join();
+  uv_run(&loop_, UV_RUN_NOWAIT);  // the request is applied
+  int before = calls;
+  for (int i = 0; i < 20; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(calls, before) << "still polled for reading after waitReadable(false) from another thread";
+}
+
+}  // namespace
+}  // namespace vmmd
