@@ -29,55 +29,6 @@ Result<std::unique_ptr<ImageFile>> ImageFile::open(const std::string& path, bool
   return std::unique_ptr<ImageFile>(new ImageFile(path, std::move(fd), std::move(direct), readOnly));
 }
 
-int ImageFile::fdFor(uint64_t offset, const void* buf, size_t len) const {
-  if (directFd_ && ((offset | len | reinterpret_cast<uintptr_t>(buf)) & (kDirectAlign - 1)) == 0) {
-    return directFd_.get();
-  }
-  return fd_.get();
-}
-
-Result<void> ImageFile::read(uint64_t offset, std::span<uint8_t> buf) const {
-  size_t done = 0;
-  int fd = fdFor(offset, buf.data(), buf.size());
-  while (done < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && fd != fd_.get()) {  // O_DIRECT alignment stricter than we thought
-        fd = fd_.get();
-        continue;
-      }
-      return Error::fromErrno(path_ + ": read at offset " + std::to_string(offset + done));
-    }
-    if (n == 0) {  // end of file
-      std::memset(buf.data() + done, 0, buf.size() - done);
-      break;
-    }
-    done += static_cast<size_t>(n);
-    if (fd != fd_.get() && (done & (kDirectAlign - 1))) fd = fd_.get();
-  }
-  return {};
-}
-
-Result<void> ImageFile::write(uint64_t offset, std::span<const uint8_t> buf) const {
-  size_t done = 0;
-  int fd = fdFor(offset, buf.data(), buf.size());
-  while (done < buf.size()) {
-    ssize_t n = ::pwrite(fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && fd != fd_.get()) {
-        fd = fd_.get();
-        continue;
-      }
-      return Error::fromErrno(path_ + ": write at offset " + std::to_string(offset + done));
-    }
-    done += static_cast<size_t>(n);
-    if (fd != fd_.get() && (done & (kDirectAlign - 1))) fd = fd_.get();
-  }
-  return {};
-}
-
 namespace {
 
 template <class Buffers>
@@ -90,14 +41,14 @@ std::vector<iovec> iovecsOf(Buffers bufs) {
   return iov;
 }
 
-bool alignedForDirect(uint64_t offset, const std::vector<iovec>& iov) {
+bool alignedForDirect(uint64_t offset, std::span<const iovec> iov) {
   uint64_t bits = offset;
   for (const iovec& v : iov) bits |= reinterpret_cast<uintptr_t>(v.iov_base) | v.iov_len;
   return (bits & (kDirectAlign - 1)) == 0;
 }
 
 // Drops the first `n` bytes from iov[first...]; returns the new first index.
-size_t advance(std::vector<iovec>& iov, size_t first, uint64_t n) {
+size_t advance(std::span<iovec> iov, size_t first, uint64_t n) {
   while (n > 0 && first < iov.size()) {
     uint64_t take = std::min<uint64_t>(n, iov[first].iov_len);
     iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + take;
@@ -111,7 +62,7 @@ size_t advance(std::vector<iovec>& iov, size_t first, uint64_t n) {
 }  // namespace
 
 template <class VectorCall>
-Result<uint64_t> ImageFile::transferVector(uint64_t offset, std::vector<iovec>& iov, VectorCall call,
+Result<uint64_t> ImageFile::transferVector(uint64_t offset, std::span<iovec> iov, VectorCall call,
                                            const char* what) const {
   int fd = directFd_ && alignedForDirect(offset, iov) ? directFd_.get() : fd_.get();
   uint64_t done = 0;
@@ -130,26 +81,46 @@ Result<uint64_t> ImageFile::transferVector(uint64_t offset, std::vector<iovec>& 
     done += static_cast<uint64_t>(n);
     first = advance(iov, first, static_cast<uint64_t>(n));
     // A short transfer can leave the rest unaligned: finish it buffered.
-    if (fd != fd_.get() && first < iov.size() && !alignedForDirect(offset + done, iov)) fd = fd_.get();
+    if (fd != fd_.get() && first < iov.size() && !alignedForDirect(offset + done, iov.subspan(first))) fd = fd_.get();
   }
   return done;
 }
 
-Result<void> ImageFile::readv(uint64_t offset, ReadVector bufs) const {
-  std::vector<iovec> iov = iovecsOf(bufs);
+Result<void> ImageFile::readInto(uint64_t offset, std::span<iovec> iov) const {
   auto done = transferVector(offset, iov, ::preadv, "read");
   if (!done) return done.error();
-  // Bytes past the end of the file read as zeroes.
+  // Bytes past the end of the file read as zeroes (iov now holds only what was not read).
   for (iovec& v : iov) std::memset(v.iov_base, 0, v.iov_len);
   return {};
 }
 
-Result<void> ImageFile::writev(uint64_t offset, WriteVector bufs) const {
-  std::vector<iovec> iov = iovecsOf(bufs);
+Result<void> ImageFile::writeFrom(uint64_t offset, std::span<iovec> iov) const {
+  uint64_t total = 0;
+  for (const iovec& v : iov) total += v.iov_len;
   auto done = transferVector(offset, iov, ::pwritev, "write");
   if (!done) return done.error();
-  if (*done != totalBytes<const uint8_t>(bufs)) return Error(path_ + ": write at offset " + std::to_string(offset + *done) + " made no progress", EIO);
+  if (*done != total) return Error(path_ + ": write at offset " + std::to_string(offset + *done) + " made no progress", EIO);
   return {};
+}
+
+Result<void> ImageFile::read(uint64_t offset, std::span<uint8_t> buf) const {
+  iovec one{buf.data(), buf.size()};
+  return readInto(offset, {&one, 1});
+}
+
+Result<void> ImageFile::write(uint64_t offset, std::span<const uint8_t> buf) const {
+  iovec one{const_cast<uint8_t*>(buf.data()), buf.size()};  // pwritev only reads it
+  return writeFrom(offset, {&one, 1});
+}
+
+Result<void> ImageFile::readv(uint64_t offset, ReadVector bufs) const {
+  std::vector<iovec> iov = iovecsOf(bufs);
+  return readInto(offset, iov);
+}
+
+Result<void> ImageFile::writev(uint64_t offset, WriteVector bufs) const {
+  std::vector<iovec> iov = iovecsOf(bufs);
+  return writeFrom(offset, iov);
 }
 
 Result<uint64_t> ImageFile::size() const {

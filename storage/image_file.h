@@ -45,10 +45,12 @@ class ImageFile {
  private:
   ImageFile(std::string path, UniqueFd fd, UniqueFd directFd, bool readOnly)
       : path_(std::move(path)), fd_(std::move(fd)), directFd_(std::move(directFd)), readOnly_(readOnly) {}
-  int fdFor(uint64_t offset, const void* buf, size_t len) const;
-  // preadv/pwritev over iov until done or end of file; returns the bytes transferred.
+  // preadv/pwritev over iov until done or end of file, O_DIRECT while everything left is aligned;
+  // returns the bytes transferred and leaves in iov what was not.
   template <class VectorCall>
-  Result<uint64_t> transferVector(uint64_t offset, std::vector<iovec>& iov, VectorCall call, const char* what) const;
+  Result<uint64_t> transferVector(uint64_t offset, std::span<iovec> iov, VectorCall call, const char* what) const;
+  Result<void> readInto(uint64_t offset, std::span<iovec> iov) const;
+  Result<void> writeFrom(uint64_t offset, std::span<iovec> iov) const;
 
   std::string path_;
   UniqueFd fd_;

@@ -95,11 +95,6 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
   return img;
 }
 
-Result<void> Image::readBacking(uint64_t offset, std::span<uint8_t> buf) {
-  const std::span<uint8_t> parts[] = {buf};
-  return readBacking(offset, parts);
-}
-
 Result<void> Image::readBacking(uint64_t offset, ReadVector bufs) {
   ReadTarget dst(bufs);
   uint64_t have = 0;
@@ -114,19 +109,31 @@ Result<void> Image::readBacking(uint64_t offset, ReadVector bufs) {
   return {};
 }
 
-Result<void> Image::readRun(const Run& run, uint64_t offset, std::span<uint8_t> buf) {
+Result<void> Image::readRun(const Run& run, uint64_t offset, ReadVector parts) {
   switch (run.kind) {
-    case Kind::Normal: return file_->read(run.host, buf);
-    case Kind::Zero: std::memset(buf.data(), 0, buf.size()); return {};
-    case Kind::Unallocated: return readBacking(offset, buf);
+    case Kind::Normal: return file_->readv(run.host, parts);
+    case Kind::Zero:
+      for (const auto& part : parts) std::memset(part.data(), 0, part.size());
+      return {};
+    case Kind::Unallocated: return readBacking(offset, parts);
     case Kind::Compressed: {
+      // Inflated once for all the buffers it covers (a run never leaves its cluster).
       std::vector<uint8_t> cluster(cs_);
       if (auto r = readCompressed(run.entry, cluster); !r) return r;
-      std::memcpy(buf.data(), cluster.data() + (offset & (cs_ - 1)), buf.size());
+      uint64_t at = offset & (cs_ - 1);
+      for (const auto& part : parts) {
+        std::memcpy(part.data(), cluster.data() + at, part.size());
+        at += part.size();
+      }
       return {};
     }
   }
   return {};
+}
+
+Result<void> Image::readRun(const Run& run, uint64_t offset, std::span<uint8_t> buf) {
+  const std::span<uint8_t> parts[] = {buf};
+  return readRun(run, offset, parts);
 }
 
 Result<void> Image::read(uint64_t offset, std::span<uint8_t> buf) {
@@ -151,27 +158,7 @@ Result<void> Image::readv(uint64_t offset, ReadVector bufs) {
       }
     }
     if (!run) return run.error();
-    auto parts = dst.slice(pos, run->length);
-    if (run->kind == Kind::Normal) {
-      if (auto r = file_->readv(run->host, parts); !r) return r;
-    } else if (run->kind == Kind::Unallocated) {
-      if (auto r = readBacking(offset + pos, parts); !r) return r;
-    } else if (run->kind == Kind::Compressed) {
-      // Inflated once for all the buffers it covers (a run never leaves its cluster).
-      std::vector<uint8_t> cluster(cs_);
-      if (auto r = readCompressed(run->entry, cluster); !r) return r;
-      uint64_t at = (offset + pos) & (cs_ - 1);
-      for (const auto& part : parts) {
-        std::memcpy(part.data(), cluster.data() + at, part.size());
-        at += part.size();
-      }
-    } else {
-      uint64_t within = 0;
-      for (const auto& part : parts) {
-        if (auto r = readRun(*run, offset + pos + within, part); !r) return r;
-        within += part.size();
-      }
-    }
+    if (auto r = readRun(*run, offset + pos, dst.slice(pos, run->length)); !r) return r;
     pos += run->length;
   }
   return {};

@@ -93,9 +93,10 @@ class Image final : public Qcow2Device {
   Result<void> writeCompressedCluster(uint64_t offset, const uint8_t* data, uint64_t length);
   void compressedExtent(uint64_t entry, uint64_t* offset, uint64_t* length) const;
 
-  // Reads [offset, offset + buf.size()) of one run outside meta_.
+  // Reads [offset, offset + the buffers' size) of one run outside meta_ (the buffers cover no
+  // more than the run).
+  Result<void> readRun(const Run& run, uint64_t offset, ReadVector parts);
   Result<void> readRun(const Run& run, uint64_t offset, std::span<uint8_t> buf);
-  Result<void> readBacking(uint64_t offset, std::span<uint8_t> buf);
   Result<void> readBacking(uint64_t offset, ReadVector bufs);
   // Clears (to zero flag or unallocated) whole clusters; io_ held exclusively.
   Result<void> clearClusters(uint64_t offset, uint64_t length, bool zero);

@@ -36,6 +36,15 @@ bool gather(const std::vector<Buffer>& buffers, uint64_t skip, std::span<uint8_t
   return done == out.size();
 }
 
+// A request's data buffers as the block layer's buffer list (Byte: const for a write).
+template <class Byte>
+std::vector<std::span<Byte>> blockBuffers(const std::vector<Buffer>& data) {
+  std::vector<std::span<Byte>> parts;
+  parts.reserve(data.size());
+  for (const Buffer& b : data) parts.emplace_back(b.data, b.length);
+  return parts;
+}
+
 }  // namespace
 
 struct VirtioBlk::Request {
@@ -237,17 +246,8 @@ void VirtioBlk::serve(storage::BlockDevice& disk, Request& q) {
   if (q.type == kTypeIn || q.type == kTypeOut) {
     // The whole request at once: a qcow2 disk then allocates every cluster the request fills in
     // one go (the guest's pages would otherwise allocate and copy-on-write a cluster per page).
-    if (q.type == kTypeIn) {
-      std::vector<std::span<uint8_t>> parts;
-      parts.reserve(q.data.size());
-      for (const Buffer& b : q.data) parts.emplace_back(b.data, b.length);
-      status = disk.readv(offset, parts);
-    } else {
-      std::vector<std::span<const uint8_t>> parts;
-      parts.reserve(q.data.size());
-      for (const Buffer& b : q.data) parts.emplace_back(b.data, b.length);
-      status = disk.writev(offset, parts);
-    }
+    status = q.type == kTypeIn ? disk.readv(offset, blockBuffers<uint8_t>(q.data))
+                               : disk.writev(offset, blockBuffers<const uint8_t>(q.data));
     if (status && q.type == kTypeIn) q.written = static_cast<uint32_t>(q.data_bytes + 1);
   } else if (q.type == kTypeFlush) {
     status = disk.flush();
