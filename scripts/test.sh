@@ -1,33 +1,76 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, builds three trees and runs
 #   build/       release build: every test (unit, probe guest on KVM, interop with QEMU, nested tier)
-#   build-asan/  ASan+UBSan build: every test but the slow nested tier
+#   build-asan/  ASan+UBSan build: every test but the slow nested tier and the QEMU-only runs
 #   build-fuzz/  clang + libFuzzer: each fuzz target (vmmd_add_fuzzer) for a bounded time
+# The tests that need a usable /dev/kvm (CTest label "kvm") run on this host when it has one
+# (scripts/kvm-check) and otherwise inside an L1 VM that has one (scripts/l1/run.sh: QEMU TCG with
+# an emulated SVM CPU, the host's file system over 9p): the same CTest entries either way, none
+# skipped. VMMD_KVM=l1 takes the L1 path on any host.
 # Benchmarks (label bench) are not tests: they print tables and run on their own (tests/bench/).
-# Extra arguments are passed to the release ctest (e.g. -L unit, -R qcow2).
+# Extra arguments are passed to the release ctest runs (e.g. -R qcow2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
 ./scripts/install-deps.sh
 jobs=$(nproc)
 
 ./scripts/build.sh release
 ./scripts/build.sh asan
+# The guest kit (Debian's cloud kernel, initramfs with qemu-ga): KernelKit.* and the nested tier.
+tests/guest/kit/build.sh >/dev/null
+built=$(date +%s)
 
+if kvm=$(scripts/kvm-check); then kvm_place=host; else kvm_place=l1; fi
+echo "== KVM tests: ${kvm#*: } -> they run $([ $kvm_place = host ] && echo "on this host" || echo "inside an L1 VM (scripts/l1/run.sh)")"
+
+logs=build/test-logs
+rm -rf "$logs" && mkdir -p "$logs"
 status=0
+# part NAME LOG COMMAND...: runs one part, its output also kept in $logs/LOG; records its time.
+declare -A part_seconds=()
+part() {
+  local name=$1 log=$2 t0
+  shift 2
+  t0=$(date +%s)
+  "$@" 2>&1 | tee "$logs/$log" || status=1
+  part_seconds[$name]=$(( $(date +%s) - t0 ))
+}
+asan_env=(env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1)
+
 echo "== ASan+UBSan build: our code under the sanitizers (unit, e2e, interop; not the QEMU-only runs)"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-   ctest --output-on-failure -j "$jobs" -LE 'nested|bench|fuzz' -E '^probe_qemu_') || status=1
+part host-asan host-asan.log bash -c "cd build-asan && ${asan_env[*]} ctest --output-on-failure -j $jobs -LE 'kvm|nested|bench|fuzz' -E '^probe_qemu_'"
 
 echo "== libFuzzer targets (bounded time each)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVMMD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j "$jobs" --target vmmd_fuzzers
-(cd build-fuzz && ctest --output-on-failure -L fuzz --no-tests=ignore) || status=1
+part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -L fuzz --no-tests=ignore"
 
-echo "== release build: every test (benchmarks aside)"
-(cd build && ctest --output-on-failure -j "$jobs" -LE bench "$@") || status=1
+echo "== release build: every test but the KVM ones (benchmarks aside)"
+part host-release host-release.log bash -c 'cd build && ctest --output-on-failure -j "$0" -LE "kvm|bench" "${@}"' "$jobs" "$@"
+
+if [ $kvm_place = host ]; then
+  part kvm kvm.log scripts/kvm-tests.sh build-asan build -- "$@"
+else
+  mkdir -p "$logs/l1"
+  part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out build-asan build -- "$@"
+fi
+
 if [ $status -ne 0 ]; then
   # The nested tier's own summary lines, so that a CI log's tail says which scenario failed and why.
   echo "== nested tier results"
   grep -ah 'NESTED \(scenario\|summary\|error\)' build/tests/nested/*.log 2>/dev/null | tail -n 40 || true
 fi
+
+# How many tests ran where, and how long each part took.
+tests_in() { grep -aho 'tests failed out of [0-9]*' "$@" 2>/dev/null | awk '{n += $5} END {print n + 0}'; }
+failed_in() { grep -aho '[0-9]* tests failed out of' "$@" 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
+host_logs=("$logs"/host-*.log)
+host_seconds=$(( part_seconds[host-asan] + part_seconds[host-fuzz] + part_seconds[host-release] ))
+echo "== summary"
+printf '%-34s %6s tests %4s failed %6s s\n' "on the host (asan, fuzz, release)" "$(tests_in "${host_logs[@]}")" \
+  "$(failed_in "${host_logs[@]}")" "$host_seconds"
+printf '%-34s %6s tests %4s failed %6s s\n' "KVM tests $([ $kvm_place = host ] && echo "on the host" || echo "in L1")" \
+  "$(tests_in "$logs/kvm.log")" "$(failed_in "$logs/kvm.log")" "${part_seconds[kvm]}"
+echo "install + build: $((built - started)) s; whole run: $(( $(date +%s) - started )) s"
 exit $status

@@ -88,14 +88,6 @@ Status Worker::start() {
     if (auto st = monitor_->listen(chardev->path, monitor.pretty); !st) return st;
   }
 
-  // server=on,wait=on: like QEMU, start the guest only once a client is attached.
-  for (const auto& chardev : config_.chardevs) {
-    auto it = chardevs_.find(chardev.id);
-    if (it == chardevs_.end() || chardev.backend != config::ChardevConfig::Backend::Socket || !chardev.wait) continue;
-    std::fprintf(stderr, "vmm: waiting for connection on: %s\n", it->second->filename().c_str());
-    while (!it->second->connected() && !exit_status_) uv_run(&loop_, UV_RUN_ONCE);
-    if (exit_status_) return Error("interrupted while waiting for a connection on chardev '" + chardev.id + "'");
-  }
   Chardev* console = nullptr;
   if (!config_.serials.empty()) console = chardevs_.at(config_.serials[0].chardev_id).get();
 
@@ -151,10 +143,21 @@ Status Worker::start() {
     });
     fd_watches_.push_back(std::move(watch));
   };
+  // Every file and socket the command line names is checked here, before /dev/kvm is opened.
   auto machine = Machine::create(config_, std::move(callbacks));
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
   if (console) console->setReceiver([this](std::span<const uint8_t> bytes) { machine_->serial().receive(bytes); });
+
+  // server=on,wait=on: like QEMU, start the guest only once a client is attached (and only once
+  // the command line is known to be good, so bad input never waits for a client).
+  for (const auto& chardev : config_.chardevs) {
+    auto it = chardevs_.find(chardev.id);
+    if (it == chardevs_.end() || chardev.backend != config::ChardevConfig::Backend::Socket || !chardev.wait) continue;
+    std::fprintf(stderr, "vmm: waiting for connection on: %s\n", it->second->filename().c_str());
+    while (!it->second->connected() && !exit_status_) uv_run(&loop_, UV_RUN_ONCE);
+    if (exit_status_) return Error("interrupted while waiting for a connection on chardev '" + chardev.id + "'");
+  }
 
   if (auto st = machine_->powerOn(config_.start_paused); !st) return st;
   state_ = config_.start_paused ? RunState::Prelaunch : RunState::Running;

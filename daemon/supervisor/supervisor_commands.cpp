@@ -79,6 +79,9 @@ void Supervisor::shutdownRequestFailed(Vm& vm, VmState before, const qmp::QmpErr
 void Supervisor::pressPowerButton(Vm& vm, VmState before) {
   std::string name = vm.name();
   vm.qmp->execute("system_powerdown", nullptr, [this, &vm, name, before](Result<qmp::CommandResult>&& reply) {
+    // A guest that powers off at once can take its worker down before the reply is read: the
+    // connection is lost, not the shutdown. The worker's exit (or the timeout) decides.
+    if (!reply) return logLine(vmText(name) + ": power button: " + reply.error().message() + "; waiting for the worker to exit");
     qmp::CommandResult result = fromWorker(name, std::move(reply));
     if (auto* err = std::get_if<qmp::QmpError>(&result)) shutdownRequestFailed(vm, before, *err);
   });

@@ -20,8 +20,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
-from vmmd_harness import (SKIP, QmpError, VMCTL, check, kvm_usable,  # noqa: E402
-                          probe_definition, state_of, with_daemon)
+from vmmd_harness import (QmpError, VMCTL, cannot_run, check, probe_definition,  # noqa: E402
+                          require_kvm, state_of, with_daemon)
 
 
 def run(*args, timeout=120):
@@ -124,8 +124,7 @@ class FakePeer:
 
 def scenario_host(tmp):
     if not find_qemu_ga():
-        print("qemu-ga is not installed (scripts/install-deps.sh); skipping")
-        return SKIP
+        return cannot_run("qemu-ga is not installed (scripts/install-deps.sh)")
     agent = HostAgent(tmp)
     agent.start()
     s = agent.socket
@@ -213,9 +212,8 @@ def scenario_host(tmp):
 
 
 def scenario_vmmd(tmp):
-    if not kvm_usable():
-        print("/dev/kvm is not usable here; skipping")
-        return SKIP
+    if (status := require_kvm()) is not None:
+        return status
 
     def run(d):
         c = d.start()

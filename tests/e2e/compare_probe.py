@@ -3,7 +3,7 @@
 the PROBE lines: same lines, same keys, same values except the deliberate differences listed.
 
     compare_probe.py --runner run_probe.py --differences FILE --vmm VMM --qemu QEMU --probe ELF -- ARGS...
-Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable.
+Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/kvm_gate.py).
 """
 import argparse
 import json

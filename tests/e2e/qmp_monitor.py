@@ -15,9 +15,12 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kvm_gate import require_kvm  # noqa: E402
+
 vmm, probe = sys.argv[1], sys.argv[2]
-if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-    sys.exit(77)
+if (status := require_kvm()) is not None:
+    sys.exit(status)
 failures = []
 
 

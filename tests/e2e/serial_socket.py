@@ -12,9 +12,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kvm_gate import require_kvm  # noqa: E402
+
 vmm, probe = sys.argv[1], sys.argv[2]
-if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-    sys.exit(77)
+if (status := require_kvm()) is not None:
+    sys.exit(status)
 
 with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "console.sock")

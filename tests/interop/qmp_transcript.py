@@ -7,7 +7,7 @@ shell-style pattern over paths STEP/key/index/...); a listed value may differ, b
 must still be the same.
 
     qmp_transcript.py --vmm VMM --qemu QEMU --probe ELF --differences FILE [--show]
-Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable.
+Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/kvm_gate.py).
 """
 import argparse
 import fnmatch
@@ -19,6 +19,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kvm_gate import require_kvm  # noqa: E402
 
 
 class Guest:
@@ -227,8 +230,8 @@ def main():
         ap.add_argument(opt, required=True)
     ap.add_argument("--show", action="store_true", help="print both transcripts")
     opts = ap.parse_args()
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return 77
+    if (status := require_kvm()) is not None:
+        return status
     common = ["-M", "microvm,rtc=on", "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-m", "64", "-smp", "2",
               "-name", "interop", "-uuid", "6b5b2b7e-2f6a-4c7e-9d55-0a1e7c2d9f10", "-nodefaults", "-display", "none",
               "-serial", "stdio", "-no-shutdown", "-S", "-kernel", opts.probe, "-append", "nochecks powerbutton"]

@@ -34,13 +34,15 @@ Status ImageFile::readAt(uint64_t offset, std::span<uint8_t> out) const {
   return {};
 }
 
+Status ImageFile::checkFits(const GuestMemory& memory, uint64_t guest_address, uint64_t length) const {
+  if (memory.hostAddress(guest_address, length)) return {};
+  return Error(path_ + ": " + std::to_string(length) + " bytes at guest address " + hex(guest_address) +
+               " do not fit in guest RAM (" + std::to_string(memory.ramBytes() >> 20) + " MiB)");
+}
+
 Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const {
-  uint8_t* host = memory.hostAddress(guest_address, length);
-  if (!host) {
-    return Error(path_ + ": " + std::to_string(length) + " bytes at guest address " + hex(guest_address) +
-                 " do not fit in guest RAM (" + std::to_string(memory.ramBytes() >> 20) + " MiB)");
-  }
-  return readAt(offset, {host, length});
+  if (auto st = checkFits(memory, guest_address, length); !st) return st;
+  return readAt(offset, {memory.hostAddress(guest_address, length), length});
 }
 
 }  // namespace vmmd::boot

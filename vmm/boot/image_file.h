@@ -20,6 +20,8 @@ class ImageFile {
   uint64_t size() const { return size_; }
   // Reads exactly out.size() bytes at `offset`; a short file is an error naming the file.
   Status readAt(uint64_t offset, std::span<uint8_t> out) const;
+  // Whether `length` bytes at `guest_address` lie in guest RAM; the error names the file.
+  Status checkFits(const GuestMemory& memory, uint64_t guest_address, uint64_t length) const;
   // Copies [offset, offset+length) of the file into guest memory at `guest_address`.
   Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
 

@@ -40,6 +40,11 @@ class Chardev {
   Receiver receiver_;
 };
 
+// Before a server=on socket (chardev, virtio-serial port, QMP monitor) is bound at `path`: the
+// path fits in a sockaddr_un, its directory exists, and a socket left there by a dead process is
+// removed (any other file is not ours to remove). Errors start with `owner` ("chardev 'c0'").
+Status prepareSocketPath(const std::string& owner, const std::string& path);
+
 // `on_quit` is called when the user types Ctrl-A x on a stdio terminal (QEMU's escape).
 Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,
                                                std::function<void()> on_quit);

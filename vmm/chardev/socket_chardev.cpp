@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,13 +9,8 @@
 namespace vmmd {
 
 Result<std::unique_ptr<SocketChardev>> SocketChardev::listen(uv_loop_t* loop, const config::ChardevConfig& config) {
+  if (auto st = prepareSocketPath("chardev '" + config.id + "'", config.path); !st) return st.error();
   auto chardev = std::make_unique<SocketChardev>(config.id, config.path, loop);
-  // A socket left behind by a dead process is replaced; any other file is not ours to remove.
-  struct stat st {};
-  if (::lstat(config.path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Error("chardev '" + config.id + "': " + config.path + " exists and is not a socket");
-    ::unlink(config.path.c_str());
-  }
   auto server = std::make_unique<uv_pipe_t>();
   if (int rc = uv_pipe_init(loop, server.get(), 0); rc < 0) return Error("chardev '" + config.id + "': " + uv_strerror(rc));
   chardev->server_.reset(server.release());

@@ -2,12 +2,13 @@
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "vmm/chardev/chardev.h"
 
 namespace vmmd {
 
@@ -17,15 +18,10 @@ Result<std::unique_ptr<SocketPort>> SocketPort::listen(uv_loop_t* loop, const co
   auto update = UvLoopTrigger::create(loop, [raw = port.get()] { raw->updatePoll(); });
   if (!update) return update.error().withContext("chardev '" + config.id + "'");
   port->update_ = std::move(*update);
+  if (auto st = prepareSocketPath("chardev '" + config.id + "'", config.path); !st) return st.error();
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
-  if (config.path.size() >= sizeof address.sun_path) return Error("chardev '" + config.id + "': socket path too long");
   std::memcpy(address.sun_path, config.path.c_str(), config.path.size() + 1);
-  struct stat st {};
-  if (::lstat(config.path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Error("chardev '" + config.id + "': " + config.path + " exists and is not a socket");
-    ::unlink(config.path.c_str());
-  }
   port->listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!port->listener_) return Error::fromErrno("chardev '" + config.id + "': socket");
   if (::bind(port->listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) < 0 ||

@@ -4,7 +4,11 @@
 #include <sys/ioctl.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
+
+#include "vmm/kvm/diagnosis.h"
 
 namespace vmmd::kvm {
 namespace {
@@ -46,17 +50,25 @@ Status check(int rc, const char* what) {
   return {};
 }
 
+// Read only when /dev/kvm cannot be opened: its flags tell "no VT-x/AMD-V" from "no module".
+std::string hostCpuinfo() {
+  std::ifstream in("/proc/cpuinfo");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
 Result<Kvm> Kvm::open(const char* path) {
   UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
-  if (!fd) return Error::fromErrno(std::string("open ") + path);
+  if (!fd) {
+    int error = errno;
+    return describeKvmFailure(path, {KvmFailure::Step::Open, error}, hostCpuinfo());
+  }
   int version = ::ioctl(fd.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
-    return Error(std::string(path) + ": KVM API version " + std::to_string(version) + ", expected " +
-                 std::to_string(KVM_API_VERSION));
+    return describeKvmFailure(path, {KvmFailure::Step::ApiVersion, version < 0 ? errno : 0, version}, {});
   }
-  return Kvm(std::move(fd));
+  return Kvm(path, std::move(fd));
 }
 
 int Kvm::checkExtension(long capability) const {
@@ -89,7 +101,7 @@ Result<size_t> Kvm::vcpuMmapSize() const {
 
 Result<Vm> Vm::create(const Kvm& kvm) {
   int fd = ioctlRetry(kvm.fd(), KVM_CREATE_VM, 0);
-  if (fd < 0) return Error::fromErrno("KVM_CREATE_VM");
+  if (fd < 0) return describeKvmFailure(kvm.path(), {KvmFailure::Step::CreateVm, errno}, {});
   return Vm(UniqueFd(fd));
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/mapping.h"
@@ -19,15 +20,18 @@ class Vcpu;
 // /dev/kvm itself: capability checks and the host's supported CPUID.
 class Kvm {
  public:
+  // A device that is missing, not permitted or not KVM is an error saying what to do (diagnosis.h).
   static Result<Kvm> open(const char* path = "/dev/kvm");
 
+  const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }
   int checkExtension(long capability) const;
   Result<std::vector<kvm_cpuid_entry2>> supportedCpuid() const;
   Result<size_t> vcpuMmapSize() const;
 
  private:
-  explicit Kvm(UniqueFd fd) : fd_(std::move(fd)) {}
+  Kvm(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
   UniqueFd fd_;
 };
 

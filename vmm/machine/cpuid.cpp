@@ -124,11 +124,18 @@ void addKvmEmulatedFeatures(std::vector<kvm_cpuid_entry2>& supported, const KvmE
   if (kvm_cpuid_entry2* leaf1 = findEntry(supported, 1, 0); leaf1 && features.tsc_deadline) leaf1->ecx |= 1u << 24;
 }
 
+Status checkCpuFeatures(const config::CpuConfig& cpu) {
+  for (const auto& feature : cpu.features) {
+    if (!findFeature(feature.first)) return Error("-cpu: CPU feature '" + feature.first + "' is unknown");
+  }
+  return {};
+}
+
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu) {
+  if (auto st = checkCpuFeatures(cpu); !st) return st.error();
   CpuidPlan plan{supported, {}};
   for (const auto& [name, wanted] : cpu.features) {
     const Feature* feature = findFeature(name);
-    if (!feature) return Error("-cpu: CPU feature '" + name + "' is unknown");
     kvm_cpuid_entry2* entry = findEntry(plan.base, feature->function, feature->index);
     uint32_t mask = 1u << feature->bit;
     if (!wanted) {

@@ -27,6 +27,8 @@ struct KvmEmulatedFeatures {
 // Adds those features to the supported list, before -cpu edits (so "-tsc-deadline" still works).
 void addKvmEmulatedFeatures(std::vector<kvm_cpuid_entry2>& supported, const KvmEmulatedFeatures& features);
 
+// An unknown feature name in -cpu is an error naming it; needs no KVM, so it is checked first.
+Status checkCpuFeatures(const config::CpuConfig& cpu);
 // Applies -cpu edits; an unknown feature name is an error naming it.
 Result<CpuidPlan> planCpuid(const std::vector<kvm_cpuid_entry2>& supported, const config::CpuConfig& cpu);
 // The entries for one vCPU: APIC ids and topology for `index` of `count`.

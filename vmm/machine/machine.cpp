@@ -17,38 +17,73 @@ constexpr uint8_t kS5SleepType = 5;
 
 }  // namespace
 
+// Everything the command line names is opened and checked (-cpu names, the kernel and initrd
+// against the memory size, disks, sockets, taps) before /dev/kvm is opened, so that bad input
+// gets the same message on a host without KVM; KVM comes last.
 Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& config, Callbacks callbacks) {
+  if (auto st = checkCpuFeatures(config.cpu); !st) return st.error();
+  auto memory = GuestMemory::create(config.memory_bytes);
+  if (!memory) return memory.error();
+  auto tables = buildAcpi(config.vcpus);
+  if (!tables) return tables.error();
+  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, config.append, tables->rsdp_address});
+  if (!kernel) return kernel.error();
+  auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*memory),
+                                           std::move(*tables), std::move(*kernel));
+  if (auto st = machine->buildBus(); !st) return st.error();
+  if (auto st = machine->createDevices(); !st) return st.error();
+  if (auto st = machine->openKvm(); !st) return st.error();
+  return machine;
+}
+
+Result<acpi::AcpiTables> Machine::buildAcpi(uint32_t vcpus) {
+  acpi::AcpiLayout acpi_layout;
+  acpi_layout.vcpus = vcpus;
+  acpi_layout.base_address = layout::kBiosAreaStart;
+  acpi_layout.pm1_event_port = kAcpiPmBase;
+  acpi_layout.pm1_control_port = kAcpiPmBase + 4;
+  acpi_layout.pm_timer_port = kAcpiPmBase + 8;
+  acpi_layout.reset_port = kResetPort;
+  acpi_layout.sci_irq = kSciIrq;
+  acpi_layout.s5_sleep_type = kS5SleepType;
+  acpi_layout.pci = true;
+  acpi_layout.pci_mmio_start = static_cast<uint32_t>(PciHost::kMmioWindowStart);
+  acpi_layout.pci_mmio_end = static_cast<uint32_t>(PciHost::kMmioWindowEnd - 1);
+  auto tables = acpi::buildAcpiTables(acpi_layout);
+  if (!tables) return tables.error();
+  if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
+  return tables;
+}
+
+Status Machine::openKvm() {
   auto kvm = kvm::Kvm::open();
   if (!kvm) return kvm.error();
   for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"}, std::pair{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
                            std::pair{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}, std::pair{KVM_CAP_PIT2, "KVM_CAP_PIT2"}}) {
-    if (!kvm->checkExtension(cap)) return Error(std::string("/dev/kvm lacks ") + name);
+    if (!kvm->checkExtension(cap)) return Error(kvm->path() + " lacks " + name);
   }
   int max_vcpus = kvm->checkExtension(KVM_CAP_MAX_VCPUS);
-  if (max_vcpus > 0 && config.vcpus > static_cast<uint32_t>(max_vcpus)) {
-    return Error("-smp " + std::to_string(config.vcpus) + ": KVM allows at most " + std::to_string(max_vcpus) + " vCPUs");
+  if (max_vcpus > 0 && config_.vcpus > static_cast<uint32_t>(max_vcpus)) {
+    return Error("-smp " + std::to_string(config_.vcpus) + ": KVM allows at most " + std::to_string(max_vcpus) + " vCPUs");
   }
   auto supported = kvm->supportedCpuid();
   if (!supported) return supported.error();
   addKvmEmulatedFeatures(*supported, {.tsc_deadline = kvm->checkExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
-  auto cpuid = planCpuid(*supported, config.cpu);
+  auto cpuid = planCpuid(*supported, config_.cpu);
   if (!cpuid) return cpuid.error();
   for (const auto& warning : cpuid->warnings) std::fprintf(stderr, "vmm: warning: %s\n", warning.c_str());
-  auto memory = GuestMemory::create(config.memory_bytes);
-  if (!memory) return memory.error();
-  auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*kvm),
-                                           std::move(*memory), std::move(*cpuid));
-  if (auto st = machine->buildBus(); !st) return st.error();
-  if (auto st = machine->createDevices(); !st) return st.error();
-  return machine;
+  kvm_.emplace(std::move(*kvm));
+  cpuid_ = std::move(*cpuid);
+  return {};
 }
 
-Machine::Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, kvm::Kvm kvm, GuestMemory memory, CpuidPlan cpuid)
+Machine::Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, GuestMemory memory,
+                 acpi::AcpiTables acpi_tables, boot::KernelImage kernel)
     : config_(config),
       callbacks_(std::move(callbacks)),
-      kvm_(std::move(kvm)),
       memory_(std::move(memory)),
-      cpuid_(std::move(cpuid)),
+      acpi_tables_(std::move(acpi_tables)),
+      kernel_(std::move(kernel)),
       serial_(InterruptLine(kCom1Irq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), callbacks_.serial_output),
       cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
@@ -104,7 +139,7 @@ void Machine::setIrq(uint32_t gsi, bool level) {
 }
 
 Status Machine::powerOn(bool paused) {
-  auto vm = kvm::Vm::create(kvm_);
+  auto vm = kvm::Vm::create(*kvm_);
   if (!vm) return vm.error();
   // Intel needs these three pages below 4 GiB for real-mode emulation; others ignore them.
   (void)vm->setIdentityMapAddress(layout::kIdentityMap);
@@ -116,32 +151,14 @@ Status Machine::powerOn(bool paused) {
     if (auto st = vm->setUserMemoryRegion(slot++, region.guest_address, region.size, region.host); !st) return st;
   }
 
-  acpi::AcpiLayout acpi_layout;
-  acpi_layout.vcpus = config_.vcpus;
-  acpi_layout.base_address = layout::kBiosAreaStart;
-  acpi_layout.pm1_event_port = kAcpiPmBase;
-  acpi_layout.pm1_control_port = kAcpiPmBase + 4;
-  acpi_layout.pm_timer_port = kAcpiPmBase + 8;
-  acpi_layout.reset_port = kResetPort;
-  acpi_layout.sci_irq = kSciIrq;
-  acpi_layout.s5_sleep_type = kS5SleepType;
-  acpi_layout.pci = true;
-  acpi_layout.pci_mmio_start = static_cast<uint32_t>(PciHost::kMmioWindowStart);
-  acpi_layout.pci_mmio_end = static_cast<uint32_t>(PciHost::kMmioWindowEnd - 1);
-  auto tables = acpi::buildAcpiTables(acpi_layout);
-  if (!tables) return tables.error();
-  if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
-  if (auto st = memory_.write(layout::kBiosAreaStart, tables->blob); !st) return st;
-
-  boot::BootRequest request{config_.kernel, config_.initrd, config_.append, tables->rsdp_address};
-  auto entry = boot::loadKernel(memory_, request);
+  if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_.blob); !st) return st;
+  auto entry = kernel_.load(memory_);
   if (!entry) return entry.error();
-  boot_protocol_ = entry->protocol;
 
   std::vector<std::unique_ptr<VcpuRunner>> runners;
   VcpuExitHandlers handlers{callbacks_.power, callbacks_.fatal};
   for (uint32_t i = 0; i < config_.vcpus; ++i) {
-    auto vcpu = kvm::Vcpu::create(kvm_, *vm, i);
+    auto vcpu = kvm::Vcpu::create(*kvm_, *vm, i);
     if (!vcpu) return vcpu.error();
     if (auto st = configureVcpu(*vcpu, cpuid_, i, config_.vcpus); !st) return st.error().withContext("vCPU " + std::to_string(i));
     if (i == 0) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "vmm/acpi/tables.h"
 #include "vmm/boot/boot.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/acpi_pm.h"
@@ -43,6 +44,8 @@ class Machine {
     std::function<Result<std::unique_ptr<virtio::NetBackend>>(const config::NetdevConfig&)> open_netdev;
   };
 
+  // Opens and checks every file and socket the configuration names, builds the devices, and only
+  // then opens /dev/kvm: bad input is refused the same way on a host without KVM.
   static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
   // Use create(); the key keeps construction inside it.
   struct ConstructionKey {
@@ -50,8 +53,8 @@ class Machine {
     friend class Machine;
     ConstructionKey() = default;
   };
-  Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, kvm::Kvm kvm, GuestMemory memory,
-          CpuidPlan cpuid);
+  Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, GuestMemory memory,
+          acpi::AcpiTables acpi_tables, boot::KernelImage kernel);
   ~Machine();
 
   // Builds the KVM VM, loads kernel and ACPI tables, and starts the vCPU threads
@@ -70,7 +73,7 @@ class Machine {
   Serial16550& serial() { return serial_; }
   const GuestMemory& memory() const { return memory_; }
   const config::MachineConfig& config() const { return config_; }
-  const char* bootProtocol() const { return boot_protocol_; }
+  const char* bootProtocol() const { return kernel_.protocol(); }
   const std::vector<DiskInfo>& disks() const { return disks_; }
   // QMP set_link: `name` is a NIC's -device id or its -netdev id. False when there is no such NIC.
   bool setLink(const std::string& name, bool up);
@@ -78,14 +81,19 @@ class Machine {
   std::vector<int> vcpuThreadIds() const;
 
  private:
+  static Result<acpi::AcpiTables> buildAcpi(uint32_t vcpus);
   Status buildBus();
   Status createDevices();
+  // Opens /dev/kvm, checks what it offers and plans the vCPUs' CPUID: the last step of create().
+  Status openKvm();
   void setIrq(uint32_t gsi, bool level);
 
   config::MachineConfig config_;
   Callbacks callbacks_;
-  kvm::Kvm kvm_;
   GuestMemory memory_;
+  acpi::AcpiTables acpi_tables_;
+  boot::KernelImage kernel_;
+  std::optional<kvm::Kvm> kvm_;  // set by openKvm() before create() returns
   CpuidPlan cpuid_;
 
   std::mutex vm_mutex_;  // guards vm_ against setIrq from device threads during a reset
@@ -93,7 +101,6 @@ class Machine {
   IrqRouting irq_routing_;
   VcpuControl control_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
-  const char* boot_protocol_ = "";
 
   IoBus pio_;
   IoBus mmio_;

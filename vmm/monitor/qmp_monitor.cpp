@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "vmm/chardev/chardev.h"
 #include "vmm/worker.h"
 
 namespace vmmd {
@@ -46,6 +47,7 @@ QmpMonitor::~QmpMonitor() { close(); }
 
 Status QmpMonitor::listen(const std::string& path, bool pretty) {
   (void)pretty;  // replies are always compact, which every QMP client parses
+  if (auto st = prepareSocketPath("-qmp", path); !st) return st;
   qmp::UvServerOptions options;
   options.session.versionJson = qmpVersionJson();
   auto server = std::make_unique<qmp::UvServer>(loop_, registry_, options);

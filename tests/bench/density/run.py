@@ -114,8 +114,8 @@ def main():
     ap.add_argument("--defines", type=int, default=1000)
     ap.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "none")
     args = ap.parse_args()
-    if not h.kvm_usable():
-        print("/dev/kvm is not usable here")
+    if (reason := h.kvm_unusable_reason()) is not None:
+        print(f"{reason} (run it inside an L1: scripts/l1/run.sh -- {' '.join(sys.argv)})")
         return 1
     kinds = [("vmm", os.path.abspath(h.VMM))]
     if args.qemu != "none":

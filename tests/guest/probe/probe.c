@@ -734,8 +734,12 @@ extern const uint64_t isr_table[];
 extern const uint8_t isr_vectors[];
 extern const uint32_t isr_count;
 
+#define VEC_SCI 0x30
+#define VEC_TIMER 0x31
+
 static volatile uint32_t irq_count[256];
 static void acpi_poweroff(void);
+static void ioapic_mask_sci(void);
 
 void isr_handler(uint64_t vec, const uint64_t *frame) {
   if (vec < 32) {
@@ -746,6 +750,10 @@ void isr_handler(uint64_t vec, const uint64_t *frame) {
     for (;;) __asm__ volatile("cli; hlt");
   }
   irq_count[vec]++;
+  /* The SCI is level-triggered and stays asserted until PWRBTN_STS is cleared, which the main
+   * loop does; as an OS masks a level source it has not acked yet, mask it here, or every EOI
+   * delivers it again before the loop after hlt can run (a storm seen under nested KVM). */
+  if (vec == VEC_SCI) ioapic_mask_sci();
   if (vec != 0xFF) lapic_write(0xB0, 0); /* EOI */
 }
 
@@ -767,9 +775,6 @@ static void idt_init(void) {
   __asm__ volatile("lidt %0" ::"m"(d));
 }
 
-#define VEC_SCI 0x30
-#define VEC_TIMER 0x31
-
 static void ioapic_route(uint32_t gsi, uint8_t vec, uint16_t mps_flags, int default_level_low) {
   if (!acpi.ioapic_addr || gsi < acpi.ioapic_gsi_base) return;
   uint32_t pin = gsi - acpi.ioapic_gsi_base;
@@ -782,6 +787,13 @@ static void ioapic_route(uint32_t gsi, uint8_t vec, uint16_t mps_flags, int defa
   mmio_write32(io + 0x10, lapic_id() << 24);
   mmio_write32(io, 0x10 + 2 * pin);
   mmio_write32(io + 0x10, lo);
+}
+
+static void ioapic_mask_sci(void) {
+  if (!acpi.ioapic_addr || acpi.sci_gsi < acpi.ioapic_gsi_base) return;
+  uint32_t pin = acpi.sci_gsi - acpi.ioapic_gsi_base;
+  mmio_write32(acpi.ioapic_addr, 0x10 + 2 * pin);
+  mmio_write32(acpi.ioapic_addr + 0x10, mmio_read32(acpi.ioapic_addr + 0x10) | (1u << 16));
 }
 
 /* Periodic LAPIC timer as a wake-up for hlt loops (about 50 ms at KVM's 1 GHz APIC bus). */

@@ -2,7 +2,8 @@
 #   microvm,rtc=on + KVM   qboot firmware, hardware-reduced ACPI (GED): ~0.3 s a run here (PVM)
 #   q35 + TCG              SeaBIOS + pvh.bin, classic ACPI (ICH9 PM at 0x600): ~0.3 s a run
 #   q35 + KVM              the same machine under PVM: SeaBIOS is slow there, 3-15 s a boot
-# The KVM tests are skipped (exit 77) when /dev/kvm cannot be opened.
+# The KVM ones carry the label "kvm" (on a host without a usable /dev/kvm, scripts/test.sh runs
+# them inside an L1 that has one).
 set(_probe ${VMMD_PROBE_ELF})
 set(_run ${Python3_EXECUTABLE} ${VMMD_PROBE_RUNNER})
 set(_common -display none -nodefaults -serial stdio -kernel ${_probe})
@@ -23,9 +24,11 @@ function(probe_qemu_test name machine accel)
       list(APPEND runner_args "${a}")
     endif()
   endforeach()
+  set(labels "probe")
   if(accel STREQUAL "kvm")
     list(APPEND runner_args --need-kvm)
     set(accel_args ${_kvm})
+    set(labels "probe;kvm")
   else()
     set(accel_args ${_tcg})
   endif()
@@ -33,7 +36,7 @@ function(probe_qemu_test name machine accel)
   # matters when something hangs, and the probe itself never waits unbounded.
   add_test(NAME ${name}
     COMMAND ${_run} --timeout 150 ${runner_args} -- ${QEMU_SYSTEM_X86_64} -M ${machine} ${accel_args} ${_common} ${qemu_args})
-  set_tests_properties(${name} PROPERTIES LABELS "probe" TIMEOUT 200 SKIP_RETURN_CODE 77)
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT 200 SKIP_RETURN_CODE 77)
 endfunction()
 
 # What the probe sees: CPUs from the MADT all started, the memory asked for, the command line.

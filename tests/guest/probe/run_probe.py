@@ -19,7 +19,8 @@ Examples: --expect cpus:madt=4,started=4  --expect memmap.total_kib>=60000  --ex
 QMP socket (`--on-ready CMD` sends another QMP command instead, e.g. `quit`) (start the VMM with `-qmp unix:PATH,server=on,wait=off`). With `--qmp auto` a fresh
 short path in a temporary folder is used, and `@QMP@` in the VMM's arguments is replaced by it.
 
---need-kvm: exit 77 (CTest's skip code here) when /dev/kvm cannot be opened read-write.
+--need-kvm: exit 77 (CTest's skip code here) when /dev/kvm is not usable; 1 under CI=true
+(tests/kvm_gate.py).
 """
 import argparse
 import json
@@ -31,6 +32,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from kvm_gate import require_kvm  # noqa: E402
 import threading
 import time
 
@@ -147,7 +151,7 @@ def main():
     ap.add_argument("--qmp", help="path of the VMM's QMP unix socket")
     ap.add_argument("--powerdown", action="store_true", help="send system_powerdown via --qmp once ready")
     ap.add_argument("--on-ready", metavar="CMD", help="send this QMP command via --qmp once ready")
-    ap.add_argument("--need-kvm", action="store_true", help="exit 77 (skip) when /dev/kvm is unusable")
+    ap.add_argument("--need-kvm", action="store_true", help="exit 77 (skip; 1 under CI=true) when /dev/kvm is unusable")
     ap.add_argument("--log", help="write the VMM's stdout here")
     ap.add_argument("--dump", help="write the parsed PROBE lines here as JSON")
     ap.add_argument("--timestamps", action="store_true", help="prefix echoed lines with seconds since launch")
@@ -161,12 +165,8 @@ def main():
         args.on_ready = "system_powerdown"
     if args.on_ready and not args.qmp:
         ap.error("--powerdown/--on-ready need --qmp PATH")
-    if args.need_kvm:
-        try:
-            os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
-        except OSError as e:
-            print(f"run_probe: SKIP: /dev/kvm unusable ({e})")
-            return 77
+    if args.need_kvm and (status := require_kvm()) is not None:
+        return status
     tmpdir = None
     if args.qmp == "auto":
         tmpdir = tempfile.TemporaryDirectory(prefix="probe-")

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "tests/support/cannot_run.h"
 #include "vmm/kvm/kvm.h"
 
 namespace vmmd {
@@ -233,13 +234,15 @@ TEST(CpuidForVcpu, DoesNotChangeThePlan) {
   EXPECT_EQ(std::memcmp(before.data(), plan->base.data(), before.size() * sizeof(kvm_cpuid_entry2)), 0);
 }
 
-// The host's real list, as KVM reports it.
+// The host's real list, as KVM reports it (label "kvm": tests/vmm/CMakeLists.txt).
 
 class RealKvmCpuid : public ::testing::Test {
  protected:
   void SetUp() override {
     auto kvm = kvm::Kvm::open();
-    if (!kvm) GTEST_SKIP() << "no usable /dev/kvm: " << kvm.error().message();
+    if (!kvm) {
+      VMMD_CANNOT_RUN("no usable /dev/kvm: " << kvm.error().message());
+    }
     auto supported = kvm->supportedCpuid();
     ASSERT_TRUE(supported.ok()) << supported.error().message();
     supported_ = std::move(*supported);
