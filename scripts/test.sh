@@ -73,4 +73,6 @@ printf '%-34s %6s tests %4s failed %6s s\n' "on the host (asan, fuzz, release)" 
 printf '%-34s %6s tests %4s failed %6s s\n' "KVM tests $([ $kvm_place = host ] && echo "on the host" || echo "in L1")" \
   "$(tests_in "$logs/kvm.log")" "$(failed_in "$logs/kvm.log")" "${part_seconds[kvm]}"
 echo "install + build: $((built - started)) s; whole run: $(( $(date +%s) - started )) s"
+all_tests=$(tests_in "$logs"/*.log) all_failed=$(failed_in "$logs"/*.log)
+echo "total: $((all_tests - all_failed)) passed, $all_failed failed"
 exit $status

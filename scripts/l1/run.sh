@@ -110,7 +110,7 @@ mkfifo "$work/console"
 # The console, kept whole in $out/console.log; COMMAND's output (between L1's markers) and L1's own
 # errors go to stdout as they come.
 sed -u 's/\r$//' <"$work/console" | tee "$out/console.log" |
-  sed -u -n '/^L1: error/p; /^@@L1-START@@/,/^@@L1-EXIT/{/^@@L1-/d; p}' &
+  sed -u -n '/^L1: error/p; /@@L1-START@@/,/@@L1-EXIT/{/@@L1-/d; p}' &
 reader=$!
 qemu-system-x86_64 -accel tcg -cpu max -M pc -m "$mem" -smp "$smp" -nographic -no-reboot -nodefaults \
   -serial stdio -kernel "$cache/vmlinuz" -initrd "$initrd" \

@@ -19,34 +19,8 @@ import tempfile
 vmm, probe = sys.argv[1], sys.argv[2]
 failures = 0
 
-# Runs "$@" with a fresh tmpfs on /dev that holds the usual nodes but no kvm ($1 = no-kvm), or
-# /dev/null bind-mounted as /dev/kvm ($1 = not-kvm). $2 is an empty directory to park /dev on.
-HIDE_KVM = r"""
-mode=$1 parked=$2
-shift 2
-mount --rbind /dev "$parked"
-mount -t tmpfs -o mode=755,size=64k vmm-test-dev /dev
-for node in null zero full random urandom tty; do
-  [ -e "$parked/$node" ] || continue
-  touch "/dev/$node"
-  mount --bind "$parked/$node" "/dev/$node"
-done
-for dir in pts shm net mqueue; do
-  [ -d "$parked/$dir" ] || continue
-  mkdir "/dev/$dir"
-  mount --rbind "$parked/$dir" "/dev/$dir"
-done
-ln -s /proc/self/fd /dev/fd
-ln -s fd/0 /dev/stdin
-ln -s fd/1 /dev/stdout
-ln -s fd/2 /dev/stderr
-if [ "$mode" = not-kvm ]; then
-  touch /dev/kvm
-  mount --bind /dev/null /dev/kvm
-fi
-umount -l "$parked"
-exec "$@"
-"""
+# Runs a command with a /dev that has no kvm, or /dev/null as /dev/kvm (--not-kvm).
+WITHOUT_KVM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "without-kvm")
 
 
 def run(args, prefix=()):
@@ -163,11 +137,9 @@ with tempfile.TemporaryDirectory() as tmp:
     plain_stderr = [check(args, 1, text, name) for args, text, name in cases]
 
     problem = None
-    parked = os.path.join(tmp, "host-dev")
-    os.mkdir(parked)
 
     def hide_kvm(mode):
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", HIDE_KVM, "hide-kvm", mode, parked]
+        return [WITHOUT_KVM] + (["--not-kvm"] if mode == "not-kvm" else []) + ["--"]
 
     if os.geteuid() != 0:
         problem = "it needs root, to make a private mount namespace (unshare --mount) whose /dev has no kvm"
