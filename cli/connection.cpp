@@ -14,8 +14,10 @@ int failWith(int code, const std::string& message) {
 
 Connection connectToVmmd(const Globals& globals) {
   Connection conn;
-  // A short retry window covers a vmmd that is (re)starting; longer means it is not there.
-  auto client = qmp::SyncClient::connect(globals.socket, 2000ms);
+  // A short retry window covers a vmmd that is (re)starting; longer means it is not there. A vmmd
+  // that accepted is there: under load (20 clients at once, sanitizers, an L1) its greeting can
+  // take longer than the window, so it gets 30 s.
+  auto client = qmp::SyncClient::connect(globals.socket, 2000ms, /*negotiate=*/true, 30s);
   if (!client) {
     conn.exit_code = failWith(kUnreachable, "cannot reach vmmd at " + globals.socket + ": " + client.error().message());
     return conn;

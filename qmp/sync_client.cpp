@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -41,13 +42,13 @@ SyncClient::SyncClient(SyncClient&&) noexcept = default;
 SyncClient& SyncClient::operator=(SyncClient&&) noexcept = default;
 SyncClient::~SyncClient() = default;
 
-Result<SyncClient> SyncClient::connect(const std::string& path, Duration timeout, bool negotiate) {
+Result<SyncClient> SyncClient::connect(const std::string& path, Duration timeout, bool negotiate, Duration answer_timeout) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
     Result<UniqueFd> fd = connectOnce(path);
     if (fd) {
       auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
-      return adopt(std::move(*fd), std::max(left, Duration(1)), negotiate);
+      return adopt(std::move(*fd), std::max({left, answer_timeout, Duration(1)}), negotiate);
     }
     int err = fd.error().code();
     bool retry = err == ENOENT || err == ECONNREFUSED || err == EAGAIN;

@@ -27,7 +27,10 @@ class SyncClient {
   using Duration = std::chrono::milliseconds;
 
   // Retries while the socket is missing or refusing until `timeout`; negotiates unless told not.
-  static Result<SyncClient> connect(const std::string& path, Duration timeout, bool negotiate = true);
+  // A server that has accepted gets what is left of `timeout` to greet and negotiate, or
+  // `answer_timeout` when that is longer (a busy server is there, only slow to answer).
+  static Result<SyncClient> connect(const std::string& path, Duration timeout, bool negotiate = true,
+                                    Duration answer_timeout = Duration(0));
   // Serves an already-connected socket (reads the greeting from it).
   static Result<SyncClient> adopt(UniqueFd fd, Duration timeout, bool negotiate = true);
 

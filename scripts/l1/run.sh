@@ -93,7 +93,7 @@ work=$(mktemp -d)
 [ -n "$out" ] || out="$work/out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/rc" "$out/heartbeat" "$out/ready"
+rm -f "$out/rc" "$out/ready"
 {
   for name in "${envs[@]}"; do
     [ -n "${!name+x}" ] && printf 'export %s=%q\n' "$name" "${!name}"
@@ -113,7 +113,8 @@ sed -u 's/\r$//' <"$work/console" | tee "$out/console.log" |
   sed -u -n '/^L1: error/p; /@@L1-START@@/,/@@L1-EXIT/{/@@L1-/d; p}' &
 reader=$!
 qemu-system-x86_64 -accel tcg -cpu max -M pc -m "$mem" -smp "$smp" -nographic -no-reboot -nodefaults \
-  -serial stdio -kernel "$cache/vmlinuz" -initrd "$initrd" \
+  -serial stdio -serial "file:$work/heartbeat" -monitor "unix:$work/monitor,server=on,wait=off" \
+  -kernel "$cache/vmlinuz" -initrd "$initrd" \
   -append "console=ttyS0 panic=-1 quiet loglevel=1" \
   -virtfs "local,path=/,mount_tag=host,security_model=$sec_model,readonly=on,multidevs=remap" \
   -virtfs "local,path=$out,mount_tag=l1out,security_model=$sec_model" \
@@ -123,9 +124,21 @@ start=$(date +%s) status=""
 while kill -0 "$qpid" 2>/dev/null; do
   now=$(date +%s)
   if [ $((now - start)) -ge "$timeout" ]; then status=124; echo "l1/run.sh: stopping L1 after --timeout ${timeout}s" >&2; break; fi
-  beat=$(stat -c %Y "$out/heartbeat" 2>/dev/null || true)  # the host's clock: L1's drifts under TCG
+  beat=$(stat -c %Y "$work/heartbeat" 2>/dev/null || true)  # the host's clock: L1's drifts under TCG
+  [ -s "$work/heartbeat" ] || beat=""
   if [ -n "$beat" ] && [ $((now - beat)) -ge "$stall_limit" ] && [ ! -f "$out/rc" ]; then
-    status=126; echo "l1/run.sh: L1 stopped making progress (no heartbeat for ${stall_limit}s); stopping it" >&2; break
+    status=126
+    echo "l1/run.sh: L1 stopped making progress (no heartbeat for ${stall_limit}s); stopping it" >&2
+    echo "l1/run.sh: last heartbeat: $(tail -n1 "$work/heartbeat"); QEMU: $(ps -o pcpu=,stat= -p "$qpid")" >&2
+    printf 'info cpus\n' | timeout 5 python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.3)
+s.sendall(sys.stdin.buffer.read()); time.sleep(1); s.settimeout(1)
+try:
+    print(s.recv(65536).decode(errors="replace"), file=sys.stderr)
+except OSError:
+    pass' "$work/monitor" 2>&1 | grep -a 'CPU #' | sed 's/^/l1\/run.sh: /' >&2 || true
+    break
   fi
   if [ -z "$beat" ] && [ $((now - start)) -ge "${L1_BOOT_LIMIT:-300}" ]; then
     status=125; echo "l1/run.sh: L1 did not come up within ${L1_BOOT_LIMIT:-300}s" >&2; break
