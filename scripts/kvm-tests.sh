@@ -26,8 +26,9 @@ for tree in "${trees[@]}"; do
   where="on the host"
   [ "${VMMD_IN_L1:-}" != 1 ] || where="in L1"
   echo "== $tree: the KVM tests (label kvm), $where"
+  # Through a pipe: in L1 stdout is the console, a terminal, and ctest would colour its summary.
   (cd "$tree" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest "${args[@]}" "$@") || status=1
+     ctest "${args[@]}" "$@" | cat) || status=1
   [ -z "$results" ] || cp "$tree/Testing/Temporary/LastTest.log" "$results/$tree-LastTest.log" 2>/dev/null || true
 done
 exit $status

@@ -78,8 +78,10 @@ if [ $status -ne 0 ]; then
 fi
 
 # How many tests ran where, and how long each part took.
-tests_in() { grep -aho 'tests failed out of [0-9]*' "$@" 2>/dev/null | awk '{n += $5} END {print n + 0}'; }
-failed_in() { grep -aho '[0-9]* tests failed out of' "$@" 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
+# ctest's closing lines ("N% tests passed, F tests failed out of T"), colour escapes dropped.
+closing() { cat "$@" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | grep -ao '[0-9]* tests failed out of [0-9]*'; }
+tests_in() { closing "$@" | awk '{n += $6} END {print n + 0}'; }
+failed_in() { closing "$@" | awk '{n += $1} END {print n + 0}'; }
 host_logs=("$logs"/host-*.log)
 host_seconds=$(( part_seconds[host-asan] + part_seconds[host-fuzz] + part_seconds[host-release] ))
 echo "== summary"
