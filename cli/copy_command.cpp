@@ -9,9 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cli/base64.h"
+#include "cli/codecs.h"
 #include "cli/guest_exec.h"
-#include "cli/sha256.h"
 
 namespace vmmd::cli {
 namespace {
@@ -173,9 +172,13 @@ std::optional<Failure> Copier::download(const std::string& guestPath, const std:
         break;
       }
       const qmp::JsonValue& r = *read;
-      std::optional<std::string> data;
+      Result<std::string> data = Error("no buf-b64");
       if (r.IsObject() && r.HasMember("buf-b64") && r["buf-b64"].IsString()) data = base64Decode(qmp::jsonStringView(r["buf-b64"]));
-      if (!data || !r.HasMember("count") || !r["count"].IsUint64() || r["count"].GetUint64() != data->size() ||
+      if (!data) {
+        failure = Failure{kVmmdError, "malformed guest-file-read reply: " + data.error().message()};
+        break;
+      }
+      if (!r.HasMember("count") || !r["count"].IsUint64() || r["count"].GetUint64() != data->size() ||
           data->size() > kChunk || !r.HasMember("eof") || !r["eof"].IsBool()) {
         failure = Failure{kVmmdError, "malformed guest-file-read reply"};
         break;

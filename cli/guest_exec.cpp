@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <thread>
 
-#include "cli/base64.h"
+#include "cli/codecs.h"
 
 namespace vmmd::cli {
 namespace {
@@ -13,8 +13,9 @@ constexpr Seconds kRequestTimeout{30};
 Status decodeInto(const qmp::JsonValue& status, const char* key, std::string& out) {
   auto it = status.FindMember(key);
   if (it == status.MemberEnd()) return {};
-  std::optional<std::string> bytes = it->value.IsString() ? base64Decode(qmp::jsonStringView(it->value)) : std::nullopt;
-  if (!bytes) return Error(std::string("guest-exec-status: ") + key + " is not base64");
+  if (!it->value.IsString()) return Error(std::string("guest-exec-status: ") + key + " is not a string");
+  auto bytes = base64Decode(qmp::jsonStringView(it->value));
+  if (!bytes) return bytes.error().withContext(std::string("guest-exec-status: ") + key);
   out = std::move(*bytes);
   return {};
 }

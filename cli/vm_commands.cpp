@@ -1,10 +1,12 @@
 // define, undefine and the life-cycle commands.
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
 
+#include "base/parse.h"
 #include "cli/cli.h"
 
 namespace vmmd::cli {
@@ -54,9 +56,9 @@ int shutdown(const Invocation& inv) {
       mode = inv.args[++i];
       if (mode != "acpi" && mode != "agent") return failWith(kUsage, "--mode: expected acpi or agent, got '" + mode + "'");
     } else if (a == "--timeout" && i + 1 < inv.args.size()) {
-      char* end = nullptr;
-      timeout = std::strtoll(inv.args[++i].c_str(), &end, 10);
-      if (*end != '\0' || timeout < 0) return failWith(kUsage, "--timeout: expected seconds, got '" + inv.args[i] + "'");
+      auto seconds = parseUnsigned(inv.args[++i]);
+      if (!seconds || *seconds > uint64_t{INT64_MAX}) return failWith(kUsage, "--timeout: expected seconds, got '" + inv.args[i] + "'");
+      timeout = static_cast<int64_t>(*seconds);
     } else if (a.rfind("-", 0) == 0 || !name.empty()) {
       return failWith(kUsage, usage);
     } else {

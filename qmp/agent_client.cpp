@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,8 @@
 #include <cstring>
 #include <random>
 #include <thread>
+
+#include "qmp/unix_socket.h"
 
 namespace vmmd::qmp {
 namespace {
@@ -63,19 +64,14 @@ AgentClient::~AgentClient() {
 }
 
 Result<AgentClient> AgentClient::connect(const std::string& path, Duration busy_wait) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Error("agent socket path too long: " + path, ENAMETOOLONG);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const auto deadline = Clock::now() + busy_wait;
   auto pause = std::chrono::milliseconds(5);
   for (;;) {
     // Non-blocking: a listener whose backlog is full (another client holds the channel) must not
     // stall us past `busy_wait`.
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return Error::fromErrno("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return AgentClient(std::move(fd));
-    int err = errno;
+    auto fd = connectUnix(path, true);
+    if (fd) return AgentClient(std::move(*fd));
+    int err = fd.error().code();
     if (err == EINTR) continue;
     // EAGAIN on a Unix socket: the listener is there but its backlog is full. qemu-ga listens with
     // a tiny backlog and serves one client at a time, so this clears once the clients queued

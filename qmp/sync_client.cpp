@@ -2,33 +2,19 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <thread>
 
 #include "qmp/session.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd::qmp {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-Result<UniqueFd> connectOnce(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Error("socket path too long: " + path, ENAMETOOLONG);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::fromErrno("socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    return Error::fromErrno("connect " + path);
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -45,7 +31,7 @@ SyncClient::~SyncClient() = default;
 Result<SyncClient> SyncClient::connect(const std::string& path, Duration timeout, bool negotiate, Duration answer_timeout) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
-    Result<UniqueFd> fd = connectOnce(path);
+    Result<UniqueFd> fd = connectUnix(path);
     if (fd) {
       auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
       return adopt(std::move(*fd), std::max({left, answer_timeout, Duration(1)}), negotiate);

@@ -1,9 +1,9 @@
 #include "qmp/uv_server.h"
 
+#include "qmp/unix_socket.h"
 #include "qmp/uv_output.h"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -159,38 +159,27 @@ void UvServer::runResumes() {
 }
 
 Status UvServer::listen(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-  auto listener = std::make_unique<Listener>();
-  listener->server = this;
-  uv_pipe_init(loop_, &listener->pipe, 0);
-  listener->pipe.data = listener.get();
-  int rc = uv_pipe_bind(&listener->pipe, path.c_str());
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->pipe), 128, &UvServer::onConnection);
-  if (rc < 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener->pipe),
-             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
-    listener.release();
-    return uvError("listen on " + path, rc);
-  }
-  listener->unlinkPath = path;
-  listeners_.push_back(listener.release());
-  return {};
+  auto fd = listenUnix(path);
+  if (!fd) return fd.error();
+  return adoptListeningFd(fd->release(), path);
 }
 
-Status UvServer::adoptListeningFd(int fd) {
+Status UvServer::adoptListeningFd(int fd, std::string unlink_path) {
   auto listener = std::make_unique<Listener>();
   listener->server = this;
   uv_pipe_init(loop_, &listener->pipe, 0);
   listener->pipe.data = listener.get();
   int rc = uv_pipe_open(&listener->pipe, fd);
+  if (rc < 0) ::close(fd);  // not the handle's: closing the handle below leaves it open
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->pipe), 128, &UvServer::onConnection);
   if (rc < 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener->pipe),
              [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
     listener.release();
+    if (!unlink_path.empty()) ::unlink(unlink_path.c_str());
     return uvError("listen on fd " + std::to_string(fd), rc);
   }
+  listener->unlinkPath = std::move(unlink_path);
   listeners_.push_back(listener.release());
   return {};
 }

@@ -42,10 +42,12 @@ class UvServer {
   UvServer(const UvServer&) = delete;
   UvServer& operator=(const UvServer&) = delete;
 
-  // Binds and listens on `path`, replacing a stale socket file left there.
+  // Binds and listens on `path` (qmp::listenUnix: a stale socket is replaced, any other file refused).
   Status listen(const std::string& path);
-  // Takes ownership of a socket that is already bound and listening (e.g. systemd activation).
-  Status adoptListeningFd(int fd);
+  // Takes ownership of a socket that is already bound and listening (an fd passed by the parent,
+  // systemd activation); it is closed on failure too. `unlink_path`: the socket file to remove on
+  // close(), for one this process bound.
+  Status adoptListeningFd(int fd, std::string unlink_path = {});
   // Takes ownership of one already-connected socket and serves it as a client.
   Status adoptConnectedFd(int fd);
 

@@ -37,7 +37,7 @@ else
   if [ "${VMMD_KVM:-}" = l1 ]; then
     echo "demo: VMMD_KVM=l1: running the steps inside an L1 VM (scripts/l1/run.sh), slower"
   else
-    echo "demo: this host's /dev/kvm cannot boot Linux (${where#l1: }); running the same steps inside an L1 VM (scripts/l1/run.sh), slower"
+    echo "demo: guests cannot run on this host (${where#l1: }); running the same steps inside an L1 VM (scripts/l1/run.sh), slower"
   fi
   scripts/l1/run.sh --mem 3072 --timeout 900 -- "${steps[@]}" || rc=$?
 fi

@@ -24,11 +24,12 @@ const char* formatName(ImageFormat format);
 // "raw", "qcow2" (and "auto" when allowAuto); anything else is an error naming the value.
 Result<ImageFormat> parseFormat(std::string_view name, bool allowAuto = true);
 
+// How an image file uses the host page cache; the QEMU cache mode names (base/parse.h's
+// parseDiskCache) map to it by their `direct` flag.
 enum class CacheMode {
   Writeback,  // page cache; flush() makes writes durable
   None,       // O_DIRECT for aligned data I/O (falls back to buffered I/O where unsupported)
 };
-Result<CacheMode> parseCacheMode(std::string_view name);
 
 struct OpenOptions {
   ImageFormat format = ImageFormat::Auto;
@@ -83,8 +84,5 @@ class BlockDevice {
 // folder), detecting loops and chains deeper than options.maxChainDepth, and locks every file
 // like QEMU does, so that QEMU and vmm never both write one image.
 Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options);
-
-// "10G", "512k", "1.5M", "4096" -> bytes (k/K, M, G, T, P, E suffixes, powers of 1024).
-Result<uint64_t> parseSize(std::string_view text);
 
 }  // namespace vmmd::storage

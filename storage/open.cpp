@@ -1,9 +1,6 @@
 // openImage: format probing, backing chains (loops, depth), locking; small shared helpers.
 #include <sys/stat.h>
 
-#include <climits>
-#include <cmath>
-#include <cstdlib>
 #include <vector>
 
 #include "storage/block_device.h"
@@ -28,35 +25,6 @@ Result<ImageFormat> parseFormat(std::string_view name, bool allowAuto) {
   if (name == "qcow2") return ImageFormat::Qcow2;
   if (allowAuto && name == "auto") return ImageFormat::Auto;
   return Error("unknown image format '" + std::string(name) + "' (raw or qcow2)");
-}
-
-Result<CacheMode> parseCacheMode(std::string_view name) {
-  if (name == "writeback" || name == "unsafe" || name == "writethrough") return CacheMode::Writeback;
-  if (name == "none" || name == "directsync") return CacheMode::None;
-  return Error("unknown cache mode '" + std::string(name) + "' (none or writeback)");
-}
-
-Result<uint64_t> parseSize(std::string_view text) {
-  std::string s(text);
-  if (s.empty()) return Error("empty size");
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || errno || v < 0 || !std::isfinite(v)) return Error("invalid size '" + s + "'");
-  std::string suffix(end);
-  double mul = 1;
-  if (suffix.empty() || suffix == "b" || suffix == "B") mul = 1;
-  else if (suffix == "k" || suffix == "K") mul = 0x1p10;
-  else if (suffix == "M") mul = 0x1p20;
-  else if (suffix == "G") mul = 0x1p30;
-  else if (suffix == "T") mul = 0x1p40;
-  else if (suffix == "P") mul = 0x1p50;
-  else if (suffix == "E") mul = 0x1p60;
-  else return Error("invalid size '" + s + "': unknown suffix '" + suffix + "' (use k, M, G, T)");
-  double bytes = v * mul;
-  if (bytes >= 0x1p63) return Error("size '" + s + "' too large");
-  if (bytes != std::floor(bytes)) return Error("size '" + s + "' is not a whole number of bytes");
-  return static_cast<uint64_t>(bytes);
 }
 
 namespace {

@@ -85,7 +85,7 @@ Status Worker::start() {
     if (!chardev || chardev->backend != config::ChardevConfig::Backend::Socket) {
       return Error("monitor on chardev '" + monitor.chardev_id + "': only unix socket monitors are supported");
     }
-    if (auto st = monitor_->listen(chardev->path, monitor.pretty); !st) return st;
+    if (auto st = monitor_->listen(*chardev, monitor.pretty); !st) return st;
   }
 
   Chardev* console = nullptr;

@@ -10,6 +10,8 @@
 //    "restart_backoff": {"initial_ms": 1000, "max_ms": 60000, "max_attempts": 5, "reset_after_s": 300}}
 //
 // Required: schema, name, memory (MiB), kernel; disks[].path and .format; nics[].ifname.
+// disks[].cache is one of QEMU's cache modes: writeback, none, writethrough, directsync, unsafe
+// (base/parse.h; "off" is read as none).
 // Everything else has the default shown in vm_definition.h. Paths must be absolute because the
 // daemon's working directory is not the user's.
 #pragma once

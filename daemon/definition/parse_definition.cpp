@@ -42,7 +42,7 @@ Result<DiskSpec> parseDisk(const rapidjson::Value& value, const std::string& whe
   if (!cache) return cache.error();
   if (*cache) {
     auto parsed_cache = parseDiskCache(**cache);
-    if (!parsed_cache) return in.fieldError("cache", "must be none or writeback");
+    if (!parsed_cache) return in.fieldError("cache", parsed_cache.error().message());
     disk.cache = *parsed_cache;
   }
   return disk;

@@ -12,7 +12,6 @@ namespace vmmd::daemon {
 namespace {
 
 constexpr EnumNames<DiskFormat, 2> kDiskFormats = {{{DiskFormat::kRaw, "raw"}, {DiskFormat::kQcow2, "qcow2"}}};
-constexpr EnumNames<DiskCache, 2> kDiskCaches = {{{DiskCache::kNone, "none"}, {DiskCache::kWriteback, "writeback"}}};
 constexpr EnumNames<CrashPolicy, 3> kCrashPolicies = {
     {{CrashPolicy::kRestart, "restart"}, {CrashPolicy::kDestroy, "destroy"}, {CrashPolicy::kPreserve, "preserve"}}};
 constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
@@ -21,11 +20,10 @@ constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
 }  // namespace
 
 std::string_view toString(DiskFormat format) { return nameOf(kDiskFormats, format); }
-std::string_view toString(DiskCache cache) { return nameOf(kDiskCaches, cache); }
+std::string_view toString(DiskCache cache) { return diskCacheName(cache); }
 std::string_view toString(CrashPolicy policy) { return nameOf(kCrashPolicies, policy); }
 std::string_view toString(PoweroffPolicy policy) { return nameOf(kPoweroffPolicies, policy); }
 std::optional<DiskFormat> parseDiskFormat(std::string_view text) { return valueOf(kDiskFormats, text); }
-std::optional<DiskCache> parseDiskCache(std::string_view text) { return valueOf(kDiskCaches, text); }
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) { return valueOf(kCrashPolicies, text); }
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) { return valueOf(kPoweroffPolicies, text); }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/parse.h"
 #include "base/result.h"
 
 namespace vmmd::daemon {
@@ -27,7 +28,6 @@ inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxNics = 16;
 
 enum class DiskFormat { kRaw, kQcow2 };
-enum class DiskCache { kNone, kWriteback };
 // What the supervisor does when the worker dies without the guest asking (signal, non-zero exit).
 //   restart:  start it again, with the backoff below
 //   destroy:  record the exit and leave the VM shut off
@@ -41,7 +41,7 @@ struct DiskSpec {
   std::string path;
   DiskFormat format = DiskFormat::kRaw;
   bool readonly = false;
-  DiskCache cache = DiskCache::kWriteback;
+  DiskCache cache = DiskCache::kWriteback;  // QEMU's cache modes, base/parse.h
 
   bool operator==(const DiskSpec&) const = default;
 };
@@ -90,7 +90,6 @@ std::string_view toString(DiskCache cache);
 std::string_view toString(CrashPolicy policy);
 std::string_view toString(PoweroffPolicy policy);
 std::optional<DiskFormat> parseDiskFormat(std::string_view text);
-std::optional<DiskCache> parseDiskCache(std::string_view text);
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text);
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text);
 

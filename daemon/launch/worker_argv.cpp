@@ -59,7 +59,8 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
     add(argv, "-chardev", socketChardev("console", paths.console_socket));
     add(argv, "-serial", "chardev:console");
   }
-  add(argv, "-qmp", "unix:" + escapeOptionValue(paths.qmp_socket) + ",server=on,wait=off");
+  add(argv, "-chardev", "socket,id=qmp,fd=" + std::to_string(kWorkerQmpFd) + ",server=on,wait=off");
+  add(argv, "-mon", "chardev=qmp,mode=control");
   add(argv, "-pidfile", paths.pidfile);
   addDisks(argv, def.disks);
   addNics(argv, def.nics);

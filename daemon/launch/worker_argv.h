@@ -16,8 +16,14 @@ namespace vmmd::daemon {
 // opens or closes the port (qemu-ga starting or stopping).
 inline constexpr std::string_view kAgentPortId = "agent0";
 
+// The worker's QMP monitor is a listening socket that vmmd bound at paths.qmp_socket and passes
+// open as this fd (the first after stdio), so vmmd can connect the moment the worker exists:
+// `-chardev socket,id=qmp,fd=3,server=on,wait=off -mon chardev=qmp,mode=control`, as QEMU takes it.
+inline constexpr int kWorkerQmpFd = 3;
+
 // The arguments after argv[0]. Device ids: disks keep their own ids, NICs are net0, net1...,
-// the console chardev is "console", the agent chardev "qga0" and its port kAgentPortId.
+// the console chardev is "console", the agent chardev "qga0" and its port kAgentPortId, the QMP
+// chardev "qmp" (on kWorkerQmpFd).
 std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths);
 
 // QEMU option values use ",," for a literal comma ("file=/a,,b" is the file "/a,b").

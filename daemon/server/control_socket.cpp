@@ -2,18 +2,12 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
-#include <cstring>
 #include <memory>
 
 #include "daemon/supervisor/log.h"
 
 namespace vmmd::daemon {
-
-std::string PeerCredentials::describe() const {
-  return "uid=" + std::to_string(uid) + " gid=" + std::to_string(gid) + " pid=" + std::to_string(pid);
-}
 
 const PeerCredentials* peerOf(const qmp::Session& session) {
   return static_cast<const PeerCredentials*>(session.userData.get());
@@ -29,30 +23,14 @@ ControlSocket::~ControlSocket() {
 }
 
 Status ControlSocket::listen(const std::string& path, std::optional<gid_t> gid) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    return Error("socket path " + path + " is too long (" + std::to_string(path.size()) + " bytes; at most " +
-                 std::to_string(sizeof addr.sun_path - 1) + ")");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Error(path + " exists and is not a socket; not replacing it");
-    ::unlink(path.c_str());  // a stale socket of an earlier vmmd (the pid-file lock ensures it is not running)
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::fromErrno("socket");
+  // A socket left by an earlier vmmd is replaced (the pid-file lock ensures it is not running).
   // Bound with no access for others from the first instant; chmod widens to the group below.
-  mode_t old = ::umask(0177);
-  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::umask(old);
-  if (rc < 0) return Error::fromErrno("bind " + path);
+  auto fd = qmp::listenUnix(path, 128, 0600);
+  if (!fd) return fd.error();
   unlink_path_ = path;
   if (gid && ::chown(path.c_str(), static_cast<uid_t>(-1), *gid) < 0) return Error::fromErrno("chown " + path + " to gid " + std::to_string(*gid));
   if (::chmod(path.c_str(), 0660) < 0) return Error::fromErrno("chmod " + path);
-  if (::listen(fd.get(), 128) < 0) return Error::fromErrno("listen " + path);
-  listen_fd_ = std::move(fd);
+  listen_fd_ = std::move(*fd);
   return watch();
 }
 
@@ -83,10 +61,8 @@ void ControlSocket::acceptAll() {
       if (errno != EAGAIN && errno != EWOULDBLOCK) logLine(Error::fromErrno("accept on the control socket").message());
       return;  // EMFILE and friends: try again at the next readiness
     }
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    pending_ = {};
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) pending_ = {cred.pid, cred.uid, cred.gid};
+    auto credentials = qmp::peerCredentials(fd);
+    pending_ = credentials ? *credentials : PeerCredentials{};
     if (auto st = server_.adoptConnectedFd(fd); !st) logLine("control client: " + st.error().message());
   }
 }

@@ -13,16 +13,12 @@
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
 #include "qmp/session.h"
+#include "qmp/unix_socket.h"
 #include "qmp/uv_server.h"
 
 namespace vmmd::daemon {
 
-struct PeerCredentials {
-  pid_t pid = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::string describe() const;  // "uid=1000 gid=1000 pid=4242"
-};
+using PeerCredentials = qmp::PeerCredentials;
 
 // The credentials of a control-socket session, or null for a session without them.
 const PeerCredentials* peerOf(const qmp::Session& session);

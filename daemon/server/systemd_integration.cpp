@@ -2,30 +2,24 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "base/unique_fd.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd::daemon {
 
 Status notifySystemd(std::string_view state) {
   const char* path = std::getenv("NOTIFY_SOCKET");
   if (!path || !*path) return {};
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  size_t len = std::strlen(path);
-  if (len >= sizeof addr.sun_path) return Error("NOTIFY_SOCKET is too long");
-  std::memcpy(addr.sun_path, path, len);
-  if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  auto address = qmp::unixAddress(path);  // "@name": the abstract namespace
+  if (!address) return address.error().withContext("NOTIFY_SOCKET");
   UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::fromErrno("notify socket");
-  auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), size) < 0) {
+  if (::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, address->get(), address->length) < 0) {
     return Error::fromErrno(std::string("notify systemd at ") + path);
   }
   return {};

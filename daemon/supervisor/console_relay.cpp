@@ -1,11 +1,12 @@
 #include "daemon/supervisor/console_relay.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <memory>
+
+#include "qmp/unix_socket.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -65,26 +66,28 @@ ConsoleRelay::~ConsoleRelay() {
 }
 
 Status ConsoleRelay::listen(const std::string& attach_path, std::optional<gid_t> gid) {
-  struct stat st{};
-  if (::lstat(attach_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(attach_path.c_str());
+  // Same access as the control socket's default: the owner and its group.
+  auto fd = qmp::listenUnix(attach_path, 16, 0660);
+  if (!fd) return fd.error();
+  attach_path_ = attach_path;
   auto listener = std::make_unique<Pipe>();
   listener->relay = this;
   uv_pipe_init(loop_, &listener->pipe, 0);
   listener->pipe.data = listener.get();
   listener_ = listener.release();
-  int rc = uv_pipe_bind(&listener_->pipe, attach_path.c_str());
-  if (rc == 0) rc = uv_listen(listener_->stream(), 16, &ConsoleRelay::onAccept);
+  int rc = uv_pipe_open(&listener_->pipe, fd->get());
+  if (rc == 0) {
+    fd->release();  // the pipe handle closes it
+    rc = uv_listen(listener_->stream(), 16, &ConsoleRelay::onAccept);
+  }
   if (rc < 0) {
     listener_->close();
     listener_ = nullptr;
     return Error("listen on " + attach_path + ": " + uv_strerror(rc), -rc);
   }
-  // Same access as the control socket's default: the owner and its group.
-  ::chmod(attach_path.c_str(), 0660);
   if (gid && ::chown(attach_path.c_str(), static_cast<uid_t>(-1), *gid) < 0) {
     return Error::fromErrno("chown " + attach_path);
   }
-  attach_path_ = attach_path;
   return {};
 }
 

@@ -15,16 +15,15 @@
 #include "daemon/process/process_identity.h"
 #include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor_vm.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd::daemon {
 namespace {
 
-constexpr uint64_t kConnectRetryMs = 20;
+// How long a starting worker that dropped its QMP connection has to exit before it is killed.
+constexpr uint64_t kExitGraceMs = 10000;
 
-void unlinkSocket(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-}
+static_assert(kWorkerQmpFd == WorkerProcess::kFirstPassedFd, "the argv names the fd the QMP listener lands on");
 
 }  // namespace
 
@@ -125,15 +124,18 @@ std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
       }
     }
   }
-  for (const std::string& s : {vm.paths.qmp_socket, vm.paths.console_socket, vm.paths.qga_socket, ttyPath(vm.paths)}) {
-    unlinkSocket(s);
-  }
+  // The QMP socket listens before the worker exists: connecting to it cannot fail however slowly
+  // the worker comes up (the kernel queues us until it accepts). Only the worker holds it open.
+  auto qmp_listener = qmp::listenUnix(vm.paths.qmp_socket, 16, 0600);
+  if (!qmp_listener) return qmp::QmpError::generic(vmText(name) + ": QMP socket: " + qmp_listener.error().message());
 
   std::vector<std::string> args = workerArgv(vm.def, vm.paths);
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
-  auto process = WorkerProcess::spawn(loop_, config_.vmm_path, args, workerLogPath(vm.paths),
-                                      [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); });
+  auto process = WorkerProcess::spawn(
+      loop_, config_.vmm_path, args, workerLogPath(vm.paths),
+      [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); }, {qmp_listener->get()});
+  qmp_listener->reset();
   if (!process) return qmp::QmpError::generic(vmText(name) + ": " + process.error().message());
   vm.process = std::move(*process);
   vm.reattached = false;
@@ -148,9 +150,8 @@ std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
   vm.record.qmp_socket = vm.paths.qmp_socket;
   vm.record.console_socket = vm.def.serial ? std::optional(ttyPath(vm.paths)) : std::nullopt;
   vm.record.qga_socket = vm.def.agent ? std::optional(vm.paths.qga_socket) : std::nullopt;
-  vm.connect_deadline_us = unixTimeUs() + int64_t{config_.start_timeout_ms} * 1000;
   setState(vm, VmState::kStarting, "worker pid " + std::to_string(vm.process->pid()));
-  schedule(vm, kConnectRetryMs, [this, &vm] { connectQmp(vm); });
+  connectQmp(vm);
   return std::nullopt;
 }
 
@@ -169,35 +170,51 @@ void Supervisor::connectQmp(Vm& vm) {
     vm.qmp = std::make_unique<qmp::UvClient>(loop_);
     vm.qmp->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
     vm.qmp->onDisconnect = [&vm](const Error& why) {
-      if (!vm.qmp_ready) return;  // a failed connect attempt: retried by its callback
+      if (!vm.qmp_ready) return;  // a failed connect: its callback deals with it
       vm.qmp_ready = false;
       // The worker's end is reported by its process (exit status or pidfd), not by the socket.
       logLine(vmText(vm.name()) + ": QMP connection lost: " + why.message());
     };
   }
+  // The socket listens from before the worker starts, so there is no wait for it to appear; only
+  // a worker that never answers (hung) is given up on, after a bound no slow host comes near.
+  schedule(vm, config_.qmp_greeting_timeout_ms, [this, &vm] {
+    qmpUnreachable(vm, "worker " + std::to_string(vm.process->pid()) + " did not answer on its QMP socket " +
+                           vm.paths.qmp_socket + " within " + std::to_string(config_.qmp_greeting_timeout_ms / 1000) +
+                           " s (it is running but not serving QMP)");
+  });
   vm.qmp->connect(vm.paths.qmp_socket, [this, &vm](Status status) {
     if (status) {
+      uv_timer_stop(vm.timer.get());
+      vm.on_timer = nullptr;
       vm.qmp_ready = true;
       onQmpReady(vm);
       return;
     }
     if (!vm.process || vm.process->exited()) return;  // the exit handler reports it
-    if (unixTimeUs() > vm.connect_deadline_us) {
-      std::string why = "QMP socket " + vm.paths.qmp_socket + " did not answer within " +
-                        std::to_string(config_.start_timeout_ms) + " ms: " + status.error().message();
-      if (vm.reattached) {
-        // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
-        logLine(vmText(vm.name()) + ": " + why);
-        vm.qmp_failed = true;
-        runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": " + why));
-        return;
-      }
-      failStart(vm, why);
+    std::string why = "QMP socket " + vm.paths.qmp_socket + ": " + status.error().message();
+    if (vm.reattached) {
+      qmpUnreachable(vm, why);
       return;
     }
-    // Never from inside the client's own callback: the retry goes through the timer.
-    schedule(vm, kConnectRetryMs, [this, &vm] { connectQmp(vm); });
+    // A starting worker that drops the connection is exiting, as a rule: its exit (status and last
+    // log line) is the better report and comes at once. One that stays is given up on shortly.
+    schedule(vm, kExitGraceMs, [this, &vm, why] { qmpUnreachable(vm, why + " (the worker still runs)"); });
   });
+}
+
+void Supervisor::qmpUnreachable(Vm& vm, const std::string& why) {
+  uv_timer_stop(vm.timer.get());
+  vm.on_timer = nullptr;
+  if (vm.qmp) vm.qmp->close();
+  if (vm.reattached) {
+    // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
+    logLine(vmText(vm.name()) + ": " + why);
+    vm.qmp_failed = true;
+    runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": " + why));
+    return;
+  }
+  failStart(vm, why);
 }
 
 void Supervisor::onQmpReady(Vm& vm) {

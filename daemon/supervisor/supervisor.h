@@ -37,7 +37,11 @@ struct SupervisorConfig {
   // --group: VM directories and console sockets are made accessible to it (the control socket's
   // group), so its members can use `vmctl console`.
   std::optional<gid_t> group;
-  uint32_t start_timeout_ms = 15000;  // spawn → QMP negotiated
+  // Spawn → QMP negotiated, for a worker that is running but not answering (hung). Its socket
+  // listens before it starts, so this bounds no wait for a socket; generous, as a slow host (20
+  // guests starting at once in a nested VM) must never fail a start. A worker that exits is
+  // reported at once.
+  uint32_t qmp_greeting_timeout_ms = 120000;
 };
 
 class Supervisor {
@@ -99,6 +103,7 @@ class Supervisor {
   std::optional<qmp::QmpError> launch(Vm& vm);
   void schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action);
   void connectQmp(Vm& vm);
+  void qmpUnreachable(Vm& vm, const std::string& why);  // fails a start; leaves a re-attached worker alone
   void onQmpReady(Vm& vm);
   void settleRunState(Vm& vm);
   void onWorkerEvent(Vm& vm, const qmp::Json& event);

@@ -60,7 +60,6 @@ void Supervisor::recover() {
     ref.process = std::move(*process);
     ref.reattached = true;
     if (ref.record.state == VmState::kShuttingDown) ref.intent = Intent::kShutdown;
-    ref.connect_deadline_us = unixTimeUs() + int64_t{config_.start_timeout_ms} * 1000;
     logLine(vmText(record.name) + ": re-attaching to worker " + std::to_string(*record.pid));
     connectQmp(ref);
   }

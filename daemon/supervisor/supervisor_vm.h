@@ -24,8 +24,8 @@ struct Supervisor::Vm {
   std::unique_ptr<qmp::UvClient> qmp;
   std::unique_ptr<ConsoleRelay> console;
   std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true
-  // One timer per VM, for whichever wait is current: QMP connect retries while starting, the
-  // shutdown timeout, or the restart backoff.
+  // One timer per VM, for whichever wait is current: the QMP greeting while starting or
+  // re-attaching, the shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;
   std::function<void()> on_timer;  // what the timer does when it fires
   bool qmp_ready = false;
@@ -37,7 +37,6 @@ struct Supervisor::Vm {
   ShutdownMode shutdown_mode = ShutdownMode::kAcpi;
   uint32_t shutdown_timeout_s = 0;
   int64_t shutdown_deadline_us = 0;
-  int64_t connect_deadline_us = 0;
   Intent intent = Intent::kNone;
   std::vector<Completion> start_waiters;  // vm-start callers, answered once the guest runs
   std::vector<Completion> stop_waiters;   // vm-shutdown / vm-destroy callers, answered at exit

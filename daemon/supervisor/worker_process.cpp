@@ -30,7 +30,8 @@ std::string WorkerExit::describe() const {
 
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe,
                                                             const std::vector<std::string>& args,
-                                                            const std::string& log_path, ExitCallback on_exit) {
+                                                            const std::string& log_path, ExitCallback on_exit,
+                                                            const std::vector<int>& pass_fds) {
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!log) return Error::fromErrno("open " + log_path);
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -44,19 +45,20 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(uv_loop_t* loop, con
   for (auto& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
 
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_INHERIT_FD;
-  stdio[0].data.fd = devnull.get();
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = log.get();
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = log.get();
+  // libuv dup2()s each of these to its index in the child, which clears close-on-exec there only.
+  std::vector<int> child_fds = {devnull.get(), log.get(), log.get()};
+  child_fds.insert(child_fds.end(), pass_fds.begin(), pass_fds.end());
+  std::vector<uv_stdio_container_t> stdio(child_fds.size());
+  for (size_t i = 0; i < child_fds.size(); ++i) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = child_fds[i];
+  }
 
   uv_process_options_t options{};
   options.file = exe.c_str();
   options.args = argv.data();
-  options.stdio = stdio;
-  options.stdio_count = 3;
+  options.stdio = stdio.data();
+  options.stdio_count = static_cast<int>(stdio.size());
   // DETACHED = setsid(): the worker leads its own session, so a signal to vmmd's process group
   // (Ctrl-C on a foreground vmmd, systemd's KillMode=process) does not reach it.
   options.flags = UV_PROCESS_DETACHED;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/parse.h"
 #include "storage/img/common.h"
 
 namespace vmmd::img {
@@ -22,7 +23,7 @@ int cmdBench(int argc, char** argv) {
   std::string fmt = "auto", cache = "writeback";
   uint64_t count = 75000, depth = 64, offset = 0, bufSize = 4096, step = 0, flushInterval = 0;
   bool write = false, quiet = false, noDrain = false;
-  int pattern = 0;
+  uint64_t pattern = 0;
   static const option longOpts[] = {{"pattern", required_argument, nullptr, 'P'},
                                     {"flush-interval", required_argument, nullptr, 'F'},
                                     {"no-drain", no_argument, nullptr, 'D'},
@@ -35,10 +36,19 @@ int cmdBench(int argc, char** argv) {
     *out = *v;
     return true;
   };
+  auto numberArg = [](const char* option, uint64_t* out) {
+    auto v = parseNumberOption(option, optarg);
+    if (!v) {
+      fail(v.error().message());
+      return false;
+    }
+    *out = *v;
+    return true;
+  };
   while ((c = getopt_long(argc, argv, "c:d:f:no:qs:S:t:wi:U", longOpts, nullptr)) != -1) {
     switch (c) {
-      case 'c': count = std::strtoull(optarg, nullptr, 10); break;
-      case 'd': depth = std::max<uint64_t>(1, std::strtoull(optarg, nullptr, 10)); break;
+      case 'c': if (!numberArg("-c", &count)) return 1; break;
+      case 'd': if (!numberArg("-d", &depth)) return 1; depth = std::max<uint64_t>(1, depth); break;
       case 'f': fmt = optarg; break;
       case 'n': case 'i': case 'U': break;
       case 'o': if (!sizeArg(optarg, &offset)) return fail("invalid offset"); break;
@@ -47,8 +57,11 @@ int cmdBench(int argc, char** argv) {
       case 'S': if (!sizeArg(optarg, &step)) return fail("invalid step size"); break;
       case 't': cache = optarg; break;
       case 'w': write = true; break;
-      case 'P': pattern = std::atoi(optarg); break;
-      case 'F': flushInterval = std::strtoull(optarg, nullptr, 10); break;
+      case 'P':
+        if (!numberArg("--pattern", &pattern)) return 1;
+        if (pattern > 0xff) return fail("--pattern: expected a byte value (0 to 0xff), not " + std::string(optarg));
+        break;
+      case 'F': if (!numberArg("--flush-interval", &flushInterval)) return 1; break;
       case 'D': noDrain = true; break;
       default: return usageError("bench", "bad option");
     }
@@ -59,7 +72,7 @@ int cmdBench(int argc, char** argv) {
   std::string file = argv[optind];
   auto format = parseFormat(fmt);
   if (!format) return fail(format.error().message());
-  auto cm = parseCacheMode(cache);
+  auto cm = parseCacheOption(cache);
   if (!cm) return fail(cm.error().message());
   OpenOptions o;
   o.format = *format;
@@ -87,7 +100,7 @@ int cmdBench(int argc, char** argv) {
       failed = true;
       return;
     }
-    std::memset(mem, pattern, bufSize);
+    std::memset(mem, static_cast<int>(pattern), bufSize);
     auto buf = std::span(static_cast<uint8_t*>(mem), bufSize);
     for (uint64_t i; !failed && (i = next++) < count;) {
       uint64_t off = (offset + i * step) % span;

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "base/parse.h"
+
 namespace vmmd::img {
 
 int fail(const std::string& message) {
@@ -29,6 +31,18 @@ Result<std::map<std::string, std::string>> parseOptions(const std::string& text)
     pos = comma + 1;
   }
   return out;
+}
+
+Result<storage::CacheMode> parseCacheOption(const std::string& name) {
+  auto mode = parseDiskCache(name);
+  if (!mode) return mode.error();
+  return diskCacheFlags(*mode).direct ? storage::CacheMode::None : storage::CacheMode::Writeback;
+}
+
+Result<uint64_t> parseNumberOption(const char* option, const std::string& text) {
+  auto value = parseUnsigned(text);
+  if (!value) return value.error().withContext(option);
+  return *value;
 }
 
 std::string humanSize(uint64_t bytes) {

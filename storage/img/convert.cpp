@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/parse.h"
 #include "storage/img/common.h"
 #include "storage/qcow2.h"
 #include "storage/raw.h"
@@ -141,7 +143,12 @@ int cmdConvert(int argc, char** argv) {
       case 'q': progress = false; break;
       case 't': cache = optarg; break;
       case 'T': srcCache = optarg; break;
-      case 'm': workers = std::max(1, std::min(64, std::atoi(optarg))); break;
+      case 'm': {
+        auto n = parseNumberOption("-m", optarg);
+        if (!n) return fail(n.error().message());
+        workers = static_cast<int>(std::clamp<uint64_t>(*n, 1, 64));
+        break;
+      }
       case 'W': case 'U': break;
       default: return usageError("convert", "bad option");
     }
@@ -152,9 +159,9 @@ int cmdConvert(int argc, char** argv) {
   if (!sf) return fail(sf.error().message());
   auto df = parseFormat(dstFmt, false);
   if (!df) return fail(df.error().message());
-  auto dc = parseCacheMode(cache);
+  auto dc = parseCacheOption(cache);
   if (!dc) return fail(dc.error().message());
-  auto sc = parseCacheMode(srcCache);
+  auto sc = parseCacheOption(srcCache);
   if (!sc) return fail(sc.error().message());
   if (compress && *df != ImageFormat::Qcow2) return fail("compression (-c) needs -O qcow2");
   OpenOptions so;
@@ -182,7 +189,9 @@ int cmdConvert(int argc, char** argv) {
         } else if (k == "compat") {
           q.version = (v == "0.10" || v == "v2") ? 2 : 3;
         } else if (k == "refcount_bits") {
-          q.refcountBits = static_cast<uint32_t>(std::stoul(v));
+          auto bits = parseNumberOption("refcount_bits", v);
+          if (!bits) return fail(dstPath + ": " + bits.error().message());
+          q.refcountBits = static_cast<uint32_t>(*bits);
         } else {
           return fail(dstPath + ": unsupported option '" + k + "'");
         }

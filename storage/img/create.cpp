@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "base/parse.h"
 #include "storage/img/common.h"
 #include "storage/qcow2.h"
 #include "storage/raw.h"
@@ -44,7 +45,9 @@ int cmdCreate(int argc, char** argv) {
       else if (v == "1.1" || v == "v3") q.version = 3;
       else return fail(file + ": invalid compat value '" + v + "' (0.10 or 1.1)");
     } else if (k == "refcount_bits") {
-      q.refcountBits = static_cast<uint32_t>(std::stoul(v));
+      auto bits = parseNumberOption("refcount_bits", v);
+      if (!bits) return fail(file + ": " + bits.error().message());
+      q.refcountBits = static_cast<uint32_t>(*bits);
     } else if (k == "backing_file") {
       backing = v;
     } else if (k == "backing_fmt") {
@@ -56,17 +59,12 @@ int cmdCreate(int argc, char** argv) {
     }
   }
   uint64_t size = 0;
-  bool haveSize = false;
-  if (optind + 1 < argc) {
-    auto s = parseSize(argv[optind + 1]);
+  bool haveSize = optind + 1 < argc || o->count("size");
+  if (haveSize) {
+    auto s = parseSize(optind + 1 < argc ? std::string(argv[optind + 1]) : o->at("size"));
     if (!s) return fail(file + ": " + s.error().message());
+    if (*s > kMaxImageSize) return fail(file + ": the image size must be less than 8 EiB");
     size = *s;
-    haveSize = true;
-  } else if (o->count("size")) {
-    auto s = parseSize(o->at("size"));
-    if (!s) return fail(file + ": " + s.error().message());
-    size = *s;
-    haveSize = true;
   }
   if (*format == ImageFormat::Raw && !backing.empty()) return fail(file + ": raw images cannot have a backing file");
   if (!backing.empty()) {

@@ -16,7 +16,8 @@ const char kUsage[] =
     "  resize [-f FMT] [--shrink] [-q] FILE [+|-]SIZE\n"
     "  compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2\n"
     "  bench [-c COUNT] [-d DEPTH] [-f FMT] [-n] [-o OFFSET] [-s SIZE] [-S STEP] [-t CACHE] [-w] [-q] FILE\n"
-    "Sizes take k, M, G, T suffixes (powers of 1024).\n";
+    "SIZE: bytes, or with a K, M, G, T, P or E suffix in either case (powers of 1024; \"1.5G\").\n"
+    "CACHE: writeback, none, writethrough, directsync or unsafe (QEMU's cache modes).\n";
 
 }  // namespace
 

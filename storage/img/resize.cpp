@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "base/parse.h"
 #include "storage/img/common.h"
 
 namespace vmmd::img {
@@ -42,11 +43,12 @@ int cmdResize(int argc, char** argv) {
   if (!dev) return fail(dev.error().message());
   uint64_t cur = (*dev)->size();
   uint64_t target = *amount;
-  if (sign > 0) target = cur + *amount;
+  if (sign > 0) target = *amount > kMaxImageSize - cur ? kMaxImageSize + 1 : cur + *amount;
   if (sign < 0) {
     if (*amount > cur) return fail(file + ": new size would be negative");
     target = cur - *amount;
   }
+  if (target > kMaxImageSize) return fail(file + ": the image size must be less than 8 EiB");
   if (target < cur && !shrink) {
     return fail(file + ": use the --shrink option to perform a shrink operation (data beyond the new size is lost)");
   }

@@ -4,16 +4,16 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <fstream>
 #include <optional>
 
 #include <gtest/gtest.h>
 
 #include "base/unique_fd.h"
+#include "qmp/unix_socket.h"
 #include "tests/daemon/temp_dir.h"
 
 namespace vmmd::daemon {
@@ -21,26 +21,16 @@ namespace {
 
 using testing::TempDir;
 
-sockaddr_un address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
 UniqueFd listenAt(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  auto addr = address(path);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  EXPECT_EQ(::listen(fd.get(), 4), 0);
-  return fd;
+  auto fd = qmp::listenUnix(path, 4);
+  EXPECT_TRUE(fd.ok()) << fd.error().message();
+  return fd ? std::move(*fd) : UniqueFd();
 }
 
 UniqueFd connectTo(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  auto addr = address(path);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  return fd;
+  auto fd = qmp::connectUnix(path, true);
+  EXPECT_TRUE(fd.ok()) << fd.error().message();
+  return fd ? std::move(*fd) : UniqueFd();
 }
 
 class ConsoleRelayTest : public ::testing::Test {
@@ -127,6 +117,20 @@ TEST_F(ConsoleRelayTest, BacklogIsBounded) {
   for (int i = 0; i < 2000 && relay_->backlog().find("END") == std::string::npos; ++i) pump(1);
   EXPECT_EQ(relay_->backlog().size(), ConsoleRelay::kBacklogBytes);
   EXPECT_EQ(relay_->backlog().substr(relay_->backlog().size() - 3), "END");
+}
+
+TEST_F(ConsoleRelayTest, AttachSocketIsForOwnerAndGroupAndReplacesOnlyStaleSockets) {
+  { UniqueFd stale = listenAt(dir_.file("tty.sock")); }  // a vmmd that is gone left it
+  relay_ = std::make_unique<ConsoleRelay>(&loop_, dir_.file("console.log"));
+  ASSERT_TRUE(relay_->listen(dir_.file("tty.sock")).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.file("tty.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  std::ofstream(dir_.file("file.sock")) << "not a socket";
+  ConsoleRelay other(&loop_, dir_.file("other.log"));
+  auto refused = other.listen(dir_.file("file.sock"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message(), dir_.file("file.sock") + " exists and is not a socket");
 }
 
 TEST_F(ConsoleRelayTest, ConnectFailureIsReported) {

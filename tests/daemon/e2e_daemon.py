@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end tests of vmmd with real vmm workers and probe guests.
 
-usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon_kill9, errors, durability)
+usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon_kill9, errors, durability,
+                                 socket, poweroff_restart, qmp_fd)
 Each scenario runs its own vmmd in temporary directories and kills whatever it leaves behind."""
 import os
 import random
@@ -14,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (Client, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
+from vmmd_harness import (VMM, Client, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
                           scenario_main, state_of, wait_until)
 
 
@@ -253,6 +254,110 @@ def scenario_errors(d):
     check(d.proc.poll() is None, "vmmd died on malformed input")
     check(c.execute("vm-qmp", name="e1", command="query-status")["status"] == "running", "vmmd unusable after bad input")
     c.execute("vm-destroy", name="e1")
+
+
+def listening_socket_inode(path):
+    """The inode of the socket listening at `path`, from /proc/net/unix (flag __SO_ACCEPTCON)."""
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                return int(fields[6])
+    return None
+
+
+def socket_fds(pid, inode):
+    """Which of process `pid`'s fds are the socket `inode`."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                found.append(int(fd))
+        except OSError:
+            pass
+    return found
+
+
+def scenario_qmp_fd(d):
+    """vmmd binds each worker's QMP socket and passes it as fd 3 (-chardev socket,fd=3 + -mon):
+    only the worker holds it; a worker slower than the old 15 s socket deadline starts; one that
+    dies before its greeting fails the start at once with its own words; a file that is not a
+    socket where qmp.sock goes is refused, not removed."""
+    mode_file = os.path.join(d.tmp, "wrapper-mode")
+    wrapper = os.path.join(d.tmp, "vmm-wrapper")
+    with open(wrapper, "w") as f:
+        f.write(f"""#!/bin/sh
+case "$(cat {mode_file} 2>/dev/null)" in
+  slow) sleep 16 ;;
+  die) echo "vmm-wrapper: gave up before QMP" >&2; sleep 0.5; exit 3 ;;
+esac
+exec {os.path.abspath(VMM)} "$@"
+""")
+    os.chmod(wrapper, 0o755)
+    d.extra_args = ["--vmm", wrapper]
+    c = d.start()
+
+    c.execute("vm-define", definition=probe_definition("q1"))
+    c.execute("vm-start", name="q1")
+    ready(d, "q1")
+    pid = c.execute("vm-info", name="q1")["pid"]
+    with open(f"/proc/{pid}/cmdline") as f:
+        argv = f.read().split("\0")
+    check("socket,id=qmp,fd=3,server=on,wait=off" in argv and "chardev=qmp,mode=control" in argv, f"worker argv {argv}")
+    qmp_sock = os.path.join(d.run, "vms", "q1", "qmp.sock")
+    inode = listening_socket_inode(qmp_sock)
+    check(inode is not None, f"nothing listens at {qmp_sock}")
+    check(socket_fds(pid, inode) == [3], f"the worker's fds on the QMP listener: {socket_fds(pid, inode)}")
+    check(socket_fds(d.proc.pid, inode) == [], "vmmd kept the QMP listener open")
+    check(os.stat(qmp_sock).st_mode & 0o777 == 0o600, f"qmp.sock mode {os.stat(qmp_sock).st_mode & 0o777:o}")
+    check(c.execute("vm-qmp", name="q1", command="query-status")["status"] == "running", "vm-qmp over the passed socket")
+
+    # A worker that takes longer than the 15 s vmmd used to give its socket to appear.
+    with open(mode_file, "w") as f:
+        f.write("slow")
+    c.execute("vm-define", definition=probe_definition("q2"))
+    start = time.monotonic()
+    c.execute("vm-start", name="q2")
+    check(time.monotonic() - start >= 16, "the slow worker was not slow")
+    check(state_of(c, "q2") == "running", "slow worker not running")
+    ready(d, "q2")
+
+    # A worker that exits before it greets: reported at once, with its own last words.
+    with open(mode_file, "w") as f:
+        f.write("die")
+    c.execute("vm-define", definition=probe_definition("q3"))
+    start = time.monotonic()
+    try:
+        c.execute("vm-start", name="q3")
+        raise AssertionError("start of a worker that exits succeeded")
+    except QmpError as e:
+        check(e.desc == "VM 'q3': worker exited with status 3: vmm-wrapper: gave up before QMP", e.desc)
+    check(time.monotonic() - start < 10, f"the exit took {time.monotonic() - start:.1f} s to be reported")
+    check(state_of(c, "q3") == "shut-off", "failed start left a state")
+
+    # Something that is not a socket where the QMP socket goes: refused and left alone.
+    os.unlink(mode_file)
+    q4_dir = os.path.join(d.run, "vms", "q4")
+    os.makedirs(q4_dir, exist_ok=True)
+    with open(os.path.join(q4_dir, "qmp.sock"), "w") as f:
+        f.write("not a socket")
+    c.execute("vm-define", definition=probe_definition("q4"))
+    try:
+        c.execute("vm-start", name="q4")
+        raise AssertionError("start over a regular file succeeded")
+    except QmpError as e:
+        check("VM 'q4'" in e.desc and "exists and is not a socket" in e.desc, e.desc)
+    with open(os.path.join(q4_dir, "qmp.sock")) as f:
+        check(f.read() == "not a socket", "the file was replaced")
+
+    # Re-attach after a vmmd restart connects to the socket the worker still holds.
+    c.close()
+    d.kill9()
+    c = d.start()
+    wait_until(lambda: state_of(c, "q1") == "running" and state_of(c, "q2") == "running", 10, "re-attached")
+    check(c.execute("vm-qmp", name="q1", command="query-status")["status"] == "running", "vm-qmp after re-attach")
+    for name in ("q1", "q2"):
+        c.execute("vm-destroy", name=name)
 
 
 def scenario_socket(d):

@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "base/unique_fd.h"
 #include "daemon/definition/definition_json.h"
 #include "daemon/launch/worker_argv.h"
+#include "qmp/unix_socket.h"
 #include "tests/daemon/temp_dir.h"
 
 namespace vmmd::daemon {
@@ -32,12 +32,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTimeout = std::chrono::seconds(30);
 
 UniqueFd connectUnix(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
-  return fd;
+  auto fd = qmp::connectUnix(path);
+  return fd ? std::move(*fd) : UniqueFd();
 }
 
 // Reads from `fd` into `seen` until it contains `needle`; false on timeout or EOF.
@@ -97,6 +93,9 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
   }
   argv.push_back("-S");
   std::filesystem::create_directories(paths.dir);
+  // As vmmd: the QMP socket is bound and listening before QEMU starts, passed as kWorkerQmpFd.
+  auto qmp_listener = qmp::listenUnix(paths.qmp_socket);
+  ASSERT_TRUE(qmp_listener.ok()) << qmp_listener.error().message();
 
   QemuRun qemu;
   qemu.pid = ::fork();
@@ -105,6 +104,10 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
+    // What WorkerProcess::spawn has libuv do: fd 3 in QEMU, without close-on-exec.
+    int listener = qmp_listener->get();
+    if (listener == kWorkerQmpFd) ::fcntl(listener, F_SETFD, 0);
+    else ::dup2(listener, kWorkerQmpFd);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -112,29 +115,32 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
     ::_exit(127);
   }
 
-  // QMP and console sockets appear once QEMU has parsed and accepted the whole command line.
-  UniqueFd monitor;
-  for (auto deadline = Clock::now() + kTimeout; !monitor && Clock::now() < deadline;) {
+  qmp_listener->reset();  // QEMU holds it now: a connection cannot fail, however slowly it starts
+
+  // Connecting succeeds at once; the greeting comes once QEMU has accepted the whole command line
+  // and made its other sockets.
+  UniqueFd monitor = connectUnix(paths.qmp_socket);
+  ASSERT_TRUE(monitor) << "cannot connect to the passed QMP socket " << paths.qmp_socket;
+  std::string greeting;
+  if (!readUntil(monitor.get(), greeting, "\r\n")) {
     int status = 0;
-    if (::waitpid(qemu.pid, &status, WNOHANG) == qemu.pid) {
-      qemu.pid = -1;
-      FAIL() << "QEMU refused the argv (status " << status << "):\n" << readFile(log);
-    }
-    monitor = connectUnix(paths.qmp_socket);
-    if (!monitor) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (::waitpid(qemu.pid, &status, WNOHANG) == qemu.pid) qemu.pid = -1;
+    FAIL() << "no QMP greeting (QEMU refused the argv?): " << greeting << "\n" << readFile(log);
   }
-  ASSERT_TRUE(monitor) << "no QMP socket at " << paths.qmp_socket << "\n" << readFile(log);
+  EXPECT_NE(greeting.find("\"QMP\""), std::string::npos);
   UniqueFd console = connectUnix(paths.console_socket);
   ASSERT_TRUE(console) << "no console socket at " << paths.console_socket;
   if (def.agent) {
     EXPECT_TRUE(connectUnix(paths.qga_socket)) << "no agent socket at " << paths.qga_socket;
   }
   EXPECT_EQ(readFile(paths.pidfile), std::to_string(qemu.pid) + "\n");
-
-  std::string greeting;
-  ASSERT_TRUE(readUntil(monitor.get(), greeting, "\r\n")) << greeting;
-  EXPECT_NE(greeting.find("\"QMP\""), std::string::npos);
   EXPECT_NE(qmp(monitor.get(), R"({"execute": "qmp_capabilities"})").find("\"return\": {}"), std::string::npos);
+  // QEMU reports the passed socket by the path it is bound to.
+  std::string chardevs = qmp(monitor.get(), R"({"execute": "query-chardev"})");
+  EXPECT_NE(chardevs.find("\"filename\": \"unix:" + paths.qmp_socket + ",server=on\", \"label\": \"qmp\""),
+            std::string::npos)
+      << chardevs;
+
   // Every disk is there under its id, read-only where asked, with the right format.
   std::string block = qmp(monitor.get(), R"({"execute": "query-block"})");
   for (const DiskSpec& disk : def.disks) {

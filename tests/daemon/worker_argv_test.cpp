@@ -43,7 +43,8 @@ TEST(WorkerArgv, MinimalDefinition) {
             (Args{"-name", "guest=web1", "-uuid", "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "-m", "512", "-smp", "2",
                   "-cpu", "host", "-machine", "q35,accel=kvm", "-nodefaults", "-display", "none", "-kernel",
                   "/boot/vmlinuz", "-chardev", "socket,id=console,path=/run/vmmd/vms/web1/console.sock,server=on,wait=off",
-                  "-serial", "chardev:console", "-qmp", "unix:/run/vmmd/vms/web1/qmp.sock,server=on,wait=off",
+                  "-serial", "chardev:console", "-chardev", "socket,id=qmp,fd=3,server=on,wait=off",
+                  "-mon", "chardev=qmp,mode=control",
                   "-pidfile", "/run/vmmd/vms/web1/pid"}));
 }
 
@@ -61,7 +62,9 @@ TEST(WorkerArgv, EveryDevice) {
                   "-cpu", "host", "-machine", "q35,accel=kvm", "-nodefaults", "-display", "none",
                   "-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0 quiet",
                   // No -serial: serial is off. Commas in paths are doubled inside option values only.
-                  "-qmp", "unix:/r,,un/vms/db/qmp.sock,server=on,wait=off", "-pidfile", "/r,un/vms/db/pid",
+                  // QMP on the listening socket vmmd passes as fd 3 (it bound paths.qmp_socket).
+                  "-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
+                  "-pidfile", "/r,un/vms/db/pid",
                   "-drive", "file=/img/a,,b.qcow2,format=qcow2,if=virtio,readonly=off,cache=none,id=disk0",
                   "-drive", "file=/img/seed.raw,format=raw,if=virtio,readonly=on,cache=writeback,id=seed",
                   "-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",

@@ -2,7 +2,9 @@
 // session, the pidfd watch of an adopted (non-child) process, and pid-reuse protection.
 #include "daemon/supervisor/worker_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/process/process_identity.h"
+#include "qmp/unix_socket.h"
 #include "tests/daemon/temp_dir.h"
 
 namespace vmmd::daemon {
@@ -66,6 +69,36 @@ TEST(WorkerProcess, SpawnedChildLeadsItsOwnSessionAndReportsItsSignal) {
   EXPECT_EQ(exit->signal, SIGKILL);
   EXPECT_NE(exit->describe().find("killed by signal 9"), std::string::npos);
   EXPECT_FALSE((*p)->signal(SIGKILL).ok()) << "signalled a process that has exited";
+}
+
+// The QMP listener reaches the worker as fd 3 and nowhere else: vmmd's own fds (all close-on-exec,
+// like this second listener) stay behind, so no worker holds another VM's socket.
+TEST(WorkerProcess, PassedFdsLandFromFdThreeAndNothingElseLeaks) {
+  TempDir dir;
+  Loop loop;
+  auto passed = qmp::listenUnix(dir.file("qmp.sock"));
+  auto other = qmp::listenUnix(dir.file("other.sock"));
+  ASSERT_TRUE(passed.ok() && other.ok());
+  std::optional<WorkerExit> exit;
+  // The child lists its open fds as "N target" lines.
+  auto p = WorkerProcess::spawn(&loop.loop, "/bin/sh", {"-c", "for f in /proc/self/fd/*; do echo \"${f##*/} $(readlink $f)\"; done"},
+                                dir.file("log"), [&](const WorkerExit& e) { exit = e; }, {passed->get()});
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_TRUE(loop.runUntil([&] { return exit.has_value(); }));
+  EXPECT_EQ(exit->status, 0);
+  std::ifstream log(dir.file("log"));
+  std::string all((std::istreambuf_iterator<char>(log)), {});
+  auto socketName = [](int fd) {
+    struct stat st {};
+    ::fstat(fd, &st);
+    return "socket:[" + std::to_string(st.st_ino) + "]";
+  };
+  std::string passed_name = socketName(passed->get());
+  EXPECT_NE(all.find("\n3 " + passed_name + "\n"), std::string::npos) << "fd 3 is not the passed socket:\n" << all;
+  EXPECT_EQ(all.find(passed_name), all.rfind(passed_name)) << "the passed socket twice:\n" << all;
+  EXPECT_EQ(all.find(socketName(other->get())), std::string::npos) << "another socket leaked into the worker:\n" << all;
+  int flags = ::fcntl(passed->get(), F_GETFD);
+  EXPECT_TRUE(flags & FD_CLOEXEC) << "the parent's copy must stay close-on-exec";
 }
 
 TEST(WorkerProcess, SpawnOfAMissingBinaryFails) {

@@ -123,6 +123,8 @@ with tempfile.TemporaryDirectory() as tmp:
          f"directory {missing_dir}: No such file or directory", "serial socket in a missing directory"),
         (common + ["-kernel", probe, "-qmp", f"unix:{missing_dir}/q.sock,server=on,wait=off"],
          f"-qmp: socket {missing_dir}/q.sock: directory {missing_dir}", "QMP socket in a missing directory"),
+        (common + ["-kernel", probe, "-chardev", "socket,id=m0,fd=0,server=on,wait=off", "-mon", "chardev=m0,mode=control"],
+         "-qmp: fd 0 is not a Unix stream socket", "QMP monitor on a passed fd that is not a socket"),
         (common + ["-kernel", probe, "-device", "virtio-serial-pci", "-chardev",
                    f"socket,id=p0,path={missing_dir}/p.sock,server=on,wait=off", "-device", "virtserialport,chardev=p0"],
          "-device virtserialport: chardev 'p0'", "virtio-serial port socket in a missing directory"),

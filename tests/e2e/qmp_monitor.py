@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The worker's QMP monitors end to end: three monitors at once (-qmp twice, -chardev + -mon),
+"""The worker's QMP monitors end to end: four monitors at once (-qmp twice, -chardev + -mon, and
+-chardev socket,fd=N + -mon on a listening socket bound here and passed open, as vmmd does),
 events on all of them, -S/cont, bad clients (malformed JSON, a 100 MiB message, a client that
 floods 100 000 commands and never reads, a client that leaves mid-command) while the guest and
 the other monitors carry on, the power button through QMP, -no-shutdown, and quit.
@@ -112,19 +113,32 @@ if "ASAN_OPTIONS" in worker_env:
     worker_env["ASAN_OPTIONS"] += ":quarantine_size_mb=16:thread_local_quarantine_size_kb=64"
 
 with tempfile.TemporaryDirectory() as tmp:
-    a, b, c = (os.path.join(tmp, n) for n in ("a.sock", "b.sock", "c.sock"))
+    a, b, c, d = (os.path.join(tmp, n) for n in ("a.sock", "b.sock", "c.sock", "d.sock"))
+    passed = socket.socket(socket.AF_UNIX)
+    passed.bind(d)
+    passed.listen(4)
     proc = subprocess.Popen([vmm, "-nodefaults", "-m", "64", "-smp", "2", "-kernel", probe, "-append", "nochecks powerbutton",
                              "-serial", "stdio", "-S", "-no-shutdown",
                              "-qmp", f"unix:{a},server=on,wait=off", "-qmp", f"unix:{b},server=on,wait=off",
-                             "-chardev", f"socket,id=mon2,path={c},server=on,wait=off", "-mon", "chardev=mon2,mode=control"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env)
+                             "-chardev", f"socket,id=mon2,path={c},server=on,wait=off", "-mon", "chardev=mon2,mode=control",
+                             "-chardev", f"socket,id=mon3,fd={passed.fileno()},server=on,wait=off",
+                             "-mon", "chardev=mon3,mode=control"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env,
+                            pass_fds=(passed.fileno(),))
+    passed.close()
+    # The passed socket listens from before the worker runs: the first connect succeeds.
+    early = socket.socket(socket.AF_UNIX)
+    early.connect(d)
+    early.close()
+    md = Client(d)
     console = []
     threading.Thread(target=lambda: [console.append(l) for l in proc.stdout], daemon=True).start()
     ma, mb, mc = Client(a), Client(b), Client(c)
     check(ma.greeting["QMP"]["capabilities"] == ["oob"], "greeting advertises oob on every monitor")
+    check(md.greeting == ma.greeting, "the monitor on the passed fd greets as the others")
     check(mb.execute("query-status")["return"]["status"] == "prelaunch", "-S starts in prelaunch")
     check(mc.execute("cont") == {"return": {}}, "cont on the -mon monitor")
-    check(all(m.wait_event("RESUME") for m in (ma, mb, mc)), "RESUME reaches all three monitors")
+    check(all(m.wait_event("RESUME") for m in (ma, mb, mc, md)), "RESUME reaches all four monitors")
     deadline = time.monotonic() + 20
     while not any("name=ready" in l for l in console) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -180,6 +194,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check(reply.get("error", {}).get("desc") == "Resetting the Virtual Machine is required", "cont refused after shutdown")
     check(ma.execute("quit") == {"return": {}}, "quit answered")
     check(proc.wait(timeout=20) == 0, "quit exits 0")
+    check(not os.path.exists(a) and os.path.exists(d), "the worker removes the sockets it bound, not the passed one")
 
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)

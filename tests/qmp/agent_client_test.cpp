@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "qemu_ga.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd::qmp {
 namespace {
@@ -156,17 +156,14 @@ class FullListener {
  public:
   FullListener() : path_("/tmp/vmmd-agent-busy-" + std::to_string(::getpid()) + ".sock") {
     ::unlink(path_.c_str());
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
-    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(::listen(listener_.get(), 0), 0);
+    auto listener = listenUnix(path_, 0);
+    EXPECT_TRUE(listener.ok()) << listener.error().message();
+    if (listener) listener_ = std::move(*listener);
     // Fill the queue with plain connects until one would block.
     for (int i = 0; i < 8; ++i) {
-      UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
-      queued_.push_back(std::move(c));
+      auto c = connectUnix(path_, true);
+      if (!c) break;
+      queued_.push_back(std::move(*c));
     }
   }
   ~FullListener() { ::unlink(path_.c_str()); }

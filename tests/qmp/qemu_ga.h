@@ -4,7 +4,6 @@
 
 #include <signal.h>
 #include <spawn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +13,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "qmp/unix_socket.h"
 
 extern char** environ;
 
@@ -55,9 +56,9 @@ class QemuGa {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     if (::posix_spawn(&pid_, bin.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return false;
+    // Until it listens: the socket file exists from its bind, a moment before its listen().
     for (int i = 0; i < 1000; ++i) {
-      struct stat st {};
-      if (::stat(socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+      if (connectUnix(socket_).ok()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +10,7 @@
 
 #include "loop_thread.h"
 #include "qmp/sync_client.h"
+#include "qmp/unix_socket.h"
 #include "test_registry.h"
 
 #if defined(__has_feature)
@@ -68,12 +68,9 @@ struct ServerFixture {
 };
 
 UniqueFd rawConnect(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  return fd;
+  auto fd = connectUnix(path);
+  EXPECT_TRUE(fd.ok()) << fd.error().message();
+  return fd ? std::move(*fd) : UniqueFd();
 }
 
 long peakRssKiB() {
@@ -275,12 +272,8 @@ TEST(UvServer, ReadingResumesWhenADeferredReplyCompletes) {
 TEST(UvServer, ReplacesAStaleSocketFile) {
   std::string path = tempSocketPath("stale");
   {
-    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
     ::unlink(path.c_str());
-    ASSERT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_TRUE(listenUnix(path).ok());  // closed at once: its socket file stays behind
   }
   ServerFixture f("stale");
   EXPECT_TRUE(SyncClient::connect(f.path, 5s).ok());
@@ -294,16 +287,12 @@ TEST(UvServer, AdoptsConnectedAndListeningFds) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
   std::string path = tempSocketPath("adopt");
   ::unlink(path.c_str());
-  UniqueFd listening(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(::bind(listening.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listening.get(), 8), 0);
+  auto listening = listenUnix(path, 8);
+  ASSERT_TRUE(listening.ok()) << listening.error().message();
   loop.run([&] {
     server = std::make_unique<UvServer>(loop.loop(), t.registry);
     EXPECT_TRUE(server->adoptConnectedFd(pair[0]).ok());
-    EXPECT_TRUE(server->adoptListeningFd(listening.release()).ok());
+    EXPECT_TRUE(server->adoptListeningFd(listening->release()).ok());
   });
   auto c = SyncClient::adopt(UniqueFd(pair[1]), 5s);
   ASSERT_TRUE(c.ok()) << c.error().message();

@@ -8,18 +8,6 @@ namespace {
 
 using test::ScratchDir;
 
-TEST(StorageSize, ParsesSuffixes) {
-  EXPECT_EQ(*parseSize("4096"), 4096u);
-  EXPECT_EQ(*parseSize("64k"), 65536u);
-  EXPECT_EQ(*parseSize("1M"), 1u << 20);
-  EXPECT_EQ(*parseSize("1.5G"), 3ull << 29);
-  EXPECT_EQ(*parseSize("2T"), 2ull << 40);
-  EXPECT_FALSE(parseSize("12Q").ok());
-  EXPECT_FALSE(parseSize("abc").ok());
-  EXPECT_FALSE(parseSize("").ok());
-  EXPECT_NE(parseSize("5X").error().message().find("5X"), std::string::npos);
-}
-
 TEST(StorageRaw, ReadWriteZeroDiscardResize) {
   ScratchDir dir;
   std::string path = dir / "disk.raw";

@@ -1,11 +1,10 @@
 #include "vmm/chardev/chardev.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/unique_fd.h"
+#include "qmp/unix_socket.h"
 #include "vmm/chardev/socket_chardev.h"
 #include "vmm/chardev/stdio_chardev.h"
 
@@ -41,18 +40,10 @@ class NullChardev : public Chardev {
 
 }  // namespace
 
-Status prepareSocketPath(const std::string& owner, const std::string& path) {
-  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return Error(owner + ": socket path too long");
-  size_t slash = path.rfind('/');
-  std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  struct stat st {};
-  if (::stat(directory.c_str(), &st) < 0) return Error::fromErrno(owner + ": socket " + path + ": directory " + directory);
-  if (!S_ISDIR(st.st_mode)) return Error(owner + ": socket " + path + ": " + directory + " is not a directory");
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return Error(owner + ": " + path + " exists and is not a socket");
-    ::unlink(path.c_str());
-  }
-  return {};
+Result<UniqueFd> openSocketListener(const std::string& owner, const config::ChardevConfig& config, int backlog) {
+  auto fd = config.fd >= 0 ? qmp::adoptListeningUnix(config.fd) : qmp::listenUnix(config.path, backlog);
+  if (!fd) return fd.error().withContext(owner);
+  return fd;
 }
 
 Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,

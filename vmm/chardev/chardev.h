@@ -3,6 +3,7 @@
 // delivered on the main loop thread to the receiver.
 #pragma once
 
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <functional>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "vmm/config/machine_config.h"
 
 namespace vmmd {
@@ -40,10 +42,11 @@ class Chardev {
   Receiver receiver_;
 };
 
-// Before a server=on socket (chardev, virtio-serial port, QMP monitor) is bound at `path`: the
-// path fits in a sockaddr_un, its directory exists, and a socket left there by a dead process is
-// removed (any other file is not ours to remove). Errors start with `owner` ("chardev 'c0'").
-Status prepareSocketPath(const std::string& owner, const std::string& path);
+// The listening socket of a server=on socket chardev (serial, virtio-serial port, QMP monitor):
+// the one the parent passed as fd=N, or one bound at path= (qmp::listenUnix: a socket left there
+// by a dead process is replaced, any other file refused). Errors start with `owner` ("chardev 'c0'").
+Result<UniqueFd> openSocketListener(const std::string& owner, const config::ChardevConfig& config,
+                                    int backlog = SOMAXCONN);
 
 // `on_quit` is called when the user types Ctrl-A x on a stdio terminal (QEMU's escape).
 Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,

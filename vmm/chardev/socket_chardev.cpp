@@ -6,22 +6,28 @@
 
 #include <cerrno>
 
+#include "qmp/unix_socket.h"
+
 namespace vmmd {
 
 Result<std::unique_ptr<SocketChardev>> SocketChardev::listen(uv_loop_t* loop, const config::ChardevConfig& config) {
-  if (auto st = prepareSocketPath("chardev '" + config.id + "'", config.path); !st) return st.error();
-  auto chardev = std::make_unique<SocketChardev>(config.id, config.path, loop);
+  std::string owner = "chardev '" + config.id + "'";
+  auto listener = openSocketListener(owner, config, 4);
+  if (!listener) return listener.error();
+  auto chardev = std::make_unique<SocketChardev>(config.id, qmp::boundPath(listener->get()), loop);
+  chardev->owns_path_ = config.fd < 0;  // a socket passed by fd stays where its owner bound it
   auto server = std::make_unique<uv_pipe_t>();
-  if (int rc = uv_pipe_init(loop, server.get(), 0); rc < 0) return Error("chardev '" + config.id + "': " + uv_strerror(rc));
+  if (int rc = uv_pipe_init(loop, server.get(), 0); rc < 0) return Error(owner + ": " + uv_strerror(rc));
   chardev->server_.reset(server.release());
   chardev->server_->data = chardev.get();
-  if (int rc = uv_pipe_bind(chardev->server_.get(), config.path.c_str()); rc < 0) {
-    return Error("chardev '" + config.id + "': bind " + config.path + ": " + uv_strerror(rc));
+  if (int rc = uv_pipe_open(chardev->server_.get(), listener->get()); rc < 0) {
+    return Error(owner + ": " + chardev->path_ + ": " + uv_strerror(rc));
   }
+  listener->release();  // the pipe handle closes it
   int rc = uv_listen(reinterpret_cast<uv_stream_t*>(chardev->server_.get()), 4, [](uv_stream_t* server, int status) {
     if (status == 0) static_cast<SocketChardev*>(server->data)->onConnection();
   });
-  if (rc < 0) return Error("chardev '" + config.id + "': listen " + config.path + ": " + uv_strerror(rc));
+  if (rc < 0) return Error(owner + ": listen " + chardev->path_ + ": " + uv_strerror(rc));
 
   auto async = std::make_unique<uv_async_t>();
   uv_async_init(loop, async.get(), [](uv_async_t* handle) {
@@ -52,7 +58,7 @@ SocketChardev::~SocketChardev() {
   std::lock_guard lock(mutex_);
   writable_poll_.reset();
   writer_.reset();
-  if (server_) ::unlink(path_.c_str());
+  if (server_ && owns_path_) ::unlink(path_.c_str());
 }
 
 bool SocketChardev::connected() const {

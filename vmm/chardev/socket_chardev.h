@@ -33,6 +33,7 @@ class SocketChardev : public Chardev {
   void flushLocked();  // mutex_ held
 
   std::string path_;
+  bool owns_path_ = false;  // bound by us (path=), so removed when we close
   uv_loop_t* loop_;
   UvHandle<uv_pipe_t> server_;
   UvHandle<uv_pipe_t> client_;

@@ -2,32 +2,25 @@
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
+#include "qmp/unix_socket.h"
 #include "vmm/chardev/chardev.h"
 
 namespace vmmd {
 
 Result<std::unique_ptr<SocketPort>> SocketPort::listen(uv_loop_t* loop, const config::ChardevConfig& config) {
   auto port = std::make_unique<SocketPort>(loop);
-  port->path_ = config.path;
   auto update = UvLoopTrigger::create(loop, [raw = port.get()] { raw->updatePoll(); });
   if (!update) return update.error().withContext("chardev '" + config.id + "'");
   port->update_ = std::move(*update);
-  if (auto st = prepareSocketPath("chardev '" + config.id + "'", config.path); !st) return st.error();
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, config.path.c_str(), config.path.size() + 1);
-  port->listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!port->listener_) return Error::fromErrno("chardev '" + config.id + "': socket");
-  if (::bind(port->listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) < 0 ||
-      ::listen(port->listener_.get(), 4) < 0) {
-    return Error::fromErrno("chardev '" + config.id + "': " + config.path);
-  }
+  auto listener = openSocketListener("chardev '" + config.id + "'", config, 4);
+  if (!listener) return listener.error();
+  port->listener_ = std::move(*listener);
+  port->path_ = qmp::boundPath(port->listener_.get());
+  port->owns_path_ = config.fd < 0;  // a socket passed by fd stays where its owner bound it
   auto poll = std::make_unique<uv_poll_t>();
   if (uv_poll_init(loop, poll.get(), port->listener_.get()) != 0) return Error("chardev '" + config.id + "': uv_poll_init");
   port->listen_poll_.reset(poll.release());
@@ -41,7 +34,7 @@ Result<std::unique_ptr<SocketPort>> SocketPort::listen(uv_loop_t* loop, const co
 SocketPort::~SocketPort() {
   client_poll_.reset();
   listen_poll_.reset();
-  if (listener_) ::unlink(path_.c_str());
+  if (listener_ && owns_path_) ::unlink(path_.c_str());
 }
 
 void SocketPort::accept() {

@@ -39,6 +39,7 @@ class SocketPort : public virtio::PortBackend {
 
   uv_loop_t* loop_;
   std::string path_;
+  bool owns_path_ = false;  // bound by us (path=), so removed when we close
   UniqueFd listener_;
   UniqueFd client_;
   UvHandle<uv_poll_t> listen_poll_;

@@ -2,24 +2,11 @@
 
 #include <algorithm>
 
+#include "base/parse.h"
 #include "vmm/config/keyval.h"
 
 namespace vmmd::config {
 namespace {
-
-// QEMU's cache modes as (direct, no-flush); writeback caching on is implied for all of these.
-Status applyCacheMode(const std::string& option, const std::string& mode, bool& direct, bool& no_flush) {
-  if (mode == "writeback" || mode == "writethrough") {
-    direct = false, no_flush = false;
-  } else if (mode == "none" || mode == "directsync") {
-    direct = true, no_flush = false;
-  } else if (mode == "unsafe") {
-    direct = false, no_flush = true;
-  } else {
-    return Error(option + ": cache mode '" + mode + "' is unknown (none, writeback, writethrough, directsync, unsafe)");
-  }
-  return {};
-}
 
 Status checkFormat(const std::string& option, const std::string& format) {
   if (format.empty() || format == "raw" || format == "qcow2") return {};
@@ -43,7 +30,10 @@ Status parseDrive(const std::string& option, const std::string& arg, MachineConf
   if (!read_only) return read_only.error();
   drive.read_only = *read_only;
   if (auto cache = kv->take("cache")) {
-    if (auto st = applyCacheMode(option, *cache, drive.direct, drive.no_flush); !st) return st;
+    auto mode = parseDiskCache(*cache);
+    if (!mode) return mode.error().withContext(option);
+    drive.direct = diskCacheFlags(*mode).direct;
+    drive.no_flush = diskCacheFlags(*mode).no_flush;
   }
   std::string media = kv->take("media").value_or("disk");
   if (media != "disk") return Error(option + ": media=" + media + " is not supported (disk)");

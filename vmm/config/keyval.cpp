@@ -1,7 +1,6 @@
 #include "vmm/config/keyval.h"
 
-#include <charconv>
-#include <limits>
+#include "base/parse.h"
 
 namespace vmmd::config {
 
@@ -43,6 +42,13 @@ Result<KeyValues> KeyValues::parse(std::string_view option, std::string_view tex
   return out;
 }
 
+KeyValues KeyValues::fromPairs(std::string_view option, const std::map<std::string, std::string>& pairs) {
+  KeyValues out;
+  out.option_ = std::string(option);
+  for (const auto& [key, value] : pairs) out.items_.push_back({key, value});
+  return out;
+}
+
 bool KeyValues::has(std::string_view key) const {
   for (const auto& item : items_) {
     if (item.key == key) return true;
@@ -64,8 +70,8 @@ std::optional<std::string> KeyValues::take(std::string_view key) {
 Result<bool> KeyValues::takeBool(std::string_view key, bool fallback) {
   auto value = take(key);
   if (!value) return fallback;
-  if (*value == "on" || *value == "yes" || *value == "true") return true;
-  if (*value == "off" || *value == "no" || *value == "false") return false;
+  auto parsed = parseOnOff(*value);
+  if (parsed) return *parsed;
   return Error(option_ + ": parameter '" + std::string(key) + "' expects 'on' or 'off', not '" + *value + "'");
 }
 
@@ -97,55 +103,6 @@ Status KeyValues::finish() const {
     return Error(option_ + ": invalid parameter '" + item.key + "'");
   }
   return {};
-}
-
-Result<uint64_t> parseUnsigned(std::string_view text) {
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-    return Error("'" + std::string(text) + "' is not a number");
-  }
-  return value;
-}
-
-Result<uint64_t> parseSize(std::string_view text, uint64_t default_unit) {
-  if (text.empty()) return Error("empty size");
-  uint64_t unit = default_unit;
-  std::string_view digits = text;
-  switch (text.back()) {
-    case 'b': case 'B': unit = 1; break;
-    case 'k': case 'K': unit = 1ull << 10; break;
-    case 'm': case 'M': unit = 1ull << 20; break;
-    case 'g': case 'G': unit = 1ull << 30; break;
-    case 't': case 'T': unit = 1ull << 40; break;
-    default: unit = 0; break;
-  }
-  if (unit) {
-    digits.remove_suffix(1);
-  } else {
-    unit = default_unit;
-  }
-  // QEMU accepts a decimal fraction ("1.5G"); the result must still be whole bytes.
-  std::string_view whole = digits, fraction;
-  if (auto dot = digits.find('.'); dot != std::string_view::npos) {
-    whole = digits.substr(0, dot);
-    fraction = digits.substr(dot + 1);
-  }
-  auto invalid = [&] { return Error("'" + std::string(text) + "' is not a size (a number with an optional k/M/G/T suffix)"); };
-  auto number = parseUnsigned(whole);
-  if (!number || (digits.find('.') != std::string_view::npos && fraction.empty()) || fraction.size() > 9) return invalid();
-  if (*number > std::numeric_limits<uint64_t>::max() / unit) return Error("size '" + std::string(text) + "' is too large");
-  uint64_t bytes = *number * unit;
-  if (!fraction.empty()) {
-    auto parts = parseUnsigned(fraction);
-    if (!parts) return invalid();
-    uint64_t scale = 1;
-    for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
-    unsigned __int128 extra = static_cast<unsigned __int128>(*parts) * unit;
-    if (extra % scale) return Error("size '" + std::string(text) + "' is not a whole number of bytes");
-    bytes += static_cast<uint64_t>(extra / scale);
-  }
-  return bytes;
 }
 
 }  // namespace vmmd::config

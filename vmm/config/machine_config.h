@@ -16,12 +16,13 @@ struct CpuConfig {
   std::vector<std::pair<std::string, bool>> features;
 };
 
-// -chardev socket,id=ID,path=P,server=on,wait=off | -chardev stdio,id=ID | -chardev file,id=ID,path=P
+// -chardev socket,id=ID,path=P|fd=N,server=on,wait=off | -chardev stdio,id=ID | -chardev file,id=ID,path=P
 struct ChardevConfig {
   enum class Backend { Socket, Stdio, File, Null };
   std::string id;
   Backend backend = Backend::Null;
   std::string path;
+  int fd = -1;  // socket: a listening socket inherited from the parent, instead of path
   bool server = false;
   bool wait = true;
 };

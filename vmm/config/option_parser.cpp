@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <optional>
 #include <string_view>
 
+#include "base/parse.h"
 #include "vmm/config/drive_options.h"
 #include "vmm/config/keyval.h"
 
@@ -33,10 +35,30 @@ struct OptionSpec {
   Handler handle;
 };
 
+// fd=N: a file descriptor the parent process left open for us; nullopt when absent.
+Result<std::optional<int>> takeFd(KeyValues& kv) {
+  auto text = kv.take("fd");
+  if (!text) return std::optional<int>();
+  auto n = parseUnsigned(*text);
+  if (!n || *n > 65535) return Error(kv.option() + ": fd=" + *text + " is not a file descriptor");
+  return std::optional<int>(static_cast<int>(*n));
+}
+
+// path=P, or (as QEMU) fd=N: a socket the parent process bound and listens on, passed open.
 Status parseSocketPath(ParseState& state, KeyValues& kv, ChardevConfig& chardev) {
   auto path = kv.take("path");
-  if (!path || path->empty()) return Error(kv.option() + ": socket chardev needs path=");
-  chardev.path = *path;
+  auto fd = takeFd(kv);
+  if (!fd) return fd.error();
+  bool has_path = path && !path->empty();
+  if (!has_path && !*fd) return Error(kv.option() + ": socket chardev needs path= or fd=");
+  if (has_path && *fd) return Error(kv.option() + ": socket chardev takes path= or fd=, not both");
+  chardev.path = path.value_or("");
+  chardev.fd = fd->value_or(-1);
+  for (const auto& other : state.config.chardevs) {
+    if (chardev.fd >= 0 && other.fd == chardev.fd) {
+      return Error(kv.option() + ": fd=" + std::to_string(chardev.fd) + " is chardev '" + other.id + "' already");
+    }
+  }
   // QEMU still accepts the old bare flags "server" and "nowait".
   bool legacy_server = false, legacy_nowait = false;
   for (const auto& flag : kv.takeFlags()) {
@@ -55,7 +77,6 @@ Status parseSocketPath(ParseState& state, KeyValues& kv, ChardevConfig& chardev)
   chardev.server = *server;
   chardev.wait = *wait;
   if (!chardev.server) return Error(kv.option() + ": only server=on sockets are supported");
-  (void)state;
   return {};
 }
 
@@ -181,8 +202,9 @@ Status parseCpu(ParseState& state, const std::string& option, const std::string&
   }
   // The remaining keys are "feature=on|off".
   for (const auto& [feature, value] : kv->takeRemaining()) {
-    if (value != "on" && value != "off") return Error(option + ": " + feature + "=" + value + ": expected on or off");
-    state.config.cpu.features.emplace_back(feature, value == "on");
+    auto on = parseOnOff(value);
+    if (!on) return Error(option + ": " + feature + "=" + value + ": expected on or off");
+    state.config.cpu.features.emplace_back(feature, *on);
   }
   return kv->finish();
 }
@@ -302,7 +324,7 @@ const std::vector<OptionSpec>& optionTable() {
       {"append", true, "CMDLINE   kernel command line",
        [](ParseState& s, const std::string&, const std::string& a) { s.config.append = a; return Status{}; }},
       {"serial", true, "stdio|null|none|unix:PATH,server=on,wait=off|file:PATH|chardev:ID", parseSerial},
-      {"chardev", true, "socket,id=ID,path=P,server=on,wait=off | stdio,id=ID | file,id=ID,path=P", parseChardev},
+      {"chardev", true, "socket,id=ID,path=P|fd=N,server=on,wait=off | stdio,id=ID | file,id=ID,path=P", parseChardev},
       {"qmp", true, "unix:PATH,server=on,wait=off   QMP monitor",
        [](ParseState& s, const std::string& o, const std::string& a) { return parseQmp(s, o, a, false); }},
       {"qmp-pretty", true, "unix:PATH,server=on,wait=off   QMP monitor, pretty-printed",
@@ -319,11 +341,9 @@ const std::vector<OptionSpec>& optionTable() {
          netdev.id = kv->take("id").value_or("");
          if (netdev.id.empty()) return Error(o + ": id= is required");
          netdev.ifname = kv->take("ifname").value_or("");
-         if (auto fd = kv->take("fd")) {
-           auto n = parseUnsigned(*fd);
-           if (!n || *n > 65535) return Error(o + ": fd=" + *fd + " is not a file descriptor");
-           netdev.fd = static_cast<int>(*n);
-         }
+         auto fd = takeFd(*kv);
+         if (!fd) return fd.error();
+         netdev.fd = fd->value_or(-1);
          for (const char* key : {"script", "downscript"}) {
            auto script = kv->take(key);
            if (script && *script != "no" && !script->empty()) {

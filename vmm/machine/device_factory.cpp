@@ -1,7 +1,8 @@
 #include "vmm/machine/device_factory.h"
 
-#include "vmm/config/keyval.h"
+#include "base/parse.h"
 #include "net/tap.h"
+#include "vmm/config/keyval.h"
 #include "vmm/devices/virtio/rng.h"
 
 namespace vmmd {
@@ -13,10 +14,10 @@ Result<int> parseSlot(const std::string& option, const std::string& text) {
   if (text.find('.') != std::string::npos && text.substr(text.find('.') + 1) != "0") {
     return Error(option + ": addr=" + text + ": only function 0 is supported");
   }
-  char* end = nullptr;
-  long value = std::strtol(slot.c_str(), &end, 16);
-  if (slot.empty() || *end || value < 1 || value > 31) return Error(option + ": addr=" + text + " is not a PCI slot (1-1f)");
-  return static_cast<int>(value);
+  // Hexadecimal with or without 0x (libvirt writes addr=0x3).
+  auto value = parseUnsigned(slot.rfind("0x", 0) == 0 || slot.rfind("0X", 0) == 0 ? slot : "0x" + slot);
+  if (!value || *value < 1 || *value > 31) return Error(option + ": addr=" + text + " is not a PCI slot (1-1f)");
+  return static_cast<int>(*value);
 }
 
 // The ports of one virtio-serial controller: those whose bus= names it ("ID.0"), or, without
@@ -36,18 +37,15 @@ Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t i : mine) {
       const config::DeviceConfig& port = *context.ports[i];
-      std::string option = "-device " + port.driver;
-      auto props = port.properties;
-      auto nr = props.find("nr");
-      if ((pass == 0) != (nr != props.end())) continue;
+      auto kv = config::KeyValues::fromPairs("-device " + port.driver, port.properties);
+      const std::string& option = kv.option();
+      if ((pass == 0) != kv.has("nr")) continue;
       virtio::PortSpec spec;
       spec.console = port.driver == "virtconsole";
-      if (nr != props.end()) {
-        char* end = nullptr;
-        unsigned long n = std::strtoul(nr->second.c_str(), &end, 0);
-        if (*end || n >= max_ports) return Error(option + ": nr=" + nr->second + " is not a port number below " + std::to_string(max_ports));
-        spec.number = static_cast<uint32_t>(n);
-        props.erase(nr);
+      if (auto nr = kv.take("nr")) {
+        auto n = parseUnsigned(*nr);
+        if (!n || *n >= max_ports) return Error(option + ": nr=" + *nr + " is not a port number below " + std::to_string(max_ports));
+        spec.number = static_cast<uint32_t>(*n);
       } else {
         uint32_t n = spec.console && !used_numbers[0] ? 0 : 1;
         while (n < max_ports && used_numbers[n]) ++n;
@@ -56,22 +54,15 @@ Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id
       }
       if (used_numbers[spec.number]) return Error(option + ": port " + std::to_string(spec.number) + " is taken");
       used_numbers[spec.number] = true;
-      auto chardev = props.find("chardev");
-      if (chardev == props.end()) return Error(option + ": chardev= is required");
-      auto backend = context.open_port(chardev->second);
+      auto chardev = kv.take("chardev");
+      if (!chardev) return Error(option + ": chardev= is required");
+      auto backend = context.open_port(*chardev);
       if (!backend) return backend.error().withContext(option);
       spec.backend = std::move(*backend);
-      props.erase(chardev);
-      if (auto name = props.find("name"); name != props.end()) {
-        spec.name = name->second;
-        props.erase(name);
-      }
-      if (auto id = props.find("id"); id != props.end()) {
-        spec.id = id->second;
-        props.erase(id);
-      }
-      props.erase("bus");
-      if (!props.empty()) return Error(option + ": invalid parameter '" + props.begin()->first + "'");
+      spec.name = kv.take("name").value_or("");
+      spec.id = kv.take("id").value_or("");
+      (void)kv.take("bus");
+      if (auto st = kv.finish(); !st) return st.error();
       (*context.ports_taken)[i] = true;
       specs.push_back(std::move(spec));
     }
@@ -86,67 +77,59 @@ bool isSerialPort(const config::DeviceConfig& config) {
 }
 
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
-  std::string option = "-device " + config.driver;
+  auto kv = config::KeyValues::fromPairs("-device " + config.driver, config.properties);
+  const std::string& option = kv.option();
   PlannedDevice planned;
-  auto properties = config.properties;
-  auto take = [&](const char* key) -> std::optional<std::string> {
-    auto it = properties.find(key);
-    if (it == properties.end()) return std::nullopt;
-    std::string value = it->second;
-    properties.erase(it);
-    return value;
-  };
-  if (auto id = take("id")) planned.id = *id;
-  if (auto addr = take("addr")) {
+  if (auto id = kv.take("id")) planned.id = *id;
+  if (auto addr = kv.take("addr")) {
     auto slot = parseSlot(option, *addr);
     if (!slot) return slot.error();
     planned.slot = *slot;
   }
-  if (auto bus = take("bus"); bus && *bus != "pci.0" && *bus != "pcie.0") {
+  if (auto bus = kv.take("bus"); bus && *bus != "pci.0" && *bus != "pcie.0") {
     return Error(option + ": bus '" + *bus + "' does not exist (pci.0)");
   }
 
   if (config.driver == "virtio-rng-pci") {
-    (void)take("rng");  // QEMU's rng backend object; ours always reads /dev/urandom
+    (void)kv.take("rng");  // QEMU's rng backend object; ours always reads /dev/urandom
     auto rng = virtio::VirtioRng::create();
     if (!rng) return rng.error();
     planned.device = std::move(*rng);
   } else if (config.driver == "virtio-net-pci") {
-    auto netdev_id = take("netdev");
+    auto netdev_id = kv.take("netdev");
     if (!netdev_id) return Error(option + ": netdev= is required");
     const config::NetdevConfig* netdev = context.machine.findNetdev(*netdev_id);
     if (!netdev) return Error(option + ": netdev '" + *netdev_id + "' not found");
     std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + context.nics++)};  // QEMU's default
-    if (auto text = take("mac")) {
+    if (auto text = kv.take("mac")) {
       auto parsed = net::parseMac(*text);
       if (!parsed) return parsed.error().withContext(option);
       mac = *parsed;
     }
-    for (const char* accepted : {"mq", "vectors", "romfile", "bootindex", "rx_queue_size", "tx_queue_size"}) (void)take(accepted);
+    for (const char* accepted : {"mq", "vectors", "romfile", "bootindex", "rx_queue_size", "tx_queue_size"}) (void)kv.take(accepted);
     auto backend = context.open_netdev(*netdev);
     if (!backend) return backend.error().withContext(option);
     planned.device = std::make_unique<virtio::VirtioNet>(std::move(*backend), mac);
     planned.netdev = *netdev_id;
   } else if (config.driver == "virtio-serial-pci") {
     uint32_t max_ports = 31;  // QEMU's default
-    if (auto text = take("max_ports")) {
-      char* end = nullptr;
-      unsigned long n = std::strtoul(text->c_str(), &end, 0);
-      if (*end || n < 1 || n > 511) return Error(option + ": max_ports=" + *text + " must be 1..511");
-      max_ports = static_cast<uint32_t>(n);
+    if (auto text = kv.take("max_ports")) {
+      auto n = parseUnsigned(*text);
+      if (!n || *n < 1 || *n > 511) return Error(option + ": max_ports=" + *text + " must be 1..511");
+      max_ports = static_cast<uint32_t>(*n);
     }
-    (void)take("vectors");
+    (void)kv.take("vectors");
     bool first = context.serial_controllers++ == 0;
     auto ports = takePorts(planned.id, first, max_ports, context);
     if (!ports) return ports.error();
     planned.device = std::make_unique<virtio::VirtioConsole>(max_ports, std::move(*ports), context.port_changed);
   } else if (config.driver == "virtio-blk-pci") {
-    auto drive_id = take("drive");
+    auto drive_id = kv.take("drive");
     if (!drive_id) return Error(option + ": drive= is required");
     const config::DriveConfig* drive = context.machine.findDrive(*drive_id);
     if (!drive) return Error(option + ": drive '" + *drive_id + "' not found");
-    std::string serial = take("serial").value_or(*drive_id);
-    for (const char* accepted : {"num-queues", "queue-size", "bootindex", "config-wce", "scsi", "write-cache"}) (void)take(accepted);
+    std::string serial = kv.take("serial").value_or(*drive_id);
+    for (const char* accepted : {"num-queues", "queue-size", "bootindex", "config-wce", "scsi", "write-cache"}) (void)kv.take(accepted);
     storage::OpenOptions open;
     auto format = storage::parseFormat(drive->format.empty() ? "auto" : drive->format);
     if (!format) return format.error().withContext(option);
@@ -168,7 +151,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
   } else {
     return Error(option + ": device '" + config.driver + "' is not supported");
   }
-  if (!properties.empty()) return Error(option + ": invalid parameter '" + properties.begin()->first + "'");
+  if (auto st = kv.finish(); !st) return st.error();
   return planned;
 }
 

@@ -45,13 +45,17 @@ QmpMonitor::QmpMonitor(uv_loop_t* loop, Worker& worker) : loop_(loop), worker_(w
 
 QmpMonitor::~QmpMonitor() { close(); }
 
-Status QmpMonitor::listen(const std::string& path, bool pretty) {
+Status QmpMonitor::listen(const config::ChardevConfig& chardev, bool pretty) {
   (void)pretty;  // replies are always compact, which every QMP client parses
-  if (auto st = prepareSocketPath("-qmp", path); !st) return st;
+  auto listener = openSocketListener("-qmp", chardev);
+  if (!listener) return listener.error();
   qmp::UvServerOptions options;
   options.session.versionJson = qmpVersionJson();
   auto server = std::make_unique<qmp::UvServer>(loop_, registry_, options);
-  if (auto st = server->listen(path); !st) return st.error().withContext("-qmp " + path);
+  // A socket passed by fd (vmmd's) stays where its owner bound it; one we bound goes with us.
+  if (auto st = server->adoptListeningFd(listener->release(), chardev.fd < 0 ? chardev.path : ""); !st) {
+    return st.error().withContext("-qmp");
+  }
   servers_.push_back(std::move(server));
   return {};
 }

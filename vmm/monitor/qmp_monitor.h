@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "qmp/command_registry.h"
 #include "qmp/uv_server.h"
+#include "vmm/config/machine_config.h"
 
 namespace vmmd {
 
@@ -26,8 +27,9 @@ class QmpMonitor {
   QmpMonitor(uv_loop_t* loop, Worker& worker);
   ~QmpMonitor();
 
-  // One server per -qmp/-mon socket path.
-  Status listen(const std::string& path, bool pretty);
+  // One server per -qmp/-mon socket chardev: bound at its path=, or the listening socket its fd=
+  // names (passed open by vmmd, which then never waits for the socket to appear).
+  Status listen(const config::ChardevConfig& chardev, bool pretty);
   void event(std::string_view name, const qmp::JsonValue* data = nullptr);
   // SHUTDOWN/RESET carry {"guest": bool, "reason": ShutdownCause}.
   void causeEvent(std::string_view name, bool guest, std::string_view reason);

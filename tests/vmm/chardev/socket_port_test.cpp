@@ -1,8 +1,8 @@
 #include "vmm/chardev/socket_port.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/unique_fd.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd {
 namespace {
@@ -44,14 +45,10 @@ class SocketPortTest : public ::testing::Test {
     (void)std::system(cleanup.c_str());
   }
   UniqueFd connectClient() {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::string path = dir_ + "/port.sock";
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    while (!port_->connected()) uv_run(&loop_, UV_RUN_ONCE);
-    return fd;
+    auto fd = qmp::connectUnix(dir_ + "/port.sock");
+    EXPECT_TRUE(fd.ok()) << fd.error().message();
+    while (fd && !port_->connected()) uv_run(&loop_, UV_RUN_ONCE);
+    return fd ? std::move(*fd) : UniqueFd();
   }
   // Runs the loop until `done` or 5 s; true if done.
   bool runUntil(const std::atomic<bool>& done) {
@@ -103,6 +100,39 @@ TEST_F(SocketPortTest, ReadinessWithdrawnFromAnotherThreadStopsTheCallbacks) {
   int before = calls;
   for (int i = 0; i < 20; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
   EXPECT_EQ(calls, before) << "still polled for reading after waitReadable(false) from another thread";
+}
+
+// -chardev socket,fd=N: a listening socket the parent bound (vmmd's way) is served as it is, and
+// left where its owner bound it when the port goes.
+TEST_F(SocketPortTest, ServesAListeningSocketPassedByFd) {
+  std::string path = dir_ + "/passed.sock";
+  auto listener = qmp::listenUnix(path);
+  ASSERT_TRUE(listener.ok()) << listener.error().message();
+  config::ChardevConfig chardev;
+  chardev.id = "chr1";
+  chardev.backend = config::ChardevConfig::Backend::Socket;
+  chardev.fd = listener->release();
+  chardev.server = true;
+  auto port = SocketPort::listen(&loop_, chardev);
+  ASSERT_TRUE(port.ok()) << port.error().message();
+  EXPECT_EQ((*port)->path(), path);
+  auto client = qmp::connectUnix(path);
+  ASSERT_TRUE(client.ok());
+  for (int i = 0; i < 1000 && !(*port)->connected(); ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_TRUE((*port)->connected());
+  port->reset();
+  EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "removed a socket file it did not bind";
+}
+
+TEST_F(SocketPortTest, RefusesAPassedFdThatIsNotAListeningSocket) {
+  config::ChardevConfig chardev;
+  chardev.id = "chr1";
+  chardev.backend = config::ChardevConfig::Backend::Socket;
+  chardev.fd = STDERR_FILENO;  // open, but no socket (or not a listening one)
+  auto port = SocketPort::listen(&loop_, chardev);
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.error().message().rfind("chardev 'chr1': fd 2 ", 0), 0u) << port.error().message();
+  EXPECT_GE(::fcntl(STDERR_FILENO, F_GETFD), 0) << "closed an fd it did not take";
 }
 
 }  // namespace

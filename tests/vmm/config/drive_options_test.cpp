@@ -57,7 +57,7 @@ TEST(Drive, CacheModesMapToDirectAndNoFlush) {
     bool direct, no_flush;
   };
   for (Case c : {Case{"none", true, false}, Case{"directsync", true, false}, Case{"writeback", false, false},
-                 Case{"writethrough", false, false}, Case{"unsafe", false, true}}) {
+                 Case{"writethrough", false, false}, Case{"unsafe", false, true}, Case{"off", true, false}}) {
     MachineConfig config = drivesFrom({std::string("file=/a,if=none,id=d,cache=") + c.mode});
     ASSERT_EQ(config.drives.size(), 1u);
     EXPECT_EQ(config.drives[0].direct, c.direct) << c.mode;

@@ -294,6 +294,18 @@ TEST(ParseCommandLine, LegacyServerNowaitFlags) {
   EXPECT_FALSE(qmp->wait);
 }
 
+// vmmd binds each worker's QMP socket itself and passes it open, in QEMU's own syntax.
+TEST(ParseCommandLine, MonitorOnAnInheritedListeningSocket) {
+  MachineConfig c = parseOk(withKernel({"-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control"}));
+  const ChardevConfig* qmp = c.findChardev("qmp");
+  ASSERT_NE(qmp, nullptr);
+  EXPECT_EQ(qmp->backend, Backend::Socket);
+  EXPECT_EQ(qmp->fd, 3);
+  EXPECT_EQ(qmp->path, "");
+  ASSERT_EQ(c.monitors.size(), 1u);
+  EXPECT_EQ(c.monitors[0].chardev_id, "qmp");
+}
+
 TEST(ParseCommandLine, SocketWaitsForAClientByDefault) {
   MachineConfig c = parseOk(withKernel({"-chardev", "socket,id=c0,path=/tmp/c0.sock,server=on"}));
   EXPECT_TRUE(c.findChardev("c0")->wait);
@@ -495,7 +507,13 @@ TEST(ParseCommandLineErrors, DuplicateChardevId) {
 
 TEST(ParseCommandLineErrors, ChardevProblems) {
   EXPECT_EQ(parseError(withKernel({"-chardev", "socket,path=/tmp/s,server=on"})), "-chardev: chardev needs id=");
-  EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,server=on"})), "-chardev: socket chardev needs path=");
+  EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,server=on"})), "-chardev: socket chardev needs path= or fd=");
+  EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,path=/tmp/s,fd=3,server=on"})),
+            "-chardev: socket chardev takes path= or fd=, not both");
+  EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,fd=three,server=on"})),
+            "-chardev: fd=three is not a file descriptor");
+  EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,fd=3,server=on", "-chardev", "socket,id=c1,fd=3,server=on"})),
+            "-chardev: fd=3 is chardev 'c0' already");
   EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,path=/tmp/s"})),
             "-chardev: only server=on sockets are supported");
   EXPECT_EQ(parseError(withKernel({"-chardev", "socket,id=c0,path=/tmp/s,server=on,telnet"})),

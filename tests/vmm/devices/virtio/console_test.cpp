@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -12,6 +11,7 @@
 #include <map>
 
 #include "base/unique_fd.h"
+#include "qmp/unix_socket.h"
 #include "tests/storage/test_util.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
@@ -87,14 +87,10 @@ class ConsoleTest : public ::testing::Test {
 
   // Connects a client to port `number`'s socket and lets the chardev accept it.
   UniqueFd connectClient(uint32_t number) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::string path = dir_ / ("port" + std::to_string(number) + ".sock");
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    while (!backends_[number]->connected()) uv_run(&loop_, UV_RUN_ONCE);
-    return fd;
+    auto fd = qmp::connectUnix(dir_ / ("port" + std::to_string(number) + ".sock"));
+    EXPECT_TRUE(fd.ok()) << fd.error().message();
+    while (fd && !backends_[number]->connected()) uv_run(&loop_, UV_RUN_ONCE);
+    return fd ? std::move(*fd) : UniqueFd();
   }
 
   // Guest -> device control message on the control transmit queue.
