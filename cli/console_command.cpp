@@ -1,8 +1,6 @@
 // console NAME: attach the terminal to the VM's serial console through vmmd's relay socket (the
 // relay first replays what the guest printed recently). Ctrl-] detaches; the guest keeps running.
 #include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 
 #include "base/unique_fd.h"
 #include "cli/cli.h"
+#include "qmp/unix_socket.h"
 
 namespace vmmd::cli {
 namespace {
@@ -38,17 +37,6 @@ class RawTerminal {
   termios saved_{};
   bool active_ = false;
 };
-
-Result<UniqueFd> connectUnix(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Error("console socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::fromErrno("socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) return Error::fromErrno("connect " + path);
-  return fd;
-}
 
 bool writeAll(int fd, const char* data, size_t size) {
   while (size > 0) {
@@ -78,7 +66,7 @@ int runConsoleCommand(const Invocation& inv) {
     }
     path = (*info)["console"].GetString();
   }
-  auto sock = connectUnix(path);
+  auto sock = qmp::connectUnix(path);
   if (!sock) return failWith(kLocalError, "VM '" + name + "': console: " + sock.error().message());
 
   bool tty = ::isatty(STDIN_FILENO);

@@ -60,10 +60,4 @@ Result<std::array<uint8_t, 6>> parseMac(const std::string& text) {
   return mac;
 }
 
-std::string formatMac(const std::array<uint8_t, 6>& mac) {
-  char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-  return text;
-}
-
 }  // namespace vmmd::net

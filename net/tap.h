@@ -32,8 +32,7 @@ class Tap {
   std::string name_;
 };
 
-// "52:54:00:12:34:56" <-> bytes.
+// "52:54:00:12:34:56" -> bytes.
 Result<std::array<uint8_t, 6>> parseMac(const std::string& text);
-std::string formatMac(const std::array<uint8_t, 6>& mac);
 
 }  // namespace vmmd::net

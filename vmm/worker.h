@@ -30,8 +30,7 @@ class Worker {
   explicit Worker(config::MachineConfig config);
   ~Worker();
 
-  // Builds chardevs and the machine and powers it on; `on_ready` runs once the guest is started
-  // (or parked for -S), e.g. to release a -daemonize parent.
+  // Builds chardevs and the machine and powers it on (or parks it for -S).
   Status start();
   // Runs the main loop until the worker should exit; returns the process exit status.
   int run();

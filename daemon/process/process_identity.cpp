@@ -38,7 +38,10 @@ Result<uint64_t> parseStartTime(std::string_view text) {
   return Error("/proc stat: fewer than 22 fields");
 }
 
-Result<uint64_t> processStartTime(pid_t pid) {
+namespace {
+
+// The whole text of /proc/PID/stat; ENOENT in the error code when the process is gone.
+Result<std::string> readProcessStat(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/stat";
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::fromErrno("open " + path);
@@ -53,8 +56,16 @@ Result<uint64_t> processStartTime(pid_t pid) {
     if (n == 0) break;
     text.append(buffer, static_cast<size_t>(n));
   }
-  auto start = parseStartTime(text);
-  if (!start) return start.error().withContext(path);
+  return text;
+}
+
+}  // namespace
+
+Result<uint64_t> processStartTime(pid_t pid) {
+  auto text = readProcessStat(pid);
+  if (!text) return text.error();
+  auto start = parseStartTime(*text);
+  if (!start) return start.error().withContext("/proc/" + std::to_string(pid) + "/stat");
   return start;
 }
 
@@ -62,6 +73,15 @@ bool isSameProcess(pid_t pid, uint64_t start_time) {
   if (pid <= 0) return false;
   auto actual = processStartTime(pid);
   return actual && *actual == start_time;
+}
+
+bool isZombie(pid_t pid) {
+  auto text = readProcessStat(pid);
+  if (!text) return false;
+  // Field 3 (state) follows the ") " that closes the command name.
+  size_t paren = text->rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text->size()) return false;
+  return (*text)[paren + 2] == 'Z';
 }
 
 }  // namespace vmmd::daemon

@@ -22,4 +22,8 @@ Result<uint64_t> parseStartTime(std::string_view stat_text);
 // True when `pid` is alive and started at `start_time`, i.e. it is still the process we recorded.
 bool isSameProcess(pid_t pid, uint64_t start_time);
 
+// True when /proc/PID/stat says the process is a zombie (dead, not yet reaped: a worker whose
+// parent — a vmmd that was killed — left it to an init that does not reap). False when unreadable.
+bool isZombie(pid_t pid);
+
 }  // namespace vmmd::daemon

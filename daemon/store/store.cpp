@@ -77,26 +77,6 @@ Status Store::define(const VmDefinition& def) {
   return tx->commit();
 }
 
-Status Store::redefine(const VmDefinition& def) {
-  auto tx = sqlite::Transaction::begin(db_);
-  if (!tx) return tx.error();
-  auto current = db_.prepare("SELECT uuid FROM definitions WHERE name = ?1", def.name);
-  if (!current) return current.error();
-  auto row = current->step();
-  if (!row) return row.error();
-  if (!*row) return Error("vm '" + def.name + "' is not defined");
-  if (current->columnText(0) != def.uuid) {
-    return Error("vm '" + def.name + "': uuid cannot change (is " + current->columnText(0) + ")");
-  }
-  if (auto st = db_.run("UPDATE definitions SET json = ?2, updated_us = ?3 WHERE name = ?1", def.name,
-                        serializeDefinition(def), unixTimeUs());
-      !st) {
-    return st;
-  }
-  if (auto id = insertEvent(def.name, {"redefined", def.uuid}); !id) return id.error();
-  return tx->commit();
-}
-
 Status Store::undefine(std::string_view name) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();

@@ -35,8 +35,6 @@ class Store {
 
   // A new VM. Fails when the name or the uuid is taken: "vm 'web1' is already defined".
   Status define(const VmDefinition& def);
-  // Replaces the definition of an existing VM; the uuid must not change.
-  Status redefine(const VmDefinition& def);
   // Removes the definition and the runtime record; the event history stays.
   Status undefine(std::string_view name);
   Result<std::optional<StoredDefinition>> definition(std::string_view name);

@@ -87,8 +87,6 @@ class Supervisor {
 
   StateListener onStateChange;
 
-  size_t activeVms() const { return vms_.size(); }
-
  private:
   struct Vm;
   enum class Intent { kNone, kShutdown, kDestroy };

@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "daemon/process/process_identity.h"
 
@@ -135,16 +133,6 @@ Status WorkerProcess::signal(int sig) {
   }
   if (::kill(pid_, sig) == 0) return {};
   return Error::fromErrno("kill " + std::to_string(pid_));
-}
-
-bool isZombie(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string stat = text.str();
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
-  return stat[paren + 2] == 'Z';
 }
 
 }  // namespace vmmd::daemon

@@ -67,8 +67,4 @@ class WorkerProcess {
   bool exited_ = false;
 };
 
-// True when /proc/PID/stat says the process is a zombie (dead, not yet reaped: a worker whose
-// parent — a vmmd that was killed — left it to an init that does not reap).
-bool isZombie(pid_t pid);
-
 }  // namespace vmmd::daemon
