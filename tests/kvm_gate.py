@@ -14,19 +14,39 @@ _KVM_GET_API_VERSION = 0xAE00
 _KVM_CREATE_VM = 0xAE01
 
 
+def _cpu_has_virtualization():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " vmx" in flags or " svm" in flags
+
+
 def kvm_unusable_reason():
-    """None when /dev/kvm opens read-write, speaks API version 12 and creates a VM; else why not."""
+    """None when /dev/kvm opens read-write, speaks API version 12 and creates a VM; else why not
+    (and what to do). scripts/kvm-check says the same."""
     try:
         fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if _cpu_has_virtualization():
+            return "/dev/kvm is missing: load the KVM module (modprobe kvm_intel or kvm_amd)"
+        return "/dev/kvm is missing and the CPU has no vmx/svm (this host is itself a VM without nested virtualization)"
+    except PermissionError:
+        return "/dev/kvm is not accessible to this user: join the 'kvm' group or run as root"
     except OSError as e:
         return f"/dev/kvm cannot be opened: {e.strerror}"
     try:
-        version = fcntl.ioctl(fd, _KVM_GET_API_VERSION, 0)
+        try:
+            version = fcntl.ioctl(fd, _KVM_GET_API_VERSION, 0)
+        except OSError as e:
+            return f"/dev/kvm is not a KVM device (KVM_GET_API_VERSION: {e.strerror})"
         if version != 12:
             return f"/dev/kvm speaks KVM API version {version}, not 12"
-        os.close(fcntl.ioctl(fd, _KVM_CREATE_VM, 0))
-    except OSError as e:
-        return f"/dev/kvm does not create a VM: {e.strerror}"
+        try:
+            os.close(fcntl.ioctl(fd, _KVM_CREATE_VM, 0))
+        except OSError as e:
+            return f"/dev/kvm does not create a VM: {e.strerror}"
     finally:
         os.close(fd)
     return None

@@ -20,6 +20,11 @@ inline bool mustNotSkip() {
 }  // namespace vmmd::testing
 
 // VMMD_CANNOT_RUN("why" << detail): ends the test as skipped, or as failed under CI=true.
-#define VMMD_CANNOT_RUN(why)                                                          \
-  if (::vmmd::testing::mustNotSkip()) GTEST_FAIL() << why << " (CI=true: a skipped test is a failure)"; \
-  else GTEST_SKIP() << why
+#define VMMD_CANNOT_RUN(why)                                                 \
+  do {                                                                       \
+    if (::vmmd::testing::mustNotSkip()) {                                    \
+      GTEST_FAIL() << why << " (CI=true: a skipped test is a failure)";      \
+    } else {                                                                 \
+      GTEST_SKIP() << why;                                                   \
+    }                                                                        \
+  } while (0)
