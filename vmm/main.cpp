@@ -73,7 +73,7 @@ class Daemonizer {
   void ready() {
     if (!notify_) return;
     char ok = 0;
-    (void)::write(notify_.get(), &ok, 1);
+    (void)!::write(notify_.get(), &ok, 1);
     notify_.reset();
     vmmd::UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (null) {

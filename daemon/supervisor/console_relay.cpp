@@ -152,7 +152,7 @@ void ConsoleRelay::onGuestOutput(std::string_view bytes) {
   if (backlog_.size() > kBacklogBytes) backlog_.erase(0, backlog_.size() - kBacklogBytes);
   if (log_) {
     struct stat st{};
-    if (::fstat(log_.get(), &st) == 0 && st.st_size > kMaxLogBytes) (void)::ftruncate(log_.get(), 0);
+    if (::fstat(log_.get(), &st) == 0 && st.st_size > kMaxLogBytes) (void)!::ftruncate(log_.get(), 0);
     // Best effort: a full disk must not stop the console.
     (void)!::write(log_.get(), bytes.data(), bytes.size());
   }

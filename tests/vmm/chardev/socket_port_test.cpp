@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -41,8 +42,8 @@ class SocketPortTest : public ::testing::Test {
     uv_close(reinterpret_cast<uv_handle_t*>(&guard_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks
     EXPECT_EQ(uv_loop_close(&loop_), 0);
-    std::string cleanup = "rm -rf '" + dir_ + "'";
-    (void)std::system(cleanup.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
   }
   UniqueFd connectClient() {
     auto fd = qmp::connectUnix(dir_ + "/port.sock");

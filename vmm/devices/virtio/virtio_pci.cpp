@@ -190,7 +190,7 @@ void VirtioPci::fire(uint16_t vector) {
     return;
   }
   uint64_t one = 1;
-  (void)::write(v.irqfd.get(), &one, sizeof one);
+  (void)!::write(v.irqfd.get(), &one, sizeof one);
 }
 
 void VirtioPci::updateVectorRoute(size_t index) {
@@ -201,7 +201,7 @@ void VirtioPci::updateVectorRoute(size_t index) {
   if (v.pending && msixEnabled() && !msixFunctionMasked() && !v.masked) {
     v.pending = false;
     uint64_t one = 1;
-    (void)::write(v.irqfd.get(), &one, sizeof one);
+    (void)!::write(v.irqfd.get(), &one, sizeof one);
   }
 }
 
@@ -274,7 +274,7 @@ void VirtioPci::barWrite(int, uint64_t offset, std::span<const uint8_t> data) {
   } else if (offset >= kNotifyOffset && offset < kNotifyOffset + kNotifyMultiplier * queues_.size()) {
     // Only reached when no ioeventfd caught the write: forward it the same way.
     uint64_t one = 1;
-    (void)::write(queues_[(offset - kNotifyOffset) / kNotifyMultiplier].notify.get(), &one, sizeof one);
+    (void)!::write(queues_[(offset - kNotifyOffset) / kNotifyMultiplier].notify.get(), &one, sizeof one);
   } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + 16 * vectors_.size()) {
     size_t index = (offset - kMsixTableOffset) / 16;
     Vector& v = vectors_[index];
