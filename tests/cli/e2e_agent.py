@@ -186,7 +186,7 @@ def scenario_host(tmp):
         # Socket accepted but nobody answering (qemu-ga serves one client at a time).
         with QmpClient.connect(s, timeout=5, connect_timeout=0, greeting=False, negotiate=False) as holder:
             holder.send_raw(b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 1}}\n')
-            check(holder.read_message() == {"return": 1}, "qemu-ga answers guest-sync-delimited")
+            holder.read_line()  # qemu-ga has this client now (its first answer: the 0xff is a parse error)
             t0 = time.monotonic()
             _, err = expect(5, "agent", "--socket", s, "--timeout", "1", '{"execute": "guest-ping"}')
             check("guest agent is not connected (no answer to guest-sync-delimited within 1000 ms)" in err, err)

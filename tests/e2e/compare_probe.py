@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vmmd_testlib.differences import load_differences  # noqa: E402
+from vmmd_testlib.differences import load_differences, report  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 
@@ -61,11 +61,7 @@ def main():
             if a[key] != b[key] and f"{name}.{key}" not in allowed:
                 problems.append(f"{name}.{key}: vmm {a[key]!r} QEMU {b[key]!r}")
     compared = sum(len(v) for v in ours.values())
-    if problems:
-        print("vmm and QEMU disagree where no difference is listed:\n  " + "\n  ".join(problems))
-        return 1
-    print(f"vmm and QEMU agree on {len(ours)} PROBE lines ({compared} values; listed differences excepted)")
-    return 0
+    return report(problems, f"vmm and QEMU agree on {len(ours)} PROBE lines ({compared} values; listed differences excepted)")
 
 
 if __name__ == "__main__":

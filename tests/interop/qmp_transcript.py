@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from vmmd_testlib.differences import load_differences  # noqa: E402
+from vmmd_testlib.differences import load_differences, report  # noqa: E402
 from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
 from vmmd_testlib.qmp import QmpClient  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
@@ -184,11 +184,7 @@ def main():
     for (name, a), (name_b, b) in zip(ours, theirs):
         assert name == name_b
         compare(name, a, b, allowed, problems)
-    if problems:
-        print("vmm and QEMU disagree where no difference is listed:\n  " + "\n  ".join(problems))
-        return 1
-    print(f"vmm and QEMU agree on {len(ours)} transcript steps (listed differences excepted)")
-    return 0
+    return report(problems, f"vmm and QEMU agree on {len(ours)} transcript steps (listed differences excepted)")
 
 
 if __name__ == "__main__":

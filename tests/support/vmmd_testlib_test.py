@@ -131,9 +131,20 @@ class AgainstQemu(WithTempDir):
 
 
 class AgainstScriptedPeers(WithTempDir):
-    def test_silent_server_times_out(self):
-        peer = ScriptedPeer(self.path("silent.sock"), lambda p, c: time.sleep(3))
+    def serve(self, name, script):
+        """A scripted peer listening at socket `name` in the test's directory."""
+        peer = ScriptedPeer(self.path(name), script)
         self.addCleanup(peer.close)
+        return peer
+
+    def client(self, name, **options):
+        """A client of the peer at `name` (options: QmpClient.connect's; timeout 5 s)."""
+        client = QmpClient.connect(self.path(name), **{"timeout": 5, **options})
+        self.addCleanup(client.close)
+        return client
+
+    def test_silent_server_times_out(self):
+        self.serve("silent.sock", lambda p, c: time.sleep(3))
         start = time.monotonic()
         with self.assertRaises(TimeoutError):
             QmpClient.connect(self.path("silent.sock"), timeout=0.3)
@@ -145,16 +156,13 @@ class AgainstScriptedPeers(WithTempDir):
             conn.recv(4096)
             conn.sendall(b'{"return": {"a": [1,,]}}\r\n')
             time.sleep(1)
-        peer = ScriptedPeer(self.path("bad.sock"), script)
-        self.addCleanup(peer.close)
-        client = QmpClient.connect(self.path("bad.sock"), timeout=5)
-        self.addCleanup(client.close)
+        self.serve("bad.sock", script)
+        client = self.client("bad.sock")
         with self.assertRaises(ValueError):
             client.execute("query-status")
 
     def test_not_a_greeting_is_refused(self):
-        peer = ScriptedPeer(self.path("notqmp.sock"), lambda p, c: c.sendall(b'{"hello": 1}\n'))
-        self.addCleanup(peer.close)
+        self.serve("notqmp.sock", lambda p, c: c.sendall(b'{"hello": 1}\n'))
         with self.assertRaises(ConnectionError):
             QmpClient.connect(self.path("notqmp.sock"), timeout=5)
 
@@ -163,10 +171,8 @@ class AgainstScriptedPeers(WithTempDir):
             negotiated(peer, conn)
             conn.recv(4096)
             conn.sendall(b'{"return": {"ver')
-        peer = ScriptedPeer(self.path("vanish.sock"), script)
-        self.addCleanup(peer.close)
-        client = QmpClient.connect(self.path("vanish.sock"), timeout=5)
-        self.addCleanup(client.close)
+        peer = self.serve("vanish.sock", script)
+        client = self.client("vanish.sock")
         with self.assertRaises(ConnectionError):
             client.execute("query-version")
         self.assertIn(b'"execute": "qmp_capabilities"', peer.received)
@@ -178,10 +184,8 @@ class AgainstScriptedPeers(WithTempDir):
                                b'{"event": "STOP", "timestamp": {}}\r\n'
                                b'{"return": 7, "id": @ID@}\r\n')
             time.sleep(1)
-        peer = ScriptedPeer(self.path("ids.sock"), script)
-        self.addCleanup(peer.close)
-        client = QmpClient.connect(self.path("ids.sock"), timeout=5)
-        self.addCleanup(client.close)
+        self.serve("ids.sock", script)
+        client = self.client("ids.sock")
         self.assertEqual(client.execute("query-anything"), 7)
         self.assertEqual([e["event"] for e in client.events], ["STOP"])
 
@@ -190,10 +194,8 @@ class AgainstScriptedPeers(WithTempDir):
             peer.received += conn.recv(4096)
             conn.sendall(b'\xff{"return": 42}\n')
             time.sleep(1)
-        peer = ScriptedPeer(self.path("qga.sock"), script)
-        self.addCleanup(peer.close)
-        client = QmpClient.connect(self.path("qga.sock"), timeout=5, greeting=False, negotiate=False)
-        self.addCleanup(client.close)
+        peer = self.serve("qga.sock", script)
+        client = self.client("qga.sock", greeting=False, negotiate=False)
         self.assertEqual(client.request("guest-sync-delimited", {"id": 42}, match_id=False), {"return": 42})
         self.assertEqual(peer.received, b'{"execute": "guest-sync-delimited", "arguments": {"id": 42}}\r\n')
 
