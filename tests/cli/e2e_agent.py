@@ -15,9 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.qmp import QmpClient  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
 from vmmd_harness import (QmpError, VMCTL, cannot_run, check, probe_definition,  # noqa: E402
@@ -167,11 +170,9 @@ def scenario_host(tmp):
         expect(2, "cp", "--socket", s, src, guest)  # neither side remote
 
         # A client that leaves half a request behind; the next one resynchronises.
-        with socket.socket(socket.AF_UNIX) as c:
-            c.connect(s)
-            c.sendall(b'{"execute": "guest-ping"}\n{"execute": "guest-inf')
-            c.settimeout(5)
-            c.recv(4096)  # read the ping's reply: qemu-ga exits when a client resets the connection
+        with QmpClient.connect(s, timeout=5, connect_timeout=0, greeting=False, negotiate=False) as c:
+            c.send_raw(b'{"execute": "guest-ping"}\n{"execute": "guest-inf')
+            c.read_line()  # read the ping's reply: qemu-ga exits when a client resets the connection
         expect(0, "agent", "--socket", s, '{"execute": "guest-ping"}')
 
         # Agent killed: a clear error at once; restarted: reached again.
@@ -183,11 +184,9 @@ def scenario_host(tmp):
         expect(0, "agent", "--socket", s, '{"execute": "guest-ping"}')
 
         # Socket accepted but nobody answering (qemu-ga serves one client at a time).
-        with socket.socket(socket.AF_UNIX) as holder:
-            holder.connect(s)
-            holder.sendall(b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 1}}\n')
-            holder.settimeout(5)
-            holder.recv(4096)
+        with QmpClient.connect(s, timeout=5, connect_timeout=0, greeting=False, negotiate=False) as holder:
+            holder.send_raw(b'\xff{"execute": "guest-sync-delimited", "arguments": {"id": 1}}\n')
+            holder.read_line()  # qemu-ga has this client now (its first answer: the 0xff is a parse error)
             t0 = time.monotonic()
             _, err = expect(5, "agent", "--socket", s, "--timeout", "1", '{"execute": "guest-ping"}')
             check("guest agent is not connected (no answer to guest-sync-delimited within 1000 ms)" in err, err)
@@ -217,13 +216,13 @@ def scenario_vmmd(tmp):
 
     def run(d):
         c = d.start()
-        c.execute("vm-define", definition=probe_definition("ga1", agent=True))
-        c.execute("vm-define", definition=probe_definition("plain"))
-        c.execute("vm-start", name="ga1")
-        c.execute("vm-start", name="plain")
-        info = c.execute("vm-info", name="ga1")
+        c.execute("vm-define", {"definition": probe_definition("ga1", agent=True)})
+        c.execute("vm-define", {"definition": probe_definition("plain")})
+        c.execute("vm-start", {"name": "ga1"})
+        c.execute("vm-start", {"name": "plain"})
+        info = c.execute("vm-info", {"name": "ga1"})
         check(info["agent"] == "disconnected" and info["qga"].endswith("qga.sock"), info)
-        check("agent" not in c.execute("vm-info", name="plain"), "no agent state without a channel")
+        check("agent" not in c.execute("vm-info", {"name": "plain"}), "no agent state without a channel")
 
         # The probe guest never opens the port: not connected, within the timeout, exit code 5.
         t0 = time.monotonic()
@@ -244,17 +243,17 @@ def scenario_vmmd(tmp):
         for cmd, want in (("[1]", "Parameter 'command'"), ('{"arguments": {}}', "Parameter 'command'"),
                           ('{"execute": "guest-ping", "id": 1}', "unexpected member 'id'")):
             try:
-                c.execute("vm-agent-command", name="ga1", command=json.loads(cmd))
+                c.execute("vm-agent-command", {"name": "ga1", "command": json.loads(cmd)})
                 check(False, "accepted " + cmd)
             except QmpError as e:
                 check(want in e.desc, e.desc)
         try:
-            c.execute("vm-agent-command", name="ga1", command='{"execute": "guest-ping"', timeout=1)
+            c.execute("vm-agent-command", {"name": "ga1", "command": '{"execute": "guest-ping"', "timeout": 1})
             check(False, "accepted broken JSON text")
         except QmpError as e:
             check("not valid JSON" in e.desc, e.desc)
         try:
-            c.execute("vm-agent-command", name="plain", command={"execute": "guest-ping"})
+            c.execute("vm-agent-command", {"name": "plain", "command": {"execute": "guest-ping"}})
             check(False, "agent command on a VM without a channel")
         except QmpError as e:
             check("has no guest agent channel" in e.desc, e.desc)
@@ -268,8 +267,8 @@ def scenario_vmmd(tmp):
         # The default (ACPI) still works: the probe guest powers off on the button.
         expect(0, "--socket", d.socket, "shutdown", "ga1", "--timeout", "30")
         check(state_of(c, "ga1") == "shut-off", "shut off")
-        check("agent" not in c.execute("vm-info", name="ga1"), "no agent state when shut off")
-        c.execute("vm-destroy", name="plain")
+        check("agent" not in c.execute("vm-info", {"name": "ga1"}), "no agent state when shut off")
+        c.execute("vm-destroy", {"name": "plain"})
 
     with_daemon(run)
     return 0
@@ -281,11 +280,8 @@ def main():
     if not fn:
         print(__doc__)
         return 2
-    tmp = tempfile.mkdtemp(prefix="vmmd-agent-e2e-")
-    try:
+    with temp_dir("vmmd-agent-e2e-") as tmp:
         rc = fn(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if rc == 0:
         print(f"{scenario}: ok")
     return rc

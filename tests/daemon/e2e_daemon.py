@@ -15,8 +15,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (VMM, Client, QmpError, check, console_log, pid_alive, probe_definition,  # noqa: E402
-                          scenario_main, state_of, wait_until)
+from vmmd_harness import (VMM, QmpClient, QmpError, check, connect, console_log, pid_alive,  # noqa: E402
+                          probe_definition, scenario_main, state_of, wait_until)
 
 
 def ready(d, name, boots=1):
@@ -25,8 +25,8 @@ def ready(d, name, boots=1):
 
 def scenario_autostart(d):
     c = d.start()
-    c.execute("vm-define", definition=probe_definition("auto1", autostart=True))
-    c.execute("vm-define", definition=probe_definition("manual1"))
+    c.execute("vm-define", {"definition": probe_definition("auto1", autostart=True)})
+    c.execute("vm-define", {"definition": probe_definition("manual1")})
     d.stop()
     # A host reboot empties the run dir (tmpfs), and with it the once-per-boot autostart marker.
     os.unlink(os.path.join(d.run, "autostart.done"))
@@ -34,7 +34,7 @@ def scenario_autostart(d):
     wait_until(lambda: state_of(c, "auto1") == "running", 20, "auto1 running")
     check(state_of(c, "manual1") == "shut-off", "a VM without autostart was started")
     ready(d, "auto1")
-    c.execute("vm-shutdown", name="auto1", timeout=20)
+    c.execute("vm-shutdown", {"name": "auto1", "timeout": 20})
     check(state_of(c, "auto1") == "shut-off", "auto1 not shut off after vm-shutdown")
     d.stop()
     # A daemon restart (same boot: the run dir's marker exists) must not boot what the operator stopped.
@@ -44,21 +44,21 @@ def scenario_autostart(d):
 
 
 def kill_worker(c, name):
-    pid = c.execute("vm-info", name=name)["pid"]
+    pid = c.execute("vm-info", {"name": name})["pid"]
     os.kill(pid, signal.SIGKILL)
     return pid
 
 
 def scenario_crash_restart(d):
     c = d.start()
-    c.execute("vm-define", definition=probe_definition(
-        "r1", on_crash="restart", restart_backoff={"initial_ms": 200, "max_ms": 400, "max_attempts": 2, "reset_after_s": 300}))
-    c.execute("vm-start", name="r1")
+    c.execute("vm-define", {"definition": probe_definition(
+        "r1", on_crash="restart", restart_backoff={"initial_ms": 200, "max_ms": 400, "max_attempts": 2, "reset_after_s": 300})})
+    c.execute("vm-start", {"name": "r1"})
     ready(d, "r1")
     old = kill_worker(c, "r1")
     c.wait_event(lambda e: e["data"]["name"] == "r1" and e["data"]["state"] == "crashed", 10)
     wait_until(lambda: state_of(c, "r1") == "running", 10, "r1 restarted")
-    info = c.execute("vm-info", name="r1")
+    info = c.execute("vm-info", {"name": "r1"})
     check(info["pid"] != old, "restart kept the dead pid")
     check(info["restart-count"] == 1, f"restart-count {info['restart-count']}")
     check(info.get("exit-signal") == 9, f"exit signal not recorded: {info}")
@@ -68,7 +68,7 @@ def scenario_crash_restart(d):
     second = kill_worker(c, "r1")
 
     def restarted_twice():
-        info = c.execute("vm-info", name="r1")
+        info = c.execute("vm-info", {"name": "r1"})
         return info["state"] == "running" and info["restart-count"] == 2 and info.get("pid") not in (None, second)
     wait_until(restarted_twice, 10, "2nd restart")
     kill_worker(c, "r1")
@@ -76,13 +76,13 @@ def scenario_crash_restart(d):
     time.sleep(0.6)
     check(state_of(c, "r1") == "crashed", "restarted beyond max_attempts")
     # The operator can still start it, which begins a fresh series.
-    c.execute("vm-start", name="r1")
+    c.execute("vm-start", {"name": "r1"})
     check(state_of(c, "r1") == "running", "manual start after give-up")
-    c.execute("vm-destroy", name="r1")
+    c.execute("vm-destroy", {"name": "r1"})
     # A restart pending when vmmd is killed happens after vmmd comes back.
-    c.execute("vm-define", definition=probe_definition(
-        "r2", on_crash="restart", restart_backoff={"initial_ms": 1500, "max_ms": 1500, "max_attempts": 3, "reset_after_s": 300}))
-    c.execute("vm-start", name="r2")
+    c.execute("vm-define", {"definition": probe_definition(
+        "r2", on_crash="restart", restart_backoff={"initial_ms": 1500, "max_ms": 1500, "max_attempts": 3, "reset_after_s": 300})})
+    c.execute("vm-start", {"name": "r2"})
     kill_worker(c, "r2")
     wait_until(lambda: state_of(c, "r2") == "crashed", 10, "r2 crashed")
     c.close()
@@ -90,7 +90,7 @@ def scenario_crash_restart(d):
     c = d.start()
     check(state_of(c, "r2") == "crashed", "r2 restarted without waiting")
     wait_until(lambda: state_of(c, "r2") == "running", 10, "pending restart resumed after a vmmd restart")
-    check(c.execute("vm-info", name="r2")["restart-count"] == 1, "restart counted twice")
+    check(c.execute("vm-info", {"name": "r2"})["restart-count"] == 1, "restart counted twice")
     # A VM left crashed (given up) stays so across a vmmd restart.
     c.close()
     d.kill9()
@@ -101,23 +101,23 @@ def scenario_crash_restart(d):
 
 def scenario_crash_destroy(d):
     c = d.start()
-    c.execute("vm-define", definition=probe_definition("k1", on_crash="destroy"))
-    c.execute("vm-define", definition=probe_definition("k2", on_crash="preserve"))
+    c.execute("vm-define", {"definition": probe_definition("k1", on_crash="destroy")})
+    c.execute("vm-define", {"definition": probe_definition("k2", on_crash="preserve")})
     for n in ("k1", "k2"):
-        c.execute("vm-start", name=n)
+        c.execute("vm-start", {"name": n})
     kill_worker(c, "k1")
     kill_worker(c, "k2")
     wait_until(lambda: state_of(c, "k1") == "shut-off", 10, "k1 shut off")
     wait_until(lambda: state_of(c, "k2") == "crashed", 10, "k2 crashed")
     time.sleep(1.2)  # longer than any restart delay: nothing restarts them
     check(state_of(c, "k1") == "shut-off" and state_of(c, "k2") == "crashed", "policy not kept")
-    check(c.execute("vm-info", name="k1").get("exit-signal") == 9, "exit signal not recorded")
+    check(c.execute("vm-info", {"name": "k1"}).get("exit-signal") == 9, "exit signal not recorded")
     # A guest that powers itself off is not a crash: on_poweroff=destroy leaves it shut off.
-    c.execute("vm-start", name="k1")
+    c.execute("vm-start", {"name": "k1"})
     ready(d, "k1")
-    c.execute("vm-shutdown", name="k1", timeout=20)
+    c.execute("vm-shutdown", {"name": "k1", "timeout": 20})
     check(state_of(c, "k1") == "shut-off", "k1 after shutdown")
-    info = c.execute("vm-info", name="k1")
+    info = c.execute("vm-info", {"name": "k1"})
     check(info.get("exit-status") == 0, f"clean exit not recorded: {info}")
 
 
@@ -125,23 +125,23 @@ def scenario_poweroff_restart(d):
     """on_poweroff=restart boots the guest again after it powers itself off; vm-reboot resets it;
     vm-shutdown still ends it for good."""
     c = d.start()
-    c.execute("vm-define", definition=probe_definition("p1", on_poweroff="restart"))
-    c.execute("vm-start", name="p1")
+    c.execute("vm-define", {"definition": probe_definition("p1", on_poweroff="restart")})
+    c.execute("vm-start", {"name": "p1"})
     ready(d, "p1")
-    pid = c.execute("vm-info", name="p1")["pid"]
+    pid = c.execute("vm-info", {"name": "p1"})["pid"]
     # The power button pressed behind vmmd's back: the guest powers off on its own account.
-    c.execute("vm-qmp", name="p1", command="system_powerdown")
+    c.execute("vm-qmp", {"name": "p1", "command": "system_powerdown"})
     ready(d, "p1", boots=2)
     wait_until(lambda: state_of(c, "p1") == "running", 10, "p1 running again")
-    info = c.execute("vm-info", name="p1")
+    info = c.execute("vm-info", {"name": "p1"})
     check(info["pid"] != pid, "no new worker after the guest powered off")
     check(info.get("exit-status") == 0, f"power-off exit not recorded: {info}")
     # vm-reboot: the same worker, the guest boots again.
     pid = info["pid"]
-    c.execute("vm-reboot", name="p1")
+    c.execute("vm-reboot", {"name": "p1"})
     ready(d, "p1", boots=3)
-    check(c.execute("vm-info", name="p1")["pid"] == pid, "reboot replaced the worker")
-    c.execute("vm-shutdown", name="p1", timeout=20)
+    check(c.execute("vm-info", {"name": "p1"})["pid"] == pid, "reboot replaced the worker")
+    c.execute("vm-shutdown", {"name": "p1", "timeout": 20})
     time.sleep(0.3)
     check(state_of(c, "p1") == "shut-off", "vm-shutdown of an on_poweroff=restart VM restarted it")
 
@@ -150,11 +150,11 @@ def scenario_daemon_kill9(d):
     c = d.start()
     names = ["g1", "g2", "g3"]
     for n in names:
-        c.execute("vm-define", definition=probe_definition(n))
-        c.execute("vm-start", name=n)
+        c.execute("vm-define", {"definition": probe_definition(n)})
+        c.execute("vm-start", {"name": n})
     for n in names:
         ready(d, n)
-    pids = {n: c.execute("vm-info", name=n)["pid"] for n in names}
+    pids = {n: c.execute("vm-info", {"name": n})["pid"] for n in names}
     c.close()
     d.kill9()
     for n in names:
@@ -162,41 +162,41 @@ def scenario_daemon_kill9(d):
     c = d.start()
     wait_until(lambda: all(state_of(c, n) == "running" for n in names), 10, "re-attached and running")
     for n in names:
-        info = c.execute("vm-info", name=n)
+        info = c.execute("vm-info", {"name": n})
         check(info["pid"] == pids[n], f"{n}: pid changed {pids[n]} -> {info['pid']}")
     # Every command works on re-attached VMs.
-    check(c.execute("vm-qmp", name="g1", command="query-status")["status"] == "running", "vm-qmp on g1")
-    c.execute("vm-pause", name="g2")
+    check(c.execute("vm-qmp", {"name": "g1", "command": "query-status"})["status"] == "running", "vm-qmp on g1")
+    c.execute("vm-pause", {"name": "g2"})
     check(state_of(c, "g2") == "paused", "pause after re-attach")
-    c.execute("vm-resume", name="g2")
+    c.execute("vm-resume", {"name": "g2"})
     check(state_of(c, "g2") == "running", "resume after re-attach")
-    c.execute("vm-reboot", name="g2")
+    c.execute("vm-reboot", {"name": "g2"})
     ready(d, "g2", boots=1)
-    c.execute("vm-shutdown", name="g1", timeout=20)
+    c.execute("vm-shutdown", {"name": "g1", "timeout": 20})
     check(state_of(c, "g1") == "shut-off", "shutdown after re-attach")
     # A re-attached worker is not vmmd's child: its death is seen through the pidfd.
     os.kill(pids["g3"], signal.SIGKILL)
     wait_until(lambda: state_of(c, "g3") == "shut-off", 10, "death of a re-attached worker noticed")
-    c.execute("vm-destroy", name="g2")
+    c.execute("vm-destroy", {"name": "g2"})
     check(not pid_alive(pids["g2"]), "destroy after re-attach")
 
 
 def scenario_errors(d):
     c = d.start()
-    c.execute("vm-define", definition=probe_definition("e1"))
+    c.execute("vm-define", {"definition": probe_definition("e1")})
     expect = [
-        (lambda: c.execute("vm-define", definition=probe_definition("e1")), "GenericError", "VM 'e1' is already defined"),
-        (lambda: c.execute("vm-define", definition=probe_definition("e2", kernel="/nonexistent/bzImage")),
+        (lambda: c.execute("vm-define", {"definition": probe_definition("e1")}), "GenericError", "VM 'e1' is already defined"),
+        (lambda: c.execute("vm-define", {"definition": probe_definition("e2", kernel="/nonexistent/bzImage")}),
          "GenericError", "VM 'e2': kernel: /nonexistent/bzImage: No such file or directory"),
-        (lambda: c.execute("vm-define", definition=probe_definition("e3", memory=4)), "GenericError", "memory"),
-        (lambda: c.execute("vm-define", definition={"schema": 1}), "GenericError", "name"),
-        (lambda: c.execute("vm-start", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
-        (lambda: c.execute("vm-info", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
-        (lambda: c.execute("vm-shutdown", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
-        (lambda: c.execute("vm-destroy", name="e1"), "GenericError", "VM 'e1' is not running"),
-        (lambda: c.execute("vm-pause", name="e1"), "GenericError", "VM 'e1' is not running"),
-        (lambda: c.execute("vm-qmp", name="e1", command="query-status"), "GenericError", "VM 'e1' is not running"),
-        (lambda: c.execute("vm-undefine", name="ghost"), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-define", {"definition": probe_definition("e3", memory=4)}), "GenericError", "memory"),
+        (lambda: c.execute("vm-define", {"definition": {"schema": 1}}), "GenericError", "name"),
+        (lambda: c.execute("vm-start", {"name": "ghost"}), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-info", {"name": "ghost"}), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-shutdown", {"name": "ghost"}), "DeviceNotFound", "VM 'ghost' is not defined"),
+        (lambda: c.execute("vm-destroy", {"name": "e1"}), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-pause", {"name": "e1"}), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-qmp", {"name": "e1", "command": "query-status"}), "GenericError", "VM 'e1' is not running"),
+        (lambda: c.execute("vm-undefine", {"name": "ghost"}), "DeviceNotFound", "VM 'ghost' is not defined"),
         (lambda: c.execute("vm-start"), "GenericError", "Parameter 'name' is missing"),
         (lambda: c.execute("vm-nonsense"), "CommandNotFound", "vm-nonsense"),
     ]
@@ -211,10 +211,10 @@ def scenario_errors(d):
     kernel = os.path.join(d.tmp, "probe-copy.elf")
     with open(os.environ.get("PROBE_ELF", "build/tests/guest/probe/probe.elf"), "rb") as src, open(kernel, "wb") as dst:
         dst.write(src.read())
-    c.execute("vm-define", definition=probe_definition("e4", kernel=kernel))
+    c.execute("vm-define", {"definition": probe_definition("e4", kernel=kernel)})
     os.unlink(kernel)
     try:
-        c.execute("vm-start", name="e4")
+        c.execute("vm-start", {"name": "e4"})
         raise AssertionError("start without a kernel succeeded")
     except QmpError as e:
         check("VM 'e4'" in e.desc and "No such file" in e.desc, e.desc)
@@ -223,37 +223,36 @@ def scenario_errors(d):
     junk = os.path.join(d.tmp, "not-a-kernel")
     with open(junk, "w") as f:
         f.write("this is not a kernel image\n" * 100)
-    c.execute("vm-define", definition=probe_definition("e5", kernel=junk))
+    c.execute("vm-define", {"definition": probe_definition("e5", kernel=junk)})
     try:
-        c.execute("vm-start", name="e5")
+        c.execute("vm-start", {"name": "e5"})
         raise AssertionError("start with a junk kernel succeeded")
     except QmpError as e:
         check(e.desc.startswith("VM 'e5': worker exited with status") and "vmm:" in e.desc, e.desc)
     check(state_of(c, "e5") == "shut-off", "failed start left a state")
     # A running VM cannot be undefined; the answer says what to do.
-    c.execute("vm-start", name="e1")
+    c.execute("vm-start", {"name": "e1"})
     try:
-        c.execute("vm-undefine", name="e1")
+        c.execute("vm-undefine", {"name": "e1"})
         raise AssertionError("undefine of a running VM succeeded")
     except QmpError as e:
         check("VM 'e1' is active" in e.desc, e.desc)
     try:
-        c.execute("vm-start", name="e1")
+        c.execute("vm-start", {"name": "e1"})
         raise AssertionError("double start succeeded")
     except QmpError as e:
         check("VM 'e1' is already running" in e.desc, e.desc)
     # Raw garbage on the socket: an error reply, and vmmd keeps serving.
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(d.socket)
-    s.recv(4096)
-    s.sendall(b'{"execute": "qmp_capabilities"}\r\n{"execute": "vm-define", "arguments": {"definition": {"name": ' + b"\xff" * 10 + b"\r\n}}}\r\n{bad json}\r\n")
-    time.sleep(0.3)
-    reply = s.recv(65536)
-    check(b"error" in reply, f"no error for malformed JSON: {reply!r}")
-    s.close()
+    raw = QmpClient.connect(d.socket, connect_timeout=0, negotiate=False)
+    raw.send_raw(b'{"execute": "qmp_capabilities"}\r\n{"execute": "vm-define", "arguments": {"definition": {"name": ' + b"\xff" * 10 + b"\r\n}}}\r\n{bad json}\r\n")
+    replies = []
+    while (reply := raw.read_message(timeout=5)) is not None and "error" not in reply:
+        replies.append(reply)
+    check(reply is not None, f"no error for malformed JSON, only {replies!r}")
+    raw.close()
     check(d.proc.poll() is None, "vmmd died on malformed input")
-    check(c.execute("vm-qmp", name="e1", command="query-status")["status"] == "running", "vmmd unusable after bad input")
-    c.execute("vm-destroy", name="e1")
+    check(c.execute("vm-qmp", {"name": "e1", "command": "query-status"})["status"] == "running", "vmmd unusable after bad input")
+    c.execute("vm-destroy", {"name": "e1"})
 
 
 def listening_socket_inode(path):
@@ -297,10 +296,10 @@ exec {os.path.abspath(VMM)} "$@"
     d.extra_args = ["--vmm", wrapper]
     c = d.start()
 
-    c.execute("vm-define", definition=probe_definition("q1"))
-    c.execute("vm-start", name="q1")
+    c.execute("vm-define", {"definition": probe_definition("q1")})
+    c.execute("vm-start", {"name": "q1"})
     ready(d, "q1")
-    pid = c.execute("vm-info", name="q1")["pid"]
+    pid = c.execute("vm-info", {"name": "q1"})["pid"]
     with open(f"/proc/{pid}/cmdline") as f:
         argv = f.read().split("\0")
     check("socket,id=qmp,fd=3,server=on,wait=off" in argv and "chardev=qmp,mode=control" in argv, f"worker argv {argv}")
@@ -310,14 +309,14 @@ exec {os.path.abspath(VMM)} "$@"
     check(socket_fds(pid, inode) == [3], f"the worker's fds on the QMP listener: {socket_fds(pid, inode)}")
     check(socket_fds(d.proc.pid, inode) == [], "vmmd kept the QMP listener open")
     check(os.stat(qmp_sock).st_mode & 0o777 == 0o600, f"qmp.sock mode {os.stat(qmp_sock).st_mode & 0o777:o}")
-    check(c.execute("vm-qmp", name="q1", command="query-status")["status"] == "running", "vm-qmp over the passed socket")
+    check(c.execute("vm-qmp", {"name": "q1", "command": "query-status"})["status"] == "running", "vm-qmp over the passed socket")
 
     # A worker that takes longer than the 15 s vmmd used to give its socket to appear.
     with open(mode_file, "w") as f:
         f.write("slow")
-    c.execute("vm-define", definition=probe_definition("q2"))
+    c.execute("vm-define", {"definition": probe_definition("q2")})
     start = time.monotonic()
-    c.execute("vm-start", name="q2")
+    c.execute("vm-start", {"name": "q2"})
     check(time.monotonic() - start >= 16, "the slow worker was not slow")
     check(state_of(c, "q2") == "running", "slow worker not running")
     ready(d, "q2")
@@ -325,10 +324,10 @@ exec {os.path.abspath(VMM)} "$@"
     # A worker that exits before it greets: reported at once, with its own last words.
     with open(mode_file, "w") as f:
         f.write("die")
-    c.execute("vm-define", definition=probe_definition("q3"))
+    c.execute("vm-define", {"definition": probe_definition("q3")})
     start = time.monotonic()
     try:
-        c.execute("vm-start", name="q3")
+        c.execute("vm-start", {"name": "q3"})
         raise AssertionError("start of a worker that exits succeeded")
     except QmpError as e:
         check(e.desc == "VM 'q3': worker exited with status 3: vmm-wrapper: gave up before QMP", e.desc)
@@ -341,9 +340,9 @@ exec {os.path.abspath(VMM)} "$@"
     os.makedirs(q4_dir, exist_ok=True)
     with open(os.path.join(q4_dir, "qmp.sock"), "w") as f:
         f.write("not a socket")
-    c.execute("vm-define", definition=probe_definition("q4"))
+    c.execute("vm-define", {"definition": probe_definition("q4")})
     try:
-        c.execute("vm-start", name="q4")
+        c.execute("vm-start", {"name": "q4"})
         raise AssertionError("start over a regular file succeeded")
     except QmpError as e:
         check("VM 'q4'" in e.desc and "exists and is not a socket" in e.desc, e.desc)
@@ -355,9 +354,9 @@ exec {os.path.abspath(VMM)} "$@"
     d.kill9()
     c = d.start()
     wait_until(lambda: state_of(c, "q1") == "running" and state_of(c, "q2") == "running", 10, "re-attached")
-    check(c.execute("vm-qmp", name="q1", command="query-status")["status"] == "running", "vm-qmp after re-attach")
+    check(c.execute("vm-qmp", {"name": "q1", "command": "query-status"})["status"] == "running", "vm-qmp after re-attach")
     for name in ("q1", "q2"):
-        c.execute("vm-destroy", name=name)
+        c.execute("vm-destroy", {"name": name})
 
 
 def scenario_socket(d):
@@ -381,9 +380,9 @@ def scenario_socket(d):
     st = os.stat(d.socket)
     check(stat.S_IMODE(st.st_mode) == 0o660, f"socket mode {oct(st.st_mode)}")
     check(st.st_gid == 1, f"socket group {st.st_gid}")
-    c.execute("vm-define", definition=probe_definition("s1"))
+    c.execute("vm-define", {"definition": probe_definition("s1")})
     check(f"vm-define name=s1 by uid={os.getuid()} gid={os.getgid()} pid={os.getpid()}" in d.log(), d.log())
-    c.execute("vm-start", name="s1")
+    c.execute("vm-start", {"name": "s1"})
     for path, mode in ((d.run, 0o750), (os.path.join(d.run, "vms", "s1"), 0o750), (os.path.join(d.run, "vms", "s1", "tty.sock"), 0o660)):
         st = os.stat(path)
         check(st.st_gid == 1 and stat.S_IMODE(st.st_mode) == mode, f"{path}: gid {st.st_gid} mode {oct(st.st_mode)}")
@@ -420,10 +419,10 @@ def scenario_socket(d):
             con.wait()
         outsider = as_user(65534, 65534, "list")
         check(outsider.returncode == 3 and "Permission denied" in outsider.stderr, f"{outsider.returncode} {outsider.stderr}")
-    c.execute("vm-destroy", name="s1")
+    c.execute("vm-destroy", {"name": "s1"})
     # `quit` passed through vm-qmp stops the worker; that is a request, not a crash or a power-off.
-    c.execute("vm-start", name="s1")
-    c.execute("vm-qmp", name="s1", command="quit")
+    c.execute("vm-start", {"name": "s1"})
+    c.execute("vm-qmp", {"name": "s1", "command": "quit"})
     wait_until(lambda: state_of(c, "s1") == "shut-off", 10, "s1 off after quit")
     check("worker quit on request" in d.log(), "quit not recognised")
     # A second vmmd on the same state dir refuses to run.
@@ -457,7 +456,7 @@ def scenario_socket(d):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_until(lambda: os.path.exists(act_sock), 10, "activation socket")
-            c2 = Client(act_sock)
+            c2 = connect(act_sock)
             check([vm["name"] for vm in c2.execute("vm-list")] == ["s1"], "activated vmmd has another store")
             c2.close()
         finally:
@@ -484,7 +483,7 @@ def scenario_durability(d):
     try:
         while i < 1000:
             name = f"d{i:04d}"
-            c.execute("vm-define", _timeout=10, definition=probe_definition(name))
+            c.execute("vm-define", {"definition": probe_definition(name)}, timeout=10)
             acked.append(name)
             i += 1
     except (ConnectionError, OSError, QmpError):
@@ -500,7 +499,7 @@ def scenario_durability(d):
     for j in range(len(defined), 1000):
         name = f"d{j:04d}"
         if name not in defined:
-            c.execute("vm-define", definition=probe_definition(name))
+            c.execute("vm-define", {"definition": probe_definition(name)})
     check(len(c.execute("vm-list")) == 1000, "not 1000 VMs after completing the defines")
 
 

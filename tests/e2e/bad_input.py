@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 vmm, probe = sys.argv[1], sys.argv[2]
 failures = 0
@@ -68,7 +70,7 @@ def virtualization_flag():
     return ""
 
 
-with tempfile.TemporaryDirectory() as tmp:
+with temp_dir("vmm-bad-input-") as tmp:
     text_file = os.path.join(tmp, "notes.txt")
     with open(text_file, "w") as f:
         f.write("not a kernel\n" * 100)

@@ -3,14 +3,17 @@
 the PROBE lines: same lines, same keys, same values except the deliberate differences listed.
 
     compare_probe.py --runner run_probe.py --differences FILE --vmm VMM --qemu QEMU --probe ELF -- ARGS...
-Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/kvm_gate.py).
+Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/support/vmmd_testlib/kvm_gate.py).
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.differences import load_differences, report  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 
 def run(runner, dump, cmd):
@@ -23,18 +26,6 @@ def run(runner, dump, cmd):
         sys.exit(1)
     with open(dump) as f:
         return json.load(f)
-
-
-def load_differences(path):
-    allowed = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, _, reason = line.partition(" ")
-            allowed[key] = reason.strip()
-    return allowed
 
 
 def by_name(lines):
@@ -53,7 +44,7 @@ def main():
     args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
     allowed = load_differences(opts.differences)
     common = ["-nodefaults", "-display", "none", "-serial", "stdio", "-kernel", opts.probe] + args
-    with tempfile.TemporaryDirectory() as tmp:
+    with temp_dir("vmm-compare-probe-") as tmp:
         ours = by_name(run(opts.runner, os.path.join(tmp, "vmm.json"), [opts.vmm] + common))
         theirs = by_name(run(opts.runner, os.path.join(tmp, "qemu.json"),
                              [opts.qemu, "-M", "q35", "-accel", "kvm", "-cpu", "host,-arch-capabilities"] + common))
@@ -70,11 +61,7 @@ def main():
             if a[key] != b[key] and f"{name}.{key}" not in allowed:
                 problems.append(f"{name}.{key}: vmm {a[key]!r} QEMU {b[key]!r}")
     compared = sum(len(v) for v in ours.values())
-    if problems:
-        print("vmm and QEMU disagree where no difference is listed:\n  " + "\n  ".join(problems))
-        return 1
-    print(f"vmm and QEMU agree on {len(ours)} PROBE lines ({compared} values; listed differences excepted)")
-    return 0
+    return report(problems, f"vmm and QEMU agree on {len(ours)} PROBE lines ({compared} values; listed differences excepted)")
 
 
 if __name__ == "__main__":

@@ -6,20 +6,20 @@ first is attached; the guest's power-off ends the worker with status 0.
     serial_socket.py VMM PROBE_ELF
 """
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from kvm_gate import require_kvm  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
+from vmmd_testlib.qmp import connect_unix  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 vmm, probe = sys.argv[1], sys.argv[2]
 if (status := require_kvm()) is not None:
     sys.exit(status)
 
-with tempfile.TemporaryDirectory() as tmp:
+with temp_dir("vmm-serial-socket-") as tmp:
     path = os.path.join(tmp, "console.sock")
     proc = subprocess.Popen([vmm, "-nodefaults", "-m", "64", "-smp", "2", "-kernel", probe,
                              "-chardev", f"socket,id=con0,path={path},server=on,wait=on", "-serial", "chardev:con0"],
@@ -33,10 +33,8 @@ with tempfile.TemporaryDirectory() as tmp:
     # wait=on: nothing may have run yet, so the worker is alive and silent.
     if proc.poll() is not None:
         sys.exit(f"FAIL: worker exited ({proc.returncode}) before a console client attached")
-    client = socket.socket(socket.AF_UNIX)
-    client.connect(path)
-    second = socket.socket(socket.AF_UNIX)
-    second.connect(path)  # accepted by the kernel backlog, then closed by vmm: one client at a time
+    client = connect_unix(path, timeout=0)
+    second = connect_unix(path, timeout=0)  # accepted by the kernel backlog, then closed by vmm: one client at a time
     second.settimeout(5)
     data = b""
     client.settimeout(30)

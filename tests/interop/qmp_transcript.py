@@ -7,49 +7,39 @@ shell-style pattern over paths STEP/key/index/...); a listed value may differ, b
 must still be the same.
 
     qmp_transcript.py --vmm VMM --qemu QEMU --probe ELF --differences FILE [--show]
-Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/kvm_gate.py).
+Exit 0 when they agree, 1 when not, 77 when /dev/kvm is unusable (1 under CI=true: tests/support/vmmd_testlib/kvm_gate.py).
 """
 import argparse
 import fnmatch
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from kvm_gate import require_kvm  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.differences import load_differences, report  # noqa: E402
+from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
+from vmmd_testlib.qmp import QmpClient  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 
 class Guest:
-    """A VMM process with its serial console on stdout and a QMP socket."""
+    """A VMM process with its serial console on stdout and a QMP socket, not negotiated: the
+    transcript reads the greeting and negotiates itself. Replies are taken as they come (no id
+    matching): a step sends an id only where the transcript names one."""
 
     def __init__(self, argv, qmp_path):
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.console = []
         self.reader = threading.Thread(target=self._read_console, daemon=True)
         self.reader.start()
-        deadline = time.monotonic() + 20
-        self.sock = None
-        while time.monotonic() < deadline:
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(qmp_path)
-                self.sock = s
-                break
-            except OSError:
-                s.close()
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.01)
-        if self.sock is None:
+        try:
+            self.qmp = QmpClient.connect(qmp_path, timeout=20, connect_timeout=20, greeting=False, negotiate=False,
+                                         alive=lambda: self.proc.poll() is None)
+        except OSError:
             raise RuntimeError(f"{argv[0]}: no QMP socket (status {self.proc.poll()}): {self.proc.stderr.read().decode()}")
-        self.sock.settimeout(20)
-        self.buffer = b""
-        self.events = []
         self.qmp_path = qmp_path
 
     def _read_console(self):
@@ -64,50 +54,8 @@ class Guest:
             time.sleep(0.02)
         return False
 
-    def message(self):
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
-    def reply(self):
-        """Next non-event message; events seen on the way are collected."""
-        while True:
-            msg = self.message()
-            if msg is None or "event" not in msg:
-                return msg
-            self.events.append(msg)
-
     def execute(self, name, args=None, ident=None):
-        request = {"execute": name}
-        if args is not None:
-            request["arguments"] = args
-        if ident is not None:
-            request["id"] = ident
-        self.send_raw(json.dumps(request).encode() + b"\r\n")
-        return self.reply()
-
-    def take_events(self, count, timeout=20):
-        deadline = time.monotonic() + timeout
-        self.sock.settimeout(1)
-        while len(self.events) < count and time.monotonic() < deadline:
-            try:
-                msg = self.message()
-            except socket.timeout:
-                continue
-            if msg is None:
-                break
-            if "event" in msg:
-                self.events.append(msg)
-        self.sock.settimeout(20)
-        taken, self.events = self.events[:count], self.events[count:]
-        return taken
+        return self.qmp.request(name, args, ident=ident, match_id=False)
 
 
 def transcript(guest):
@@ -117,7 +65,7 @@ def transcript(guest):
     def step(name, value):
         steps.append((name, value))
 
-    step("greeting", guest.message())
+    step("greeting", guest.qmp.read_message())
     step("before-negotiation", guest.execute("query-status"))
     step("qmp_capabilities", guest.execute("qmp_capabilities"))
     step("qmp_capabilities-again", guest.execute("qmp_capabilities"))
@@ -138,30 +86,30 @@ def transcript(guest):
     step("mistyped-argument", guest.execute("human-monitor-command", {"command-line": 1}))
     step("missing-argument", guest.execute("human-monitor-command", {}))
     step("id-echo", guest.execute("query-kvm", ident={"a": [1, "x", None]}))
-    guest.send_raw(b"[1]\r\n")
-    step("not-an-object", guest.reply())
-    guest.send_raw(b'{"arguments": {}}\r\n')
-    step("lacks-execute", guest.reply())
+    guest.qmp.send_raw(b"[1]\r\n")
+    step("not-an-object", guest.qmp.reply())
+    guest.qmp.send_raw(b'{"arguments": {}}\r\n')
+    step("lacks-execute", guest.qmp.reply())
     step("cont", guest.execute("cont"))
-    step("cont-events", guest.take_events(1))
+    step("cont-events", guest.qmp.take_events(1))
     step("query-status-running", guest.execute("query-status"))
     guest.wait_console("name=ready")
     step("stop", guest.execute("stop"))
-    step("stop-events", guest.take_events(1))
+    step("stop-events", guest.qmp.take_events(1))
     step("query-status-paused", guest.execute("query-status"))
     step("stop-again", guest.execute("stop"))
     step("cont-again", guest.execute("cont"))
-    step("cont-again-events", guest.take_events(1))
+    step("cont-again-events", guest.qmp.take_events(1))
     step("system_reset", guest.execute("system_reset"))
-    step("system_reset-events", guest.take_events(1))
+    step("system_reset-events", guest.qmp.take_events(1))
     guest.wait_console("name=ready", count=2)
     step("system_powerdown", guest.execute("system_powerdown"))
     # POWERDOWN, then the guest powers off: SHUTDOWN (guest-shutdown), STOP (-no-shutdown).
-    step("powerdown-events", guest.take_events(3))
+    step("powerdown-events", guest.qmp.take_events(3))
     step("query-status-shutdown", guest.execute("query-status"))
     step("cont-after-shutdown", guest.execute("cont"))
     step("quit", guest.execute("quit"))
-    step("quit-events", guest.take_events(1, timeout=5))
+    step("quit-events", guest.qmp.take_events(1, timeout=5))
     step("exit-status", guest.proc.wait(timeout=20))
     return steps
 
@@ -175,17 +123,6 @@ def run(argv_head, common, tmp, label):
         if guest.proc.poll() is None:
             guest.proc.kill()
             guest.proc.wait()
-
-
-def load_differences(path):
-    allowed = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                key, _, reason = line.partition(" ")
-                allowed[key] = reason.strip()
-    return allowed
 
 
 def jtype(value):
@@ -235,7 +172,7 @@ def main():
     common = ["-M", "microvm,rtc=on", "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-m", "64", "-smp", "2",
               "-name", "interop", "-uuid", "6b5b2b7e-2f6a-4c7e-9d55-0a1e7c2d9f10", "-nodefaults", "-display", "none",
               "-serial", "stdio", "-no-shutdown", "-S", "-kernel", opts.probe, "-append", "nochecks powerbutton"]
-    with tempfile.TemporaryDirectory() as tmp:
+    with temp_dir("vmm-qmp-transcript-") as tmp:
         theirs = run([opts.qemu], common, tmp, "qemu")
         ours = run([opts.vmm], common, tmp, "vmm")
     if opts.show:
@@ -247,11 +184,7 @@ def main():
     for (name, a), (name_b, b) in zip(ours, theirs):
         assert name == name_b
         compare(name, a, b, allowed, problems)
-    if problems:
-        print("vmm and QEMU disagree where no difference is listed:\n  " + "\n  ".join(problems))
-        return 1
-    print(f"vmm and QEMU agree on {len(ours)} transcript steps (listed differences excepted)")
-    return 0
+    return report(problems, f"vmm and QEMU agree on {len(ours)} transcript steps (listed differences excepted)")
 
 
 if __name__ == "__main__":

@@ -21,20 +21,15 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from vmmd_testlib.process import rss_kib  # noqa: E402
+
 sys.path.insert(0, os.path.join(ROOT, "tests", "daemon"))
 os.environ.setdefault("VMMD", os.path.join(ROOT, "build/daemon/vmmd"))
 os.environ.setdefault("VMM", os.path.join(ROOT, "build/vmm/vmm"))
 os.environ.setdefault("VMCTL", os.path.join(ROOT, "build/cli/vmctl"))
 os.environ.setdefault("PROBE_ELF", os.path.join(ROOT, "build/tests/guest/probe/probe.elf"))
 import vmmd_harness as h  # noqa: E402
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def qemu_wrapper(qemu, tmp):
@@ -58,14 +53,14 @@ def density(worker, guests):
         c = d.start()
         names = [f"d{i:02d}" for i in range(guests)]
         for n in names:
-            c.execute("vm-define", definition=h.probe_definition(n))
+            c.execute("vm-define", {"definition": h.probe_definition(n)})
         clients = [d.client() for _ in names]
         errors = []
         start = time.perf_counter()
 
         def go(client, name):
             try:
-                client.execute("vm-start", name=name)
+                client.execute("vm-start", {"name": name})
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(f"{name}: {e}")
 
@@ -80,10 +75,10 @@ def density(worker, guests):
         h.wait_until(lambda: all("PROBE name=ready" in h.console_log(d, n) for n in names), 120, "all ready")
         ready = time.perf_counter() - start
         vmmd_rss = rss_kib(d.proc.pid)
-        workers = [c.execute("vm-info", name=n)["pid"] for n in names]
+        workers = [c.execute("vm-info", {"name": n})["pid"] for n in names]
         worker_rss = statistics.mean(rss_kib(p) for p in workers)
         for n in names:
-            c.execute("vm-destroy", name=n)
+            c.execute("vm-destroy", {"name": n})
         return started, ready, vmmd_rss, worker_rss
     finally:
         d.cleanup()
@@ -94,7 +89,7 @@ def list_latency(defines):
     try:
         c = d.start()
         for i in range(defines):
-            c.execute("vm-define", definition=h.probe_definition(f"l{i:04d}"))
+            c.execute("vm-define", {"definition": h.probe_definition(f"l{i:04d}")})
         out = {}
         for args in (["list"], ["list", "--json"]):
             times = []

@@ -7,52 +7,37 @@ client, as the reference figures in ../../../../shared/docs/FACTS.md were measur
 """
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import tempfile
+import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from vmmd_testlib.process import stop  # noqa: E402
+from vmmd_testlib.qmp import QmpClient  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-
-
-def connect(path, deadline):
-    while True:
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.connect(path)
-            return s
-        except OSError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
+REQUEST = b'{"execute": "query-status"}\r\n'
 
 
 def measure(argv, path, count):
+    """COUNT round trips of REQUEST, microseconds each: raw bytes out, one line back, so that the
+    figure is the VMM's and the socket's, not JSON encoding in this client."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        s = connect(path, time.monotonic() + 20)
-        f = s.makefile("rb")
-        f.readline()  # greeting
-        s.sendall(b'{"execute": "qmp_capabilities"}\r\n')
-        f.readline()
-        request = b'{"execute": "query-status"}\r\n'
+        qmp = QmpClient.connect(path, connect_timeout=20, retry_interval=0.005)
         samples = []
         for _ in range(count):
             start = time.perf_counter_ns()
-            s.sendall(request)
-            f.readline()
+            qmp.send_raw(REQUEST)
+            qmp.read_line()
             samples.append((time.perf_counter_ns() - start) / 1000.0)
-        s.sendall(b'{"execute": "quit"}\r\n')
-        s.close()
+        qmp.send_raw(b'{"execute": "quit"}\r\n')
+        qmp.close()
         return samples
     finally:
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=5, sig=None)  # it quits on its own
 
 
 def p99(values):
@@ -68,14 +53,15 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--probe", default=os.path.join(ROOT, "build", "tests", "guest", "probe", "probe.elf"))
     opts = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="vmm-qmp-bench-")
     common = ["-M", "microvm,rtc=on", "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-m", "64", "-nodefaults",
               "-display", "none", "-S", "-kernel", opts.probe]
     results = {}
-    for run in range(opts.runs):  # alternate, so both see the same machine load
-        for name, binary in (("vmm", opts.vmm), ("qemu", opts.qemu)):
-            path = os.path.join(tmp, f"{name}-{run}.sock")
-            results.setdefault(name, []).append(measure([binary] + common + ["-qmp", f"unix:{path},server=on,wait=off"], path, opts.count))
+    with temp_dir("vmm-qmp-bench-") as tmp:
+        for run in range(opts.runs):  # alternate, so both see the same machine load
+            for name, binary in (("vmm", opts.vmm), ("qemu", opts.qemu)):
+                path = os.path.join(tmp, f"{name}-{run}.sock")
+                argv = [binary] + common + ["-qmp", f"unix:{path},server=on,wait=off"]
+                results.setdefault(name, []).append(measure(argv, path, opts.count))
     print(f"QMP query-status round trip, {opts.count} sequential requests, {opts.runs} runs each, stdlib Python client")
     print(f"{'VMM':6} {'mean us':>9} {'median us':>10} {'p99 us':>8}   per-run means")
     for name in ("vmm", "qemu"):

@@ -12,11 +12,14 @@ Prints one table: median and min/max of each.
 """
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from vmmd_testlib.qmp import QmpClient  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -34,19 +37,12 @@ def first_byte(cmd):
 def qmp_ready(cmd, path):
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = start + 20
     elapsed = None
-    while time.perf_counter() < deadline:
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(path)
-            s.recv(1)
-            elapsed = time.perf_counter() - start
-            s.close()
-            break
-        except OSError:
-            s.close()
-            time.sleep(0.0002)
+    try:
+        QmpClient.connect(path, connect_timeout=20, retry_interval=0.0002, negotiate=False).close()
+        elapsed = time.perf_counter() - start
+    except OSError:
+        pass
     proc.kill()
     proc.wait()
     return elapsed
@@ -86,21 +82,21 @@ def main():
         ("qemu microvm", [opts.qemu, "-M", "microvm,rtc=on", "-accel", "kvm", "-cpu", "host,-arch-capabilities"] + base),
         ("qemu q35", [opts.qemu, "-M", "q35", "-accel", "kvm", "-cpu", "host,-arch-capabilities"] + base),
     ]
-    tmp = tempfile.mkdtemp(prefix="vmm-bench-")
     rows = []
-    for name, cmd in vmms:
-        byte_times, qmp_times, exit_times, rss = [], [], [], []
-        for i in range(opts.runs):
-            byte_times.append(first_byte(cmd + ["-serial", "stdio", "-append", "nochecks idle"]))
-            qmp_path = os.path.join(tmp, f"qmp-{i}.sock")
-            qmp_times.append(qmp_ready(cmd + ["-S", "-qmp", f"unix:{qmp_path},server=on,wait=off"], qmp_path))
-            elapsed, peak, status = until_exit(cmd + ["-serial", "null", "-append", "nochecks poweroff"])
-            if status != 0:
-                print(f"warning: {name} exited with status {status}")
-            exit_times.append(elapsed)
-            rss.append(peak)
-        rows.append((name, stats(byte_times, 1000, "{:.1f}"), stats(qmp_times, 1000, "{:.1f}"),
-                     stats(exit_times, 1000, "{:.1f}"), stats([r / 1024 for r in rss], 1, "{:.1f}")))
+    with temp_dir("vmm-bench-") as tmp:
+        for name, cmd in vmms:
+            byte_times, qmp_times, exit_times, rss = [], [], [], []
+            for i in range(opts.runs):
+                byte_times.append(first_byte(cmd + ["-serial", "stdio", "-append", "nochecks idle"]))
+                qmp_path = os.path.join(tmp, f"qmp-{i}.sock")
+                qmp_times.append(qmp_ready(cmd + ["-S", "-qmp", f"unix:{qmp_path},server=on,wait=off"], qmp_path))
+                elapsed, peak, status = until_exit(cmd + ["-serial", "null", "-append", "nochecks poweroff"])
+                if status != 0:
+                    print(f"warning: {name} exited with status {status}")
+                exit_times.append(elapsed)
+                rss.append(peak)
+            rows.append((name, stats(byte_times, 1000, "{:.1f}"), stats(qmp_times, 1000, "{:.1f}"),
+                         stats(exit_times, 1000, "{:.1f}"), stats([r / 1024 for r in rss], 1, "{:.1f}")))
     header = ("VMM", "launch->1st serial byte ms", "launch->QMP greeting ms", "launch->exit ms", "peak RSS MiB")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print(f"startup, probe guest, -m {opts.memory} -smp 1, {opts.runs} runs each: median (min-max)")

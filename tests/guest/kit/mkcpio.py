@@ -10,6 +10,7 @@ with the directories above it. Linux accepts several such archives
 concatenated as one initramfs.
 """
 import os
+import shutil
 import stat
 import sys
 
@@ -24,6 +25,13 @@ def header(out, ino, mode, size, name, nlink=1, rdevmajor=0, rdevminor=0):
 
 def pad(out, size):
     out.write(b"\0" * ((4 - size % 4) % 4))
+
+
+def contents(out, path, size):
+    """The data of a regular file's entry: its bytes, padded."""
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, out, 1 << 20)
+    pad(out, size)
 
 
 def main(argv):
@@ -70,13 +78,7 @@ def main(argv):
                 header(out, ino, stat.S_IFDIR | perm, 0, rel, nlink=2)
             elif stat.S_ISREG(st.st_mode):
                 header(out, ino, stat.S_IFREG | perm, st.st_size, rel)
-                with open(path, "rb") as f:
-                    while True:
-                        chunk = f.read(1 << 20)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                pad(out, st.st_size)
+                contents(out, path, st.st_size)
             else:
                 continue
             ino += 1
@@ -90,13 +92,7 @@ def main(argv):
                     ino += 1
             st = os.stat(src)
             header(out, ino, stat.S_IFREG | stat.S_IMODE(st.st_mode), st.st_size, "/".join(parts))
-            with open(src, "rb") as f:
-                while True:
-                    chunk = f.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-            pad(out, st.st_size)
+            contents(out, src, st.st_size)
             ino += 1
         for spec in nodes:
             path, mode, kind, major, minor = spec.split(":")

@@ -20,7 +20,7 @@ QMP socket (`--on-ready CMD` sends another QMP command instead, e.g. `quit`) (st
 short path in a temporary folder is used, and `@QMP@` in the VMM's arguments is replaced by it.
 
 --need-kvm: exit 77 (CTest's skip code here) when /dev/kvm is not usable; 1 under CI=true
-(tests/kvm_gate.py).
+(tests/support/vmmd_testlib/kvm_gate.py).
 """
 import argparse
 import json
@@ -28,15 +28,15 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from kvm_gate import require_kvm  # noqa: E402
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
+from vmmd_testlib.qmp import QmpClient, QmpError  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 OPS = ("!=", ">=", "<=", "=", ">", "<")
 
@@ -102,43 +102,13 @@ def matches(fields, name, conds):
 
 def qmp_send(path, command, deadline):
     """Connects to a QMP socket, negotiates capabilities and sends one command (no arguments)."""
-    while True:
+    timeout = max(1.0, deadline - time.monotonic())
+    with QmpClient.connect(path, timeout=timeout, connect_timeout=timeout, retry_interval=0.05) as qmp:
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            break
+            qmp.execute(command)
         except OSError:
-            s.close()
-            if time.monotonic() > deadline:
+            if command != "quit":  # the VMM may close the socket before answering
                 raise
-            time.sleep(0.05)
-    s.settimeout(max(1.0, deadline - time.monotonic()))
-    f = s.makefile("rwb")
-
-    def read_reply():
-        while True:
-            line = f.readline()
-            if not line:
-                raise OSError("QMP connection closed")
-            msg = json.loads(line)
-            if "return" in msg or "error" in msg:
-                return msg
-
-    greeting = json.loads(f.readline())
-    if "QMP" not in greeting:
-        raise OSError(f"not a QMP greeting: {greeting}")
-    for cmd in ("qmp_capabilities", command):
-        f.write(json.dumps({"execute": cmd}).encode() + b"\r\n")
-        f.flush()
-        try:
-            reply = read_reply()
-        except OSError:
-            if cmd == "quit":  # the VMM may close the socket before answering
-                break
-            raise
-        if "error" in reply:
-            raise OSError(f"QMP {cmd}: {reply['error']}")
-    s.close()
 
 
 def main():
@@ -167,10 +137,15 @@ def main():
         ap.error("--powerdown/--on-ready need --qmp PATH")
     if args.need_kvm and (status := require_kvm()) is not None:
         return status
-    tmpdir = None
-    if args.qmp == "auto":
-        tmpdir = tempfile.TemporaryDirectory(prefix="probe-")
-        args.qmp = os.path.join(tmpdir.name, "qmp.sock")
+    if args.qmp != "auto":
+        return run(args, cmd)
+    with temp_dir("probe-") as tmp:
+        args.qmp = os.path.join(tmp, "qmp.sock")
+        return run(args, cmd)
+
+
+def run(args, cmd):
+    """Runs the VMM, watches its PROBE lines and returns the exit status of the verdict."""
     if args.qmp:
         cmd = [a.replace("@QMP@", args.qmp) for a in cmd]
         if os.path.exists(args.qmp):
@@ -233,7 +208,7 @@ def main():
                 qmp_send(args.qmp, args.on_ready, deadline)
                 if not args.quiet:
                     print(f"run_probe: sent {args.on_ready} at {time.monotonic() - start:.2f} s", flush=True)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, QmpError) as e:
                 problems.append(f"QMP {args.on_ready} failed: {e}")
         time.sleep(0.01)
     proc.wait()

@@ -1,0 +1,40 @@
+"""Waiting with deadlines and looking at processes: what tests that run vmm, vmmd or QEMU share."""
+import signal
+import subprocess
+import time
+
+
+def wait_until(predicate, timeout=30, what="condition", interval=0.05):
+    """predicate()'s first true value within `timeout` seconds; TimeoutError naming `what` and
+    the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def stop(proc, timeout=10, sig=signal.SIGTERM):
+    """Ends a child: `sig` (None: none, it is on its way out), then SIGKILL when it has not exited
+    within `timeout` seconds. Its exit status."""
+    if proc.poll() is not None:
+        return proc.returncode
+    if sig is not None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def rss_kib(pid):
+    """The resident set of process `pid` (VmRSS), KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
