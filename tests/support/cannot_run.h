@@ -1,7 +1,7 @@
 // One rule for GoogleTest tests that need something a host may lack (a usable /dev/kvm, the
 // nested tier's kernel kit): a developer's run skips them, saying why; under CI=true (or
 // VMMD_NO_SKIP=1) they fail, because a green CI run must mean that every test ran. The Python
-// tests follow the same rule (tests/kvm_gate.py).
+// tests follow the same rule (tests/support/vmmd_testlib/kvm_gate.py).
 #pragma once
 
 #include <gtest/gtest.h>
