@@ -90,8 +90,6 @@ VmLifecycle lifecycleOf(VmState recorded) {
   return {};
 }
 
-bool hasWorker(VmPhase phase) { return phase != VmPhase::kShutoff && phase != VmPhase::kCrashed; }
-
 std::string_view toString(VmPhase phase) {
   switch (phase) {
     case VmPhase::kShutoff: return "shut-off";

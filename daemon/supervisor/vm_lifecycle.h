@@ -66,9 +66,6 @@ VmState visibleState(const VmLifecycle& lifecycle);
 // The lifecycle a restarted vmmd resumes from a recorded state, for a worker it re-attaches to.
 VmLifecycle lifecycleOf(VmState recorded);
 
-// Whether the VM has (or waits for) a worker: a VM that is not idle cannot be undefined.
-bool hasWorker(VmPhase phase);
-
 // Names for logs and test failures: "restart-pending", "kShutdownRequested".
 std::string_view toString(VmPhase phase);
 std::string_view toString(VmEvent event);
