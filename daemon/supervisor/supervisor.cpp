@@ -103,7 +103,7 @@ void Supervisor::saveIdle(const std::string& name, VmState state, const std::str
 void Supervisor::start(const std::string& name, Completion<Done> done) {
   if (Vm* vm = active(name)) {
     if (vm->process) {
-      if (vm->lifecycle.phase == VmPhase::kStarting) {
+      if (vm->state() == VmState::kStarting) {
         vm->start_waiters.push_back(std::move(done));
         return;
       }

@@ -32,7 +32,7 @@ void Supervisor::withWorker(const std::string& name, WorkerUnavailable unavailab
   if (vm->link == QmpLink::kUnreachable) {
     return unavailable(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": no QMP connection to its worker"));
   }
-  if (vm->link != QmpLink::kReady || vm->lifecycle.phase == VmPhase::kStarting) {
+  if (vm->link != QmpLink::kReady || vm->state() == VmState::kStarting) {
     vm->awaiting_qmp.emplace_back(std::move(action), std::move(unavailable));
     return;
   }

@@ -31,6 +31,11 @@ struct Answer {
   const VmError& error() const { return result->error(); }
 };
 
+void expectError(const VmError& error, VmErrorCode code, const std::string& message) {
+  EXPECT_EQ(error.code, code) << error.message;
+  EXPECT_EQ(error.message, message);
+}
+
 struct StateChange {
   std::string vm;
   VmState state;
@@ -129,16 +134,14 @@ TEST_F(SupervisorTest, DefineRefusesTakenNamesAndUuidsWithTypedErrors) {
   define("a");
   auto again = supervisor_->define(R"({"schema": 1, "name": "a", "memory": 64, "kernel": ")" + dir_.file("kernel") + "\"}");
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().code, VmErrorCode::kAlreadyExists);
-  EXPECT_EQ(again.error().message, "VM 'a' is already defined");
+  expectError(again.error(), VmErrorCode::kAlreadyExists, "VM 'a' is already defined");
 
   auto info = supervisor_->info("a");
   ASSERT_TRUE(info.ok());
   auto clone = supervisor_->define(R"({"schema": 1, "name": "b", "memory": 64, "uuid": ")" + info->definition.uuid +
                                    R"(", "kernel": ")" + dir_.file("kernel") + "\"}");
   ASSERT_FALSE(clone.ok());
-  EXPECT_EQ(clone.error().code, VmErrorCode::kAlreadyExists);
-  EXPECT_EQ(clone.error().message, "VM 'b': uuid " + info->definition.uuid + " is already used by vm 'a'");
+  expectError(clone.error(), VmErrorCode::kAlreadyExists, "VM 'b': uuid " + info->definition.uuid + " is already used by vm 'a'");
 
   auto invalid = supervisor_->define(R"({"schema": 1})");
   ASSERT_FALSE(invalid.ok());
@@ -149,8 +152,7 @@ TEST_F(SupervisorTest, UnknownVmsAreNotFound) {
   Answer<Done> started;
   supervisor_->start("ghost", started.completion());
   ASSERT_TRUE(started.came());
-  EXPECT_EQ(started.error().code, VmErrorCode::kNotFound);
-  EXPECT_EQ(started.error().message, "VM 'ghost' is not defined");
+  expectError(started.error(), VmErrorCode::kNotFound, "VM 'ghost' is not defined");
   Answer<StopOutcome> destroyed;
   supervisor_->destroy("ghost", destroyed.completion());
   ASSERT_TRUE(destroyed.came());
@@ -164,8 +166,7 @@ TEST_F(SupervisorTest, AnActiveVmCannotBeUndefined) {
   startRunning("a");
   auto undefined = supervisor_->undefine("a");
   ASSERT_FALSE(undefined.ok());
-  EXPECT_EQ(undefined.error().code, VmErrorCode::kWrongState);
-  EXPECT_EQ(undefined.error().message, "VM 'a' is active; destroy or shut it down first");
+  expectError(undefined.error(), VmErrorCode::kWrongState, "VM 'a' is active; destroy or shut it down first");
 }
 
 // --- start ---
@@ -191,8 +192,7 @@ TEST_F(SupervisorTest, StartLetsThePrelaunchedGuestRunAndRecordsTheWorker) {
   Answer<Done> again;
   supervisor_->start("a", again.completion());
   ASSERT_TRUE(again.came());
-  EXPECT_EQ(again.error().code, VmErrorCode::kWrongState);
-  EXPECT_EQ(again.error().message, "VM 'a' is already running");
+  expectError(again.error(), VmErrorCode::kWrongState, "VM 'a' is already running");
 }
 
 TEST_F(SupervisorTest, AWorkerThatExitsWhileStartingFailsTheStartWithItsLastLogLine) {
@@ -203,8 +203,7 @@ TEST_F(SupervisorTest, AWorkerThatExitsWhileStartingFailsTheStartWithItsLastLogL
   supervisor_->start("a", started.completion());
   ASSERT_TRUE(await(started));
   ASSERT_FALSE(started.result->ok());
-  EXPECT_EQ(started.error().code, VmErrorCode::kWorkerFailed);
-  EXPECT_EQ(started.error().message, "VM 'a': worker exited with status 1: vmm: -kernel: not a bzImage");
+  expectError(started.error(), VmErrorCode::kWorkerFailed, "VM 'a': worker exited with status 1: vmm: -kernel: not a bzImage");
   EXPECT_EQ(state("a"), VmState::kShutoff);
   EXPECT_TRUE(changedTo(VmState::kShutoff, "start failed: exited with status 1"));
 }
@@ -215,8 +214,7 @@ TEST_F(SupervisorTest, ASpawnThatFailsLeavesTheVmShutOff) {
   Answer<Done> started;
   supervisor_->start("a", started.completion());
   ASSERT_TRUE(started.came());
-  EXPECT_EQ(started.error().code, VmErrorCode::kWorkerFailed);
-  EXPECT_EQ(started.error().message, "VM 'a': spawn vmm: No such file or directory");
+  expectError(started.error(), VmErrorCode::kWorkerFailed, "VM 'a': spawn vmm: No such file or directory");
   EXPECT_EQ(state("a"), VmState::kShutoff);
 }
 
@@ -323,8 +321,7 @@ TEST_F(SupervisorTest, AgentShutdownNeedsTheAgentChannel) {
   Answer<StopOutcome> stopped;
   supervisor_->shutdown("a", 60, false, ShutdownMode::kAgent, stopped.completion());
   ASSERT_TRUE(stopped.came());
-  EXPECT_EQ(stopped.error().code, VmErrorCode::kInvalidArgument);
-  EXPECT_EQ(stopped.error().message, "VM 'a' has no guest agent channel (\"agent\": true in its definition)");
+  expectError(stopped.error(), VmErrorCode::kInvalidArgument, "VM 'a' has no guest agent channel (\"agent\": true in its definition)");
 }
 
 TEST_F(SupervisorTest, DestroyKillsTheWorkerAndAnswersEveryStopWaiter) {
@@ -344,8 +341,7 @@ TEST_F(SupervisorTest, DestroyKillsTheWorkerAndAnswersEveryStopWaiter) {
   Answer<StopOutcome> again;
   supervisor_->destroy("a", again.completion());
   ASSERT_TRUE(again.came());
-  EXPECT_EQ(again.error().code, VmErrorCode::kWrongState);
-  EXPECT_EQ(again.error().message, "VM 'a' is not running");
+  expectError(again.error(), VmErrorCode::kWrongState, "VM 'a' is not running");
 }
 
 // --- pause, resume, reboot, pass-through ---
@@ -365,8 +361,7 @@ TEST_F(SupervisorTest, PauseAndResumeFollowTheWorker) {
   EXPECT_EQ(state("a"), VmState::kRunning);
   supervisor_->resume("a", resumed_again.completion());
   ASSERT_TRUE(resumed_again.came());
-  EXPECT_EQ(resumed_again.error().code, VmErrorCode::kWrongState);
-  EXPECT_EQ(resumed_again.error().message, "VM 'a' is not paused");
+  expectError(resumed_again.error(), VmErrorCode::kWrongState, "VM 'a' is not paused");
 }
 
 TEST_F(SupervisorTest, AStopEventFromTheWorkerPausesTheVm) {
