@@ -59,11 +59,11 @@ bool Supervisor::advance(Vm& vm, VmEvent event, const std::string& reason, const
   auto next = transition(vm.lifecycle, event);
   if (!next) return false;
   vm.lifecycle = *next;
-  record(vm, reason, event_kind);
+  recordState(vm, reason, event_kind);
   return true;
 }
 
-void Supervisor::record(Vm& vm, const std::string& reason, const std::string& event_kind) {
+void Supervisor::recordState(Vm& vm, const std::string& reason, const std::string& event_kind) {
   VmState state = vm.state();
   bool changed = vm.record.state != state;
   vm.record.state = state;
@@ -309,7 +309,7 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
       agentOf(vm).setGuestOpen(d["open"].GetBool());
     }
   } else if (name == "RESET") {
-    record(vm, "reset", "reset");
+    recordState(vm, "reset", "reset");
   }
 }
 

@@ -153,7 +153,8 @@ class Supervisor {
   // Moves the VM's lifecycle by `event` (ignored when its phase does not accept it) and records
   // the visible state. Returns whether the event was accepted.
   bool advance(Vm& vm, VmEvent event, const std::string& reason, const std::string& event_kind = "state");
-  void record(Vm& vm, const std::string& reason, const std::string& event_kind);
+  // Saves the VM's visible state with an event ("state", "reset") and tells onStateChange.
+  void recordState(Vm& vm, const std::string& reason, const std::string& event_kind);
   // The VM's supervision ends by `event` (to shut-off or crashed); its record is kept.
   void retire(Vm& vm, VmEvent event, const std::string& reason);
   void saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base);
