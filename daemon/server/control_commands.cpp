@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "daemon/server/control_socket.h"
+#include "daemon/server/error_mapping.h"
 #include "daemon/supervisor/log.h"
 
 namespace vmmd::daemon {
@@ -22,19 +23,23 @@ void audit(const qmp::Session& session, std::string_view command, std::string_vi
   logLine(std::string(command) + " " + std::string(detail) + " by " + (peer ? peer->describe() : "an unknown peer"));
 }
 
-// Moves the request's Reply into a Completion (std::function must be copyable, a Reply is not).
-Supervisor::Completion deferred(qmp::Request& request) {
+// Moves the request's Reply into a Completion (std::function must be copyable, a Reply is not)
+// that answers with the supervisor's result on the wire.
+template <typename T>
+Supervisor::Completion<T> deferred(qmp::Request& request) {
   auto reply = std::make_shared<qmp::Reply>(std::move(request.reply));
-  return [reply](CommandResult result) { reply->complete(result); };
+  return [reply](VmResult<T> result) { reply->complete(toCommandResult(std::move(result))); };
 }
 
-using VmAction = void (Supervisor::*)(const std::string&, Supervisor::Completion);
+template <typename T>
+using VmAction = void (Supervisor::*)(const std::string&, Supervisor::Completion<T>);
 
-void addVmAction(qmp::CommandRegistry& registry, Supervisor& supervisor, const char* command, VmAction action) {
+template <typename T>
+void addVmAction(qmp::CommandRegistry& registry, Supervisor& supervisor, const char* command, VmAction<T> action) {
   registry.add({command, {{"name", ArgType::Str}}}, [&supervisor, command, action](qmp::Request& request) {
     std::string name = stringArg(request.args, "name");
     audit(request.session, command, "name=" + name);
-    (supervisor.*action)(name, deferred(request));
+    (supervisor.*action)(name, deferred<T>(request));
   });
 }
 
@@ -80,19 +85,19 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                      const JsonValue& def = args["definition"];
                      std::string name = def.HasMember("name") && def["name"].IsString() ? def["name"].GetString() : "?";
                      audit(session, "vm-define", "name=" + name);
-                     return supervisor.define(def);
+                     return toCommandResult(supervisor.define(qmp::toJson(def)));
                    });
   registry.addSync({"vm-undefine", {{"name", ArgType::Str}}},
                    [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
                      std::string name = stringArg(args, "name");
                      audit(session, "vm-undefine", "name=" + name);
-                     return supervisor.undefine(name);
+                     return toCommandResult(supervisor.undefine(name));
                    });
   registry.addSync({"vm-list", {}, "any"},
-                   [&supervisor](const JsonValue&, qmp::Session&) -> CommandResult { return supervisor.list(); });
+                   [&supervisor](const JsonValue&, qmp::Session&) -> CommandResult { return toCommandResult(supervisor.list()); });
   registry.addSync({"vm-info", {{"name", ArgType::Str}}, "any"},
                    [&supervisor](const JsonValue& args, qmp::Session&) -> CommandResult {
-                     return supervisor.info(stringArg(args, "name"));
+                     return toCommandResult(supervisor.info(stringArg(args, "name")));
                    });
 
   addVmAction(registry, supervisor, "vm-start", &Supervisor::start);
@@ -124,7 +129,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  audit(request.session, "vm-shutdown",
                        "name=" + name + " mode=" + mode + " timeout=" + std::to_string(timeout) + (force ? " force" : ""));
                  supervisor.shutdown(name, static_cast<uint32_t>(timeout), force,
-                                     mode == "agent" ? ShutdownMode::kAgent : ShutdownMode::kAcpi, deferred(request));
+                                     mode == "agent" ? ShutdownMode::kAgent : ShutdownMode::kAcpi, deferred<StopOutcome>(request));
                });
 
   registry.add({"vm-agent-command", {{"name", ArgType::Str}, {"command", ArgType::Any}, {"timeout", ArgType::Number, true}}, "any"},
@@ -145,7 +150,8 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  }
                  audit(request.session, "vm-agent-command",
                        "name=" + name + " command=" + qmp::toJson((*agentRequest)["execute"]));
-                 supervisor.agentCommand(name, std::move(*agentRequest), static_cast<uint32_t>(timeout_s * 1000), deferred(request));
+                 supervisor.agentCommand(name, std::move(*agentRequest), static_cast<uint32_t>(timeout_s * 1000),
+                                         deferred<qmp::Json>(request));
                });
 
   registry.add({"vm-qmp", {{"name", ArgType::Str}, {"command", ArgType::Str}, {"arguments", ArgType::Object, true}}, "any"},
@@ -155,7 +161,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  audit(request.session, "vm-qmp", "name=" + name + " command=" + command);
                  auto it = request.args.FindMember("arguments");
                  const JsonValue* arguments = it != request.args.MemberEnd() ? &it->value : nullptr;
-                 supervisor.forward(name, command, arguments, deferred(request));
+                 supervisor.forward(name, command, arguments, deferred<qmp::Json>(request));
                });
 }
 

@@ -65,8 +65,8 @@ Status Store::define(const VmDefinition& def) {
   auto row = taken->step();
   if (!row) return row.error();
   if (*row) {
-    if (taken->columnText(0) == def.name) return Error("vm '" + def.name + "' is already defined");
-    return Error("uuid " + def.uuid + " is already used by vm '" + taken->columnText(0) + "'");
+    if (taken->columnText(0) == def.name) return Error("vm '" + def.name + "' is already defined", kStoreNameTaken);
+    return Error("uuid " + def.uuid + " is already used by vm '" + taken->columnText(0) + "'", kStoreUuidTaken);
   }
   if (auto st = db_.run("INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?4)",
                         def.name, def.uuid, serializeDefinition(def), unixTimeUs());
@@ -82,7 +82,7 @@ Status Store::undefine(std::string_view name) {
   if (!tx) return tx.error();
   // The runtime row goes with it (ON DELETE CASCADE).
   if (auto st = db_.run("DELETE FROM definitions WHERE name = ?1", name); !st) return st;
-  if (sqlite3_changes(db_.handle()) == 0) return Error("vm '" + std::string(name) + "' is not defined");
+  if (sqlite3_changes(db_.handle()) == 0) return Error("vm '" + std::string(name) + "' is not defined", kStoreNotDefined);
   if (auto id = insertEvent(name, {"undefined", ""}); !id) return id.error();
   return tx->commit();
 }

@@ -11,6 +11,7 @@
 // one, another program's database (application_id / foreign tables) or one from a newer vmmd.
 #pragma once
 
+#include <cerrno>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,11 @@ struct StoreOptions {
   int busy_timeout_ms = 5000;  // another process (a backup, sqlite3 CLI) holding a lock
   int64_t max_events = 100000;  // oldest events are dropped beyond this many
 };
+
+// Error::code() of the store's refusals, so that callers branch on the case, never on the text.
+inline constexpr int kStoreNotDefined = ENOENT;    // no VM of that name
+inline constexpr int kStoreNameTaken = EEXIST;     // define: the name is in use
+inline constexpr int kStoreUuidTaken = EADDRINUSE; // define: the uuid is in use
 
 class Store {
  public:

@@ -34,7 +34,7 @@ Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft
   if (!tx) return tx.error();
   auto known = db_.hasRow("SELECT 1 FROM definitions WHERE name = ?1", r.name);
   if (!known) return known.error();
-  if (!*known) return Error("vm '" + r.name + "' is not defined");
+  if (!*known) return Error("vm '" + r.name + "' is not defined", kStoreNotDefined);
   if (auto st = db_.run("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                         r.name, toString(r.state), r.pid, r.start_time, r.started_us, r.qmp_socket, r.console_socket,

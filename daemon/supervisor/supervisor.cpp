@@ -8,12 +8,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "daemon/launch/worker_argv.h"
-#include "daemon/process/process_identity.h"
 #include "daemon/supervisor/log.h"
+#include "daemon/supervisor/process_worker_host.h"
 #include "daemon/supervisor/supervisor_vm.h"
 #include "qmp/unix_socket.h"
 
@@ -23,12 +21,15 @@ namespace {
 // How long a starting worker that dropped its QMP connection has to exit before it is killed.
 constexpr uint64_t kExitGraceMs = 10000;
 
-static_assert(kWorkerQmpFd == WorkerProcess::kFirstPassedFd, "the argv names the fd the QMP listener lands on");
+static_assert(kWorkerQmpFd == WorkerHost::kFirstPassedFd, "the argv names the fd the QMP listener lands on");
 
 }  // namespace
 
 Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config)
-    : loop_(loop), store_(store), config_(std::move(config)) {}
+    : Supervisor(loop, store, std::move(config), std::make_unique<ProcessWorkerHost>(loop)) {}
+
+Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, std::unique_ptr<WorkerHost> workers)
+    : loop_(loop), store_(store), config_(std::move(config)), workers_(std::move(workers)) {}
 
 // Workers keep running: destroying the supervisor (vmmd exiting) only lets go of them.
 Supervisor::~Supervisor() = default;
@@ -48,7 +49,22 @@ Supervisor::Vm* Supervisor::active(const std::string& name) {
   return it == vms_.end() ? nullptr : it->second.get();
 }
 
-void Supervisor::setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind) {
+VmError Supervisor::notActive(const std::string& name) {
+  auto stored = store_.definition(name);
+  if (stored && !*stored) return vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined");
+  return vmError(VmErrorCode::kWrongState, vmText(name) + " is not running");
+}
+
+bool Supervisor::advance(Vm& vm, VmEvent event, const std::string& reason, const std::string& event_kind) {
+  auto next = transition(vm.lifecycle, event);
+  if (!next) return false;
+  vm.lifecycle = *next;
+  recordState(vm, reason, event_kind);
+  return true;
+}
+
+void Supervisor::recordState(Vm& vm, const std::string& reason, const std::string& event_kind) {
+  VmState state = vm.state();
   bool changed = vm.record.state != state;
   vm.record.state = state;
   std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
@@ -57,6 +73,16 @@ void Supervisor::setState(Vm& vm, VmState state, const std::string& reason, cons
   }
   logLine(vmText(vm.name()) + ": " + detail);
   if ((changed || event_kind != "state") && onStateChange) onStateChange(vm.name(), state, reason);
+}
+
+void Supervisor::retire(Vm& vm, VmEvent event, const std::string& reason) {
+  auto next = transition(vm.lifecycle, event);
+  if (!next) logLine(vmText(vm.name()) + ": " + std::string(toString(vm.lifecycle.phase)) + " does not end by " + std::string(toString(event)));
+  VmState state = next ? visibleState(*next) : vm.state();
+  std::string name = vm.name();
+  RuntimeRecord record = vm.record;
+  forget(vm);
+  saveIdle(name, state, reason, &record);
 }
 
 void Supervisor::saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base) {
@@ -74,29 +100,29 @@ void Supervisor::saveIdle(const std::string& name, VmState state, const std::str
   if (onStateChange) onStateChange(name, state, reason);
 }
 
-void Supervisor::start(const std::string& name, Completion done) {
+void Supervisor::start(const std::string& name, Completion<Done> done) {
   if (Vm* vm = active(name)) {
     if (vm->process) {
-      if (vm->record.state == VmState::kStarting) {
+      if (vm->state() == VmState::kStarting) {
         vm->start_waiters.push_back(std::move(done));
         return;
       }
-      done(qmp::QmpError::generic(vmText(name) + " is already running"));
+      done(vmError(VmErrorCode::kWrongState, vmText(name) + " is already running"));
       return;
     }
     // A restart is pending (backoff): start now instead.
     uv_timer_stop(vm->timer.get());
     vm->start_waiters.push_back(std::move(done));
-    if (auto err = launch(*vm)) failStart(*vm, err->desc);
+    if (auto err = launch(*vm)) failStart(*vm, err->message);
     return;
   }
   auto stored = store_.definition(name);
   if (!stored) {
-    done(qmp::QmpError::generic(vmText(name) + ": " + stored.error().message()));
+    done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + stored.error().message()));
     return;
   }
   if (!*stored) {
-    done(qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"});
+    done(vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined"));
     return;
   }
   auto vm = makeVm((*stored)->definition);
@@ -104,53 +130,53 @@ void Supervisor::start(const std::string& name, Completion done) {
   vms_.emplace(name, std::move(vm));
   ref.record.restart_count = 0;  // a start by the operator begins a fresh series
   ref.start_waiters.push_back(std::move(done));
-  if (auto err = launch(ref)) failStart(ref, err->desc);
+  if (auto err = launch(ref)) failStart(ref, err->message);
 }
 
-std::optional<qmp::QmpError> Supervisor::launch(Vm& vm) {
+std::optional<VmError> Supervisor::launch(Vm& vm) {
   const std::string& name = vm.name();
-  if (auto st = checkDefinitionFiles(vm.def); !st) return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
+  auto failed = [&name](const std::string& why) { return vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + why); };
+  if (auto st = checkDefinitionFiles(vm.def); !st) return failed(st.error().message());
   auto paths = workerPathsFor(config_.run_dir, name);
-  if (!paths) return qmp::QmpError::generic(vmText(name) + ": " + paths.error().message());
+  if (!paths) return failed(paths.error().message());
   vm.paths = *paths;
   std::error_code ec;
   std::filesystem::create_directories(vm.paths.dir, ec);
-  if (ec) return qmp::QmpError::generic(vmText(name) + ": create " + vm.paths.dir + ": " + ec.message());
+  if (ec) return failed("create " + vm.paths.dir + ": " + ec.message());
   if (config_.group) {
     // Traversable by the group (for tty.sock); the worker's own sockets inside stay vmmd's.
     for (const std::string& dir : {config_.run_dir + "/vms", vm.paths.dir}) {
       if (::chown(dir.c_str(), static_cast<uid_t>(-1), *config_.group) < 0 || ::chmod(dir.c_str(), 0750) < 0) {
-        return qmp::QmpError::generic(vmText(name) + ": " + Error::fromErrno("give " + dir + " to the group").message());
+        return failed(Error::fromErrno("give " + dir + " to the group").message());
       }
     }
   }
   // The QMP socket listens before the worker exists: connecting to it cannot fail however slowly
   // the worker comes up (the kernel queues us until it accepts). Only the worker holds it open.
   auto qmp_listener = qmp::listenUnix(vm.paths.qmp_socket, 16, 0600);
-  if (!qmp_listener) return qmp::QmpError::generic(vmText(name) + ": QMP socket: " + qmp_listener.error().message());
+  if (!qmp_listener) return failed("QMP socket: " + qmp_listener.error().message());
 
   std::vector<std::string> args = workerArgv(vm.def, vm.paths);
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
-  auto process = WorkerProcess::spawn(
-      loop_, config_.vmm_path, args, workerLogPath(vm.paths),
-      [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); }, {qmp_listener->get()});
+  auto process = workers_->spawn(
+      config_.vmm_path, args, workerLogPath(vm.paths), [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); },
+      {qmp_listener->get()});
   qmp_listener->reset();
-  if (!process) return qmp::QmpError::generic(vmText(name) + ": " + process.error().message());
+  if (!process) return failed(process.error().message());
   vm.process = std::move(*process);
-  vm.reattached = false;
-  vm.guest_shutdown = false;
-  vm.host_quit = false;
-  vm.intent = Intent::kNone;
-  vm.qmp_ready = false;
+  vm.origin = WorkerOrigin::kSpawned;
+  vm.announced = ShutdownCause::kNone;
+  vm.shutdown.reset();
+  vm.link = QmpLink::kConnecting;
 
   vm.record.pid = vm.process->pid();
-  if (auto st = processStartTime(vm.process->pid())) vm.record.start_time = static_cast<int64_t>(*st);
+  if (auto st = vm.process->startTime()) vm.record.start_time = static_cast<int64_t>(*st);
   vm.record.started_us = unixTimeUs();
   vm.record.qmp_socket = vm.paths.qmp_socket;
   vm.record.console_socket = vm.def.serial ? std::optional(ttyPath(vm.paths)) : std::nullopt;
   vm.record.qga_socket = vm.def.agent ? std::optional(vm.paths.qga_socket) : std::nullopt;
-  setState(vm, VmState::kStarting, "worker pid " + std::to_string(vm.process->pid()));
+  advance(vm, VmEvent::kLaunched, "worker pid " + std::to_string(vm.process->pid()));
   connectQmp(vm);
   return std::nullopt;
 }
@@ -167,11 +193,11 @@ void Supervisor::schedule(Vm& vm, uint64_t delay_ms, std::function<void()> actio
 
 void Supervisor::connectQmp(Vm& vm) {
   if (!vm.qmp) {
-    vm.qmp = std::make_unique<qmp::UvClient>(loop_);
+    vm.qmp = workers_->link();
     vm.qmp->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
     vm.qmp->onDisconnect = [&vm](const Error& why) {
-      if (!vm.qmp_ready) return;  // a failed connect: its callback deals with it
-      vm.qmp_ready = false;
+      if (vm.link != QmpLink::kReady) return;  // a failed connect: its callback deals with it
+      vm.link = QmpLink::kLost;
       // The worker's end is reported by its process (exit status or pidfd), not by the socket.
       logLine(vmText(vm.name()) + ": QMP connection lost: " + why.message());
     };
@@ -187,13 +213,13 @@ void Supervisor::connectQmp(Vm& vm) {
     if (status) {
       uv_timer_stop(vm.timer.get());
       vm.on_timer = nullptr;
-      vm.qmp_ready = true;
+      vm.link = QmpLink::kReady;
       onQmpReady(vm);
       return;
     }
     if (!vm.process || vm.process->exited()) return;  // the exit handler reports it
     std::string why = "QMP socket " + vm.paths.qmp_socket + ": " + status.error().message();
-    if (vm.reattached) {
+    if (vm.origin == WorkerOrigin::kAdopted) {
       qmpUnreachable(vm, why);
       return;
     }
@@ -207,11 +233,11 @@ void Supervisor::qmpUnreachable(Vm& vm, const std::string& why) {
   uv_timer_stop(vm.timer.get());
   vm.on_timer = nullptr;
   if (vm.qmp) vm.qmp->close();
-  if (vm.reattached) {
+  if (vm.origin == WorkerOrigin::kAdopted) {
     // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
     logLine(vmText(vm.name()) + ": " + why);
-    vm.qmp_failed = true;
-    runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": " + why));
+    vm.link = QmpLink::kUnreachable;
+    runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": " + why));
     return;
   }
   failStart(vm, why);
@@ -241,40 +267,41 @@ void Supervisor::settleRunState(Vm& vm) {
       if (value.IsObject() && value.HasMember("status") && value["status"].IsString()) status = value["status"].GetString();
     }
     if (status.empty()) return;  // connection lost: the exit handler takes over
-    const char* how = vm.reattached ? "re-attached" : "started";
+    const char* how = vm.origin == WorkerOrigin::kAdopted ? "re-attached" : "started";
     if (status == "prelaunch") {
       vm.qmp->execute("cont", nullptr, [this, &vm, how](Result<qmp::CommandResult>&& r) {
         if (!r || std::holds_alternative<qmp::QmpError>(*r)) {
           std::string why = r ? std::get<qmp::QmpError>(*r).desc : r.error().message();
-          if (!vm.reattached) failStart(vm, "cont: " + why);
+          if (vm.origin == WorkerOrigin::kSpawned) failStart(vm, "cont: " + why);
           return;
         }
-        setState(vm, VmState::kRunning, how);
-        for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
-        runAwaiting(vm, std::nullopt);
+        guestRuns(vm, VmEvent::kGuestRunning, how);
       });
       return;
     }
-    VmState state = status == "paused" ? VmState::kPaused : VmState::kRunning;
-    if (vm.record.state == VmState::kShuttingDown && state == VmState::kRunning) state = VmState::kShuttingDown;
-    setState(vm, state, how);
-    for (auto& done : std::exchange(vm.start_waiters, {})) done(qmp::jsonObject());
-    runAwaiting(vm, std::nullopt);
+    guestRuns(vm, status == "paused" ? VmEvent::kGuestFoundPaused : VmEvent::kGuestRunning, how);
   });
+}
+
+// The start (or re-attach) is complete: the guest runs or is paused.
+void Supervisor::guestRuns(Vm& vm, VmEvent event, const char* how) {
+  advance(vm, event, how);
+  for (auto& done : std::exchange(vm.start_waiters, {})) done(Done{});
+  runAwaiting(vm, std::nullopt);
 }
 
 void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
   std::string name = event["event"].IsString() ? event["event"].GetString() : "";
   auto data = event.FindMember("data");
   if (name == "STOP") {
-    if (vm.record.state == VmState::kRunning) setState(vm, VmState::kPaused, "paused");
+    advance(vm, VmEvent::kPaused, "paused");
   } else if (name == "RESUME") {
-    if (vm.record.state == VmState::kPaused) setState(vm, VmState::kRunning, "resumed");
+    advance(vm, VmEvent::kResumed, "resumed");
   } else if (name == "SHUTDOWN") {
     bool guest = data != event.MemberEnd() && data->value.IsObject() && data->value.HasMember("guest") &&
                  data->value["guest"].IsBool() && data->value["guest"].GetBool();
-    if (guest) vm.guest_shutdown = true;
-    else vm.host_quit = true;
+    if (guest) vm.announced = ShutdownCause::kGuestPowerOff;
+    else if (vm.announced == ShutdownCause::kNone) vm.announced = ShutdownCause::kHostQuit;
   } else if (name == "VSERPORT_CHANGE" && vm.def.agent && data != event.MemberEnd() && data->value.IsObject()) {
     const qmp::JsonValue& d = data->value;
     if (d.HasMember("id") && d["id"].IsString() && qmp::jsonStringView(d["id"]) == kAgentPortId &&
@@ -282,25 +309,22 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
       agentOf(vm).setGuestOpen(d["open"].GetBool());
     }
   } else if (name == "RESET") {
-    setState(vm, vm.record.state, "reset", "reset");
+    recordState(vm, "reset", "reset");
   }
 }
 
 void Supervisor::failStart(Vm& vm, const std::string& why) {
   logLine(vmText(vm.name()) + ": start failed: " + why);
-  runAwaiting(vm, qmp::QmpError::generic(vmText(vm.name()) + ": start failed: " + why));
+  runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": start failed: " + why));
   auto waiters = std::exchange(vm.start_waiters, {});
   if (vm.process && !vm.process->exited()) {
     // Half-started: make sure no orphan stays behind; its exit finishes the bookkeeping.
-    vm.intent = Intent::kDestroy;
+    if (auto next = transition(vm.lifecycle, VmEvent::kDestroyRequested)) vm.lifecycle = *next;
     (void)vm.process->signal(SIGKILL);
   } else {
-    std::string name = vm.name();
-    RuntimeRecord record = vm.record;
-    forget(vm);
-    saveIdle(name, VmState::kShutoff, "start failed", &record);
+    retire(vm, VmEvent::kStopped, "start failed");
   }
-  for (auto& done : waiters) done(qmp::QmpError::generic(why));
+  for (auto& done : waiters) done(vmError(VmErrorCode::kWorkerFailed, why));
 }
 
 void Supervisor::forget(Vm& vm) {
@@ -308,8 +332,8 @@ void Supervisor::forget(Vm& vm) {
   vms_.erase(name);  // `vm` is gone from here on
 }
 
-void Supervisor::finishStops(Vm& vm, const qmp::CommandResult& result) {
-  for (auto& done : std::exchange(vm.stop_waiters, {})) done(copyResult(result));
+void Supervisor::finishStops(Vm& vm, const VmResult<StopOutcome>& result) {
+  for (auto& done : std::exchange(vm.stop_waiters, {})) done(result);
 }
 
 }  // namespace vmmd::daemon

@@ -4,8 +4,9 @@
 // VM's policy (on_crash: restart with backoff / destroy / preserve; on_poweroff), and keeps each
 // VM's runtime record in the Store so that a restarted vmmd re-attaches instead of starting again.
 //
-// Commands complete through a Completion with a QMP result; error descriptions always name the VM
-// ("VM 'web1' is not defined"). All calls and callbacks on the loop thread.
+// Each supervised VM moves through a VmLifecycle (vm_lifecycle.h). Commands answer with domain
+// values or a typed VmError whose message names the VM ("VM 'web1' is not defined"); the control
+// server (daemon/server) turns them into QMP. All calls and callbacks on the loop thread.
 #pragma once
 
 #include <uv.h>
@@ -19,17 +20,13 @@
 #include <variant>
 
 #include "daemon/store/store.h"
-#include "daemon/supervisor/worker_process.h"
-#include "qmp/command_registry.h"
+#include "daemon/supervisor/agent_channel.h"
+#include "daemon/supervisor/vm_error.h"
+#include "daemon/supervisor/vm_lifecycle.h"
+#include "daemon/supervisor/worker.h"
 #include "qmp/json.h"
 
 namespace vmmd::daemon {
-
-class AgentChannel;
-
-// How vm-shutdown asks the guest to power off: the ACPI power button, or guest-shutdown through
-// the guest agent (for guests that ignore the button; needs "agent": true and a running qemu-ga).
-enum class ShutdownMode { kAcpi, kAgent };
 
 struct SupervisorConfig {
   std::string run_dir;   // absolute; VMs live in <run_dir>/vms/<name>/
@@ -44,13 +41,50 @@ struct SupervisorConfig {
   uint32_t qmp_greeting_timeout_ms = 120000;
 };
 
+// vm-define's answer.
+struct DefinedVm {
+  std::string name;
+  std::string uuid;
+};
+
+// One row of vm-list, and the head of vm-info.
+struct VmSummary {
+  std::string name;
+  VmState state = VmState::kShutoff;
+  uint32_t vcpus = 0;
+  uint64_t memory_mib = 0;
+  bool autostart = false;
+  std::optional<int64_t> pid;       // while a worker runs
+  std::optional<int64_t> uptime_s;  // likewise
+};
+
+// vm-info.
+struct VmDetails {
+  VmSummary summary;
+  bool has_record = false;  // the VM ran at some time: the fields below are known
+  std::optional<std::string> console_socket, qmp_socket, qga_socket;  // while a worker runs
+  std::optional<AgentChannel::State> agent;  // while a worker runs, for "agent": true
+  std::optional<int64_t> exit_status, exit_signal;
+  int64_t restart_count = 0;
+  VmDefinition definition;
+};
+
+// vm-shutdown's and vm-destroy's answer: whether the worker had to be killed after the timeout.
+struct StopOutcome {
+  bool forced = false;
+};
+
 class Supervisor {
  public:
-  using Completion = std::function<void(qmp::CommandResult)>;
+  template <typename T>
+  using Completion = std::function<void(VmResult<T>)>;
   // (vm, new state, why): "started", "guest powered off", "crashed: killed by signal 9 (Killed)"...
   using StateListener = std::function<void(const std::string& vm, VmState state, const std::string& reason)>;
 
+  // With the real workers (processes of config.vmm_path).
   Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config);
+  // With workers from `workers` (the tests' fake).
+  Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, std::unique_ptr<WorkerHost> workers);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -61,63 +95,76 @@ class Supervisor {
   // a daemon restart never boots a VM the operator had shut down.
   void recover();
 
-  qmp::CommandResult define(const qmp::JsonValue& definition);
-  qmp::CommandResult undefine(const std::string& name);
-  qmp::CommandResult list();
-  qmp::CommandResult info(const std::string& name);
+  // `definition` is the document vm-define was given (JSON text).
+  VmResult<DefinedVm> define(const std::string& definition);
+  VmResult<Done> undefine(const std::string& name);
+  VmResult<std::vector<VmSummary>> list();
+  VmResult<VmDetails> info(const std::string& name);
 
   // Completes once the guest runs (or the start failed).
-  void start(const std::string& name, Completion done);
+  void start(const std::string& name, Completion<Done> done);
   // ACPI power button (pressed again every 2 s) or one guest-shutdown through the agent;
   // completes when the worker has exited. After `timeout_s` without power-off: destroy when
   // `force`, else an error (the VM keeps running).
-  void shutdown(const std::string& name, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done);
+  void shutdown(const std::string& name, uint32_t timeout_s, bool force, ShutdownMode mode, Completion<StopOutcome> done);
   // SIGKILL to the worker; completes when it has exited.
-  void destroy(const std::string& name, Completion done);
-  void reboot(const std::string& name, Completion done);
-  void pause(const std::string& name, Completion done);
-  void resume(const std::string& name, Completion done);
-  // One command passed to the worker's QMP; completes with the worker's own answer.
-  void forward(const std::string& name, const std::string& command, const qmp::JsonValue* args, Completion done);
+  void destroy(const std::string& name, Completion<StopOutcome> done);
+  void reboot(const std::string& name, Completion<Done> done);
+  void pause(const std::string& name, Completion<Done> done);
+  void resume(const std::string& name, Completion<Done> done);
+  // One command passed to the worker's QMP; completes with the worker's own answer (its error as
+  // kWorkerRefused, class kept).
+  void forward(const std::string& name, const std::string& command, const qmp::JsonValue* args, Completion<qmp::Json> done);
 
   // One request ({"execute": ..., "arguments": ...}) passed to the VM's guest agent; completes
-  // with the agent's "return" value or its error (class kept, desc prefixed "guest agent: "), or
-  // DeviceNotActive "VM 'x': guest agent is not connected (...)" when no agent answers in time.
-  void agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion done);
+  // with the agent's "return" value or its error (kWorkerRefused, class kept, message prefixed
+  // "guest agent: "), or kAgentNotConnected "VM 'x': guest agent is not connected (...)" when no
+  // agent answers in time.
+  void agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion<qmp::Json> done);
 
   StateListener onStateChange;
 
  private:
   struct Vm;
-  enum class Intent { kNone, kShutdown, kDestroy };
+  using StopCompletion = Completion<StopOutcome>;
 
   Vm* active(const std::string& name);
-  using WorkerAction = std::function<void(Vm& vm, Completion done)>;
+  // The error for a command on a VM without a worker: not defined, or not running.
+  VmError notActive(const std::string& name);
+  using WorkerAction = std::function<void(Vm& vm)>;
+  using WorkerUnavailable = std::function<void(const VmError& error)>;
   // Runs `action` once the VM's worker has a negotiated QMP connection: at once, or — while the
-  // worker is starting or being re-attached after a vmmd restart — when it has one. Answers
-  // `done` with the error instead when the VM is not defined, not running, or its worker ends first.
-  void withWorker(const std::string& name, Completion done, WorkerAction action);
-  void runAwaiting(Vm& vm, const std::optional<qmp::QmpError>& error);
-  std::optional<qmp::QmpError> launch(Vm& vm);
+  // worker is starting or being re-attached after a vmmd restart — when it has one. Calls
+  // `unavailable` instead when the VM is not defined, not running, or its worker ends first.
+  void withWorker(const std::string& name, WorkerUnavailable unavailable, WorkerAction action);
+  void runAwaiting(Vm& vm, const std::optional<VmError>& error);
+  std::optional<VmError> launch(Vm& vm);
   void schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action);
   void connectQmp(Vm& vm);
   void qmpUnreachable(Vm& vm, const std::string& why);  // fails a start; leaves a re-attached worker alone
   void onQmpReady(Vm& vm);
   void settleRunState(Vm& vm);
+  void guestRuns(Vm& vm, VmEvent event, const char* how);
   void onWorkerEvent(Vm& vm, const qmp::Json& event);
   void onWorkerExit(Vm& vm, const WorkerExit& exit);
   void failStart(Vm& vm, const std::string& why);
   void applyCrashPolicy(Vm& vm, const std::string& why);
   void scheduleRestart(Vm& vm, uint32_t delay_ms, const std::string& why);
-  void setState(Vm& vm, VmState state, const std::string& reason, const std::string& event_kind = "state");
+  // Moves the VM's lifecycle by `event` (ignored when its phase does not accept it) and records
+  // the visible state. Returns whether the event was accepted.
+  bool advance(Vm& vm, VmEvent event, const std::string& reason, const std::string& event_kind = "state");
+  // Saves the VM's visible state with an event ("state", "reset") and tells onStateChange.
+  void recordState(Vm& vm, const std::string& reason, const std::string& event_kind);
+  // The VM's supervision ends by `event` (to shut-off or crashed); its record is kept.
+  void retire(Vm& vm, VmEvent event, const std::string& reason);
   void saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base);
-  void finishStops(Vm& vm, const qmp::CommandResult& result);
-  void beginShutdown(Vm& vm, uint32_t timeout_s, bool force, ShutdownMode mode, Completion done);
-  void pressPowerButton(Vm& vm, VmState before);
-  void sendAgentShutdown(Vm& vm, VmState before);
+  void finishStops(Vm& vm, const VmResult<StopOutcome>& result);
+  void beginShutdown(Vm& vm, ShutdownPlan plan, StopCompletion done);
+  void pressPowerButton(Vm& vm);
+  void sendAgentShutdown(Vm& vm);
   AgentChannel& agentOf(Vm& vm);  // made on first use (a command, or the guest opening the port)
-  void shutdownRequestFailed(Vm& vm, VmState before, const qmp::QmpError& error);
-  void shutdownTick(Vm& vm, VmState before);
+  void shutdownRequestFailed(Vm& vm, const VmError& error);
+  void shutdownTick(Vm& vm);
   void forget(Vm& vm);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);
   void autostart();
@@ -125,6 +172,7 @@ class Supervisor {
   uv_loop_t* loop_;
   Store& store_;
   SupervisorConfig config_;
+  std::unique_ptr<WorkerHost> workers_;
   std::map<std::string, std::unique_ptr<Vm>, std::less<>> vms_;  // VMs with a worker or a pending restart
 };
 

@@ -13,19 +13,17 @@ namespace {
 constexpr AgentChannel::Duration kAgentShutdownTimeout{10000};
 
 // The agent's reply as a command result: its "return" value, its error, or why nobody answered.
-qmp::CommandResult agentResult(const std::string& name, Result<qmp::Json>&& reply) {
+VmResult<qmp::Json> agentResult(const std::string& name, Result<qmp::Json>&& reply) {
   if (!reply) {
-    // DeviceNotActive (QEMU's class for a device that is there but not usable) lets clients
-    // tell "no agent running" from the agent's own errors.
-    const char* cls = reply.error().code() == ENOTCONN ? "DeviceNotActive" : "GenericError";
-    return qmp::QmpError{cls, vmText(name) + ": " + reply.error().message()};
+    // "No agent running" is told apart from the agent's own errors.
+    VmErrorCode code = reply.error().code() == ENOTCONN ? VmErrorCode::kAgentNotConnected : VmErrorCode::kWorkerFailed;
+    return vmError(code, vmText(name) + ": " + reply.error().message());
   }
   if (auto ret = reply->FindMember("return"); ret != reply->MemberEnd()) return qmp::jsonCopy(ret->value);
   auto err = reply->FindMember("error");
   qmp::QmpError error = err->value.IsObject() ? qmp::QmpError::fromJson(err->value)
                                               : qmp::QmpError::generic(qmp::toJson(err->value));
-  error.desc = "guest agent: " + error.desc;
-  return error;
+  return VmError{VmErrorCode::kWorkerRefused, "guest agent: " + error.desc, error.errorClass};
 }
 
 }  // namespace
@@ -35,18 +33,16 @@ AgentChannel& Supervisor::agentOf(Vm& vm) {
   return *vm.agent;
 }
 
-void Supervisor::agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion done) {
+void Supervisor::agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion<qmp::Json> done) {
   auto saved = std::make_shared<qmp::Json>(std::move(request));
-  withWorker(name, std::move(done), [this, name, saved, timeout_ms](Vm& vm, Completion done) {
-    if (!vm.def.agent) {
-      return done(qmp::QmpError::generic(vmText(name) + " has no guest agent channel (\"agent\": true in its definition)"));
-    }
+  withWorker(name, failTo(done), [this, name, saved, timeout_ms, done](Vm& vm) {
+    if (!vm.def.agent) return done(noAgentChannel(name));
     agentOf(vm).submit(std::move(*saved), AgentChannel::Duration(timeout_ms),
                        [name, done = std::move(done)](Result<qmp::Json> reply) { done(agentResult(name, std::move(reply))); });
   });
 }
 
-void Supervisor::sendAgentShutdown(Vm& vm, VmState before) {
+void Supervisor::sendAgentShutdown(Vm& vm) {
   qmp::Json request = qmp::jsonObject();
   auto& a = request.GetAllocator();
   request.AddMember("execute", "guest-shutdown", a);
@@ -55,12 +51,11 @@ void Supervisor::sendAgentShutdown(Vm& vm, VmState before) {
   request.AddMember("arguments", args, a);
   std::string name = vm.name();
   // The VM may be gone when the agent answers (it powered off quickly): look it up again.
-  agentOf(vm).submit(std::move(request), kAgentShutdownTimeout, [this, name, before](Result<qmp::Json> reply) {
-    qmp::CommandResult result = agentResult(name, std::move(reply));
-    auto* err = std::get_if<qmp::QmpError>(&result);
-    if (!err) return;
-    logLine(vmText(name) + ": guest-shutdown failed: " + err->desc);
-    if (Vm* vm = active(name); vm && vm->process && !vm->process->exited()) shutdownRequestFailed(*vm, before, *err);
+  agentOf(vm).submit(std::move(request), kAgentShutdownTimeout, [this, name](Result<qmp::Json> reply) {
+    auto result = agentResult(name, std::move(reply));
+    if (result) return;
+    logLine(vmText(name) + ": guest-shutdown failed: " + result.error().message);
+    if (Vm* vm = active(name); vm && vm->process && !vm->process->exited()) shutdownRequestFailed(*vm, result.error());
   });
 }
 

@@ -10,92 +10,88 @@
 namespace vmmd::daemon {
 namespace {
 
-void put(qmp::Json& doc, qmp::JsonValue& obj, const char* key, std::string_view value) {
-  obj.AddMember(qmp::JsonValue(key, doc.GetAllocator()), qmp::jsonString(value, doc.GetAllocator()), doc.GetAllocator());
+VmError storeFailed(const std::string& name, const Error& error) {
+  return vmError(VmErrorCode::kInternal, vmText(name) + ": " + error.message());
 }
-template <typename T>
-void putNumber(qmp::Json& doc, qmp::JsonValue& obj, const char* key, T value) {
-  obj.AddMember(qmp::JsonValue(key, doc.GetAllocator()), qmp::JsonValue(value), doc.GetAllocator());
-}
+
+VmError notDefined(const std::string& name) { return vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined"); }
 
 }  // namespace
 
-qmp::CommandResult Supervisor::define(const qmp::JsonValue& definition) {
-  auto def = parseDefinition(qmp::toJson(definition));
-  if (!def) return qmp::QmpError::generic("invalid definition: " + def.error().message());
+VmResult<DefinedVm> Supervisor::define(const std::string& definition) {
+  auto def = parseDefinition(definition);
+  if (!def) return vmError(VmErrorCode::kInvalidArgument, "invalid definition: " + def.error().message());
   const std::string& name = def->name;
-  if (auto st = checkDefinitionFiles(*def); !st) return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
+  if (auto st = checkDefinitionFiles(*def); !st) return vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": " + st.error().message());
   if (auto st = store_.define(*def); !st) {
-    // The store's wording ("vm 'x' is already defined"), capitalised as vmmd's other messages.
-    std::string message = st.error().message();
-    if (message.rfind("vm '", 0) == 0) return qmp::QmpError::generic("VM" + message.substr(2));
-    return qmp::QmpError::generic(vmText(name) + ": " + message);
+    switch (st.error().code()) {
+      case kStoreNameTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + " is already defined");
+      case kStoreUuidTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + ": " + st.error().message());
+      default: return storeFailed(name, st.error());
+    }
   }
   logLine(vmText(name) + ": defined (uuid " + def->uuid + ")");
-  qmp::Json result = qmp::jsonObject();
-  put(result, result, "name", name);
-  put(result, result, "uuid", def->uuid);
-  return result;
+  return DefinedVm{name, def->uuid};
 }
 
-qmp::CommandResult Supervisor::undefine(const std::string& name) {
-  if (active(name)) return qmp::QmpError::generic(vmText(name) + " is active; destroy or shut it down first");
+VmResult<Done> Supervisor::undefine(const std::string& name) {
+  if (active(name)) return vmError(VmErrorCode::kWrongState, vmText(name) + " is active; destroy or shut it down first");
   auto stored = store_.definition(name);
-  if (!stored) return qmp::QmpError::generic(vmText(name) + ": " + stored.error().message());
-  if (!*stored) return qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"};
-  if (auto st = store_.undefine(name); !st) return qmp::QmpError::generic(vmText(name) + ": " + st.error().message());
+  if (!stored) return storeFailed(name, stored.error());
+  if (!*stored) return notDefined(name);
+  if (auto st = store_.undefine(name); !st) {
+    return st.error().code() == kStoreNotDefined ? notDefined(name) : storeFailed(name, st.error());
+  }
   if (auto paths = workerPathsFor(config_.run_dir, name)) {
     std::error_code ignored;
     std::filesystem::remove_all(paths->dir, ignored);
   }
   logLine(vmText(name) + ": undefined");
-  return qmp::jsonObject();
+  return Done{};
 }
 
 namespace {
 
 // The common part of vm-list rows and vm-info.
-void describe(qmp::Json& doc, qmp::JsonValue& obj, const VmDefinition& def, const RuntimeRecord* record) {
-  VmState state = record ? record->state : VmState::kShutoff;
-  put(doc, obj, "name", def.name);
-  put(doc, obj, "state", toString(state));
-  putNumber(doc, obj, "vcpus", def.vcpus);
-  putNumber(doc, obj, "memory", def.memory_mib);
-  putNumber(doc, obj, "autostart", def.autostart);
+VmSummary summarize(const VmDefinition& def, const RuntimeRecord* record) {
+  VmSummary summary;
+  summary.name = def.name;
+  summary.state = record ? record->state : VmState::kShutoff;
+  summary.vcpus = def.vcpus;
+  summary.memory_mib = def.memory_mib;
+  summary.autostart = def.autostart;
+  VmState state = summary.state;
   bool live = state == VmState::kRunning || state == VmState::kPaused || state == VmState::kShuttingDown ||
               state == VmState::kStarting;
-  if (record && live && record->pid) putNumber(doc, obj, "pid", *record->pid);
-  if (record && live && record->started_us) {
-    putNumber(doc, obj, "uptime", (unixTimeUs() - *record->started_us) / 1000000);
-  }
+  if (record && live && record->pid) summary.pid = *record->pid;
+  if (record && live && record->started_us) summary.uptime_s = (unixTimeUs() - *record->started_us) / 1000000;
+  return summary;
 }
 
 }  // namespace
 
-qmp::CommandResult Supervisor::list() {
+VmResult<std::vector<VmSummary>> Supervisor::list() {
   auto defs = store_.definitions();
-  if (!defs) return qmp::QmpError::generic("cannot read definitions: " + defs.error().message());
+  if (!defs) return vmError(VmErrorCode::kInternal, "cannot read definitions: " + defs.error().message());
   auto runtimes = store_.runtimes();
-  if (!runtimes) return qmp::QmpError::generic("cannot read runtime records: " + runtimes.error().message());
+  if (!runtimes) return vmError(VmErrorCode::kInternal, "cannot read runtime records: " + runtimes.error().message());
   std::map<std::string, const RuntimeRecord*, std::less<>> byName;
   for (const RuntimeRecord& r : *runtimes) byName.emplace(r.name, &r);
-  qmp::Json result = qmp::jsonArray();
+  std::vector<VmSummary> rows;
   for (const StoredDefinition& stored : *defs) {
-    qmp::JsonValue row(rapidjson::kObjectType);
     auto it = byName.find(stored.definition.name);
     const RuntimeRecord* record = nullptr;
     if (Vm* vm = active(stored.definition.name)) record = &vm->record;
     else if (it != byName.end()) record = it->second;
-    describe(result, row, stored.definition, record);
-    result.PushBack(row, result.GetAllocator());
+    rows.push_back(summarize(stored.definition, record));
   }
-  return result;
+  return rows;
 }
 
-qmp::CommandResult Supervisor::info(const std::string& name) {
+VmResult<VmDetails> Supervisor::info(const std::string& name) {
   auto stored = store_.definition(name);
-  if (!stored) return qmp::QmpError::generic(vmText(name) + ": " + stored.error().message());
-  if (!*stored) return qmp::QmpError{"DeviceNotFound", vmText(name) + " is not defined"};
+  if (!stored) return storeFailed(name, stored.error());
+  if (!*stored) return notDefined(name);
   std::optional<RuntimeRecord> saved;
   const RuntimeRecord* record = nullptr;
   std::optional<AgentChannel::State> agent;
@@ -105,27 +101,29 @@ qmp::CommandResult Supervisor::info(const std::string& name) {
       // Before any port event or command: a worker we started has a closed port until qemu-ga
       // opens it; one re-attached after a vmmd restart could be either.
       agent = vm->agent ? vm->agent->state()
-                        : (vm->reattached ? AgentChannel::State::kUnknown : AgentChannel::State::kDisconnected);
+                        : (vm->origin == WorkerOrigin::kAdopted ? AgentChannel::State::kUnknown
+                                                                : AgentChannel::State::kDisconnected);
     }
   } else if (auto r = store_.runtime(name); r && *r) {
     saved = **r;
     record = &*saved;
   }
-  qmp::Json result = qmp::jsonObject();
-  describe(result, result, (*stored)->definition, record);
+  VmDetails details;
+  details.summary = summarize((*stored)->definition, record);
+  details.definition = (*stored)->definition;
   if (record) {
-    bool live = record->pid.has_value();
-    if (live && record->console_socket) put(result, result, "console", *record->console_socket);
-    if (live && record->qmp_socket) put(result, result, "qmp", *record->qmp_socket);
-    if (live && record->qga_socket) put(result, result, "qga", *record->qga_socket);
-    if (live && agent) put(result, result, "agent", toString(*agent));
-    if (record->exit_status) putNumber(result, result, "exit-status", *record->exit_status);
-    if (record->exit_signal) putNumber(result, result, "exit-signal", *record->exit_signal);
-    putNumber(result, result, "restart-count", record->restart_count);
+    details.has_record = true;
+    if (record->pid) {  // a worker runs
+      details.console_socket = record->console_socket;
+      details.qmp_socket = record->qmp_socket;
+      details.qga_socket = record->qga_socket;
+      details.agent = agent;
+    }
+    details.exit_status = record->exit_status;
+    details.exit_signal = record->exit_signal;
+    details.restart_count = record->restart_count;
   }
-  auto def = qmp::parseJson(serializeDefinition((*stored)->definition));
-  if (def) result.AddMember("definition", qmp::JsonValue(*def, result.GetAllocator()), result.GetAllocator());
-  return result;
+  return details;
 }
 
 }  // namespace vmmd::daemon

@@ -25,6 +25,7 @@ void Supervisor::recover() {
       if (stored && *stored && (*stored)->definition.on_crash == CrashPolicy::kRestart) {
         auto vm = makeVm((*stored)->definition);
         vm->record = record;
+        vm->lifecycle = VmLifecycle{VmPhase::kRestartPending};
         Vm& ref = *vm;
         vms_.emplace(record.name, std::move(vm));
         uint32_t attempt = static_cast<uint32_t>(std::max<int64_t>(record.restart_count, 1));
@@ -40,26 +41,25 @@ void Supervisor::recover() {
     if (!stored || !*stored) continue;
     auto vm = makeVm((*stored)->definition);
     vm->record = record;
+    vm->lifecycle = lifecycleOf(record.state);
     auto paths = workerPathsFor(config_.run_dir, record.name);
     if (paths) vm->paths = *paths;
     Vm& ref = *vm;
-    auto process = WorkerProcess::adopt(loop_, static_cast<pid_t>(*record.pid), static_cast<uint64_t>(*record.start_time),
-                                        [this, &ref](const WorkerExit& exit) { onWorkerExit(ref, exit); });
+    auto process = workers_->adopt(static_cast<pid_t>(*record.pid), static_cast<uint64_t>(*record.start_time),
+                                   [this, &ref](const WorkerExit& exit) { onWorkerExit(ref, exit); });
     vms_.emplace(record.name, std::move(vm));
     if (!process) {
       // It ended while vmmd was away. A shutdown in progress explains that; anything else is a crash.
       logLine(vmText(record.name) + ": recorded worker " + std::to_string(*record.pid) + " is gone");
       if (record.state == VmState::kShuttingDown) {
-        forget(ref);
-        saveIdle(record.name, VmState::kShutoff, "powered off while vmmd was down", &record);
+        retire(ref, VmEvent::kStopped, "powered off while vmmd was down");
       } else {
         applyCrashPolicy(ref, "died while vmmd was down");
       }
       continue;
     }
     ref.process = std::move(*process);
-    ref.reattached = true;
-    if (ref.record.state == VmState::kShuttingDown) ref.intent = Intent::kShutdown;
+    ref.origin = WorkerOrigin::kAdopted;
     logLine(vmText(record.name) + ": re-attaching to worker " + std::to_string(*record.pid));
     connectQmp(ref);
   }
@@ -78,8 +78,8 @@ void Supervisor::autostart() {
     const std::string& name = stored.definition.name;
     if (!stored.definition.autostart || active(name)) continue;
     logLine(vmText(name) + ": autostart");
-    start(name, [name](qmp::CommandResult result) {
-      if (auto* err = std::get_if<qmp::QmpError>(&result)) logLine("autostart of " + vmText(name) + " failed: " + err->desc);
+    start(name, [name](VmResult<Done> result) {
+      if (!result) logLine("autostart of " + vmText(name) + " failed: " + result.error().message);
     });
   }
   UniqueFd created(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));

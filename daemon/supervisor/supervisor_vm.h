@@ -11,51 +11,69 @@
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/console_relay.h"
 #include "daemon/supervisor/supervisor.h"
-#include "daemon/supervisor/worker_process.h"
-#include "qmp/uv_client.h"
+#include "daemon/supervisor/worker.h"
 
 namespace vmmd::daemon {
+
+// Where the QMP connection to the worker stands.
+enum class QmpLink {
+  kConnecting,   // until negotiated (a start, or a re-attach)
+  kReady,
+  kLost,         // the worker is ending; its exit is reported by the process, not the socket
+  kUnreachable,  // a re-attached worker that runs but will not talk: left alone, commands refused
+};
+
+// A spawned worker is vmmd's child; an adopted one outlived the previous vmmd.
+enum class WorkerOrigin { kSpawned, kAdopted };
+
+// What the worker's SHUTDOWN event said, if it came: a guest power-off, or a host-side `quit`
+// (through vm-qmp, or a signal). A guest power-off wins when both came.
+enum class ShutdownCause { kNone, kGuestPowerOff, kHostQuit };
 
 struct Supervisor::Vm {
   VmDefinition def;
   WorkerPaths paths;
-  RuntimeRecord record;  // as last saved; record.state is the VM's state
-  std::unique_ptr<WorkerProcess> process;
-  std::unique_ptr<qmp::UvClient> qmp;
+  RuntimeRecord record;  // as last saved; record.state is visibleState(lifecycle)
+  VmLifecycle lifecycle;
+  std::optional<ShutdownPlan> shutdown;  // from vm-shutdown until the worker's end
+  WorkerOrigin origin = WorkerOrigin::kSpawned;
+  QmpLink link = QmpLink::kConnecting;
+  ShutdownCause announced = ShutdownCause::kNone;
+  std::unique_ptr<Worker> process;
+  std::unique_ptr<WorkerLink> qmp;
   std::unique_ptr<ConsoleRelay> console;
   std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true
   // One timer per VM, for whichever wait is current: the QMP greeting while starting or
   // re-attaching, the shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;
   std::function<void()> on_timer;  // what the timer does when it fires
-  bool qmp_ready = false;
-  bool qmp_failed = false;  // gave up connecting to a re-attached worker
-  bool reattached = false;     // adopted after a vmmd restart (not our child)
-  bool guest_shutdown = false;  // the worker announced SHUTDOWN with guest=true
-  bool host_quit = false;       // SHUTDOWN with guest=false: `quit` passed through vm-qmp, or a signal
-  bool force_on_timeout = false;
-  ShutdownMode shutdown_mode = ShutdownMode::kAcpi;
-  uint32_t shutdown_timeout_s = 0;
-  int64_t shutdown_deadline_us = 0;
-  Intent intent = Intent::kNone;
-  std::vector<Completion> start_waiters;  // vm-start callers, answered once the guest runs
-  std::vector<Completion> stop_waiters;   // vm-shutdown / vm-destroy callers, answered at exit
+  std::vector<Completion<Done>> start_waiters;  // vm-start callers, answered once the guest runs
+  std::vector<StopCompletion> stop_waiters;     // vm-shutdown / vm-destroy callers, answered at exit
   // Commands that came while the QMP connection was being made (see withWorker).
-  std::vector<std::pair<WorkerAction, Completion>> awaiting_qmp;
+  std::vector<std::pair<WorkerAction, WorkerUnavailable>> awaiting_qmp;
 
   const std::string& name() const { return def.name; }
+  VmState state() const { return visibleState(lifecycle); }
+  // A stop was asked for (vm-shutdown, vm-destroy, a failed start): the worker's end is no crash.
+  bool stopping() const { return lifecycle.phase == VmPhase::kShuttingDown || lifecycle.phase == VmPhase::kDestroying; }
 };
-
-// CommandResult is move-only (a Json document); each waiter gets its own copy.
-inline qmp::CommandResult copyResult(const qmp::CommandResult& result) {
-  if (auto* err = std::get_if<qmp::QmpError>(&result)) return *err;
-  return qmp::jsonCopy(std::get<qmp::Json>(result));
-}
 
 inline std::string workerLogPath(const WorkerPaths& paths) { return paths.dir + "/worker.log"; }
 inline std::string ttyPath(const WorkerPaths& paths) { return paths.dir + "/tty.sock"; }
 
 // "VM 'web1' is not defined" and friends.
 inline std::string vmText(std::string_view name) { return "VM '" + std::string(name) + "'"; }
+
+inline VmError vmError(VmErrorCode code, std::string message) { return VmError{code, std::move(message), {}}; }
+
+inline VmError noAgentChannel(const std::string& name) {
+  return vmError(VmErrorCode::kInvalidArgument, vmText(name) + " has no guest agent channel (\"agent\": true in its definition)");
+}
+
+// withWorker's `unavailable` for a command that completes with the error.
+template <typename T>
+std::function<void(const VmError&)> failTo(Supervisor::Completion<T> done) {
+  return [done = std::move(done)](const VmError& error) { done(error); };
+}
 
 }  // namespace vmmd::daemon

@@ -125,6 +125,11 @@ void WorkerProcess::finish(const WorkerExit& exit) {
   if (callback) callback(exit);
 }
 
+std::optional<uint64_t> WorkerProcess::startTime() const {
+  auto start = processStartTime(pid_);
+  return start ? std::optional(*start) : std::nullopt;
+}
+
 Status WorkerProcess::signal(int sig) {
   if (exited_) return Error("process " + std::to_string(pid_) + " has exited", ESRCH);
   if (pidfd_) {

@@ -18,19 +18,12 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
+#include "daemon/supervisor/worker.h"
 
 namespace vmmd::daemon {
 
-struct WorkerExit {
-  std::optional<int64_t> status;  // exit() code of a child
-  std::optional<int64_t> signal;  // the signal that killed a child
-  // "exited with status 1", "killed by signal 9 (Killed)", "exited (status unknown: not our child)".
-  std::string describe() const;
-};
-
-class WorkerProcess {
+class WorkerProcess : public Worker {
  public:
-  using ExitCallback = std::function<void(const WorkerExit&)>;
 
   // Runs `exe args...` detached (setsid), stdin from /dev/null, stdout and stderr appended to
   // `log_path`, so that the worker's own error message survives for the start error. The child
@@ -47,14 +40,15 @@ class WorkerProcess {
                                                       ExitCallback on_exit);
 
   explicit WorkerProcess(ExitCallback on_exit) : on_exit_(std::move(on_exit)) {}
-  ~WorkerProcess();
+  ~WorkerProcess() override;
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  pid_t pid() const { return pid_; }
-  bool exited() const { return exited_; }
+  pid_t pid() const override { return pid_; }
+  std::optional<uint64_t> startTime() const override;
+  bool exited() const override { return exited_; }
   // Through the pidfd, so a signal can never reach a process that reused the pid.
-  Status signal(int sig);
+  Status signal(int sig) override;
 
  private:
   void finish(const WorkerExit& exit);

@@ -98,9 +98,11 @@ TEST(Store, DuplicatesAreRefusedByName) {
   VmDefinition web = makeDefinition("web1");
   ASSERT_TRUE(store->define(web).ok());
   EXPECT_EQ(store->define(makeDefinition("web1")).error().message(), "vm 'web1' is already defined");
+  EXPECT_EQ(store->define(makeDefinition("web1")).error().code(), kStoreNameTaken);
   VmDefinition clone = makeDefinition("web2");
   clone.uuid = web.uuid;
   EXPECT_EQ(store->define(clone).error().message(), "uuid " + web.uuid + " is already used by vm 'web1'");
+  EXPECT_EQ(store->define(clone).error().code(), kStoreUuidTaken);
   EXPECT_EQ(store->definitions()->size(), 1u);  // the failed defines left nothing behind
   EXPECT_EQ(store->events()->size(), 1u);       // not even an event
 }
@@ -150,6 +152,7 @@ TEST(Store, DefineAndUndefine) {
   EXPECT_FALSE(store->definition("web1")->has_value());
   EXPECT_FALSE(store->runtime("web1")->has_value());  // cascaded
   EXPECT_EQ(store->undefine("web1").error().message(), "vm 'web1' is not defined");
+  EXPECT_EQ(store->undefine("web1").error().code(), kStoreNotDefined);
   // The name is free again, and the history remembers all of it.
   ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
   auto events = store->events({.vm = "web1"});
@@ -169,6 +172,7 @@ TEST(Store, RuntimeRoundTripWithEvent) {
                        .started_us = 1700000000000000, .qmp_socket = "/run/vmmd/vms/web1/qmp.sock", .console_socket = "/run/vmmd/vms/web1/console.sock",
                        .qga_socket = std::nullopt, .exit_status = std::nullopt, .exit_signal = 9, .restart_count = 3};
   EXPECT_EQ(store->saveRuntime(record).error().message(), "vm 'web1' is not defined");
+  EXPECT_EQ(store->saveRuntime(record).error().code(), kStoreNotDefined);
   ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
   ASSERT_TRUE(store->saveRuntime(record, EventDraft{"state", "shut-off -> running"}).ok());
   auto got = store->runtime("web1");
