@@ -267,7 +267,7 @@ Status importMetadata(ElementReader& domain, DraftObject out, DiskIds& disk_ids)
       if (!target) return target.error();
       auto id = element.requiredAttribute("id");
       if (!id) return id.error();
-      if (!disk_ids.emplace(*target, DiskIdEntry{*id, element.attributePath("id")}).second) {
+      if (!disk_ids.emplace(*target, DiskIdEntry{*id, element.attributePath("id"), element.attributePath("target")}).second) {
         return element.attributeError("target", "a second id for disk '" + *target + "'");
       }
     } else {
@@ -317,7 +317,7 @@ Status importDomain(const xmlNode* root, Draft& draft) {
     out.set("agent", false, domain.path() + "/devices");
   }
   for (const auto& [target, entry] : disk_ids) {
-    if (!entry.used) return Error(entry.xml_path + ": no disk with target '" + target + "'");
+    if (!entry.used) return Error(entry.target_path + ": no disk with target '" + target + "'");
   }
   return domain.refuseRest();
 }

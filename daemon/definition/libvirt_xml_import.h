@@ -15,7 +15,8 @@ namespace vmmd::daemon::xml {
 // <vmmd:disk target='vda' id='root'/> from the metadata: the id of the disk with that target.
 struct DiskIdEntry {
   std::string id;
-  std::string xml_path;  // of the id attribute, for errors about it
+  std::string xml_path;      // of the id attribute, for errors about the id
+  std::string target_path;  // of the target attribute, for a target no disk has
   bool used = false;
 };
 using DiskIds = std::map<std::string, DiskIdEntry, std::less<>>;

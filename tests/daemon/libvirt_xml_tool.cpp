@@ -1,7 +1,7 @@
 // Offline converter between vmmd's JSON definitions and libvirt's domain XML, for
 // libvirt_xml_roundtrip.py (which hands the XML to libvirt's own tools):
 //   libvirt_xml_tool canonical FILE.json          canonical JSON (generated uuid/MACs fixed)
-//   libvirt_xml_tool export FILE.json EMULATOR    domain XML
+//   libvirt_xml_tool export FILE.json EMULATOR [AGENT_SOCKET]   domain XML
 //   libvirt_xml_tool import FILE.xml              canonical JSON of the imported definition
 // Errors go to stderr with exit status 1; usage errors exit 2.
 #include <cstdio>
@@ -32,8 +32,8 @@ int fail(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace vmmd::daemon;
   std::string command = argc > 2 ? argv[1] : "";
-  if (!((command == "canonical" || command == "import") && argc == 3) && !(command == "export" && argc == 4)) {
-    std::fprintf(stderr, "usage: libvirt_xml_tool canonical|import FILE | export FILE.json EMULATOR\n");
+  if (!((command == "canonical" || command == "import") && argc == 3) && !(command == "export" && (argc == 4 || argc == 5))) {
+    std::fprintf(stderr, "usage: libvirt_xml_tool canonical|import FILE | export FILE.json EMULATOR [AGENT_SOCKET]\n");
     return 2;
   }
   std::string text = readFile(argv[2]);
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     std::cout << serializeDefinition(*def) << "\n";
     return 0;
   }
-  auto xml = domainXmlFromDefinition(*def, ExportContext{argv[3], std::nullopt});
+  auto xml = domainXmlFromDefinition(*def, ExportContext{argv[3], argc == 5 ? std::optional<std::string>(argv[4]) : std::nullopt});
   if (!xml) return fail(xml.error().message());
   std::cout << *xml;
   return 0;
