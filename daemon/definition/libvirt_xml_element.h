@@ -52,7 +52,32 @@ class ElementReader {
   // Refuses the first child element, then the first attribute, that nobody took.
   Status refuseRest() const;
 
+  // Reads the child `name` if there is one (a second is refused) with `read(ElementReader&)`,
+  // which returns a Status, then refuses what `read` left in it.
+  template <typename Read>
+  Status withChild(std::string_view name, Read&& read) {
+    auto node = optionalChild(name);
+    if (!node) return node.error();
+    if (!*node) return {};
+    return readWhole(*node, read);
+  }
+  // The same for every child `name`, in document order.
+  template <typename Read>
+  Status withChildren(std::string_view name, Read&& read) {
+    for (const xmlNode* node : children(name)) {
+      if (auto st = readWhole(node, read); !st) return st;
+    }
+    return {};
+  }
+
  private:
+  template <typename Read>
+  static Status readWhole(const xmlNode* node, Read& read) {
+    ElementReader element(node);
+    if (auto st = read(element); !st) return st;
+    return element.refuseRest();
+  }
+
   const xmlNode* node_;
   std::unordered_set<const void*> taken_;
   bool all_taken_ = false;

@@ -67,167 +67,121 @@ Status importMemory(ElementReader& domain, DraftObject out) {
   if (auto st = memory.refuseRest(); !st) return st;
   // parseDefinition's range check sees any overflow as "too large" rather than a wrapped value.
   out.set("memory", static_cast<int64_t>(std::min<uint64_t>(*mib, INT64_MAX)), memory.path());
-  auto current_node = domain.optionalChild("currentMemory");
-  if (!current_node) return current_node.error();
-  if (*current_node) {
-    ElementReader current(*current_node);
+  return domain.withChild("currentMemory", [&](ElementReader& current) -> Status {
     auto current_mib = memoryMib(current);
     if (!current_mib) return current_mib.error();
     if (*current_mib != *mib) return current.error("must equal <memory> (vmm has no memory balloon)");
-    if (auto st = current.refuseRest(); !st) return st;
-  }
-  return {};
+    return {};
+  });
 }
 
 Status importVcpus(ElementReader& domain, DraftObject out) {
-  auto node = domain.optionalChild("vcpu");
-  if (!node) return node.error();
-  if (!*node) return {};
-  ElementReader vcpu(*node);
-  auto count = parseDecimal(textOf(vcpu.node()));
-  if (!count) return vcpu.error(count.error().message());
-  if (auto st = vcpu.expectAttribute("placement", {"static"}); !st) return st;
-  if (auto current = vcpu.attribute("current"); current && *current != textOf(vcpu.node())) {
-    return vcpu.attributeError("current", "must equal the vCPU count (vmm has no vCPU hotplug)");
-  }
-  if (auto st = vcpu.refuseRest(); !st) return st;
-  out.set("vcpus", static_cast<int64_t>(std::min<uint64_t>(*count, INT64_MAX)), vcpu.path());
-  return {};
+  return domain.withChild("vcpu", [&](ElementReader& vcpu) -> Status {
+    auto count = parseDecimal(textOf(vcpu.node()));
+    if (!count) return vcpu.error(count.error().message());
+    if (auto st = vcpu.expectAttribute("placement", {"static"}); !st) return st;
+    if (auto current = vcpu.attribute("current"); current && *current != textOf(vcpu.node())) {
+      return vcpu.attributeError("current", "must equal the vCPU count (vmm has no vCPU hotplug)");
+    }
+    out.set("vcpus", static_cast<int64_t>(std::min<uint64_t>(*count, INT64_MAX)), vcpu.path());
+    return {};
+  });
 }
 
 // <type arch='x86_64' machine='q35'>hvm</type>: vmm's machine is q35 (libvirt may expand the
 // name to a versioned one, pc-q35-7.2).
-Status importOsType(ElementReader& os) {
-  auto node = os.requiredChild("type");
-  if (!node) return node.error();
-  ElementReader type(*node);
+Status importOsType(ElementReader& type) {
   if (textOf(type.node()) != "hvm") return type.error("must be hvm");
   if (auto st = type.expectAttribute("arch", {"x86_64"}); !st) return st;
   if (auto machine = type.attribute("machine"); machine && *machine != "q35" && machine->rfind("pc-q35-", 0) != 0) {
     return type.attributeError("machine", "'" + *machine + "' is not supported by vmm (only q35)");
   }
-  return type.refuseRest();
+  return {};
 }
 
 Status importOs(ElementReader& domain, DraftObject out) {
   auto node = domain.requiredChild("os");
   if (!node) return node.error();
   ElementReader os(*node);
-  if (auto st = importOsType(os); !st) return st;
+  if (auto type = os.requiredChild("type"); !type) return type.error();
+  if (auto st = os.withChildren("type", importOsType); !st) return st;
   out.expect("kernel", os.path() + "/kernel");
   for (std::string_view field : {"kernel", "initrd", "cmdline"}) {
-    auto child = os.optionalChild(field);
-    if (!child) return child.error();
-    if (!*child) continue;
-    ElementReader element(*child);
-    if (auto st = element.refuseRest(); !st) return st;
-    out.set(field, textOf(element.node()), element.path());
+    auto st = os.withChild(field, [&](ElementReader& element) -> Status {
+      out.set(field, textOf(element.node()), element.path());
+      return {};
+    });
+    if (!st) return st;
   }
   // libvirt adds <boot dev='hd'/>; with a kernel given directly no other boot device is used.
-  for (const xmlNode* boot_node : os.children("boot")) {
-    ElementReader boot(boot_node);
-    if (auto st = boot.expectAttribute("dev", {"hd"}); !st) return st;
-    if (auto st = boot.refuseRest(); !st) return st;
-  }
+  auto st = os.withChildren("boot", [](ElementReader& boot) { return boot.expectAttribute("dev", {"hd"}); });
+  if (!st) return st;
   return os.refuseRest();
 }
 
 // <cpu mode='host-passthrough'/>: what vmm gives every guest (-cpu host). Absent is fine too.
-Status importCpu(ElementReader& domain) {
-  auto node = domain.optionalChild("cpu");
-  if (!node) return node.error();
-  if (!*node) return {};
-  ElementReader cpu(*node);
+Status importCpu(ElementReader& cpu) {
   auto mode = cpu.attribute("mode");
   if (!mode) return cpu.attributeError("mode", "required: vmm runs host-passthrough only (no custom CPU models)");
   if (*mode != "host-passthrough") return cpu.attributeError("mode", "'" + *mode + "' is not supported by vmm (only host-passthrough)");
   cpu.ignoreAttributes({"check", "migratable"});  // libvirt's defaults for host-passthrough
-  return cpu.refuseRest();
+  return {};
 }
 
-// Empty flag elements that describe what vmm has anyway.
-Status importFeatures(ElementReader& domain) {
-  auto node = domain.optionalChild("features");
-  if (!node) return node.error();
-  if (!*node) return {};
-  ElementReader features(*node);
+Status acceptEmpty(ElementReader&) { return {}; }
+
+// Empty flag elements that describe what vmm has anyway; virt-install writes vmport state='off'.
+Status importFeatures(ElementReader& features) {
   for (std::string_view name : {"acpi", "apic", "pae"}) {
-    auto flag = features.optionalChild(name);
-    if (!flag) return flag.error();
-    if (*flag) {
-      if (auto st = ElementReader(*flag).refuseRest(); !st) return st;
-    }
+    if (auto st = features.withChild(name, acceptEmpty); !st) return st;
   }
-  auto vmport = features.optionalChild("vmport");  // virt-install writes state='off'
-  if (!vmport) return vmport.error();
-  if (*vmport) {
-    ElementReader element(*vmport);
-    if (auto st = element.expectAttribute("state", {"off"}); !st) return st;
-    if (auto st = element.refuseRest(); !st) return st;
+  return features.withChild("vmport", [](ElementReader& vmport) { return vmport.expectAttribute("state", {"off"}); });
+}
+
+Status importTimer(ElementReader& timer) {
+  auto name = timer.requiredAttribute("name");
+  if (!name) return name.error();
+  if (*name == "rtc" || *name == "pit") {
+    timer.ignoreAttributes({"tickpolicy"});  // a tuning of lost ticks; KVM's in-kernel timers decide
+    return {};
   }
-  return features.refuseRest();
+  if (*name == "hpet") {
+    if (timer.attribute("present").value_or("") != "no") return timer.attributeError("present", "must be no (vmm has no HPET)");
+    return {};
+  }
+  return timer.attributeError("name", "'" + *name + "' is not supported by vmm");
 }
 
 // <clock offset='utc'> (vmm's RTC runs in UTC) with the timers virt-install writes.
-Status importClock(ElementReader& domain) {
-  auto node = domain.optionalChild("clock");
-  if (!node) return node.error();
-  if (!*node) return {};
-  ElementReader clock(*node);
+Status importClock(ElementReader& clock) {
   if (clock.attribute("offset").value_or("") != "utc") return clock.attributeError("offset", "must be utc (vmm's RTC runs in UTC)");
-  for (const xmlNode* timer_node : clock.children("timer")) {
-    ElementReader timer(timer_node);
-    auto name = timer.requiredAttribute("name");
-    if (!name) return name.error();
-    if (*name == "rtc" || *name == "pit") {
-      timer.ignoreAttributes({"tickpolicy"});  // a tuning of lost ticks; KVM's in-kernel timers decide
-    } else if (*name == "hpet") {
-      if (timer.attribute("present").value_or("") != "no") return timer.attributeError("present", "must be no (vmm has no HPET)");
-    } else {
-      return timer.attributeError("name", "'" + *name + "' is not supported by vmm");
-    }
-    if (auto st = timer.refuseRest(); !st) return st;
-  }
-  return clock.refuseRest();
+  return clock.withChildren("timer", importTimer);
 }
 
-Status importPowerManagement(ElementReader& domain) {
-  auto node = domain.optionalChild("pm");
-  if (!node) return node.error();
-  if (!*node) return {};
-  ElementReader pm(*node);
+Status importPowerManagement(ElementReader& pm) {
   for (std::string_view name : {"suspend-to-mem", "suspend-to-disk"}) {
-    auto state = pm.optionalChild(name);
-    if (!state) return state.error();
-    if (!*state) continue;
-    ElementReader element(*state);
-    if (element.attribute("enabled").value_or("") != "no") return element.attributeError("enabled", "must be no (vmm has no S3/S4)");
-    if (auto st = element.refuseRest(); !st) return st;
+    auto st = pm.withChild(name, [](ElementReader& state) -> Status {
+      if (state.attribute("enabled").value_or("") != "no") return state.attributeError("enabled", "must be no (vmm has no S3/S4)");
+      return {};
+    });
+    if (!st) return st;
   }
-  return pm.refuseRest();
-}
-
-Result<std::string> lifecycleAction(ElementReader& domain, std::string_view name) {
-  auto node = domain.optionalChild(name);
-  if (!node) return node.error();
-  if (!*node) return std::string();
-  ElementReader element(*node);
-  if (auto st = element.refuseRest(); !st) return st.error();
-  return textOf(element.node());
+  return {};
 }
 
 Status importLifecycle(ElementReader& domain, DraftObject out) {
   for (std::string_view name : {"on_poweroff", "on_crash"}) {
-    auto action = lifecycleAction(domain, name);
-    if (!action) return action.error();
-    if (!action->empty()) out.set(name, *action, domain.path() + "/" + std::string(name));
+    auto st = domain.withChild(name, [&](ElementReader& action) -> Status {
+      out.set(name, textOf(action.node()), action.path());
+      return {};
+    });
+    if (!st) return st;
   }
-  auto reboot = lifecycleAction(domain, "on_reboot");
-  if (!reboot) return reboot.error();
-  if (!reboot->empty() && *reboot != "restart") {
-    return Error(domain.path() + "/on_reboot: '" + *reboot + "' is not supported by vmm (a guest reboot resets it: restart)");
-  }
-  return {};
+  return domain.withChild("on_reboot", [](ElementReader& action) -> Status {
+    std::string text = textOf(action.node());
+    if (text != "restart") return action.error("'" + text + "' is not supported by vmm (a guest reboot resets it: restart)");
+    return {};
+  });
 }
 
 // <metadata><vmmd:settings xmlns:vmmd=kVmmdXmlNamespace>: autostart, restart backoff, disk ids.
@@ -289,22 +243,21 @@ Status importDomain(const xmlNode* root, Draft& draft) {
   out.expect("name", domain.path() + "/name");
   out.expect("memory", domain.path() + "/memory");
   for (std::string_view field : {"name", "uuid"}) {
-    auto node = domain.optionalChild(field);
-    if (!node) return node.error();
-    if (!*node) continue;
-    ElementReader element(*node);
-    if (auto st = element.refuseRest(); !st) return st;
-    out.set(field, textOf(element.node()), element.path());
+    auto st = domain.withChild(field, [&](ElementReader& element) -> Status {
+      out.set(field, textOf(element.node()), element.path());
+      return {};
+    });
+    if (!st) return st;
   }
   DiskIds disk_ids;
   if (auto st = importMetadata(domain, out, disk_ids); !st) return st;
   if (auto st = importMemory(domain, out); !st) return st;
   if (auto st = importVcpus(domain, out); !st) return st;
   if (auto st = importOs(domain, out); !st) return st;
-  if (auto st = importFeatures(domain); !st) return st;
-  if (auto st = importCpu(domain); !st) return st;
-  if (auto st = importClock(domain); !st) return st;
-  if (auto st = importPowerManagement(domain); !st) return st;
+  if (auto st = domain.withChild("features", importFeatures); !st) return st;
+  if (auto st = domain.withChild("cpu", importCpu); !st) return st;
+  if (auto st = domain.withChild("clock", importClock); !st) return st;
+  if (auto st = domain.withChild("pm", importPowerManagement); !st) return st;
   if (auto st = importLifecycle(domain, out); !st) return st;
   // Placement and security labels: libvirt's, for the host it runs the domain on.
   domain.ignoreChildren({"resource", "seclabel"});

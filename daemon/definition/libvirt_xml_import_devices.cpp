@@ -14,12 +14,7 @@ constexpr std::string_view kAgentChannel = "org.qemu.guest_agent.0";
 // Every device may carry these: libvirt assigns them (PCI slots, device names in QEMU).
 void ignoreAssigned(ElementReader& device) { device.ignoreChildren({"address", "alias"}); }
 
-Status importDiskDriver(ElementReader& disk, DraftObject& out) {
-  auto node = disk.optionalChild("driver");
-  if (!node) return node.error();
-  out.expect("format", disk.path() + "/driver/@type");
-  if (!*node) return {};
-  ElementReader driver(*node);
+Status importDiskDriver(ElementReader& driver, DraftObject& out) {
   if (auto st = driver.expectAttribute("name", {"qemu"}); !st) return st;
   if (auto format = driver.attribute("type")) out.set("format", *format, driver.attributePath("type"));
   if (auto cache = driver.attribute("cache")) {
@@ -30,7 +25,7 @@ Status importDiskDriver(ElementReader& disk, DraftObject& out) {
     }
     out.set("cache", *cache, driver.attributePath("cache"));
   }
-  return driver.refuseRest();
+  return {};
 }
 
 Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
@@ -40,7 +35,9 @@ Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
     return disk.attributeError("type", type ? "'" + *type + "' is not supported by vmm (only file)" : "required (file)");
   }
   if (auto st = disk.expectAttribute("device", {"disk"}); !st) return st;
-  if (auto st = importDiskDriver(disk, out); !st) return st;
+  out.expect("format", disk.path() + "/driver/@type");
+  auto st = disk.withChild("driver", [&](ElementReader& driver) { return importDiskDriver(driver, out); });
+  if (!st) return st;
   auto source_node = disk.requiredChild("source");
   if (!source_node) return source_node.error();
   ElementReader source(*source_node);
@@ -62,12 +59,11 @@ Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
     out.set("id", entry->second.id, entry->second.xml_path);
     entry->second.used = true;
   }
-  auto readonly = disk.optionalChild("readonly");
-  if (!readonly) return readonly.error();
-  if (*readonly) {
-    if (auto st = ElementReader(*readonly).refuseRest(); !st) return st;
-    out.set("readonly", true, nodePath(*readonly));
-  }
+  st = disk.withChild("readonly", [&](ElementReader& readonly) -> Status {
+    out.set("readonly", true, readonly.path());
+    return {};
+  });
+  if (!st) return st;
   ignoreAssigned(disk);
   disk.ignoreChildren({"backingStore"});  // the chain libvirt found in the image; vmm reads it too
   return disk.refuseRest();
@@ -80,32 +76,29 @@ Status importInterface(const xmlNode* node, Draft& draft) {
     return interface.attributeError("type", type ? "'" + *type + "' is not supported by vmm (only ethernet: an existing tap)" : "required (ethernet)");
   }
   out.expect("ifname", interface.path() + "/target/@dev");
-  auto target_node = interface.optionalChild("target");
-  if (!target_node) return target_node.error();
-  if (*target_node) {
-    ElementReader target(*target_node);
+  auto st = interface.withChild("target", [&](ElementReader& target) -> Status {
     auto dev = target.requiredAttribute("dev");
     if (!dev) return dev.error();
     out.set("ifname", *dev, target.attributePath("dev"));
     // vmm attaches to a tap that exists; libvirt would create a managed one.
-    if (auto st = target.expectAttribute("managed", {"no"}); !st) return st;
-    if (auto st = target.refuseRest(); !st) return st;
-  }
-  auto mac_node = interface.optionalChild("mac");
-  if (!mac_node) return mac_node.error();
-  if (*mac_node) {
-    ElementReader mac(*mac_node);
+    return target.expectAttribute("managed", {"no"});
+  });
+  if (!st) return st;
+  st = interface.withChild("mac", [&](ElementReader& mac) -> Status {
     auto address = mac.requiredAttribute("address");
     if (!address) return address.error();
     out.set("mac", *address, mac.attributePath("address"));
-    if (auto st = mac.refuseRest(); !st) return st;
-  }
-  auto model_node = interface.optionalChild("model");
-  if (!model_node) return model_node.error();
-  if (!*model_node) return Error(interface.path() + "/model: required (vmm's NIC is virtio)");
-  ElementReader model(*model_node);
-  if (model.attribute("type").value_or("") != "virtio") return model.attributeError("type", "must be virtio (vmm's NIC is virtio-net)");
-  if (auto st = model.refuseRest(); !st) return st;
+    return {};
+  });
+  if (!st) return st;
+  auto model = interface.optionalChild("model");
+  if (!model) return model.error();
+  if (!*model) return Error(interface.path() + "/model: required (vmm's NIC is virtio)");
+  st = interface.withChildren("model", [](ElementReader& model) -> Status {
+    if (model.attribute("type").value_or("") != "virtio") return model.attributeError("type", "must be virtio (vmm's NIC is virtio-net)");
+    return {};
+  });
+  if (!st) return st;
   ignoreAssigned(interface);
   return interface.refuseRest();
 }
@@ -118,22 +111,13 @@ Status importCharDevice(const xmlNode* node) {
   if (device.attribute("type").value_or("") != "pty") return device.attributeError("type", "must be pty");
   device.ignoreAttributes({"tty"});    // the pty a running domain got
   device.ignoreChildren({"source"});   // the same, as <source path='/dev/pts/N'/>
-  auto target_node = device.optionalChild("target");
-  if (!target_node) return target_node.error();
-  if (*target_node) {
-    ElementReader target(*target_node);
+  ignoreAssigned(device);
+  auto st = device.withChild("target", [console](ElementReader& target) -> Status {
     if (auto st = target.expectAttribute("type", {console ? "serial" : "isa-serial"}); !st) return st;
     if (auto st = target.expectAttribute("port", {"0"}); !st) return st;
-    auto model = target.optionalChild("model");
-    if (!model) return model.error();
-    if (*model) {
-      ElementReader element(*model);
-      if (auto st = element.expectAttribute("name", {"isa-serial"}); !st) return st;
-      if (auto st = element.refuseRest(); !st) return st;
-    }
-    if (auto st = target.refuseRest(); !st) return st;
-  }
-  ignoreAssigned(device);
+    return target.withChild("model", [](ElementReader& model) { return model.expectAttribute("name", {"isa-serial"}); });
+  });
+  if (!st) return st;
   return device.refuseRest();
 }
 
@@ -141,23 +125,21 @@ Status importCharDevice(const xmlNode* node) {
 Status importChannel(const xmlNode* node) {
   ElementReader channel(node);
   if (channel.attribute("type").value_or("") != "unix") return channel.attributeError("type", "must be unix (the guest-agent channel)");
-  auto source_node = channel.optionalChild("source");
-  if (!source_node) return source_node.error();
-  if (*source_node) {
-    ElementReader source(*source_node);
-    if (auto st = source.expectAttribute("mode", {"bind"}); !st) return st;
+  auto st = channel.withChild("source", [](ElementReader& source) {
     source.ignoreAttributes({"path"});  // vmmd keeps the socket in the VM's run directory
-    if (auto st = source.refuseRest(); !st) return st;
-  }
-  auto target_node = channel.requiredChild("target");
-  if (!target_node) return target_node.error();
-  ElementReader target(*target_node);
-  if (auto st = target.expectAttribute("type", {"virtio"}); !st) return st;
-  if (target.attribute("name").value_or("") != kAgentChannel) {
-    return target.attributeError("name", "must be " + std::string(kAgentChannel) + " (vmm's one channel is the guest agent's)");
-  }
-  target.ignoreAttributes({"state"});  // whether the guest has the port open, in a live domain
-  if (auto st = target.refuseRest(); !st) return st;
+    return source.expectAttribute("mode", {"bind"});
+  });
+  if (!st) return st;
+  if (auto target = channel.requiredChild("target"); !target) return target.error();
+  st = channel.withChildren("target", [](ElementReader& target) -> Status {
+    if (auto st = target.expectAttribute("type", {"virtio"}); !st) return st;
+    if (target.attribute("name").value_or("") != kAgentChannel) {
+      return target.attributeError("name", "must be " + std::string(kAgentChannel) + " (vmm's one channel is the guest agent's)");
+    }
+    target.ignoreAttributes({"state"});  // whether the guest has the port open, in a live domain
+    return {};
+  });
+  if (!st) return st;
   ignoreAssigned(channel);
   return channel.refuseRest();
 }
