@@ -28,6 +28,7 @@ namespace vmmd::daemon {
 // The namespace of vmmd's element in <metadata>.
 inline constexpr std::string_view kVmmdXmlNamespace = "urn:x-vmmd:domain:1";
 
+// Absolute paths (libvirt's schema takes no other).
 struct ExportContext {
   std::string emulator;                     // the vmm binary: <emulator>
   std::optional<std::string> agent_socket;  // the guest-agent channel's host end, when known
@@ -38,7 +39,8 @@ struct ExportContext {
 Result<VmDefinition> definitionFromDomainXml(std::string_view xml);
 
 // The domain XML of `def` (formatted, no XML declaration, ending in a newline). Fails only for
-// text XML 1.0 cannot carry (control characters a JSON definition may hold).
+// text XML 1.0 cannot carry (control characters a JSON definition may hold) and relative paths
+// in `context`.
 Result<std::string> domainXmlFromDefinition(const VmDefinition& def, const ExportContext& context);
 
 }  // namespace vmmd::daemon

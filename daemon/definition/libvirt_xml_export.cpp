@@ -160,6 +160,13 @@ void addConsoleAndAgent(Builder& b, xmlNode* devices, const VmDefinition& def, c
 }  // namespace
 
 Result<std::string> domainXmlFromDefinition(const VmDefinition& def, const ExportContext& context) {
+  // libvirt's schema takes only absolute paths here (a worker found on PATH must be resolved first).
+  if (context.emulator.empty() || context.emulator[0] != '/') {
+    return Error("domain XML: emulator: '" + context.emulator + "' is not an absolute path");
+  }
+  if (context.agent_socket && (context.agent_socket->empty() || (*context.agent_socket)[0] != '/')) {
+    return Error("domain XML: agent socket: '" + *context.agent_socket + "' is not an absolute path");
+  }
   xml::DocPtr doc(xmlNewDoc(xmlText("1.0")));
   if (!doc) return Error("cannot allocate an XML document");
   xmlNode* domain = xmlNewDocNode(doc.get(), nullptr, xmlText("domain"), nullptr);

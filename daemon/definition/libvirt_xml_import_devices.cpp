@@ -58,6 +58,8 @@ Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
   if (auto entry = disk_ids.find(*dev); entry != disk_ids.end()) {
     out.set("id", entry->second.id, entry->second.xml_path);
     entry->second.used = true;
+  } else {
+    out.expect("id", disk.path() + " (default id)");  // disk0, disk1...: parseDefinition's
   }
   st = disk.withChild("readonly", [&](ElementReader& readonly) -> Status {
     out.set("readonly", true, readonly.path());

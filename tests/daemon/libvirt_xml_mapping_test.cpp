@@ -160,5 +160,16 @@ TEST(LibvirtXmlMapping, ExportRefusesTextXmlCannotCarry) {
   EXPECT_EQ(xml.error().message(), "domain XML: cmdline: holds control character 1, which XML cannot carry");
 }
 
+TEST(LibvirtXmlMapping, ExportNeedsAbsolutePathsInItsContext) {
+  auto def = parseDefinition(R"({"schema": 1, "name": "c", "memory": 64, "kernel": "/k", "agent": true})");
+  ASSERT_TRUE(def.ok()) << def.error().message();
+  auto relative = domainXmlFromDefinition(*def, ExportContext{"vmm", std::nullopt});
+  ASSERT_FALSE(relative.ok());
+  EXPECT_EQ(relative.error().message(), "domain XML: emulator: 'vmm' is not an absolute path");
+  auto socket = domainXmlFromDefinition(*def, ExportContext{"/usr/bin/vmm", "qga.sock"});
+  ASSERT_FALSE(socket.ok());
+  EXPECT_EQ(socket.error().message(), "domain XML: agent socket: 'qga.sock' is not an absolute path");
+}
+
 }  // namespace
 }  // namespace vmmd::daemon
