@@ -61,6 +61,14 @@ class ElementReader {
     if (!*node) return {};
     return readWhole(*node, read);
   }
+  // The same for a child that must be there: "PATH/NAME: required (WHY)" when it is not.
+  template <typename Read>
+  Status withRequiredChild(std::string_view name, Read&& read, std::string_view why = {}) {
+    auto node = optionalChild(name);
+    if (!node) return node.error();
+    if (!*node) return Error(path() + "/" + std::string(name) + ": required" + (why.empty() ? "" : " (" + std::string(why) + ")"));
+    return readWhole(*node, read);
+  }
   // The same for every child `name`, in document order.
   template <typename Read>
   Status withChildren(std::string_view name, Read&& read) {

@@ -103,8 +103,7 @@ Status importOs(ElementReader& domain, DraftObject out) {
   auto node = domain.requiredChild("os");
   if (!node) return node.error();
   ElementReader os(*node);
-  if (auto type = os.requiredChild("type"); !type) return type.error();
-  if (auto st = os.withChildren("type", importOsType); !st) return st;
+  if (auto st = os.withRequiredChild("type", importOsType); !st) return st;
   out.expect("kernel", os.path() + "/kernel");
   for (std::string_view field : {"kernel", "initrd", "cmdline"}) {
     auto st = os.withChild(field, [&](ElementReader& element) -> Status {

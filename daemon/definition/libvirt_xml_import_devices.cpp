@@ -38,24 +38,26 @@ Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
   out.expect("format", disk.path() + "/driver/@type");
   auto st = disk.withChild("driver", [&](ElementReader& driver) { return importDiskDriver(driver, out); });
   if (!st) return st;
-  auto source_node = disk.requiredChild("source");
-  if (!source_node) return source_node.error();
-  ElementReader source(*source_node);
-  auto file = source.requiredAttribute("file");
-  if (!file) return file.error();
-  out.set("path", *file, source.attributePath("file"));
-  source.ignoreAttributes({"index"});  // a running domain's numbering of its images
-  if (auto st = source.refuseRest(); !st) return st;
-  auto target_node = disk.requiredChild("target");
-  if (!target_node) return target_node.error();
-  ElementReader target(*target_node);
-  auto dev = target.requiredAttribute("dev");
-  if (!dev) return dev.error();
-  // Without bus, libvirt takes it from the name: vdX is virtio.
-  std::string bus = target.attribute("bus").value_or(dev->rfind("vd", 0) == 0 ? "virtio" : "");
-  if (bus != "virtio") return target.attributeError("bus", "'" + bus + "' is not supported by vmm (only virtio)");
-  if (auto st = target.refuseRest(); !st) return st;
-  if (auto entry = disk_ids.find(*dev); entry != disk_ids.end()) {
+  st = disk.withRequiredChild("source", [&](ElementReader& source) -> Status {
+    auto file = source.requiredAttribute("file");
+    if (!file) return file.error();
+    out.set("path", *file, source.attributePath("file"));
+    source.ignoreAttributes({"index"});  // a running domain's numbering of its images
+    return {};
+  });
+  if (!st) return st;
+  std::string dev;
+  st = disk.withRequiredChild("target", [&](ElementReader& target) -> Status {
+    auto name = target.requiredAttribute("dev");
+    if (!name) return name.error();
+    dev = *name;
+    // Without bus, libvirt takes it from the name: vdX is virtio.
+    std::string bus = target.attribute("bus").value_or(dev.rfind("vd", 0) == 0 ? "virtio" : "");
+    if (bus != "virtio") return target.attributeError("bus", "'" + bus + "' is not supported by vmm (only virtio)");
+    return {};
+  });
+  if (!st) return st;
+  if (auto entry = disk_ids.find(dev); entry != disk_ids.end()) {
     out.set("id", entry->second.id, entry->second.xml_path);
     entry->second.used = true;
   } else {
@@ -93,13 +95,10 @@ Status importInterface(const xmlNode* node, Draft& draft) {
     return {};
   });
   if (!st) return st;
-  auto model = interface.optionalChild("model");
-  if (!model) return model.error();
-  if (!*model) return Error(interface.path() + "/model: required (vmm's NIC is virtio)");
-  st = interface.withChildren("model", [](ElementReader& model) -> Status {
+  st = interface.withRequiredChild("model", [](ElementReader& model) -> Status {
     if (model.attribute("type").value_or("") != "virtio") return model.attributeError("type", "must be virtio (vmm's NIC is virtio-net)");
     return {};
-  });
+  }, "vmm's NIC is virtio");
   if (!st) return st;
   ignoreAssigned(interface);
   return interface.refuseRest();
@@ -132,8 +131,7 @@ Status importChannel(const xmlNode* node) {
     return source.expectAttribute("mode", {"bind"});
   });
   if (!st) return st;
-  if (auto target = channel.requiredChild("target"); !target) return target.error();
-  st = channel.withChildren("target", [](ElementReader& target) -> Status {
+  st = channel.withRequiredChild("target", [](ElementReader& target) -> Status {
     if (auto st = target.expectAttribute("type", {"virtio"}); !st) return st;
     if (target.attribute("name").value_or("") != kAgentChannel) {
       return target.attributeError("name", "must be " + std::string(kAgentChannel) + " (vmm's one channel is the guest agent's)");
