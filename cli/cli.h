@@ -54,7 +54,7 @@ std::optional<qmp::Json> callOnVm(qmp::SyncClient& client, const std::string& co
 void printJson(const qmp::JsonValue& value);
 
 // Command groups: each returns the process exit code.
-int runVmCommand(const Invocation& inv);      // define undefine start shutdown destroy reboot pause resume
+int runVmCommand(const Invocation& inv);      // define undefine dumpxml start shutdown destroy reboot pause resume
 int runReadCommand(const Invocation& inv);    // list info events
 int runConsoleCommand(const Invocation& inv); // console
 int runQmpCommand(const Invocation& inv);     // qmp

@@ -14,7 +14,9 @@ std::string usageText() {
   return R"(usage: vmctl [--socket PATH] [--json] COMMAND [ARGS]
 
 VM definitions
-  define FILE                       define a VM from its JSON definition ("-" reads stdin)
+  define FILE                       define a VM from its JSON definition or a libvirt domain
+                                    XML (told apart by the first non-blank byte; "-" reads stdin)
+  dumpxml NAME                      print the VM as a libvirt domain XML
   undefine NAME                     remove a VM's definition (it must not be running)
 Life cycle
   start NAME                        start the VM; returns once the guest runs
@@ -48,7 +50,7 @@ Guest agent (qemu-ga in the guest; the VM's definition has "agent": true)
 
 Options
   --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
-  --json          machine-readable output (list, info, events, qmp)
+  --json          machine-readable output (list, info, events, qmp, dumpxml)
 
 Exit codes
   0 success   1 vmmd (or the guest agent) reported an error   2 usage error
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
     else inv.args.push_back(arg);
   }
 
-  static const std::set<std::string> vm = {"define", "undefine", "start", "shutdown", "destroy", "reboot", "pause", "resume"};
+  static const std::set<std::string> vm = {"define", "undefine", "dumpxml", "start", "shutdown", "destroy", "reboot", "pause", "resume"};
   static const std::set<std::string> read = {"list", "info", "events"};
   if (vm.count(inv.command)) return runVmCommand(inv);
   if (read.count(inv.command)) return runReadCommand(inv);

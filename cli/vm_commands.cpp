@@ -1,4 +1,6 @@
-// define, undefine and the life-cycle commands.
+// define, undefine, dumpxml and the life-cycle commands.
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -24,21 +26,53 @@ Result<std::string> readDefinitionFile(const std::string& path) {
   return text.str();
 }
 
+// A libvirt domain XML starts with '<' (a tag, a declaration or a comment); JSON never does.
+bool isDomainXml(const std::string& text) {
+  auto first = std::find_if_not(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c); });
+  return first != text.end() && *first == '<';
+}
+
+// vm-define takes {"definition": JSON object} or {"xml": domain XML text}; vmmd validates both.
 int define(const Invocation& inv) {
   if (inv.args.size() != 1) return failWith(kUsage, "usage: vmctl define FILE");
   auto text = readDefinitionFile(inv.args[0]);
   if (!text) return failWith(kLocalError, text.error().message());
-  auto def = qmp::parseJson(*text);
-  if (!def) return failWith(kLocalError, inv.args[0] + ": not valid JSON: " + def.error().message());
-  if (!def->IsObject()) return failWith(kLocalError, inv.args[0] + ": a VM definition is a JSON object");
+  qmp::Json args = qmp::jsonObject();
+  auto& a = args.GetAllocator();
+  if (isDomainXml(*text)) {
+    args.AddMember("xml", qmp::jsonString(*text, a), a);
+  } else {
+    auto def = qmp::parseJson(*text);
+    if (!def) return failWith(kLocalError, inv.args[0] + ": not valid JSON (nor a domain XML): " + def.error().message());
+    if (!def->IsObject()) return failWith(kLocalError, inv.args[0] + ": a VM definition is a JSON object");
+    args.AddMember("definition", qmp::JsonValue(*def, a), a);
+  }
   auto conn = connectToVmmd(inv.globals);
   if (!conn.client) return conn.exit_code;
-  qmp::Json args = qmp::jsonObject();
-  args.AddMember("definition", qmp::JsonValue(*def, args.GetAllocator()), args.GetAllocator());
   auto result = call(*conn.client, "vm-define", &args);
   if (!result) return kVmmdError;
   if (inv.globals.json) printJson(*result);
   else std::printf("defined %s (uuid %s)\n", (*result)["name"].GetString(), (*result)["uuid"].GetString());
+  return kOk;
+}
+
+// The libvirt domain XML of what vmm runs for the VM ({"xml": TEXT} from vm-dumpxml).
+int dumpxml(const Invocation& inv) {
+  if (inv.args.size() != 1 || inv.args[0].rfind("-", 0) == 0) return failWith(kUsage, "usage: vmctl dumpxml NAME");
+  auto conn = connectToVmmd(inv.globals);
+  if (!conn.client) return conn.exit_code;
+  auto result = callOnVm(*conn.client, "vm-dumpxml", inv.args[0]);
+  if (!result) return kVmmdError;
+  if (inv.globals.json) {
+    printJson(*result);
+    return kOk;
+  }
+  if (!result->IsObject() || !result->HasMember("xml") || !(*result)["xml"].IsString()) {
+    return failWith(kVmmdError, "vm-dumpxml: vmmd's answer has no xml");
+  }
+  std::string xml((*result)["xml"].GetString(), (*result)["xml"].GetStringLength());
+  if (xml.empty() || xml.back() != '\n') xml += '\n';
+  std::fwrite(xml.data(), 1, xml.size(), stdout);
   return kOk;
 }
 
@@ -85,6 +119,7 @@ int shutdown(const Invocation& inv) {
 
 int runVmCommand(const Invocation& inv) {
   if (inv.command == "define") return define(inv);
+  if (inv.command == "dumpxml") return dumpxml(inv);
   if (inv.command == "shutdown") return shutdown(inv);
   if (inv.args.size() != 1 || inv.args[0].rfind("-", 0) == 0) return failWith(kUsage, "usage: vmctl " + inv.command + " NAME");
   const std::string& name = inv.args[0];
