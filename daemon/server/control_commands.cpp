@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "daemon/definition/libvirt_xml.h"
 #include "daemon/server/control_socket.h"
 #include "daemon/server/error_mapping.h"
 #include "daemon/supervisor/log.h"
@@ -80,12 +81,27 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
   registry.addEnum("VmState", {"shut-off", "starting", "running", "paused", "shutting-down", "crashed"});
   registry.addEvent("VM_STATE_CHANGE", {{"name", "str"}, {"state", "VmState"}, {"reason", "str"}});
 
-  registry.addSync({"vm-define", {{"definition", ArgType::Object}}, "any"},
+  // The definition as JSON (`definition`) or as libvirt domain XML (`xml`): exactly one.
+  registry.addSync({"vm-define", {{"definition", ArgType::Object, true}, {"xml", ArgType::Str, true}}, "any"},
                    [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     bool has_json = args.HasMember("definition"), has_xml = args.HasMember("xml");
+                     if (has_json == has_xml) {
+                       return qmp::QmpError{"GenericError", "vm-define takes exactly one of 'definition' (JSON) and 'xml' (libvirt domain XML)"};
+                     }
+                     if (has_xml) {
+                       auto def = definitionFromDomainXml(qmp::jsonStringView(args["xml"]));
+                       if (!def) return qmp::QmpError{"GenericError", "invalid definition: " + def.error().message()};
+                       audit(session, "vm-define", "name=" + def->name + " (libvirt XML)");
+                       return toCommandResult(supervisor.define(*def));
+                     }
                      const JsonValue& def = args["definition"];
                      std::string name = def.HasMember("name") && def["name"].IsString() ? def["name"].GetString() : "?";
                      audit(session, "vm-define", "name=" + name);
                      return toCommandResult(supervisor.define(qmp::toJson(def)));
+                   });
+  registry.addSync({"vm-dumpxml", {{"name", ArgType::Str}}, "any"},
+                   [&supervisor](const JsonValue& args, qmp::Session&) -> CommandResult {
+                     return toCommandResult(supervisor.domainXml(stringArg(args, "name")));
                    });
   registry.addSync({"vm-undefine", {{"name", ArgType::Str}}},
                    [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {

@@ -91,4 +91,10 @@ qmp::Json toJson(const StopOutcome& outcome) {
   return result;
 }
 
+qmp::Json toJson(const DomainXml& xml) {
+  qmp::Json result = qmp::jsonObject();
+  result.AddMember("xml", qmp::jsonString(xml.text, result.GetAllocator()), result.GetAllocator());
+  return result;
+}
+
 }  // namespace vmmd::daemon

@@ -18,6 +18,7 @@ qmp::Json toJson(const DefinedVm& vm);
 qmp::Json toJson(const std::vector<VmSummary>& rows);
 qmp::Json toJson(const VmDetails& details);
 qmp::Json toJson(const StopOutcome& outcome);
+qmp::Json toJson(const DomainXml& xml);  // {"xml": text}
 inline qmp::Json toJson(qmp::Json&& value) { return std::move(value); }
 
 template <typename T>

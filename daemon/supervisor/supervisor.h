@@ -69,6 +69,11 @@ struct VmDetails {
   VmDefinition definition;
 };
 
+// vm-dumpxml's answer: the VM's definition as a libvirt <domain> document.
+struct DomainXml {
+  std::string text;
+};
+
 // vm-shutdown's and vm-destroy's answer: whether the worker had to be killed after the timeout.
 struct StopOutcome {
   bool forced = false;
@@ -97,6 +102,11 @@ class Supervisor {
 
   // `definition` is the document vm-define was given (JSON text).
   VmResult<DefinedVm> define(const std::string& definition);
+  // A definition already parsed and validated (e.g. from libvirt's domain XML).
+  VmResult<DefinedVm> define(const VmDefinition& def);
+  // The VM's definition as libvirt domain XML (vm-dumpxml), naming the worker binary and, for
+  // "agent": true, the agent socket's path.
+  VmResult<DomainXml> domainXml(const std::string& name);
   VmResult<Done> undefine(const std::string& name);
   VmResult<std::vector<VmSummary>> list();
   VmResult<VmDetails> info(const std::string& name);

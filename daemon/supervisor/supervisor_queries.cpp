@@ -1,7 +1,8 @@
-// Definitions and read-only views: vm-define, vm-undefine, vm-list, vm-info.
+// Definitions and read-only views: vm-define, vm-undefine, vm-list, vm-info, vm-dumpxml.
 #include <filesystem>
 
 #include "daemon/definition/definition_json.h"
+#include "daemon/definition/libvirt_xml.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
@@ -21,17 +22,37 @@ VmError notDefined(const std::string& name) { return vmError(VmErrorCode::kNotFo
 VmResult<DefinedVm> Supervisor::define(const std::string& definition) {
   auto def = parseDefinition(definition);
   if (!def) return vmError(VmErrorCode::kInvalidArgument, "invalid definition: " + def.error().message());
-  const std::string& name = def->name;
-  if (auto st = checkDefinitionFiles(*def); !st) return vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": " + st.error().message());
-  if (auto st = store_.define(*def); !st) {
+  return define(*def);
+}
+
+VmResult<DefinedVm> Supervisor::define(const VmDefinition& def) {
+  const std::string& name = def.name;
+  if (auto st = checkDefinitionFiles(def); !st) return vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": " + st.error().message());
+  if (auto st = store_.define(def); !st) {
     switch (st.error().code()) {
       case kStoreNameTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + " is already defined");
       case kStoreUuidTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + ": " + st.error().message());
       default: return storeFailed(name, st.error());
     }
   }
-  logLine(vmText(name) + ": defined (uuid " + def->uuid + ")");
-  return DefinedVm{name, def->uuid};
+  logLine(vmText(name) + ": defined (uuid " + def.uuid + ")");
+  return DefinedVm{name, def.uuid};
+}
+
+VmResult<DomainXml> Supervisor::domainXml(const std::string& name) {
+  auto stored = store_.definition(name);
+  if (!stored) return storeFailed(name, stored.error());
+  if (!*stored) return notDefined(name);
+  const VmDefinition& def = (*stored)->definition;
+  std::error_code ec;
+  ExportContext context{std::filesystem::weakly_canonical(config_.vmm_path, ec).string(), std::nullopt};
+  if (ec) context.emulator = std::filesystem::absolute(config_.vmm_path).string();
+  if (def.agent) {
+    if (auto paths = workerPathsFor(config_.run_dir, name)) context.agent_socket = paths->qga_socket;
+  }
+  auto xml = domainXmlFromDefinition(def, context);
+  if (!xml) return vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": cannot be written as libvirt XML: " + xml.error().message());
+  return DomainXml{std::move(*xml)};
 }
 
 VmResult<Done> Supervisor::undefine(const std::string& name) {
