@@ -8,7 +8,7 @@
 #include <functional>
 #include <mutex>
 
-#include "vmm/devices/interrupt_line.h"
+#include "vmm/platform/interrupt_line.h"
 #include "vmm/devices/io_bus.h"
 
 namespace vmmd {

@@ -10,7 +10,7 @@
 
 #include "vmm/boot/bzimage.h"
 #include "vmm/boot/pvh.h"
-#include "vmm/machine/layout.h"
+#include "vmm/platform/layout.h"
 #include "tests/vmm/boot/test_images.h"
 
 namespace vmmd::boot {

@@ -3,8 +3,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
+
+#include "vmm/log/log.h"
 
 namespace vmmd::virtio {
 namespace {
@@ -133,7 +134,7 @@ Status VirtioPci::registerIoeventfds() {
 
 void VirtioPci::barsChanged() {
   std::lock_guard lock(mutex_);
-  if (auto st = registerIoeventfds(); !st) std::fprintf(stderr, "vmm: %s\n", st.error().message().c_str());
+  if (auto st = registerIoeventfds(); !st) log::error(st.error().message());
 }
 
 void VirtioPci::resetDevice() {
@@ -196,7 +197,7 @@ void VirtioPci::fire(uint16_t vector) {
 void VirtioPci::updateVectorRoute(size_t index) {
   Vector& v = vectors_[index];
   if (auto st = routing_.setMsi(v.gsi, std::make_pair(v.address, v.data)); !st) {
-    std::fprintf(stderr, "vmm: %s: MSI-X vector %zu: %s\n", device_->name(), index, st.error().message().c_str());
+    log::error(std::string(device_->name()) + ": MSI-X vector " + std::to_string(index) + ": " + st.error().message());
   }
   if (v.pending && msixEnabled() && !msixFunctionMasked() && !v.masked) {
     v.pending = false;
@@ -227,7 +228,7 @@ void VirtioPci::configChanged() {
 
 void VirtioPci::fail(const std::string& why) {
   std::lock_guard lock(mutex_);
-  std::fprintf(stderr, "vmm: %s: %s; the device needs a reset\n", device_->name(), why.c_str());
+  log::error(std::string(device_->name()) + ": " + why + "; the device needs a reset");
   status_ |= kStatusNeedsReset;
   active_ = false;
   isr_ |= 2;  // configuration change

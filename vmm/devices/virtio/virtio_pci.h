@@ -15,8 +15,8 @@
 #include "vmm/devices/pci/pci_function.h"
 #include "vmm/devices/virtio/virtio_device.h"
 #include "vmm/kvm/kvm.h"
-#include "vmm/machine/guest_memory.h"
-#include "vmm/machine/irq_routing.h"
+#include "vmm/platform/guest_memory.h"
+#include "vmm/platform/irq_routing.h"
 
 namespace vmmd::virtio {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 namespace vmmd::virtio {
 
