@@ -213,7 +213,7 @@ void Machine::resume() { control_.set(VcpuControl::Target::Run); }
 bool Machine::setLink(const std::string& name, bool up) {
   for (auto& nic : nics_) {
     if (nic.netdev != name && (nic.id.empty() || nic.id != name)) continue;
-    auto lock = nic.pci->lock();
+    auto lock = nic.pci->device().lock();
     static_cast<virtio::VirtioNet&>(nic.pci->device()).setLink(up);
     return true;
   }

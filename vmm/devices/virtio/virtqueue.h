@@ -67,6 +67,19 @@ class Virtqueue {
 
   void reset();
 
+  // Where the device is in the rings: what a saved queue resumes from after configure().
+  struct Position {
+    uint16_t next_avail = 0;
+    uint16_t next_used = 0;
+    uint16_t signalled_used = 0;
+  };
+  Position position() const { return {next_avail_, next_used_, signalled_used_}; }
+  void setPosition(const Position& position) {
+    next_avail_ = position.next_avail;
+    next_used_ = position.next_used;
+    signalled_used_ = position.signalled_used;
+  }
+
  private:
   Status walk(uint16_t head, DescriptorChain& chain);
   uint16_t availIndex() const;
