@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "base/parse.h"
-#include "vmm/config/keyval.h"
+#include "base/key_values.h"
 
 namespace vmmd::config {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "base/parse.h"
 #include "vmm/config/drive_options.h"
-#include "vmm/config/keyval.h"
+#include "base/key_values.h"
 
 namespace vmmd::config {
 namespace {

@@ -2,7 +2,7 @@
 
 #include "base/parse.h"
 #include "net/tap.h"
-#include "vmm/config/keyval.h"
+#include "base/key_values.h"
 #include "vmm/devices/virtio/rng.h"
 
 namespace vmmd {
@@ -37,7 +37,7 @@ Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t i : mine) {
       const config::DeviceConfig& port = *context.ports[i];
-      auto kv = config::KeyValues::fromPairs("-device " + port.driver, port.properties);
+      auto kv = KeyValues::fromPairs("-device " + port.driver, port.properties);
       const std::string& option = kv.option();
       if ((pass == 0) != kv.has("nr")) continue;
       virtio::PortSpec spec;
@@ -77,7 +77,7 @@ bool isSerialPort(const config::DeviceConfig& config) {
 }
 
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
-  auto kv = config::KeyValues::fromPairs("-device " + config.driver, config.properties);
+  auto kv = KeyValues::fromPairs("-device " + config.driver, config.properties);
   const std::string& option = kv.option();
   PlannedDevice planned;
   if (auto id = kv.take("id")) planned.id = *id;
