@@ -39,30 +39,6 @@ bool StateReader::take(void* out, size_t size) {
   return true;
 }
 
-uint8_t StateReader::u8() {
-  uint8_t value;
-  take(&value, 1);
-  return value;
-}
-
-uint16_t StateReader::u16() {
-  uint16_t value;
-  take(&value, 2);
-  return value;
-}
-
-uint32_t StateReader::u32() {
-  uint32_t value;
-  take(&value, 4);
-  return value;
-}
-
-uint64_t StateReader::u64() {
-  uint64_t value;
-  take(&value, 8);
-  return value;
-}
-
 bool StateReader::boolean() {
   uint8_t value = u8();
   if (value > 1) reject("byte " + std::to_string(at_ - 1) + " is not a boolean");

@@ -44,10 +44,10 @@ class StateReader {
  public:
   explicit StateReader(std::span<const uint8_t> data) : data_(data) {}
 
-  uint8_t u8();
-  uint16_t u16();
-  uint32_t u32();
-  uint64_t u64();
+  uint8_t u8() { return get<uint8_t>(); }
+  uint16_t u16() { return get<uint16_t>(); }
+  uint32_t u32() { return get<uint32_t>(); }
+  uint64_t u64() { return get<uint64_t>(); }
   bool boolean();
   std::vector<uint8_t> bytes();
   std::string string();
@@ -60,6 +60,12 @@ class StateReader {
 
  private:
   bool take(void* out, size_t size);
+  template <typename T>
+  T get() {
+    T value;
+    take(&value, sizeof value);
+    return value;
+  }
   std::span<const uint8_t> data_;
   size_t at_ = 0;
   std::string error_;

@@ -15,20 +15,22 @@ void write32(MsixTable& table, uint64_t offset, uint32_t value) {
   table.writeTable(offset, raw);
 }
 
-uint32_t read32(const MsixTable& table, uint64_t offset) {
-  uint8_t raw[4];
-  table.readTable(offset, raw);
-  uint32_t value;
-  std::memcpy(&value, raw, 4);
+// A little-endian value read through `read` (the table's or the PBA's accessor).
+template <typename T, typename Read>
+T readAs(Read read, uint64_t offset) {
+  uint8_t raw[sizeof(T)];
+  read(offset, std::span<uint8_t>(raw));
+  T value;
+  std::memcpy(&value, raw, sizeof value);
   return value;
 }
 
+uint32_t read32(const MsixTable& table, uint64_t offset) {
+  return readAs<uint32_t>([&](uint64_t at, std::span<uint8_t> out) { table.readTable(at, out); }, offset);
+}
+
 uint64_t readPba(const MsixTable& table, uint64_t offset) {
-  uint8_t raw[8];
-  table.readPba(offset, raw);
-  uint64_t value;
-  std::memcpy(&value, raw, 8);
-  return value;
+  return readAs<uint64_t>([&](uint64_t at, std::span<uint8_t> out) { table.readPba(at, out); }, offset);
 }
 
 TEST(MsixTable, EntriesStartMaskedAndPackAsThePciSpecLaysThemOut) {
