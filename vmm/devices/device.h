@@ -15,7 +15,8 @@ class Device {
   virtual ~Device() = default;
 
   virtual const char* name() const = 0;  // for messages and states: "virtio-rng-pci"
-  // Device reset (by the driver, or the machine's): drop everything in flight. Runs with lock().
+  // Device reset (by the driver, or the machine's): drop everything in flight. A virtio device's
+  // transport calls it with lock() held; the legacy devices take it themselves.
   virtual void reset() = 0;
 
   // The device's state, taken and given back while its vCPUs are paused and lock() is held. A

@@ -197,6 +197,7 @@ void Machine::powerOff() {
 Status Machine::reset(bool paused) {
   powerOff();
   serial_.reset();
+  cmos_.reset();
   acpi_pm_.reset();
   for (auto& device : virtio_) device->resetDevice();
   return powerOn(paused);
