@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "base/parse.h"
 #include "base/key_values.h"
+#include "base/parse.h"
 
 namespace vmmd::config {
 namespace {

@@ -1,8 +1,8 @@
 #include "vmm/machine/device_factory.h"
 
+#include "base/key_values.h"
 #include "base/parse.h"
 #include "net/tap.h"
-#include "base/key_values.h"
 #include "vmm/devices/virtio/rng.h"
 
 namespace vmmd {

@@ -5,8 +5,8 @@
 #include "vmm/acpi/tables.h"
 #include "vmm/log/log.h"
 #include "vmm/machine/device_factory.h"
-#include "vmm/platform/layout.h"
 #include "vmm/machine/vcpu_setup.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd {
 namespace {

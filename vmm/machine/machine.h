@@ -20,14 +20,14 @@
 #include "vmm/devices/device_host.h"
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/pci/pci_host.h"
-#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/devices/serial.h"
+#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
 #include "vmm/platform/irq_routing.h"
-#include "vmm/machine/vcpu_runner.h"
 
 namespace vmmd {
 
