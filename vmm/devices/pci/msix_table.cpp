@@ -15,7 +15,7 @@ void MsixTable::pack(const Entry& entry, uint8_t (&raw)[kEntrySize]) {
 void MsixTable::readTable(uint64_t offset, std::span<uint8_t> data) const {
   std::fill(data.begin(), data.end(), 0);
   size_t vector = offset / kEntrySize, at = offset % kEntrySize;
-  if (vector >= entries_.size()) return;
+  if (vector >= entries_.size() || data.empty()) return;
   uint8_t raw[kEntrySize];
   pack(entries_[vector], raw);
   std::memcpy(data.data(), raw + at, std::min<size_t>(data.size(), kEntrySize - at));
@@ -23,7 +23,7 @@ void MsixTable::readTable(uint64_t offset, std::span<uint8_t> data) const {
 
 size_t MsixTable::writeTable(uint64_t offset, std::span<const uint8_t> data) {
   size_t vector = offset / kEntrySize, at = offset % kEntrySize;
-  if (vector >= entries_.size()) return vector;
+  if (vector >= entries_.size() || data.empty()) return vector;
   Entry& entry = entries_[vector];
   uint8_t raw[kEntrySize];
   pack(entry, raw);
@@ -38,6 +38,7 @@ size_t MsixTable::writeTable(uint64_t offset, std::span<const uint8_t> data) {
 
 void MsixTable::readPba(uint64_t offset, std::span<uint8_t> data) const {
   std::fill(data.begin(), data.end(), 0);
+  if (data.empty()) return;
   size_t qword = offset / 8, at = offset % 8;
   uint64_t pending = 0;
   for (size_t bit = 0; bit < 64 && qword * 64 + bit < entries_.size(); ++bit) {
