@@ -10,6 +10,7 @@
 
 #include "base/unique_fd.h"
 #include "vmm/config/option_parser.h"
+#include "vmm/log/log.h"
 #include "vmm/worker.h"
 
 namespace {
@@ -17,7 +18,7 @@ namespace {
 constexpr const char* kVersion = "vmm 0.1.0 (QEMU-compatible command line and QMP)";
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "vmm: %s\n", message.c_str());
+  vmmd::log::error(message);
   return 1;
 }
 
@@ -90,6 +91,7 @@ class Daemonizer {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vmmd::log::setLevelFromEnvironment();
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& arg : args) {
     if (arg == "-h" || arg == "-help" || arg == "--help") {

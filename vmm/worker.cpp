@@ -2,24 +2,13 @@
 
 #include <csignal>
 
-#include "vmm/chardev/socket_port.h"
-#include "vmm/netdev/tap_backend.h"
+#include "vmm/backends/io_executor.h"
+#include "vmm/backends/socket_port.h"
+#include "vmm/backends/tap_backend.h"
+#include "vmm/log/log.h"
 #include "vmm/machine/device_factory.h"
-#include "vmm/machine/io_executor.h"
-#include <cstdio>
 
 namespace vmmd {
-
-const char* runStateName(RunState state) {
-  switch (state) {
-    case RunState::Prelaunch: return "prelaunch";
-    case RunState::Running: return "running";
-    case RunState::Paused: return "paused";
-    case RunState::Shutdown: return "shutdown";
-    case RunState::InternalError: return "internal-error";
-  }
-  return "unknown";
-}
 
 Worker::Worker(config::MachineConfig config) : config_(std::move(config)) { uv_loop_init(&loop_); }
 
@@ -88,73 +77,20 @@ Status Worker::start() {
     if (auto st = monitor_->listen(*chardev, monitor.pretty); !st) return st;
   }
 
-  Chardev* console = nullptr;
-  if (!config_.serials.empty()) console = chardevs_.at(config_.serials[0].chardev_id).get();
-
-  Machine::Callbacks callbacks;
-  callbacks.power = [this](PowerRequest request) { post({EventKind::Power, request, {}}); };
-  callbacks.fatal = [this](const std::string& report) { post({EventKind::Fatal, PowerRequest::PowerOff, report}); };
-  callbacks.serial_output = [console](std::span<const uint8_t> bytes) {
-    if (console) console->write(bytes);
-  };
-  callbacks.io_executor = uvIoExecutor(&loop_);
-  callbacks.block_io_error = [this](const std::string& device, const std::string& operation, const std::string& reason) {
-    qmp::Json data = qmp::jsonObject();
-    auto& alloc = data.GetAllocator();
-    data.AddMember("device", qmp::jsonString(device, alloc), alloc);
-    data.AddMember("node-name", qmp::jsonString(device, alloc), alloc);
-    data.AddMember("operation", qmp::jsonString(operation, alloc), alloc);
-    data.AddMember("action", "report", alloc);
-    data.AddMember("nospace", reason.find("No space") != std::string::npos, alloc);
-    data.AddMember("reason", qmp::jsonString(reason, alloc), alloc);
-    if (monitor_) monitor_->event("BLOCK_IO_ERROR", &data);
-  };
-  callbacks.open_port = [this](const std::string& id) -> Result<std::unique_ptr<virtio::PortBackend>> {
-    const config::ChardevConfig* chardev = config_.findChardev(id);
-    if (!chardev) return Error("chardev '" + id + "' not found");
-    if (chardev->backend != config::ChardevConfig::Backend::Socket) return Error("chardev '" + id + "': virtio-serial ports need a unix socket chardev");
-    auto port = SocketPort::listen(&loop_, *chardev);
-    if (!port) return port.error();
-    port_paths_[id] = chardev->path;
-    return std::unique_ptr<virtio::PortBackend>(std::move(*port));
-  };
-  callbacks.open_netdev = [this](const config::NetdevConfig& netdev) -> Result<std::unique_ptr<virtio::NetBackend>> {
-    auto tap = netdev.fd >= 0 ? net::Tap::adopt(netdev.fd) : net::Tap::open(netdev.ifname);
-    if (!tap) return tap.error().withContext("netdev " + netdev.id);
-    auto backend = TapBackend::create(&loop_, std::move(*tap));
-    if (!backend) return backend.error();
-    return std::unique_ptr<virtio::NetBackend>(std::move(*backend));
-  };
-  callbacks.port_changed = [this](const std::string& id, bool open) {
-    qmp::Json data = qmp::jsonObject();
-    data.AddMember("id", qmp::jsonString(id, data.GetAllocator()), data.GetAllocator());
-    data.AddMember("open", open, data.GetAllocator());
-    if (monitor_) monitor_->event("VSERPORT_CHANGE", &data);
-  };
-  callbacks.watch_fd = [this](int fd, std::function<void()> on_readable) {
-    auto watch = std::make_unique<FdWatch>();
-    watch->on_readable = std::move(on_readable);
-    auto poll = std::make_unique<uv_poll_t>();
-    if (uv_poll_init(&loop_, poll.get(), fd) != 0) return;
-    watch->poll.reset(poll.release());
-    watch->poll->data = watch.get();
-    uv_poll_start(watch->poll.get(), UV_READABLE, [](uv_poll_t* handle, int status, int) {
-      if (status == 0) static_cast<FdWatch*>(handle->data)->on_readable();
-    });
-    fd_watches_.push_back(std::move(watch));
-  };
+  if (!config_.serials.empty()) console_ = chardevs_.at(config_.serials[0].chardev_id).get();
+  io_executor_ = uvIoExecutor(&loop_);
   // Every file and socket the command line names is checked here, before /dev/kvm is opened.
-  auto machine = Machine::create(config_, std::move(callbacks));
+  auto machine = Machine::create(config_, *this);
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
-  if (console) console->setReceiver([this](std::span<const uint8_t> bytes) { machine_->serial().receive(bytes); });
+  if (console_) console_->setReceiver([this](std::span<const uint8_t> bytes) { machine_->serial().receive(bytes); });
 
   // server=on,wait=on: like QEMU, start the guest only once a client is attached (and only once
   // the command line is known to be good, so bad input never waits for a client).
   for (const auto& chardev : config_.chardevs) {
     auto it = chardevs_.find(chardev.id);
     if (it == chardevs_.end() || chardev.backend != config::ChardevConfig::Backend::Socket || !chardev.wait) continue;
-    std::fprintf(stderr, "vmm: waiting for connection on: %s\n", it->second->filename().c_str());
+    log::info("waiting for connection on: " + it->second->filename());
     while (!it->second->connected() && !exit_status_) uv_run(&loop_, UV_RUN_ONCE);
     if (exit_status_) return Error("interrupted while waiting for a connection on chardev '" + chardev.id + "'");
   }
@@ -169,6 +105,66 @@ int Worker::run() {
     uv_run(&loop_, UV_RUN_ONCE);
   }
   return *exit_status_;
+}
+
+void Worker::powerRequest(PowerRequest request) { post({EventKind::Power, request, {}}); }
+
+void Worker::vcpuFailed(const std::string& report) { post({EventKind::Fatal, PowerRequest::PowerOff, report}); }
+
+void Worker::serialOutput(std::span<const uint8_t> bytes) {
+  if (console_) console_->write(bytes);
+}
+
+void Worker::runIo(std::function<void()> work, std::function<void()> done) { io_executor_(std::move(work), std::move(done)); }
+
+void Worker::blockIoError(const std::string& device, const std::string& operation, const std::string& reason) {
+  qmp::Json data = qmp::jsonObject();
+  auto& alloc = data.GetAllocator();
+  data.AddMember("device", qmp::jsonString(device, alloc), alloc);
+  data.AddMember("node-name", qmp::jsonString(device, alloc), alloc);
+  data.AddMember("operation", qmp::jsonString(operation, alloc), alloc);
+  data.AddMember("action", "report", alloc);
+  data.AddMember("nospace", reason.find("No space") != std::string::npos, alloc);
+  data.AddMember("reason", qmp::jsonString(reason, alloc), alloc);
+  if (monitor_) monitor_->event("BLOCK_IO_ERROR", &data);
+}
+
+void Worker::portChanged(const std::string& port_id, bool open) {
+  qmp::Json data = qmp::jsonObject();
+  data.AddMember("id", qmp::jsonString(port_id, data.GetAllocator()), data.GetAllocator());
+  data.AddMember("open", open, data.GetAllocator());
+  if (monitor_) monitor_->event("VSERPORT_CHANGE", &data);
+}
+
+Result<std::unique_ptr<virtio::PortBackend>> Worker::openPort(const std::string& id) {
+  const config::ChardevConfig* chardev = config_.findChardev(id);
+  if (!chardev) return Error("chardev '" + id + "' not found");
+  if (chardev->backend != config::ChardevConfig::Backend::Socket) return Error("chardev '" + id + "': virtio-serial ports need a unix socket chardev");
+  auto port = SocketPort::listen(&loop_, *chardev);
+  if (!port) return port.error();
+  port_paths_[id] = chardev->path;
+  return std::unique_ptr<virtio::PortBackend>(std::move(*port));
+}
+
+Result<std::unique_ptr<virtio::NetBackend>> Worker::openNetdev(const config::NetdevConfig& netdev) {
+  auto tap = netdev.fd >= 0 ? net::Tap::adopt(netdev.fd) : net::Tap::open(netdev.ifname);
+  if (!tap) return tap.error().withContext("netdev " + netdev.id);
+  auto backend = TapBackend::create(&loop_, std::move(*tap));
+  if (!backend) return backend.error();
+  return std::unique_ptr<virtio::NetBackend>(std::move(*backend));
+}
+
+void Worker::watchFd(int fd, std::function<void()> on_readable) {
+  auto watch = std::make_unique<FdWatch>();
+  watch->on_readable = std::move(on_readable);
+  auto poll = std::make_unique<uv_poll_t>();
+  if (uv_poll_init(&loop_, poll.get(), fd) != 0) return;
+  watch->poll.reset(poll.release());
+  watch->poll->data = watch.get();
+  uv_poll_start(watch->poll.get(), UV_READABLE, [](uv_poll_t* handle, int status, int) {
+    if (status == 0) static_cast<FdWatch*>(handle->data)->on_readable();
+  });
+  fd_watches_.push_back(std::move(watch));
 }
 
 void Worker::post(Event event) {
@@ -188,7 +184,7 @@ void Worker::drainEvents() {
   for (auto& event : pending) {
     if (exit_status_) return;
     if (event.kind == EventKind::Fatal) {
-      std::fprintf(stderr, "vmm: %s", event.text.c_str());
+      log::error(event.text);
       state_ = RunState::InternalError;
       quit(2, "stopping after a fatal vCPU error");
       return;
@@ -218,7 +214,7 @@ void Worker::handlePower(PowerRequest request) {
   }
   monitor_->causeEvent("RESET", true, "guest-reset");
   if (auto st = machine_->reset(false); !st) {
-    std::fprintf(stderr, "vmm: reset failed: %s\n", st.error().message().c_str());
+    log::error("reset failed: " + st.error().message());
     quit(1, "could not reset the machine");
     return;
   }
@@ -270,7 +266,7 @@ void Worker::requestQuit() {
   uv_timer_start(quit_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->quit(0, "quit requested over QMP"); }, 0, 0);
 }
 
-std::vector<Worker::ChardevInfo> Worker::chardevInfo() const {
+std::vector<ChardevInfo> Worker::chardevInfo() const {
   std::vector<ChardevInfo> out;
   for (const auto& chardev : config_.chardevs) {
     auto it = chardevs_.find(chardev.id);
@@ -285,7 +281,7 @@ std::vector<Worker::ChardevInfo> Worker::chardevInfo() const {
 
 void Worker::quit(int exit_status, const std::string& why) {
   if (exit_status_) return;
-  std::fprintf(stderr, "vmm: %s\n", why.c_str());
+  log::info(why);
   exit_status_ = exit_status;
   if (machine_) machine_->powerOff();
   if (monitor_) monitor_->close();

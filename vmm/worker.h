@@ -14,46 +14,48 @@
 
 #include "base/result.h"
 #include "base/uv_handle.h"
-#include "vmm/chardev/chardev.h"
+#include "vmm/backends/chardev.h"
 #include "vmm/config/machine_config.h"
+#include "vmm/devices/device_host.h"
 #include "vmm/machine/machine.h"
+#include "vmm/monitor/monitored_vm.h"
 #include "vmm/monitor/qmp_monitor.h"
 
 namespace vmmd {
 
-// QEMU's RunState names (qapi/run-state.json), as query-status reports them.
-enum class RunState { Prelaunch, Running, Paused, Shutdown, InternalError };
-const char* runStateName(RunState state);
-
-class Worker {
+class Worker : public MonitoredVm, public DeviceHost {
  public:
   explicit Worker(config::MachineConfig config);
-  ~Worker();
+  ~Worker() override;
 
   // Builds chardevs and the machine and powers it on (or parks it for -S).
   Status start();
   // Runs the main loop until the worker should exit; returns the process exit status.
   int run();
 
-  RunState state() const { return state_; }
-  Machine& machine() { return *machine_; }
-  const config::MachineConfig& config() const { return config_; }
-
-  // Host-initiated actions (QMP and signals use these); each emits QEMU's events.
-  void stop();        // running -> paused
-  Status cont();      // paused/prelaunch -> running
-  void powerButton();
-  Status systemReset();
-  // QMP quit: the reply goes out first, then the process exits 0.
-  void requestQuit();
   void quit(int exit_status, const std::string& why);
 
-  struct ChardevInfo {
-    std::string label;
-    std::string filename;
-    bool open;
-  };
-  std::vector<ChardevInfo> chardevInfo() const;
+  // MonitoredVm (QMP and signals use these)
+  RunState state() const override { return state_; }
+  const config::MachineConfig& config() const override { return config_; }
+  Machine& machine() override { return *machine_; }
+  std::vector<ChardevInfo> chardevInfo() const override;
+  void stop() override;
+  Status cont() override;
+  void powerButton() override;
+  Status systemReset() override;
+  void requestQuit() override;
+
+  // DeviceHost (the machine's devices use these)
+  void watchFd(int fd, std::function<void()> on_readable) override;
+  void runIo(std::function<void()> work, std::function<void()> done) override;
+  Result<std::unique_ptr<virtio::PortBackend>> openPort(const std::string& chardev_id) override;
+  Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) override;
+  void powerRequest(PowerRequest request) override;
+  void vcpuFailed(const std::string& report) override;
+  void serialOutput(std::span<const uint8_t> bytes) override;
+  void blockIoError(const std::string& device, const std::string& operation, const std::string& reason) override;
+  void portChanged(const std::string& port_id, bool open) override;
 
  private:
   enum class EventKind { Power, Fatal };
@@ -70,6 +72,8 @@ class Worker {
   uv_loop_t loop_{};
   std::map<std::string, std::unique_ptr<Chardev>> chardevs_;
   std::map<std::string, std::string> port_paths_;
+  Chardev* console_ = nullptr;  // COM1's host end, if any
+  virtio::VirtioBlk::Executor io_executor_;
   std::unique_ptr<QmpMonitor> monitor_;
   std::unique_ptr<Machine> machine_;
   UvHandle<uv_timer_t> quit_timer_;

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "base/key_values.h"
 #include "base/parse.h"
 
 namespace vmmd::img {
@@ -17,19 +18,11 @@ int usageError(const std::string& command, const std::string& message) {
 }
 
 Result<std::map<std::string, std::string>> parseOptions(const std::string& text) {
+  auto kv = KeyValues::parse("-o", text);
+  if (!kv) return kv.error();
+  if (auto flags = kv->takeFlags(); !flags.empty()) return Error("invalid option '" + flags[0] + "' (expected name=value)");
   std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!item.empty()) {
-      size_t eq = item.find('=');
-      if (eq == std::string::npos) return Error("invalid option '" + item + "' (expected name=value)");
-      out[item.substr(0, eq)] = item.substr(eq + 1);
-    }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
+  for (auto& [key, value] : kv->takeRemaining()) out[key] = value;  // the last one wins, as before
   return out;
 }
 

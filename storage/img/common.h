@@ -17,7 +17,7 @@ constexpr uint64_t kMaxImageSize = std::numeric_limits<int64_t>::max();
 // Prints "vmm-img: message" on stderr; returns exit status 1.
 int fail(const std::string& message);
 int usageError(const std::string& command, const std::string& message);
-// "a=1,b=2" -> {a:1, b:2} (qemu-img's -o).
+// "a=1,b=2" -> {a:1, b:2} (qemu-img's -o), split by base/key_values.h: ",," is a literal comma.
 Result<std::map<std::string, std::string>> parseOptions(const std::string& text);
 // 1.5 GiB, 512 KiB, 200 B
 std::string humanSize(uint64_t bytes);

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "base/hex.h"
-#include "vmm/machine/layout.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd::boot {
 namespace {

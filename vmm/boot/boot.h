@@ -11,7 +11,7 @@
 #include "vmm/boot/bzimage.h"
 #include "vmm/boot/image_file.h"
 #include "vmm/boot/pvh.h"
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 namespace vmmd::boot {
 

@@ -8,7 +8,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 namespace vmmd::boot {
 

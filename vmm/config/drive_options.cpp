@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "base/key_values.h"
 #include "base/parse.h"
-#include "vmm/config/keyval.h"
 
 namespace vmmd::config {
 namespace {

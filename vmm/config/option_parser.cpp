@@ -6,9 +6,9 @@
 #include <optional>
 #include <string_view>
 
+#include "base/key_values.h"
 #include "base/parse.h"
 #include "vmm/config/drive_options.h"
-#include "vmm/config/keyval.h"
 
 namespace vmmd::config {
 namespace {

@@ -35,7 +35,7 @@ uint16_t AcpiPm::readWord(uint64_t offset) {
 }
 
 void AcpiPm::read(uint64_t offset, std::span<uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   if (offset >= kTimerOffset) {
     uint32_t ticks = timerTicks();
     uint8_t bytes[4];
@@ -73,7 +73,7 @@ void AcpiPm::writeWord(uint64_t offset, uint16_t value, uint16_t mask) {
 }
 
 void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   if (offset >= kTimerOffset) return;  // the timer is read-only
   if (data.size() >= 2 && (offset & 1) == 0) {
     for (size_t i = 0; i + 1 < data.size(); i += 2) {
@@ -90,13 +90,13 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 void AcpiPm::pressPowerButton() {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   status_ |= kPwrBtnStatus;
   updateSci();
 }
 
 void AcpiPm::reset() {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   status_ = enable_ = 0;
   control_ = kSciEnable;
   (void)kTmrStatus;

@@ -6,16 +6,16 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 
-#include "vmm/devices/interrupt_line.h"
+#include "vmm/devices/device.h"
 #include "vmm/devices/io_bus.h"
+#include "vmm/platform/interrupt_line.h"
 
 namespace vmmd {
 
 enum class PowerRequest { PowerOff, Reset };
 
-class AcpiPm : public BusDevice {
+class AcpiPm : public BusDevice, public Device {
  public:
   using RequestHandler = std::function<void(PowerRequest)>;
   static constexpr uint64_t kLength = 12;  // PM1 event (4) + control (2) + pad (2) + timer (4)
@@ -27,7 +27,8 @@ class AcpiPm : public BusDevice {
 
   // The host pressed the power button (QMP system_powerdown).
   void pressPowerButton();
-  void reset();
+  const char* name() const override { return "acpi-pm"; }
+  void reset() override;
 
   // The reset register (0xCF9 on this machine): a separate one-byte range on the bus.
   class ResetRegister : public BusDevice {
@@ -47,7 +48,6 @@ class AcpiPm : public BusDevice {
   uint32_t timerTicks() const;
   void updateSci();
 
-  std::mutex mutex_;
   InterruptLine sci_;
   uint8_t s5_sleep_type_;
   RequestHandler on_request_;

@@ -1,6 +1,8 @@
 #include "vmm/devices/cmos_rtc.h"
 
+#include <algorithm>
 #include <ctime>
+#include <string>
 
 namespace vmmd {
 namespace {
@@ -32,15 +34,45 @@ CmosRtc::CmosRtc(uint64_t ram_below_4g, uint64_t ram_above_4g) {
   nvram_[0x5D] = static_cast<uint8_t>(above_4g >> 16);
 }
 
+void CmosRtc::reset() {
+  auto guard = lock();
+  index_ = 0;
+}
+
+Result<DeviceState> CmosRtc::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.u8(index_);
+  out.bytes(nvram_);
+  out.u64(static_cast<uint64_t>(offset_seconds_));
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status CmosRtc::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint8_t index = in.u8();
+  auto nvram = in.bytes();
+  auto offset_seconds = static_cast<time_t>(in.u64());
+  if (nvram.size() != nvram_.size()) in.reject("NVRAM of " + std::to_string(nvram.size()) + " bytes");
+  if (index >= nvram_.size()) in.reject("index register " + std::to_string(index));
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  index_ = index;
+  std::copy(nvram.begin(), nvram.end(), nvram_.begin());
+  offset_seconds_ = offset_seconds;
+  return {};
+}
+
 void CmosRtc::read(uint64_t offset, std::span<uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   for (size_t i = 0; i < data.size(); ++i) {
     data[i] = (offset + i == 1) ? readRegister(index_) : 0xFF;
   }
 }
 
 void CmosRtc::write(uint64_t offset, std::span<const uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   for (size_t i = 0; i < data.size(); ++i) {
     if (offset + i == 0) {
       index_ = data[i] & 0x7F;  // bit 7 masks NMI; nothing to mask here

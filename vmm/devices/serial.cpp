@@ -15,19 +15,19 @@ constexpr uint8_t kFcrEnable = 0x01, kFcrClearRx = 0x02;
 }  // namespace
 
 void Serial16550::read(uint64_t offset, std::span<uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   for (size_t i = 0; i < data.size(); ++i) data[i] = readRegister(offset + i);
   updateInterrupt();
 }
 
 void Serial16550::write(uint64_t offset, std::span<const uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   for (size_t i = 0; i < data.size(); ++i) writeRegister(offset + i, data[i]);
   updateInterrupt();
 }
 
 size_t Serial16550::receive(std::span<const uint8_t> bytes) {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   size_t room = kInputLimit > rx_.size() ? kInputLimit - rx_.size() : 0;
   size_t taken = std::min(room, bytes.size());
   rx_.insert(rx_.end(), bytes.begin(), bytes.begin() + static_cast<long>(taken));
@@ -36,7 +36,7 @@ size_t Serial16550::receive(std::span<const uint8_t> bytes) {
 }
 
 void Serial16550::reset() {
-  std::lock_guard lock(mutex_);
+  auto guard = lock();
   divisor_ = 12;
   ier_ = lcr_ = mcr_ = scr_ = fcr_ = 0;
   thr_empty_pending_ = false;

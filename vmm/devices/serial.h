@@ -5,15 +5,15 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <span>
 
-#include "vmm/devices/interrupt_line.h"
+#include "vmm/devices/device.h"
 #include "vmm/devices/io_bus.h"
+#include "vmm/platform/interrupt_line.h"
 
 namespace vmmd {
 
-class Serial16550 : public BusDevice {
+class Serial16550 : public BusDevice, public Device {
  public:
   using Sink = std::function<void(std::span<const uint8_t>)>;
   static constexpr size_t kInputLimit = 64 * 1024;  // bytes held for the guest before new input is dropped
@@ -25,8 +25,9 @@ class Serial16550 : public BusDevice {
 
   // Bytes typed on the host side; returns how many were accepted.
   size_t receive(std::span<const uint8_t> bytes);
+  const char* name() const override { return "isa-serial"; }
   // Back to power-on state (host input already queued is kept).
-  void reset();
+  void reset() override;
 
  private:
   uint8_t readRegister(uint64_t offset);
@@ -35,7 +36,6 @@ class Serial16550 : public BusDevice {
   uint8_t modemStatus() const;
   void updateInterrupt();
 
-  std::mutex mutex_;
   InterruptLine irq_;
   Sink output_;
   std::deque<uint8_t> rx_;

@@ -1,8 +1,8 @@
 #include "vmm/machine/device_factory.h"
 
+#include "base/key_values.h"
 #include "base/parse.h"
 #include "net/tap.h"
-#include "vmm/config/keyval.h"
 #include "vmm/devices/virtio/rng.h"
 
 namespace vmmd {
@@ -37,7 +37,7 @@ Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t i : mine) {
       const config::DeviceConfig& port = *context.ports[i];
-      auto kv = config::KeyValues::fromPairs("-device " + port.driver, port.properties);
+      auto kv = KeyValues::fromPairs("-device " + port.driver, port.properties);
       const std::string& option = kv.option();
       if ((pass == 0) != kv.has("nr")) continue;
       virtio::PortSpec spec;
@@ -56,7 +56,7 @@ Result<std::vector<virtio::PortSpec>> takePorts(const std::string& controller_id
       used_numbers[spec.number] = true;
       auto chardev = kv.take("chardev");
       if (!chardev) return Error(option + ": chardev= is required");
-      auto backend = context.open_port(*chardev);
+      auto backend = context.host.openPort(*chardev);
       if (!backend) return backend.error().withContext(option);
       spec.backend = std::move(*backend);
       spec.name = kv.take("name").value_or("");
@@ -77,7 +77,7 @@ bool isSerialPort(const config::DeviceConfig& config) {
 }
 
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
-  auto kv = config::KeyValues::fromPairs("-device " + config.driver, config.properties);
+  auto kv = KeyValues::fromPairs("-device " + config.driver, config.properties);
   const std::string& option = kv.option();
   PlannedDevice planned;
   if (auto id = kv.take("id")) planned.id = *id;
@@ -107,7 +107,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
       mac = *parsed;
     }
     for (const char* accepted : {"mq", "vectors", "romfile", "bootindex", "rx_queue_size", "tx_queue_size"}) (void)kv.take(accepted);
-    auto backend = context.open_netdev(*netdev);
+    auto backend = context.host.openNetdev(*netdev);
     if (!backend) return backend.error().withContext(option);
     planned.device = std::make_unique<virtio::VirtioNet>(std::move(*backend), mac);
     planned.netdev = *netdev_id;
@@ -122,7 +122,8 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     bool first = context.serial_controllers++ == 0;
     auto ports = takePorts(planned.id, first, max_ports, context);
     if (!ports) return ports.error();
-    planned.device = std::make_unique<virtio::VirtioConsole>(max_ports, std::move(*ports), context.port_changed);
+    planned.device = std::make_unique<virtio::VirtioConsole>(max_ports, std::move(*ports),
+                                                             [&host = context.host](const std::string& id, bool open) { host.portChanged(id, open); });
   } else if (config.driver == "virtio-blk-pci") {
     auto drive_id = kv.take("drive");
     if (!drive_id) return Error(option + ": drive= is required");
@@ -142,11 +143,12 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     planned.disk = DiskInfo{drive->id, drive->path, storage::formatName(shared->format()), drive->read_only,
                             drive->direct, drive->no_flush, shared->size()};
     std::string device_id = drive->id;
-    auto on_error = context.block_io_error;
+    DeviceHost& host = context.host;
     planned.device = std::make_unique<virtio::VirtioBlk>(
-        shared, serial, drive->no_flush, context.io_executor,
-        [on_error, device_id](const std::string& operation, const std::string& reason) {
-          if (on_error) on_error(device_id, operation, reason);
+        shared, serial, drive->no_flush,
+        [&host](std::function<void()> work, std::function<void()> done) { host.runIo(std::move(work), std::move(done)); },
+        [&host, device_id](const std::string& operation, const std::string& reason) {
+          host.blockIoError(device_id, operation, reason);
         });
   } else {
     return Error(option + ": device '" + config.driver + "' is not supported");

@@ -1,12 +1,12 @@
 #include "vmm/machine/machine.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "vmm/acpi/tables.h"
+#include "vmm/log/log.h"
 #include "vmm/machine/device_factory.h"
-#include "vmm/machine/layout.h"
 #include "vmm/machine/vcpu_setup.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd {
 namespace {
@@ -20,7 +20,7 @@ constexpr uint8_t kS5SleepType = 5;
 // Everything the command line names is opened and checked (-cpu names, the kernel and initrd
 // against the memory size, disks, sockets, taps) before /dev/kvm is opened, so that bad input
 // gets the same message on a host without KVM; KVM comes last.
-Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& config, Callbacks callbacks) {
+Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& config, DeviceHost& host) {
   if (auto st = checkCpuFeatures(config.cpu); !st) return st.error();
   auto memory = GuestMemory::create(config.memory_bytes);
   if (!memory) return memory.error();
@@ -28,7 +28,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   if (!tables) return tables.error();
   auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, config.append, tables->rsdp_address});
   if (!kernel) return kernel.error();
-  auto machine = std::make_unique<Machine>(ConstructionKey{}, config, std::move(callbacks), std::move(*memory),
+  auto machine = std::make_unique<Machine>(ConstructionKey{}, config, host, std::move(*memory),
                                            std::move(*tables), std::move(*kernel));
   if (auto st = machine->buildBus(); !st) return st.error();
   if (auto st = machine->createDevices(); !st) return st.error();
@@ -71,24 +71,25 @@ Status Machine::openKvm() {
   addKvmEmulatedFeatures(*supported, {.tsc_deadline = kvm->checkExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0});
   auto cpuid = planCpuid(*supported, config_.cpu);
   if (!cpuid) return cpuid.error();
-  for (const auto& warning : cpuid->warnings) std::fprintf(stderr, "vmm: warning: %s\n", warning.c_str());
+  for (const auto& warning : cpuid->warnings) log::warning(warning);
   kvm_.emplace(std::move(*kvm));
   cpuid_ = std::move(*cpuid);
   return {};
 }
 
-Machine::Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, GuestMemory memory,
+Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
                  acpi::AcpiTables acpi_tables, boot::KernelImage kernel)
     : config_(config),
-      callbacks_(std::move(callbacks)),
+      host_(host),
       memory_(std::move(memory)),
       acpi_tables_(std::move(acpi_tables)),
       kernel_(std::move(kernel)),
-      serial_(InterruptLine(kCom1Irq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), callbacks_.serial_output),
+      serial_(InterruptLine(kCom1Irq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }),
+              [this](std::span<const uint8_t> bytes) { host_.serialOutput(bytes); }),
       cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
-               [this](PowerRequest r) { callbacks_.power(r); }),
-      reset_register_(0x06, [this](PowerRequest r) { callbacks_.power(r); }) {}
+               [this](PowerRequest r) { host_.powerRequest(r); }),
+      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {}
 
 Machine::~Machine() { powerOff(); }
 
@@ -103,8 +104,7 @@ Status Machine::buildBus() {
 
 Status Machine::createDevices() {
   int next_slot = 1;
-  DeviceContext context{config_, callbacks_.io_executor, callbacks_.block_io_error, callbacks_.open_port,
-                        callbacks_.open_netdev, callbacks_.port_changed, {}, nullptr};
+  DeviceContext context{config_, host_, {}, nullptr};
   for (const auto& config : config_.devices) {
     if (isSerialPort(config)) context.ports.push_back(&config);
   }
@@ -123,7 +123,7 @@ Status Machine::createDevices() {
       return st.error().withContext("-device " + config.driver);
     }
     next_slot = std::max(next_slot, slot + 1);
-    if (callbacks_.watch_fd) (*pci)->watchNotifications(callbacks_.watch_fd);
+    (*pci)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
     if (!planned->netdev.empty()) nics_.push_back({planned->id, planned->netdev, pci->get()});
     virtio_.push_back(std::move(*pci));
   }
@@ -156,7 +156,8 @@ Status Machine::powerOn(bool paused) {
   if (!entry) return entry.error();
 
   std::vector<std::unique_ptr<VcpuRunner>> runners;
-  VcpuExitHandlers handlers{callbacks_.power, callbacks_.fatal};
+  VcpuExitHandlers handlers{[this](PowerRequest r) { host_.powerRequest(r); },
+                            [this](const std::string& report) { host_.vcpuFailed(report); }};
   for (uint32_t i = 0; i < config_.vcpus; ++i) {
     auto vcpu = kvm::Vcpu::create(*kvm_, *vm, i);
     if (!vcpu) return vcpu.error();
@@ -196,6 +197,7 @@ void Machine::powerOff() {
 Status Machine::reset(bool paused) {
   powerOff();
   serial_.reset();
+  cmos_.reset();
   acpi_pm_.reset();
   for (auto& device : virtio_) device->resetDevice();
   return powerOn(paused);
@@ -212,7 +214,7 @@ void Machine::resume() { control_.set(VcpuControl::Target::Run); }
 bool Machine::setLink(const std::string& name, bool up) {
   for (auto& nic : nics_) {
     if (nic.netdev != name && (nic.id.empty() || nic.id != name)) continue;
-    auto lock = nic.pci->lock();
+    auto lock = nic.pci->device().lock();
     static_cast<virtio::VirtioNet&>(nic.pci->device()).setLink(up);
     return true;
   }

@@ -17,43 +17,33 @@
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
+#include "vmm/devices/device_host.h"
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/pci/pci_host.h"
-#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/devices/serial.h"
+#include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
-#include "vmm/machine/guest_memory.h"
-#include "vmm/machine/irq_routing.h"
 #include "vmm/machine/vcpu_runner.h"
+#include "vmm/platform/guest_memory.h"
+#include "vmm/platform/irq_routing.h"
 
 namespace vmmd {
 
 class Machine {
  public:
-  struct Callbacks {
-    std::function<void(PowerRequest)> power;         // from any thread
-    std::function<void(const std::string&)> fatal;   // from any thread
-    Serial16550::Sink serial_output;                 // COM1's bytes, from vCPU threads
-    virtio::VirtioPci::FdWatcher watch_fd;           // device notifications for the main loop
-    virtio::VirtioBlk::Executor io_executor;         // block I/O off the main loop
-    std::function<void(const std::string&, const std::string&, const std::string&)> block_io_error;
-    std::function<Result<std::unique_ptr<virtio::PortBackend>>(const std::string&)> open_port;
-    std::function<void(const std::string&, bool)> port_changed;
-    std::function<Result<std::unique_ptr<virtio::NetBackend>>(const config::NetdevConfig&)> open_netdev;
-  };
-
   // Opens and checks every file and socket the configuration names, builds the devices, and only
   // then opens /dev/kvm: bad input is refused the same way on a host without KVM.
-  static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, Callbacks callbacks);
+  // `host` outlives the machine: the devices' back-ends and events go through it.
+  static Result<std::unique_ptr<Machine>> create(const config::MachineConfig& config, DeviceHost& host);
   // Use create(); the key keeps construction inside it.
   struct ConstructionKey {
    private:
     friend class Machine;
     ConstructionKey() = default;
   };
-  Machine(ConstructionKey, const config::MachineConfig& config, Callbacks callbacks, GuestMemory memory,
+  Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
           acpi::AcpiTables acpi_tables, boot::KernelImage kernel);
   ~Machine();
 
@@ -89,7 +79,7 @@ class Machine {
   void setIrq(uint32_t gsi, bool level);
 
   config::MachineConfig config_;
-  Callbacks callbacks_;
+  DeviceHost& host_;
   GuestMemory memory_;
   acpi::AcpiTables acpi_tables_;
   boot::KernelImage kernel_;

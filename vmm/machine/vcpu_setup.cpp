@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "vmm/machine/layout.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd {
 namespace {

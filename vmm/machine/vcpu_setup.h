@@ -6,7 +6,7 @@
 #include "vmm/boot/boot.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 namespace vmmd {
 

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "vmm/chardev/chardev.h"
-#include "vmm/worker.h"
+#include "vmm/backends/chardev.h"
+#include "vmm/monitor/monitored_vm.h"
 
 namespace vmmd {
 namespace {
@@ -38,7 +38,7 @@ std::string qmpVersionJson() {
   return text;
 }
 
-QmpMonitor::QmpMonitor(uv_loop_t* loop, Worker& worker) : loop_(loop), worker_(worker) {
+QmpMonitor::QmpMonitor(uv_loop_t* loop, MonitoredVm& vm) : loop_(loop), vm_(vm) {
   registerSchema();
   registerCommands();
 }
@@ -122,7 +122,7 @@ void QmpMonitor::registerSchema() {
 }
 
 void QmpMonitor::registerCommands() {
-  Worker& w = worker_;
+  MonitoredVm& w = vm_;
   registry_.addSync({"query-status", {}, "StatusInfo"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     Json info = emptyObject();
     putString(info, "status", runStateName(w.state()));
@@ -304,7 +304,7 @@ std::string QmpMonitor::humanCommand(const std::string& line) {
   while (!command.empty() && (command.back() == ' ' || command.back() == '\n')) command.pop_back();
   size_t start = command.find_first_not_of(' ');
   command = start == std::string::npos ? "" : command.substr(start);
-  Worker& w = worker_;
+  MonitoredVm& w = vm_;
   if (command == "info status") {
     switch (w.state()) {
       case RunState::Running: return "VM status: running\r\n";

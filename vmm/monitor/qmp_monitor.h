@@ -16,7 +16,7 @@
 
 namespace vmmd {
 
-class Worker;
+class MonitoredVm;
 
 // The version vmm reports to QMP clients: QEMU's API level it implements, and itself as the package.
 constexpr int kQemuCompatMajor = 7, kQemuCompatMinor = 2, kQemuCompatMicro = 0;
@@ -24,7 +24,7 @@ constexpr const char* kVmmPackage = "vmm-0.1.0";
 
 class QmpMonitor {
  public:
-  QmpMonitor(uv_loop_t* loop, Worker& worker);
+  QmpMonitor(uv_loop_t* loop, MonitoredVm& vm);
   ~QmpMonitor();
 
   // One server per -qmp/-mon socket chardev: bound at its path=, or the listening socket its fd=
@@ -43,7 +43,7 @@ class QmpMonitor {
   std::string humanCommand(const std::string& line);
 
   uv_loop_t* loop_;
-  Worker& worker_;
+  MonitoredVm& vm_;
   qmp::CommandRegistry registry_;
   std::vector<std::unique_ptr<qmp::UvServer>> servers_;
 };

@@ -8,10 +8,10 @@
 
 #include <cstring>
 
+#include "tests/vmm/boot/test_images.h"
 #include "vmm/boot/bzimage.h"
 #include "vmm/boot/pvh.h"
-#include "vmm/machine/layout.h"
-#include "tests/vmm/boot/test_images.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd::boot {
 namespace {

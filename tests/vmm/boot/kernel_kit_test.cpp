@@ -15,7 +15,7 @@
 #include "vmm/boot/boot.h"
 #include "vmm/boot/bzimage.h"
 #include "vmm/boot/pvh.h"
-#include "vmm/machine/layout.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd::boot {
 namespace {

@@ -339,5 +339,39 @@ TEST(CmosRtc, MemorySizesForA4GiBGuest) {
   EXPECT_EQ(get(0x5B) | get(0x5C) << 8 | get(0x5D) << 16, static_cast<int>((1ull << 30) >> 16)) << "above 4 GiB in 64 KiB units";
 }
 
+TEST_F(CmosRtcTest, StateCarriesNvramIndexAndTheGuestsClock) {
+  set(0x40, 0x5A);  // an NVRAM byte the guest wrote (the probe counts boots this way)
+  set(kRegB, kSet | k24Hour);
+  set(kCentury, 0x20);
+  set(kYear, 0x30);
+  set(kRegB, k24Hour);  // the guest's clock now runs in 2030
+  uint8_t index = 0x41;
+  rtc_.write(0, {&index, 1});
+  auto saved = rtc_.saveState();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+
+  CmosRtc target(64ull << 20, 0);
+  ASSERT_TRUE(target.loadState(*saved).ok());
+  uint8_t at_index = 0xEE;
+  target.read(1, {&at_index, 1});
+  EXPECT_EQ(at_index, get(0x41)) << "the index register came along";
+  EXPECT_EQ(get(target, 0x40), 0x5A);
+  EXPECT_EQ(get(target, kYear), 0x30);
+  EXPECT_EQ(get(target, kCentury), 0x20);
+
+  DeviceState truncated = *saved;
+  truncated.bytes.pop_back();
+  CmosRtc untouched(64ull << 20, 0);
+  EXPECT_FALSE(untouched.loadState(truncated).ok());
+  EXPECT_EQ(get(untouched, 0x40), 0);
+  EXPECT_FALSE(untouched.loadState({"isa-serial", CmosRtc::kStateVersion, saved->bytes}).ok());
+}
+
+TEST_F(CmosRtcTest, ResetKeepsNvramAndClock) {
+  set(0x40, 0x5A);
+  rtc_.reset();
+  EXPECT_EQ(get(0x40), 0x5A);
+}
+
 }  // namespace
 }  // namespace vmmd

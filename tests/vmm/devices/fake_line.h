@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "vmm/devices/interrupt_line.h"
+#include "vmm/platform/interrupt_line.h"
 
 namespace vmmd::testing {
 

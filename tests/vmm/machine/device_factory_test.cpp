@@ -13,17 +13,32 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Opens no port and no tap; events are dropped (the devices here never run).
+struct NoHost : DeviceHost {
+  void watchFd(int, std::function<void()>) override {}
+  void runIo(std::function<void()>, std::function<void()>) override {}
+  Result<std::unique_ptr<virtio::PortBackend>> openPort(const std::string& id) override {
+    return Error("chardev '" + id + "' is not open in this test");
+  }
+  Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) override {
+    return Error("netdev '" + netdev.id + "' is not open in this test");
+  }
+  void powerRequest(PowerRequest) override {}
+  void vcpuFailed(const std::string&) override {}
+  void serialOutput(std::span<const uint8_t>) override {}
+  void blockIoError(const std::string&, const std::string&, const std::string&) override {}
+  void portChanged(const std::string&, bool) override {}
+};
+
 struct Factory {
   config::MachineConfig machine;
+  NoHost host;
   std::vector<config::DeviceConfig> ports;
   std::vector<bool> ports_taken;
 
   Result<PlannedDevice> create(const config::DeviceConfig& device) {
-    auto open_port = [](const std::string& id) -> Result<std::unique_ptr<virtio::PortBackend>> {
-      return Error("chardev '" + id + "' is not open in this test");
-    };
     ports_taken.assign(ports.size(), false);
-    DeviceContext context{machine, {}, {}, open_port, {}, {}, {}, &ports_taken};
+    DeviceContext context{machine, host, {}, &ports_taken};
     for (const auto& port : ports) context.ports.push_back(&port);
     return createDevice(device, context);
   }

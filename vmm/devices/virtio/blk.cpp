@@ -94,7 +94,7 @@ void VirtioBlk::readConfig(uint64_t offset, std::span<uint8_t> data) {
   if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
 }
 
-void VirtioBlk::activate(Transport& transport) { transport_ = &transport; }
+void VirtioBlk::activate() { active_ = true; }
 
 void VirtioBlk::quiesce() {
   std::unique_lock lock(io_mutex_);
@@ -107,12 +107,12 @@ void VirtioBlk::reset() {
     std::lock_guard lock(io_mutex_);
     pending_.clear();  // left by a worker that stopped at kMaxBatch: they belong to the old driver
   }
-  transport_ = nullptr;
+  active_ = false;
   ++generation_;
 }
 
 void VirtioBlk::kick(uint16_t queue_index) {
-  if (!transport_ || queue_index != 0) return;
+  if (!active_ || queue_index != 0) return;
   Virtqueue& queue = transport_->queue(0);
   std::vector<std::shared_ptr<Request>> for_disk;  // everything this kick offered that needs I/O
   for (;;) {
@@ -313,9 +313,8 @@ void VirtioBlk::serveBatch(std::vector<std::shared_ptr<Request>>& served) {
 }
 
 void VirtioBlk::complete(const std::vector<std::shared_ptr<Request>>& requests) {
-  std::unique_lock<std::recursive_mutex> guard;
-  if (owner_) guard = owner_->lock();
-  if (!transport_) return;
+  auto guard = lock();
+  if (!active_) return;
   Virtqueue& queue = transport_->queue(0);
   bool pushed = false;
   for (const auto& request : requests) {

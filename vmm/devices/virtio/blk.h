@@ -33,8 +33,7 @@ class VirtioBlk : public VirtioDevice {
   uint64_t deviceFeatures() const override;
   uint16_t queueCount() const override { return 1; }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;
-  void bind(Transport& transport) override { owner_ = &transport; }
-  void activate(Transport& transport) override;
+  void activate() override;
   void kick(uint16_t queue) override;
   void reset() override;
   void quiesce() override;
@@ -59,8 +58,6 @@ class VirtioBlk : public VirtioDevice {
   bool no_flush_;
   Executor executor_;
   IoErrorHandler on_error_;
-  Transport* owner_ = nullptr;      // the transport, for its lock
-  Transport* transport_ = nullptr;  // set while the driver has the device active
   uint64_t generation_ = 0;  // bumped by reset: completions of older requests are dropped
 
   // Completions run on the main loop, possibly after this device is gone (teardown): they hold

@@ -30,22 +30,19 @@ VirtioConsole::VirtioConsole(uint32_t max_ports, std::vector<PortSpec> ports,
     port->spec = std::move(spec);
     Port* raw = port.get();
     port->spec.backend->on_readable = [this, raw] {
-      std::unique_lock<std::recursive_mutex> guard;
-      if (owner_) guard = owner_->lock();
+      auto guard = lock();
       receive(*raw);
     };
     port->spec.backend->on_writable = [this, raw] {
-      std::unique_lock<std::recursive_mutex> guard;
-      if (owner_) guard = owner_->lock();
+      auto guard = lock();
       raw->waiting_writable = false;
       transmit(*raw);
     };
     port->spec.backend->on_connection = [this, raw](bool connected) {
-      std::unique_lock<std::recursive_mutex> guard;
-      if (owner_) guard = owner_->lock();
+      auto guard = lock();
       // Host connect/disconnect reaches the guest as the port opening or closing.
-      if (transport_ && raw->guest_ready) sendControl(raw->spec.number, kPortOpen, connected ? 1 : 0);
-      if (!connected && raw->sending && transport_) {
+      if (active_ && raw->guest_ready) sendControl(raw->spec.number, kPortOpen, connected ? 1 : 0);
+      if (!connected && raw->sending && active_) {
         // What the guest was sending has nowhere to go: hand the buffer back.
         (void)transport_->queue(txQueue(raw->spec.number)).push(raw->sending->head, 0);
         raw->sending.reset();
@@ -73,13 +70,13 @@ void VirtioConsole::readConfig(uint64_t offset, std::span<uint8_t> data) {
   if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
 }
 
-void VirtioConsole::activate(Transport& transport) {
-  transport_ = &transport;
+void VirtioConsole::activate() {
+  active_ = true;
   driver_ready_ = false;
 }
 
 void VirtioConsole::reset() {
-  transport_ = nullptr;
+  active_ = false;
   driver_ready_ = false;
   control_out_.clear();
   for (auto& port : ports_) {
@@ -91,9 +88,9 @@ void VirtioConsole::reset() {
 }
 
 void VirtioConsole::fail(const std::string& why) {
-  Transport* transport = transport_;
+  bool was_active = active_;
   reset();
-  if (transport) transport->fail(why);
+  if (was_active) transport_->fail(why);
 }
 
 VirtioConsole::Port* VirtioConsole::portByQueue(uint16_t queue, bool& is_tx) {
@@ -111,7 +108,7 @@ VirtioConsole::Port* VirtioConsole::portByQueue(uint16_t queue, bool& is_tx) {
 }
 
 void VirtioConsole::kick(uint16_t queue) {
-  if (!transport_) return;
+  if (!active_) return;
   if (queue == kControlTx) {
     handleControl();
     return;
@@ -205,7 +202,7 @@ void VirtioConsole::sendControl(uint32_t id, uint16_t event, uint16_t value, con
 }
 
 void VirtioConsole::flushControl() {
-  if (!transport_) return;
+  if (!active_) return;
   Virtqueue& queue = transport_->queue(kControlRx);
   bool pushed = false;
   while (!control_out_.empty()) {
@@ -228,7 +225,7 @@ void VirtioConsole::flushControl() {
 }
 
 void VirtioConsole::transmit(Port& port) {
-  if (!transport_ || port.waiting_writable) return;
+  if (!active_ || port.waiting_writable) return;
   Virtqueue& queue = transport_->queue(txQueue(port.spec.number));
   bool pushed = false;
   for (;;) {
@@ -268,7 +265,7 @@ void VirtioConsole::transmit(Port& port) {
 void VirtioConsole::receive(Port& port) {
   // Linux drops data that arrives for a port no guest process has open, so, like QEMU, the
   // host side is only read while the guest has the port open; bytes wait in the socket until then.
-  if (!transport_ || !port.guest_open || !port.spec.backend->connected()) {
+  if (!active_ || !port.guest_open || !port.spec.backend->connected()) {
     port.spec.backend->waitReadable(false);
     return;
   }

@@ -57,8 +57,7 @@ class VirtioConsole : public VirtioDevice {
   uint64_t deviceFeatures() const override { return 1ull << 1; }  // VIRTIO_CONSOLE_F_MULTIPORT
   uint16_t queueCount() const override { return static_cast<uint16_t>(2 + 2 * max_ports_); }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;
-  void bind(Transport& transport) override { owner_ = &transport; }
-  void activate(Transport& transport) override;
+  void activate() override;
   void kick(uint16_t queue) override;
   void reset() override;
 
@@ -80,8 +79,6 @@ class VirtioConsole : public VirtioDevice {
   uint32_t max_ports_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::function<void(const std::string&, bool)> on_guest_open_;
-  Transport* owner_ = nullptr;
-  Transport* transport_ = nullptr;
   std::deque<std::vector<uint8_t>> control_out_;  // control messages waiting for guest buffers
   bool driver_ready_ = false;
 };

@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,13 +24,11 @@ constexpr uint16_t kLinkUp = 1;
 VirtioNet::VirtioNet(std::unique_ptr<NetBackend> backend, std::array<uint8_t, 6> mac)
     : backend_(std::move(backend)), mac_(mac), frame_(kMaxFrame) {
   backend_->on_readable = [this] {
-    std::unique_lock<std::recursive_mutex> guard;
-    if (owner_) guard = owner_->lock();
+    auto guard = lock();
     receive();
   };
   backend_->on_writable = [this] {
-    std::unique_lock<std::recursive_mutex> guard;
-    if (owner_) guard = owner_->lock();
+    auto guard = lock();
     waiting_writable_ = false;
     backend_->waitWritable(false);
     transmit();
@@ -56,9 +55,9 @@ void VirtioNet::readConfig(uint64_t offset, std::span<uint8_t> data) {
   if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
 }
 
-void VirtioNet::activate(Transport& transport) {
-  transport_ = &transport;
-  uint64_t features = transport.negotiatedFeatures();
+void VirtioNet::activate() {
+  active_ = true;
+  uint64_t features = transport_->negotiatedFeatures();
   mergeable_ = features & kMrgRxbuf;
   // The tap may hand us only what the guest said it can take.
   (void)backend_->setOffloads(features & kGuestCsum, features & kGuestTso4, features & kGuestTso6, features & kGuestEcn);
@@ -67,7 +66,7 @@ void VirtioNet::activate(Transport& transport) {
 }
 
 void VirtioNet::reset() {
-  transport_ = nullptr;
+  active_ = false;
   frame_length_ = 0;
   waiting_writable_ = false;
   backend_->waitReadable(false);
@@ -77,25 +76,43 @@ void VirtioNet::reset() {
 
 void VirtioNet::fail(const std::string& why) {
   // Broken means stopped: no tap event may move frames through these queues until a reset.
-  Transport* transport = transport_;
+  bool was_active = active_;
   reset();
-  if (transport) transport->fail(why);
+  if (was_active) transport_->fail(why);
+}
+
+Result<DeviceState> VirtioNet::saveState() const {
+  StateWriter out;
+  out.bytes(mac_);
+  out.boolean(link_up_);
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status VirtioNet::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  auto mac = in.bytes();
+  bool link_up = in.boolean();
+  if (auto st = in.finish(name()); !st) return st;
+  if (!std::equal(mac.begin(), mac.end(), mac_.begin(), mac_.end())) return Error(std::string(name()) + ": the state is for another MAC address");
+  link_up_ = link_up;
+  return {};
 }
 
 void VirtioNet::setLink(bool up) {
   if (up == link_up_) return;
   link_up_ = up;
-  if (owner_) owner_->configChanged();
+  if (transport_) transport_->configChanged();
 }
 
 void VirtioNet::kick(uint16_t queue) {
-  if (!transport_) return;
+  if (!active_) return;
   if (queue == kTxQueue) transmit();
   if (queue == kRxQueue) receive();
 }
 
 void VirtioNet::transmit() {
-  if (!transport_ || waiting_writable_) return;
+  if (!active_ || waiting_writable_) return;
   Virtqueue& queue = transport_->queue(kTxQueue);
   bool pushed = false;
   for (;;) {
@@ -127,7 +144,7 @@ void VirtioNet::transmit() {
 }
 
 void VirtioNet::receive() {
-  if (!transport_) return;
+  if (!active_) return;
   Virtqueue& queue = transport_->queue(kRxQueue);
   bool pushed = false;
   for (;;) {

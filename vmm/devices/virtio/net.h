@@ -41,10 +41,15 @@ class VirtioNet : public VirtioDevice {
   uint64_t deviceFeatures() const override;
   uint16_t queueCount() const override { return 2; }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;
-  void bind(Transport& transport) override { owner_ = &transport; }
-  void activate(Transport& transport) override;
+  void activate() override;
   void kick(uint16_t queue) override;
   void reset() override;
+
+  // Version 1: the MAC (checked: a state is for the NIC with the same address) and the link
+  // status. Frames in flight are not state: the tap and the guest's queues hold them.
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
   void setLink(bool up);
   bool linkUp() const { return link_up_; }
@@ -57,8 +62,6 @@ class VirtioNet : public VirtioDevice {
 
   std::unique_ptr<NetBackend> backend_;
   std::array<uint8_t, 6> mac_;
-  Transport* owner_ = nullptr;
-  Transport* transport_ = nullptr;
   bool link_up_ = true;
   bool mergeable_ = false;
   std::vector<uint8_t> frame_;      // a received frame (vnet header first) waiting for buffers

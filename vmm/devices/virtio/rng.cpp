@@ -11,8 +11,15 @@ Result<std::unique_ptr<VirtioRng>> VirtioRng::create(const std::string& source) 
   return std::make_unique<VirtioRng>(std::move(fd));
 }
 
+Result<DeviceState> VirtioRng::saveState() const { return DeviceState{name(), 1, {}}; }
+
+Status VirtioRng::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), 1); !st) return st;
+  return StateReader(state.bytes).finish(name());
+}
+
 void VirtioRng::kick(uint16_t queue_index) {
-  if (!transport_ || queue_index != 0) return;
+  if (!active_ || queue_index != 0) return;
   Virtqueue& queue = transport_->queue(0);
   for (;;) {
     auto chain = queue.pop();

@@ -21,13 +21,15 @@ class VirtioRng : public VirtioDevice {
   const char* name() const override { return "virtio-rng-pci"; }
   uint64_t deviceFeatures() const override { return 0; }
   uint16_t queueCount() const override { return 1; }
-  void activate(Transport& transport) override { transport_ = &transport; }
+  void activate() override { active_ = true; }
   void kick(uint16_t queue) override;
-  void reset() override { transport_ = nullptr; }
+  void reset() override { active_ = false; }
+  // The entropy device has no state of its own beyond the transport's: an empty version-1 state.
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
 
  private:
   UniqueFd source_;
-  Transport* transport_ = nullptr;
 };
 
 }  // namespace vmmd::virtio

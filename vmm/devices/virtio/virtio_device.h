@@ -1,13 +1,15 @@
 // A virtio device model, independent of its transport. The transport negotiates features, owns
 // the queues' configuration, and tells the device when the driver is ready and when it kicks.
+// Lock, reset and saved state are the Device base's; the device holds one pointer to its
+// transport, bound once.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <algorithm>
-#include <mutex>
 #include <string>
 
+#include "vmm/devices/device.h"
 #include "vmm/devices/virtio/virtqueue.h"
 
 namespace vmmd::virtio {
@@ -30,34 +32,32 @@ class Transport {
   virtual uint64_t negotiatedFeatures() const = 0;
   // The device configuration changed (e.g. link status): tell the driver.
   virtual void configChanged() = 0;
-  // Held while the device touches its queues from a main-loop callback of its own (an I/O
-  // completion, a socket event): a vCPU may be resetting the device at the same moment.
-  // Kicks and activate/reset already run with it held.
-  virtual std::unique_lock<std::recursive_mutex> lock() = 0;
 };
 
-class VirtioDevice {
+// Device::lock() is the one lock of the device and its transport: the transport holds it around
+// every register access, kick, activate and reset; the device takes it in its own callbacks.
+class VirtioDevice : public Device {
  public:
-  virtual ~VirtioDevice() = default;
   virtual uint16_t deviceType() const = 0;   // 1 net, 2 block, 3 console, 4 entropy
   virtual uint32_t pciClass() const = 0;      // class << 16 | subclass << 8 | prog-if
-  virtual const char* name() const = 0;       // for messages: "virtio-rng-pci"
   virtual uint64_t deviceFeatures() const = 0;  // device-specific bits
   virtual uint16_t queueCount() const = 0;
   virtual uint16_t queueMaxSize() const { return 256; }
   virtual void readConfig(uint64_t, std::span<uint8_t> data) { std::fill(data.begin(), data.end(), 0); }
   virtual void writeConfig(uint64_t, std::span<const uint8_t>) {}
-  // Called once by the transport that owns the device.
-  virtual void bind(Transport& transport) { (void)transport; }
-  // DRIVER_OK: the queues the driver enabled are configured.
-  virtual void activate(Transport& transport) = 0;
+  // Called once by the transport that owns the device, before anything else.
+  void bind(Transport& transport) { transport_ = &transport; }
+  // DRIVER_OK: the queues the driver enabled are configured (until reset()).
+  virtual void activate() = 0;
   // The driver kicked `queue` (runs on the main loop thread, never on a vCPU thread).
   virtual void kick(uint16_t queue) = 0;
-  // Device reset (status 0) or machine reset: drop everything in flight.
-  virtual void reset() = 0;
   // Waits until no request is being served off the main thread (before reset and teardown,
   // so nothing writes into guest memory that is about to be reused or unmapped).
   virtual void quiesce() {}
+
+ protected:
+  Transport* transport_ = nullptr;  // bound for the device's whole life
+  bool active_ = false;             // the device sets it in activate(), clears it in reset()
 };
 
 }  // namespace vmmd::virtio

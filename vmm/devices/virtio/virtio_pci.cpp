@@ -3,8 +3,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
+
+#include "vmm/log/log.h"
 
 namespace vmmd::virtio {
 namespace {
@@ -72,6 +73,7 @@ Result<std::unique_ptr<VirtioPci>> VirtioPci::create(std::unique_ptr<VirtioDevic
     if (!queue.notify) return Error::fromErrno(std::string(dev.name()) + ": eventfd");
   }
   pci->vectors_.resize(vectors);
+  pci->msix_ = MsixTable(vectors);
   for (auto& vector : pci->vectors_) {
     auto gsi = routing.allocateMsiGsi();
     if (!gsi) return gsi.error();
@@ -96,14 +98,14 @@ void VirtioPci::watchNotifications(const FdWatcher& watch) {
       uint64_t count;
       while (::read(fd, &count, sizeof count) > 0) {
       }
-      std::lock_guard lock(mutex_);
+      auto lock = device_->lock();
       if (active_ && queues_[index].enabled && !(status_ & kStatusNeedsReset)) device_->kick(index);
     });
   }
 }
 
 Status VirtioPci::attach(kvm::Vm* vm) {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   vm_ = vm;
   registered_notify_base_ = 0;
   if (!vm_) return {};
@@ -132,19 +134,14 @@ Status VirtioPci::registerIoeventfds() {
 }
 
 void VirtioPci::barsChanged() {
-  std::lock_guard lock(mutex_);
-  if (auto st = registerIoeventfds(); !st) std::fprintf(stderr, "vmm: %s\n", st.error().message().c_str());
+  auto lock = device_->lock();
+  if (auto st = registerIoeventfds(); !st) log::error(st.error().message());
 }
 
 void VirtioPci::resetDevice() {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   resetLocked();
-  for (auto& vector : vectors_) {
-    vector.address = 0;
-    vector.data = 0;
-    vector.masked = true;
-    vector.pending = false;
-  }
+  msix_.reset();
 }
 
 void VirtioPci::resetLocked() {
@@ -166,68 +163,57 @@ void VirtioPci::resetLocked() {
 }
 
 uint8_t VirtioPci::status() const {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   return status_;
 }
 
-bool VirtioPci::msixEnabled() const {
+void VirtioPci::readMsixControl() {
   uint16_t control;
-  std::memcpy(&control, const_cast<VirtioPci*>(this)->config() + msix_capability_ + 2, 2);
-  return control & kMsixEnable;
-}
-
-bool VirtioPci::msixFunctionMasked() const {
-  uint16_t control;
-  std::memcpy(&control, const_cast<VirtioPci*>(this)->config() + msix_capability_ + 2, 2);
-  return control & kMsixFunctionMask;
+  std::memcpy(&control, config() + msix_capability_ + 2, 2);
+  msix_.setControl(control & kMsixEnable, control & kMsixFunctionMask);
 }
 
 void VirtioPci::fire(uint16_t vector) {
-  if (vector >= vectors_.size()) return;  // NO_VECTOR: the driver asked for no interrupt
-  Vector& v = vectors_[vector];
-  if (!msixEnabled() || msixFunctionMasked() || v.masked) {
-    v.pending = true;  // delivered when unmasked; INTx is not offered
-    return;
-  }
+  if (msix_.fire(vector)) signal(vector);  // NO_VECTOR (past the table): no interrupt wanted
+}
+
+void VirtioPci::signal(size_t vector) {
   uint64_t one = 1;
-  (void)!::write(v.irqfd.get(), &one, sizeof one);
+  (void)!::write(vectors_[vector].irqfd.get(), &one, sizeof one);
 }
 
 void VirtioPci::updateVectorRoute(size_t index) {
-  Vector& v = vectors_[index];
-  if (auto st = routing_.setMsi(v.gsi, std::make_pair(v.address, v.data)); !st) {
-    std::fprintf(stderr, "vmm: %s: MSI-X vector %zu: %s\n", device_->name(), index, st.error().message().c_str());
+  const MsixTable::Entry& entry = msix_.entry(index);
+  if (auto st = routing_.setMsi(vectors_[index].gsi, std::make_pair(entry.address, entry.data)); !st) {
+    log::error(std::string(device_->name()) + ": MSI-X vector " + std::to_string(index) + ": " + st.error().message());
   }
-  if (v.pending && msixEnabled() && !msixFunctionMasked() && !v.masked) {
-    v.pending = false;
-    uint64_t one = 1;
-    (void)!::write(v.irqfd.get(), &one, sizeof one);
-  }
+  if (msix_.takePending(index)) signal(index);
 }
 
 void VirtioPci::configWritten(uint16_t offset, unsigned size) {
   if (offset + size <= msix_capability_ + 2u || offset >= msix_capability_ + 4u) return;
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
+  readMsixControl();
   for (size_t i = 0; i < vectors_.size(); ++i) updateVectorRoute(i);
 }
 
 void VirtioPci::signalUsed(uint16_t index) {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   if (index >= queues_.size() || !queues_[index].queue.shouldNotify()) return;
   isr_ |= 1;
   fire(queues_[index].msix_vector);
 }
 
 void VirtioPci::configChanged() {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   ++config_generation_;
   isr_ |= 2;
   if (active_) fire(config_vector_);
 }
 
 void VirtioPci::fail(const std::string& why) {
-  std::lock_guard lock(mutex_);
-  std::fprintf(stderr, "vmm: %s: %s; the device needs a reset\n", device_->name(), why.c_str());
+  auto lock = device_->lock();
+  log::error(std::string(device_->name()) + ": " + why + "; the device needs a reset");
   status_ |= kStatusNeedsReset;
   active_ = false;
   isr_ |= 2;  // configuration change
@@ -235,7 +221,7 @@ void VirtioPci::fail(const std::string& why) {
 }
 
 void VirtioPci::barRead(int, uint64_t offset, std::span<uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   std::fill(data.begin(), data.end(), 0);
   if (offset < kCommonOffset + kCommonSize) {
     readCommon(offset, data);
@@ -244,29 +230,15 @@ void VirtioPci::barRead(int, uint64_t offset, std::span<uint8_t> data) {
     isr_ = 0;  // read to clear
   } else if (offset >= kDeviceOffset && offset < kNotifyOffset) {
     device_->readConfig(offset - kDeviceOffset, data);
-  } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + 16 * vectors_.size()) {
-    const Vector& v = vectors_[(offset - kMsixTableOffset) / 16];
-    uint8_t entry[16];
-    uint32_t control = v.masked ? 1 : 0;
-    std::memcpy(entry, &v.address, 8);
-    std::memcpy(entry + 8, &v.data, 4);
-    std::memcpy(entry + 12, &control, 4);
-    size_t at = (offset - kMsixTableOffset) % 16;
-    std::memcpy(data.data(), entry + at, std::min(data.size(), 16 - at));
-  } else if (offset >= kMsixPbaOffset && offset < kMsixPbaOffset + 8 * ((vectors_.size() + 63) / 64)) {
-    // One pending bit per vector, 64 to a qword.
-    size_t qword = (offset - kMsixPbaOffset) / 8;
-    uint64_t pending = 0;
-    for (size_t bit = 0; bit < 64 && qword * 64 + bit < vectors_.size(); ++bit) {
-      pending |= uint64_t{vectors_[qword * 64 + bit].pending} << bit;
-    }
-    size_t at = (offset - kMsixPbaOffset) % 8;
-    std::memcpy(data.data(), reinterpret_cast<uint8_t*>(&pending) + at, std::min(data.size(), 8 - at));
+  } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + msix_.tableBytes()) {
+    msix_.readTable(offset - kMsixTableOffset, data);
+  } else if (offset >= kMsixPbaOffset && offset < kMsixPbaOffset + msix_.pbaBytes()) {
+    msix_.readPba(offset - kMsixPbaOffset, data);
   }
 }
 
 void VirtioPci::barWrite(int, uint64_t offset, std::span<const uint8_t> data) {
-  std::lock_guard lock(mutex_);
+  auto lock = device_->lock();
   if (offset < kCommonOffset + kCommonSize) {
     writeCommon(offset, data);
   } else if (offset >= kDeviceOffset && offset < kNotifyOffset) {
@@ -275,21 +247,8 @@ void VirtioPci::barWrite(int, uint64_t offset, std::span<const uint8_t> data) {
     // Only reached when no ioeventfd caught the write: forward it the same way.
     uint64_t one = 1;
     (void)!::write(queues_[(offset - kNotifyOffset) / kNotifyMultiplier].notify.get(), &one, sizeof one);
-  } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + 16 * vectors_.size()) {
-    size_t index = (offset - kMsixTableOffset) / 16;
-    Vector& v = vectors_[index];
-    uint8_t entry[16];
-    uint32_t control = v.masked ? 1 : 0;
-    std::memcpy(entry, &v.address, 8);
-    std::memcpy(entry + 8, &v.data, 4);
-    std::memcpy(entry + 12, &control, 4);
-    size_t at = (offset - kMsixTableOffset) % 16;
-    std::memcpy(entry + at, data.data(), std::min(data.size(), 16 - at));
-    std::memcpy(&v.address, entry, 8);
-    std::memcpy(&v.data, entry + 8, 4);
-    std::memcpy(&control, entry + 12, 4);
-    v.masked = control & 1;
-    updateVectorRoute(index);
+  } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + msix_.tableBytes()) {
+    updateVectorRoute(msix_.writeTable(offset - kMsixTableOffset, data));
   }
 }
 
@@ -356,25 +315,22 @@ void VirtioPci::writeCommon(uint64_t offset, std::span<const uint8_t> data) {
     case kQueueDesc: case kQueueDesc + 4: setHalf(q->desc, kQueueDesc); return;
     case kQueueDriver: case kQueueDriver + 4: setHalf(q->driver, kQueueDriver); return;
     case kQueueDevice: case kQueueDevice + 4: setHalf(q->device, kQueueDevice); return;
-    case kQueueEnable: {
+    case kQueueEnable:
       if (value != 1) return;
-      uint16_t size = q->size ? q->size : device_->queueMaxSize();
-      if (size > device_->queueMaxSize()) {
-        fail("queue " + std::to_string(queue_select_) + ": size " + std::to_string(size) + " above the maximum");
-        return;
-      }
-      auto st = q->queue.configure(memory_, {size, q->desc, q->driver, q->device}, driver_features_ & kFeatureEventIdx);
-      if (!st) {
-        fail("queue " + std::to_string(queue_select_) + ": " + st.error().message());
-        return;
-      }
-      q->size = size;
-      q->enabled = true;
+      if (auto st = enableQueue(*q); !st) fail("queue " + std::to_string(queue_select_) + ": " + st.error().message());
       return;
-    }
     default:
       return;
   }
+}
+
+Status VirtioPci::enableQueue(QueueState& q) {
+  uint16_t size = q.size ? q.size : device_->queueMaxSize();
+  if (size > device_->queueMaxSize()) return Error("size " + std::to_string(size) + " above the maximum");
+  if (auto st = q.queue.configure(memory_, {size, q.desc, q.driver, q.device}, driver_features_ & kFeatureEventIdx); !st) return st;
+  q.size = size;
+  q.enabled = true;
+  return {};
 }
 
 void VirtioPci::writeStatus(uint8_t status) {
@@ -393,8 +349,90 @@ void VirtioPci::writeStatus(uint8_t status) {
                                  (status_ & kStatusNeedsReset));
   if ((added & kStatusDriverOk) && !active_ && !(status_ & kStatusNeedsReset)) {
     active_ = true;
-    device_->activate(*this);
+    device_->activate();
   }
+}
+
+Result<DeviceState> VirtioPci::saveState() const {
+  auto lock = device_->lock();
+  auto device_state = device_->saveState();
+  if (!device_state) return device_state.error();
+  StateWriter out;
+  out.u8(status_);
+  out.u64(driver_features_);
+  out.u32(device_feature_select_);
+  out.u32(driver_feature_select_);
+  out.u16(config_vector_);
+  out.u16(queue_select_);
+  out.u8(config_generation_);
+  out.u8(isr_);
+  out.boolean(active_);
+  out.u16(static_cast<uint16_t>(queues_.size()));
+  for (const auto& q : queues_) {
+    out.u16(q.size);
+    out.u16(q.msix_vector);
+    out.boolean(q.enabled);
+    out.u64(q.desc);
+    out.u64(q.driver);
+    out.u64(q.device);
+    Virtqueue::Position position = q.queue.position();
+    out.u16(position.next_avail);
+    out.u16(position.next_used);
+    out.u16(position.signalled_used);
+  }
+  msix_.save(out);
+  out.state(*device_state);
+  return DeviceState{kStateKind, kStateVersion, out.take()};
+}
+
+Status VirtioPci::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, kStateKind, kStateVersion); !st) return st;
+  auto lock = device_->lock();
+  resetLocked();
+  StateReader in(state.bytes);
+  status_ = in.u8();
+  driver_features_ = in.u64();
+  device_feature_select_ = in.u32();
+  driver_feature_select_ = in.u32();
+  config_vector_ = in.u16();
+  queue_select_ = in.u16();
+  config_generation_ = in.u8();
+  isr_ = in.u8();
+  bool active = in.boolean();
+  std::vector<std::pair<bool, Virtqueue::Position>> saved_queues;
+  if (uint16_t count = in.u16(); count != queues_.size()) {
+    in.reject(std::to_string(count) + " queues, this device has " + std::to_string(queues_.size()));
+  }
+  for (auto& q : queues_) {
+    q.size = in.u16();
+    q.msix_vector = in.u16();
+    bool enabled = in.boolean();
+    q.desc = in.u64();
+    q.driver = in.u64();
+    q.device = in.u64();
+    Virtqueue::Position position{in.u16(), in.u16(), in.u16()};
+    saved_queues.emplace_back(enabled, position);
+  }
+  msix_.load(in);
+  DeviceState device_state = in.state();
+  Status loaded = in.finish(device_->name());
+  for (size_t i = 0; loaded && i < queues_.size(); ++i) {
+    if (!saved_queues[i].first) continue;
+    loaded = enableQueue(queues_[i]);
+    if (!loaded) loaded = loaded.error().withContext("queue " + std::to_string(i));
+    queues_[i].queue.setPosition(saved_queues[i].second);
+  }
+  if (loaded) loaded = device_->loadState(device_state);
+  if (!loaded) {
+    resetLocked();
+    msix_.reset();
+    return loaded;
+  }
+  readMsixControl();
+  for (size_t i = 0; i < vectors_.size(); ++i) updateVectorRoute(i);
+  active_ = active;
+  if (active_) device_->activate();
+  return {};
 }
 
 }  // namespace vmmd::virtio

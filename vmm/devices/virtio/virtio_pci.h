@@ -6,17 +6,18 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "vmm/devices/device_state.h"
+#include "vmm/devices/pci/msix_table.h"
 #include "vmm/devices/pci/pci_function.h"
 #include "vmm/devices/virtio/virtio_device.h"
 #include "vmm/kvm/kvm.h"
-#include "vmm/machine/guest_memory.h"
-#include "vmm/machine/irq_routing.h"
+#include "vmm/platform/guest_memory.h"
+#include "vmm/platform/irq_routing.h"
 
 namespace vmmd::virtio {
 
@@ -40,6 +41,16 @@ class VirtioPci : public PciFunction, public Transport {
   // Machine reset.
   void resetDevice();
 
+  // The transport's state (common configuration, queues, MSI-X table) with the device's inside:
+  // fails when the device cannot save its own. Taken with the machine paused. PCI configuration
+  // space (BARs, command register) is the PCI function's and not part of it.
+  Result<DeviceState> saveState() const;
+  // Gives a saved state to this transport and its device (same kind, same queue count); the
+  // queues are checked against guest memory again and the MSI routes set again.
+  Status loadState(const DeviceState& state);
+  static constexpr const char* kStateKind = "virtio-pci";
+  static constexpr uint32_t kStateVersion = 1;
+
   VirtioDevice& device() { return *device_; }
   uint8_t status() const;
 
@@ -51,7 +62,6 @@ class VirtioPci : public PciFunction, public Transport {
   void signalUsed(uint16_t index) override;
   void fail(const std::string& why) override;
   uint64_t negotiatedFeatures() const override { return driver_features_; }
-  std::unique_lock<std::recursive_mutex> lock() override { return std::unique_lock(mutex_); }
   void configChanged() override;
 
  protected:
@@ -67,11 +77,7 @@ class VirtioPci : public PciFunction, public Transport {
     uint64_t desc = 0, driver = 0, device = 0;
     UniqueFd notify;  // ioeventfd
   };
-  struct Vector {
-    uint64_t address = 0;
-    uint32_t data = 0;
-    bool masked = true;
-    bool pending = false;
+  struct VectorRoute {  // where MSI-X vector i goes: its GSI and the irqfd that raises it
     uint32_t gsi = 0;
     UniqueFd irqfd;
   };
@@ -80,11 +86,13 @@ class VirtioPci : public PciFunction, public Transport {
   void writeCommon(uint64_t offset, std::span<const uint8_t> data);
   void writeStatus(uint8_t status);
   void resetLocked();
-  void fire(uint16_t vector);  // mutex_ held
-  void updateVectorRoute(size_t index);  // mutex_ held
-  bool msixEnabled() const;
-  bool msixFunctionMasked() const;
-  Status registerIoeventfds();  // mutex_ held
+  // All with the device's lock held.
+  void fire(uint16_t vector);
+  void signal(size_t vector);
+  void updateVectorRoute(size_t index);
+  void readMsixControl();
+  Status registerIoeventfds();
+  Status enableQueue(QueueState& queue);
 
   std::unique_ptr<VirtioDevice> device_;
   const GuestMemory& memory_;
@@ -93,9 +101,10 @@ class VirtioPci : public PciFunction, public Transport {
   uint8_t msix_capability_ = 0;
   uint64_t registered_notify_base_ = 0;
 
-  mutable std::recursive_mutex mutex_;
+  // Guarded by the device's lock (device_->lock()), the one lock of device and transport.
   std::vector<QueueState> queues_;
-  std::vector<Vector> vectors_;
+  std::vector<VectorRoute> vectors_;
+  MsixTable msix_{0};
   uint32_t device_feature_select_ = 0, driver_feature_select_ = 0;
   uint64_t driver_features_ = 0;
   uint16_t config_vector_ = 0xFFFF;

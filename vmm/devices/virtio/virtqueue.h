@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 namespace vmmd::virtio {
 
@@ -66,6 +66,19 @@ class Virtqueue {
   bool enableNotifications();
 
   void reset();
+
+  // Where the device is in the rings: what a saved queue resumes from after configure().
+  struct Position {
+    uint16_t next_avail = 0;
+    uint16_t next_used = 0;
+    uint16_t signalled_used = 0;
+  };
+  Position position() const { return {next_avail_, next_used_, signalled_used_}; }
+  void setPosition(const Position& position) {
+    next_avail_ = position.next_avail;
+    next_used_ = position.next_used;
+    signalled_used_ = position.signalled_used;
+  }
 
  private:
   Status walk(uint16_t head, DescriptorChain& chain);

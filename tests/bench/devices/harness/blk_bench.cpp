@@ -13,8 +13,8 @@
 #include "base/unique_fd.h"
 #include "tests/bench/devices/harness/bench.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
+#include "vmm/backends/io_executor.h"
 #include "vmm/devices/virtio/blk.h"
-#include "vmm/machine/io_executor.h"
 
 namespace vmmd::bench {
 namespace {

@@ -13,8 +13,8 @@
 #include "tests/bench/devices/harness/bench.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/tap_network.h"
+#include "vmm/backends/tap_backend.h"
 #include "vmm/devices/virtio/net.h"
-#include "vmm/netdev/tap_backend.h"
 
 namespace vmmd::bench {
 namespace {

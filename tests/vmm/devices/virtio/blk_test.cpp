@@ -13,7 +13,7 @@
 #include "tests/storage/test_util.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
-#include "vmm/machine/io_executor.h"
+#include "vmm/backends/io_executor.h"
 
 namespace vmmd::virtio {
 namespace {

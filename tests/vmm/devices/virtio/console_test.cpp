@@ -15,7 +15,7 @@
 #include "tests/storage/test_util.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
-#include "vmm/chardev/socket_port.h"
+#include "vmm/backends/socket_port.h"
 
 namespace vmmd::virtio {
 namespace {

@@ -44,20 +44,20 @@ class HarnessTransport : public Transport {
     for (size_t i = 0; i < queues_.size(); ++i) {
       if (auto st = queues_[i].configure(memory_, drivers_[i].layout(), event_idx); !st) return st;
     }
-    std::lock_guard lock(mutex_);
+    auto lock = device_.lock();
     active_ = true;
-    device_.activate(*this);
+    device_.activate();
     return {};
   }
   // The driver's notification: like the PCI transport, a broken or inactive device is not kicked.
   void kick(uint16_t index) {
-    std::lock_guard lock(mutex_);
+    auto lock = device_.lock();
     if (active_ && !broken()) device_.kick(index);
   }
   // Device reset (status 0): waits for requests in flight, then resets.
   void resetDevice() {
     device_.quiesce();
-    std::lock_guard lock(mutex_);
+    auto lock = device_.lock();
     device_.reset();
     active_ = false;
     for (auto& queue : queues_) queue.reset();
@@ -81,7 +81,6 @@ class HarnessTransport : public Transport {
   }
   uint64_t negotiatedFeatures() const override { return features_; }
   void configChanged() override { ++config_changes_; }
-  std::unique_lock<std::recursive_mutex> lock() override { return std::unique_lock(mutex_); }
 
  private:
   GuestMemory& memory_;
@@ -93,7 +92,7 @@ class HarnessTransport : public Transport {
   std::vector<std::string> failures_;
   unsigned config_changes_ = 0;
   bool active_ = false;
-  std::recursive_mutex mutex_;
+  std::recursive_mutex mutex_;  // the counters; the device's lock guards the rest, as on PCI
 };
 
 }  // namespace vmmd::virtio::testing

@@ -13,7 +13,7 @@
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
 #include "tests/vmm/devices/virtio/tap_network.h"
-#include "vmm/netdev/tap_backend.h"
+#include "vmm/backends/tap_backend.h"
 
 namespace vmmd::virtio {
 namespace {

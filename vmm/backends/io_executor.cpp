@@ -1,4 +1,4 @@
-#include "vmm/machine/io_executor.h"
+#include "vmm/backends/io_executor.h"
 
 #include <memory>
 

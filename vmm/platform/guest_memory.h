@@ -9,7 +9,7 @@
 
 #include "base/mapping.h"
 #include "base/result.h"
-#include "vmm/machine/layout.h"
+#include "vmm/platform/layout.h"
 
 namespace vmmd {
 

@@ -1,4 +1,4 @@
-#include "vmm/chardev/socket_port.h"
+#include "vmm/backends/socket_port.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

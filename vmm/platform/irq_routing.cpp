@@ -1,4 +1,4 @@
-#include "vmm/machine/irq_routing.h"
+#include "vmm/platform/irq_routing.h"
 
 namespace vmmd {
 

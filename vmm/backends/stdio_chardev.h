@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "base/uv_handle.h"
-#include "vmm/chardev/chardev.h"
+#include "vmm/backends/chardev.h"
 
 namespace vmmd {
 

@@ -1,4 +1,4 @@
-#include "vmm/machine/guest_memory.h"
+#include "vmm/platform/guest_memory.h"
 
 #include <cstring>
 #include <string>

@@ -1,8 +1,8 @@
-#include "vmm/config/keyval.h"
+#include "base/key_values.h"
 
 #include "base/parse.h"
 
-namespace vmmd::config {
+namespace vmmd {
 
 Result<KeyValues> KeyValues::parse(std::string_view option, std::string_view text, std::string_view implied_key) {
   KeyValues out;
@@ -105,4 +105,4 @@ Status KeyValues::finish() const {
   return {};
 }
 
-}  // namespace vmmd::config
+}  // namespace vmmd

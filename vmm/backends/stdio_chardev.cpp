@@ -1,4 +1,4 @@
-#include "vmm/chardev/stdio_chardev.h"
+#include "vmm/backends/stdio_chardev.h"
 
 #include <unistd.h>
 

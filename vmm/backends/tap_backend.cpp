@@ -1,4 +1,4 @@
-#include "vmm/netdev/tap_backend.h"
+#include "vmm/backends/tap_backend.h"
 
 namespace vmmd {
 

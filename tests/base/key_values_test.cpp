@@ -1,11 +1,11 @@
-#include "vmm/config/keyval.h"
+#include "base/key_values.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace vmmd::config {
+namespace vmmd {
 namespace {
 
 using ::testing::HasSubstr;
@@ -166,4 +166,4 @@ TEST(KeyValues, FromPairsTakesAndFinishesLikeParsedText) {
 }
 
 }  // namespace
-}  // namespace vmmd::config
+}  // namespace vmmd

@@ -9,7 +9,7 @@
 
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
-#include "vmm/chardev/chardev.h"
+#include "vmm/backends/chardev.h"
 
 namespace vmmd {
 

@@ -1,12 +1,12 @@
-#include "vmm/chardev/chardev.h"
+#include "vmm/backends/chardev.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "base/unique_fd.h"
 #include "qmp/unix_socket.h"
-#include "vmm/chardev/socket_chardev.h"
-#include "vmm/chardev/stdio_chardev.h"
+#include "vmm/backends/socket_chardev.h"
+#include "vmm/backends/stdio_chardev.h"
 
 namespace vmmd {
 namespace {

@@ -1,4 +1,4 @@
-#include "vmm/chardev/socket_port.h"
+#include "vmm/backends/socket_port.h"
 
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 
 #include "qmp/unix_socket.h"
-#include "vmm/chardev/chardev.h"
+#include "vmm/backends/chardev.h"
 
 namespace vmmd {
 

@@ -1,7 +1,8 @@
 // QEMU's "key=value,key=value" option syntax: ",," is a literal comma, and a leading bare word
 // may stand for an implied key ("-netdev tap,id=n0" means type=tap; "-cpu host,-cx16" means
 // model=host plus a feature flag). Every key must be consumed, so a misspelt key is an error
-// rather than silently ignored. The values themselves are read with base/parse.h.
+// rather than silently ignored. The values themselves are read with base/parse.h. Used by vmm's
+// command line and -device properties, and by vmm-img's -o.
 #pragma once
 
 #include <map>
@@ -13,7 +14,7 @@
 
 #include "base/result.h"
 
-namespace vmmd::config {
+namespace vmmd {
 
 class KeyValues {
  public:
@@ -47,4 +48,4 @@ class KeyValues {
   std::vector<Item> items_;
 };
 
-}  // namespace vmmd::config
+}  // namespace vmmd

@@ -1,4 +1,4 @@
-#include "vmm/chardev/socket_chardev.h"
+#include "vmm/backends/socket_chardev.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
