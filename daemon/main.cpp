@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
 #include "daemon/server/control_commands.h"
@@ -20,7 +21,6 @@
 #include "daemon/server/options.h"
 #include "daemon/server/systemd_integration.h"
 #include "daemon/store/store.h"
-#include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "qmp/uv_server.h"
 
@@ -50,13 +50,15 @@ Result<UniqueFd> lockStateDir(const std::string& state_dir) {
 }
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "vmmd: %s\n", message.c_str());
+  vmmd::log::error(message);
   return 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  vmmd::log::setProgram("vmmd");
+  vmmd::log::setLevelFromEnvironment("VMMD_LOG");
   std::vector<std::string> args(argv, argv + argc);
   auto options = parseDaemonOptions(args);
   if (!options) return std::fprintf(stderr, "vmmd: %s\n%s", options.error().message().c_str(), daemonUsage().c_str()), 2;
@@ -97,17 +99,17 @@ int main(int argc, char** argv) {
     ControlSocket control(&loop, server);
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
-      logLine("serving the socket passed by systemd");
+      log::info("serving the socket passed by systemd");
     } else if (auto st = control.listen(options->socket, gid); !st) {
       return fail(st.error().message());
     }
-    logLine("state " + store->path() + ", run dir " + options->run_dir + ", worker " + options->vmm +
+    log::info("state " + store->path() + ", run dir " + options->run_dir + ", worker " + options->vmm +
             ", control socket " + options->socket);
 
     supervisor.recover();
 
     auto stop = [](uv_signal_t* handle, int signum) {
-      logLine(std::string("stopping on ") + ::strsignal(signum) + "; guests keep running");
+      log::info(std::string("stopping on ") + ::strsignal(signum) + "; guests keep running");
       uv_stop(handle->loop);
     };
     auto sigterm = makeUvHandle<uv_signal_t>();
@@ -117,7 +119,7 @@ int main(int argc, char** argv) {
     uv_signal_start(sigterm.get(), stop, SIGTERM);
     uv_signal_start(sigint.get(), stop, SIGINT);
 
-    if (auto st = notifySystemd("READY=1\nSTATUS=serving " + options->socket); !st) logLine(st.error().message());
+    if (auto st = notifySystemd("READY=1\nSTATUS=serving " + options->socket); !st) log::warning(st.error().message());
     uv_run(&loop, UV_RUN_DEFAULT);
     (void)notifySystemd("STOPPING=1");
     server.close();

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "base/unique_fd.h"
 #include "vmm/config/option_parser.h"
-#include "vmm/log/log.h"
 #include "vmm/worker.h"
 
 namespace {
@@ -91,7 +91,8 @@ class Daemonizer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  vmmd::log::setLevelFromEnvironment();
+  vmmd::log::setProgram("vmm");
+  vmmd::log::setLevelFromEnvironment("VMM_LOG");
   std::vector<std::string> args(argv + 1, argv + argc);
   for (const auto& arg : args) {
     if (arg == "-h" || arg == "-help" || arg == "--help") {

@@ -2,10 +2,10 @@
 
 #include <csignal>
 
+#include "base/log.h"
 #include "vmm/backends/io_executor.h"
 #include "vmm/backends/socket_port.h"
 #include "vmm/backends/tap_backend.h"
-#include "vmm/log/log.h"
 #include "vmm/machine/device_factory.h"
 
 namespace vmmd {

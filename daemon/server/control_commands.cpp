@@ -2,10 +2,10 @@
 
 #include <memory>
 
+#include "base/log.h"
 #include "daemon/definition/libvirt_xml.h"
 #include "daemon/server/control_socket.h"
 #include "daemon/server/error_mapping.h"
-#include "daemon/supervisor/log.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -21,7 +21,7 @@ std::string stringArg(const JsonValue& args, const char* key) {
 
 void audit(const qmp::Session& session, std::string_view command, std::string_view detail) {
   const PeerCredentials* peer = peerOf(session);
-  logLine(std::string(command) + " " + std::string(detail) + " by " + (peer ? peer->describe() : "an unknown peer"));
+  log::info(std::string(command) + " " + std::string(detail) + " by " + (peer ? peer->describe() : "an unknown peer"));
 }
 
 // Moves the request's Reply into a Completion (std::function must be copyable, a Reply is not)

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-#include "daemon/supervisor/log.h"
+#include "base/log.h"
 
 namespace vmmd::daemon {
 
@@ -58,12 +58,12 @@ void ControlSocket::acceptAll() {
     int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) logLine(Error::fromErrno("accept on the control socket").message());
+      if (errno != EAGAIN && errno != EWOULDBLOCK) log::error(Error::fromErrno("accept on the control socket").message());
       return;  // EMFILE and friends: try again at the next readiness
     }
     auto credentials = qmp::peerCredentials(fd);
     pending_ = credentials ? *credentials : PeerCredentials{};
-    if (auto st = server_.adoptConnectedFd(fd); !st) logLine("control client: " + st.error().message());
+    if (auto st = server_.adoptConnectedFd(fd); !st) log::warning("control client: " + st.error().message());
   }
 }
 

@@ -9,8 +9,8 @@
 
 #include <filesystem>
 
+#include "base/log.h"
 #include "daemon/launch/worker_argv.h"
-#include "daemon/supervisor/log.h"
 #include "daemon/supervisor/process_worker_host.h"
 #include "daemon/supervisor/supervisor_vm.h"
 #include "qmp/unix_socket.h"
@@ -69,15 +69,15 @@ void Supervisor::recordState(Vm& vm, const std::string& reason, const std::strin
   vm.record.state = state;
   std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
   if (auto st = store_.saveRuntime(vm.record, EventDraft{event_kind, detail}); !st) {
-    logLine(vmText(vm.name()) + ": cannot record state " + detail + ": " + st.error().message());
+    log::error(vmText(vm.name()) + ": cannot record state " + detail + ": " + st.error().message());
   }
-  logLine(vmText(vm.name()) + ": " + detail);
+  log::info(vmText(vm.name()) + ": " + detail);
   if ((changed || event_kind != "state") && onStateChange) onStateChange(vm.name(), state, reason);
 }
 
 void Supervisor::retire(Vm& vm, VmEvent event, const std::string& reason) {
   auto next = transition(vm.lifecycle, event);
-  if (!next) logLine(vmText(vm.name()) + ": " + std::string(toString(vm.lifecycle.phase)) + " does not end by " + std::string(toString(event)));
+  if (!next) log::warning(vmText(vm.name()) + ": " + std::string(toString(vm.lifecycle.phase)) + " does not end by " + std::string(toString(event)));
   VmState state = next ? visibleState(*next) : vm.state();
   std::string name = vm.name();
   RuntimeRecord record = vm.record;
@@ -94,9 +94,9 @@ void Supervisor::saveIdle(const std::string& name, VmState state, const std::str
   record.started_us.reset();
   std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
   if (auto st = store_.saveRuntime(record, EventDraft{"state", detail}); !st) {
-    logLine(vmText(name) + ": cannot record state " + detail + ": " + st.error().message());
+    log::error(vmText(name) + ": cannot record state " + detail + ": " + st.error().message());
   }
-  logLine(vmText(name) + ": " + detail);
+  log::info(vmText(name) + ": " + detail);
   if (onStateChange) onStateChange(name, state, reason);
 }
 
@@ -199,7 +199,7 @@ void Supervisor::connectQmp(Vm& vm) {
       if (vm.link != QmpLink::kReady) return;  // a failed connect: its callback deals with it
       vm.link = QmpLink::kLost;
       // The worker's end is reported by its process (exit status or pidfd), not by the socket.
-      logLine(vmText(vm.name()) + ": QMP connection lost: " + why.message());
+      log::warning(vmText(vm.name()) + ": QMP connection lost: " + why.message());
     };
   }
   // The socket listens from before the worker starts, so there is no wait for it to appear; only
@@ -235,7 +235,7 @@ void Supervisor::qmpUnreachable(Vm& vm, const std::string& why) {
   if (vm.qmp) vm.qmp->close();
   if (vm.origin == WorkerOrigin::kAdopted) {
     // A worker that runs but will not talk cannot be controlled; leave it alone and say so.
-    logLine(vmText(vm.name()) + ": " + why);
+    log::warning(vmText(vm.name()) + ": " + why);
     vm.link = QmpLink::kUnreachable;
     runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": " + why));
     return;
@@ -250,10 +250,10 @@ void Supervisor::onQmpReady(Vm& vm) {
   }
   vm.console = std::make_unique<ConsoleRelay>(loop_, vm.paths.dir + "/console.log");
   if (auto st = vm.console->listen(ttyPath(vm.paths), config_.group); !st) {
-    logLine(vmText(vm.name()) + ": console attach socket: " + st.error().message());
+    log::error(vmText(vm.name()) + ": console attach socket: " + st.error().message());
   }
   vm.console->connectWorker(vm.paths.console_socket, [this, &vm](Status st) {
-    if (!st) logLine(vmText(vm.name()) + ": " + st.error().message());
+    if (!st) log::error(vmText(vm.name()) + ": " + st.error().message());
     settleRunState(vm);
   });
 }
@@ -314,7 +314,7 @@ void Supervisor::onWorkerEvent(Vm& vm, const qmp::Json& event) {
 }
 
 void Supervisor::failStart(Vm& vm, const std::string& why) {
-  logLine(vmText(vm.name()) + ": start failed: " + why);
+  log::error(vmText(vm.name()) + ": start failed: " + why);
   runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": start failed: " + why));
   auto waiters = std::exchange(vm.start_waiters, {});
   if (vm.process && !vm.process->exited()) {

@@ -1,8 +1,8 @@
 // The guest agent: vm-agent-command's pass-through and vm-shutdown's agent mode.
 #include <cerrno>
 
+#include "base/log.h"
 #include "daemon/supervisor/agent_channel.h"
-#include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -54,7 +54,7 @@ void Supervisor::sendAgentShutdown(Vm& vm) {
   agentOf(vm).submit(std::move(request), kAgentShutdownTimeout, [this, name](Result<qmp::Json> reply) {
     auto result = agentResult(name, std::move(reply));
     if (result) return;
-    logLine(vmText(name) + ": guest-shutdown failed: " + result.error().message);
+    log::error(vmText(name) + ": guest-shutdown failed: " + result.error().message);
     if (Vm* vm = active(name); vm && vm->process && !vm->process->exited()) shutdownRequestFailed(*vm, result.error());
   });
 }

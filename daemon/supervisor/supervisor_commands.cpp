@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "daemon/supervisor/log.h"
+#include "base/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -79,7 +79,7 @@ void Supervisor::pressPowerButton(Vm& vm) {
   vm.qmp->execute("system_powerdown", nullptr, [this, &vm, name](Result<qmp::CommandResult>&& reply) {
     // A guest that powers off at once can take its worker down before the reply is read: the
     // connection is lost, not the shutdown. The worker's exit (or the timeout) decides.
-    if (!reply) return logLine(vmText(name) + ": power button: " + reply.error().message() + "; waiting for the worker to exit");
+    if (!reply) return log::warning(vmText(name) + ": power button: " + reply.error().message() + "; waiting for the worker to exit");
     auto result = fromWorker(name, std::move(reply));
     if (!result) shutdownRequestFailed(vm, result.error());
   });
@@ -101,9 +101,9 @@ void Supervisor::shutdownTick(Vm& vm) {
       return;
     }
     if (plan.force) {
-      logLine(vmText(vm.name()) + ": no power-off within " + std::to_string(plan.timeout_s) + " s; destroying");
+      log::warning(vmText(vm.name()) + ": no power-off within " + std::to_string(plan.timeout_s) + " s; destroying");
       if (auto next = transition(vm.lifecycle, VmEvent::kDestroyRequested)) vm.lifecycle = *next;
-      if (auto st = vm.process->signal(SIGKILL); !st) logLine(vmText(vm.name()) + ": " + st.error().message());
+      if (auto st = vm.process->signal(SIGKILL); !st) log::error(vmText(vm.name()) + ": " + st.error().message());
       return;
     }
     vm.shutdown.reset();
@@ -127,7 +127,7 @@ void Supervisor::destroy(const std::string& name, StopCompletion done) {
   vm->shutdown.reset();
   if (auto next = transition(vm->lifecycle, VmEvent::kDestroyRequested)) vm->lifecycle = *next;
   if (auto st = vm->process->signal(SIGKILL); !st) {
-    logLine(vmText(name) + ": destroy: " + st.error().message());
+    log::error(vmText(name) + ": destroy: " + st.error().message());
     finishStops(*vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + st.error().message()));
   }
 }

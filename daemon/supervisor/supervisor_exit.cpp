@@ -2,7 +2,7 @@
 // restart backoff).
 #include <fstream>
 
-#include "daemon/supervisor/log.h"
+#include "base/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -33,7 +33,7 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   vm.record.exit_signal = exit.signal;
   std::string how = exit.describe();
   runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
-  logLine(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
+  log::info(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 
   if (!vm.start_waiters.empty()) {
     // Died while starting: the operator gets the worker's own reason; no restart loop.
@@ -74,7 +74,7 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
 void Supervisor::applyCrashPolicy(Vm& vm, const std::string& why) {
   const std::string name = vm.name();
   if (auto id = store_.appendEvent(name, EventDraft{"crash", "worker " + why}); !id) {
-    logLine(vmText(name) + ": cannot record the crash: " + id.error().message());
+    log::error(vmText(name) + ": cannot record the crash: " + id.error().message());
   }
   vm.process.reset();
   switch (vm.def.on_crash) {

@@ -1,10 +1,10 @@
 // Definitions and read-only views: vm-define, vm-undefine, vm-list, vm-info, vm-dumpxml.
 #include <filesystem>
 
+#include "base/log.h"
 #include "daemon/definition/definition_json.h"
 #include "daemon/definition/libvirt_xml.h"
 #include "daemon/supervisor/agent_channel.h"
-#include "daemon/supervisor/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -35,7 +35,7 @@ VmResult<DefinedVm> Supervisor::define(const VmDefinition& def) {
       default: return storeFailed(name, st.error());
     }
   }
-  logLine(vmText(name) + ": defined (uuid " + def.uuid + ")");
+  log::info(vmText(name) + ": defined (uuid " + def.uuid + ")");
   return DefinedVm{name, def.uuid};
 }
 
@@ -67,7 +67,7 @@ VmResult<Done> Supervisor::undefine(const std::string& name) {
     std::error_code ignored;
     std::filesystem::remove_all(paths->dir, ignored);
   }
-  logLine(vmText(name) + ": undefined");
+  log::info(vmText(name) + ": undefined");
   return Done{};
 }
 

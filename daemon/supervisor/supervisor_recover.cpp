@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "daemon/supervisor/log.h"
+#include "base/log.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -13,7 +13,7 @@ namespace vmmd::daemon {
 void Supervisor::recover() {
   auto runtimes = store_.runtimes();
   if (!runtimes) {
-    logLine("cannot read runtime records: " + runtimes.error().message());
+    log::error("cannot read runtime records: " + runtimes.error().message());
     return;
   }
   for (const RuntimeRecord& record : *runtimes) {
@@ -50,7 +50,7 @@ void Supervisor::recover() {
     vms_.emplace(record.name, std::move(vm));
     if (!process) {
       // It ended while vmmd was away. A shutdown in progress explains that; anything else is a crash.
-      logLine(vmText(record.name) + ": recorded worker " + std::to_string(*record.pid) + " is gone");
+      log::warning(vmText(record.name) + ": recorded worker " + std::to_string(*record.pid) + " is gone");
       if (record.state == VmState::kShuttingDown) {
         retire(ref, VmEvent::kStopped, "powered off while vmmd was down");
       } else {
@@ -60,7 +60,7 @@ void Supervisor::recover() {
     }
     ref.process = std::move(*process);
     ref.origin = WorkerOrigin::kAdopted;
-    logLine(vmText(record.name) + ": re-attaching to worker " + std::to_string(*record.pid));
+    log::info(vmText(record.name) + ": re-attaching to worker " + std::to_string(*record.pid));
     connectQmp(ref);
   }
   autostart();
@@ -71,15 +71,15 @@ void Supervisor::autostart() {
   if (::access(marker.c_str(), F_OK) == 0) return;
   auto defs = store_.definitions();
   if (!defs) {
-    logLine("autostart: " + defs.error().message());
+    log::error("autostart: " + defs.error().message());
     return;
   }
   for (const StoredDefinition& stored : *defs) {
     const std::string& name = stored.definition.name;
     if (!stored.definition.autostart || active(name)) continue;
-    logLine(vmText(name) + ": autostart");
+    log::info(vmText(name) + ": autostart");
     start(name, [name](VmResult<Done> result) {
-      if (!result) logLine("autostart of " + vmText(name) + " failed: " + result.error().message);
+      if (!result) log::error("autostart of " + vmText(name) + " failed: " + result.error().message);
     });
   }
   UniqueFd created(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "base/log.h"
 #include "vmm/acpi/tables.h"
-#include "vmm/log/log.h"
 #include "vmm/machine/device_factory.h"
 #include "vmm/machine/vcpu_setup.h"
 #include "vmm/platform/layout.h"

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "vmm/log/log.h"
+#include "base/log.h"
 
 namespace vmmd::virtio {
 namespace {
