@@ -125,6 +125,7 @@ Result<void> Image::changeRefcounts(uint64_t first, uint64_t count, int64_t delt
     }
     c = stop;
   }
+  if (delta > 0) noteAllocationWritten();
   return {};
 }
 
@@ -132,9 +133,12 @@ Result<void> Image::createRefBlock(uint64_t blockIndex, uint64_t atCluster) {
   std::vector<uint8_t> blk(cs_, 0);
   refSet(blk.data(), atCluster - (blockIndex << refBlockBits_), 1);
   if (auto r = file_->write(atCluster << cb_, blk); !r) return r;
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r;  // the block before the table entry naming it
   uint8_t entry[8];
   storeBe64(entry, atCluster << cb_);
   if (auto r = file_->write(h_.refcountTableOffset + blockIndex * 8, entry); !r) return r;
+  noteAllocationWritten();  // refcounts raised in the block count only once the entry is durable
   refTable_[blockIndex] = atCluster << cb_;
   noteHostEnd((atCluster + 1) << cb_);
   refCache_[atCluster << cb_] = CachedRefBlock{std::move(blk), ++useClock_};
@@ -176,10 +180,14 @@ Result<void> Image::growRefTable(uint64_t needed) {
   std::vector<uint8_t> raw(t * cs_);
   for (size_t i = 0; i < table.size(); ++i) storeBe64(&raw[i * 8], table[i]);
   if (auto r = file_->write((s + k) << cb_, raw); !r) return r;
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r;  // the new blocks and table before the header names them
   uint8_t hdr[12];
   storeBe64(hdr, (s + k) << cb_);
   storeBe32(hdr + 8, static_cast<uint32_t>(t));
   if (auto r = file_->write(kOffRefTable, hdr); !r) return r;
+  noteAllocationWritten();
+  if (auto r = barrier(); !r) return r;  // the switch before the old table's clusters are freed
   uint64_t oldOffset = h_.refcountTableOffset, oldClusters = h_.refcountTableClusters;
   h_.refcountTableOffset = (s + k) << cb_;
   h_.refcountTableClusters = static_cast<uint32_t>(t);
@@ -249,6 +257,14 @@ Result<uint64_t> Image::reserveClusters(uint64_t count) {
         overlaps(h_.refcountTableOffset, uint64_t(h_.refcountTableClusters) * cs_)) {
       return corrupt("free clusters overlap the L1 or refcount table (refcounts are wrong)");
     }
+    // Clusters past the end of the file: the file is extended first, so that the barrier that
+    // makes these refcounts durable makes the size durable too; an L2 entry that survives a power
+    // loss then never points past the end of the file (which reads as corruption).
+    auto fileSize = file_->size();
+    if (!fileSize) return fileSize.error();
+    if (off + len > *fileSize) {
+      if (auto r = file_->truncate(off + len); !r) return r.error();
+    }
     if (auto r = changeRefcounts(start, count, +1); !r) return r.error();
     if (start == freeHint_) freeHint_ = start + count;
     noteHostEnd(off + len);
@@ -272,6 +288,12 @@ Result<uint64_t> Image::allocBytes(uint64_t bytes) {
 }
 
 Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
+  // The entries were just cleared or replaced: that must be durable before a refcount goes down,
+  // or a power loss could leave an entry pointing at a cluster that was reused meanwhile.
+  auto referencesHost = [&](uint64_t e) { return kindOf(e) == Kind::Compressed || (e & kOffsetMask) != 0; };
+  if (std::any_of(entries.begin(), entries.end(), referencesHost)) {
+    if (auto r = barrier(); !r) return r;
+  }
   // Contiguous host clusters are freed with one refcount update (and one hole punched).
   uint64_t runStart = 0, runLen = 0;
   for (size_t i = 0; i <= entries.size(); ++i) {
@@ -279,8 +301,11 @@ Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
     if (i < entries.size()) {
       Kind k = kindOf(entries[i]);
       if (k == Kind::Normal || k == Kind::Zero) host = entries[i] & kOffsetMask;
-      if (!host && k == Kind::Compressed) {
-        if (auto r = freeEntry(entries[i]); !r) return r;
+      if (k == Kind::Compressed) {
+        uint64_t off, len;
+        compressedExtent(entries[i], &off, &len);
+        uint64_t first = (off & ~511ull) >> cb_, last = ((off & ~511ull) + len - 1) >> cb_;
+        if (auto r = changeRefcounts(first, last - first + 1, -1); !r) return r;
       }
     }
     if (host && runLen && host == ((runStart + runLen) << cb_)) {
@@ -299,23 +324,6 @@ Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
   return {};
 }
 
-Result<void> Image::freeEntry(uint64_t entry) {
-  switch (kindOf(entry)) {
-    case Kind::Unallocated: return {};
-    case Kind::Compressed: {
-      uint64_t off, len;
-      compressedExtent(entry, &off, &len);
-      uint64_t first = (off & ~511ull) >> cb_, last = ((off & ~511ull) + len - 1) >> cb_;
-      return changeRefcounts(first, last - first + 1, -1);
-    }
-    case Kind::Zero:
-    case Kind::Normal: {
-      uint64_t off = entry & kOffsetMask;
-      if (off == 0) return {};
-      return changeRefcounts(off >> cb_, 1, -1);
-    }
-  }
-  return {};
-}
+Result<void> Image::freeEntry(uint64_t entry) { return freeEntries(std::span<const uint64_t>(&entry, 1)); }
 
 }  // namespace vmmd::storage::qcow2
