@@ -80,7 +80,14 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
   if (auto r = img->loadL1(); !r) return r.error();
   if (auto r = img->loadRefTable(); !r) return r.error();
   if (!h->backingFile.empty() && options.openBacking) {
-    if (h->backingFormat != "" && h->backingFormat != "raw" && h->backingFormat != "qcow2") {
+    // Never probed: a guest that writes a qcow2 header into its raw base image would choose which
+    // file is opened next (QEMU 7.2 still probes on open; it refuses only `create -b` without -F).
+    if (h->backingFormat.empty()) {
+      return Error(path + ": the backing file '" + h->backingFile +
+                   "' has no format in the image, and backing formats are never probed; record it with "
+                   "'qemu-img rebase -u -b " + h->backingFile + " -F raw|qcow2 " + path + "'");
+    }
+    if (h->backingFormat != "raw" && h->backingFormat != "qcow2") {
       return Error(path + ": backing file format '" + h->backingFormat + "' is not supported");
     }
     auto b = openBacking(h->backingFile, h->backingFormat);

@@ -164,9 +164,10 @@ class Image final : public Qcow2Device {
   uint64_t useClock_ = 0;
   uint64_t freeHint_ = 0;        // no free cluster below this index
   std::atomic<uint64_t> hostEnd_{0};  // end of the host file as far as we have allocated
-  uint64_t compressedNext_ = 0;
+  uint64_t compressedNext_ = 0;  // next free byte in the cluster being filled by compressed data
   uint64_t poolStart_ = 0;       // reserved clusters not yet used (refcount 1, unreferenced)
-  uint64_t poolCount_ = 0;  // next free byte in the cluster being filled by compressed data
+  uint64_t poolCount_ = 0;
+  uint64_t batchBytes_ = 1u << 20;  // the next batch of reserved clusters
 };
 
 }  // namespace vmmd::storage::qcow2

@@ -40,6 +40,19 @@ Result<void> Image::loadRefTable() {
   if (auto r = file_->read(h_.refcountTableOffset, raw); !r) return r;
   refTable_.resize(bytes / 8);
   for (size_t i = 0; i < refTable_.size(); ++i) refTable_[i] = loadBe64(&raw[i * 8]) & kRefTableOffsetMask;
+  if (readOnly()) return {};  // check reports a shared block as a refcount mismatch
+  // One refcount block named twice would count two ranges of clusters in the same bytes: every
+  // allocation in one range would corrupt the other.
+  std::unordered_map<uint64_t, size_t> seen;
+  for (size_t i = 0; i < refTable_.size(); ++i) {
+    if (!refTable_[i]) continue;
+    auto [it, fresh] = seen.emplace(refTable_[i], i);
+    if (!fresh) {
+      return Error(path() + ": corrupt qcow2 image: refcount table entries " + std::to_string(it->second) + " and " +
+                   std::to_string(i) + " name the same refcount block (offset " + std::to_string(refTable_[i]) +
+                   "); it cannot be opened for writing");
+    }
+  }
   return {};
 }
 
@@ -208,7 +221,10 @@ Result<uint64_t> Image::allocClusters(uint64_t count) {
   if (auto r = releasePool(); !r) return r.error();
   // A batch stays well inside one refcount block's reach: new refcount blocks are placed among
   // the clusters they describe, so longer runs of free clusters may never exist.
-  const uint64_t batch = std::max(count, std::min<uint64_t>((1ull << 20) >> cb_, maxAllocClusters()));
+  // Batches double (1 MiB, up to 16 MiB) while the guest keeps allocating: the barrier that makes
+  // a batch's refcounts durable is paid once per batch.
+  const uint64_t batch = std::max(count, std::min<uint64_t>(std::max<uint64_t>(1, batchBytes_ >> cb_), maxAllocClusters()));
+  batchBytes_ = std::min<uint64_t>(batchBytes_ * 2, 16u << 20);
   auto off = reserveClusters(batch);
   if (!off) return off;
   poolStart_ = (*off >> cb_) + count;
@@ -220,22 +236,38 @@ Result<void> Image::releasePool() {
   if (!poolCount_) return {};
   uint64_t start = poolStart_, n = poolCount_;
   poolCount_ = 0;
-  return changeRefcounts(start, n, -1);
+  if (auto r = changeRefcounts(start, n, -1); !r) return r;
+  // A batch past the end of the file extended it: give back an unused tail.
+  auto fileSize = file_->size();
+  if (fileSize && *fileSize == (start + n) << cb_) return file_->truncate(start << cb_);
+  return {};
 }
 
 Result<uint64_t> Image::reserveClusters(uint64_t count) {
+  // Only clusters inside the file are in use in a sound image (reserved clusters past its end
+  // extend it first; older writers leaked at most a batch and a request there). A hostile image's
+  // refcounts can claim ~10^13 clusters in use: the search stops a little past the end instead.
+  const uint64_t searchEnd = ((hostEnd_ + cs_ - 1) >> cb_) + 2 * (1ull << refBlockBits_) + count;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     uint64_t start = 0, run = 0;
-    for (uint64_t c = std::max<uint64_t>(freeHint_, 1);; ++c) {
-      auto rc = refcount(c);
-      if (!rc) return rc.error();
-      if (*rc) {
-        run = 0;
-        if (c == freeHint_) freeHint_ = c + 1;
-        continue;
+    bool found = false;
+    for (uint64_t c = std::max<uint64_t>(freeHint_, 1); !found;) {
+      if (c >= searchEnd) {
+        return corrupt("no " + std::to_string(count) + " free clusters before cluster " + std::to_string(searchEnd) +
+                       ", past the end of the file (refcounts are wrong)");
       }
-      if (run == 0) start = c;
-      if (++run == count) break;
+      const uint64_t b = c >> refBlockBits_, blockEnd = (b + 1) << refBlockBits_;
+      auto blk = refBlock(b);
+      if (!blk) return blk.error();
+      for (; c < blockEnd && !found; ++c) {
+        if (*blk && refGet(*blk, c - (b << refBlockBits_))) {
+          run = 0;
+          if (c == freeHint_) freeHint_ = c + 1;
+          continue;
+        }
+        if (run == 0) start = c;
+        found = ++run == count;
+      }
     }
     bool changed = false;
     for (uint64_t b = start >> refBlockBits_; b <= (start + count - 1) >> refBlockBits_; ++b) {

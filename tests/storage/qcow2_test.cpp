@@ -126,6 +126,7 @@ TEST(StorageQcow2, BackingChainCopyOnWrite) {
   ASSERT_TRUE(createQcow2(dir / "mid.qcow2", mid).ok());
   auto top = opts(size, 4096);
   top.backingFile = dir / "mid.qcow2";  // absolute works too
+  top.backingFormat = "qcow2";
   ASSERT_TRUE(createQcow2(dir / "top.qcow2", top).ok());
   std::vector<uint8_t> expect = baseData;
   {
@@ -169,6 +170,7 @@ TEST(StorageQcow2, BackingSmallerThanOverlayReadsZeroesPastIt) {
   }
   auto o = opts(3 << 20);
   o.backingFile = "base.raw";
+  o.backingFormat = "raw";
   ASSERT_TRUE(createQcow2(dir / "ov.qcow2", o).ok());
   auto dev = test::openOrDie(dir / "ov.qcow2");
   std::vector<uint8_t> buf(2 << 20);
