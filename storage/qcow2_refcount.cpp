@@ -246,9 +246,10 @@ Result<void> Image::releasePool() {
 Result<uint64_t> Image::reserveClusters(uint64_t count) {
   // Only clusters inside the file are in use in a sound image (reserved clusters past its end
   // extend it first; older writers leaked at most a batch and a request there). A hostile image's
-  // refcounts can claim ~10^13 clusters in use: the search stops a little past the end instead.
-  const uint64_t searchEnd = ((hostEnd_ + cs_ - 1) >> cb_) + 2 * (1ull << refBlockBits_) + count;
+  // refcounts can claim ~10^13 clusters in use: the search stops a little past the end instead
+  // (the end as it is now: a new refcount block or table moves it).
   for (int attempt = 0; attempt < 1000; ++attempt) {
+    const uint64_t searchEnd = ((hostEnd_ + cs_ - 1) >> cb_) + 2 * (1ull << refBlockBits_) + count;
     uint64_t start = 0, run = 0;
     bool found = false;
     for (uint64_t c = std::max<uint64_t>(freeHint_, 1); !found;) {

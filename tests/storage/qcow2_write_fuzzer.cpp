@@ -93,8 +93,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t stamp = 1;
   for (int ops = 0; ops < 64 && !in.empty(); ++ops) {
     const int kind = static_cast<int>(in.take(1) % 8);
-    const uint64_t offset = in.take(3) % c.size;
-    const uint64_t length = std::min<uint64_t>(c.size - offset, 1 + in.take(3) % (256 << 10));
+    // Few bytes per request (short inputs reach whole clusters): offset in 64-byte steps, length in
+    // sectors plus a few bytes.
+    const uint64_t offset = in.take(2) * 64 % c.size;
+    const uint64_t length = std::min<uint64_t>(c.size - offset, in.take(1) * 512 + 1 + in.take(1) % 512);
     switch (kind) {
       case 0: case 1: case 2: {  // write a recognisable pattern
         std::vector<uint8_t> bytes(length);
