@@ -233,49 +233,49 @@ class PowerLoss {
 
 size_t PowerLoss::eventCount() { return powerloss::recordedSoFar(); }
 
-void runScenario(ScratchDir& dir, const std::string& image, const Workload& w) {
-  PowerLoss pl(dir, image);
+// Creates the image (over `base` as a raw backing file when given), runs the workload on it and
+// replays every barrier.
+void runScenario(const Qcow2CreateOptions& create, const Workload& w, const std::vector<uint8_t>& base = {}) {
+  ScratchDir dir;
+  Qcow2CreateOptions c = create;
+  if (!base.empty()) {
+    writeFile(dir / "base.raw", base);
+    c.backingFile = "base.raw";
+    c.backingFormat = "raw";
+  }
+  ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
+  PowerLoss pl(dir, dir / "a.qcow2");
   pl.record(w);
   if (::testing::Test::HasFatalFailure()) return;
   int n = pl.replayAll(3);
   std::printf("%d power-loss images checked\n", n);
 }
 
+Qcow2CreateOptions geometry(uint64_t size, uint32_t clusterSize, uint32_t version, uint32_t refcountBits) {
+  Qcow2CreateOptions c;
+  c.size = size;
+  c.clusterSize = clusterSize;
+  c.version = version;
+  c.refcountBits = refcountBits;
+  return c;
+}
+
 TEST(StoragePowerLoss, SmallClustersRefcountGrowth) {
   REQUIRE_QEMU_IMG();
-  ScratchDir dir;
-  Qcow2CreateOptions c;
-  c.size = 4 << 20;
-  c.clusterSize = 512;
-  c.refcountBits = 64;  // a refcount block covers 32 KiB: new blocks and table growth happen often
-  ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
-  runScenario(dir, dir / "a.qcow2", Workload{.ops = 160, .maxSectors = 24, .seed = 1});
+  // 64-bit refcounts: a refcount block covers 32 KiB, so new blocks and table growth happen often.
+  runScenario(geometry(4 << 20, 512, 3, 64), Workload{.ops = 160, .maxSectors = 24, .seed = 1});
 }
 
 TEST(StoragePowerLoss, CopyOnWriteOverBackingFile) {
   REQUIRE_QEMU_IMG();
-  ScratchDir dir;
   std::mt19937_64 rng(7);
-  auto base = test::randomBytes(rng, 2 << 20);
-  writeFile(dir / "base.raw", base);
-  Qcow2CreateOptions c;
-  c.size = base.size();
-  c.clusterSize = 16384;
-  c.backingFile = "base.raw";
-  c.backingFormat = "raw";
-  ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
-  runScenario(dir, dir / "a.qcow2", Workload{.ops = 160, .maxSectors = 40, .seed = 2});
+  runScenario(geometry(2 << 20, 16384, 3, 16), Workload{.ops = 160, .maxSectors = 40, .seed = 2},
+              test::randomBytes(rng, 2 << 20));
 }
 
 TEST(StoragePowerLoss, DefaultClustersV2) {
   REQUIRE_QEMU_IMG();
-  ScratchDir dir;
-  Qcow2CreateOptions c;
-  c.size = 8 << 20;
-  c.clusterSize = 65536;
-  c.version = 2;
-  ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
-  runScenario(dir, dir / "a.qcow2", Workload{.ops = 160, .maxSectors = 160, .seed = 3});
+  runScenario(geometry(8 << 20, 65536, 2, 16), Workload{.ops = 160, .maxSectors = 160, .seed = 3});
 }
 
 }  // namespace
