@@ -233,7 +233,8 @@ class PowerLoss {
 
 size_t PowerLoss::eventCount() { return powerloss::recordedSoFar(); }
 
-// Creates the image (over `base` as a raw backing file when given), runs the workload on it and
+// Creates the image (geometry from test::qcow2Options; over `base` as a raw backing file when
+// given), runs the workload on it and
 // replays every barrier.
 void runScenario(const Qcow2CreateOptions& create, const Workload& w, const std::vector<uint8_t>& base = {}) {
   ScratchDir dir;
@@ -251,31 +252,22 @@ void runScenario(const Qcow2CreateOptions& create, const Workload& w, const std:
   std::printf("%d power-loss images checked\n", n);
 }
 
-Qcow2CreateOptions geometry(uint64_t size, uint32_t clusterSize, uint32_t version, uint32_t refcountBits) {
-  Qcow2CreateOptions c;
-  c.size = size;
-  c.clusterSize = clusterSize;
-  c.version = version;
-  c.refcountBits = refcountBits;
-  return c;
-}
-
 TEST(StoragePowerLoss, SmallClustersRefcountGrowth) {
   REQUIRE_QEMU_IMG();
   // 64-bit refcounts: a refcount block covers 32 KiB, so new blocks and table growth happen often.
-  runScenario(geometry(4 << 20, 512, 3, 64), Workload{.ops = 160, .maxSectors = 24, .seed = 1});
+  runScenario(test::qcow2Options(4 << 20, 512, 3, 64), Workload{.ops = 160, .maxSectors = 24, .seed = 1});
 }
 
 TEST(StoragePowerLoss, CopyOnWriteOverBackingFile) {
   REQUIRE_QEMU_IMG();
   std::mt19937_64 rng(7);
-  runScenario(geometry(2 << 20, 16384, 3, 16), Workload{.ops = 160, .maxSectors = 40, .seed = 2},
+  runScenario(test::qcow2Options(2 << 20, 16384, 3, 16), Workload{.ops = 160, .maxSectors = 40, .seed = 2},
               test::randomBytes(rng, 2 << 20));
 }
 
 TEST(StoragePowerLoss, DefaultClustersV2) {
   REQUIRE_QEMU_IMG();
-  runScenario(geometry(8 << 20, 65536, 2, 16), Workload{.ops = 160, .maxSectors = 160, .seed = 3});
+  runScenario(test::qcow2Options(8 << 20, 65536, 2, 16), Workload{.ops = 160, .maxSectors = 160, .seed = 3});
 }
 
 }  // namespace
