@@ -39,6 +39,10 @@ struct OpenOptions {
   bool openBacking = true;     // false: unallocated clusters read as zeroes (fuzzing, info)
   bool repair = false;         // allow opening a dirty qcow2 image for writing (check -r)
   int maxChainDepth = 32;      // backing files below the top image
+  // qcow2: fdatasync barriers between dependent metadata writes, so that the image survives a
+  // power loss (a refcount is durable before the entry that uses the cluster, and so on). Off
+  // for cache=unsafe and for images nobody uses before one final flush (convert's target).
+  bool writeBarriers = true;
 };
 
 // What a guest range is backed by (for convert, compare, map).

@@ -1,4 +1,4 @@
-// openImage: format probing, backing chains (loops, depth), locking; small shared helpers.
+// openImage: format probing (of the top image only), backing chains (loops, depth), locking; small shared helpers.
 #include <sys/stat.h>
 
 #include <vector>
@@ -67,12 +67,9 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
     OpenOptions b = options;
     b.readOnly = true;
     b.repair = false;
-    b.format = ImageFormat::Auto;
-    if (!fmt.empty()) {
-      auto f = parseFormat(fmt, false);
-      if (!f) return f.error();
-      b.format = *f;
-    }
+    auto f = parseFormat(fmt, false);  // never probed: the qcow2 layer refuses a backing file without one
+    if (!f) return f.error();
+    b.format = *f;
     return openChain(resolved, b, depth + 1, chain);
   };
   return openQcow2(std::move(*file), options, opener);

@@ -75,11 +75,19 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
     if (h->nbSnapshots) return Error(path + ": writing images with internal snapshots is not supported");
   }
   std::unique_ptr<Image> img(new Image(std::move(file), *h));
+  img->writeBarriers_ = options.writeBarriers;
   img->hostEnd_ = (*fsize + img->cs_ - 1) & ~(img->cs_ - 1);
   if (auto r = img->loadL1(); !r) return r.error();
   if (auto r = img->loadRefTable(); !r) return r.error();
   if (!h->backingFile.empty() && options.openBacking) {
-    if (h->backingFormat != "" && h->backingFormat != "raw" && h->backingFormat != "qcow2") {
+    // Never probed: a guest that writes a qcow2 header into its raw base image would choose which
+    // file is opened next (QEMU 7.2 still probes on open; it refuses only `create -b` without -F).
+    if (h->backingFormat.empty()) {
+      return Error(path + ": the backing file '" + h->backingFile +
+                   "' has no format in the image, and backing formats are never probed; record it with "
+                   "'qemu-img rebase -u -b " + h->backingFile + " -F raw|qcow2 " + path + "'");
+    }
+    if (h->backingFormat != "raw" && h->backingFormat != "qcow2") {
       return Error(path + ": backing file format '" + h->backingFormat + "' is not supported");
     }
     auto b = openBacking(h->backingFile, h->backingFormat);
@@ -235,8 +243,10 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
     const uint64_t dataLen = std::min(rem, n * cs_ - inOff);
     auto host = allocClusters(n);
     if (!host) return host.error();
+    const uint64_t refcountsWritten = allocationsWritten();  // these clusters' refcounts are among them
     for (uint64_t i = 0; i < n; ++i) inflight_.insert(gc + i);
     meta.unlock();
+    bool copiedOldData = false;
     // Data (with copy-on-write of the partial head and tail) goes out before the L2 entries.
     auto publish = [&]() -> Result<void> {
       if (inOff == 0 && dataLen == n * cs_) return writeHost(*host, buf, pos, dataLen);
@@ -254,6 +264,7 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
       // Copy-on-write: the head and tail of the new clusters around the data are what the guest
       // saw there before. They go out in one pwritev with the data, which is never copied.
       const uint64_t tailLen = n * cs_ - tailStart;
+      copiedOldData = (inOff && !readsZero(old[0])) || (tailLen && !readsZero(old[n - 1]));
       const uint64_t tailAt = (inOff + 4095) & ~uint64_t{4095};  // both pieces page-aligned for O_DIRECT
       void* mem = nullptr;
       if (posix_memalign(&mem, 4096, tailAt + tailLen) != 0) return Error(path() + ": out of memory");
@@ -275,6 +286,10 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
       return file_->writev(*host, parts);
     };
     Result<void> written = publish();
+    // Before the L2 entries: the refcounts of the new clusters, and the old data copied into them
+    // (else a power loss could leave the entry pointing at clusters that lack what the guest had
+    // flushed there). Outside meta_: other requests go on meanwhile.
+    if (written) written = copiedOldData ? barrier() : syncAllocations(refcountsWritten);
     meta.lock();
     for (uint64_t i = 0; i < n; ++i) inflight_.erase(gc + i);
     inflightDone_.notify_all();
@@ -291,7 +306,19 @@ Result<void> Image::writeLocked(uint64_t offset, const WriteSource& buf) {
 Result<void> Image::clearClusters(uint64_t offset, uint64_t length, bool zero) {
   const uint64_t l2n = 1ull << l2Bits_;
   const bool v3 = h_.version >= 3;
+  // What the cleared entries referenced is freed in batches: one barrier (the cleared entries
+  // durable before any refcount goes down) per batch, not per L2 table.
+  std::vector<uint64_t> toFree;
+  auto freeCleared = [&]() -> Result<void> {
+    std::lock_guard meta(meta_);
+    auto r = freeEntries(toFree);
+    toFree.clear();
+    return r;
+  };
   for (uint64_t pos = offset; pos < offset + length;) {
+    if (toFree.size() >= (1u << 16)) {
+      if (auto r = freeCleared(); !r) return r;
+    }
     const uint64_t gc = pos >> cb_, l2i = gc & (l2n - 1);
     const uint64_t n = std::min(l2n - l2i, (offset + length - pos) >> cb_);
     uint64_t desired;
@@ -328,10 +355,10 @@ Result<void> Image::clearClusters(uint64_t offset, uint64_t length, bool zero) {
     }
     std::vector<uint64_t> fresh(n, desired);
     if (auto r = setL2Entries(*l2off, l2i, fresh); !r) return r;
-    if (auto r = freeEntries(old); !r) return r;
+    toFree.insert(toFree.end(), old.begin(), old.end());
     pos += n << cb_;
   }
-  return {};
+  return freeCleared();
 }
 
 Result<void> Image::writeZeroes(uint64_t offset, uint64_t length) {
@@ -372,7 +399,7 @@ Result<void> Image::discard(uint64_t offset, uint64_t length) {
 
 Result<void> Image::flush() {
   if (readOnly()) return {};
-  return file_->sync();
+  return syncFile();
 }
 
 Result<void> Image::resize(uint64_t newSize) {

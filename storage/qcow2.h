@@ -50,7 +50,8 @@ class Qcow2Device : public BlockDevice {
   virtual Result<void> writeCompressed(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
 
-// Opens a name from the header's backing file field ("" = none) with a format ("" = probe).
+// Opens a name from the header's backing file field with the header's backing format (never
+// empty: an image without one is refused, not probed).
 using BackingOpener =
     std::function<Result<std::unique_ptr<BlockDevice>>(const std::string& name, const std::string& format)>;
 Result<std::unique_ptr<BlockDevice>> openQcow2(std::unique_ptr<ImageFile> file, const OpenOptions& options,

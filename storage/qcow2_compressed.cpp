@@ -74,6 +74,7 @@ Result<void> Image::writeCompressedCluster(uint64_t offset, const uint8_t* out, 
   auto host = allocBytes(clen);
   if (!host) return host.error();
   if (auto r = file_->write(*host, std::span<const uint8_t>(out, clen)); !r) return r;
+  if (auto r = syncAllocations(); !r) return r;  // the refcount before the entry
   uint64_t sectors = ((*host + clen - 1) >> 9) - (*host >> 9);
   uint64_t entry = kOflagCompressed | (sectors << csizeShift_) | *host;
   if (auto r = setL2Entries(*l2off, l2i, std::span<const uint64_t>(&entry, 1)); !r) return r;

@@ -4,7 +4,9 @@
 // access (tables, caches, refcounts, allocation); data I/O to already allocated clusters runs
 // outside it, concurrently. Metadata is written through in crash-safe order: a refcount goes up
 // before anything points at the cluster, an entry is cleared before the refcount goes down, so a
-// process killed at any point leaves at worst leaked clusters.
+// process killed at any point leaves at worst leaked clusters. For a power loss (the page cache
+// lost, writes reaching the disk in any order) fdatasync barriers sit on those same edges
+// (qcow2_ordering.cpp), so the order holds on the disk too.
 #pragma once
 
 #include <atomic>
@@ -107,8 +109,27 @@ class Image final : public Qcow2Device {
   Result<void> zeroesLocked(uint64_t offset, uint64_t length);
   Result<void> noteCorruption(Result<void> r);
 
+  // qcow2_ordering.cpp: the write-ordering barriers.
+  // Called after a write that a later pointer will depend on completed: a refcount raised, a new
+  // L2 table, refcount block or table written (or the pointer to a new refcount block).
+  void noteAllocationWritten() { allocGen_.fetch_add(1); }
+  uint64_t allocationsWritten() const { return allocGen_.load(); }
+  // Makes the allocation writes noted up to `generation` durable; nothing when they already are
+  // (one fdatasync covers every allocation written before it, so a pool of reserved clusters
+  // costs one barrier, not one per cluster).
+  Result<void> syncAllocations(uint64_t generation);
+  Result<void> syncAllocations() { return syncAllocations(allocationsWritten()); }
+  // An unconditional barrier: copied data before the entry that publishes it, a cleared or
+  // switched pointer before the refcount of what it pointed to goes down.
+  Result<void> barrier();
+  // fdatasync, counting what it made durable (flush and the barriers).
+  Result<void> syncFile();
+
   std::unique_ptr<ImageFile> file_;
   std::unique_ptr<BlockDevice> backing_;
+  bool writeBarriers_ = true;
+  std::atomic<uint64_t> allocGen_{0};    // allocation writes completed
+  std::atomic<uint64_t> durableGen_{0};  // allocation writes known durable
   Header h_;
   uint32_t cb_;           // cluster bits
   uint64_t cs_;           // cluster size
@@ -143,9 +164,10 @@ class Image final : public Qcow2Device {
   uint64_t useClock_ = 0;
   uint64_t freeHint_ = 0;        // no free cluster below this index
   std::atomic<uint64_t> hostEnd_{0};  // end of the host file as far as we have allocated
-  uint64_t compressedNext_ = 0;
+  uint64_t compressedNext_ = 0;  // next free byte in the cluster being filled by compressed data
   uint64_t poolStart_ = 0;       // reserved clusters not yet used (refcount 1, unreferenced)
-  uint64_t poolCount_ = 0;  // next free byte in the cluster being filled by compressed data
+  uint64_t poolCount_ = 0;
+  uint64_t batchBytes_ = 1u << 20;  // the next batch of reserved clusters
 };
 
 }  // namespace vmmd::storage::qcow2

@@ -40,6 +40,19 @@ Result<void> Image::loadRefTable() {
   if (auto r = file_->read(h_.refcountTableOffset, raw); !r) return r;
   refTable_.resize(bytes / 8);
   for (size_t i = 0; i < refTable_.size(); ++i) refTable_[i] = loadBe64(&raw[i * 8]) & kRefTableOffsetMask;
+  if (readOnly()) return {};  // check reports a shared block as a refcount mismatch
+  // One refcount block named twice would count two ranges of clusters in the same bytes: every
+  // allocation in one range would corrupt the other.
+  std::unordered_map<uint64_t, size_t> seen;
+  for (size_t i = 0; i < refTable_.size(); ++i) {
+    if (!refTable_[i]) continue;
+    auto [it, fresh] = seen.emplace(refTable_[i], i);
+    if (!fresh) {
+      return Error(path() + ": corrupt qcow2 image: refcount table entries " + std::to_string(it->second) + " and " +
+                   std::to_string(i) + " name the same refcount block (offset " + std::to_string(refTable_[i]) +
+                   "); it cannot be opened for writing");
+    }
+  }
   return {};
 }
 
@@ -125,6 +138,7 @@ Result<void> Image::changeRefcounts(uint64_t first, uint64_t count, int64_t delt
     }
     c = stop;
   }
+  if (delta > 0) noteAllocationWritten();
   return {};
 }
 
@@ -132,9 +146,12 @@ Result<void> Image::createRefBlock(uint64_t blockIndex, uint64_t atCluster) {
   std::vector<uint8_t> blk(cs_, 0);
   refSet(blk.data(), atCluster - (blockIndex << refBlockBits_), 1);
   if (auto r = file_->write(atCluster << cb_, blk); !r) return r;
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r;  // the block before the table entry naming it
   uint8_t entry[8];
   storeBe64(entry, atCluster << cb_);
   if (auto r = file_->write(h_.refcountTableOffset + blockIndex * 8, entry); !r) return r;
+  noteAllocationWritten();  // refcounts raised in the block count only once the entry is durable
   refTable_[blockIndex] = atCluster << cb_;
   noteHostEnd((atCluster + 1) << cb_);
   refCache_[atCluster << cb_] = CachedRefBlock{std::move(blk), ++useClock_};
@@ -176,10 +193,14 @@ Result<void> Image::growRefTable(uint64_t needed) {
   std::vector<uint8_t> raw(t * cs_);
   for (size_t i = 0; i < table.size(); ++i) storeBe64(&raw[i * 8], table[i]);
   if (auto r = file_->write((s + k) << cb_, raw); !r) return r;
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r;  // the new blocks and table before the header names them
   uint8_t hdr[12];
   storeBe64(hdr, (s + k) << cb_);
   storeBe32(hdr + 8, static_cast<uint32_t>(t));
   if (auto r = file_->write(kOffRefTable, hdr); !r) return r;
+  noteAllocationWritten();
+  if (auto r = barrier(); !r) return r;  // the switch before the old table's clusters are freed
   uint64_t oldOffset = h_.refcountTableOffset, oldClusters = h_.refcountTableClusters;
   h_.refcountTableOffset = (s + k) << cb_;
   h_.refcountTableClusters = static_cast<uint32_t>(t);
@@ -200,7 +221,10 @@ Result<uint64_t> Image::allocClusters(uint64_t count) {
   if (auto r = releasePool(); !r) return r.error();
   // A batch stays well inside one refcount block's reach: new refcount blocks are placed among
   // the clusters they describe, so longer runs of free clusters may never exist.
-  const uint64_t batch = std::max(count, std::min<uint64_t>((1ull << 20) >> cb_, maxAllocClusters()));
+  // Batches double (1 MiB, up to 16 MiB) while the guest keeps allocating: the barrier that makes
+  // a batch's refcounts durable is paid once per batch.
+  const uint64_t batch = std::max(count, std::min<uint64_t>(std::max<uint64_t>(1, batchBytes_ >> cb_), maxAllocClusters()));
+  batchBytes_ = std::min<uint64_t>(batchBytes_ * 2, 16u << 20);
   auto off = reserveClusters(batch);
   if (!off) return off;
   poolStart_ = (*off >> cb_) + count;
@@ -212,22 +236,39 @@ Result<void> Image::releasePool() {
   if (!poolCount_) return {};
   uint64_t start = poolStart_, n = poolCount_;
   poolCount_ = 0;
-  return changeRefcounts(start, n, -1);
+  if (auto r = changeRefcounts(start, n, -1); !r) return r;
+  // A batch past the end of the file extended it: give back an unused tail.
+  auto fileSize = file_->size();
+  if (fileSize && *fileSize == (start + n) << cb_) return file_->truncate(start << cb_);
+  return {};
 }
 
 Result<uint64_t> Image::reserveClusters(uint64_t count) {
+  // Only clusters inside the file are in use in a sound image (reserved clusters past its end
+  // extend it first; older writers leaked at most a batch and a request there). A hostile image's
+  // refcounts can claim ~10^13 clusters in use: the search stops a little past the end instead
+  // (the end as it is now: a new refcount block or table moves it).
   for (int attempt = 0; attempt < 1000; ++attempt) {
+    const uint64_t searchEnd = ((hostEnd_ + cs_ - 1) >> cb_) + 2 * (1ull << refBlockBits_) + count;
     uint64_t start = 0, run = 0;
-    for (uint64_t c = std::max<uint64_t>(freeHint_, 1);; ++c) {
-      auto rc = refcount(c);
-      if (!rc) return rc.error();
-      if (*rc) {
-        run = 0;
-        if (c == freeHint_) freeHint_ = c + 1;
-        continue;
+    bool found = false;
+    for (uint64_t c = std::max<uint64_t>(freeHint_, 1); !found;) {
+      if (c >= searchEnd) {
+        return corrupt("no " + std::to_string(count) + " free clusters before cluster " + std::to_string(searchEnd) +
+                       ", past the end of the file (refcounts are wrong)");
       }
-      if (run == 0) start = c;
-      if (++run == count) break;
+      const uint64_t b = c >> refBlockBits_, blockEnd = (b + 1) << refBlockBits_;
+      auto blk = refBlock(b);
+      if (!blk) return blk.error();
+      for (; c < blockEnd && !found; ++c) {
+        if (*blk && refGet(*blk, c - (b << refBlockBits_))) {
+          run = 0;
+          if (c == freeHint_) freeHint_ = c + 1;
+          continue;
+        }
+        if (run == 0) start = c;
+        found = ++run == count;
+      }
     }
     bool changed = false;
     for (uint64_t b = start >> refBlockBits_; b <= (start + count - 1) >> refBlockBits_; ++b) {
@@ -248,6 +289,14 @@ Result<uint64_t> Image::reserveClusters(uint64_t count) {
     if (overlaps(h_.l1TableOffset, uint64_t(h_.l1Size) * 8) ||
         overlaps(h_.refcountTableOffset, uint64_t(h_.refcountTableClusters) * cs_)) {
       return corrupt("free clusters overlap the L1 or refcount table (refcounts are wrong)");
+    }
+    // Clusters past the end of the file: the file is extended first, so that the barrier that
+    // makes these refcounts durable makes the size durable too; an L2 entry that survives a power
+    // loss then never points past the end of the file (which reads as corruption).
+    auto fileSize = file_->size();
+    if (!fileSize) return fileSize.error();
+    if (off + len > *fileSize) {
+      if (auto r = file_->truncate(off + len); !r) return r.error();
     }
     if (auto r = changeRefcounts(start, count, +1); !r) return r.error();
     if (start == freeHint_) freeHint_ = start + count;
@@ -272,6 +321,12 @@ Result<uint64_t> Image::allocBytes(uint64_t bytes) {
 }
 
 Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
+  // The entries were just cleared or replaced: that must be durable before a refcount goes down,
+  // or a power loss could leave an entry pointing at a cluster that was reused meanwhile.
+  auto referencesHost = [&](uint64_t e) { return kindOf(e) == Kind::Compressed || (e & kOffsetMask) != 0; };
+  if (std::any_of(entries.begin(), entries.end(), referencesHost)) {
+    if (auto r = barrier(); !r) return r;
+  }
   // Contiguous host clusters are freed with one refcount update (and one hole punched).
   uint64_t runStart = 0, runLen = 0;
   for (size_t i = 0; i <= entries.size(); ++i) {
@@ -279,8 +334,11 @@ Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
     if (i < entries.size()) {
       Kind k = kindOf(entries[i]);
       if (k == Kind::Normal || k == Kind::Zero) host = entries[i] & kOffsetMask;
-      if (!host && k == Kind::Compressed) {
-        if (auto r = freeEntry(entries[i]); !r) return r;
+      if (k == Kind::Compressed) {
+        uint64_t off, len;
+        compressedExtent(entries[i], &off, &len);
+        uint64_t first = (off & ~511ull) >> cb_, last = ((off & ~511ull) + len - 1) >> cb_;
+        if (auto r = changeRefcounts(first, last - first + 1, -1); !r) return r;
       }
     }
     if (host && runLen && host == ((runStart + runLen) << cb_)) {
@@ -299,23 +357,6 @@ Result<void> Image::freeEntries(std::span<const uint64_t> entries) {
   return {};
 }
 
-Result<void> Image::freeEntry(uint64_t entry) {
-  switch (kindOf(entry)) {
-    case Kind::Unallocated: return {};
-    case Kind::Compressed: {
-      uint64_t off, len;
-      compressedExtent(entry, &off, &len);
-      uint64_t first = (off & ~511ull) >> cb_, last = ((off & ~511ull) + len - 1) >> cb_;
-      return changeRefcounts(first, last - first + 1, -1);
-    }
-    case Kind::Zero:
-    case Kind::Normal: {
-      uint64_t off = entry & kOffsetMask;
-      if (off == 0) return {};
-      return changeRefcounts(off >> cb_, 1, -1);
-    }
-  }
-  return {};
-}
+Result<void> Image::freeEntry(uint64_t entry) { return freeEntries(std::span<const uint64_t>(&entry, 1)); }
 
 }  // namespace vmmd::storage::qcow2

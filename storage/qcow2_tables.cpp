@@ -52,6 +52,8 @@ Result<uint64_t> Image::ensureL2(uint64_t l1Index) {
   if (!off) return off;
   std::vector<uint8_t> zero(cs_, 0);
   if (auto r = file_->write(*off, zero); !r) return r.error();
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r.error();  // the table and its refcount before the L1 entry
   uint8_t entry[8];
   storeBe64(entry, *off | kOflagCopied);
   if (auto r = file_->write(h_.l1TableOffset + l1Index * 8, entry); !r) return r.error();
@@ -130,6 +132,8 @@ Result<void> Image::growL1(uint64_t entries) {
   std::vector<uint8_t> raw(clusters * cs_, 0);
   for (size_t i = 0; i < l1_.size(); ++i) storeBe64(&raw[i * 8], l1_[i]);
   if (auto r = file_->write(*off, raw); !r) return r;
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r;  // the new table and its refcounts before the header
   uint8_t hdr[12];
   storeBe32(hdr, static_cast<uint32_t>(entries));
   storeBe64(hdr + 4, *off);
@@ -138,8 +142,9 @@ Result<void> Image::growL1(uint64_t entries) {
   h_.l1TableOffset = *off;
   h_.l1Size = static_cast<uint32_t>(entries);
   l1_.resize(entries, 0);
-  if (oldBytes) return changeRefcounts(oldOff >> cb_, (oldBytes + cs_ - 1) / cs_, -1);
-  return {};
+  if (!oldBytes) return {};
+  if (auto r = barrier(); !r) return r;  // the switch before the old table's clusters are freed
+  return changeRefcounts(oldOff >> cb_, (oldBytes + cs_ - 1) / cs_, -1);
 }
 
 }  // namespace vmmd::storage::qcow2

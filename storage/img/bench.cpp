@@ -78,6 +78,9 @@ int cmdBench(int argc, char** argv) {
   o.format = *format;
   o.readOnly = !write;
   o.cache = *cm;
+  // cache=unsafe ignores flushes, so qcow2's write-ordering barriers are pointless too (as in QEMU,
+  // where they are flushes).
+  o.writeBarriers = !diskCacheFlags(*parseDiskCache(cache)).no_flush;
   auto dev = openImage(file, o);
   if (!dev) return fail(dev.error().message());
   const uint64_t size = (*dev)->size();

@@ -67,6 +67,10 @@ int cmdCreate(int argc, char** argv) {
     size = *s;
   }
   if (*format == ImageFormat::Raw && !backing.empty()) return fail(file + ": raw images cannot have a backing file");
+  if (!backing.empty() && backingFmt.empty()) {
+    // As qemu-img 7.2: probing it would let whoever wrote the backing file choose its format.
+    return fail(file + ": Backing file specified without backing format (-F raw|qcow2)");
+  }
   if (!backing.empty()) {
     // The backing file must open; its size is the default size.
     std::string resolved = backing;
@@ -77,14 +81,11 @@ int cmdCreate(int argc, char** argv) {
     OpenOptions bo;
     bo.readOnly = true;
     bo.lock = false;
-    if (!backingFmt.empty()) {
-      auto bf = parseFormat(backingFmt, false);
-      if (!bf) return fail(file + ": " + bf.error().message());
-      bo.format = *bf;
-    }
+    auto bf = parseFormat(backingFmt, false);
+    if (!bf) return fail(file + ": " + bf.error().message());
+    bo.format = *bf;
     auto b = openImage(resolved, bo);
     if (!b) return fail(file + ": could not open backing file: " + b.error().message());
-    if (backingFmt.empty()) backingFmt = formatName((*b)->format());
     if (!haveSize) {
       size = (*b)->size();
       haveSize = true;

@@ -187,11 +187,92 @@ TEST_F(StorageHostile, AbsurdBackingFileName) {
   expectOpenError("backing file name lies outside");
 }
 
+TEST_F(StorageHostile, DuplicateRefcountBlockIsRefusedForWriting) {
+  // Refcount table entry 1 names the block entry 0 names (cluster 2 of a new image).
+  put64(65536 + 8, 2 * 65536);
+  OpenOptions o;
+  auto rw = openImage(path, o);
+  ASSERT_FALSE(rw.ok());
+  EXPECT_NE(rw.error().message().find("name the same refcount block"), std::string::npos) << rw.error().message();
+  o.readOnly = true;
+  auto ro = openImage(path, o);
+  ASSERT_TRUE(ro.ok()) << ro.error().message();  // readable, and check says what is wrong
+  auto res = dynamic_cast<Qcow2Device*>(ro->get())->check(RepairMode::None);
+  ASSERT_TRUE(res.ok()) << res.error().message();
+  EXPECT_GT(res->corruptions, 0u);
+}
+
+TEST(StorageHostileAllocator, SearchForFreeClustersIsBounded) {
+  // 1-bit refcounts: one 64 KiB block covers 2^19 clusters. Three blocks of all ones, appended to
+  // the file, claim 1.5 million clusters in use; with a 2 MiB cluster and 512 such blocks a
+  // hostile file makes the search ~10^13 long. It must stop a little past the end of the file.
+  ScratchDir dir;
+  const std::string path = dir / "h.qcow2";
+  Qcow2CreateOptions c;
+  c.size = 4 << 20;
+  c.refcountBits = 1;
+  ASSERT_TRUE(createQcow2(path, c).ok());
+  {
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    std::vector<uint8_t> ones(65536, 0xff);
+    for (uint64_t i = 0; i < 3; ++i) {
+      const uint64_t at = (4 + i) * 65536;  // after the header, refcount table and block, L1
+      ASSERT_EQ(::pwrite(fd, ones.data(), ones.size(), static_cast<off_t>(at)), 65536);
+      uint8_t entry[8];
+      storeBe64(entry, at);
+      ASSERT_EQ(::pwrite(fd, entry, 8, static_cast<off_t>(65536 + i * 8)), 8);
+    }
+    ::close(fd);
+  }
+  auto dev = test::openOrDie(path);
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> d(4096, 1);
+  auto r = dev->write(0, d);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("free clusters"), std::string::npos) << r.error().message();
+}
+
+TEST(StorageHostileChain, BackingFileWithoutFormatIsNeverProbed) {
+  // A guest that writes a qcow2 header into its raw base image must not choose what opens next:
+  // an image that does not name its backing file's format is refused (the message says how to
+  // record it), read-only too.
+  ScratchDir dir;
+  std::vector<uint8_t> magic = {'Q', 'F', 'I', 0xfb};
+  magic.resize(1 << 20);
+  {
+    int fd = ::open((dir / "base.raw").c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, magic.data(), magic.size(), 0), static_cast<ssize_t>(magic.size()));
+    ::close(fd);
+  }
+  Qcow2CreateOptions c;
+  c.size = 1 << 20;
+  c.backingFile = "base.raw";
+  ASSERT_TRUE(createQcow2(dir / "ov.qcow2", c).ok());
+  for (bool readOnly : {false, true}) {
+    OpenOptions o;
+    o.readOnly = readOnly;
+    auto dev = openImage(dir / "ov.qcow2", o);
+    ASSERT_FALSE(dev.ok());
+    EXPECT_NE(dev.error().message().find("never probed"), std::string::npos) << dev.error().message();
+    EXPECT_NE(dev.error().message().find("-F raw|qcow2"), std::string::npos) << dev.error().message();
+  }
+  c.backingFormat = "raw";  // named: the magic is just data
+  ASSERT_TRUE(createQcow2(dir / "ov.qcow2", c).ok());
+  auto dev = test::openOrDie(dir / "ov.qcow2", true);
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> buf(4);
+  ASSERT_TRUE(dev->read(0, buf).ok());
+  EXPECT_EQ(buf, std::vector<uint8_t>(magic.begin(), magic.begin() + 4));
+}
+
 TEST(StorageHostileChain, BackingFileLoop) {
   ScratchDir dir;
   Qcow2CreateOptions c;
   c.size = 1 << 20;
   c.backingFile = "b.qcow2";
+  c.backingFormat = "qcow2";
   ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
   c.backingFile = "a.qcow2";
   ASSERT_TRUE(createQcow2(dir / "b.qcow2", c).ok());
@@ -212,6 +293,7 @@ TEST(StorageHostileChain, ChainTooDeep) {
   Qcow2CreateOptions c;
   c.size = 1 << 20;
   ASSERT_TRUE(createQcow2(dir / "0.qcow2", c).ok());
+  c.backingFormat = "qcow2";
   for (int i = 1; i <= 40; ++i) {
     c.backingFile = std::to_string(i - 1) + ".qcow2";
     ASSERT_TRUE(createQcow2(dir / (std::to_string(i) + ".qcow2"), c).ok());

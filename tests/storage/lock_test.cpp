@@ -58,6 +58,7 @@ TEST(StorageLock, BackingFileIsLockedAgainstWriters) {
   c.size = 1 << 20;
   ASSERT_TRUE(createQcow2(dir / "base.qcow2", c).ok());
   c.backingFile = "base.qcow2";
+  c.backingFormat = "qcow2";
   ASSERT_TRUE(createQcow2(dir / "top.qcow2", c).ok());
   auto top = openRw(dir / "top.qcow2");
   ASSERT_TRUE(top.ok());

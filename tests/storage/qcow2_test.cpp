@@ -15,14 +15,7 @@ namespace {
 
 using test::ScratchDir;
 
-Qcow2CreateOptions opts(uint64_t size, uint32_t cluster = 65536, uint32_t version = 3, uint32_t refBits = 16) {
-  Qcow2CreateOptions o;
-  o.size = size;
-  o.clusterSize = cluster;
-  o.version = version;
-  o.refcountBits = refBits;
-  return o;
-}
+using test::qcow2Options;
 
 void expectClean(BlockDevice* dev) {
   auto* q = dynamic_cast<Qcow2Device*>(dev);
@@ -43,7 +36,7 @@ void expectQemuClean(const std::string& path) {
 TEST(StorageQcow2, NewImageReadsZeroes) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
-  ASSERT_TRUE(createQcow2(path, opts(10 << 20)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(10 << 20)).ok());
   auto dev = test::openOrDie(path);
   ASSERT_TRUE(dev);
   EXPECT_EQ(dev->format(), ImageFormat::Qcow2);
@@ -71,7 +64,7 @@ TEST_P(StorageQcow2Geometry, UnalignedWritesRoundTripAndStayClean) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
   const uint64_t size = 24 << 20;
-  ASSERT_TRUE(createQcow2(path, opts(size, g.cluster, g.version, g.refBits)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(size, g.cluster, g.version, g.refBits)).ok());
   std::vector<uint8_t> shadow(size, 0);
   std::mt19937_64 rng(g.cluster + g.version * 7 + g.refBits);
   {
@@ -120,12 +113,13 @@ TEST(StorageQcow2, BackingChainCopyOnWrite) {
     auto base = test::openOrDie(dir / "base.raw");
     ASSERT_TRUE(base->write(0, baseData).ok());
   }
-  auto mid = opts(size);
+  auto mid = qcow2Options(size);
   mid.backingFile = "base.raw";
   mid.backingFormat = "raw";
   ASSERT_TRUE(createQcow2(dir / "mid.qcow2", mid).ok());
-  auto top = opts(size, 4096);
+  auto top = qcow2Options(size, 4096);
   top.backingFile = dir / "mid.qcow2";  // absolute works too
+  top.backingFormat = "qcow2";
   ASSERT_TRUE(createQcow2(dir / "top.qcow2", top).ok());
   std::vector<uint8_t> expect = baseData;
   {
@@ -167,8 +161,9 @@ TEST(StorageQcow2, BackingSmallerThanOverlayReadsZeroesPastIt) {
     std::vector<uint8_t> d(1 << 20, 0x77);
     ASSERT_TRUE(b->write(0, d).ok());
   }
-  auto o = opts(3 << 20);
+  auto o = qcow2Options(3 << 20);
   o.backingFile = "base.raw";
+  o.backingFormat = "raw";
   ASSERT_TRUE(createQcow2(dir / "ov.qcow2", o).ok());
   auto dev = test::openOrDie(dir / "ov.qcow2");
   std::vector<uint8_t> buf(2 << 20);
@@ -186,7 +181,7 @@ TEST(StorageQcow2, BackingSmallerThanOverlayReadsZeroesPastIt) {
 TEST(StorageQcow2, DiscardFreesClustersAndReadsZeroes) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
-  ASSERT_TRUE(createQcow2(path, opts(8 << 20)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(8 << 20)).ok());
   auto dev = test::openOrDie(path);
   std::vector<uint8_t> d(4 << 20, 0x33);
   ASSERT_TRUE(dev->write(0, d).ok());
@@ -206,7 +201,7 @@ TEST(StorageQcow2, DiscardFreesClustersAndReadsZeroes) {
 TEST(StorageQcow2, ResizeGrowsL1) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
-  ASSERT_TRUE(createQcow2(path, opts(64 << 10, 512)).ok());  // 512-byte clusters: L2 covers 32 KiB
+  ASSERT_TRUE(createQcow2(path, qcow2Options(64 << 10, 512)).ok());  // 512-byte clusters: L2 covers 32 KiB
   auto dev = test::openOrDie(path);
   std::vector<uint8_t> d(4096, 0x44);
   ASSERT_TRUE(dev->write(0, d).ok());
@@ -230,7 +225,7 @@ TEST(StorageQcow2, RefcountTableGrows) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
   // 512-byte clusters with 16-bit refcounts: one refcount table cluster covers 8 MiB of file.
-  ASSERT_TRUE(createQcow2(path, opts(32 << 20, 512)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(32 << 20, 512)).ok());
   auto dev = test::openOrDie(path);
   std::vector<uint8_t> d(1 << 20);
   std::mt19937_64 rng(5);
@@ -249,7 +244,7 @@ TEST(StorageQcow2, RefcountTableGrows) {
 TEST(StorageQcow2, DirtyImageRefusesWritableOpen) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
-  ASSERT_TRUE(createQcow2(path, opts(1 << 20)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(1 << 20)).ok());
   {
     int fd = ::open(path.c_str(), O_RDWR);
     uint8_t b = 1;  // incompatible_features, big endian: bit 0 is the last byte
@@ -278,7 +273,7 @@ TEST(StorageQcow2, ConcurrentWritersOnDisjointRanges) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
   const uint64_t size = 64 << 20;
-  ASSERT_TRUE(createQcow2(path, opts(size, 4096)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(size, 4096)).ok());
   auto dev = test::openOrDie(path);
   const int threads = 8;
   const uint64_t slice = size / threads;
@@ -315,7 +310,7 @@ TEST(StorageQcow2, ConcurrentWritersOnDisjointRanges) {
 TEST(StorageQcow2, CompressedWritesReadBackAndOverwrite) {
   ScratchDir dir;
   std::string path = dir / "a.qcow2";
-  ASSERT_TRUE(createQcow2(path, opts(4 << 20)).ok());
+  ASSERT_TRUE(createQcow2(path, qcow2Options(4 << 20)).ok());
   auto dev = test::openOrDie(path);
   auto* q = dynamic_cast<Qcow2Device*>(dev.get());
   std::vector<uint8_t> expect(4 << 20, 0);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "storage/block_device.h"
+#include "storage/qcow2.h"
 
 namespace vmmd::storage::test {
 
@@ -81,6 +82,17 @@ inline std::unique_ptr<BlockDevice> openOrDie(const std::string& path, bool read
   EXPECT_TRUE(dev.ok()) << (dev.ok() ? "" : dev.error().message());
   if (!dev.ok()) return nullptr;
   return std::move(*dev);
+}
+
+// A new qcow2 image's geometry.
+inline Qcow2CreateOptions qcow2Options(uint64_t size, uint32_t cluster = 65536, uint32_t version = 3,
+                                       uint32_t refBits = 16) {
+  Qcow2CreateOptions o;
+  o.size = size;
+  o.clusterSize = cluster;
+  o.version = version;
+  o.refcountBits = refBits;
+  return o;
 }
 
 // qemu-img check: exit status 0 means clean.

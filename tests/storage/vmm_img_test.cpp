@@ -24,6 +24,10 @@ TEST(StorageVmmImg, CreateAndInfoJsonMatchesQemuImg) {
   ScratchDir dir;
   auto r = run(img("create -f qcow2 -o cluster_size=4k " + dir / "base.qcow2 100M"));
   ASSERT_EQ(r.status, 0) << r.output;
+  // As qemu-img 7.2: a backing file without its format is refused, never probed.
+  r = run(img("create -f qcow2 -b base.qcow2 " + dir / "top.qcow2"));
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("without backing format"), std::string::npos) << r.output;
   r = run(img("create -f qcow2 -b base.qcow2 -F qcow2 " + dir / "top.qcow2"));
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* name : {"base.qcow2", "top.qcow2"}) {
