@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "base/uv_work.h"
 
 namespace vmmd::daemon {
 
@@ -21,9 +25,8 @@ struct AgentChannel::Shared {
   State state = State::kUnknown;
 };
 
-// One command on the thread pool. Owned by libuv from uv_queue_work until its after-callback.
+// One command on the thread pool (queueWork), shared by its work and its completion.
 struct AgentChannel::Job {
-  uv_work_t work{};
   std::weak_ptr<Shared> owner;
   std::string path;
   std::optional<qmp::AgentClient> client;
@@ -77,36 +80,30 @@ void AgentChannel::setGuestOpen(bool open) { shared_->state = open ? State::kCon
 
 void AgentChannel::startNext(const std::shared_ptr<Shared>& shared) {
   if (shared->busy || shared->queue.empty()) return;
-  auto job = std::make_unique<Job>();
+  auto job = std::make_shared<Job>();
   job->owner = shared;
   job->path = shared->path;
   job->client = std::exchange(shared->client, std::nullopt);
   job->pending = std::move(shared->queue.front());
   shared->queue.pop_front();
-  job->work.data = job.get();
-  int rc = uv_queue_work(
-      shared->loop, &job->work, [](uv_work_t* w) { static_cast<Job*>(w->data)->run(); },
-      [](uv_work_t* w, int status) {
-        std::unique_ptr<Job> job(static_cast<Job*>(w->data));
-        Result<qmp::Json> result = status == UV_ECANCELED || !job->result
-                                       ? Result<qmp::Json>(Error("guest agent command cancelled", ECANCELED))
-                                       : std::move(*job->result);
-        std::shared_ptr<Shared> owner = job->owner.lock();
-        if (owner) {
-          owner->busy = false;
-          owner->client = std::move(job->client);
-          if (job->synced) owner->state = State::kConnected;
-          else if (!result && result.error().code() == ENOTCONN) owner->state = State::kDisconnected;
-        }
-        job->pending.done(std::move(result));
-        if (owner) startNext(owner);
-      });
-  if (rc != 0) {
-    job->pending.done(Error(std::string("cannot queue the guest agent command: ") + uv_strerror(rc)));
+  Status queued = queueWork(shared->loop, [job] { job->run(); }, [job](bool cancelled) {
+    Result<qmp::Json> result = cancelled || !job->result ? Result<qmp::Json>(Error("guest agent command cancelled", ECANCELED))
+                                                         : std::move(*job->result);
+    std::shared_ptr<Shared> owner = job->owner.lock();
+    if (owner) {
+      owner->busy = false;
+      owner->client = std::move(job->client);
+      if (job->synced) owner->state = State::kConnected;
+      else if (!result && result.error().code() == ENOTCONN) owner->state = State::kDisconnected;
+    }
+    job->pending.done(std::move(result));
+    if (owner) startNext(owner);
+  });
+  if (!queued) {
+    job->pending.done(Error("guest agent command: " + queued.error().message()));
     return;
   }
   shared->busy = true;
-  (void)job.release();  // the after-callback takes it back
 }
 
 std::string_view toString(AgentChannel::State state) {
