@@ -14,12 +14,12 @@
 
 #include "base/unique_fd.h"
 #include "qmp/unix_socket.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
 
-using testing::TempDir;
+using test_support::TempDir;
 
 UniqueFd listenAt(const std::string& path) {
   auto fd = qmp::listenUnix(path, 4);

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -188,7 +188,7 @@ TEST(DefinitionJson, RestartDelayDoublesUpToTheCap) {
 }
 
 TEST(DefinitionFiles, MissingOrWrongFilesAreNamed) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::ofstream(dir.file("kernel")) << "k";
   std::ofstream(dir.file("disk.img")) << "d";
   auto def = parseDefinition(R"({"schema": 1, "name": "a", "memory": 64, "kernel": ")" + dir.file("kernel") +

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "daemon/store/store.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -94,7 +94,7 @@ TEST(StoreDurability, KillDuringDefinesLosesNothingAcknowledged) {
   for (int kill_after : {0, std::uniform_int_distribution<int>(1, kDefines - 1)(rng), kDefines + 1}) {
     SCOPED_TRACE("kill after " + std::to_string(kill_after) + " acknowledgements" +
                  (kill_after == 0 ? " (" + std::to_string(early_us) + " us after the start)" : ""));
-    testing::TempDir dir;
+    test_support::TempDir dir;
     std::string path = dir.file("vmmd.db");
     ChildRun run = runChild(path, kill_after, early_us);
     if (kill_after > kDefines) {

@@ -11,7 +11,7 @@
 
 #include "daemon/definition/definition_json.h"
 #include "daemon/store/store_schema.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -39,7 +39,7 @@ void rawExec(const std::string& path, const std::string& sql) {
 }
 
 TEST(Store, NewFileGetsTheLatestSchemaInWalMode) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("vmmd.db");
   {
     auto store = Store::open(path);
@@ -56,7 +56,7 @@ TEST(Store, NewFileGetsTheLatestSchemaInWalMode) {
 }
 
 TEST(Store, EmptyExistingFileIsInitialized) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::ofstream(dir.file("vmmd.db")).close();
   auto store = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(store.ok()) << store.error().message();
@@ -64,7 +64,7 @@ TEST(Store, EmptyExistingFileIsInitialized) {
 }
 
 TEST(Store, DefinitionsRoundTripAcrossReopen) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   VmDefinition web = makeDefinition("web1", 512);
   VmDefinition db = makeDefinition("db1", 1024);
   {
@@ -92,7 +92,7 @@ TEST(Store, DefinitionsRoundTripAcrossReopen) {
 }
 
 TEST(Store, DuplicatesAreRefusedByName) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   auto store = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(store.ok());
   VmDefinition web = makeDefinition("web1");
@@ -108,7 +108,7 @@ TEST(Store, DuplicatesAreRefusedByName) {
 }
 
 TEST(Store, TwoConnectionsSeeEachOthersCommits) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   auto first = Store::open(dir.file("vmmd.db"));
   auto second = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(first.ok() && second.ok());
@@ -119,7 +119,7 @@ TEST(Store, TwoConnectionsSeeEachOthersCommits) {
 }
 
 TEST(Store, UnreadableStoredDefinitionIsNamed) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("vmmd.db");
   {
     auto store = Store::open(path);
@@ -137,7 +137,7 @@ TEST(Store, UnreadableStoredDefinitionIsNamed) {
 }
 
 TEST(Store, DefineAndUndefine) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   auto store = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(store.ok());
   VmDefinition web = makeDefinition("web1");
@@ -165,7 +165,7 @@ TEST(Store, DefineAndUndefine) {
 }
 
 TEST(Store, RuntimeRoundTripWithEvent) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   auto store = Store::open(dir.file("vmmd.db"));
   ASSERT_TRUE(store.ok());
   RuntimeRecord record{.name = "web1", .state = VmState::kRunning, .pid = 4242, .start_time = 987654,
@@ -201,7 +201,7 @@ TEST(Store, RuntimeRoundTripWithEvent) {
 }
 
 TEST(Store, EventsPageAndStayBounded) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   auto store = Store::open(dir.file("vmmd.db"), {.max_events = 10});
   ASSERT_TRUE(store.ok());
   for (int i = 0; i < 25; ++i) {
@@ -222,7 +222,7 @@ TEST(Store, EventsPageAndStayBounded) {
 }
 
 TEST(Store, ForeignDatabaseIsRefusedAndUntouched) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("other.db");
   rawExec(path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO photos VALUES (1, 'cat');");
   std::string before = readFile(path);
@@ -234,7 +234,7 @@ TEST(Store, ForeignDatabaseIsRefusedAndUntouched) {
 }
 
 TEST(Store, OtherApplicationIdIsRefused) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("other.db");
   rawExec(path, "PRAGMA application_id = 1234;");
   auto store = Store::open(path);
@@ -244,7 +244,7 @@ TEST(Store, OtherApplicationIdIsRefused) {
 }
 
 TEST(Store, NewerSchemaIsRefused) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("vmmd.db");
   ASSERT_TRUE(Store::open(path).ok());
   rawExec(path, "PRAGMA user_version = 99;");
@@ -255,7 +255,7 @@ TEST(Store, NewerSchemaIsRefused) {
 }
 
 TEST(Store, GarbageFileIsRefusedAndUntouched) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("vmmd.db");
   std::string garbage;
   for (int i = 0; i < 8192; ++i) garbage += static_cast<char>((i * 7919 + 13) & 0xff);
@@ -269,7 +269,7 @@ TEST(Store, GarbageFileIsRefusedAndUntouched) {
 }
 
 TEST(Store, CorruptPagesAreRefusedAndUntouched) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("vmmd.db");
   {
     auto store = Store::open(path);
@@ -296,7 +296,7 @@ TEST(Store, UnreadablePathIsAClearError) {
 
 // Migration mechanics on a made-up history: steps apply in order, each atomically.
 TEST(StoreSchema, MigratesStepByStepAndAtomically) {
-  testing::TempDir dir;
+  test_support::TempDir dir;
   std::string path = dir.file("m.db");
   const std::array<Migration, 1> v1 = {{{1, "t", "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);"}}};
   const std::array<Migration, 2> v2 = {{v1[0], {2, "t.y", "ALTER TABLE t ADD COLUMN y INTEGER DEFAULT 7;"}}};

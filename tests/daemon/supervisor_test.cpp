@@ -12,7 +12,7 @@
 #include <fstream>
 
 #include "tests/daemon/fake_worker.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -120,7 +120,7 @@ class SupervisorTest : public ::testing::Test {
     return false;
   }
 
-  ::vmmd::daemon::testing::TempDir dir_;
+  ::vmmd::test_support::TempDir dir_;
   uv_loop_t loop_{};
   std::optional<Store> store_;
   std::unique_ptr<Supervisor> supervisor_;

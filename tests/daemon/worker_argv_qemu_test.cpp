@@ -23,7 +23,7 @@
 #include "daemon/definition/definition_json.h"
 #include "daemon/launch/worker_argv.h"
 #include "qmp/unix_socket.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -187,7 +187,7 @@ class WorkerArgvQemu : public ::testing::Test {
     return def.ok() ? *def : VmDefinition{};
   }
 
-  testing::TempDir dir_;
+  test_support::TempDir dir_;
 };
 
 TEST_F(WorkerArgvQemu, DisksAgentAndConsole) {

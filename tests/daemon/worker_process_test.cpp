@@ -15,12 +15,12 @@
 
 #include "daemon/process/process_identity.h"
 #include "qmp/unix_socket.h"
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
 
-using testing::TempDir;
+using test_support::TempDir;
 
 struct Loop {
   uv_loop_t loop{};

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/daemon/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::qmp {
 namespace {
@@ -19,7 +19,7 @@ class UnixSocketTest : public ::testing::Test {
  protected:
   std::string path(const std::string& name) const { return dir_.file(name); }
 
-  daemon::testing::TempDir dir_;  // removed with everything in it
+  test_support::TempDir dir_;  // removed with everything in it
 };
 
 bool hasFlag(int fd, int get, int flag) { return (::fcntl(fd, get) & flag) != 0; }

@@ -13,31 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 #include "storage/block_device.h"
 #include "storage/qcow2.h"
 
 namespace vmmd::storage::test {
 
-class ScratchDir {
- public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/vmmd-storage-XXXXXX";
-    const char* base = std::getenv("TMPDIR");
-    std::string t = base ? std::string(base) + "/vmmd-storage-XXXXXX" : tmpl;
-    std::vector<char> buf(t.begin(), t.end());
-    buf.push_back('\0');
-    path_ = ::mkdtemp(buf.data());
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ScratchDir = test_support::TempDir;
 
 struct CommandResult {
   int status;

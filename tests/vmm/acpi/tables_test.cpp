@@ -7,8 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::acpi {
 namespace {
@@ -295,12 +298,7 @@ class IaslTest : public ::testing::Test {
   void SetUp() override {
     iasl_ = findIasl();
     if (iasl_.empty()) GTEST_SKIP() << "iasl not found: install acpica-tools (scripts/install-deps.sh)";
-    std::string templ = (std::filesystem::temp_directory_path() / "vmm_iasl.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    dir_.emplace("vmm_iasl");
   }
 
   static std::string slurp(const std::string& path) {
@@ -311,26 +309,26 @@ class IaslTest : public ::testing::Test {
   }
 
   int run(const std::string& args, const std::string& log) {
-    std::string command = "cd '" + dir_ + "' && '" + iasl_ + "' " + args + " > '" + log + "' 2>&1";
+    std::string command = "cd '" + dir_->path() + "' && '" + iasl_ + "' " + args + " > '" + log + "' 2>&1";
     return std::system(command.c_str());
   }
 
   // iasl -d NAME.dat → NAME.dsl, then iasl NAME.dsl must compile it back.
   IaslResult disassemble(const std::string& name, const std::vector<uint8_t>& table) {
     {
-      std::ofstream out(dir_ + "/" + name + ".dat", std::ios::binary);
+      std::ofstream out(dir_->file(name + ".dat"), std::ios::binary);
       out.write(reinterpret_cast<const char*>(table.data()), static_cast<std::streamsize>(table.size()));
     }
     IaslResult result;
     result.status = run("-d " + name + ".dat", name + ".dis.log");
-    result.log = slurp(dir_ + "/" + name + ".dis.log");
-    result.dsl = slurp(dir_ + "/" + name + ".dsl");
+    result.log = slurp(dir_->file(name + ".dis.log"));
+    result.dsl = slurp(dir_->file(name + ".dsl"));
     return result;
   }
   IaslResult recompile(const std::string& name) {
     IaslResult result;
     result.status = run("-p " + name + ".re " + name + ".dsl", name + ".asm.log");
-    result.log = slurp(dir_ + "/" + name + ".asm.log");
+    result.log = slurp(dir_->file(name + ".asm.log"));
     return result;
   }
 
@@ -350,7 +348,7 @@ class IaslTest : public ::testing::Test {
   }
 
   std::string iasl_;
-  std::string dir_;
+  std::optional<test_support::TempDir> dir_;  // made once iasl is known to be there
 };
 
 class IaslTables : public IaslTest, public ::testing::WithParamInterface<uint32_t> {};

@@ -15,6 +15,7 @@
 
 #include "base/unique_fd.h"
 #include "qmp/unix_socket.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd {
 namespace {
@@ -22,15 +23,12 @@ namespace {
 class SocketPortTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/vmmd-socket-port-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
     ASSERT_EQ(uv_loop_init(&loop_), 0);
     ASSERT_EQ(uv_timer_init(&loop_, &guard_), 0);
     config::ChardevConfig chardev;
     chardev.id = "chr0";
     chardev.backend = config::ChardevConfig::Backend::Socket;
-    chardev.path = dir_ + "/port.sock";
+    chardev.path = dir_.file("port.sock");
     chardev.server = true;
     chardev.wait = false;
     auto port = SocketPort::listen(&loop_, chardev);
@@ -42,11 +40,9 @@ class SocketPortTest : public ::testing::Test {
     uv_close(reinterpret_cast<uv_handle_t*>(&guard_), nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);  // close callbacks
     EXPECT_EQ(uv_loop_close(&loop_), 0);
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
   UniqueFd connectClient() {
-    auto fd = qmp::connectUnix(dir_ + "/port.sock");
+    auto fd = qmp::connectUnix(dir_.file("port.sock"));
     EXPECT_TRUE(fd.ok()) << fd.error().message();
     while (fd && !port_->connected()) uv_run(&loop_, UV_RUN_ONCE);
     return fd ? std::move(*fd) : UniqueFd();
@@ -59,7 +55,7 @@ class SocketPortTest : public ::testing::Test {
     return done;
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"vmmd-socket-port"};
   uv_loop_t loop_{};
   uv_timer_t guard_{};
   std::unique_ptr<SocketPort> port_;
@@ -106,7 +102,7 @@ TEST_F(SocketPortTest, ReadinessWithdrawnFromAnotherThreadStopsTheCallbacks) {
 // -chardev socket,fd=N: a listening socket the parent bound (vmmd's way) is served as it is, and
 // left where its owner bound it when the port goes.
 TEST_F(SocketPortTest, ServesAListeningSocketPassedByFd) {
-  std::string path = dir_ + "/passed.sock";
+  std::string path = dir_.file("passed.sock");
   auto listener = qmp::listenUnix(path);
   ASSERT_TRUE(listener.ok()) << listener.error().message();
   config::ChardevConfig chardev;

@@ -11,20 +11,8 @@
 
 namespace vmmd::boot::testing {
 
-TempDir::TempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/vmm_boot_test.XXXXXX";
-  if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
 std::string TempDir::write(const std::string& name, const Bytes& bytes) const {
-  std::string file = path_ + "/" + name;
+  std::string file = this->file(name);
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + file);
@@ -32,7 +20,7 @@ std::string TempDir::write(const std::string& name, const Bytes& bytes) const {
 }
 
 std::string TempDir::writeSparse(const std::string& name, uint64_t size) const {
-  std::string file = path_ + "/" + name;
+  std::string file = this->file(name);
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(size)) < 0) throw std::runtime_error("cannot create " + file);
   ::close(fd);

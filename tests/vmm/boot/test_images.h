@@ -7,26 +7,21 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace vmmd::boot::testing {
 
 using Bytes = std::vector<uint8_t>;
 
-// A fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
+// The tests' temporary directory, with writers for kernel files.
+class TempDir : public test_support::TempDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+  TempDir() : test_support::TempDir("vmm_boot_test") {}
 
-  const std::string& path() const { return path_; }
   // Writes `bytes` to path()/name and returns the full path.
   std::string write(const std::string& name, const Bytes& bytes) const;
   // A sparse file of `size` bytes (cheap even for tens of MiB).
   std::string writeSparse(const std::string& name, uint64_t size) const;
-
- private:
-  std::string path_;
 };
 
 template <typename T>
