@@ -1,5 +1,9 @@
 // Ownership of libuv handles: a handle must outlive its uv_close() until the close callback runs,
-// so the owner gives it up to the loop, which frees it in that callback.
+// so the owner gives it up to the loop, which frees it in that callback. Two shapes, one rule:
+// - a bare handle: UvHandle<uv_timer_t> (below), closed when the pointer dies;
+// - a heap object that embeds its handle (a connection with its buffers) and is the handle's
+//   `data`: closeAndDelete(object, &object->pipe) closes the handle and deletes the object in
+//   the close callback.
 #pragma once
 
 #include <uv.h>
@@ -25,6 +29,15 @@ using UvHandle = std::unique_ptr<Handle, UvHandleCloser<Handle>>;
 template <typename Handle>
 UvHandle<Handle> makeUvHandle() {
   return UvHandle<Handle>(std::make_unique<Handle>().release());
+}
+
+// Closes `handle` (embedded in `owner`, whose address is handle->data) and deletes `owner` once
+// the loop is done with the handle.
+template <typename Owner, typename Handle>
+void closeAndDelete(Owner* owner, Handle* handle) {
+  auto* base = reinterpret_cast<uv_handle_t*>(handle);
+  base->data = owner;
+  uv_close(base, [](uv_handle_t* closed) { std::unique_ptr<Owner> owned(static_cast<Owner*>(closed->data)); });
 }
 
 }  // namespace vmmd

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "base/uv_handle.h"
 #include "qmp/json_stream_reader.h"
 #include "qmp/session.h"
 #include "qmp/uv_output.h"
@@ -38,8 +39,7 @@ struct UvClient::Connection {
     if (closing) return;
     closing = true;
     output.stop();
-    uv_close(reinterpret_cast<uv_handle_t*>(&pipe),
-             [](uv_handle_t* h) { std::unique_ptr<Connection> owned(static_cast<Connection*>(h->data)); });
+    closeAndDelete(this, &pipe);
   }
 };
 

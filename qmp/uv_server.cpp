@@ -1,5 +1,6 @@
 #include "qmp/uv_server.h"
 
+#include "base/uv_handle.h"
 #include "qmp/unix_socket.h"
 #include "qmp/uv_output.h"
 
@@ -114,9 +115,6 @@ struct UvServer::Client {
     self->updateReading();
   }
 
-  static void onClosed(uv_handle_t* handle) {
-    std::unique_ptr<Client> owned(static_cast<Client*>(handle->data));
-  }
 };
 
 UvServer::UvServer(uv_loop_t* loop, const CommandRegistry& registry, UvServerOptions options)
@@ -130,8 +128,7 @@ UvServer::~UvServer() {
   close();
   if (resumeTimer_) {
     resumeTimer_->server = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&resumeTimer_->timer),
-             [](uv_handle_t* h) { std::unique_ptr<ResumeTimer> owned(static_cast<ResumeTimer*>(h->data)); });
+    closeAndDelete(resumeTimer_, &resumeTimer_->timer);
   }
 }
 
@@ -173,9 +170,8 @@ Status UvServer::adoptListeningFd(int fd, std::string unlink_path) {
   if (rc < 0) ::close(fd);  // not the handle's: closing the handle below leaves it open
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->pipe), 128, &UvServer::onConnection);
   if (rc < 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener->pipe),
-             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
-    listener.release();
+    Listener* failed = listener.release();
+    closeAndDelete(failed, &failed->pipe);
     if (!unlink_path.empty()) ::unlink(unlink_path.c_str());
     return uvError("listen on fd " + std::to_string(fd), rc);
   }
@@ -191,7 +187,7 @@ Status UvServer::adoptConnectedFd(int fd) {
   int rc = uv_pipe_open(&client->pipe, fd);
   Client* raw = client.release();  // owned by the handle from here on
   if (rc < 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->pipe), &Client::onClosed);
+    closeAndDelete(raw, &raw->pipe);
     return uvError("adopt fd " + std::to_string(fd), rc);
   }
   return startClient(&raw->pipe);
@@ -206,7 +202,7 @@ void UvServer::onConnection(uv_stream_t* stream, int status) {
   client->pipe.data = client.get();
   Client* raw = client.release();
   if (uv_accept(stream, reinterpret_cast<uv_stream_t*>(&raw->pipe)) < 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->pipe), &Client::onClosed);
+    closeAndDelete(raw, &raw->pipe);
     return;
   }
   (void)self->startClient(&raw->pipe);
@@ -232,7 +228,7 @@ void UvServer::dropClient(Client* client) {
   client->session->close();
   clients_.erase(std::remove(clients_.begin(), clients_.end(), client), clients_.end());
   toResume_.erase(std::remove(toResume_.begin(), toResume_.end(), client), toResume_.end());
-  uv_close(reinterpret_cast<uv_handle_t*>(&client->pipe), &Client::onClosed);
+  closeAndDelete(client, &client->pipe);
 }
 
 void UvServer::broadcastEvent(std::string_view name, const JsonValue* data) {
@@ -260,8 +256,7 @@ size_t UvServer::bufferedOutputBytes() const {
 void UvServer::close() {
   for (Listener* l : listeners_) {
     if (!l->unlinkPath.empty()) ::unlink(l->unlinkPath.c_str());
-    uv_close(reinterpret_cast<uv_handle_t*>(&l->pipe),
-             [](uv_handle_t* h) { std::unique_ptr<Listener> owned(static_cast<Listener*>(h->data)); });
+    closeAndDelete(l, &l->pipe);
   }
   listeners_.clear();
   while (!clients_.empty()) dropClient(clients_.back());

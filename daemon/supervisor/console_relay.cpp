@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "base/uv_handle.h"
 #include "qmp/unix_socket.h"
 
 namespace vmmd::daemon {
@@ -28,8 +29,7 @@ struct ConsoleRelay::Pipe {
   void close() {
     if (closing) return;
     closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&pipe),
-             [](uv_handle_t* h) { std::unique_ptr<Pipe> owned(static_cast<Pipe*>(h->data)); });
+    closeAndDelete(this, &pipe);
   }
 };
 
