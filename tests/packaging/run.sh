@@ -6,8 +6,8 @@
 #   tests/packaging/run.sh [--deb PATH] [--timeout S] [--log FILE] [--keep DIR]
 #
 #   --deb PATH    the package to test (default: build one with scripts/build-deb.sh, ~7 min)
-#   --timeout S   bound on the L1 run, both boots (default 3600); an L1 silent on its console for
-#                 PKGTEST_STALL_LIMIT seconds (default 900) is stopped too
+#   --timeout S   bound on the L1 run, both boots (default 1800; a passing run takes ~3 min); an L1
+#                 silent on its console for PKGTEST_STALL_LIMIT seconds (default 300) is stopped too
 #   --log FILE    keep L1's whole console (host-timestamped) there
 #   --keep DIR    keep the disk image, kernel and console in DIR (for a look afterwards)
 #
@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 source "$top/tests/guest/kit/lib.sh"
 
-deb="" timeout=3600 log="" keep=""
+deb="" timeout=1800 log="" keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb) deb=$2; shift 2 ;;
@@ -36,7 +36,7 @@ done
 for tool in qemu-system-x86_64 mkfs.ext4 debootstrap; do
   command -v "$tool" >/dev/null || { echo "packaging: skipped: $tool is missing (scripts/install-deps.sh)" >&2; exit 77; }
 done
-stall_limit=${PKGTEST_STALL_LIMIT:-900}
+stall_limit=${PKGTEST_STALL_LIMIT:-300}
 now() { date +%s; }
 timing() { printf 'packaging: time: %-22s %5ss\n' "$1" "$2"; }
 
@@ -100,14 +100,14 @@ qemu-system-x86_64 -accel tcg -cpu max -M pc -m "${PKGTEST_L1_MEM:-2048}" -smp "
   -display none -nodefaults -no-user-config -monitor none -serial "file:$work/console.log" \
   -drive "file=$work/disk.img,format=raw,if=virtio,cache=unsafe" \
   -kernel "$work/vmlinuz" -initrd "$work/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 systemd.show_status=1" \
+  -append "root=/dev/vda rw console=ttyS0 loglevel=3 net.ifnames=0 systemd.show_status=1" \
   </dev/null >"$work/qemu.log" 2>&1 &
 qpid=$!
 # Each console line with the host's time (L1's clock drifts under TCG); the test's lines shown.
 tail -n +1 -F "$work/console.log" 2>/dev/null | while IFS= read -r line; do
   line=${line%$'\r'}
   printf '%s %s\n' "$(date +%s)" "$line" >>"$work/stamped.log"
-  case "$line" in *@@PKGTEST*|pkgtest:*) echo "  L1| $line" ;; esac
+  case "$line" in "T| @@PKGTEST"*|"T| pkgtest:"*) echo "  L1${line#T}" ;; esac
 done &
 reader=$!
 
@@ -152,8 +152,10 @@ for s in "${steps[@]}"; do
 done
 grep -q '@@PKGTEST phase=2 done' "$work/console.log" || { failed=1; echo "packaging: the second boot did not finish"; }
 if [ "$failed" -ne 0 ]; then
-  echo "packaging: FAILED; the console's last lines:" >&2
-  tail -n 40 "$work/console.log" | sed 's/\r$//; s/^/  | /' >&2
+  echo "packaging: FAILED; the test's last lines in L1:" >&2
+  grep -a '^T| ' "$work/console.log" | tail -n 60 | sed 's/\r$//; s/^T|/  |/' >&2
+  echo "packaging: the console's last lines:" >&2
+  grep -av '^T| ' "$work/console.log" | tail -n 15 | sed 's/\r$//; s/^/  | /' >&2
   exit 1
 fi
 echo "packaging: all steps passed"

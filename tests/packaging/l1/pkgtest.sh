@@ -10,6 +10,9 @@ dir=/opt/pkgtest          # the .deb, the L2 guest's kernel and initramfs, this 
 state=/var/lib/pkgtest    # what boot 1 leaves for boot 2 (not under /var/lib/vmmd: purge removes that)
 vm=l2
 mkdir -p "$state"
+# Every line of the test's own output carries "T| " on the console, so that the host can tell it
+# from systemd's and the kernel's lines there.
+exec > >(sed -u 's/^/T| /') 2>&1
 
 say() { echo "pkgtest: $*"; }
 mark() { echo "@@PKGTEST $*@@"; }
@@ -55,7 +58,8 @@ boot1() {
   local deb t0
   deb=$(ls "$dir"/vmmd_*.deb | head -n1)
   t0=$SECONDS
-  if timeout 300 apt-get install -y --no-download "$deb" </dev/null; then
+  # As the issue words it; L1 has no network, so every dependency must already be there.
+  if (cd "$dir" && timeout 300 apt-get install -y -q -o Dpkg::Progress-Fancy=0 "./${deb##*/}" </dev/null); then
     pass install "apt-get install ./${deb##*/} in $((SECONDS - t0))s"
   else
     fail install "apt-get install ./${deb##*/} failed"; return
@@ -79,7 +83,7 @@ boot1() {
   else
     fail socket-activation-root "vmctl list: $out; vmmd.service $(unit_state vmmd.service)"
   fi
-  useradd -m -G vmmd alice && useradd -m bob
+  useradd -m -G vmmd alice; useradd -m bob
   systemctl stop vmmd.service
   if out=$(timeout 60 runuser -u alice -- vmctl list 2>&1) && [ "$(unit_state vmmd.service)" = active ]; then
     pass socket-activation-group "vmctl list as alice (group vmmd) started vmmd.service"
@@ -102,7 +106,7 @@ JSON
   chmod 0644 "$state/$vm.json"
   t0=$SECONDS
   if out=$(timeout 60 runuser -u alice -- vmctl define "$state/$vm.json" 2>&1) &&
-     out=$(timeout 120 runuser -u alice -- vmctl start "$vm" 2>&1) && guest_up 900; then
+     out=$(timeout 120 runuser -u alice -- vmctl start "$vm" 2>&1) && guest_up 300; then
     pass vm-start "autostart VM defined and started by alice; guest agent answered after $((SECONDS - t0))s"
   else
     fail vm-start "$out; state $(field "$vm" state); console: $(tail -c 300 /run/vmmd/vms/$vm/console.log 2>&1 | tr '\r\n' '  ')"
@@ -160,7 +164,9 @@ journal_verdict() {
   local f=$1 lines info_line err_line prefixed
   lines=$(grep -c '"SYSLOG_IDENTIFIER":"vmmd"' "$f")
   info_line=$(grep '"SYSLOG_IDENTIFIER":"vmmd"' "$f" | grep '"MESSAGE":"[^"]*defined (uuid' | head -n1)
-  err_line=$(grep '"SYSLOG_IDENTIFIER":"vmmd"' "$f" | grep '"MESSAGE":"[^"]*broken[^"]*start failed' | head -n1)
+  # The most severe of the lines about the failed start (vmmd reports it more than once).
+  err_line=$(grep '"SYSLOG_IDENTIFIER":"vmmd"' "$f" | grep '"MESSAGE":"[^"]*broken[^"]*start failed' |
+             sed -n 's/.*"PRIORITY":"\([0-7]\)".*/\1 &/p' | sort -n | head -n1 | cut -d' ' -f2-)
   prefixed=$(grep '"SYSLOG_IDENTIFIER":"vmmd"' "$f" | grep -c '"MESSAGE":"<[0-7]>')
   local ip ep
   ip=$(sed -n 's/.*"PRIORITY":"\([0-7]\)".*/\1/p' <<<"$info_line")
@@ -175,7 +181,7 @@ boot2() {
   pid=$(load worker_pid) boot=$(load guest_boot)
   # No client has connected yet: vmmd.service is enabled for boot, and starts the autostart VM.
   local newpid
-  if wait_for 300 pgrep -x vmm && guest_up 900; then
+  if wait_for 300 pgrep -x vmm && guest_up 300; then
     newpid=$(field "$vm" pid)
     local nb; nb=$(guest_boot_id)
     if [ "$(field "$vm" state)" = running ] && [ -n "$nb" ] && [ "$nb" != "$boot" ]; then
@@ -189,7 +195,7 @@ boot2() {
   newpid=$(field "$vm" pid)
 
   # --- remove keeps the state, purge removes it ----------------------------------------------------
-  if timeout 300 apt-get remove -y vmmd </dev/null; then
+  if timeout 300 apt-get remove -y -q -o Dpkg::Progress-Fancy=0 vmmd </dev/null; then
     local svc sock
     svc=$(unit_state vmmd.service) sock=$(unit_state vmmd.socket)
     if [ "$svc" != active ] && [ "$sock" != active ] && [ -s /var/lib/vmmd/vmmd.db -o -n "$(ls -A /var/lib/vmmd 2>/dev/null)" ] &&
@@ -205,7 +211,7 @@ boot2() {
     say "note: the guest's worker $newpid outlives apt-get remove (KillMode=process); killing it"
     kill "$newpid"
   fi
-  if timeout 300 apt-get purge -y vmmd </dev/null && [ ! -e /var/lib/vmmd ] && ! dpkg -s vmmd >/dev/null 2>&1; then
+  if timeout 300 apt-get purge -y -q -o Dpkg::Progress-Fancy=0 vmmd </dev/null && [ ! -e /var/lib/vmmd ] && ! dpkg -s vmmd >/dev/null 2>&1; then
     pass purge "/var/lib/vmmd gone, package purged; group vmmd $(getent group vmmd >/dev/null && echo kept || echo removed)"
   else
     fail purge "after purge: $(ls -ld /var/lib/vmmd 2>&1), dpkg: $(dpkg -l vmmd 2>&1 | tail -n1)"
