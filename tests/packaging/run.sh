@@ -152,8 +152,13 @@ for s in "${steps[@]}"; do
 done
 grep -q '@@PKGTEST phase=2 done' "$work/console.log" || { failed=1; echo "packaging: the second boot did not finish"; }
 if [ "$failed" -ne 0 ]; then
-  echo "packaging: FAILED; the test's last lines in L1:" >&2
-  grep -a '^T| ' "$work/console.log" | tail -n 60 | sed 's/\r$//; s/^T|/  |/' >&2
+  # What the test printed while each failed step ran (since the previous step's line).
+  echo "packaging: FAILED; the test's output for each failed step:" >&2
+  grep -a '^T| ' "$work/console.log" | sed 's/\r$//; s/^T|/  |/' |
+    awk '/@@PKGTEST step=/ { if ($0 ~ / result=fail/) { for (i = 0; i < n; i++) print buf[i]; print; print "" } n = 0; next }
+         { buf[n++] = $0; if (n > 30) { for (i = 1; i < n; i++) buf[i - 1] = buf[i]; n-- } }' >&2
+  echo "packaging: the test's last lines:" >&2
+  grep -a '^T| ' "$work/console.log" | tail -n 5 | sed 's/\r$//; s/^T|/  |/' >&2
   echo "packaging: the console's last lines:" >&2
   grep -av '^T| ' "$work/console.log" | tail -n 15 | sed 's/\r$//; s/^/  | /' >&2
   exit 1
