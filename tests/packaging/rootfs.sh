@@ -48,5 +48,7 @@ kit_log "debootstrap took $(( $(date +%s) - start ))s"
 
 tar -C "$root" --numeric-owner --xattrs -cf "$tarball.tmp" .
 mv "$tarball.tmp" "$tarball"
-rm -f "$dir"/rootfs-*.tar.old
+for stale in "$dir"/rootfs-*.tar; do  # earlier package lists' tarballs (~650 MB each)
+  [ "$stale" = "$tarball" ] || rm -f "$stale"
+done
 echo "$tarball"

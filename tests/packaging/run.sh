@@ -104,7 +104,7 @@ qemu-system-x86_64 -accel tcg -cpu max -M pc -m "${PKGTEST_L1_MEM:-2048}" -smp "
   </dev/null >"$work/qemu.log" 2>&1 &
 qpid=$!
 # Each console line with the host's time (L1's clock drifts under TCG); the test's lines shown.
-tail -n +1 -F "$work/console.log" 2>/dev/null | while IFS= read -r line; do
+tail -n +1 -F --pid="$qpid" "$work/console.log" 2>/dev/null | while IFS= read -r line; do
   line=${line%$'\r'}
   printf '%s %s\n' "$(date +%s)" "$line" >>"$work/stamped.log"
   case "$line" in "T| @@PKGTEST"*|"T| pkgtest:"*) echo "  L1${line#T}" ;; esac
