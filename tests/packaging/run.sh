@@ -129,7 +129,7 @@ sleep 1; kill "$reader" 2>/dev/null || true; wait "$reader" 2>/dev/null || true;
 [ ! -s "$work/qemu.log" ] || sed 's/^/packaging: qemu: /' "$work/qemu.log" >&2
 
 # Timings from the host's stamps on the console lines.
-stamp() { grep -m1 -F -- "$1" "$work/stamped.log" | cut -d' ' -f1; }
+stamp() { { grep -m1 -F -- "$1" "$work/stamped.log" || true; } | cut -d' ' -f1; }
 b1=$(stamp 'pkgtest: boot 1') p1=$(stamp 'phase=1 done') b2=$(stamp 'pkgtest: boot 2') p2=$(stamp 'phase=2 done')
 [ -z "$b1" ] || timing "boot 1 (to the test)" $((b1 - start))
 [ -z "$p1" ] || timing "phase 1" $((p1 - b1))
@@ -143,24 +143,24 @@ steps=(kvm install installed-units socket-activation-root socket-activation-grou
 failed=0
 echo "packaging: results"
 for s in "${steps[@]}"; do
-  line=$(grep -o "@@PKGTEST step=$s result=[a-z]*[^@]*@@" "$work/console.log" | tail -n1)
+  line=$({ grep -ao "@@PKGTEST step=$s result=[a-z]*[^@]*@@" "$work/console.log" || true; } | tail -n1)
   result=$(sed -n 's/.* result=\([a-z]*\).*/\1/p' <<<"$line")
   detail=$(sed -n 's/.* result=[a-z]* \{0,1\}\(.*\)@@$/\1/p' <<<"$line")
   [ -n "$result" ] || result="not run"
   [ "$result" = pass ] || failed=1
   printf '  %-24s %-7s %s\n' "$s" "$result" "$detail"
 done
-grep -q '@@PKGTEST phase=2 done' "$work/console.log" || { failed=1; echo "packaging: the second boot did not finish"; }
+grep -aq '@@PKGTEST phase=2 done' "$work/console.log" || { failed=1; echo "packaging: the second boot did not finish"; }
 if [ "$failed" -ne 0 ]; then
   # What the test printed while each failed step ran (since the previous step's line).
   echo "packaging: FAILED; the test's output for each failed step:" >&2
   grep -a '^T| ' "$work/console.log" | sed 's/\r$//; s/^T|/  |/' |
     awk '/@@PKGTEST step=/ { if ($0 ~ / result=fail/) { for (i = 0; i < n; i++) print buf[i]; print; print "" } n = 0; next }
-         { buf[n++] = $0; if (n > 30) { for (i = 1; i < n; i++) buf[i - 1] = buf[i]; n-- } }' >&2
+         { buf[n++] = $0; if (n > 30) { for (i = 1; i < n; i++) buf[i - 1] = buf[i]; n-- } }' >&2 || true
   echo "packaging: the test's last lines:" >&2
-  grep -a '^T| ' "$work/console.log" | tail -n 5 | sed 's/\r$//; s/^T|/  |/' >&2
+  grep -a '^T| ' "$work/console.log" | tail -n 5 | sed 's/\r$//; s/^T|/  |/' >&2 || true
   echo "packaging: the console's last lines:" >&2
-  grep -av '^T| ' "$work/console.log" | tail -n 15 | sed 's/\r$//; s/^/  | /' >&2
+  grep -av '^T| ' "$work/console.log" | tail -n 15 | sed 's/\r$//; s/^/  | /' >&2 || true
   exit 1
 fi
 echo "packaging: all steps passed"
