@@ -19,7 +19,7 @@ mirror=${VMMD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages=(systemd systemd-sysv udev dbus kmod iproute2 procps linux-image-amd64 initramfs-tools
           libuv1 libsqlite3-0 libnettle8 zlib1g libsystemd0)
 
-key=$(kit_hash "$here/rootfs.sh")
+key=$(sha256sum <"$here/rootfs.sh" | cut -c1-16)  # the content only: any checkout shares the cache
 dir="$VMMD_CACHE/packaging"
 tarball="$dir/rootfs-$key.tar"
 if [ -f "$tarball" ]; then echo "$tarball"; exit 0; fi
