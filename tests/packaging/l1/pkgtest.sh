@@ -147,7 +147,7 @@ JSON
   journalctl -u vmmd.service -o json --no-pager >"$state/journal.json" 2>/dev/null
   # vmmd's last lines as the journal keeps them: PRIORITY, then MESSAGE.
   grep '"SYSLOG_IDENTIFIER":"vmmd"' "$state/journal.json" | tail -n 25 | while IFS= read -r entry; do
-    echo "journal: PRIORITY=$(sed -n 's/.*"PRIORITY":"\([0-7]\)".*/\1/p' <<<"$entry") $(sed -n 's/.*"MESSAGE":"\([^"]*\)".*/\1/p' <<<"$entry")"
+    echo "journal: PRIORITY=$(sed -n 's/.*"PRIORITY":"\([0-7]\)".*/\1/p' <<<"$entry") $(sed -n 's/.*"MESSAGE":"\(\([^"\\]\|\\.\)*\)".*/\1/p' <<<"$entry")"
   done
   local verdict
   verdict=$(journal_verdict "$state/journal.json")
