@@ -80,8 +80,9 @@ bool toJournal() {
 
 void write(Level level, std::string_view message) {
   if (level > current.load(std::memory_order_relaxed)) return;
-  std::string line = formatLine(level, message);
-  if (toJournal()) line.insert(0, priorityPrefix(level));
+  // The journal records the program and the priority itself: only the message follows "<N>".
+  std::string line = toJournal() ? priorityPrefix(level) + std::string(message) : formatLine(level, message);
+  if (line.back() != '\n') line += '\n';
   // One write: lines from vCPU threads and the main loop do not interleave.
   (void)!::write(STDERR_FILENO, line.data(), line.size());
 }

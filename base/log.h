@@ -4,8 +4,9 @@
 //
 // When stderr is connected to systemd's journal (JOURNAL_STREAM names stderr's device and inode,
 // as systemd sets it for a service), each line starts with its syslog priority ("<3>" error,
-// "<4>" warning, "<6>" info, "<7>" debug; sd-daemon(3)), so `journalctl -p` and the journal's
-// PRIORITY field carry the level. Elsewhere (a terminal, a worker's log file) lines are plain.
+// "<4>" warning, "<6>" info, "<7>" debug; sd-daemon(3)) followed by the message alone (the
+// journal records the program), so `journalctl -p` and the journal's PRIORITY field carry the
+// level. Elsewhere (a terminal, a worker's log file) lines are plain.
 #pragma once
 
 #include <string>

@@ -90,7 +90,7 @@ TEST(Log, JournalGetsPriorities) {
     warning("careful");
     info("started");
   });
-  EXPECT_EQ(written, "<3>vmm: failed\n<4>vmm: warning: careful\n<6>vmm: started\n");
+  EXPECT_EQ(written, "<3>failed\n<4>careful\n<6>started\n");
 }
 
 TEST(Log, InheritedJournalStreamOfAnotherFileIsIgnored) {
