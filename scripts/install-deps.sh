@@ -7,7 +7,7 @@ packages=(
   qemu-system-x86 qemu-utils qemu-guest-agent
   busybox-static cpio lz4 zstd kmod iproute2 python3 systemd time
   acpica-tools
-  scdoc man-db
+  scdoc man-db debootstrap e2fsprogs
   libxml2-dev libxml2-utils libvirt-clients
 )
 missing=()
