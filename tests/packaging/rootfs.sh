@@ -17,7 +17,7 @@ source "$top/tests/guest/kit/lib.sh"
 suite=bookworm
 mirror=${VMMD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages=(systemd systemd-sysv udev dbus kmod iproute2 procps linux-image-amd64 initramfs-tools
-          libuv1 libsqlite3-0 libnettle8 zlib1g libsystemd0)
+          libuv1 libsqlite3-0 libnettle8 zlib1g libsystemd0 libxml2)
 
 key=$(sha256sum <"$here/rootfs.sh" | cut -c1-16)  # the content only: any checkout shares the cache
 dir="$VMMD_CACHE/packaging"
