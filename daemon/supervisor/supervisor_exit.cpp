@@ -40,6 +40,7 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     std::string why = vmText(name) + ": worker " + how;
     std::string last = lastLogLine(workerLogPath(vm.paths));
     if (!last.empty()) why += ": " + last;
+    log::error(vmText(name) + ": start failed: worker " + how + (last.empty() ? "" : ": " + last));
     auto waiters = std::exchange(vm.start_waiters, {});
     retire(vm, VmEvent::kStopped, "start failed: " + how);
     for (auto& done : waiters) done(vmError(VmErrorCode::kWorkerFailed, why));
