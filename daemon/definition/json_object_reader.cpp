@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "qmp/utf8.h"
+
 namespace vmmd::daemon {
 namespace {
 
@@ -47,6 +49,12 @@ Result<std::optional<std::string>> JsonObjectReader::optionalString(std::string_
   std::string text(v->GetString(), v->GetStringLength());
   // The value ends up in an argv or a path, where a NUL would silently cut it short.
   if (text.find('\0') != std::string::npos) return fieldError(key, "must not contain NUL bytes");
+  // RapidJSON decodes a lone "\uDC00" escape into bytes that are not UTF-8 (its encoding check
+  // sees only the raw input): such a value would not survive being written back and read again.
+  for (size_t i = 0; i < text.size();) {
+    long cp = qmp::decodeUtf8(text, i);
+    if (cp <= 0 || !qmp::isValidCodePoint(cp)) return fieldError(key, "is not valid UTF-8 (a lone surrogate or a noncharacter)");
+  }
   return std::optional<std::string>(std::move(text));
 }
 

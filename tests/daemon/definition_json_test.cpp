@@ -145,6 +145,8 @@ TEST(DefinitionJson, ErrorsNameTheField) {
       {R"({"schema": 1, "name": "a", "memory": 64, "kernel": "vmlinuz"})", "kernel: must be an absolute path"},
       {minimal(R"(, "initrd": "")"), "initrd: must be an absolute path"},
       {minimal(R"(, "cmdline": "a\u0000b")"), "cmdline: must not contain NUL bytes"},
+      // A lone low surrogate: RapidJSON decodes it to bytes that are not UTF-8 (found by the fuzzer).
+      {minimal(R"(, "cmdline": "a\uDDCDb")"), "cmdline: is not valid UTF-8 (a lone surrogate or a noncharacter)"},
       {minimal(R"(, "cmdline": ")" + std::string(2048, 'x') + "\""), "cmdline: must be at most 2047 bytes"},
       {minimal(R"(, "autostart": 1)"), "autostart: must be true or false"},
       {minimal(R"(, "on_crash": "reboot")"), "on_crash: must be restart, destroy or preserve"},
