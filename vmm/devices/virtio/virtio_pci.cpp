@@ -211,6 +211,13 @@ void VirtioPci::configChanged() {
   if (active_) fire(config_vector_);
 }
 
+void VirtioPci::kickAgain(uint16_t index) {
+  // Through the queue's notify eventfd: the loop polls it with every other fd, so the next pass
+  // comes after whatever else is ready (QMP, the console, timers).
+  uint64_t one = 1;
+  if (index < queues_.size()) (void)!::write(queues_[index].notify.get(), &one, sizeof one);
+}
+
 void VirtioPci::fail(const std::string& why) {
   auto lock = device_->lock();
   log::error(std::string(device_->name()) + ": " + why + "; the device needs a reset");

@@ -63,6 +63,7 @@ class VirtioPci : public PciFunction, public Transport {
   void fail(const std::string& why) override;
   uint64_t negotiatedFeatures() const override { return driver_features_; }
   void configChanged() override;
+  void kickAgain(uint16_t index) override;
 
  protected:
   void configWritten(uint16_t offset, unsigned size) override;

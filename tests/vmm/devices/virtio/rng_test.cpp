@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
@@ -144,6 +147,42 @@ TEST(RngSource, MissingSourceIsAnError) {
   auto rng = VirtioRng::create("/nonexistent/vmmd-entropy");
   ASSERT_FALSE(rng.ok());
   EXPECT_NE(rng.error().message().find("/nonexistent/vmmd-entropy"), std::string::npos);
+}
+
+// A driver (a vCPU) that keeps offering the same head, which the device returns at once, for as
+// long as the device serves it: the kick must yield after a queue's worth of chains and ask for
+// another pass (on PCI: its eventfd, polled with QMP and the console), not spin until the guest
+// stops. Before the bound the kick returned only when the spinner gave up (5 s).
+TEST_F(RngTest, DriverSpinningTheAvailIndexCannotKeepTheKickRunning) {
+  using Clock = std::chrono::steady_clock;
+  driver().setDescriptor(0, {D, 16, testing::kWrite, 0});
+  std::atomic<bool> stop{false};
+  std::atomic<unsigned> offered{0};
+  std::thread spinner([&] {
+    auto give_up = Clock::now() + std::chrono::seconds(5);
+    uint16_t index = 0;
+    while (!stop && Clock::now() < give_up) {
+      // Never more than the ring holds: only the spinning, not a bad index, is under test.
+      if (static_cast<uint16_t>(index - driver().usedIndex()) < kQueueSize) {
+        driver().offer(0);
+        ++index;
+        ++offered;
+      }
+    }
+  });
+  while (offered < kQueueSize) std::this_thread::yield();  // the ring is full before the kick
+  auto started = Clock::now();
+  transport_->kick(0);
+  auto took = Clock::now() - started;
+  stop = true;
+  spinner.join();
+  EXPECT_LT(took, std::chrono::seconds(1));
+  EXPECT_FALSE(transport_->broken());
+  EXPECT_EQ(transport_->kicksAsked(0), 1u);
+  // The passes asked for serve what the driver left, then stop asking.
+  transport_->runKicksAsked(0);
+  EXPECT_EQ(transport_->kicksAsked(0), 0u);
+  EXPECT_EQ(driver().usedIndex(), static_cast<uint16_t>(offered.load()));
 }
 
 class RngHostileChainTest : public RngTest, public ::testing::WithParamInterface<testing::HostileChain> {};
