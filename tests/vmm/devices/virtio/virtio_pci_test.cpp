@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 
 #include "tests/vmm/devices/virtio/virtio_driver_harness.h"
@@ -160,6 +162,28 @@ TEST_F(VirtioPciTest, AStateForAnotherDeviceOrABrokenOneLeavesTheTransportReset)
   DeviceState newer = *saved;
   newer.version = VirtioPci::kStateVersion + 1;
   EXPECT_THAT(target->loadState(newer).error().message(), HasSubstr("state version"));
+}
+
+// A driver that breaks its device (rings outside guest memory), resets it and breaks it again,
+// 10000 times: each failure still sets DEVICE_NEEDS_RESET, but the worker's log gets a line for
+// the 1st, 2nd, 4th... only (14 here), not one per failure.
+TEST_F(VirtioPciTest, AFailResetLoopAddsLogarithmicallyManyLogLines) {
+  auto pci = rng();
+  ASSERT_TRUE(pci);
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 10000; ++i) {
+    write(*pci, kDeviceStatus, 1 | 2, 1);
+    write(*pci, kDriverFeatureSelect, 1, 4);
+    write(*pci, kDriverFeature, 1, 4);
+    write(*pci, kDeviceStatus, 1 | 2 | 8, 1);
+    write(*pci, kQueueSelect, 0, 2);
+    write(*pci, kQueueDesc, kRam + 0x1000, 8);  // past the end of guest memory
+    write(*pci, kQueueEnable, 1, 2);
+    ASSERT_TRUE(pci->status() & 0x40) << i;  // DEVICE_NEEDS_RESET
+    write(*pci, kDeviceStatus, 0, 1);
+  }
+  std::string logged = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(logged.begin(), logged.end(), '\n'), 14) << logged.substr(0, 2000);
 }
 
 TEST_F(VirtioPciTest, ADeviceWithoutStateSupportFailsTheSave) {
