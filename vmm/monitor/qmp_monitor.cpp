@@ -61,6 +61,8 @@ Status QmpMonitor::listen(const config::ChardevConfig& chardev, bool pretty) {
 }
 
 void QmpMonitor::close() {
+  throttle_windows_.clear();  // their events held are dropped with the clients
+  throttle_ = {};
   for (auto& server : servers_) server->close();
   servers_.clear();
 }
@@ -68,7 +70,45 @@ void QmpMonitor::close() {
 void QmpMonitor::event(std::string_view name, const JsonValue* data) {
   if (servers_.empty()) return;
   std::string line = qmp::formatEvent(name, data);
+  if (auto rule = EventThrottle::ruleFor(name)) {
+    std::string key(name);
+    if (rule->key_member && data && data->IsObject()) {
+      auto member = data->FindMember(rule->key_member);
+      if (member != data->MemberEnd() && member->value.IsString()) {
+        key += '/';
+        key.append(member->value.GetString(), member->value.GetStringLength());
+      }
+    }
+    if (!throttle_.admit(key, line)) return;  // held: the window's timer sends the last one
+    openThrottleWindow(key, rule->period);
+  }
+  broadcast(line);
+}
+
+void QmpMonitor::broadcast(const std::string& line) {
   for (auto& server : servers_) server->broadcastEventLine(line);
+}
+
+void QmpMonitor::openThrottleWindow(const std::string& key, std::chrono::milliseconds period) {
+  auto window = std::make_unique<ThrottleWindow>(ThrottleWindow{this, key, period, makeUvHandle<uv_timer_t>()});
+  uv_timer_init(loop_, window->timer.get());
+  window->timer->data = window.get();
+  uv_timer_start(
+      window->timer.get(),
+      [](uv_timer_t* timer) {
+        auto* ended = static_cast<ThrottleWindow*>(timer->data);
+        ended->monitor->throttleWindowEnded(std::string(ended->key));
+      },
+      static_cast<uint64_t>(period.count()), static_cast<uint64_t>(period.count()));
+  throttle_windows_[key] = std::move(window);
+}
+
+void QmpMonitor::throttleWindowEnded(const std::string& key) {
+  if (auto held = throttle_.windowEnded(key)) {
+    broadcast(*held);  // the repeating timer opens the next window
+  } else {
+    throttle_windows_.erase(key);  // closes the timer (from its own callback: libuv allows it)
+  }
 }
 
 void QmpMonitor::causeEvent(std::string_view name, bool guest, std::string_view reason) {

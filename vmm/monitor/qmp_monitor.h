@@ -1,18 +1,23 @@
 // The worker's QMP monitors: one command registry with QEMU's commands (names, arguments, reply
 // shapes and errors as QEMU 7.2), served on every -qmp / -mon socket, and the events QEMU sends
-// (SHUTDOWN, POWERDOWN, RESET, STOP, RESUME) broadcast to all of them.
+// (SHUTDOWN, POWERDOWN, RESET, STOP, RESUME) broadcast to all of them, the guest-triggerable
+// ones rate-limited as QEMU does (EventThrottle).
 #pragma once
 
 #include <uv.h>
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
+#include "base/uv_handle.h"
 #include "qmp/command_registry.h"
 #include "qmp/uv_server.h"
 #include "vmm/config/machine_config.h"
+#include "vmm/monitor/event_throttle.h"
 
 namespace vmmd {
 
@@ -42,8 +47,21 @@ class QmpMonitor {
   void registerCommands();
   std::string humanCommand(const std::string& line);
 
+  // One timer per open throttle window (EventThrottle): at most one per event kind and key.
+  struct ThrottleWindow {
+    QmpMonitor* monitor;
+    std::string key;
+    std::chrono::milliseconds period;
+    UvHandle<uv_timer_t> timer;
+  };
+  void broadcast(const std::string& line);
+  void openThrottleWindow(const std::string& key, std::chrono::milliseconds period);
+  void throttleWindowEnded(const std::string& key);
+
   uv_loop_t* loop_;
   MonitoredVm& vm_;
+  EventThrottle throttle_;
+  std::map<std::string, std::unique_ptr<ThrottleWindow>> throttle_windows_;
   qmp::CommandRegistry registry_;
   std::vector<std::unique_ptr<qmp::UvServer>> servers_;
 };

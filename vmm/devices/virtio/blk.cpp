@@ -58,7 +58,7 @@ struct VirtioBlk::Request {
   std::vector<uint8_t> segment;  // discard / write-zeroes segment
   uint8_t result = kStatusOk;
   uint32_t written = 1;          // bytes the device wrote into the chain, status included
-  std::string error;
+  std::string error;  // set only by the disk: what BLOCK_IO_ERROR reports
 };
 
 VirtioBlk::VirtioBlk(std::shared_ptr<storage::BlockDevice> disk, std::string serial, bool no_flush, Executor executor,
@@ -115,7 +115,11 @@ void VirtioBlk::kick(uint16_t queue_index) {
   if (!active_ || queue_index != 0) return;
   Virtqueue& queue = transport_->queue(0);
   std::vector<std::shared_ptr<Request>> for_disk;  // everything this kick offered that needs I/O
-  for (;;) {
+  for (uint32_t served = 0;; ++served) {
+    if (served == kickBudget(queue)) {
+      transport_->kickAgain(0);
+      break;
+    }
     auto popped = queue.pop(chain_);
     if (!popped) {
       dispatch(std::move(for_disk));  // the good requests before the broken one still run
@@ -189,12 +193,11 @@ bool VirtioBlk::prepare(Request& r) {
   switch (r.type) {
     case kTypeIn:
     case kTypeOut:
-      if (r.data_bytes % kSectorSize || !in_range(r.sector, r.data_bytes)) {
+      // Beyond the end of the disk, not sector-sized, or a write the device said it refuses
+      // (VIRTIO_BLK_F_RO): the guest's mistake, so an IOERR status and nothing more, as QEMU
+      // does (no BLOCK_IO_ERROR: a guest could otherwise flood vmmd with events).
+      if (r.data_bytes % kSectorSize || !in_range(r.sector, r.data_bytes) || (r.type == kTypeOut && disk_->readOnly())) {
         r.result = kStatusIoErr;
-        r.error = "request beyond the end of the disk or not sector-sized";
-      } else if (r.type == kTypeOut && disk_->readOnly()) {
-        r.result = kStatusIoErr;
-        r.error = "write to a read-only disk";
       }
       break;
     case kTypeGetId: {
@@ -227,8 +230,7 @@ bool VirtioBlk::prepare(Request& r) {
       std::memcpy(&sector, r.segment.data(), 8);
       std::memcpy(&sectors, r.segment.data() + 8, 4);
       if (sectors > kMaxDiscardSectors || !in_range(sector, uint64_t{sectors} * kSectorSize)) {
-        r.result = kStatusIoErr;
-        r.error = "discard/write-zeroes beyond the end of the disk";
+        r.result = kStatusIoErr;  // the guest's mistake, as above: no BLOCK_IO_ERROR
       }
       break;
     }

@@ -123,7 +123,11 @@ void VirtioConsole::kick(uint16_t queue) {
     // A queue of a port with no host end: take the guest's data and drop it, as QEMU does.
     Virtqueue& q = transport_->queue(queue);
     if (queue % 2 == 1 || queue == 1) {
-      for (;;) {
+      for (uint32_t served = 0;; ++served) {
+        if (served == kickBudget(q)) {
+          transport_->kickAgain(queue);
+          break;
+        }
         auto chain = q.pop();
         if (!chain) return fail(chain.error().message());
         if (!chain->has_value()) {
@@ -145,7 +149,11 @@ void VirtioConsole::kick(uint16_t queue) {
 
 void VirtioConsole::handleControl() {
   Virtqueue& queue = transport_->queue(kControlTx);
-  for (;;) {
+  for (uint32_t served = 0;; ++served) {
+    if (served == kickBudget(queue)) {
+      transport_->kickAgain(kControlTx);
+      break;
+    }
     auto chain = queue.pop();
     if (!chain) return fail(chain.error().message());
     if (!chain->has_value()) {
@@ -228,8 +236,12 @@ void VirtioConsole::transmit(Port& port) {
   if (!active_ || port.waiting_writable) return;
   Virtqueue& queue = transport_->queue(txQueue(port.spec.number));
   bool pushed = false;
-  for (;;) {
+  for (uint32_t served = 0;; ++served) {
     if (!port.sending) {
+      if (served >= kickBudget(queue)) {
+        transport_->kickAgain(txQueue(port.spec.number));
+        break;
+      }
       auto chain = queue.pop();
       if (!chain) return fail(chain.error().message());
       if (!chain->has_value()) {

@@ -115,7 +115,11 @@ void VirtioNet::transmit() {
   if (!active_ || waiting_writable_) return;
   Virtqueue& queue = transport_->queue(kTxQueue);
   bool pushed = false;
-  for (;;) {
+  for (uint32_t served = 0;; ++served) {
+    if (served == kickBudget(queue)) {
+      transport_->kickAgain(kTxQueue);
+      break;
+    }
     auto got = queue.pop(tx_chain_);
     if (!got) return fail(got.error().message());
     if (!*got) {

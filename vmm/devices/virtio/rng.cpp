@@ -21,7 +21,11 @@ Status VirtioRng::loadState(const DeviceState& state) {
 void VirtioRng::kick(uint16_t queue_index) {
   if (!active_ || queue_index != 0) return;
   Virtqueue& queue = transport_->queue(0);
-  for (;;) {
+  for (uint32_t served = 0;; ++served) {
+    if (served == kickBudget(queue)) {
+      transport_->kickAgain(0);
+      break;
+    }
     auto chain = queue.pop();
     if (!chain) {
       transport_->fail(chain.error().message());

@@ -32,7 +32,17 @@ class Transport {
   virtual uint64_t negotiatedFeatures() const = 0;
   // The device configuration changed (e.g. link status): tell the driver.
   virtual void configChanged() = 0;
+  // Serves queue `index` again on a later turn of the main loop, as if the driver had kicked: a
+  // kick handler that served its budget (kickBudget) yields with this instead of spinning for a
+  // driver that keeps offering.
+  virtual void kickAgain(uint16_t index) = 0;
 };
+
+// The most chains one kick serves before it yields (Transport::kickAgain): a queue's size, so a
+// driver that filled its ring is served in one pass, while one that keeps bumping avail.idx (and
+// reusing heads the device returned at once) cannot keep the main loop, QMP and the console,
+// from their turn.
+inline uint32_t kickBudget(const Virtqueue& queue) { return queue.size(); }
 
 // Device::lock() is the one lock of the device and its transport: the transport holds it around
 // every register access, kick, activate and reset; the device takes it in its own callbacks.

@@ -135,7 +135,7 @@ Status VirtioPci::registerIoeventfds() {
 
 void VirtioPci::barsChanged() {
   auto lock = device_->lock();
-  if (auto st = registerIoeventfds(); !st) log::error(st.error().message());
+  if (auto st = registerIoeventfds(); !st) bar_log_.error(st.error().message());
 }
 
 void VirtioPci::resetDevice() {
@@ -185,7 +185,7 @@ void VirtioPci::signal(size_t vector) {
 void VirtioPci::updateVectorRoute(size_t index) {
   const MsixTable::Entry& entry = msix_.entry(index);
   if (auto st = routing_.setMsi(vectors_[index].gsi, std::make_pair(entry.address, entry.data)); !st) {
-    log::error(std::string(device_->name()) + ": MSI-X vector " + std::to_string(index) + ": " + st.error().message());
+    msix_log_.error(std::string(device_->name()) + ": MSI-X vector " + std::to_string(index) + ": " + st.error().message());
   }
   if (msix_.takePending(index)) signal(index);
 }
@@ -211,9 +211,16 @@ void VirtioPci::configChanged() {
   if (active_) fire(config_vector_);
 }
 
+void VirtioPci::kickAgain(uint16_t index) {
+  // Through the queue's notify eventfd: the loop polls it with every other fd, so the next pass
+  // comes after whatever else is ready (QMP, the console, timers).
+  uint64_t one = 1;
+  if (index < queues_.size()) (void)!::write(queues_[index].notify.get(), &one, sizeof one);
+}
+
 void VirtioPci::fail(const std::string& why) {
   auto lock = device_->lock();
-  log::error(std::string(device_->name()) + ": " + why + "; the device needs a reset");
+  failure_log_.error(std::string(device_->name()) + ": " + why + "; the device needs a reset");
   status_ |= kStatusNeedsReset;
   active_ = false;
   isr_ |= 2;  // configuration change

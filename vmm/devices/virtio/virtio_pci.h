@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/devices/device_state.h"
+#include "vmm/devices/guest_triggered_log.h"
 #include "vmm/devices/pci/msix_table.h"
 #include "vmm/devices/pci/pci_function.h"
 #include "vmm/devices/virtio/virtio_device.h"
@@ -63,6 +64,7 @@ class VirtioPci : public PciFunction, public Transport {
   void fail(const std::string& why) override;
   uint64_t negotiatedFeatures() const override { return driver_features_; }
   void configChanged() override;
+  void kickAgain(uint16_t index) override;
 
  protected:
   void configWritten(uint16_t offset, unsigned size) override;
@@ -100,6 +102,8 @@ class VirtioPci : public PciFunction, public Transport {
   kvm::Vm* vm_ = nullptr;
   uint8_t msix_capability_ = 0;
   uint64_t registered_notify_base_ = 0;
+  // What a guest can make this transport log in a loop (failures, BAR moves, MSI-X routes).
+  GuestTriggeredLog failure_log_, bar_log_, msix_log_;
 
   // Guarded by the device's lock (device_->lock()), the one lock of device and transport.
   std::vector<QueueState> queues_;

@@ -1,5 +1,6 @@
 #include "vmm/devices/virtio/virtqueue.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -68,6 +69,7 @@ Status Virtqueue::configure(const GuestMemory& memory, const Layout& layout, boo
   avail_ = avail;
   used_ = used;
   next_avail_ = next_used_ = signalled_used_ = 0;
+  in_flight_heads_.assign((n + 63) / 64, 0);
   ready_ = true;
   return {};
 }
@@ -77,6 +79,22 @@ void Virtqueue::reset() {
   layout_ = {};
   descriptors_ = avail_ = used_ = nullptr;
   next_avail_ = next_used_ = signalled_used_ = 0;
+  in_flight_heads_.clear();
+}
+
+void Virtqueue::markHead(uint16_t head, bool in_flight) {
+  if (head >= layout_.size) return;
+  uint64_t bit = uint64_t{1} << (head % 64);
+  in_flight_heads_[head / 64] = in_flight ? in_flight_heads_[head / 64] | bit : in_flight_heads_[head / 64] & ~bit;
+}
+
+void Virtqueue::unpop(uint16_t count) {
+  // The heads come back out of the ring slots they were read from (the device gives them back at
+  // once, under its lock; a driver that rewrote the slot meanwhile only confuses its own device).
+  for (uint16_t i = 1; i <= count && ready_; ++i) {
+    markHead(availRing(static_cast<uint16_t>(next_avail_ - i) % layout_.size), false);
+  }
+  next_avail_ = static_cast<uint16_t>(next_avail_ - count);
 }
 
 uint16_t Virtqueue::availFlags() const { return loadAcquire<uint16_t>(avail_); }
@@ -101,9 +119,17 @@ Result<bool> Virtqueue::pop(DescriptorChain& chain) {
     return Error("virtqueue: driver claims " + std::to_string(pending) + " new buffers in a queue of " +
                  std::to_string(layout_.size));
   }
+  if (inFlight() >= layout_.size) {
+    return Error("virtqueue: driver offers more than " + std::to_string(layout_.size) +
+                 " buffers in flight (virtqueue size exceeded)");
+  }
   uint16_t head = availRing(static_cast<uint16_t>(next_avail_ % layout_.size));
+  if (head < layout_.size && headInFlight(head)) {
+    return Error("virtqueue: head " + std::to_string(head) + " offered again while still in flight");
+  }
   ++next_avail_;
   if (auto st = walk(head, chain); !st) return st.error();
+  markHead(head, true);
   return true;
 }
 
@@ -117,6 +143,8 @@ Status Virtqueue::walk(uint16_t head, DescriptorChain& chain) {
   uint32_t index = head;
   bool in_indirect = false;
   uint32_t visited = 0;
+  uint32_t descriptors = 0;  // direct and indirect together
+  uint32_t max_descriptors = std::max<uint32_t>(kMaxChainDescriptors, layout_.size);
   uint64_t total = 0;
   for (;;) {
     // A chain can never have more descriptors than its table: anything longer is a loop.
@@ -136,6 +164,10 @@ Status Virtqueue::walk(uint16_t head, DescriptorChain& chain) {
       visited = 0;
       in_indirect = true;
       continue;
+    }
+    // Buffers, not the descriptor that points at an indirect table, count (as in QEMU).
+    if (++descriptors > max_descriptors) {
+      return Error("virtqueue: descriptor chain longer than " + std::to_string(max_descriptors) + " descriptors");
     }
     uint8_t* data = memory_->hostAddress(d.address, d.length);
     if (!data && d.length) {
@@ -157,6 +189,7 @@ Status Virtqueue::walk(uint16_t head, DescriptorChain& chain) {
 
 Status Virtqueue::push(uint16_t head, uint32_t written) {
   if (!ready_) return Error("virtqueue: not ready");
+  markHead(head, false);
   uint8_t* element = used_ + 4 + 8 * (next_used_ % layout_.size);
   uint32_t id = head;
   std::memcpy(element, &id, 4);

@@ -16,6 +16,12 @@
 namespace vmmd::virtio {
 
 constexpr uint16_t kMaxQueueSize = 32768;
+// The most descriptors one chain may have, direct and indirect together, for queues of up to this
+// many entries (a longer queue allows chains as long as itself, the spec's own limit). QEMU's
+// VIRTQUEUE_MAX_SIZE: a Linux driver puts at most seg_max + 2 (virtio-blk) or MAX_SKB_FRAGS + 2
+// (virtio-net) buffers in one indirect table, far below it, while a hostile 32768-entry table
+// would otherwise cost 512 KiB of buffer list per request.
+constexpr uint32_t kMaxChainDescriptors = 1024;
 
 // One buffer of a chain, already translated to host memory.
 struct Buffer {
@@ -47,14 +53,17 @@ class Virtqueue {
   bool ready() const { return ready_; }
   uint16_t size() const { return layout_.size; }
 
-  // The next available chain, or nullopt when the driver has offered nothing new.
+  // The next available chain, or nullopt when the driver has offered nothing new. An error, after
+  // which the device must fail, also when the driver offers a head that is still in flight or more
+  // chains than the queue has entries before the device returned any (QEMU: "Virtqueue size
+  // exceeded"): a device keeps at most size() chains, however the driver moves its index.
   Result<std::optional<DescriptorChain>> pop();
   // The same into `chain`, reusing its buffers' storage (no allocation per chain on hot paths);
   // false when the driver has offered nothing new.
   Result<bool> pop(DescriptorChain& chain);
   // Gives back the last `count` chains popped and not pushed, to be popped again later (a device
   // that found it lacks buffers for a whole frame).
-  void unpop(uint16_t count) { next_avail_ = static_cast<uint16_t>(next_avail_ - count); }
+  void unpop(uint16_t count);
   // Returns a chain to the driver with `written` bytes placed in its writable buffers.
   Status push(uint16_t head, uint32_t written);
   // Whether the driver wants an interrupt for what was pushed since the last call (EVENT_IDX or
@@ -74,11 +83,15 @@ class Virtqueue {
     uint16_t signalled_used = 0;
   };
   Position position() const { return {next_avail_, next_used_, signalled_used_}; }
+  // The heads popped before the state was saved are not known in flight: only the count bounds
+  // them (they are not checked for reuse).
   void setPosition(const Position& position) {
     next_avail_ = position.next_avail;
     next_used_ = position.next_used;
     signalled_used_ = position.signalled_used;
   }
+  // Chains popped and not yet pushed.
+  uint16_t inFlight() const { return static_cast<uint16_t>(next_avail_ - next_used_); }
 
  private:
   Status walk(uint16_t head, DescriptorChain& chain);
@@ -97,6 +110,9 @@ class Virtqueue {
   uint16_t next_avail_ = 0;
   uint16_t next_used_ = 0;
   uint16_t signalled_used_ = 0;  // used index when the driver was last notified
+  std::vector<uint64_t> in_flight_heads_;  // one bit per head popped and not pushed
+  bool headInFlight(uint16_t head) const { return in_flight_heads_[head / 64] >> (head % 64) & 1; }
+  void markHead(uint16_t head, bool in_flight);
 };
 
 }  // namespace vmmd::virtio

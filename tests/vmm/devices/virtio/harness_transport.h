@@ -29,6 +29,7 @@ class HarnessTransport : public Transport {
     }
     queues_.resize(device.queueCount());
     signals_.resize(device.queueCount());
+    kicks_asked_.resize(device.queueCount());
     device_.bind(*this);
   }
   ~HarnessTransport() override {
@@ -68,6 +69,19 @@ class HarnessTransport : public Transport {
   const std::vector<std::string>& failures() const { return failures_; }
   unsigned interrupts(uint16_t index) const { return signals_[index]; }
   unsigned configChanges() const { return config_changes_; }
+  // Passes the device asked for with kickAgain() and not yet run (runKicksAsked runs them).
+  unsigned kicksAsked(uint16_t index) const { return kicks_asked_[index]; }
+  // Runs the passes the device asked for, as the PCI transport's loop does, until it asks for none
+  // or `most` passes ran; returns how many ran.
+  unsigned runKicksAsked(uint16_t index, unsigned most = 1000) {
+    unsigned ran = 0;
+    while (kicks_asked_[index] && ran < most) {
+      kicks_asked_[index] = 0;
+      kick(index);
+      ++ran;
+    }
+    return ran;
+  }
 
   // Transport
   Virtqueue& queue(uint16_t index) override { return queues_[index]; }
@@ -81,6 +95,10 @@ class HarnessTransport : public Transport {
   }
   uint64_t negotiatedFeatures() const override { return features_; }
   void configChanged() override { ++config_changes_; }
+  void kickAgain(uint16_t index) override {
+    std::lock_guard lock(mutex_);
+    ++kicks_asked_[index];
+  }
 
  private:
   GuestMemory& memory_;
@@ -89,6 +107,7 @@ class HarnessTransport : public Transport {
   std::deque<DriverHarness> drivers_;
   std::vector<Virtqueue> queues_;
   std::vector<unsigned> signals_;
+  std::vector<unsigned> kicks_asked_;
   std::vector<std::string> failures_;
   unsigned config_changes_ = 0;
   bool active_ = false;

@@ -5,9 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
+#include "base/unique_fd.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
 
@@ -27,6 +31,7 @@ class RngTest : public ::testing::Test {
 
   void start(Result<std::unique_ptr<VirtioRng>> created) {
     ASSERT_TRUE(created.ok()) << created.error().message();
+    transport_.reset();  // a test that starts another device: the old transport resets the old one
     rng_ = std::move(*created);
     auto memory = GuestMemory::create(kRam);
     ASSERT_TRUE(memory.ok()) << memory.error().message();
@@ -144,6 +149,49 @@ TEST(RngSource, MissingSourceIsAnError) {
   auto rng = VirtioRng::create("/nonexistent/vmmd-entropy");
   ASSERT_FALSE(rng.ok());
   EXPECT_NE(rng.error().message().find("/nonexistent/vmmd-entropy"), std::string::npos);
+}
+
+// A driver (a vCPU) that keeps offering the same head, which the device returns at once, for as
+// long as the device serves it: the kick must yield after a queue's worth of chains and ask for
+// another pass (on PCI: its eventfd, polled with QMP and the console), not spin until the guest
+// stops. To make the race deterministic the entropy source is a pipe the "vCPU" feeds one chain's
+// bytes at a time, each after offering one more chain: the device never finds the ring empty.
+// Before the bound the kick returned only when the vCPU gave up (after 3 s).
+TEST_F(RngTest, DriverSpinningTheAvailIndexCannotKeepTheKickRunning) {
+  using Clock = std::chrono::steady_clock;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  start(VirtioRng::create("/proc/self/fd/" + std::to_string(read_end.get())));
+  driver().setDescriptor(0, {D, 16, testing::kWrite, 0});
+  for (uint16_t i = 0; i < kQueueSize; ++i) driver().offer(0);
+  std::atomic<bool> stop{false};
+  std::thread vcpu([&] {
+    const uint8_t bytes[16] = {};
+    auto give_up = Clock::now() + std::chrono::seconds(3);
+    uint16_t seen = 0;
+    (void)!::write(write_end.get(), bytes, sizeof bytes);  // the first chain's entropy
+    while (!stop && Clock::now() < give_up) {
+      if (driver().usedIndex() == seen) continue;
+      ++seen;
+      driver().offer(0);  // one more chain for each one returned: the ring stays full
+      (void)!::write(write_end.get(), bytes, sizeof bytes);
+    }
+    write_end.reset();  // the device then reads end-of-file: it returns what is left, empty
+  });
+  auto started = Clock::now();
+  transport_->kick(0);
+  auto took = Clock::now() - started;
+  stop = true;
+  vcpu.join();
+  EXPECT_LT(took, std::chrono::seconds(1));
+  EXPECT_FALSE(transport_->broken());
+  EXPECT_EQ(transport_->kicksAsked(0), 1u);
+  EXPECT_EQ(driver().usedIndex(), kQueueSize);  // one queue's worth in that pass
+  // The passes asked for serve what the driver left, then stop asking.
+  transport_->runKicksAsked(0);
+  EXPECT_EQ(transport_->kicksAsked(0), 0u);
+  EXPECT_FALSE(transport_->broken());
 }
 
 class RngHostileChainTest : public RngTest, public ::testing::WithParamInterface<testing::HostileChain> {};

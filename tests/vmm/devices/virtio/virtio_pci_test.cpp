@@ -5,6 +5,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <cstring>
 
@@ -160,6 +163,44 @@ TEST_F(VirtioPciTest, AStateForAnotherDeviceOrABrokenOneLeavesTheTransportReset)
   DeviceState newer = *saved;
   newer.version = VirtioPci::kStateVersion + 1;
   EXPECT_THAT(target->loadState(newer).error().message(), HasSubstr("state version"));
+}
+
+// A driver that breaks its device (rings outside guest memory), resets it and breaks it again,
+// 10000 times: each failure still sets DEVICE_NEEDS_RESET, but the worker's log gets a line for
+// the 1st, 2nd, 4th... only (14 here), not one per failure.
+TEST_F(VirtioPciTest, AFailResetLoopAddsLogarithmicallyManyLogLines) {
+  auto pci = rng();
+  ASSERT_TRUE(pci);
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 10000; ++i) {
+    write(*pci, kDeviceStatus, 1 | 2, 1);
+    write(*pci, kDriverFeatureSelect, 1, 4);
+    write(*pci, kDriverFeature, 1, 4);
+    write(*pci, kDeviceStatus, 1 | 2 | 8, 1);
+    write(*pci, kQueueSelect, 0, 2);
+    write(*pci, kQueueDesc, kRam + 0x1000, 8);  // past the end of guest memory
+    write(*pci, kQueueEnable, 1, 2);
+    ASSERT_TRUE(pci->status() & 0x40) << i;  // DEVICE_NEEDS_RESET
+    write(*pci, kDeviceStatus, 0, 1);
+  }
+  std::string logged = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(logged.begin(), logged.end(), '\n'), 14) << logged.substr(0, 2000);
+}
+
+// A kick handler that served its budget asks for another pass: the queue's notify eventfd
+// becomes readable, so the main loop runs the queue again after whatever else is ready.
+TEST_F(VirtioPciTest, KickAgainMakesTheQueueNotificationReadable) {
+  auto pci = rng();
+  ASSERT_TRUE(pci);
+  std::vector<int> fds;
+  pci->watchNotifications([&](int fd, std::function<void()>) { fds.push_back(fd); });
+  ASSERT_EQ(fds.size(), 1u);
+  uint64_t count = 0;
+  EXPECT_LT(::read(fds[0], &count, sizeof count), 0);  // nothing yet (the eventfd is non-blocking)
+  pci->kickAgain(0);
+  ASSERT_EQ(::read(fds[0], &count, sizeof count), static_cast<ssize_t>(sizeof count));
+  EXPECT_EQ(count, 1u);
+  pci->kickAgain(7);  // no such queue: ignored
 }
 
 TEST_F(VirtioPciTest, ADeviceWithoutStateSupportFailsTheSave) {

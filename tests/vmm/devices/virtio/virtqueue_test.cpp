@@ -71,6 +71,90 @@ TEST_F(VirtqueueTest, IndirectTable) {
   EXPECT_EQ((*chain)->writable.size(), 1u);
 }
 
+TEST_F(VirtqueueTest, HeadOfferedAgainWhileInFlightIsRefused) {
+  driver_->setDescriptor(0, {DriverHarness::kData, 16, kWrite, 0});
+  driver_->offer(0);
+  driver_->offer(0);
+  auto first = queue_.pop();
+  ASSERT_TRUE(first.ok() && first->has_value());
+  auto second = queue_.pop();
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message().find("in flight"), std::string::npos) << second.error().message();
+}
+
+TEST_F(VirtqueueTest, HeadOfferedAgainAfterItsPushIsServed) {
+  driver_->setDescriptor(0, {DriverHarness::kData, 16, kWrite, 0});
+  for (int i = 0; i < 40; ++i) {  // five times round the ring
+    driver_->offer(0);
+    auto chain = queue_.pop();
+    ASSERT_TRUE(chain.ok()) << chain.error().message();
+    ASSERT_TRUE(chain->has_value());
+    ASSERT_TRUE(queue_.push(0, 0).ok());
+  }
+}
+
+TEST_F(VirtqueueTest, UnpoppedHeadsAreNoLongerInFlight) {
+  driver_->setDescriptor(0, {DriverHarness::kData, 16, kWrite, 0});
+  driver_->setDescriptor(1, {DriverHarness::kData + 16, 16, kWrite, 0});
+  driver_->offer(0);
+  driver_->offer(1);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      auto chain = queue_.pop();
+      ASSERT_TRUE(chain.ok()) << chain.error().message();
+      ASSERT_TRUE(chain->has_value());
+    }
+    queue_.unpop(2);
+    EXPECT_EQ(queue_.inFlight(), 0);
+  }
+}
+
+// After a restore the heads in flight are not known, only their count: the driver still cannot
+// have more chains in flight than the queue has entries.
+TEST_F(VirtqueueTest, MoreChainsInFlightThanTheQueueSizeAreRefused) {
+  for (uint16_t i = 0; i < 8; ++i) driver_->setDescriptor(i, {DriverHarness::kData + 16ull * i, 16, kWrite, 0});
+  for (uint16_t i = 0; i < 8; ++i) driver_->offer(i);
+  queue_.setPosition({8, 0, 0});  // eight popped (before a save) and none returned
+  driver_->offer(3);
+  auto chain = queue_.pop();
+  ASSERT_FALSE(chain.ok());
+  EXPECT_NE(chain.error().message().find("size exceeded"), std::string::npos) << chain.error().message();
+}
+
+// An indirect table of the most entries the field allows (32768, 512 KiB), each chained to the
+// next: refused after kMaxChainDescriptors (QEMU's VIRTQUEUE_MAX_SIZE) instead of costing a
+// 32768-buffer list per request.
+TEST_F(VirtqueueTest, IndirectTableOf32768ChainedEntriesIsRefused) {
+  constexpr uint32_t kEntries = 32768;
+  uint64_t table = 0x200000;  // 512 KiB inside the 4 MiB guest
+  for (uint32_t i = 0; i < kEntries; ++i) {
+    bool last = i + 1 == kEntries;
+    driver_->setDescriptor(static_cast<uint16_t>(i), {DriverHarness::kData, 16, static_cast<uint16_t>(last ? 0 : kNext),
+                                                      static_cast<uint16_t>(last ? 0 : i + 1)},
+                           table);
+  }
+  driver_->setDescriptor(0, {table, kEntries * 16, kIndirect, 0});
+  driver_->offer(0);
+  auto chain = queue_.pop();
+  ASSERT_FALSE(chain.ok());
+  EXPECT_NE(chain.error().message().find("longer than 1024"), std::string::npos) << chain.error().message();
+}
+
+TEST_F(VirtqueueTest, IndirectTableOfTheMostDescriptorsAChainMayHaveIsServed) {
+  uint64_t table = 0x200000;
+  for (uint32_t i = 0; i < kMaxChainDescriptors; ++i) {
+    bool last = i + 1 == kMaxChainDescriptors;
+    driver_->setDescriptor(static_cast<uint16_t>(i), {DriverHarness::kData, 16, static_cast<uint16_t>(last ? 0 : kNext),
+                                                      static_cast<uint16_t>(last ? 0 : i + 1)},
+                           table);
+  }
+  driver_->setDescriptor(0, {table, kMaxChainDescriptors * 16 + 16 * 7, kIndirect, 0});  // unused entries after
+  driver_->offer(0);
+  auto chain = queue_.pop();
+  ASSERT_TRUE(chain.ok()) << chain.error().message();
+  EXPECT_EQ((*chain)->readable.size(), kMaxChainDescriptors);
+}
+
 struct BadChain {
   const char* name;
   std::vector<std::pair<uint16_t, Desc>> descriptors;
@@ -146,8 +230,9 @@ TEST(VirtqueueEventIdx, BufferOfferedAfterTheLastPopIsNotLost) {
   driver.offer(0);
   ASSERT_TRUE(queue.pop().ok());
   // The driver offers another buffer before the device publishes avail_event: it will not kick,
-  // so enableNotifications() must report it.
-  driver.offer(0);
+  // so enableNotifications() must report it. (Another head: head 0 is still in flight.)
+  driver.setDescriptor(1, {D + 8, 8, 0, 0});
+  driver.offer(1);
   EXPECT_TRUE(queue.enableNotifications());
   auto chain = queue.pop();
   ASSERT_TRUE(chain.ok());
