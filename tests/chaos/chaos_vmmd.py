@@ -19,7 +19,7 @@ After each kill: `PRAGMA integrity_check` of the store is "ok"; vmmd restarts an
     shutting down is answered;
   - a VM caught at a spawn point starts again (no orphan holds its pidfile).
 
-Usage: chaos_vmmd.py [--kills N] [--seed S] [--vms K]. Paths from VMMD, VMM, PROBE_ELF."""
+Usage: chaos_vmmd.py [--kills N] [--seed S] [--vms K] [--points P,...] [--keep-going]. Paths from VMMD, VMM, PROBE_ELF."""
 import argparse
 import collections
 import json
@@ -61,6 +61,8 @@ class Chaos:
         self.in_flight = None       # (action, name) of the command vmmd died under
         self.stats = collections.Counter()
         self.failures = []
+        self.points = args.points.split(",") if args.points else POINTS
+        self.keep_going = args.keep_going
 
     # -- vmmd ------------------------------------------------------------------------------------
     def start_vmmd(self, point=None):
@@ -290,7 +292,7 @@ class Chaos:
             self.defined.add(name)
         started = time.monotonic()
         for k in range(kills):
-            point = self.rng.choice(POINTS) if self.rng.random() < 0.5 else None
+            point = self.rng.choice(self.points) if self.points and self.rng.random() < 0.5 else None
             # This vmmd is the victim: restarted with the chosen point armed.
             if self.client:
                 self.client.close()
@@ -307,7 +309,7 @@ class Chaos:
             self.stats["kills"] += 1
             self.stats["kill at " + (point or "random moment") + ("" if reached or point is None else " (not reached)")] += 1
             self.recover_and_check(point, reached)
-            if self.failures:
+            if self.failures and not self.keep_going:
                 break
             if (k + 1) % 50 == 0:
                 print("%d kills, %.0f s" % (k + 1, time.monotonic() - started), flush=True)
@@ -330,6 +332,8 @@ def main():
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--vms", type=int, default=4)
+    parser.add_argument("--points", help="the chosen points to use, comma-separated (default: all)")
+    parser.add_argument("--keep-going", action="store_true", help="go on after a failed check")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
