@@ -66,15 +66,25 @@ class Chaos:
 
     # -- vmmd ------------------------------------------------------------------------------------
     def start_vmmd(self, point=None):
-        env_point = os.environ.pop("VMMD_CHAOS_POINT", None)
-        if point:
-            os.environ["VMMD_CHAOS_POINT"] = point
-        try:
-            self.client = self.daemon.start()
-        finally:
-            os.environ.pop("VMMD_CHAOS_POINT", None)
-            if env_point is not None:
-                os.environ["VMMD_CHAOS_POINT"] = env_point
+        """vmmd (re)started, with `point` armed. A vmmd killed while spawning leaves a child that
+        holds a copy of the control socket until its exec closes it (close-on-exec): for that
+        moment the new vmmd refuses the socket as in use, and is started again."""
+        for attempt in range(20):
+            if point:
+                os.environ["VMMD_CHAOS_POINT"] = point
+            log_size = len(self.daemon.log())
+            try:
+                self.client = self.daemon.start()
+                return
+            except (RuntimeError, ConnectionError, TimeoutError):
+                if self.alive():
+                    self.daemon.proc.wait(5)
+                if "is in use: a process is listening on it" not in self.daemon.log()[log_size:] or attempt == 19:
+                    raise
+                self.stats["restarts retried (control socket still held)"] += 1
+                time.sleep(0.1)
+            finally:
+                os.environ.pop("VMMD_CHAOS_POINT", None)
 
     def alive(self):
         return self.daemon.proc is not None and self.daemon.proc.poll() is None
@@ -300,7 +310,7 @@ class Chaos:
             try:
                 self.start_vmmd(point)
                 reached = self.run_until_killed(point)
-            except RuntimeError:
+            except (RuntimeError, ConnectionError, TimeoutError):
                 # Killed at the point while recovering (a restart policy's or autostart's spawn),
                 # before it answered: the point was reached all the same.
                 check(self.daemon.proc.returncode == -signal.SIGKILL, "vmmd did not come up:\n" + self.daemon.log()[-4000:])
