@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include "base/log.h"
@@ -358,6 +359,10 @@ void Supervisor::settleRunState(Vm& vm) {
     if (reply && std::holds_alternative<qmp::Json>(*reply)) {
       const qmp::Json& value = std::get<qmp::Json>(*reply);
       if (value.IsObject() && value.HasMember("status") && value["status"].IsString()) status = value["status"].GetString();
+    }
+    if (!reply && reply.error().code() == ETIMEDOUT) {
+      // Talks, but does not answer: a start fails (the worker is killed), a re-attached worker is left alone.
+      return qmpUnreachable(vm, "query-status: " + reply.error().message());
     }
     if (status.empty()) return;  // connection lost: the exit handler takes over
     const char* how = vm.origin == WorkerOrigin::kAdopted ? "re-attached" : "started";

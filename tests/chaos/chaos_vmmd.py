@@ -249,6 +249,18 @@ class Chaos:
         # The command vmmd died under: a destroy committed at a kill point counts as acknowledged.
         if in_flight and reached and point in ("before-kill", "after-kill") and in_flight[0] == "destroy":
             self.destroyed.add(in_flight[1])
+        # A vm-shutdown of a VM recovered while shutting down is answered (it joins the recovered
+        # shutdown, which ends at its committed deadline).
+        for name, st in self.states().items():
+            if st != "shutting-down":
+                continue
+            try:
+                self.execute("vm-shutdown", {"name": name, "timeout": SHUTDOWN_TIMEOUT_S}, timeout=SHUTDOWN_TIMEOUT_S + 10)
+            except QmpError:
+                pass  # timed out (no force), or it was refused by then: answered either way
+            except AssertionError as e:
+                self.fail("after %s: %s" % (point or "random kill", e))
+            self.stats["recovered shutdowns answered"] += 1
         # Settle: no start in progress, no shutdown past its deadline (the recovered timer ends it).
         try:
             wait_until(lambda: not any(s in ("starting",) for s in self.states().values()), 20, "starts to settle")

@@ -115,6 +115,32 @@ class SupervisorTest : public ::testing::Test {
     return workers_->last();
   }
 
+  // "a" is shut down (`timeout_s`, `force`) by a guest that ignores the button, and vmmd restarts
+  // meanwhile: the survivor, re-attached (it ignores the button too).
+  std::shared_ptr<FakeProcess> restartDuringShutdown(uint32_t timeout_s, bool force) {
+    define("a");
+    workers_->script.powers_off_on_button = false;
+    auto worker = startRunning("a");
+    supervisor_->shutdown("a", timeout_s, force, ShutdownMode::kAcpi, [](VmResult<StopOutcome>) {});
+    EXPECT_EQ(state("a"), VmState::kShuttingDown);
+    startVmmd();
+    auto survivor = workers_->addSurvivor(*worker, "running");
+    survivor->script.powers_off_on_button = false;
+    supervisor_->recover();
+    return survivor;
+  }
+
+  // The store says `name` is in `state` with no worker recorded: what a vmmd killed after
+  // committing a start but before committing its worker's pid leaves (kStarting), or one whose
+  // VM is off.
+  void forgetWorker(const std::string& name, VmState state) {
+    RuntimeRecord record = **store_->runtime(name);
+    record.state = state;
+    record.pid.reset();
+    record.start_time.reset();
+    ASSERT_TRUE(store_->saveRuntime(record).ok());
+  }
+
   bool changedTo(VmState state, const std::string& reason) const {
     for (const StateChange& c : changes_) {
       if (c.state == state && c.reason == reason) return true;
@@ -378,16 +404,7 @@ TEST_F(SupervisorTest, ADestroyWhoseSignalNeverWentIsFinishedByTheNextVmmd) {
 }
 
 TEST_F(SupervisorTest, AShutdownDeadlineSurvivesAVmmdRestart) {
-  define("a");
-  workers_->script.powers_off_on_button = false;
-  auto worker = startRunning("a");
-  Answer<StopOutcome> first;
-  supervisor_->shutdown("a", 1, false, ShutdownMode::kAcpi, first.completion());
-  ASSERT_EQ(state("a"), VmState::kShuttingDown);
-  startVmmd();
-  auto survivor = workers_->addSurvivor(*worker, "running");
-  survivor->script.powers_off_on_button = false;
-  supervisor_->recover();
+  auto survivor = restartDuringShutdown(1, false);
   // A vm-shutdown now joins the recovered one, which ends at its committed deadline (1 s after
   // the first request), not never.
   Answer<StopOutcome> second;
@@ -399,15 +416,7 @@ TEST_F(SupervisorTest, AShutdownDeadlineSurvivesAVmmdRestart) {
 }
 
 TEST_F(SupervisorTest, AForcedShutdownDeadlineSurvivesAVmmdRestart) {
-  define("a");
-  workers_->script.powers_off_on_button = false;
-  auto worker = startRunning("a");
-  Answer<StopOutcome> first;
-  supervisor_->shutdown("a", 1, true, ShutdownMode::kAcpi, first.completion());
-  startVmmd();
-  auto survivor = workers_->addSurvivor(*worker, "running");
-  survivor->script.powers_off_on_button = false;
-  supervisor_->recover();
+  auto survivor = restartDuringShutdown(1, true);
   EXPECT_TRUE(reaches("a", VmState::kShutoff));
   EXPECT_EQ(survivor->signals, std::vector<int>{SIGKILL});
   EXPECT_TRUE(changedTo(VmState::kShutoff, "destroyed after the shutdown timeout"));
@@ -418,11 +427,7 @@ TEST_F(SupervisorTest, AForcedShutdownDeadlineSurvivesAVmmdRestart) {
 TEST_F(SupervisorTest, AWorkerWhosePidWasNeverCommittedIsAdoptedThroughItsPidfile) {
   define("a");
   auto worker = startRunning("a");
-  RuntimeRecord record = **store_->runtime("a");
-  record.state = VmState::kStarting;
-  record.pid.reset();
-  record.start_time.reset();
-  ASSERT_TRUE(store_->saveRuntime(record).ok());
+  forgetWorker("a", VmState::kStarting);
   startVmmd();
   auto survivor = workers_->addSurvivor(*worker, "prelaunch");
   supervisor_->recover();
@@ -439,16 +444,8 @@ TEST_F(SupervisorTest, APidfileHolderThatMustNotRunIsKilled) {
   auto b = startRunning("b");
   // "a": shut off as far as the store knows. "b": starting, but its pidfile is held by a process
   // with another VM's -uuid.
-  RuntimeRecord ra = **store_->runtime("a");
-  ra.state = VmState::kShutoff;
-  ra.pid.reset();
-  ra.start_time.reset();
-  ASSERT_TRUE(store_->saveRuntime(ra).ok());
-  RuntimeRecord rb = **store_->runtime("b");
-  rb.state = VmState::kStarting;
-  rb.pid.reset();
-  rb.start_time.reset();
-  ASSERT_TRUE(store_->saveRuntime(rb).ok());
+  forgetWorker("a", VmState::kShutoff);
+  forgetWorker("b", VmState::kStarting);
   FakeProcess stranger = *b;
   auto uuid = std::find(stranger.args.begin(), stranger.args.end(), "-uuid");
   ASSERT_NE(uuid, stranger.args.end());
@@ -531,6 +528,20 @@ TEST_F(SupervisorTest, ARequestTheWorkerNeverAnswersTimesOut) {
   supervisor_->forward("a", "query-status", nullptr, forwarded.completion());
   ASSERT_TRUE(await(forwarded));
   EXPECT_EQ(forwarded.error().code, VmErrorCode::kWorkerFailed);
+}
+
+TEST_F(SupervisorTest, AWorkerThatGreetsButNeverAnswersFailsItsStartAfterTheRequestTimeout) {
+  request_timeout_ms_ = 200;
+  startVmmd();
+  define("a");
+  workers_->script.answers = false;
+  Answer<Done> started;
+  supervisor_->start("a", started.completion());
+  ASSERT_TRUE(await(started));
+  EXPECT_EQ(started.error().code, VmErrorCode::kWorkerFailed);
+  EXPECT_EQ(started.error().message, "query-status: no answer to 'query-status' within 200 ms");
+  EXPECT_EQ(workers_->last()->signals, std::vector<int>{SIGKILL});
+  EXPECT_TRUE(reaches("a", VmState::kShutoff));
 }
 
 // --- pause, resume, reboot, pass-through ---
@@ -701,15 +712,7 @@ TEST_F(SupervisorTest, AWorkerThatDiedWhileVmmdWasDownIsACrash) {
 }
 
 TEST_F(SupervisorTest, AShutdownInProgressWhenVmmdStoppedCompletes) {
-  define("a");
-  workers_->script.powers_off_on_button = false;
-  auto worker = startRunning("a");
-  Answer<StopOutcome> stopped;
-  supervisor_->shutdown("a", 60, false, ShutdownMode::kAcpi, stopped.completion());
-  ASSERT_EQ(state("a"), VmState::kShuttingDown);
-  startVmmd();
-  auto survivor = workers_->addSurvivor(*worker, "running");
-  supervisor_->recover();
+  auto survivor = restartDuringShutdown(60, false);
   ASSERT_TRUE(runUntil([&] { return !survivor->commands.empty(); }));
   EXPECT_EQ(state("a"), VmState::kShuttingDown);
   workers_->exit(survivor, WorkerExit{});
