@@ -50,11 +50,12 @@ ALTER TABLE runtime ADD COLUMN stop_deadline_us INTEGER;
 ALTER TABLE runtime ADD COLUMN stop_timeout_s INTEGER;
 ALTER TABLE runtime ADD COLUMN stop_force INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runtime ADD COLUMN boot_id TEXT;
+ALTER TABLE runtime ADD COLUMN worker_exe TEXT;
 )sql";
 
 constexpr std::array<Migration, 2> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
-    {2, "stop intents and their deadlines, the worker's boot id", kVersion2},
+    {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
 }};
 
 }  // namespace

@@ -47,6 +47,8 @@ struct RuntimeRecord {
   int64_t stop_timeout_s = 0;               // a shutdown's timeout, for its messages
   bool stop_force = false;                  // a shutdown destroys at its deadline
   std::optional<std::string> boot_id;       // /proc/sys/kernel/random/boot_id when the worker started
+  // /proc/PID/exe of the worker once it served QMP: --vmm may be a wrapper that execs the worker.
+  std::optional<std::string> worker_exe;
   int64_t updated_us = 0;  // set by the store on save
 
   bool operator==(const RuntimeRecord&) const = default;

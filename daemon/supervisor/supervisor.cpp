@@ -121,6 +121,7 @@ void Supervisor::saveIdle(const std::string& name, VmState state, const std::str
   record.stop_intent = StopIntent::kNone;
   record.stop_deadline_us.reset();
   record.boot_id.reset();
+  record.worker_exe.reset();
   std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
   if (auto st = store_.saveRuntime(record, EventDraft{"state", detail}); !st) {
     log::error(vmText(name) + ": cannot record state " + detail + ": " + st.error().message());
@@ -217,6 +218,7 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   vm.record.console_socket = vm.def.serial ? std::optional(ttyPath(vm.paths)) : std::nullopt;
   vm.record.qga_socket = vm.def.agent ? std::optional(vm.paths.qga_socket) : std::nullopt;
   vm.record.boot_id = boot_id_;
+  vm.record.worker_exe.reset();  // known once it serves QMP (guestRuns)
   vm.record.stop_intent = StopIntent::kNone;
   vm.record.stop_deadline_us.reset();
   advance(vm, VmEvent::kLaunched, "worker pid " + std::to_string(vm.process->pid()));
@@ -383,6 +385,10 @@ void Supervisor::settleRunState(Vm& vm) {
 
 // The start (or re-attach) is complete: the guest runs or is paused.
 void Supervisor::guestRuns(Vm& vm, VmEvent event, const char* how) {
+  if (vm.origin == WorkerOrigin::kSpawned && vm.process) {
+    // What a restarted vmmd expects /proc/PID/exe to be (the process serving QMP is the worker).
+    if (auto facts = workers_->inspect(vm.process->pid())) vm.record.worker_exe = facts->exe;
+  }
   advance(vm, event, how);
   // A re-attached worker whose shutdown was in progress: its timer resumes from the committed
   // deadline (connecting held the VM's timer until now).

@@ -104,7 +104,9 @@ std::optional<std::string> Supervisor::notOurWorker(const Vm& vm, const ProcessF
   std::string exe = facts.exe;
   constexpr std::string_view kDeleted = " (deleted)";  // the binary was upgraded under a running worker
   if (exe.ends_with(kDeleted)) exe.resize(exe.size() - kDeleted.size());
-  if (exe != worker_exe_) return "it runs " + facts.exe + ", not " + worker_exe_;
+  std::string recorded = vm.record.worker_exe.value_or("");
+  if (recorded.ends_with(kDeleted)) recorded.resize(recorded.size() - kDeleted.size());
+  if (exe != worker_exe_ && exe != recorded) return "it runs " + facts.exe + ", not " + worker_exe_;
   auto uuid = std::find(facts.argv.begin(), facts.argv.end(), "-uuid");
   if (uuid == facts.argv.end() || uuid + 1 == facts.argv.end() || *(uuid + 1) != vm.def.uuid) {
     return "its -uuid is not " + vm.def.uuid;

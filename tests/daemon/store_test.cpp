@@ -171,7 +171,8 @@ TEST(Store, RuntimeRoundTripWithEvent) {
   RuntimeRecord record{.name = "web1", .state = VmState::kRunning, .pid = 4242, .start_time = 987654,
                        .started_us = 1700000000000000, .qmp_socket = "/run/vmmd/vms/web1/qmp.sock", .console_socket = "/run/vmmd/vms/web1/console.sock",
                        .qga_socket = std::nullopt, .exit_status = std::nullopt, .exit_signal = 9, .restart_count = 3,
-                       .stop_deadline_us = std::nullopt, .boot_id = std::nullopt};
+                       .stop_deadline_us = std::nullopt, .boot_id = std::nullopt,
+                       .worker_exe = std::nullopt};
   EXPECT_EQ(store->saveRuntime(record).error().message(), "vm 'web1' is not defined");
   EXPECT_EQ(store->saveRuntime(record).error().code(), kStoreNotDefined);
   ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
@@ -228,6 +229,7 @@ TEST(Store, Version1RuntimeRowsGainStopIntentsAndBootId) {
   record.stop_timeout_s = 60;
   record.stop_force = true;
   record.boot_id = "3d7c0b3e-0a1e-4f6e-9a4e-5b1c2d3e4f50";
+  record.worker_exe = "/usr/lib/vmmd/vmm";
   ASSERT_TRUE(store->saveRuntime(record).ok());
   auto got = store->runtime("web1");
   ASSERT_TRUE(got.ok() && *got);
