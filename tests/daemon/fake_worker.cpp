@@ -64,7 +64,7 @@ Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string& exe, co
   process->start_time = 1000 + static_cast<uint64_t>(process->pid);
   process->dir = dirOf(log_path);
   process->script = script;
-  process->exe = exe;
+  process->exe = script.execs.empty() ? exe : script.execs;
   process->args = args;
   process->on_exit = std::move(on_exit);
   if (!script.log_line.empty()) std::ofstream(log_path, std::ios::app) << script.log_line << "\n";
@@ -87,9 +87,13 @@ std::shared_ptr<FakeProcess> FakeWorkerHost::addSurvivor(const FakeProcess& was,
 }
 
 Result<ProcessFacts> FakeWorkerHost::inspect(pid_t pid) {
-  auto it = survivors_.find(pid);
-  if (it == survivors_.end() || it->second->exited) return Error::fromErrno("open /proc/" + std::to_string(pid) + "/stat", ENOENT);
-  const FakeProcess& p = *it->second;
+  std::shared_ptr<FakeProcess> found;
+  if (auto it = survivors_.find(pid); it != survivors_.end()) found = it->second;
+  for (const auto& process : processes_) {
+    if (process->pid == pid) found = process;
+  }
+  if (!found || found->exited) return Error::fromErrno("open /proc/" + std::to_string(pid) + "/stat", ENOENT);
+  const FakeProcess& p = *found;
   ProcessFacts facts{p.start_time, p.exe, {p.exe}};
   facts.argv.insert(facts.argv.end(), p.args.begin(), p.args.end());
   return facts;

@@ -32,6 +32,7 @@ struct FakeWorkerScript {
   bool answers = true;                  // false: takes commands, never replies
   bool powers_off_on_button = true;     // system_powerdown: SHUTDOWN (guest) and exit 0
   std::vector<std::string> refuses;     // commands answered with a GenericError
+  std::string execs;                    // the spawned binary is a wrapper that execs this one
 };
 
 struct FakeProcess {

@@ -461,6 +461,19 @@ TEST_F(SupervisorTest, APidfileHolderThatMustNotRunIsKilled) {
   EXPECT_TRUE(changedTo(VmState::kShutoff, "start interrupted by a vmmd restart"));
 }
 
+TEST_F(SupervisorTest, AWorkerStartedThroughAWrapperIsReattached) {
+  define("a");
+  workers_->script.execs = "/usr/lib/vmmd/vmm";  // --vmm names a script that execs the worker
+  auto worker = startRunning("a");
+  startVmmd();
+  auto survivor = workers_->addSurvivor(*worker, "running");
+  supervisor_->recover();
+  ASSERT_TRUE(runUntil([&] { return !survivor->commands.empty(); }));
+  EXPECT_EQ(survivor->commands, std::vector<std::string>{"query-status"});
+  EXPECT_EQ(state("a"), VmState::kRunning);
+  EXPECT_TRUE(survivor->signals.empty());
+}
+
 // pid and start time repeat across reboots; another binary, or another VM's worker, can hold the pid.
 TEST_F(SupervisorTest, ReattachRefusesAnotherBootAnotherBinaryOrAnotherUuid) {
   define("boot", R"(, "on_crash": "preserve")");
