@@ -1,10 +1,14 @@
 #include "daemon/process/process_identity.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <string>
 
 #include "base/unique_fd.h"
@@ -41,11 +45,14 @@ Result<uint64_t> parseStartTime(std::string_view text) {
 namespace {
 
 // The whole text of /proc/PID/stat; ENOENT in the error code when the process is gone.
-Result<std::string> readProcessStat(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+Result<std::string> readProcessStat(pid_t pid) { return readProcFile("/proc/" + std::to_string(pid) + "/stat"); }
+
+}  // namespace
+
+Result<std::string> readProcFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::fromErrno("open " + path);
-  // The file is one line well under 1 KiB, but a command name can be 15 bytes of anything; read it all.
+  // /proc files have no size; read until the end.
   std::string text;
   char buffer[1024];
   for (;;) {
@@ -58,8 +65,6 @@ Result<std::string> readProcessStat(pid_t pid) {
   }
   return text;
 }
-
-}  // namespace
 
 Result<uint64_t> processStartTime(pid_t pid) {
   auto text = readProcessStat(pid);
@@ -82,6 +87,76 @@ bool isZombie(pid_t pid) {
   size_t paren = text->rfind(')');
   if (paren == std::string::npos || paren + 2 >= text->size()) return false;
   return (*text)[paren + 2] == 'Z';
+}
+
+
+Result<std::string> bootId() {
+  auto text = readProcFile("/proc/sys/kernel/random/boot_id");
+  if (!text) return text.error();
+  while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) text->pop_back();
+  return text;
+}
+
+Result<std::string> processExe(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/exe";
+  char target[4096];
+  ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+  if (n < 0) return Error::fromErrno("readlink " + path, errno == ESRCH ? ENOENT : errno);
+  return std::string(target, static_cast<size_t>(n));
+}
+
+Result<std::vector<std::string>> processArgv(pid_t pid) {
+  auto text = readProcFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!text) return text.error();
+  std::vector<std::string> argv;
+  size_t start = 0;
+  while (start < text->size()) {
+    size_t end = text->find('\0', start);
+    if (end == std::string::npos) end = text->size();
+    argv.emplace_back(text->substr(start, end - start));
+    start = end + 1;
+  }
+  return argv;
+}
+
+std::optional<pid_t> parseFlockHolder(std::string_view locks, uint64_t dev_major, uint64_t dev_minor, uint64_t inode) {
+  char wanted[64];
+  std::snprintf(wanted, sizeof wanted, "%02llx:%02llx:%llu", static_cast<unsigned long long>(dev_major),
+                static_cast<unsigned long long>(dev_minor), static_cast<unsigned long long>(inode));
+  size_t pos = 0;
+  while (pos < locks.size()) {
+    size_t end = locks.find('\n', pos);
+    if (end == std::string_view::npos) end = locks.size();
+    std::string_view line = locks.substr(pos, end - pos);
+    pos = end + 1;
+    // "1: FLOCK  ADVISORY  WRITE 4242 00:1f:1234 0 EOF"; blocked waiters ("1: -> FLOCK ...") hold nothing.
+    if (line.find("->") != std::string_view::npos || line.find("FLOCK") == std::string_view::npos) continue;
+    std::vector<std::string_view> fields;
+    for (size_t i = 0; i < line.size();) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      size_t j = line.find(' ', i);
+      if (j == std::string_view::npos) j = line.size();
+      if (j > i) fields.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (fields.size() < 6 || fields[5] != wanted) continue;
+    pid_t pid = 0;
+    auto [ptr, ec] = std::from_chars(fields[4].data(), fields[4].data() + fields[4].size(), pid);
+    if (ec == std::errc() && pid > 0) return pid;
+  }
+  return std::nullopt;
+}
+
+std::optional<pid_t> flockHolder(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) < 0) return std::nullopt;
+  // Only a held lock counts: an empty or stale pid file without one names nobody.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return std::nullopt;
+  auto locks = readProcFile("/proc/locks");
+  if (!locks) return std::nullopt;
+  return parseFlockHolder(*locks, major(st.st_dev), minor(st.st_dev), st.st_ino);
 }
 
 }  // namespace vmmd::daemon

@@ -6,7 +6,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -25,5 +28,21 @@ bool isSameProcess(pid_t pid, uint64_t start_time);
 // True when /proc/PID/stat says the process is a zombie (dead, not yet reaped: a worker whose
 // parent — a vmmd that was killed — left it to an init that does not reap). False when unreadable.
 bool isZombie(pid_t pid);
+
+// The whole text of a /proc file; ENOENT in the error code when the process is gone.
+Result<std::string> readProcFile(const std::string& path);
+
+// /proc/sys/kernel/random/boot_id, without its newline: (pid, start time) repeat across boots.
+Result<std::string> bootId();
+// /proc/PID/exe's target; ends in " (deleted)" once the binary was replaced on disk.
+Result<std::string> processExe(pid_t pid);
+// /proc/PID/cmdline, split at its NULs.
+Result<std::vector<std::string>> processArgv(pid_t pid);
+
+// The process holding a flock(2) lock on `path` (a worker's -pidfile), from /proc/locks; nullopt
+// when nobody holds one.
+std::optional<pid_t> flockHolder(const std::string& path);
+// The FLOCK holder of the file (device major:minor, inode) in the text of /proc/locks.
+std::optional<pid_t> parseFlockHolder(std::string_view locks, uint64_t dev_major, uint64_t dev_minor, uint64_t inode);
 
 }  // namespace vmmd::daemon

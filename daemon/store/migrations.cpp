@@ -41,8 +41,21 @@ CREATE TABLE events (
 CREATE INDEX events_by_vm ON events(vm, id);
 )sql";
 
-constexpr std::array<Migration, 1> kMigrations = {{
+// A stop in progress is committed before the signal or power button that carries it out, so a
+// vmmd killed in between finishes it after a restart (a shutdown keeps its deadline; a destroy is
+// never mistaken for a crash). The boot id, with pid and start time, identifies the worker.
+constexpr std::string_view kVersion2 = R"sql(
+ALTER TABLE runtime ADD COLUMN stop_intent TEXT;
+ALTER TABLE runtime ADD COLUMN stop_deadline_us INTEGER;
+ALTER TABLE runtime ADD COLUMN stop_timeout_s INTEGER;
+ALTER TABLE runtime ADD COLUMN stop_force INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runtime ADD COLUMN boot_id TEXT;
+ALTER TABLE runtime ADD COLUMN worker_exe TEXT;
+)sql";
+
+constexpr std::array<Migration, 2> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
+    {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
 }};
 
 }  // namespace

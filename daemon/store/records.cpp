@@ -14,9 +14,23 @@ constexpr EnumNames<VmState, 6> kStateNames = {{
     {VmState::kCrashed, "crashed"},
 }};
 
+constexpr EnumNames<StopIntent, 4> kIntentNames = {{
+    {StopIntent::kNone, ""},
+    {StopIntent::kShutdownAcpi, "shutdown-acpi"},
+    {StopIntent::kShutdownAgent, "shutdown-agent"},
+    {StopIntent::kDestroy, "destroy"},
+}};
+
 }  // namespace
 
 std::string_view toString(VmState state) { return nameOf(kStateNames, state); }
 std::optional<VmState> parseVmState(std::string_view text) { return valueOf(kStateNames, text); }
+
+}  // namespace vmmd::daemon
+
+namespace vmmd::daemon {
+
+std::string_view toString(StopIntent intent) { return nameOf(kIntentNames, intent); }
+std::optional<StopIntent> parseStopIntent(std::string_view text) { return valueOf(kIntentNames, text); }
 
 }  // namespace vmmd::daemon

@@ -17,6 +17,13 @@ enum class VmState { kShutoff, kStarting, kRunning, kPaused, kShuttingDown, kCra
 std::string_view toString(VmState state);
 std::optional<VmState> parseVmState(std::string_view text);
 
+// A stop vmmd committed to before acting on it: what a restarted vmmd finishes.
+enum class StopIntent { kNone, kShutdownAcpi, kShutdownAgent, kDestroy };
+
+// "shutdown-acpi", "shutdown-agent", "destroy" (kNone is stored as NULL).
+std::string_view toString(StopIntent intent);
+std::optional<StopIntent> parseStopIntent(std::string_view text);
+
 struct StoredDefinition {
   VmDefinition definition;
   int64_t created_us = 0;  // Unix time, microseconds
@@ -35,6 +42,13 @@ struct RuntimeRecord {
   std::optional<int64_t> exit_status;  // of the last worker that exited normally
   std::optional<int64_t> exit_signal;  // of the last worker killed by a signal
   int64_t restart_count = 0;
+  StopIntent stop_intent = StopIntent::kNone;
+  std::optional<int64_t> stop_deadline_us;  // a shutdown's deadline, Unix time
+  int64_t stop_timeout_s = 0;               // a shutdown's timeout, for its messages
+  bool stop_force = false;                  // a shutdown destroys at its deadline
+  std::optional<std::string> boot_id;       // /proc/sys/kernel/random/boot_id when the worker started
+  // /proc/PID/exe of the worker once it served QMP: --vmm may be a wrapper that execs the worker.
+  std::optional<std::string> worker_exe;
   int64_t updated_us = 0;  // set by the store on save
 
   bool operator==(const RuntimeRecord&) const = default;

@@ -6,7 +6,7 @@ namespace {
 
 constexpr std::string_view kRuntimeColumns =
     "name, state, pid, start_time, started_us, qmp_socket, console_socket, qga_socket, exit_status, exit_signal, restart_count, "
-    "updated_us";
+    "updated_us, stop_intent, stop_deadline_us, stop_timeout_s, stop_force, boot_id, worker_exe";
 
 Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
   RuntimeRecord r;
@@ -24,6 +24,15 @@ Result<RuntimeRecord> readRuntime(const sqlite::Statement& stmt) {
   r.exit_signal = stmt.columnOptionalInt(9);
   r.restart_count = stmt.columnInt(10);
   r.updated_us = stmt.columnInt(11);
+  std::string intent = stmt.columnOptionalText(12).value_or("");
+  auto parsed = parseStopIntent(intent);
+  if (!parsed) return Error("vm '" + r.name + "': unknown stop intent '" + intent + "' in the database");
+  r.stop_intent = *parsed;
+  r.stop_deadline_us = stmt.columnOptionalInt(13);
+  r.stop_timeout_s = stmt.columnOptionalInt(14).value_or(0);
+  r.stop_force = stmt.columnInt(15) != 0;
+  r.boot_id = stmt.columnOptionalText(16);
+  r.worker_exe = stmt.columnOptionalText(17);
   return r;
 }
 
@@ -36,9 +45,11 @@ Status Store::saveRuntime(const RuntimeRecord& r, const std::optional<EventDraft
   if (!known) return known.error();
   if (!*known) return Error("vm '" + r.name + "' is not defined", kStoreNotDefined);
   if (auto st = db_.run("INSERT OR REPLACE INTO runtime (" + std::string(kRuntimeColumns) +
-                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                         r.name, toString(r.state), r.pid, r.start_time, r.started_us, r.qmp_socket, r.console_socket,
-                        r.qga_socket, r.exit_status, r.exit_signal, r.restart_count, unixTimeUs());
+                        r.qga_socket, r.exit_status, r.exit_signal, r.restart_count, unixTimeUs(),
+                        r.stop_intent == StopIntent::kNone ? std::nullopt : std::optional(std::string(toString(r.stop_intent))),
+                        r.stop_deadline_us, r.stop_timeout_s, int64_t{r.stop_force}, r.boot_id, r.worker_exe);
       !st) {
     return st;
   }

@@ -1,5 +1,11 @@
 #include "daemon/supervisor/process_worker_host.h"
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
+#include "base/unique_fd.h"
+#include "daemon/process/process_identity.h"
 #include "daemon/supervisor/worker_process.h"
 #include "qmp/uv_client.h"
 
@@ -49,5 +55,43 @@ Result<std::unique_ptr<Worker>> ProcessWorkerHost::adopt(pid_t pid, uint64_t sta
 }
 
 std::unique_ptr<WorkerLink> ProcessWorkerHost::link() { return std::make_unique<QmpWorkerLink>(loop_); }
+
+std::string ProcessWorkerHost::bootId() {
+  auto id = daemon::bootId();
+  return id ? *id : std::string();
+}
+
+Result<ProcessFacts> ProcessWorkerHost::inspect(pid_t pid) {
+  ProcessFacts facts;
+  auto start = processStartTime(pid);
+  if (!start) return start.error();
+  facts.start_time = *start;
+  auto exe = processExe(pid);
+  if (!exe) return exe.error();
+  facts.exe = std::move(*exe);
+  auto argv = processArgv(pid);
+  if (!argv) return argv.error();
+  facts.argv = std::move(*argv);
+  return facts;
+}
+
+std::optional<pid_t> ProcessWorkerHost::pidfileHolder(const std::string& pidfile) { return flockHolder(pidfile); }
+
+Status ProcessWorkerHost::killProcess(pid_t pid, uint64_t start_time) {
+  // Through a pidfd opened before the identity check: the signal cannot reach a process that
+  // took the pid since.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) return Error::fromErrno("pidfd_open " + std::to_string(pid));
+  if (!isSameProcess(pid, start_time)) return Error("process " + std::to_string(pid) + " is not the one inspected", ESRCH);
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) < 0) {
+    return Error::fromErrno("kill " + std::to_string(pid));
+  }
+  // The pidfd turns readable when the process has exited (its locks are released then, reaped
+  // or not). A SIGKILL takes effect within milliseconds; 5 s bounds a process stuck in the kernel.
+  pollfd p{pidfd.get(), POLLIN, 0};
+  int rc = ::poll(&p, 1, 5000);
+  if (rc <= 0) return Error("process " + std::to_string(pid) + " did not exit within 5 s of SIGKILL", ETIMEDOUT);
+  return {};
+}
 
 }  // namespace vmmd::daemon

@@ -16,6 +16,10 @@ class ProcessWorkerHost : public WorkerHost {
                                         const std::vector<int>& pass_fds) override;
   Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) override;
   std::unique_ptr<WorkerLink> link() override;
+  std::string bootId() override;
+  Result<ProcessFacts> inspect(pid_t pid) override;
+  std::optional<pid_t> pidfileHolder(const std::string& pidfile) override;
+  Status killProcess(pid_t pid, uint64_t start_time) override;
 
  private:
   uv_loop_t* loop_;

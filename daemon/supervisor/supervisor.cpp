@@ -7,10 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include "base/log.h"
+#include "daemon/launch/log_rotation.h"
 #include "daemon/launch/worker_argv.h"
+#include "daemon/supervisor/chaos_point.h"
+#include "daemon/supervisor/deadline_link.h"
 #include "daemon/supervisor/process_worker_host.h"
 #include "daemon/supervisor/supervisor_vm.h"
 #include "qmp/unix_socket.h"
@@ -29,10 +33,29 @@ Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config)
     : Supervisor(loop, store, std::move(config), std::make_unique<ProcessWorkerHost>(loop)) {}
 
 Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, std::unique_ptr<WorkerHost> workers)
-    : loop_(loop), store_(store), config_(std::move(config)), workers_(std::move(workers)) {}
+    : loop_(loop), store_(store), config_(std::move(config)), workers_(std::move(workers)) {
+  boot_id_ = workers_->bootId();
+  std::error_code ec;
+  auto exe = std::filesystem::weakly_canonical(config_.vmm_path, ec);
+  worker_exe_ = ec ? config_.vmm_path : exe.string();
+  log_timer_ = makeUvHandle<uv_timer_t>();
+  uv_timer_init(loop_, log_timer_.get());
+  log_timer_->data = this;
+  uv_timer_start(log_timer_.get(), [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->checkLogs(); },
+                 config_.log_check_interval_ms, config_.log_check_interval_ms);
+  uv_unref(reinterpret_cast<uv_handle_t*>(log_timer_.get()));  // never what keeps the loop running
+}
 
 // Workers keep running: destroying the supervisor (vmmd exiting) only lets go of them.
 Supervisor::~Supervisor() = default;
+
+void Supervisor::checkLogs() {
+  for (auto& [name, vm] : vms_) {
+    if (!vm->process || vm->paths.dir.empty()) continue;
+    auto rotated = rotateLogIfOver(workerLogPath(vm->paths), kWorkerLogLimit);
+    if (!rotated) log::warning(vmText(name) + ": worker log: " + rotated.error().message());
+  }
+}
 
 std::unique_ptr<Supervisor::Vm> Supervisor::makeVm(const VmDefinition& def) {
   auto vm = std::make_unique<Vm>();
@@ -41,6 +64,9 @@ std::unique_ptr<Supervisor::Vm> Supervisor::makeVm(const VmDefinition& def) {
   vm->timer = makeUvHandle<uv_timer_t>();
   uv_timer_init(loop_, vm->timer.get());
   vm->timer->data = vm.get();
+  vm->reconnect_timer = makeUvHandle<uv_timer_t>();
+  uv_timer_init(loop_, vm->reconnect_timer.get());
+  vm->reconnect_timer->data = vm.get();
   return vm;
 }
 
@@ -92,6 +118,10 @@ void Supervisor::saveIdle(const std::string& name, VmState state, const std::str
   record.pid.reset();
   record.start_time.reset();
   record.started_us.reset();
+  record.stop_intent = StopIntent::kNone;
+  record.stop_deadline_us.reset();
+  record.boot_id.reset();
+  record.worker_exe.reset();
   std::string detail = std::string(toString(state)) + (reason.empty() ? "" : ": " + reason);
   if (auto st = store_.saveRuntime(record, EventDraft{"state", detail}); !st) {
     log::error(vmText(name) + ": cannot record state " + detail + ": " + st.error().message());
@@ -159,11 +189,22 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   std::vector<std::string> args = workerArgv(vm.def, vm.paths);
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
+  // The intent first: a vmmd killed between the spawn and the pid's commit below finds the
+  // worker by its pidfile lock when it restarts (reattach), instead of leaving it orphaned.
+  RuntimeRecord intent = vm.record;
+  intent.state = VmState::kStarting;
+  intent.pid.reset();
+  intent.start_time.reset();
+  intent.stop_intent = StopIntent::kNone;
+  intent.stop_deadline_us.reset();
+  if (auto st = store_.saveRuntime(intent); !st) return failed("cannot record the start: " + st.error().message());
+  chaosPoint("before-spawn");
   auto process = workers_->spawn(
       config_.vmm_path, args, workerLogPath(vm.paths), [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); },
       {qmp_listener->get()});
   qmp_listener->reset();
   if (!process) return failed(process.error().message());
+  chaosPoint("after-spawn");
   vm.process = std::move(*process);
   vm.origin = WorkerOrigin::kSpawned;
   vm.announced = ShutdownCause::kNone;
@@ -176,7 +217,12 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   vm.record.qmp_socket = vm.paths.qmp_socket;
   vm.record.console_socket = vm.def.serial ? std::optional(ttyPath(vm.paths)) : std::nullopt;
   vm.record.qga_socket = vm.def.agent ? std::optional(vm.paths.qga_socket) : std::nullopt;
+  vm.record.boot_id = boot_id_;
+  vm.record.worker_exe.reset();  // known once it serves QMP (guestRuns)
+  vm.record.stop_intent = StopIntent::kNone;
+  vm.record.stop_deadline_us.reset();
   advance(vm, VmEvent::kLaunched, "worker pid " + std::to_string(vm.process->pid()));
+  chaosPoint("after-commit");
   connectQmp(vm);
   return std::nullopt;
 }
@@ -191,17 +237,65 @@ void Supervisor::schedule(Vm& vm, uint64_t delay_ms, std::function<void()> actio
   }, delay_ms, 0);
 }
 
+std::unique_ptr<WorkerLink> Supervisor::makeLink(Vm& vm) {
+  auto link = std::make_unique<DeadlineLink>(loop_, workers_->link(), config_.qmp_request_timeout_ms);
+  link->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
+  link->onDisconnect = [this, &vm](const Error& why) {
+    if (vm.link != QmpLink::kReady) return;  // a failed connect: its callback deals with it
+    qmpLost(vm, why);
+  };
+  return link;
+}
+
+// The worker's end is reported by its process (exit status or pidfd), not by the socket; while it
+// runs, the connection is made again (a worker drops a client whose backlog grew too large).
+void Supervisor::qmpLost(Vm& vm, const Error& why) {
+  vm.link = QmpLink::kLost;
+  log::warning(vmText(vm.name()) + ": QMP connection lost: " + why.message() + "; reconnecting");
+  vm.link_lost_us = unixTimeUs();
+  vm.reconnect_attempt = 0;
+  scheduleReconnect(vm);
+}
+
+void Supervisor::scheduleReconnect(Vm& vm) {
+  uint64_t delay = config_.qmp_reconnect_first_ms;
+  for (uint32_t i = 0; i < vm.reconnect_attempt && delay < config_.qmp_reconnect_max_ms; ++i) delay *= 2;
+  delay = std::min<uint64_t>(delay, config_.qmp_reconnect_max_ms);
+  vm.on_reconnect = [this, &vm] { reconnectQmp(vm); };
+  uv_timer_start(vm.reconnect_timer.get(), [](uv_timer_t* t) {
+    auto* vm = static_cast<Vm*>(t->data);
+    auto action = vm->on_reconnect;  // a local copy: it may replace the link (and this function)
+    if (action) action();
+  }, delay, 0);
+}
+
+void Supervisor::reconnectQmp(Vm& vm) {
+  if (!vm.process || vm.process->exited() || vm.link != QmpLink::kLost) return;
+  if (vm.qmp) vm.qmp->close();
+  vm.qmp = makeLink(vm);
+  vm.qmp->connect(vm.paths.qmp_socket, [this, &vm](Status status) {
+    if (!vm.process || vm.process->exited()) return;  // the exit handler reports it
+    if (status) {
+      log::info(vmText(vm.name()) + ": QMP connection made again");
+      vm.link = QmpLink::kReady;
+      vm.reconnect_attempt = 0;
+      runAwaiting(vm, std::nullopt);
+      return;
+    }
+    // Commands that came meanwhile wait no longer than any request would.
+    int64_t lost_ms = (unixTimeUs() - vm.link_lost_us) / 1000;
+    if (lost_ms >= config_.qmp_request_timeout_ms) {
+      runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": no QMP connection to its worker (lost " +
+                                                              std::to_string(lost_ms / 1000) + " s ago: " +
+                                                              status.error().message() + "; reconnecting)"));
+    }
+    ++vm.reconnect_attempt;
+    scheduleReconnect(vm);
+  });
+}
+
 void Supervisor::connectQmp(Vm& vm) {
-  if (!vm.qmp) {
-    vm.qmp = workers_->link();
-    vm.qmp->onEvent = [this, &vm](const qmp::Json& event) { onWorkerEvent(vm, event); };
-    vm.qmp->onDisconnect = [&vm](const Error& why) {
-      if (vm.link != QmpLink::kReady) return;  // a failed connect: its callback deals with it
-      vm.link = QmpLink::kLost;
-      // The worker's end is reported by its process (exit status or pidfd), not by the socket.
-      log::warning(vmText(vm.name()) + ": QMP connection lost: " + why.message());
-    };
-  }
+  if (!vm.qmp) vm.qmp = makeLink(vm);
   // The socket listens from before the worker starts, so there is no wait for it to appear; only
   // a worker that never answers (hung) is given up on, after a bound no slow host comes near.
   schedule(vm, config_.qmp_greeting_timeout_ms, [this, &vm] {
@@ -238,6 +332,8 @@ void Supervisor::qmpUnreachable(Vm& vm, const std::string& why) {
     log::warning(vmText(vm.name()) + ": " + why);
     vm.link = QmpLink::kUnreachable;
     runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(vm.name()) + ": " + why));
+    // A shutdown that was in progress still ends at its deadline (destroyed when forced).
+    if (vm.lifecycle.phase == VmPhase::kShuttingDown && vm.shutdown) shutdownTick(vm);
     return;
   }
   failStart(vm, why);
@@ -266,6 +362,10 @@ void Supervisor::settleRunState(Vm& vm) {
       const qmp::Json& value = std::get<qmp::Json>(*reply);
       if (value.IsObject() && value.HasMember("status") && value["status"].IsString()) status = value["status"].GetString();
     }
+    if (!reply && reply.error().code() == ETIMEDOUT) {
+      // Talks, but does not answer: a start fails (the worker is killed), a re-attached worker is left alone.
+      return qmpUnreachable(vm, "query-status: " + reply.error().message());
+    }
     if (status.empty()) return;  // connection lost: the exit handler takes over
     const char* how = vm.origin == WorkerOrigin::kAdopted ? "re-attached" : "started";
     if (status == "prelaunch") {
@@ -285,7 +385,14 @@ void Supervisor::settleRunState(Vm& vm) {
 
 // The start (or re-attach) is complete: the guest runs or is paused.
 void Supervisor::guestRuns(Vm& vm, VmEvent event, const char* how) {
+  if (vm.origin == WorkerOrigin::kSpawned && vm.process) {
+    // What a restarted vmmd expects /proc/PID/exe to be (the process serving QMP is the worker).
+    if (auto facts = workers_->inspect(vm.process->pid())) vm.record.worker_exe = facts->exe;
+  }
   advance(vm, event, how);
+  // A re-attached worker whose shutdown was in progress: its timer resumes from the committed
+  // deadline (connecting held the VM's timer until now).
+  if (vm.lifecycle.phase == VmPhase::kShuttingDown && vm.shutdown) shutdownTick(vm);
   for (auto& done : std::exchange(vm.start_waiters, {})) done(Done{});
   runAwaiting(vm, std::nullopt);
 }
@@ -320,11 +427,23 @@ void Supervisor::failStart(Vm& vm, const std::string& why) {
   if (vm.process && !vm.process->exited()) {
     // Half-started: make sure no orphan stays behind; its exit finishes the bookkeeping.
     if (auto next = transition(vm.lifecycle, VmEvent::kDestroyRequested)) vm.lifecycle = *next;
+    commitStop(vm, StopIntent::kDestroy);
     (void)vm.process->signal(SIGKILL);
   } else {
     retire(vm, VmEvent::kStopped, "start failed");
   }
   for (auto& done : waiters) done(vmError(VmErrorCode::kWorkerFailed, why));
+}
+
+void Supervisor::commitStop(Vm& vm, StopIntent intent) {
+  vm.record.stop_intent = intent;
+  bool shutdown = intent == StopIntent::kShutdownAcpi || intent == StopIntent::kShutdownAgent;
+  vm.record.stop_deadline_us = shutdown && vm.shutdown ? std::optional(vm.shutdown->deadline_us) : std::nullopt;
+  vm.record.stop_timeout_s = shutdown && vm.shutdown ? vm.shutdown->timeout_s : 0;
+  vm.record.stop_force = shutdown && vm.shutdown && vm.shutdown->force;
+  if (auto st = store_.saveRuntime(vm.record); !st) {
+    log::error(vmText(vm.name()) + ": cannot record the " + std::string(toString(intent)) + " intent: " + st.error().message());
+  }
 }
 
 void Supervisor::forget(Vm& vm) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <variant>
 
+#include "base/uv_handle.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
@@ -39,6 +40,15 @@ struct SupervisorConfig {
   // guests starting at once in a nested VM) must never fail a start. A worker that exits is
   // reported at once.
   uint32_t qmp_greeting_timeout_ms = 120000;
+  // Every request vmmd sends a worker fails after this long without an answer (a wedged worker,
+  // or one whose QMP output backed up), so no command waits for ever.
+  uint32_t qmp_request_timeout_ms = 30000;
+  // A QMP connection lost while its worker still runs (the worker drops a client that does not
+  // keep up) is made again: first after this, then twice as long each time up to the max.
+  uint32_t qmp_reconnect_first_ms = 100;
+  uint32_t qmp_reconnect_max_ms = 5000;
+  // How often the workers' logs are checked against their cap (log_rotation.h).
+  uint32_t log_check_interval_ms = 1000;
 };
 
 // vm-define's answer.
@@ -151,6 +161,21 @@ class Supervisor {
   std::optional<VmError> launch(Vm& vm);
   void schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action);
   void connectQmp(Vm& vm);
+  std::unique_ptr<WorkerLink> makeLink(Vm& vm);
+  void qmpLost(Vm& vm, const Error& why);
+  void scheduleReconnect(Vm& vm);
+  void reconnectQmp(Vm& vm);
+  // Commits a stop before it is carried out (the SIGKILL, the power button), so a restarted vmmd
+  // finishes it: a destroy is never taken for a crash, a shutdown keeps its deadline.
+  void commitStop(Vm& vm, StopIntent intent);
+  // Why the process described by `facts` is not `vm`'s worker (wrong start time, boot, binary or
+  // -uuid), or nullopt when it is. `expected_start` and the boot id are checked for a recorded pid.
+  std::optional<std::string> notOurWorker(const Vm& vm, const ProcessFacts& facts, std::optional<uint64_t> expected_start);
+  // A restarted vmmd's hold on a VM's worker: the recorded one when it is still that worker, else
+  // whatever holds the VM's pidfile lock — adopted when it is the VM's worker and the VM should
+  // run, killed otherwise (it holds the VM's image locks).
+  std::unique_ptr<Worker> reattach(Vm& vm, bool wants_worker);
+  void checkLogs();
   void qmpUnreachable(Vm& vm, const std::string& why);  // fails a start; leaves a re-attached worker alone
   void onQmpReady(Vm& vm);
   void settleRunState(Vm& vm);
@@ -184,6 +209,9 @@ class Supervisor {
   SupervisorConfig config_;
   std::unique_ptr<WorkerHost> workers_;
   std::map<std::string, std::unique_ptr<Vm>, std::less<>> vms_;  // VMs with a worker or a pending restart
+  std::string boot_id_;     // recorded with each worker
+  std::string worker_exe_;  // config_.vmm_path made absolute, as /proc/PID/exe shows it
+  UvHandle<uv_timer_t> log_timer_;
 };
 
 }  // namespace vmmd::daemon

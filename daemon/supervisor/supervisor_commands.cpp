@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "daemon/supervisor/chaos_point.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -59,8 +60,14 @@ void Supervisor::beginShutdown(Vm& vm, ShutdownPlan plan, StopCompletion done) {
   if (vm.stopping()) return;  // already shutting down (or being destroyed): wait for the same end
   vm.shutdown = plan;
   std::string how = plan.mode == ShutdownMode::kAgent ? "guest agent guest-shutdown" : "ACPI power button";
+  // Committed with the state, before the request: a restarted vmmd resumes it with its deadline.
+  vm.record.stop_intent = plan.mode == ShutdownMode::kAgent ? StopIntent::kShutdownAgent : StopIntent::kShutdownAcpi;
+  vm.record.stop_deadline_us = plan.deadline_us;
+  vm.record.stop_timeout_s = plan.timeout_s;
+  vm.record.stop_force = plan.force;
   advance(vm, VmEvent::kShutdownRequested,
           how + ", timeout " + std::to_string(plan.timeout_s) + " s" + (plan.force ? ", then destroy" : ""));
+  chaosPoint("after-shutdown-commit");
   if (plan.mode == ShutdownMode::kAgent) sendAgentShutdown(vm);
   else pressPowerButton(vm);
   shutdownTick(vm);
@@ -70,6 +77,8 @@ void Supervisor::shutdownRequestFailed(Vm& vm, const VmError& error) {
   if (vm.lifecycle.phase != VmPhase::kShuttingDown) return;
   uv_timer_stop(vm.timer.get());
   vm.shutdown.reset();
+  vm.record.stop_intent = StopIntent::kNone;
+  vm.record.stop_deadline_us.reset();
   advance(vm, VmEvent::kShutdownAbandoned, "shutdown failed");
   finishStops(vm, error);
 }
@@ -103,10 +112,13 @@ void Supervisor::shutdownTick(Vm& vm) {
     if (plan.force) {
       log::warning(vmText(vm.name()) + ": no power-off within " + std::to_string(plan.timeout_s) + " s; destroying");
       if (auto next = transition(vm.lifecycle, VmEvent::kDestroyRequested)) vm.lifecycle = *next;
+      commitStop(vm, StopIntent::kDestroy);
       if (auto st = vm.process->signal(SIGKILL); !st) log::error(vmText(vm.name()) + ": " + st.error().message());
       return;
     }
     vm.shutdown.reset();
+    vm.record.stop_intent = StopIntent::kNone;
+    vm.record.stop_deadline_us.reset();
     advance(vm, VmEvent::kShutdownAbandoned, "shutdown timed out");
     finishStops(vm, vmError(VmErrorCode::kTimedOut, vmText(vm.name()) + " did not power off within " +
                                                          std::to_string(plan.timeout_s) + " s (use force to destroy it)"));
@@ -126,10 +138,15 @@ void Supervisor::destroy(const std::string& name, StopCompletion done) {
   // A vm-destroy during a shutdown is no forced shutdown.
   vm->shutdown.reset();
   if (auto next = transition(vm->lifecycle, VmEvent::kDestroyRequested)) vm->lifecycle = *next;
+  // Committed before the signal: a restarted vmmd that finds the worker gone knows it was
+  // destroyed (no crash policy, no restart), and kills it if the signal never went.
+  commitStop(*vm, StopIntent::kDestroy);
+  chaosPoint("before-kill");
   if (auto st = vm->process->signal(SIGKILL); !st) {
     log::error(vmText(name) + ": destroy: " + st.error().message());
     finishStops(*vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + st.error().message()));
   }
+  chaosPoint("after-kill");
 }
 
 void Supervisor::reboot(const std::string& name, Completion<Done> done) {

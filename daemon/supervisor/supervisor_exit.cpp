@@ -25,6 +25,8 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   const std::string name = vm.name();
   uv_timer_stop(vm.timer.get());
   vm.on_timer = nullptr;
+  uv_timer_stop(vm.reconnect_timer.get());
+  vm.on_reconnect = nullptr;
   vm.console.reset();
   vm.agent.reset();  // queued agent commands fail now; one in flight ends on the closed socket
   vm.link = QmpLink::kLost;

@@ -47,6 +47,11 @@ struct Supervisor::Vm {
   // re-attaching, the shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;
   std::function<void()> on_timer;  // what the timer does when it fires
+  // A lost QMP connection to a live worker is made again on this timer, with backoff.
+  UvHandle<uv_timer_t> reconnect_timer;
+  std::function<void()> on_reconnect;
+  uint32_t reconnect_attempt = 0;
+  int64_t link_lost_us = 0;
   std::vector<Completion<Done>> start_waiters;  // vm-start callers, answered once the guest runs
   std::vector<StopCompletion> stop_waiters;     // vm-shutdown / vm-destroy callers, answered at exit
   // Commands that came while the QMP connection was being made (see withWorker).

@@ -52,6 +52,13 @@ class WorkerLink {
   std::function<void(const Error& why)> onDisconnect;
 };
 
+// What /proc says of a process: enough to tell whether it is a given VM's worker.
+struct ProcessFacts {
+  uint64_t start_time = 0;        // /proc/PID/stat field 22
+  std::string exe;                // /proc/PID/exe's target (" (deleted)" once the binary was replaced)
+  std::vector<std::string> argv;  // /proc/PID/cmdline
+};
+
 class WorkerHost {
  public:
   static constexpr int kFirstPassedFd = 3;
@@ -65,6 +72,17 @@ class WorkerHost {
   // A worker that outlived the previous vmmd; fails (ESRCH) when it is gone or the pid was reused.
   virtual Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) = 0;
   virtual std::unique_ptr<WorkerLink> link() = 0;
+
+  // This boot's /proc/sys/kernel/random/boot_id: pid and start time repeat across reboots.
+  virtual std::string bootId() = 0;
+  // ENOENT (or ESRCH) in the error code when the process is gone.
+  virtual Result<ProcessFacts> inspect(pid_t pid) = 0;
+  // The process holding the lock on a worker's -pidfile, if any: a worker that outlived a vmmd
+  // killed before it recorded the worker's pid still holds it (and the VM's image locks).
+  virtual std::optional<pid_t> pidfileHolder(const std::string& pidfile) = 0;
+  // SIGKILL to a process that is not ours to watch (the holder above, when it must not run), and
+  // waits a bounded time for it to be gone. Refuses when `pid` no longer started at `start_time`.
+  virtual Status killProcess(pid_t pid, uint64_t start_time) = 0;
 };
 
 }  // namespace vmmd::daemon

@@ -30,7 +30,9 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(uv_loop_t* loop, con
                                                             const std::vector<std::string>& args,
                                                             const std::string& log_path, ExitCallback on_exit,
                                                             const std::vector<int>& pass_fds) {
-  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  // O_APPEND: vmmd caps the log by truncating it in place (log_rotation.h); the worker's next
+  // write then lands at the new end instead of its old offset.
+  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640));
   if (!log) return Error::fromErrno("open " + log_path);
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull) return Error::fromErrno("open /dev/null");

@@ -55,7 +55,7 @@ void FakeWorkerHost::post(std::function<void()> action) {
   }, 0, 0);
 }
 
-Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string&, const std::vector<std::string>& args,
+Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string& exe, const std::vector<std::string>& args,
                                                       const std::string& log_path, Worker::ExitCallback on_exit,
                                                       const std::vector<int>&) {
   if (script.spawn_fails) return Error("spawn vmm: No such file or directory", ENOENT);
@@ -64,6 +64,7 @@ Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string&, const 
   process->start_time = 1000 + static_cast<uint64_t>(process->pid);
   process->dir = dirOf(log_path);
   process->script = script;
+  process->exe = script.execs.empty() ? exe : script.execs;
   process->args = args;
   process->on_exit = std::move(on_exit);
   if (!script.log_line.empty()) std::ofstream(log_path, std::ios::app) << script.log_line << "\n";
@@ -72,15 +73,56 @@ Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string&, const 
   return std::unique_ptr<Worker>(std::make_unique<FakeWorker>(*this, process));
 }
 
-std::shared_ptr<FakeProcess> FakeWorkerHost::addSurvivor(pid_t pid, uint64_t start_time, const std::string& dir,
-                                                         std::string status) {
+std::shared_ptr<FakeProcess> FakeWorkerHost::addSurvivor(const FakeProcess& was, std::string status) {
   auto process = std::make_shared<FakeProcess>();
-  process->pid = pid;
-  process->start_time = start_time;
-  process->dir = dir;
+  process->pid = was.pid;
+  process->start_time = was.start_time;
+  process->dir = was.dir;
+  process->exe = was.exe;
+  process->args = was.args;
+  process->holds_pidfile = was.holds_pidfile;
   process->status = std::move(status);
-  survivors_[pid] = process;
+  survivors_[was.pid] = process;
   return process;
+}
+
+Result<ProcessFacts> FakeWorkerHost::inspect(pid_t pid) {
+  std::shared_ptr<FakeProcess> found;
+  if (auto it = survivors_.find(pid); it != survivors_.end()) found = it->second;
+  for (const auto& process : processes_) {
+    if (process->pid == pid) found = process;
+  }
+  if (!found || found->exited) return Error::fromErrno("open /proc/" + std::to_string(pid) + "/stat", ENOENT);
+  const FakeProcess& p = *found;
+  ProcessFacts facts{p.start_time, p.exe, {p.exe}};
+  facts.argv.insert(facts.argv.end(), p.args.begin(), p.args.end());
+  return facts;
+}
+
+std::optional<pid_t> FakeWorkerHost::pidfileHolder(const std::string& pidfile) {
+  for (const auto& [pid, process] : survivors_) {
+    if (process->exited || !process->holds_pidfile) continue;
+    auto flag = std::find(process->args.begin(), process->args.end(), "-pidfile");
+    if (flag != process->args.end() && flag + 1 != process->args.end() && *(flag + 1) == pidfile) return pid;
+  }
+  return std::nullopt;
+}
+
+Status FakeWorkerHost::killProcess(pid_t pid, uint64_t start_time) {
+  auto it = survivors_.find(pid);
+  if (it == survivors_.end() || it->second->exited || it->second->start_time != start_time) {
+    return Error("process " + std::to_string(pid) + " is not the one inspected", ESRCH);
+  }
+  // Nobody watches it: it is simply gone (and its locks with it) once this returns.
+  it->second->signals.push_back(SIGKILL);
+  it->second->exited = true;
+  return {};
+}
+
+void FakeWorkerHost::dropLink(const std::shared_ptr<FakeProcess>& process) {
+  post([process] {
+    if (!process->exited && process->link) process->link->dropped();
+  });
 }
 
 Result<std::unique_ptr<Worker>> FakeWorkerHost::adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) {
@@ -163,6 +205,11 @@ void FakeWorkerLink::connect(const std::string& socket_path, std::function<void(
   host_.post([this, alive = std::weak_ptr<int>(alive_), socket_path] {
     if (alive.expired() || !connect_done_) return;
     auto process = host_.listeningAt(socket_path);
+    if (process) ++process->connects;
+    if (process && process->refuse_connects > 0) {
+      --process->refuse_connects;
+      return std::exchange(connect_done_, nullptr)(Error::fromErrno("connect " + socket_path, ECONNREFUSED));
+    }
     if (!process) return std::exchange(connect_done_, nullptr)(Error::fromErrno("connect " + socket_path, ECONNREFUSED));
     if (!process->script.greets) {
       // A hung worker: the connection is queued, no greeting ever comes. Its exit still ends it.

@@ -32,6 +32,7 @@ struct FakeWorkerScript {
   bool answers = true;                  // false: takes commands, never replies
   bool powers_off_on_button = true;     // system_powerdown: SHUTDOWN (guest) and exit 0
   std::vector<std::string> refuses;     // commands answered with a GenericError
+  std::string execs;                    // the spawned binary is a wrapper that execs this one
 };
 
 struct FakeProcess {
@@ -40,7 +41,11 @@ struct FakeProcess {
   std::string dir;  // the VM's run directory: its links connect to sockets in it
   FakeWorkerScript script;
   std::string status = "prelaunch";  // query-status
+  std::string exe;                   // what /proc/PID/exe would say
   std::vector<std::string> args;
+  bool holds_pidfile = true;          // while it runs, it holds the lock on its -pidfile
+  int refuse_connects = 0;            // this many connects are refused (ECONNREFUSED) first
+  int connects = 0;                   // connects tried
   std::vector<std::string> commands;  // every QMP command received, in order
   std::vector<int> signals;           // every signal received
   bool exited = false;
@@ -57,15 +62,25 @@ class FakeWorkerHost : public WorkerHost {
                                         const std::vector<int>& pass_fds) override;
   Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) override;
   std::unique_ptr<WorkerLink> link() override;
+  std::string bootId() override { return boot_id; }
+  Result<ProcessFacts> inspect(pid_t pid) override;
+  std::optional<pid_t> pidfileHolder(const std::string& pidfile) override;
+  Status killProcess(pid_t pid, uint64_t start_time) override;
 
+  // This fake machine's boot.
+  std::string boot_id = "boot-1";
   // For the next spawns.
   FakeWorkerScript script;
   // Every process spawned or adopted, oldest first.
   const std::vector<std::shared_ptr<FakeProcess>>& processes() const { return processes_; }
   std::shared_ptr<FakeProcess> last() const { return processes_.empty() ? nullptr : processes_.back(); }
 
-  // A worker that outlived the previous vmmd, for adopt(); its QMP socket in `dir`.
-  std::shared_ptr<FakeProcess> addSurvivor(pid_t pid, uint64_t start_time, const std::string& dir, std::string status);
+  // A worker that outlived the previous vmmd (one the previous host spawned), for inspect() and
+  // adopt(); its QMP socket in the same dir.
+  std::shared_ptr<FakeProcess> addSurvivor(const FakeProcess& was, std::string status);
+  // The process drops its QMP client (as a worker does with one whose backlog grew too large)
+  // and keeps running.
+  void dropLink(const std::shared_ptr<FakeProcess>& process);
   // The process ends (through the loop): its link is dropped, then its watcher is told.
   void exit(const std::shared_ptr<FakeProcess>& process, WorkerExit how);
   // The process sends a QMP event (through the loop).

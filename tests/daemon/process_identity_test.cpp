@@ -1,12 +1,17 @@
 #include "daemon/process/process_identity.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+
+#include "base/unique_fd.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -21,6 +26,42 @@ TEST(ProcessIdentity, ParsesField22AfterTheLastParenthesis) {
   EXPECT_FALSE(parseStartTime("1234 (x S 1 2").ok());
   EXPECT_FALSE(parseStartTime("1234 (x) S 1 2 3").ok());
   EXPECT_FALSE(parseStartTime("1234 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12x 0").ok());
+}
+
+TEST(ProcessIdentity, FindsTheFlockHolderOfAFileInProcLocks) {
+  std::string locks =
+      "1: POSIX  ADVISORY  WRITE 111 00:1f:1234 0 EOF\n"
+      "2: FLOCK  ADVISORY  WRITE 222 08:02:1234 0 EOF\n"
+      "2: -> FLOCK  ADVISORY  WRITE 333 00:1f:1234 0 EOF\n"
+      "3: FLOCK  ADVISORY  WRITE 444 00:1f:1234 0 EOF\n";
+  EXPECT_EQ(parseFlockHolder(locks, 0x00, 0x1f, 1234), 444);  // not the POSIX lock, not the waiter
+  EXPECT_EQ(parseFlockHolder(locks, 0x08, 0x02, 1234), 222);
+  EXPECT_EQ(parseFlockHolder(locks, 0x00, 0x1f, 12345), std::nullopt);
+  EXPECT_EQ(parseFlockHolder("", 0, 0x1f, 1234), std::nullopt);
+}
+
+TEST(ProcessIdentity, TheHolderOfAPidfileLockIsFound) {
+  test_support::TempDir dir;
+  std::string path = dir.file("vmm.pid");
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(fd);
+  EXPECT_EQ(flockHolder(path), std::nullopt);  // a pid file nobody holds names nobody
+  ASSERT_EQ(::flock(fd.get(), LOCK_EX | LOCK_NB), 0);
+  EXPECT_EQ(flockHolder(path), ::getpid());
+  EXPECT_EQ(flockHolder(dir.file("absent")), std::nullopt);
+}
+
+TEST(ProcessIdentity, BootIdExeAndArgvOfThisProcess) {
+  auto boot = bootId();
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  EXPECT_EQ(boot->size(), 36u) << *boot;
+  auto exe = processExe(::getpid());
+  ASSERT_TRUE(exe.ok());
+  EXPECT_NE(exe->find("daemon_definition_test"), std::string::npos) << *exe;
+  auto argv = processArgv(::getpid());
+  ASSERT_TRUE(argv.ok());
+  ASSERT_FALSE(argv->empty());
+  EXPECT_NE((*argv)[0].find("daemon_definition_test"), std::string::npos);
 }
 
 TEST(ProcessIdentity, OwnProcessIsStable) {

@@ -170,7 +170,9 @@ TEST(Store, RuntimeRoundTripWithEvent) {
   ASSERT_TRUE(store.ok());
   RuntimeRecord record{.name = "web1", .state = VmState::kRunning, .pid = 4242, .start_time = 987654,
                        .started_us = 1700000000000000, .qmp_socket = "/run/vmmd/vms/web1/qmp.sock", .console_socket = "/run/vmmd/vms/web1/console.sock",
-                       .qga_socket = std::nullopt, .exit_status = std::nullopt, .exit_signal = 9, .restart_count = 3};
+                       .qga_socket = std::nullopt, .exit_status = std::nullopt, .exit_signal = 9, .restart_count = 3,
+                       .stop_deadline_us = std::nullopt, .boot_id = std::nullopt,
+                       .worker_exe = std::nullopt};
   EXPECT_EQ(store->saveRuntime(record).error().message(), "vm 'web1' is not defined");
   EXPECT_EQ(store->saveRuntime(record).error().code(), kStoreNotDefined);
   ASSERT_TRUE(store->define(makeDefinition("web1")).ok());
@@ -198,6 +200,44 @@ TEST(Store, RuntimeRoundTripWithEvent) {
   ASSERT_EQ(events->size(), 2u);
   EXPECT_EQ((*events)[1].kind, "state");
   EXPECT_EQ((*events)[1].detail, "shut-off -> running");
+}
+
+// Version 2 keeps a stop in progress (intent, deadline) and the worker's boot id; a version-1
+// file is upgraded in place and its runtime rows read back with no intent.
+TEST(Store, Version1RuntimeRowsGainStopIntentsAndBootId) {
+  test_support::TempDir dir;
+  std::string path = dir.file("vmmd.db");
+  {
+    auto db = sqlite::Database::open(path, true);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(migrateStore(*db, storeMigrations().first(1)).ok());
+  }
+  rawExec(path, "INSERT INTO definitions VALUES ('web1', 'u1', '{}', 1, 1);"
+                "INSERT INTO runtime (name, state, pid, start_time, restart_count, updated_us) VALUES ('web1', 'shutting-down', 4242, 99, 0, 1);");
+  auto store = Store::open(path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  auto old = store->runtime("web1");
+  ASSERT_TRUE(old.ok() && *old) << (old.ok() ? "no row" : old.error().message());
+  EXPECT_EQ((*old)->pid, 4242);
+  EXPECT_EQ((*old)->stop_intent, StopIntent::kNone);
+  EXPECT_FALSE((*old)->stop_deadline_us);
+  EXPECT_FALSE((*old)->boot_id);
+
+  RuntimeRecord record = **old;
+  record.stop_intent = StopIntent::kShutdownAcpi;
+  record.stop_deadline_us = 1700000060000000;
+  record.stop_timeout_s = 60;
+  record.stop_force = true;
+  record.boot_id = "3d7c0b3e-0a1e-4f6e-9a4e-5b1c2d3e4f50";
+  record.worker_exe = "/usr/lib/vmmd/vmm";
+  ASSERT_TRUE(store->saveRuntime(record).ok());
+  auto got = store->runtime("web1");
+  ASSERT_TRUE(got.ok() && *got);
+  record.updated_us = (*got)->updated_us;
+  EXPECT_EQ(**got, record);
+  record.stop_intent = StopIntent::kDestroy;
+  ASSERT_TRUE(store->saveRuntime(record).ok());
+  EXPECT_EQ((*store->runtime("web1"))->stop_intent, StopIntent::kDestroy);
 }
 
 TEST(Store, EventsPageAndStayBounded) {

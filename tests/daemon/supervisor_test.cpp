@@ -66,7 +66,9 @@ class SupervisorTest : public ::testing::Test {
     supervisor_.reset();
     auto host = std::make_unique<FakeWorkerHost>(&loop_);
     workers_ = host.get();
+    workers_->boot_id = boot_id_;
     SupervisorConfig config{runDir(), "/nonexistent/vmm", std::nullopt, 100};
+    config.qmp_request_timeout_ms = request_timeout_ms_;
     supervisor_ = std::make_unique<Supervisor>(&loop_, *store_, config, std::move(host));
     supervisor_->onStateChange = [this](const std::string& vm, VmState state, const std::string& reason) {
       changes_.push_back({vm, state, reason});
@@ -113,6 +115,32 @@ class SupervisorTest : public ::testing::Test {
     return workers_->last();
   }
 
+  // "a" is shut down (`timeout_s`, `force`) by a guest that ignores the button, and vmmd restarts
+  // meanwhile: the survivor, re-attached (it ignores the button too).
+  std::shared_ptr<FakeProcess> restartDuringShutdown(uint32_t timeout_s, bool force) {
+    define("a");
+    workers_->script.powers_off_on_button = false;
+    auto worker = startRunning("a");
+    supervisor_->shutdown("a", timeout_s, force, ShutdownMode::kAcpi, [](VmResult<StopOutcome>) {});
+    EXPECT_EQ(state("a"), VmState::kShuttingDown);
+    startVmmd();
+    auto survivor = workers_->addSurvivor(*worker, "running");
+    survivor->script.powers_off_on_button = false;
+    supervisor_->recover();
+    return survivor;
+  }
+
+  // The store says `name` is in `state` with no worker recorded: what a vmmd killed after
+  // committing a start but before committing its worker's pid leaves (kStarting), or one whose
+  // VM is off.
+  void forgetWorker(const std::string& name, VmState state) {
+    RuntimeRecord record = **store_->runtime(name);
+    record.state = state;
+    record.pid.reset();
+    record.start_time.reset();
+    ASSERT_TRUE(store_->saveRuntime(record).ok());
+  }
+
   bool changedTo(VmState state, const std::string& reason) const {
     for (const StateChange& c : changes_) {
       if (c.state == state && c.reason == reason) return true;
@@ -126,6 +154,8 @@ class SupervisorTest : public ::testing::Test {
   std::unique_ptr<Supervisor> supervisor_;
   FakeWorkerHost* workers_ = nullptr;
   std::vector<StateChange> changes_;
+  uint32_t request_timeout_ms_ = 30000;
+  std::string boot_id_ = "boot-1";  // the fake machine's boot, for the next startVmmd
 };
 
 // --- definitions ---
@@ -344,6 +374,189 @@ TEST_F(SupervisorTest, DestroyKillsTheWorkerAndAnswersEveryStopWaiter) {
   expectError(again.error(), VmErrorCode::kWrongState, "VM 'a' is not running");
 }
 
+TEST_F(SupervisorTest, ADestroyCommittedBeforeVmmdDiedIsNotACrash) {
+  define("a", R"(, "on_crash": "restart", "restart_backoff": {"initial_ms": 1, "max_ms": 1})");
+  startRunning("a");
+  Answer<StopOutcome> destroyed;
+  supervisor_->destroy("a", destroyed.completion());
+  startVmmd();  // killed right after the SIGKILL: the worker is gone, its exit never seen
+  supervisor_->recover();
+  EXPECT_TRUE(reaches("a", VmState::kShutoff));
+  EXPECT_TRUE(changedTo(VmState::kShutoff, "destroyed"));
+  EXPECT_FALSE(runUntil([&] { return state("a") != VmState::kShutoff; }));  // and no restart follows
+  EXPECT_EQ(workers_->processes().size(), 0u);
+}
+
+TEST_F(SupervisorTest, ADestroyWhoseSignalNeverWentIsFinishedByTheNextVmmd) {
+  define("a");
+  auto worker = startRunning("a");
+  auto record = store_->runtime("a");
+  ASSERT_TRUE(record.ok() && *record);
+  RuntimeRecord committed = **record;
+  committed.stop_intent = StopIntent::kDestroy;  // as destroy commits it before the SIGKILL
+  ASSERT_TRUE(store_->saveRuntime(committed).ok());
+  startVmmd();
+  auto survivor = workers_->addSurvivor(*worker, "running");
+  supervisor_->recover();
+  EXPECT_TRUE(reaches("a", VmState::kShutoff));
+  EXPECT_EQ(survivor->signals, std::vector<int>{SIGKILL});
+  EXPECT_TRUE(changedTo(VmState::kShutoff, "destroyed"));
+}
+
+TEST_F(SupervisorTest, AShutdownDeadlineSurvivesAVmmdRestart) {
+  auto survivor = restartDuringShutdown(1, false);
+  // A vm-shutdown now joins the recovered one, which ends at its committed deadline (1 s after
+  // the first request), not never.
+  Answer<StopOutcome> second;
+  supervisor_->shutdown("a", 60, false, ShutdownMode::kAcpi, second.completion());
+  ASSERT_TRUE(await(second));
+  expectError(second.error(), VmErrorCode::kTimedOut, "VM 'a' did not power off within 1 s (use force to destroy it)");
+  EXPECT_EQ(state("a"), VmState::kRunning);
+  EXPECT_TRUE(survivor->signals.empty());
+}
+
+TEST_F(SupervisorTest, AForcedShutdownDeadlineSurvivesAVmmdRestart) {
+  auto survivor = restartDuringShutdown(1, true);
+  EXPECT_TRUE(reaches("a", VmState::kShutoff));
+  EXPECT_EQ(survivor->signals, std::vector<int>{SIGKILL});
+  EXPECT_TRUE(changedTo(VmState::kShutoff, "destroyed after the shutdown timeout"));
+}
+
+// vmmd killed between the spawn and the commit of the worker's pid: the record says "starting"
+// without a pid, and the worker holds the VM's pidfile.
+TEST_F(SupervisorTest, AWorkerWhosePidWasNeverCommittedIsAdoptedThroughItsPidfile) {
+  define("a");
+  auto worker = startRunning("a");
+  forgetWorker("a", VmState::kStarting);
+  startVmmd();
+  auto survivor = workers_->addSurvivor(*worker, "prelaunch");
+  supervisor_->recover();
+  EXPECT_TRUE(reaches("a", VmState::kRunning));
+  EXPECT_TRUE(survivor->signals.empty());
+  EXPECT_EQ(survivor->commands, (std::vector<std::string>{"query-status", "cont"}));
+  EXPECT_EQ((*store_->runtime("a"))->pid, worker->pid);
+}
+
+TEST_F(SupervisorTest, APidfileHolderThatMustNotRunIsKilled) {
+  define("a");
+  define("b");
+  auto a = startRunning("a");
+  auto b = startRunning("b");
+  // "a": shut off as far as the store knows. "b": starting, but its pidfile is held by a process
+  // with another VM's -uuid.
+  forgetWorker("a", VmState::kShutoff);
+  forgetWorker("b", VmState::kStarting);
+  FakeProcess stranger = *b;
+  auto uuid = std::find(stranger.args.begin(), stranger.args.end(), "-uuid");
+  ASSERT_NE(uuid, stranger.args.end());
+  *(uuid + 1) = "00000000-0000-4000-8000-000000000000";
+  startVmmd();
+  auto survivor_a = workers_->addSurvivor(*a, "running");
+  auto survivor_b = workers_->addSurvivor(stranger, "running");
+  supervisor_->recover();
+  EXPECT_EQ(survivor_a->signals, std::vector<int>{SIGKILL});
+  EXPECT_EQ(survivor_b->signals, std::vector<int>{SIGKILL});
+  EXPECT_EQ(state("a"), VmState::kShutoff);
+  EXPECT_EQ(state("b"), VmState::kShutoff);
+  EXPECT_TRUE(changedTo(VmState::kShutoff, "start interrupted by a vmmd restart"));
+}
+
+TEST_F(SupervisorTest, AWorkerStartedThroughAWrapperIsReattached) {
+  define("a");
+  workers_->script.execs = "/usr/lib/vmmd/vmm";  // --vmm names a script that execs the worker
+  auto worker = startRunning("a");
+  startVmmd();
+  auto survivor = workers_->addSurvivor(*worker, "running");
+  supervisor_->recover();
+  ASSERT_TRUE(runUntil([&] { return !survivor->commands.empty(); }));
+  EXPECT_EQ(survivor->commands, std::vector<std::string>{"query-status"});
+  EXPECT_EQ(state("a"), VmState::kRunning);
+  EXPECT_TRUE(survivor->signals.empty());
+}
+
+// pid and start time repeat across reboots; another binary, or another VM's worker, can hold the pid.
+TEST_F(SupervisorTest, ReattachRefusesAnotherBootAnotherBinaryOrAnotherUuid) {
+  define("boot", R"(, "on_crash": "preserve")");
+  define("exe", R"(, "on_crash": "preserve")");
+  define("uuid", R"(, "on_crash": "preserve")");
+  auto boot = startRunning("boot");
+  auto exe = startRunning("exe");
+  auto uuid = startRunning("uuid");
+  boot_id_ = "boot-2";  // the machine rebooted
+  startVmmd();
+  // Not holding the pidfiles: unrelated processes that happen to match the pid and start time.
+  FakeProcess other_boot = *boot, other_exe = *exe, other_uuid = *uuid;
+  for (FakeProcess* p : {&other_boot, &other_exe, &other_uuid}) p->holds_pidfile = false;
+  other_exe.exe = "/usr/bin/sleep";
+  *(std::find(other_uuid.args.begin(), other_uuid.args.end(), "-uuid") + 1) = "00000000-0000-4000-8000-000000000000";
+  std::vector<std::shared_ptr<FakeProcess>> survivors = {workers_->addSurvivor(other_boot, "running"),
+                                                         workers_->addSurvivor(other_exe, "running"),
+                                                         workers_->addSurvivor(other_uuid, "running")};
+  // Only "boot" differs in boot id: the others were recorded in boot-1 too, so give them this one.
+  for (const std::string name : {"exe", "uuid"}) {
+    RuntimeRecord r = **store_->runtime(name);
+    r.boot_id = "boot-2";
+    ASSERT_TRUE(store_->saveRuntime(r).ok());
+  }
+  supervisor_->recover();
+  for (const std::string name : {"boot", "exe", "uuid"}) {
+    EXPECT_EQ(state(name), VmState::kCrashed) << name;
+  }
+  for (const auto& survivor : survivors) {
+    EXPECT_TRUE(survivor->signals.empty());
+    EXPECT_TRUE(survivor->commands.empty());
+  }
+}
+
+// --- the QMP connection ---
+
+TEST_F(SupervisorTest, ALostQmpConnectionIsMadeAgainWithBackoff) {
+  define("a");
+  auto worker = startRunning("a");
+  worker->refuse_connects = 3;  // 100, 200, 400 ms apart
+  int connects_before = worker->connects;
+  auto lost = std::chrono::steady_clock::now();
+  workers_->dropLink(worker);  // the worker dropped vmmd (its backlog past the limit) and runs on
+  ASSERT_TRUE(runUntil([&] { return worker->link == nullptr; }));
+  Answer<Done> paused;
+  supervisor_->pause("a", paused.completion());
+  ASSERT_TRUE(await(paused));
+  EXPECT_TRUE(paused.result->ok()) << paused.error().message;
+  EXPECT_EQ(worker->connects - connects_before, 4);
+  EXPECT_GE(std::chrono::steady_clock::now() - lost, std::chrono::milliseconds(100 + 200 + 400 + 800));
+  EXPECT_EQ(state("a"), VmState::kPaused);
+}
+
+TEST_F(SupervisorTest, ARequestTheWorkerNeverAnswersTimesOut) {
+  request_timeout_ms_ = 200;
+  startVmmd();
+  define("a");
+  auto worker = startRunning("a");
+  worker->script.answers = false;  // wedged: takes commands, never replies
+  Answer<Done> paused;
+  supervisor_->pause("a", paused.completion());
+  ASSERT_TRUE(await(paused));
+  expectError(paused.error(), VmErrorCode::kWorkerFailed, "VM 'a': worker did not answer: no answer to 'stop' within 200 ms");
+  Answer<qmp::Json> forwarded;
+  supervisor_->forward("a", "query-status", nullptr, forwarded.completion());
+  ASSERT_TRUE(await(forwarded));
+  EXPECT_EQ(forwarded.error().code, VmErrorCode::kWorkerFailed);
+}
+
+TEST_F(SupervisorTest, AWorkerThatGreetsButNeverAnswersFailsItsStartAfterTheRequestTimeout) {
+  request_timeout_ms_ = 200;
+  startVmmd();
+  define("a");
+  workers_->script.answers = false;
+  Answer<Done> started;
+  supervisor_->start("a", started.completion());
+  ASSERT_TRUE(await(started));
+  EXPECT_EQ(started.error().code, VmErrorCode::kWorkerFailed);
+  EXPECT_EQ(started.error().message, "query-status: no answer to 'query-status' within 200 ms");
+  EXPECT_EQ(workers_->last()->signals, std::vector<int>{SIGKILL});
+  EXPECT_TRUE(reaches("a", VmState::kShutoff));
+}
+
 // --- pause, resume, reboot, pass-through ---
 
 TEST_F(SupervisorTest, PauseAndResumeFollowTheWorker) {
@@ -490,7 +703,7 @@ TEST_F(SupervisorTest, ARestartedVmmdReattachesToItsWorkers) {
   auto worker = startRunning("a");
   startVmmd();  // the old supervisor lets go of its workers without killing them
   EXPECT_TRUE(worker->signals.empty());
-  auto survivor = workers_->addSurvivor(worker->pid, worker->start_time, worker->dir, "running");
+  auto survivor = workers_->addSurvivor(*worker, "running");
   supervisor_->recover();
   EXPECT_TRUE(reaches("a", VmState::kRunning));
   ASSERT_TRUE(runUntil([&] { return !survivor->commands.empty(); }));
@@ -512,15 +725,7 @@ TEST_F(SupervisorTest, AWorkerThatDiedWhileVmmdWasDownIsACrash) {
 }
 
 TEST_F(SupervisorTest, AShutdownInProgressWhenVmmdStoppedCompletes) {
-  define("a");
-  workers_->script.powers_off_on_button = false;
-  auto worker = startRunning("a");
-  Answer<StopOutcome> stopped;
-  supervisor_->shutdown("a", 60, false, ShutdownMode::kAcpi, stopped.completion());
-  ASSERT_EQ(state("a"), VmState::kShuttingDown);
-  startVmmd();
-  auto survivor = workers_->addSurvivor(worker->pid, worker->start_time, worker->dir, "running");
-  supervisor_->recover();
+  auto survivor = restartDuringShutdown(60, false);
   ASSERT_TRUE(runUntil([&] { return !survivor->commands.empty(); }));
   EXPECT_EQ(state("a"), VmState::kShuttingDown);
   workers_->exit(survivor, WorkerExit{});
@@ -558,7 +763,7 @@ TEST_F(SupervisorTest, AReattachedWorkerThatWillNotTalkIsLeftAloneAndCommandsFai
   define("a");
   auto worker = startRunning("a");
   startVmmd();
-  auto survivor = workers_->addSurvivor(worker->pid, worker->start_time, worker->dir, "running");
+  auto survivor = workers_->addSurvivor(*worker, "running");
   survivor->script.greets = false;
   supervisor_->recover();
   Answer<Done> paused;
