@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "base/unique_fd.h"
 #include "daemon/process/process_identity.h"
 #include "daemon/supervisor/worker_process.h"
@@ -76,6 +79,21 @@ Result<ProcessFacts> ProcessWorkerHost::inspect(pid_t pid) {
 }
 
 std::optional<pid_t> ProcessWorkerHost::pidfileHolder(const std::string& pidfile) { return flockHolder(pidfile); }
+
+std::optional<pid_t> ProcessWorkerHost::processWithUuid(const std::string& uuid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    auto argv = processArgv(pid);
+    if (!argv) continue;  // gone meanwhile, or not ours to read
+    auto flag = std::find(argv->begin(), argv->end(), "-uuid");
+    if (flag != argv->end() && flag + 1 != argv->end() && *(flag + 1) == uuid) return pid;
+  }
+  return std::nullopt;
+}
 
 Status ProcessWorkerHost::killProcess(pid_t pid, uint64_t start_time) {
   // Through a pidfd opened before the identity check: the signal cannot reach a process that

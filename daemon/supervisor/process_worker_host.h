@@ -19,6 +19,7 @@ class ProcessWorkerHost : public WorkerHost {
   std::string bootId() override;
   Result<ProcessFacts> inspect(pid_t pid) override;
   std::optional<pid_t> pidfileHolder(const std::string& pidfile) override;
+  std::optional<pid_t> processWithUuid(const std::string& uuid) override;
   Status killProcess(pid_t pid, uint64_t start_time) override;
 
  private:

@@ -129,6 +129,9 @@ std::unique_ptr<Worker> Supervisor::reattach(Vm& vm, bool wants_worker) {
   }
   if (vm.paths.pidfile.empty()) return nullptr;
   auto holder = workers_->pidfileHolder(vm.paths.pidfile);
+  // Spawned but not yet holding its pidfile (vmmd killed right after the spawn, a slow host):
+  // found by its -uuid, which is this VM's alone.
+  if (!holder) holder = workers_->processWithUuid(vm.def.uuid);
   if (!holder) return nullptr;
   auto facts = workers_->inspect(*holder);
   if (!facts) return nullptr;  // gone meanwhile: its lock with it

@@ -80,6 +80,12 @@ class WorkerHost {
   // The process holding the lock on a worker's -pidfile, if any: a worker that outlived a vmmd
   // killed before it recorded the worker's pid still holds it (and the VM's image locks).
   virtual std::optional<pid_t> pidfileHolder(const std::string& pidfile) = 0;
+  // A process started with "-uuid UUID": a worker spawned by a vmmd killed before it recorded the
+  // pid, which has not taken its pidfile lock yet (a slow host). None by default.
+  virtual std::optional<pid_t> processWithUuid(const std::string& uuid) {
+    (void)uuid;
+    return std::nullopt;
+  }
   // SIGKILL to a process that is not ours to watch (the holder above, when it must not run), and
   // waits a bounded time for it to be gone. Refuses when `pid` no longer started at `start_time`.
   virtual Status killProcess(pid_t pid, uint64_t start_time) = 0;
