@@ -21,7 +21,9 @@ from vmmd_testlib.qmp import QmpClient  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
 SECONDS = 10
-QUERY_LIMIT_S = 0.100
+# 100 ms on a KVM host. Inside an L1 (scripts/l1/run.sh sets VMMD_IN_L1) every process, the
+# worker's main loop and this script included, runs under QEMU's emulator, about ten times slower.
+QUERY_LIMIT_S = 0.100 * (10 if os.environ.get("VMMD_IN_L1") else 1)
 RSS_GROWTH_LIMIT_KIB = 16 * 1024
 # An AddressSanitizer worker keeps freed memory in its quarantine (256 MiB by default) and grows
 # shadow memory with it, so its RSS follows the allocation churn, not what it holds: the bound
@@ -95,7 +97,7 @@ with temp_dir("vmm-hostile-") as tmp:
         print(f"queries={queries} slowest={slowest * 1000:.1f} ms rss_start={rss_start} KiB rss_peak={rss_peak} KiB "
               f"log={log_bytes} B guest_rounds>={max(rounds, default=0)} events={len(events)}", flush=True)
         check(proc.poll() is None, "the worker is still running")
-        check(queries > 0 and slowest < QUERY_LIMIT_S, f"every query-status answered within 100 ms (slowest {slowest * 1000:.1f} ms)")
+        check(queries > 0 and slowest < QUERY_LIMIT_S, f"every query-status answered within {QUERY_LIMIT_S * 1000:.0f} ms (slowest {slowest * 1000:.1f} ms)")
         limit_kib = RSS_GROWTH_LIMIT_ASAN_KIB if runs_under_asan(proc.pid) else RSS_GROWTH_LIMIT_KIB
         check(rss_peak - rss_start < limit_kib, f"RSS grew by {rss_peak - rss_start} KiB (< {limit_kib // 1024} MiB)")
         check(log_bytes < LOG_LIMIT_BYTES, f"the worker's log holds {log_bytes} bytes (< 16 KiB)")

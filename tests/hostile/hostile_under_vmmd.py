@@ -14,7 +14,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from vmmd_harness import Daemon, console_log, require_kvm, wait_until  # noqa: E402
 
 SECONDS = 10
-REPLY_LIMIT_S = 0.100
+# 100 ms on a KVM host; ten times that inside an L1 (VMMD_IN_L1), where every process runs under
+# QEMU's emulator.
+REPLY_LIMIT_S = 0.100 * (10 if os.environ.get("VMMD_IN_L1") else 1)
 failures = []
 
 
@@ -56,7 +58,7 @@ try:
     rounds = [int(l.split("round=")[1]) for l in console_log(daemon, "h1").splitlines() if l.startswith("HOSTILE round=")]
     print(f"replies={replies} slowest={slowest * 1000:.1f} ms worker.log={log_bytes} B guest_rounds>={max(rounds, default=0)}")
     check(replies > 0 and slowest < REPLY_LIMIT_S,
-          f"vm-qmp query-status + vm-info answered within 100 ms each time (slowest {slowest * 1000:.1f} ms)")
+          f"vm-qmp query-status + vm-info answered within {REPLY_LIMIT_S * 1000:.0f} ms each time (slowest {slowest * 1000:.1f} ms)")
     check(max(rounds, default=0) >= 64, "the guest kept misbehaving (at least 64 rounds)")
     check(log_bytes < 16 * 1024, f"worker.log holds {log_bytes} bytes (< 16 KiB)")
     check(c.execute("vm-qmp", {"name": "h1", "command": "query-status"}, timeout=10)["status"] == "running",
