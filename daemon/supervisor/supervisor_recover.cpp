@@ -130,12 +130,18 @@ std::unique_ptr<Worker> Supervisor::reattach(Vm& vm, bool wants_worker) {
   if (vm.paths.pidfile.empty()) return nullptr;
   auto holder = workers_->pidfileHolder(vm.paths.pidfile);
   // Spawned but not yet holding its pidfile (vmmd killed right after the spawn, a slow host):
-  // found by its -uuid, which is this VM's alone.
-  if (!holder) holder = workers_->processWithUuid(vm.def.uuid);
+  // found by its -uuid. Only our own worker binary is taken that way: another program started
+  // with the same -uuid (an operator's QEMU) is none of vmmd's business.
+  bool found_by_uuid = false;
+  if (!holder) {
+    holder = workers_->processWithUuid(vm.def.uuid);
+    found_by_uuid = holder.has_value();
+  }
   if (!holder) return nullptr;
   auto facts = workers_->inspect(*holder);
   if (!facts) return nullptr;  // gone meanwhile: its lock with it
   auto why = notOurWorker(vm, *facts, std::nullopt);
+  if (found_by_uuid && why) return nullptr;
   if (!why && wants_worker) {
     if (auto process = workers_->adopt(*holder, facts->start_time, on_exit)) {
       // A worker whose pid was never recorded (vmmd was killed right after spawning it).
