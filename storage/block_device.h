@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "storage/io_vector.h"
 
@@ -43,6 +44,9 @@ struct OpenOptions {
   // power loss (a refcount is durable before the entry that uses the cluster, and so on). Off
   // for cache=unsafe and for images nobody uses before one final flush (convert's target).
   bool writeBarriers = true;
+  // Opens every file of the chain (the top image, its backing files once resolved to a path, the
+  // O_DIRECT descriptor); null: open(2). Must outlive the openImage call only.
+  const FileOpener* opener = nullptr;
 };
 
 // What a guest range is backed by (for convert, compare, map).

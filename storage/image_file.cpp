@@ -15,16 +15,19 @@ namespace vmmd::storage {
 
 constexpr uint64_t kDirectAlign = 512;
 
-Result<std::unique_ptr<ImageFile>> ImageFile::open(const std::string& path, bool readOnly, CacheMode cache) {
-  int flags = (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-  UniqueFd fd(::open(path.c_str(), flags));
-  if (!fd) return Error::fromErrno("open " + path);
+Result<std::unique_ptr<ImageFile>> ImageFile::open(const std::string& path, bool readOnly, CacheMode cache,
+                                                   const FileOpener& opener) {
+  int flags = readOnly ? O_RDONLY : O_RDWR;
+  auto opened = opener.open(path, flags);
+  if (!opened) return opened.error().withContext("open");
+  UniqueFd fd = std::move(*opened);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Error::fromErrno("stat " + path);
   if (S_ISDIR(st.st_mode)) return Error("open " + path + ": Is a directory", EISDIR);
   UniqueFd direct;
   if (cache == CacheMode::None) {
-    direct.reset(::open(path.c_str(), flags | O_DIRECT));  // tmpfs and friends refuse: stay buffered
+    // tmpfs and friends refuse, and so does an fd set without an O_DIRECT descriptor: stay buffered.
+    if (auto opened_direct = opener.open(path, flags | O_DIRECT)) direct = std::move(*opened_direct);
   }
   return std::unique_ptr<ImageFile>(new ImageFile(path, std::move(fd), std::move(direct), readOnly));
 }

@@ -10,6 +10,7 @@
 
 #include <sys/uio.h>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "storage/block_device.h"
@@ -18,7 +19,9 @@ namespace vmmd::storage {
 
 class ImageFile {
  public:
-  static Result<std::unique_ptr<ImageFile>> open(const std::string& path, bool readOnly, CacheMode cache);
+  // Opens through `opener` (the worker's fd sets hand over descriptors for paths it may not open).
+  static Result<std::unique_ptr<ImageFile>> open(const std::string& path, bool readOnly, CacheMode cache,
+                                                 const FileOpener& opener = plainFiles());
 
   // Bytes past the end of the file read as zeroes.
   Result<void> read(uint64_t offset, std::span<uint8_t> buf) const;

@@ -41,7 +41,8 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
   if (depth > options.maxChainDepth) {
     return Error(path + ": backing chain is deeper than " + std::to_string(options.maxChainDepth) + " images");
   }
-  auto file = ImageFile::open(path, options.readOnly, options.cache);
+  const FileOpener& files = options.opener ? *options.opener : plainFiles();
+  auto file = ImageFile::open(path, options.readOnly, options.cache, files);
   if (!file) return file.error();
   // Loops are found by file identity, which also catches links and different spellings.
   struct stat st;
@@ -63,7 +64,8 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
   }
   if (format == ImageFormat::Raw) return openRaw(std::move(*file));
   auto opener = [&](const std::string& name, const std::string& fmt) -> Result<std::unique_ptr<BlockDevice>> {
-    std::string resolved = name[0] == '/' ? name : dirName(path) + "/" + name;
+    // Relative to the folder of the file the top image stands for (an fd set's path, not /dev/fdset).
+    std::string resolved = name[0] == '/' ? name : dirName(files.realPath(path)) + "/" + name;
     OpenOptions b = options;
     b.readOnly = true;
     b.repair = false;

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "vmm/backends/fd_sets.h"
 #include "vmm/config/option_parser.h"
 #include "vmm/worker.h"
 
@@ -26,9 +27,10 @@ int fail(const std::string& message) {
 // pidfile fails, as QEMU's), removed on a clean exit.
 class PidFile {
  public:
-  vmmd::Status create(const std::string& path) {
-    vmmd::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd) return vmmd::Error::fromErrno("cannot open pid file " + path);
+  vmmd::Status create(const std::string& path, const vmmd::FileOpener& files) {
+    auto opened = files.open(path, O_WRONLY | O_CREAT, 0644);
+    if (!opened) return opened.error().withContext("cannot open pid file");
+    vmmd::UniqueFd fd = std::move(*opened);
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) return vmmd::Error::fromErrno("cannot lock pid file " + path);
     std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd.get(), 0) < 0 || ::write(fd.get(), pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
@@ -107,6 +109,10 @@ int main(int argc, char** argv) {
   auto config = vmmd::config::parseCommandLine(args);
   if (!config) return fail(config.error().message());
 
+  // Inherited descriptors are checked and taken before anything else is opened.
+  auto fd_sets = vmmd::FdSets::adopt(*config);
+  if (!fd_sets) return fail(fd_sets.error().message());
+
   Daemonizer daemonizer;
   if (config->daemonize) {
     for (const auto& chardev : config->chardevs) {
@@ -116,10 +122,10 @@ int main(int argc, char** argv) {
   }
   PidFile pidfile;
   if (!config->pidfile.empty()) {
-    if (auto st = pidfile.create(config->pidfile); !st) return fail(st.error().message());
+    if (auto st = pidfile.create(config->pidfile, *fd_sets); !st) return fail(st.error().message());
   }
 
-  vmmd::Worker worker(std::move(*config));
+  vmmd::Worker worker(std::move(*config), std::move(*fd_sets));
   if (auto st = worker.start(); !st) return fail(st.error().message());
   daemonizer.ready();
   return worker.run();

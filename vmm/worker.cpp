@@ -10,7 +10,9 @@
 
 namespace vmmd {
 
-Worker::Worker(config::MachineConfig config) : config_(std::move(config)) { uv_loop_init(&loop_); }
+Worker::Worker(config::MachineConfig config, FdSets fd_sets) : config_(std::move(config)), fd_sets_(std::move(fd_sets)) {
+  uv_loop_init(&loop_);
+}
 
 Worker::~Worker() {
   if (machine_) machine_->powerOff();
@@ -63,7 +65,7 @@ Status Worker::start() {
       is_monitor |= isSerialPort(device) && it != device.properties.end() && it->second == chardev.id;
     }
     if (is_monitor) continue;
-    auto created = createChardev(&loop_, chardev, [this] { quit(0, "quit from the console (Ctrl-A x)"); });
+    auto created = createChardev(&loop_, chardev, [this] { quit(0, "quit from the console (Ctrl-A x)"); }, fd_sets_);
     if (!created) return created.error();
     chardevs_[chardev.id] = std::move(*created);
   }

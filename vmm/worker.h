@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "base/uv_handle.h"
 #include "vmm/backends/chardev.h"
+#include "vmm/backends/fd_sets.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/device_host.h"
 #include "vmm/machine/machine.h"
@@ -25,7 +26,8 @@ namespace vmmd {
 
 class Worker : public MonitoredVm, public DeviceHost {
  public:
-  explicit Worker(config::MachineConfig config);
+  // `fd_sets`: the descriptors passed with -add-fd; every file the worker opens by path goes through them.
+  Worker(config::MachineConfig config, FdSets fd_sets);
   ~Worker() override;
 
   // Builds chardevs and the machine and powers it on (or parks it for -S).
@@ -51,6 +53,7 @@ class Worker : public MonitoredVm, public DeviceHost {
   void runIo(std::function<void()> work, std::function<void()> done) override;
   Result<std::unique_ptr<virtio::PortBackend>> openPort(const std::string& chardev_id) override;
   Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) override;
+  const FileOpener& files() const override { return fd_sets_; }
   void powerRequest(PowerRequest request) override;
   void vcpuFailed(const std::string& report) override;
   void serialOutput(std::span<const uint8_t> bytes) override;
@@ -69,6 +72,7 @@ class Worker : public MonitoredVm, public DeviceHost {
   void handlePower(PowerRequest request);
 
   config::MachineConfig config_;
+  FdSets fd_sets_;
   uv_loop_t loop_{};
   std::map<std::string, std::unique_ptr<Chardev>> chardevs_;
   std::map<std::string, std::string> port_paths_;

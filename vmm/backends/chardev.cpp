@@ -47,7 +47,7 @@ Result<UniqueFd> openSocketListener(const std::string& owner, const config::Char
 }
 
 Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,
-                                               std::function<void()> on_quit) {
+                                               std::function<void()> on_quit, const FileOpener& files) {
   using Backend = config::ChardevConfig::Backend;
   switch (config.backend) {
     case Backend::Stdio:
@@ -55,9 +55,9 @@ Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::Ch
     case Backend::Null:
       return std::unique_ptr<Chardev>(std::make_unique<NullChardev>(config.id));
     case Backend::File: {
-      UniqueFd fd(::open(config.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!fd) return Error::fromErrno("chardev '" + config.id + "': " + config.path);
-      return std::unique_ptr<Chardev>(std::make_unique<FileChardev>(config.id, config.path, std::move(fd)));
+      auto fd = files.open(config.path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (!fd) return fd.error().withContext("chardev '" + config.id + "'");
+      return std::unique_ptr<Chardev>(std::make_unique<FileChardev>(config.id, config.path, std::move(*fd)));
     }
     case Backend::Socket: {
       auto socket = SocketChardev::listen(loop, config);

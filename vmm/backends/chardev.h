@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/config/machine_config.h"
@@ -48,8 +49,9 @@ class Chardev {
 Result<UniqueFd> openSocketListener(const std::string& owner, const config::ChardevConfig& config,
                                     int backlog = SOMAXCONN);
 
-// `on_quit` is called when the user types Ctrl-A x on a stdio terminal (QEMU's escape).
+// `on_quit` is called when the user types Ctrl-A x on a stdio terminal (QEMU's escape); a file
+// chardev's file is opened through `files`.
 Result<std::unique_ptr<Chardev>> createChardev(uv_loop_t* loop, const config::ChardevConfig& config,
-                                               std::function<void()> on_quit);
+                                               std::function<void()> on_quit, const FileOpener& files = plainFiles());
 
 }  // namespace vmmd

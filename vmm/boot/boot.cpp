@@ -27,7 +27,7 @@ void put(std::array<uint8_t, bp::kSize>& page, uint32_t offset, T value) {
 }  // namespace
 
 Result<KernelImage> KernelImage::open(const GuestMemory& memory, const BootRequest& request) {
-  auto kernel = ImageFile::open(request.kernel_path);
+  auto kernel = ImageFile::open(request.kernel_path, *request.files);
   if (!kernel) return kernel.error().withContext("kernel");
   KernelImage image(request, std::move(*kernel));
   Status planned = looksLikeElf(image.kernel_)        ? image.planPvh(memory)
@@ -75,7 +75,7 @@ Status KernelImage::planBzImage(const GuestMemory& memory) {
 Status KernelImage::openInitrd(const GuestMemory& memory, uint64_t kernel_end, uint64_t max_end) {
   const std::string& path = request_.initrd_path;
   if (path.empty()) return {};
-  auto file = ImageFile::open(path);
+  auto file = ImageFile::open(path, *request_.files);
   if (!file) return file.error().withContext("initrd");
   uint64_t top = std::min(memory.ramBelow4G(), max_end);
   uint64_t size = file->size();

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "vmm/boot/bzimage.h"
 #include "vmm/boot/image_file.h"
@@ -20,6 +21,7 @@ struct BootRequest {
   std::string initrd_path;  // empty: none
   std::string cmdline;
   uint64_t rsdp_address = 0;
+  const FileOpener* files = &plainFiles();  // opens the kernel and the initrd (the worker's fd sets)
 };
 
 // How the boot processor starts.

@@ -7,9 +7,10 @@
 
 namespace vmmd::boot {
 
-Result<ImageFile> ImageFile::open(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::fromErrno(path);
+Result<ImageFile> ImageFile::open(const std::string& path, const FileOpener& files) {
+  auto opened = files.open(path, O_RDONLY);
+  if (!opened) return opened.error();
+  UniqueFd fd = std::move(*opened);
   struct stat st {};
   if (::fstat(fd.get(), &st) < 0) return Error::fromErrno(path);
   if (!S_ISREG(st.st_mode)) return Error(path + ": not a regular file");

@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/platform/guest_memory.h"
@@ -14,7 +15,7 @@ namespace vmmd::boot {
 
 class ImageFile {
  public:
-  static Result<ImageFile> open(const std::string& path);
+  static Result<ImageFile> open(const std::string& path, const FileOpener& files = plainFiles());
 
   const std::string& path() const { return path_; }
   uint64_t size() const { return size_; }

@@ -56,6 +56,15 @@ struct NetdevConfig {
   int fd = -1;
 };
 
+// -add-fd fd=N,set=S[,opaque=TEXT]: descriptor N, inherited from the parent, joins fd set S. A file
+// the worker would open by path comes from a set instead: "/dev/fdset/S" names set S, and a set
+// whose opaque text is the path stands for that path (vmm/backends/fd_sets.h).
+struct AddFdConfig {
+  int fd = -1;
+  uint64_t set = 0;
+  std::string opaque;
+};
+
 // -device DRIVER,key=value... kept generic: each device model takes what it understands.
 struct DeviceConfig {
   std::string driver;
@@ -80,6 +89,7 @@ struct MachineConfig {
   std::vector<DeviceConfig> devices;
   std::vector<DriveConfig> drives;
   std::vector<NetdevConfig> netdevs;
+  std::vector<AddFdConfig> add_fds;
 
   bool start_paused = false;  // -S
   bool no_reboot = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string_view>
@@ -42,6 +43,26 @@ Result<std::optional<int>> takeFd(KeyValues& kv) {
   auto n = parseUnsigned(*text);
   if (!n || *n > 65535) return Error(kv.option() + ": fd=" + *text + " is not a file descriptor");
   return std::optional<int>(static_cast<int>(*n));
+}
+
+// -add-fd fd=N,set=S[,opaque=TEXT], QEMU's syntax; whether N is open is checked at start.
+Status parseAddFd(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg);
+  if (!kv) return kv.error();
+  AddFdConfig add;
+  auto fd = takeFd(*kv);
+  if (!fd) return fd.error();
+  if (!*fd) return Error(option + ": fd= is required");
+  add.fd = **fd;
+  auto set = kv->take("set");
+  if (!set) return Error(option + ": set= is required");
+  auto set_id = parseUnsigned(*set);
+  if (!set_id || *set_id > static_cast<uint64_t>(INT64_MAX)) return Error(option + ": set=" + *set + " is not an fd set number");
+  add.set = *set_id;
+  add.opaque = kv->take("opaque").value_or("");
+  if (auto st = kv->finish(); !st) return st;
+  state.config.add_fds.push_back(add);
+  return {};
 }
 
 // path=P, or (as QEMU) fd=N: a socket the parent process bound and listens on, passed open.
@@ -304,6 +325,11 @@ const std::vector<OptionSpec>& optionTable() {
          return {};
        }},
       {"m", true, "SIZE[M|G]   guest memory", parseMemory},
+      {"add-fd", true,
+       "fd=N,set=S[,opaque=PATH]   inherited fd N joins fd set S; a file named /dev/fdset/S, or PATH,\n"
+       "        is then served from the set (an fd whose access mode fits, dup'd) instead of opened:\n"
+       "        -kernel, -initrd, -drive file=, qcow2 backing files, /dev/kvm, -pidfile",
+       parseAddFd},
       {"smp", true, "N | cpus=N,sockets=,cores=,threads=   vCPUs", parseSmp},
       {"cpu", true, "host[,+feature|-feature...]   guest CPU model", parseCpu},
       {"machine", true, "TYPE[,accel=kvm]   pc, q35, microvm (one machine model)", parseMachine},

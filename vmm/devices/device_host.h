@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 
+#include "base/file_opener.h"
 #include "base/result.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/acpi_pm.h"
@@ -31,6 +32,9 @@ class DeviceHost {
   virtual Result<std::unique_ptr<virtio::PortBackend>> openPort(const std::string& chardev_id) = 0;
   // The host end of a NIC, from its -netdev.
   virtual Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) = 0;
+  // How every file named by path is opened (disk images and their backing files, the kernel,
+  // /dev/kvm): the worker's fd sets.
+  virtual const FileOpener& files() const = 0;
 
   // Events. From any thread: a power request (ACPI, reset register, triple fault) and a vCPU
   // that cannot go on (`report`: what the vCPU thread saw, registers included).

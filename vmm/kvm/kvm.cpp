@@ -58,12 +58,14 @@ std::string hostCpuinfo() {
 
 }  // namespace
 
-Result<Kvm> Kvm::open(const char* path) {
-  UniqueFd fd(::open(path, O_RDWR | O_CLOEXEC));
-  if (!fd) {
-    int error = errno;
+Result<Kvm> Kvm::open(const char* path, const FileOpener& files) {
+  auto opened = files.open(path, O_RDWR);
+  if (!opened) {
+    int error = opened.error().code();
+    if (error == 0) return opened.error();
     return describeKvmFailure(path, {KvmFailure::Step::Open, error}, hostCpuinfo());
   }
+  UniqueFd fd = std::move(*opened);
   int version = ::ioctl(fd.get(), KVM_GET_API_VERSION, 0);
   if (version != KVM_API_VERSION) {
     return describeKvmFailure(path, {KvmFailure::Step::ApiVersion, version < 0 ? errno : 0, version}, {});

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/file_opener.h"
 #include "base/mapping.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -21,7 +22,9 @@ class Vcpu;
 class Kvm {
  public:
   // A device that is missing, not permitted or not KVM is an error saying what to do (diagnosis.h).
-  static Result<Kvm> open(const char* path = "/dev/kvm");
+  // Opened through `files` (the worker's fd sets may hold it); an error that is not open(2)'s
+  // (code 0: an fd set without a fitting descriptor) is returned as it is.
+  static Result<Kvm> open(const char* path = "/dev/kvm", const FileOpener& files = plainFiles());
 
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }

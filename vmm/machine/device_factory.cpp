@@ -139,6 +139,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     open.cache = drive->direct ? storage::CacheMode::None : storage::CacheMode::Writeback;
     // cache=unsafe (no_flush): the guest gave up durability, so qcow2 skips its ordering barriers.
     open.writeBarriers = !drive->no_flush;
+    open.opener = &context.host.files();
     auto disk = storage::openImage(drive->path, open);
     if (!disk) return disk.error().withContext("drive " + drive->id);
     std::shared_ptr<storage::BlockDevice> shared = std::move(*disk);

@@ -26,7 +26,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   if (!memory) return memory.error();
   auto tables = buildAcpi(config.vcpus);
   if (!tables) return tables.error();
-  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, config.append, tables->rsdp_address});
+  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, config.append, tables->rsdp_address, &host.files()});
   if (!kernel) return kernel.error();
   auto machine = std::make_unique<Machine>(ConstructionKey{}, config, host, std::move(*memory),
                                            std::move(*tables), std::move(*kernel));
@@ -56,7 +56,7 @@ Result<acpi::AcpiTables> Machine::buildAcpi(uint32_t vcpus) {
 }
 
 Status Machine::openKvm() {
-  auto kvm = kvm::Kvm::open();
+  auto kvm = kvm::Kvm::open("/dev/kvm", host_.files());
   if (!kvm) return kvm.error();
   for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"}, std::pair{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
                            std::pair{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}, std::pair{KVM_CAP_PIT2, "KVM_CAP_PIT2"}}) {

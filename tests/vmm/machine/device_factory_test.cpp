@@ -23,6 +23,7 @@ struct NoHost : DeviceHost {
   Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) override {
     return Error("netdev '" + netdev.id + "' is not open in this test");
   }
+  const FileOpener& files() const override { return plainFiles(); }
   void powerRequest(PowerRequest) override {}
   void vcpuFailed(const std::string&) override {}
   void serialOutput(std::span<const uint8_t>) override {}
