@@ -46,21 +46,21 @@ Result<FdSets> FdSets::adopt(const config::MachineConfig& config) {
     if (chardev.fd < 0) continue;
     if (auto st = checkInherited(chardev.fd, "-chardev " + chardev.id, seen); !st) return st.error();
   }
-  FdSets sets;
   std::map<std::string, uint64_t> opaque_owner;
   for (const auto& add : config.add_fds) {
     std::string what = "-add-fd set=" + std::to_string(add.set);
     if (auto st = checkInherited(add.fd, what, seen); !st) return st.error();
-    if (!add.opaque.empty()) {
-      auto [it, inserted] = opaque_owner.emplace(add.opaque, add.set);
-      if (!inserted && it->second != add.set) {
-        return Error(what + ": opaque=" + add.opaque + " already names fd set " + std::to_string(it->second));
-      }
+    if (add.opaque.empty()) continue;
+    auto [it, inserted] = opaque_owner.emplace(add.opaque, add.set);
+    if (!inserted && it->second != add.set) {
+      return Error(what + ": opaque=" + add.opaque + " already names fd set " + std::to_string(it->second));
     }
-    int status_flags = ::fcntl(add.fd, F_GETFL);
-    if (status_flags < 0) return Error::fromErrno(what + ": fd " + std::to_string(add.fd));
+  }
+  // Taken only once all are good: a refused command line closes nothing.
+  FdSets sets;
+  for (const auto& add : config.add_fds) {
     ::fcntl(add.fd, F_SETFD, FD_CLOEXEC);
-    sets.sets_[add.set].push_back(Member{UniqueFd(add.fd), status_flags, add.opaque});
+    sets.sets_[add.set].push_back(Member{UniqueFd(add.fd), ::fcntl(add.fd, F_GETFL), add.opaque});
   }
   return sets;
 }

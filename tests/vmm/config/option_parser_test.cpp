@@ -91,6 +91,12 @@ const std::map<std::string, OptionSample>& optionSamples() {
        {{"-uuid", "5a3f1a4e-0c2b-4e8e-9d0a-1b2c3d4e5f60"},
         [](const MachineConfig& c) { EXPECT_EQ(c.uuid, "5a3f1a4e-0c2b-4e8e-9d0a-1b2c3d4e5f60"); }}},
       {"m", {{"-m", "1G"}, [](const MachineConfig& c) { EXPECT_EQ(c.memory_bytes, 1ull << 30); }}},
+      {"add-fd",
+       {{"-add-fd", "fd=9,set=1,opaque=/dev/kvm"},
+        [](const MachineConfig& c) {
+          ASSERT_EQ(c.add_fds.size(), 1u);
+          EXPECT_EQ(c.add_fds[0].opaque, "/dev/kvm");
+        }}},
       {"smp", {{"-smp", "3"}, [](const MachineConfig& c) { EXPECT_EQ(c.vcpus, 3u); }}},
       {"cpu",
        {{"-cpu", "max,+vmx"},
@@ -292,6 +298,23 @@ TEST(ParseCommandLine, LegacyServerNowaitFlags) {
   EXPECT_EQ(qmp->path, "/tmp/q.sock");
   EXPECT_TRUE(qmp->server);
   EXPECT_FALSE(qmp->wait);
+}
+
+// -add-fd in QEMU's syntax: fd and set required, opaque optional; whether the fd is open is
+// checked at start (tests/vmm/backends/fd_sets_test.cpp), not while parsing.
+TEST(ParseCommandLine, AddFd) {
+  MachineConfig c = parseOk(withKernel({"-add-fd", "fd=5,set=2,opaque=/images/disk.qcow2", "-add-fd", "fd=6,set=2"}));
+  ASSERT_EQ(c.add_fds.size(), 2u);
+  EXPECT_EQ(c.add_fds[0].fd, 5);
+  EXPECT_EQ(c.add_fds[0].set, 2u);
+  EXPECT_EQ(c.add_fds[0].opaque, "/images/disk.qcow2");
+  EXPECT_EQ(c.add_fds[1].fd, 6);
+  EXPECT_EQ(c.add_fds[1].opaque, "");
+  EXPECT_EQ(parseError(withKernel({"-add-fd", "set=1"})), "-add-fd: fd= is required");
+  EXPECT_EQ(parseError(withKernel({"-add-fd", "fd=4"})), "-add-fd: set= is required");
+  EXPECT_EQ(parseError(withKernel({"-add-fd", "fd=-1,set=1"})), "-add-fd: fd=-1 is not a file descriptor");
+  EXPECT_EQ(parseError(withKernel({"-add-fd", "fd=4,set=x"})), "-add-fd: set=x is not an fd set number");
+  EXPECT_THAT(parseError(withKernel({"-add-fd", "fd=4,set=1,mode=rw"})), HasSubstr("mode"));
 }
 
 // vmmd binds each worker's QMP socket itself and passes it open, in QEMU's own syntax.
