@@ -144,7 +144,7 @@ Result<std::unique_ptr<virtio::PortBackend>> Worker::openPort(const std::string&
   if (chardev->backend != config::ChardevConfig::Backend::Socket) return Error("chardev '" + id + "': virtio-serial ports need a unix socket chardev");
   auto port = SocketPort::listen(&loop_, *chardev);
   if (!port) return port.error();
-  port_paths_[id] = chardev->path;
+  port_paths_[id] = (*port)->path();  // where it is bound, also when the socket was passed as fd=N
   return std::unique_ptr<virtio::PortBackend>(std::move(*port));
 }
 
@@ -275,7 +275,9 @@ std::vector<ChardevInfo> Worker::chardevInfo() const {
     if (it != chardevs_.end()) {
       out.push_back({chardev.id, it->second->filename(), true});
     } else {
-      out.push_back({chardev.id, "unix:" + chardev.path + ",server=on", true});  // a monitor's or port's socket
+      auto port = port_paths_.find(chardev.id);
+      const std::string& path = port != port_paths_.end() ? port->second : chardev.path;
+      out.push_back({chardev.id, "unix:" + path + ",server=on", true});  // a monitor's or port's socket
     }
   }
   return out;

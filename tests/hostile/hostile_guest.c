@@ -7,6 +7,9 @@
  *   barmove    virtio-rng: BAR0 moved away and back (the ioeventfds follow each move)
  *   indirect   virtio-blk: a request through a 32768-entry indirect table, the same head offered
  *              again while in flight, reset when the device breaks, again
+ * and one word that behaves, for tests that need a guest to use a disk:
+ *   blkrw      virtio-blk: reads sector 0, writes sector 1 and reads it back, prints
+ *              "HOSTILE blkrw read0=... status=..." lines and "HOSTILE blkrw done", then halts
  * It prints "HOSTILE ready" once everything is set up and "HOSTILE round=N ..." now and then on
  * COM1. tests/hostile/hostile_guest.py measures the worker meanwhile. */
 #include <stddef.h>
@@ -222,6 +225,7 @@ static void ports_setup(void) {
 static void ports_round(uint64_t round) { control(1, 6, (uint16_t)(round & 1)); /* PORT_OPEN 1/0 */ }
 
 static void blk_request(uint16_t slot, uint32_t type, uint64_t sector) {
+  uint16_t data_flags = type == 1 /* OUT: the device reads the data */ ? NEXT : NEXT | WRITE;
   struct ring *r = &blk.q[0];
   uint64_t header = blk.mem + 0x10000 + 32ull * slot;
   *(volatile uint32_t *)header = type;
@@ -229,7 +233,7 @@ static void blk_request(uint16_t slot, uint32_t type, uint64_t sector) {
   *(volatile uint64_t *)(header + 8) = sector;
   uint16_t d = (uint16_t)(3 * slot);
   set_desc(r, d, header, 16, NEXT, (uint16_t)(d + 1));
-  set_desc(r, (uint16_t)(d + 1), blk.mem + 0x20000 + 512ull * slot, 512, NEXT | WRITE, (uint16_t)(d + 2));
+  set_desc(r, (uint16_t)(d + 1), blk.mem + 0x20000 + 512ull * slot, 512, data_flags, (uint16_t)(d + 2));
   set_desc(r, (uint16_t)(d + 2), header + 16, 1, WRITE, 0);
   offer(r, d);
 }
@@ -239,6 +243,34 @@ static void blkrange_round(void) {
   if ((uint16_t)(r->next - used_idx(r)) >= QSIZE / 3) return;  /* five requests of three descriptors in flight */
   blk_request((uint16_t)(r->next % (QSIZE / 3)), 0 /* IN */, 1ull << 40);
   kick(&blk, 0);
+}
+
+/* blkrw: ordinary requests one at a time, each waited for (polling the used ring). */
+static void blk_one(uint16_t slot, uint32_t type, uint64_t sector, const char *label) {
+  struct ring *r = &blk.q[0];
+  uint16_t done = (uint16_t)(used_idx(r) + 1);
+  blk_request(slot, type, sector);
+  kick(&blk, 0);
+  while (used_idx(r) != done) __asm__ volatile("pause");
+  const volatile uint8_t *data = (const volatile uint8_t *)(blk.mem + 0x20000 + 512ull * slot);
+  puts_serial("HOSTILE blkrw ");
+  puts_serial(label);
+  puts_serial("=");
+  for (int i = 0; i < 16; i++) putc_serial(data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '.');
+  puts_serial(" status=");
+  putnum(*(volatile uint8_t *)(blk.mem + 0x10000 + 32ull * slot + 16));
+  puts_serial("\n");
+}
+static void blkrw(void) {
+  vinit(&blk, 0, 0);
+  blk_one(0, 0 /* IN */, 0, "read0");
+  static const char text[] = "guest wrote this";
+  volatile uint8_t *out = (volatile uint8_t *)(blk.mem + 0x20000 + 512ull * 1);
+  for (int i = 0; i < 512; i++) out[i] = (uint8_t)text[i % 16];
+  blk_one(1, 1 /* OUT */, 1, "write1");
+  blk_one(2, 0 /* IN */, 1, "read1");
+  puts_serial("HOSTILE blkrw done\n");
+  for (;;) __asm__ volatile("cli; hlt");
 }
 
 /* 32768 descriptors, each 16 readable bytes chained to the next, in one indirect table (512 KiB),
@@ -278,12 +310,13 @@ void probe_main(uint32_t start_info_paddr) {
   const uint32_t *si = (const uint32_t *)(uint64_t)start_info_paddr;
   if (si && si[0] == 0x336ec578u) cmdline = (const char *)*(const uint64_t *)(si + 6);
   int ports = has_word("ports"), blkrange = has_word("blkrange"), failreset = has_word("failreset"),
-      barmove = has_word("barmove"), indirect = has_word("indirect");
-  if ((ports && !vfind(&con, 0x1043, 0x800000)) || ((blkrange || indirect) && !vfind(&blk, 0x1042, 0xA00000)) ||
+      barmove = has_word("barmove"), indirect = has_word("indirect"), rw = has_word("blkrw");
+  if ((ports && !vfind(&con, 0x1043, 0x800000)) || ((blkrange || indirect || rw) && !vfind(&blk, 0x1042, 0xA00000)) ||
       ((failreset || barmove) && !vfind(&rng, 0x1044, 0xC00000))) {
     puts_serial("HOSTILE missing device\n");
     for (;;) __asm__ volatile("cli; hlt");
   }
+  if (rw) blkrw();
   if (ports) ports_setup();
   if (blkrange || indirect) vinit(&blk, indirect ? 1u << 28 : 0, 0);
   if (indirect) indirect_setup();
