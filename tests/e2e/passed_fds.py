@@ -3,8 +3,9 @@
 
 vmm runs as an unprivileged uid (65534, no groups, no capabilities) while its kernel, qcow2 disk,
 the disk's raw backing file and /dev/kvm are mode 0600 root (the files in a 0700 root folder), and
-its console, guest-agent and QMP sockets are bound by this test: everything comes as fds, with
-QEMU's syntax (-add-fd fd=N,set=S[,opaque=PATH], /dev/fdset/S, -chardev socket,fd=N). The disk
+its console, guest-agent and QMP sockets are bound and its tap created by this test: everything
+comes as fds, with QEMU's syntax (-add-fd fd=N,set=S[,opaque=PATH], /dev/fdset/S, -chardev
+socket,fd=N, -netdev tap,fd=N). The disk
 is named /dev/fdset/S, its backing file (a relative name inside the image) and /dev/kvm are
 found by their opaque paths. The guest (the hostile guest's benign "blkrw" word) reads sector 0,
 which comes from the backing file, writes sector 1 and reads it back; the image is checked
@@ -13,9 +14,11 @@ that is not open, a backing file or /dev/kvm not passed (the worker may not open
 
     passed_fds.py VMM GUEST_ELF VMM_IMG
 """
+import fcntl
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -47,6 +50,17 @@ def check(condition, what):
 def as_nobody():
     """Popen keywords: the child runs as 65534 with no supplementary groups (and so no capabilities)."""
     return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+def open_tap():
+    """A tap with a virtio-net header, opened here as root (CAP_NET_ADMIN), as vmmd will; it goes
+    when its last fd closes."""
+    tun_set_iff, iff_tap, iff_no_pi, iff_vnet_hdr = 0x400454CA, 0x0002, 0x1000, 0x4000
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    request = struct.pack("16sH22x", f"vmmfd{os.getpid() % 100000}".encode(), iff_tap | iff_no_pi | iff_vnet_hdr)
+    name = fcntl.ioctl(fd, tun_set_iff, request)[:16].rstrip(b"\0").decode()
+    os.set_inheritable(fd, True)
+    return fd, name
 
 
 def private_file(path, data=None):
@@ -124,6 +138,8 @@ with temp_dir("vmm-passed-fds-") as tmp:
     base_fd = fds.open(base, os.O_RDONLY)
     kvm_fd = fds.open("/dev/kvm", os.O_RDWR)
     socket_fds = [sock.fileno() for sock in (console, agent, monitor)]
+    tap_fd, tap_name = open_tap()
+    fds.fds.append(tap_fd)
 
     add_kernel = ["-add-fd", f"fd={kernel_fd},set=1"]
     add_top = ["-add-fd", f"fd={top_fd},set=2,opaque={top}"]
@@ -135,7 +151,8 @@ with temp_dir("vmm-passed-fds-") as tmp:
                "-chardev", f"socket,id=qga,fd={agent.fileno()},server=on,wait=off",
                "-device", "virtio-serial-pci", "-device", "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
                "-chardev", f"socket,id=mon,fd={monitor.fileno()},server=on,wait=off", "-mon", "chardev=mon,mode=control"]
-    args = add_kernel + add_top + add_base + add_kvm + machine + disk + sockets
+    nic = ["-netdev", f"tap,id=n0,fd={tap_fd}", "-device", "virtio-net-pci,netdev=n0"]
+    args = add_kernel + add_top + add_base + add_kvm + machine + disk + sockets + nic
 
     started = time.monotonic()
     proc = subprocess.Popen([vmm] + args, pass_fds=fds.fds + socket_fds, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -158,6 +175,9 @@ with temp_dir("vmm-passed-fds-") as tmp:
             status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
         check(status.get("Uid", "").split()[:2] == [str(NOBODY)] * 2, f"worker uid: {status.get('Uid')}")
         check(status.get("CapEff") == "0000000000000000", f"worker capabilities: {status.get('CapEff')}")
+        # The tap is attached: the worker holds the passed fd (TUNSETVNETHDRSZ done without privileges).
+        held = [os.readlink(f"/proc/{proc.pid}/fd/{n}") for n in os.listdir(f"/proc/{proc.pid}/fd")]
+        check(held.count("/dev/net/tun") == 1, f"worker fds: {held}")
 
         qga = connect_unix(agent.getsockname(), timeout=5)  # the agent channel's socket accepts its client
         with QmpClient.connect(monitor.getsockname()) as qmp:
@@ -188,7 +208,7 @@ with temp_dir("vmm-passed-fds-") as tmp:
     check(data[512:1024] == GUEST_TEXT.encode() * 32, f"sector 1 of the disk: {data[512:528]!r}")
     with open(base, "rb") as f:
         check(f.read(1024)[512:] == bytes(512), "the backing file was written")
-    print(f"ok: uid {NOBODY}, no capabilities, every file and socket passed as an fd: guest read the backing "
+    print(f"ok: uid {NOBODY}, no capabilities, every file, socket and the tap {tap_name} passed as an fd: guest read the backing "
           f"file, wrote and read back its qcow2 disk ({booted:.2f} s to the last console line), exit 0")
 
     # Refusals, each with a clear message before any guest runs.
