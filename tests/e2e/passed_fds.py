@@ -12,6 +12,11 @@ which comes from the backing file, writes sector 1 and reads it back; the image 
 afterwards. Then each refusal: an fd whose access mode does not fit, an unknown fd set, an fd
 that is not open, a backing file or /dev/kvm not passed (the worker may not open them itself).
 
+Where qemu-system-x86_64 is installed, the disk part of the same command line (-add-fd with
+opaque=, -drive file=/dev/fdset/S) runs under QEMU too (paused, TCG), with the same refusal of a
+read-write drive whose set holds a read-only fd. (QEMU 7.2 wants an fd of exactly the access
+mode of each open, and opens read-only first: a set for QEMU holds an O_RDONLY and an O_RDWR fd.)
+
     passed_fds.py VMM GUEST_ELF VMM_IMG
 """
 import fcntl
@@ -233,6 +238,25 @@ with temp_dir("vmm-passed-fds-") as tmp:
     run_refused(add_kernel + no_sockets + ["-kernel", "/dev/fdset/1"], fds.fds,
                 "no permission to open /dev/kvm", "/dev/kvm not passed")
     fds.close()
+
+    # The same -add-fd and -drive syntax under QEMU (raw: QEMU resolves no opaque paths).
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu:
+        rw, ro = fds.open(base, os.O_RDWR), fds.open(base, os.O_RDONLY)
+        qemu_disk = ["-drive", "file=/dev/fdset/3,format=raw,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0"]
+        qemu_args = [qemu, "-S", "-nodefaults", "-display", "none", "-accel", "tcg", "-qmp", "stdio"]
+        commands = '{"execute":"qmp_capabilities"}\n{"execute":"query-block"}\n{"execute":"quit"}\n'
+        # QEMU 7.2 matches the access mode exactly (it opens read-only first): it needs both.
+        both = ["-add-fd", f"fd={rw},set=3,opaque={base}", "-add-fd", f"fd={ro},set=3"]
+        good = subprocess.run(qemu_args + both + qemu_disk, input=commands,
+                              pass_fds=fds.fds, capture_output=True, text=True, timeout=60)
+        check(good.returncode == 0 and '"ro": false' in good.stdout and "/dev/fdset/3" in good.stdout,
+              f"QEMU with the same -add-fd/-drive: {good.returncode}: {good.stdout[-300:]} {good.stderr[-300:]}")
+        bad = subprocess.run(qemu_args + ["-add-fd", f"fd={ro},set=3"] + qemu_disk, input=commands,
+                             pass_fds=fds.fds, capture_output=True, text=True, timeout=60)
+        check(bad.returncode == 1 and "/dev/fdset/3" in bad.stderr, f"QEMU with a read-only fd: {bad.stderr[-300:]}")
+        print(f"ok: QEMU ({qemu}) takes the same -add-fd/-drive syntax and refuses the read-only fd too")
+        fds.close()
     for sock in (console, agent, monitor):
         sock.close()
 
