@@ -19,7 +19,7 @@ Result<std::unique_ptr<ImageFile>> ImageFile::open(const std::string& path, bool
                                                    const FileOpener& opener) {
   int flags = readOnly ? O_RDONLY : O_RDWR;
   auto opened = opener.open(path, flags);
-  if (!opened) return opened.error().withContext("open");
+  if (!opened) return Error("open " + opened.error().message(), opened.error().code());
   UniqueFd fd = std::move(*opened);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Error::fromErrno("stat " + path);
