@@ -31,11 +31,11 @@ Result<Tap> Tap::open(const std::string& name) {
 }
 
 Result<Tap> Tap::adopt(int fd) {
+  UniqueFd owned(fd);  // ours from here on, refused or not
   ifreq request{};
   if (::ioctl(fd, TUNGETIFF, &request) < 0) return Error::fromErrno("tap fd " + std::to_string(fd) + ": not a tap device");
   if (!(request.ifr_flags & IFF_TAP)) return Error("fd " + std::to_string(fd) + " is a tun, not a tap device");
   if (!(request.ifr_flags & IFF_VNET_HDR)) return Error("tap fd " + std::to_string(fd) + " was opened without IFF_VNET_HDR");
-  UniqueFd owned(fd);
   if (auto st = configure(owned.get()); !st) return st.error();
   return Tap(std::move(owned), request.ifr_name);
 }
