@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "base/log.h"
+#include "qmp/unix_socket.h"
 #include "vmm/backends/io_executor.h"
 #include "vmm/backends/socket_port.h"
 #include "vmm/backends/tap_backend.h"
@@ -76,6 +77,7 @@ Status Worker::start() {
     if (!chardev || chardev->backend != config::ChardevConfig::Backend::Socket) {
       return Error("monitor on chardev '" + monitor.chardev_id + "': only unix socket monitors are supported");
     }
+    socket_paths_[chardev->id] = chardev->fd >= 0 ? qmp::boundPath(chardev->fd) : chardev->path;
     if (auto st = monitor_->listen(*chardev, monitor.pretty); !st) return st;
   }
 
@@ -144,7 +146,7 @@ Result<std::unique_ptr<virtio::PortBackend>> Worker::openPort(const std::string&
   if (chardev->backend != config::ChardevConfig::Backend::Socket) return Error("chardev '" + id + "': virtio-serial ports need a unix socket chardev");
   auto port = SocketPort::listen(&loop_, *chardev);
   if (!port) return port.error();
-  port_paths_[id] = (*port)->path();  // where it is bound, also when the socket was passed as fd=N
+  socket_paths_[id] = (*port)->path();  // where it is bound, also when the socket was passed as fd=N
   return std::unique_ptr<virtio::PortBackend>(std::move(*port));
 }
 
@@ -275,8 +277,8 @@ std::vector<ChardevInfo> Worker::chardevInfo() const {
     if (it != chardevs_.end()) {
       out.push_back({chardev.id, it->second->filename(), true});
     } else {
-      auto port = port_paths_.find(chardev.id);
-      const std::string& path = port != port_paths_.end() ? port->second : chardev.path;
+      auto bound = socket_paths_.find(chardev.id);
+      const std::string& path = bound != socket_paths_.end() ? bound->second : chardev.path;
       out.push_back({chardev.id, "unix:" + path + ",server=on", true});  // a monitor's or port's socket
     }
   }

@@ -75,7 +75,7 @@ class Worker : public MonitoredVm, public DeviceHost {
   FdSets fd_sets_;
   uv_loop_t loop_{};
   std::map<std::string, std::unique_ptr<Chardev>> chardevs_;
-  std::map<std::string, std::string> port_paths_;
+  std::map<std::string, std::string> socket_paths_;  // where each monitor's and port's socket is bound
   Chardev* console_ = nullptr;  // COM1's host end, if any
   virtio::VirtioBlk::Executor io_executor_;
   std::unique_ptr<QmpMonitor> monitor_;

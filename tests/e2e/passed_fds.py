@@ -189,6 +189,7 @@ with temp_dir("vmm-passed-fds-") as tmp:
             chardevs = {c["label"]: c["filename"] for c in qmp.execute("query-chardev")}
             check(agent.getsockname() in chardevs.get("qga", ""), f"query-chardev: {chardevs}")
             check(console.getsockname() in chardevs.get("con", ""), f"query-chardev: {chardevs}")
+            check(monitor.getsockname() in chardevs.get("mon", ""), f"query-chardev: {chardevs}")
             blocks = qmp.execute("query-block")
             check(len(blocks) == 1 and not blocks[0]["inserted"]["ro"], f"query-block: {blocks}")
             qmp.execute("quit")
