@@ -6,7 +6,8 @@
 // /dev/kvm, the pid file, file chardevs) comes through FdSets::open:
 //   - P = "/dev/fdset/S": a descriptor of set S (QEMU's syntax);
 //   - else, a set one of whose descriptors has opaque=P: that set (vmmd's convention, so backing
-//     files and /dev/kvm need no change to the command line);
+//     files and /dev/kvm need no change to the command line). P is compared as a string: for a
+//     backing file, its stored name when absolute, else the top image's folder + "/" + name;
 //   - else open(2) on P, as without fd sets.
 // From a set, the first descriptor whose access mode fits the request is dup'd: a read-only
 // request takes an O_RDONLY or O_RDWR descriptor, a write-only one O_WRONLY or O_RDWR, a
