@@ -69,6 +69,7 @@ class VirtioMmio : public BusDevice, public Transport {
   uint64_t negotiatedFeatures() const override { return driver_features_; }
   void configChanged() override;
   void kickAgain(uint16_t index) override;
+  bool memoryMapped() const override { return true; }
 
  private:
   // All with the device's lock held.
