@@ -305,7 +305,7 @@ const std::vector<OptionSpec>& optionTable() {
       {"m", true, "SIZE[M|G]   guest memory", parseMemory},
       {"smp", true, "N | cpus=N,sockets=,cores=,threads=   vCPUs", parseSmp},
       {"cpu", true, "host[,+feature|-feature...]   guest CPU model", parseCpu},
-      {"machine", true, "TYPE[,accel=kvm]   pc, q35, microvm (one machine model)", parseMachine},
+      {"machine", true, "TYPE[,accel=kvm][,PROP=VALUE...]   pc, q35 (PCI), microvm (virtio-mmio; acpi=, rtc=, pit=...)", parseMachine},
       {"M", true, "TYPE   same as -machine", parseMachine},
       {"accel", true, "kvm   the accelerator",
        [](ParseState&, const std::string& o, const std::string& a) -> Status {

@@ -30,6 +30,15 @@ uint8_t acceptStatus(uint8_t current, uint8_t written, uint64_t driver_features,
   return static_cast<uint8_t>((written & kDriverBits) | (current & kStatusNeedsReset));
 }
 
+void writeDeviceStatus(VirtioDevice& device, uint8_t& status, bool& active, uint8_t written, uint64_t driver_features) {
+  uint8_t added = static_cast<uint8_t>(written & ~status);
+  status = acceptStatus(status, written, driver_features, offeredFeatures(device));
+  if ((added & kStatusDriverOk) && !active && !(status & kStatusNeedsReset)) {
+    active = true;
+    device.activate();
+  }
+}
+
 void QueueRegisters::clear() {
   queue.reset();
   size = 0;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -33,6 +34,10 @@ void setAddressHalf(uint64_t& field, bool high, uint32_t value);
 // DEVICE_NEEDS_RESET is the device's to set and stays.
 uint8_t acceptStatus(uint8_t current, uint8_t written, uint64_t driver_features, uint64_t offered);
 
+// The driver wrote a non-zero device status: `status` becomes what sticks (acceptStatus), and
+// DRIVER_OK newly set on a healthy device activates it (`active`). With the device's lock held.
+void writeDeviceStatus(VirtioDevice& device, uint8_t& status, bool& active, uint8_t written, uint64_t driver_features);
+
 // One queue's registers as the driver programs them, and the ring they describe once enabled.
 struct QueueRegisters {
   Virtqueue queue;
@@ -58,5 +63,20 @@ void drainEventFd(int fd);
 // How a transport asks the main loop to call `on_readable` whenever `fd` (a queue's notify
 // eventfd) becomes readable.
 using FdWatcher = std::function<void(int fd, std::function<void()> on_readable)>;
+
+// Watches each queue's notify eventfd: when one is readable the loop drains it and, with the
+// device's lock held, kicks the device if `runs(index)` says the queue is served (device active,
+// queue enabled, no DEVICE_NEEDS_RESET). `Queue` is QueueRegisters or a transport's extension.
+template <typename Queue, typename Runs>
+void watchKicks(const FdWatcher& watch, VirtioDevice& device, std::vector<Queue>& queues, Runs runs) {
+  for (uint16_t index = 0; index < queues.size(); ++index) {
+    int fd = queues[index].notify.get();
+    watch(fd, [&device, runs, index, fd] {
+      drainEventFd(fd);
+      auto lock = device.lock();
+      if (runs(index)) device.kick(index);
+    });
+  }
+}
 
 }  // namespace vmmd::virtio

@@ -85,14 +85,8 @@ VirtioPci::VirtioPci(std::unique_ptr<VirtioDevice> device, const GuestMemory& me
       routing_(routing) {}
 
 void VirtioPci::watchNotifications(const FdWatcher& watch) {
-  for (uint16_t index = 0; index < queues_.size(); ++index) {
-    int fd = queues_[index].notify.get();
-    watch(fd, [this, index, fd] {
-      drainEventFd(fd);
-      auto lock = device_->lock();
-      if (active_ && queues_[index].enabled && !(status_ & kStatusNeedsReset)) device_->kick(index);
-    });
-  }
+  watchKicks(watch, *device_, queues_,
+             [this](uint16_t index) { return active_ && queues_[index].enabled && !(status_ & kStatusNeedsReset); });
 }
 
 Status VirtioPci::attach(kvm::Vm* vm) {
@@ -314,12 +308,7 @@ void VirtioPci::writeStatus(uint8_t status) {
     resetLocked();
     return;
   }
-  uint8_t added = static_cast<uint8_t>(status & ~status_);
-  status_ = acceptStatus(status_, status, driver_features_, offeredFeatures(*device_));
-  if ((added & kStatusDriverOk) && !active_ && !(status_ & kStatusNeedsReset)) {
-    active_ = true;
-    device_->activate();
-  }
+  writeDeviceStatus(*device_, status_, active_, status, driver_features_);
 }
 
 Result<DeviceState> VirtioPci::saveState() const {
