@@ -163,6 +163,18 @@ static int vfind(struct vdev *v, uint16_t device_id, uint64_t mem) {
 
 /* Reset, features (VERSION_1 + `features_lo`), every queue at QSIZE in v->mem (or, with
  * `rings_at`, the first queue's rings at that address), DRIVER_OK. */
+/* Queue i's rings: 4 KiB of v->mem each, or, with `rings_at`, queue 0's at that address (left as is). */
+static struct ring *place_ring(struct vdev *v, uint16_t i, uint64_t rings_at) {
+  struct ring *r = &v->q[i];
+  uint64_t base = rings_at && i == 0 ? rings_at : v->mem + 0x1000ull * i;
+  r->desc = base;
+  r->avail = base + 16 * QSIZE;
+  r->used = base + 0x800;
+  r->next = 0;
+  if (!rings_at) memset((void *)base, 0, 0x1000);
+  return r;
+}
+
 static void set_status(struct vdev *v, uint8_t status) {
   if (v->mmio) w32(v->mmio + M_STATUS, status);
   else w8(v->common + C_STATUS, status);
@@ -181,13 +193,7 @@ static void vinit_mmio(struct vdev *v, uint32_t features_lo, uint64_t rings_at) 
   for (uint16_t i = 0; i < 8; i++) {
     w32(v->mmio + M_QSEL, i);
     if (!r32(v->mmio + M_QNUMMAX)) break;
-    struct ring *r = &v->q[i];
-    uint64_t base = rings_at && i == 0 ? rings_at : v->mem + 0x1000ull * i;
-    r->desc = base;
-    r->avail = base + 16 * QSIZE;
-    r->used = base + 0x800;
-    r->next = 0;
-    if (!rings_at) memset((void *)base, 0, 0x1000);
+    struct ring *r = place_ring(v, i, rings_at);
     w32(v->mmio + M_QNUM, QSIZE);
     w64(v->mmio + M_QDESC, r->desc);
     w64(v->mmio + M_QDRIVER, r->avail);
@@ -214,13 +220,7 @@ static void vinit(struct vdev *v, uint32_t features_lo, uint64_t rings_at) {
   v->queues = r16(v->common + C_NUMQ);
   if (v->queues > 8) v->queues = 8;
   for (uint16_t i = 0; i < v->queues; i++) {
-    struct ring *r = &v->q[i];
-    uint64_t base = rings_at && i == 0 ? rings_at : v->mem + 0x1000ull * i;
-    r->desc = base;
-    r->avail = base + 16 * QSIZE;
-    r->used = base + 0x800;
-    r->next = 0;
-    if (!rings_at) memset((void *)base, 0, 0x1000);
+    struct ring *r = place_ring(v, i, rings_at);
     w16(v->common + C_QSEL, i);
     w16(v->common + C_QSIZE, QSIZE);
     w64(v->common + C_QDESC, r->desc);
