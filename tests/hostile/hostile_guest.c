@@ -1,6 +1,7 @@
 /* A hostile virtio driver: a freestanding PVH guest (the probe's entry.S and linker script) that
- * finds the virtio-pci functions through port 0xCF8 and then misbehaves forever, round after
- * round, in the ways the command line names:
+ * finds the virtio-pci functions through port 0xCF8 (or, with the word "mmio", the virtio-mmio
+ * transports of a microvm at 0xfeb00000 + 512 * i) and then misbehaves forever, round after
+ * round, in the ways the command line names (barmove needs PCI):
  *   ports      virtio-serial: PORT_OPEN 1/0 on port 1 as fast as it can (a VSERPORT_CHANGE each)
  *   blkrange   virtio-blk: reads far beyond the end of the disk (an IOERR status each)
  *   failreset  virtio-rng: a queue whose rings lie outside RAM (DEVICE_NEEDS_RESET), reset, again
@@ -88,6 +89,7 @@ static inline void w8(uint64_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
 static inline void w16(uint64_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
 static inline void w32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 static inline uint16_t r16(uint64_t a) { return *(volatile uint16_t *)a; }
+static inline uint32_t r32(uint64_t a) { return *(volatile uint32_t *)a; }
 static inline void w64(uint64_t a, uint64_t v) {
   w32(a, (uint32_t)v);
   w32(a + 4, (uint32_t)(v >> 32));
@@ -104,8 +106,16 @@ struct ring {
   uint16_t notify;   /* queue_notify_off */
 };
 
+/* virtio-mmio registers (virtio 1.x, 4.2.2), all 32 bits wide. */
+enum { M_MAGIC = 0x00, M_VERSION = 0x04, M_DEVICE = 0x08, M_DFSEL = 0x24, M_DF = 0x20, M_QSEL = 0x30, M_QNUMMAX = 0x34,
+       M_QNUM = 0x38, M_QREADY = 0x44, M_QNOTIFY = 0x50, M_STATUS = 0x70, M_QDESC = 0x80, M_QDRIVER = 0x90,
+       M_QDEVICE = 0xA0 };
+#define MMIO_BASE 0xFEB00000ull
+#define MMIO_TRANSPORTS 8
+
 struct vdev {
   int found;
+  uint64_t mmio; /* the virtio-mmio window, or 0: a virtio-pci function */
   unsigned pci;
   uint32_t bar_lo;
   uint64_t bar, common, notify;
@@ -115,7 +125,21 @@ struct vdev {
   uint64_t mem; /* this device's area of guest RAM */
 };
 
+static int vfind_mmio(struct vdev *v, uint16_t device_id, uint64_t mem) {
+  for (unsigned i = 0; i < MMIO_TRANSPORTS; i++) {
+    uint64_t base = MMIO_BASE + 512ull * i;
+    if (r32(base + M_MAGIC) != 0x74726976u || r32(base + M_VERSION) != 2) continue;
+    if (r32(base + M_DEVICE) != (uint32_t)(device_id - 0x1040)) continue;
+    v->mmio = base;
+    v->mem = mem;
+    v->found = 1;
+    return 1;
+  }
+  return 0;
+}
+
 static int vfind(struct vdev *v, uint16_t device_id, uint64_t mem) {
+  if (has_word("mmio")) return vfind_mmio(v, device_id, mem);
   for (unsigned d = 0; d < 32; d++) {
     uint32_t id = pci_read(d, 0);
     if ((id & 0xFFFF) != 0x1AF4 || (id >> 16) != device_id) continue;
@@ -142,7 +166,52 @@ static int vfind(struct vdev *v, uint16_t device_id, uint64_t mem) {
 
 /* Reset, features (VERSION_1 + `features_lo`), every queue at QSIZE in v->mem (or, with
  * `rings_at`, the first queue's rings at that address), DRIVER_OK. */
+/* Queue i's rings: 4 KiB of v->mem each, or, with `rings_at`, queue 0's at that address (left as is). */
+static struct ring *place_ring(struct vdev *v, uint16_t i, uint64_t rings_at) {
+  struct ring *r = &v->q[i];
+  uint64_t base = rings_at && i == 0 ? rings_at : v->mem + 0x1000ull * i;
+  r->desc = base;
+  r->avail = base + 16 * QSIZE;
+  r->used = base + 0x800;
+  r->next = 0;
+  if (!rings_at) memset((void *)base, 0, 0x1000);
+  return r;
+}
+
+static void set_status(struct vdev *v, uint8_t status) {
+  if (v->mmio) w32(v->mmio + M_STATUS, status);
+  else w8(v->common + C_STATUS, status);
+}
+
+static void vinit_mmio(struct vdev *v, uint32_t features_lo, uint64_t rings_at) {
+  set_status(v, 0);
+  set_status(v, 1);
+  set_status(v, 3);
+  w32(v->mmio + M_DFSEL, 0);
+  w32(v->mmio + M_DF, features_lo);
+  w32(v->mmio + M_DFSEL, 1);
+  w32(v->mmio + M_DF, 1);
+  set_status(v, 3 | 8);
+  v->queues = 0;
+  for (uint16_t i = 0; i < 8; i++) {
+    w32(v->mmio + M_QSEL, i);
+    if (!r32(v->mmio + M_QNUMMAX)) break;
+    struct ring *r = place_ring(v, i, rings_at);
+    w32(v->mmio + M_QNUM, QSIZE);
+    w64(v->mmio + M_QDESC, r->desc);
+    w64(v->mmio + M_QDRIVER, r->avail);
+    w64(v->mmio + M_QDEVICE, r->used);
+    w32(v->mmio + M_QREADY, 1);
+    v->queues = (uint16_t)(i + 1);
+  }
+  set_status(v, 3 | 8 | 4);
+}
+
 static void vinit(struct vdev *v, uint32_t features_lo, uint64_t rings_at) {
+  if (v->mmio) {
+    vinit_mmio(v, features_lo, rings_at);
+    return;
+  }
   w8(v->common + C_STATUS, 0);
   w8(v->common + C_STATUS, 1);
   w8(v->common + C_STATUS, 3);
@@ -154,13 +223,7 @@ static void vinit(struct vdev *v, uint32_t features_lo, uint64_t rings_at) {
   v->queues = r16(v->common + C_NUMQ);
   if (v->queues > 8) v->queues = 8;
   for (uint16_t i = 0; i < v->queues; i++) {
-    struct ring *r = &v->q[i];
-    uint64_t base = rings_at && i == 0 ? rings_at : v->mem + 0x1000ull * i;
-    r->desc = base;
-    r->avail = base + 16 * QSIZE;
-    r->used = base + 0x800;
-    r->next = 0;
-    if (!rings_at) memset((void *)base, 0, 0x1000);
+    struct ring *r = place_ring(v, i, rings_at);
     w16(v->common + C_QSEL, i);
     w16(v->common + C_QSIZE, QSIZE);
     w64(v->common + C_QDESC, r->desc);
@@ -187,8 +250,13 @@ static void offer(struct ring *r, uint16_t head) {
   barrier();
 }
 static uint16_t used_idx(const struct ring *r) { return *(volatile uint16_t *)(r->used + 2); }
-static void kick(struct vdev *v, uint16_t q) { w16(v->notify + (uint64_t)v->q[q].notify * v->mult, q); }
-static int needs_reset(struct vdev *v) { return (*(volatile uint8_t *)(v->common + C_STATUS)) & 0x40; }
+static void kick(struct vdev *v, uint16_t q) {
+  if (v->mmio) w32(v->mmio + M_QNOTIFY, q);
+  else w16(v->notify + (uint64_t)v->q[q].notify * v->mult, q);
+}
+static int needs_reset(struct vdev *v) {
+  return (v->mmio ? r32(v->mmio + M_STATUS) : *(volatile uint8_t *)(v->common + C_STATUS)) & 0x40;
+}
 
 /* ---- the misbehaviours */
 static struct vdev con, blk, rng;
@@ -296,7 +364,7 @@ static void indirect_round(void) {
 
 static void failreset_round(void) {
   vinit(&rng, 0, 0xF0000000ull);  /* rings in the PCI hole: the device needs a reset */
-  w8(rng.common + C_STATUS, 0);
+  set_status(&rng, 0);
 }
 
 static void barmove_round(void) {
@@ -310,7 +378,7 @@ void probe_main(uint32_t start_info_paddr) {
   const uint32_t *si = (const uint32_t *)(uint64_t)start_info_paddr;
   if (si && si[0] == 0x336ec578u) cmdline = (const char *)*(const uint64_t *)(si + 6);
   int ports = has_word("ports"), blkrange = has_word("blkrange"), failreset = has_word("failreset"),
-      barmove = has_word("barmove"), indirect = has_word("indirect"), rw = has_word("blkrw");
+      barmove = has_word("barmove") && !has_word("mmio"), indirect = has_word("indirect"), rw = has_word("blkrw");
   if ((ports && !vfind(&con, 0x1043, 0x800000)) || ((blkrange || indirect || rw) && !vfind(&blk, 0x1042, 0xA00000)) ||
       ((failreset || barmove) && !vfind(&rng, 0x1044, 0xC00000))) {
     puts_serial("HOSTILE missing device\n");

@@ -37,6 +37,9 @@ def runs_under_asan(pid):
 LOG_LIMIT_BYTES = 16 * 1024  # a few KiB when messages are thinned to the 1st, 2nd, 4th...
 
 vmm, guest, words = sys.argv[1], sys.argv[2], sys.argv[3]
+# With the guest word "mmio": a microvm, the same devices on virtio-mmio transports.
+microvm = "mmio" in words.split()
+bus = "device" if microvm else "pci"
 if (status := require_kvm()) is not None:
     sys.exit(status)
 failures = []
@@ -55,11 +58,12 @@ with temp_dir("vmm-hostile-") as tmp:
     log_path = os.path.join(tmp, "worker.log")
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [vmm, "-nodefaults", "-m", "64", "-smp", "1", "-kernel", guest, "-append", words, "-serial", "stdio",
+        [vmm, "-M", "microvm" if microvm else "pc",
+         "-nodefaults", "-m", "64", "-smp", "1", "-kernel", guest, "-append", words, "-serial", "stdio",
          "-qmp", f"unix:{qmp_path},server=on,wait=off",
-         "-drive", f"file={disk},format=raw,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0",
-         "-device", "virtio-rng-pci",
-         "-device", "virtio-serial-pci,max_ports=2",
+         "-drive", f"file={disk},format=raw,if=none,id=d0", "-device", f"virtio-blk-{bus},drive=d0",
+         "-device", f"virtio-rng-{bus}",
+         "-device", f"virtio-serial-{bus},max_ports=2",
          "-chardev", f"socket,id=p0,path={port_path},server=on,wait=off",
          "-device", "virtserialport,chardev=p0,name=org.hostile.0,id=port1"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)

@@ -156,6 +156,20 @@ Bytes irq(uint8_t line) {
   return {0x22, static_cast<uint8_t>(mask), static_cast<uint8_t>(mask >> 8)};
 }
 
+Bytes memory32Fixed(uint32_t base, uint32_t length) {
+  Bytes out{0x86, 9, 0, 1 /* read-write */};
+  appendLittle(out, base, 4);
+  appendLittle(out, length, 4);
+  return out;
+}
+
+Bytes levelInterrupt(uint32_t gsi) {
+  // Flags: bit 0 consumer, bit 1 clear = level, bit 2 clear = active high, bit 3 clear = exclusive.
+  Bytes out{0x89, 6, 0, 0x01, 1};
+  appendLittle(out, gsi, 4);
+  return out;
+}
+
 namespace {
 
 // Large resource descriptor: tag, length, resource type, flags, then granularity/min/max/

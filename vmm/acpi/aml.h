@@ -22,6 +22,12 @@ Bytes resourceTemplate(const Bytes& descriptors);
 Bytes ioPort(uint16_t base, uint8_t length);    // IO (Decode16, base, base, 1, length)
 Bytes irq(uint8_t line);                        // IRQNoFlags () { line }
 
+// Memory32Fixed (ReadWrite, base, length): a device's register window.
+Bytes memory32Fixed(uint32_t base, uint32_t length);
+// Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { gsi }: an extended interrupt
+// descriptor, which (unlike IRQNoFlags) reaches GSIs above 15.
+Bytes levelInterrupt(uint32_t gsi);
+
 // Address-space descriptors a host bridge produces for its children (ResourceProducer, fixed
 // min and max, positive decode).
 Bytes wordBusNumber(uint16_t min, uint16_t max);

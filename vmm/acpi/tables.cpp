@@ -1,5 +1,6 @@
 #include "vmm/acpi/tables.h"
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -70,7 +71,21 @@ Bytes buildDsdt(const AcpiLayout& layout) {
        }()))}) {
     rtc.insert(rtc.end(), part.begin(), part.end());
   }
-  Bytes sb = device("COM1", com1);
+  Bytes sb;
+  auto addDevice = [&](const Bytes& more) { sb.insert(sb.end(), more.begin(), more.end()); };
+  if (layout.serial) addDevice(device("COM1", com1));
+  for (const MmioDevice& mmio : layout.virtio_mmio) {
+    Bytes resources = memory32Fixed(static_cast<uint32_t>(mmio.base), mmio.size);
+    Bytes interrupt = levelInterrupt(mmio.gsi);
+    resources.insert(resources.end(), interrupt.begin(), interrupt.end());
+    Bytes body = name("_HID", string("LNRO0005"));
+    for (const auto& part : {name("_UID", integer(mmio.index)), name("_CCA", integer(1)), name("_CRS", resourceTemplate(resources))}) {
+      body.insert(body.end(), part.begin(), part.end());
+    }
+    char device_name[8];
+    std::snprintf(device_name, sizeof device_name, "VR%02u", mmio.index % 100);
+    addDevice(device(device_name, body));
+  }
   if (layout.pci) {
     // Bus 0 behind configuration mechanism #1; all I/O ports but the config ones, and the 32-bit
     // MMIO window below the IOAPIC, go to PCI.
@@ -88,8 +103,7 @@ Bytes buildDsdt(const AcpiLayout& layout) {
     Bytes pci_device = device("PCI0", pci);
     sb.insert(sb.end(), pci_device.begin(), pci_device.end());
   }
-  Bytes rtc_device = device("RTC", rtc);
-  sb.insert(sb.end(), rtc_device.begin(), rtc_device.end());
+  if (layout.rtc) addDevice(device("RTC", rtc));
   add(scope("\\_SB", sb));
 
   Bytes table = header("DSDT", 2, 36);
@@ -140,8 +154,10 @@ Bytes buildFadt(const AcpiLayout& layout, uint64_t facs, uint64_t dsdt) {
   t[91] = 4;  // PM_TMR_LEN
   put<uint16_t>(t, 96, 0x0FFF);   // no C2
   put<uint16_t>(t, 98, 0x0FFF);   // no C3
-  t[108] = 0x32;                  // CMOS century register
-  put<uint16_t>(t, 109, 1u << 2);  // IAPC_BOOT_ARCH: VGA not present; no 8042
+  t[108] = layout.rtc ? 0x32 : 0;  // CMOS century register
+  // IAPC_BOOT_ARCH: VGA not present, no 8042; without an RTC, "CMOS RTC not present" (the
+  // guest then does not probe one).
+  put<uint16_t>(t, 109, static_cast<uint16_t>(1u << 2 | (layout.rtc ? 0 : 1u << 5)));
   constexpr uint32_t kWbinvd = 1u << 0, kProcC1 = 1u << 2, kSleepButtonAbsent = 1u << 5, kResetRegSup = 1u << 10;
   put<uint32_t>(t, 112, kWbinvd | kProcC1 | kSleepButtonAbsent | kResetRegSup);
   putGas(t, 116, layout.reset_port, 8);

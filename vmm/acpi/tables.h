@@ -11,6 +11,14 @@
 
 namespace vmmd::acpi {
 
+// A virtio-mmio transport announced in the DSDT (_HID LNRO0005, as QEMU's microvm does).
+struct MmioDevice {
+  uint64_t base = 0;
+  uint32_t size = 0;
+  uint32_t gsi = 0;
+  uint32_t index = 0;  // the transport's number: its _UID and its name VRnn
+};
+
 struct AcpiLayout {
   uint32_t vcpus = 1;
   uint64_t base_address = 0;      // where the blob lives in guest memory; the RSDP is first
@@ -24,6 +32,9 @@ struct AcpiLayout {
   uint8_t serial_irq = 4;
   uint64_t ioapic_address = 0xFEC00000;
   uint64_t lapic_address = 0xFEE00000;
+  bool serial = true;               // COM1 (PNP0501)
+  bool rtc = true;                  // the CMOS RTC (PNP0B00); without it the FADT says it is absent
+  std::vector<MmioDevice> virtio_mmio;
   bool pci = false;                 // a PCI host bridge (PNP0A03) on bus 0
   uint32_t pci_mmio_start = 0xC0000000;
   uint32_t pci_mmio_end = 0xFEBFFFFF;

@@ -41,7 +41,7 @@ Status parseDrive(const std::string& option, const std::string& arg, MachineConf
   if (auto st = kv->finish(); !st) return st;
   if (config.findDrive(drive.id)) return Error(option + ": duplicate drive id '" + drive.id + "'");
   config.drives.push_back(drive);
-  if (interface == "virtio") config.devices.push_back({"virtio-blk-pci", {{"drive", drive.id}}});
+  if (interface == "virtio") config.devices.push_back({"virtio-blk-pci", {{"drive", drive.id}}, true});
   return {};
 }
 

@@ -69,12 +69,29 @@ struct AddFdConfig {
 struct DeviceConfig {
   std::string driver;
   std::map<std::string, std::string> properties;
+  // Made by -drive if=virtio: the machine's virtio-blk, whichever transport it has (microvm:
+  // virtio-blk-device, as QEMU), set once the machine type is known.
+  bool from_drive = false;
+};
+
+// What -M microvm builds (QEMU 7.2's microvm properties, vmm/config/machine_options.h): no PCI,
+// virtio-mmio transports, and the legacy devices one asks for.
+struct MicrovmConfig {
+  bool acpi = true;                 // acpi=on|off|auto: ACPI tables announce the devices
+  bool rtc = false;                 // rtc=on|off|auto: auto is off under KVM, as in QEMU
+  bool pit = true;                  // pit=on|off|auto
+  bool isa_serial = true;           // isa-serial=on|off: COM1 at 0x3f8
+  bool auto_kernel_cmdline = true;  // without ACPI, virtio_mmio.device= on the kernel command line
 };
 
 struct MachineConfig {
   std::string name;
   std::string uuid;  // empty: none given (QEMU reports all zeros)
   std::string machine_type = "pc";
+  // -machine properties as given (every -M/-machine), resolved for the type once all are read.
+  std::vector<std::pair<std::string, std::string>> machine_properties;
+  MicrovmConfig microvm;  // meaningful when isMicrovm()
+  bool isMicrovm() const { return machine_type == "microvm"; }
   uint64_t memory_bytes = 128ull << 20;  // QEMU's default
   uint32_t vcpus = 1;
   CpuConfig cpu;

@@ -10,6 +10,7 @@
 #include "base/key_values.h"
 #include "base/parse.h"
 #include "vmm/config/drive_options.h"
+#include "vmm/config/machine_options.h"
 
 namespace vmmd::config {
 namespace {
@@ -243,11 +244,9 @@ Status parseMachine(ParseState& state, const std::string& option, const std::str
   if (auto accel = kv->take("accel")) {
     if (*accel != "kvm") return Error(option + ": accelerator '" + *accel + "' is not supported (kvm)");
   }
-  // Properties that describe what this machine already is, accepted so QEMU argv carries over.
-  for (const char* key : {"rtc", "acpi", "pit", "pic", "isa-serial", "usb", "vmport", "smm", "hpet",
-                          "dump-guest-core", "mem-merge", "kernel-irqchip", "graphics", "x-option-roms"}) {
-    (void)kv->take(key);
-  }
+  // The rest depends on the type, which a later -machine may still set: resolveMachineProperties.
+  if (auto flags = kv->takeFlags(); !flags.empty()) return Error(option + ": property '" + flags[0] + "' needs a value");
+  for (auto& property : kv->takeRemaining()) state.config.machine_properties.push_back(std::move(property));
   return kv->finish();
 }
 
@@ -332,7 +331,7 @@ const std::vector<OptionSpec>& optionTable() {
        parseAddFd},
       {"smp", true, "N | cpus=N,sockets=,cores=,threads=   vCPUs", parseSmp},
       {"cpu", true, "host[,+feature|-feature...]   guest CPU model", parseCpu},
-      {"machine", true, "TYPE[,accel=kvm]   pc, q35, microvm (one machine model)", parseMachine},
+      {"machine", true, "TYPE[,accel=kvm][,PROP=VALUE...]   pc, q35 (PCI), microvm (virtio-mmio; acpi=, rtc=, pit=...)", parseMachine},
       {"M", true, "TYPE   same as -machine", parseMachine},
       {"accel", true, "kvm   the accelerator",
        [](ParseState&, const std::string& o, const std::string& a) -> Status {
@@ -459,6 +458,7 @@ Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
     if (auto st = parseSerial(state, "-nographic", "stdio"); !st) return st.error();
   }
   if (auto st = resolveChardevReferences(state.config); !st) return st.error();
+  if (auto st = resolveMachineProperties(state.config); !st) return st.error();
   if (auto st = resolveBlockdevs(state.blockdevs, state.config); !st) return st.error();
   if (state.config.kernel.empty()) return Error("no kernel given: -kernel FILE is required (vmm boots kernels directly)");
   if (!state.config.initrd.empty() && state.config.kernel.empty()) return Error("-initrd needs -kernel");

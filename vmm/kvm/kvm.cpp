@@ -156,6 +156,16 @@ Status Vm::setIoeventfd(int eventfd, uint64_t address, uint32_t length, bool pio
   return check(ioctlRetry(fd_.get(), KVM_IOEVENTFD, &ioeventfd), "KVM_IOEVENTFD");
 }
 
+Status Vm::setIoeventfdMatching(int eventfd, uint64_t address, uint32_t length, uint64_t value, bool assign) {
+  kvm_ioeventfd ioeventfd{};
+  ioeventfd.fd = eventfd;
+  ioeventfd.addr = address;
+  ioeventfd.len = length;
+  ioeventfd.datamatch = value;
+  ioeventfd.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN);
+  return check(ioctlRetry(fd_.get(), KVM_IOEVENTFD, &ioeventfd), "KVM_IOEVENTFD");
+}
+
 Status Vm::enableCap(uint32_t capability, uint64_t arg0) {
   kvm_enable_cap cap{};
   cap.cap = capability;

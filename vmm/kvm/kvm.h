@@ -62,6 +62,8 @@ class Vm {
   Status setIrqLine(uint32_t irq, bool level);
   Status setIrqfd(int eventfd, uint32_t gsi, bool assign = true);
   Status setIoeventfd(int eventfd, uint64_t address, uint32_t length, bool pio, bool assign = true);
+  // Signals `eventfd` only for writes of `value` (virtio-mmio's one QueueNotify register: one fd per queue).
+  Status setIoeventfdMatching(int eventfd, uint64_t address, uint32_t length, uint64_t value, bool assign = true);
   Status enableCap(uint32_t capability, uint64_t arg0 = 0);
   // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
   Status setGsiRouting(const std::vector<GsiRoute>& routes);

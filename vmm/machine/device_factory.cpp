@@ -76,26 +76,49 @@ bool isSerialPort(const config::DeviceConfig& config) {
   return config.driver == "virtserialport" || config.driver == "virtconsole";
 }
 
+Result<std::string> virtioModel(const config::DeviceConfig& config, bool microvm) {
+  std::string option = "-device " + config.driver;
+  for (const char* model : {"virtio-rng", "virtio-net", "virtio-serial", "virtio-blk"}) {
+    std::string name = model;
+    if (config.driver == name + "-pci") {
+      if (microvm) return Error(option + ": microvm has no PCI bus (use " + name + "-device, on virtio-mmio)");
+      return name;
+    }
+    if (config.driver == name + "-device") {
+      if (!microvm) return Error(option + ": this machine has no virtio-mmio bus (use " + name + "-pci, or -M microvm)");
+      return name;
+    }
+  }
+  return Error(option + ": device '" + config.driver + "' is not supported");
+}
+
 Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const DeviceContext& context) {
   auto kv = KeyValues::fromPairs("-device " + config.driver, config.properties);
   const std::string& option = kv.option();
+  bool microvm = context.machine.isMicrovm();
+  auto model = virtioModel(config, microvm);
+  if (!model) return model.error();
   PlannedDevice planned;
   if (auto id = kv.take("id")) planned.id = *id;
-  if (auto addr = kv.take("addr")) {
-    auto slot = parseSlot(option, *addr);
-    if (!slot) return slot.error();
-    planned.slot = *slot;
-  }
-  if (auto bus = kv.take("bus"); bus && *bus != "pci.0" && *bus != "pcie.0") {
-    return Error(option + ": bus '" + *bus + "' does not exist (pci.0)");
+  if (microvm) {
+    (void)kv.take("bus");  // virtio-mmio-bus.N, checked when the transports were placed (microvm_layout.h)
+  } else {
+    if (auto addr = kv.take("addr")) {
+      auto slot = parseSlot(option, *addr);
+      if (!slot) return slot.error();
+      planned.slot = *slot;
+    }
+    if (auto bus = kv.take("bus"); bus && *bus != "pci.0" && *bus != "pcie.0") {
+      return Error(option + ": bus '" + *bus + "' does not exist (pci.0)");
+    }
   }
 
-  if (config.driver == "virtio-rng-pci") {
+  if (*model == "virtio-rng") {
     (void)kv.take("rng");  // QEMU's rng backend object; ours always reads /dev/urandom
     auto rng = virtio::VirtioRng::create();
     if (!rng) return rng.error();
     planned.device = std::move(*rng);
-  } else if (config.driver == "virtio-net-pci") {
+  } else if (*model == "virtio-net") {
     auto netdev_id = kv.take("netdev");
     if (!netdev_id) return Error(option + ": netdev= is required");
     const config::NetdevConfig* netdev = context.machine.findNetdev(*netdev_id);
@@ -111,7 +134,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     if (!backend) return backend.error().withContext(option);
     planned.device = std::make_unique<virtio::VirtioNet>(std::move(*backend), mac);
     planned.netdev = *netdev_id;
-  } else if (config.driver == "virtio-serial-pci") {
+  } else if (*model == "virtio-serial") {
     uint32_t max_ports = 31;  // QEMU's default
     if (auto text = kv.take("max_ports")) {
       auto n = parseUnsigned(*text);
@@ -124,7 +147,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     if (!ports) return ports.error();
     planned.device = std::make_unique<virtio::VirtioConsole>(max_ports, std::move(*ports),
                                                              [&host = context.host](const std::string& id, bool open) { host.portChanged(id, open); });
-  } else if (config.driver == "virtio-blk-pci") {
+  } else {
     auto drive_id = kv.take("drive");
     if (!drive_id) return Error(option + ": drive= is required");
     const config::DriveConfig* drive = context.machine.findDrive(*drive_id);
@@ -153,8 +176,6 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
         [&host, device_id](const std::string& operation, const std::string& reason) {
           host.blockIoError(device_id, operation, reason);
         });
-  } else {
-    return Error(option + ": device '" + config.driver + "' is not supported");
   }
   if (auto st = kv.finish(); !st) return st.error();
   return planned;

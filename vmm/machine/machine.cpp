@@ -24,21 +24,36 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   if (auto st = checkCpuFeatures(config.cpu); !st) return st.error();
   auto memory = GuestMemory::create(config.memory_bytes);
   if (!memory) return memory.error();
-  auto tables = buildAcpi(config.vcpus);
-  if (!tables) return tables.error();
-  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, config.append, tables->rsdp_address, &host.files()});
+  std::vector<microvm::Transport> transports;
+  std::string append = config.append;
+  if (config.isMicrovm()) {
+    auto placed = microvm::placeDevices(config);
+    if (!placed) return placed.error();
+    transports = std::move(*placed);
+    // Without ACPI the guest learns of its virtio-mmio devices from its command line, as QEMU's
+    // microvm tells it (auto-kernel-cmdline).
+    if (!config.microvm.acpi && config.microvm.auto_kernel_cmdline) append += microvm::kernelCommandLine(transports);
+  }
+  std::optional<acpi::AcpiTables> tables;
+  if (!config.isMicrovm() || config.microvm.acpi) {
+    auto built = buildAcpi(config, transports);
+    if (!built) return built.error();
+    tables = std::move(*built);
+  }
+  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, append, tables ? tables->rsdp_address : 0, &host.files()});
   if (!kernel) return kernel.error();
   auto machine = std::make_unique<Machine>(ConstructionKey{}, config, host, std::move(*memory),
-                                           std::move(*tables), std::move(*kernel));
+                                           std::move(tables), std::move(*kernel));
   if (auto st = machine->buildBus(); !st) return st.error();
-  if (auto st = machine->createDevices(); !st) return st.error();
+  if (auto st = machine->createDevices(transports); !st) return st.error();
   if (auto st = machine->openKvm(); !st) return st.error();
   return machine;
 }
 
-Result<acpi::AcpiTables> Machine::buildAcpi(uint32_t vcpus) {
+Result<acpi::AcpiTables> Machine::buildAcpi(const config::MachineConfig& config,
+                                            const std::vector<microvm::Transport>& transports) {
   acpi::AcpiLayout acpi_layout;
-  acpi_layout.vcpus = vcpus;
+  acpi_layout.vcpus = config.vcpus;
   acpi_layout.base_address = layout::kBiosAreaStart;
   acpi_layout.pm1_event_port = kAcpiPmBase;
   acpi_layout.pm1_control_port = kAcpiPmBase + 4;
@@ -46,9 +61,17 @@ Result<acpi::AcpiTables> Machine::buildAcpi(uint32_t vcpus) {
   acpi_layout.reset_port = kResetPort;
   acpi_layout.sci_irq = kSciIrq;
   acpi_layout.s5_sleep_type = kS5SleepType;
-  acpi_layout.pci = true;
-  acpi_layout.pci_mmio_start = static_cast<uint32_t>(PciHost::kMmioWindowStart);
-  acpi_layout.pci_mmio_end = static_cast<uint32_t>(PciHost::kMmioWindowEnd - 1);
+  if (config.isMicrovm()) {
+    acpi_layout.serial = config.microvm.isa_serial;
+    acpi_layout.rtc = config.microvm.rtc;
+    for (const auto& t : transports) {
+      acpi_layout.virtio_mmio.push_back({t.base, static_cast<uint32_t>(virtio::VirtioMmio::kWindowSize), t.gsi, t.index});
+    }
+  } else {
+    acpi_layout.pci = true;
+    acpi_layout.pci_mmio_start = static_cast<uint32_t>(PciHost::kMmioWindowStart);
+    acpi_layout.pci_mmio_end = static_cast<uint32_t>(PciHost::kMmioWindowEnd - 1);
+  }
   auto tables = acpi::buildAcpiTables(acpi_layout);
   if (!tables) return tables.error();
   if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
@@ -78,7 +101,7 @@ Status Machine::openKvm() {
 }
 
 Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
-                 acpi::AcpiTables acpi_tables, boot::KernelImage kernel)
+                 std::optional<acpi::AcpiTables> acpi_tables, boot::KernelImage kernel)
     : config_(config),
       host_(host),
       memory_(std::move(memory)),
@@ -94,16 +117,57 @@ Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHos
 Machine::~Machine() { powerOff(); }
 
 Status Machine::buildBus() {
-  if (auto st = pio_.add(kCom1, 8, &serial_); !st) return st;
-  if (auto st = pio_.add(kCmos, 2, &cmos_); !st) return st;
+  bool microvm = config_.isMicrovm();
+  if (!microvm || config_.microvm.isa_serial) {
+    if (auto st = pio_.add(kCom1, 8, &serial_); !st) return st;
+  }
+  if (!microvm || config_.microvm.rtc) {
+    if (auto st = pio_.add(kCmos, 2, &cmos_); !st) return st;
+  }
   if (auto st = pio_.add(kPostPort, 1, &post_port_); !st) return st;
-  if (auto st = pio_.add(kAcpiPmBase, AcpiPm::kLength, &acpi_pm_); !st) return st;
-  if (auto st = pio_.add(kResetPort, 1, &reset_register_); !st) return st;
-  return pci_.attach(pio_, mmio_);
+  // The PM block and reset register are what the FADT points at: only with ACPI.
+  if (acpi_tables_) {
+    if (auto st = pio_.add(kAcpiPmBase, AcpiPm::kLength, &acpi_pm_); !st) return st;
+    if (auto st = pio_.add(kResetPort, 1, &reset_register_); !st) return st;
+  }
+  return microvm ? Status{} : pci_.attach(pio_, mmio_);
 }
 
-Status Machine::createDevices() {
+Status Machine::addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot) {
+  int slot = planned.slot >= 0 ? planned.slot : next_slot;
+  auto pci = virtio::VirtioPci::create(std::move(planned.device), memory_, irq_routing_,
+                                       pci_.allocateBar(virtio::VirtioPci::kBarSize));
+  if (!pci) return pci.error();
+  if (auto st = pci_.addFunction(static_cast<uint8_t>(slot), pci->get()); !st) {
+    return st.error().withContext("-device " + config.driver);
+  }
+  next_slot = std::max(next_slot, slot + 1);
+  (*pci)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
+  if (!planned.netdev.empty()) nics_.push_back({planned.id, planned.netdev, &(*pci)->device()});
+  virtio_.push_back(std::move(*pci));
+  return {};
+}
+
+Status Machine::addMmioDevice(PlannedDevice planned, const microvm::Transport& transport) {
+  InterruptLine line(transport.gsi, [this](uint32_t gsi, bool level) { setIrq(gsi, level); });
+  auto mmio = virtio::VirtioMmio::create(std::move(planned.device), memory_, transport.base, std::move(line));
+  if (!mmio) return mmio.error();
+  if (auto st = mmio_.add(transport.base, virtio::VirtioMmio::kWindowSize, mmio->get()); !st) return st;
+  (*mmio)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
+  if (!planned.netdev.empty()) nics_.push_back({planned.id, planned.netdev, &(*mmio)->device()});
+  virtio_mmio_.push_back(std::move(*mmio));
+  return {};
+}
+
+template <typename Each>
+void Machine::forEachTransport(Each each) {
+  for (auto& device : virtio_) each(*device);
+  for (auto& device : virtio_mmio_) each(*device);
+}
+
+Status Machine::createDevices(const std::vector<microvm::Transport>& transports) {
   int next_slot = 1;
+  size_t next_transport = 0;
   DeviceContext context{config_, host_, {}, nullptr};
   for (const auto& config : config_.devices) {
     if (isSerialPort(config)) context.ports.push_back(&config);
@@ -115,20 +179,13 @@ Status Machine::createDevices() {
     auto planned = createDevice(config, context);
     if (!planned) return planned.error();
     if (planned->disk) disks_.push_back(*planned->disk);
-    int slot = planned->slot >= 0 ? planned->slot : next_slot;
-    auto pci = virtio::VirtioPci::create(std::move(planned->device), memory_, irq_routing_,
-                                         pci_.allocateBar(virtio::VirtioPci::kBarSize));
-    if (!pci) return pci.error();
-    if (auto st = pci_.addFunction(static_cast<uint8_t>(slot), pci->get()); !st) {
-      return st.error().withContext("-device " + config.driver);
-    }
-    next_slot = std::max(next_slot, slot + 1);
-    (*pci)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
-    if (!planned->netdev.empty()) nics_.push_back({planned->id, planned->netdev, pci->get()});
-    virtio_.push_back(std::move(*pci));
+    Status added = config_.isMicrovm() ? addMmioDevice(std::move(*planned), transports.at(next_transport++))
+                                       : addPciDevice(std::move(*planned), config, next_slot);
+    if (!added) return added;
   }
+  const char* controller = config_.isMicrovm() ? "virtio-serial-device" : "virtio-serial-pci";
   for (size_t i = 0; i < ports_taken.size(); ++i) {
-    if (!ports_taken[i]) return Error("-device " + context.ports[i]->driver + ": no virtio-serial bus for it (-device virtio-serial-pci)");
+    if (!ports_taken[i]) return Error("-device " + context.ports[i]->driver + ": no virtio-serial bus for it (-device " + controller + ")");
   }
   return {};
 }
@@ -145,13 +202,17 @@ Status Machine::powerOn(bool paused) {
   (void)vm->setIdentityMapAddress(layout::kIdentityMap);
   (void)vm->setTssAddress(layout::kTssAddress);
   if (auto st = vm->createIrqchip(); !st) return st;
-  if (auto st = vm->createPit(); !st) return st;
+  if (!config_.isMicrovm() || config_.microvm.pit) {
+    if (auto st = vm->createPit(); !st) return st;
+  }
   uint32_t slot = 0;
   for (const auto& region : memory_.regions()) {
     if (auto st = vm->setUserMemoryRegion(slot++, region.guest_address, region.size, region.host); !st) return st;
   }
 
-  if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_.blob); !st) return st;
+  if (acpi_tables_) {
+    if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_->blob); !st) return st;
+  }
   auto entry = kernel_.load(memory_);
   if (!entry) return entry.error();
 
@@ -171,9 +232,11 @@ Status Machine::powerOn(bool paused) {
     std::lock_guard lock(vm_mutex_);
     vm_ = std::move(*vm);
     if (auto st = irq_routing_.attach(&*vm_); !st) return st;
-    for (auto& device : virtio_) {
-      if (auto st = device->attach(&*vm_); !st) return st;
-    }
+    Status attached;
+    forEachTransport([&](auto& transport) {
+      if (attached) attached = transport.attach(&*vm_);
+    });
+    if (!attached) return attached;
   }
   runners_ = std::move(runners);
   control_.restart(paused ? VcpuControl::Target::Pause : VcpuControl::Target::Run);
@@ -189,7 +252,7 @@ void Machine::powerOff() {
   for (auto& runner : runners_) runner->join();
   runners_.clear();
   std::lock_guard lock(vm_mutex_);
-  for (auto& device : virtio_) (void)device->attach(nullptr);
+  forEachTransport([](auto& transport) { (void)transport.attach(nullptr); });
   (void)irq_routing_.attach(nullptr);
   vm_.reset();
 }
@@ -199,7 +262,7 @@ Status Machine::reset(bool paused) {
   serial_.reset();
   cmos_.reset();
   acpi_pm_.reset();
-  for (auto& device : virtio_) device->resetDevice();
+  forEachTransport([](auto& transport) { transport.resetDevice(); });
   return powerOn(paused);
 }
 
@@ -214,8 +277,8 @@ void Machine::resume() { control_.set(VcpuControl::Target::Run); }
 bool Machine::setLink(const std::string& name, bool up) {
   for (auto& nic : nics_) {
     if (nic.netdev != name && (nic.id.empty() || nic.id != name)) continue;
-    auto lock = nic.pci->device().lock();
-    static_cast<virtio::VirtioNet&>(nic.pci->device()).setLink(up);
+    auto lock = nic.device->lock();
+    static_cast<virtio::VirtioNet&>(*nic.device).setLink(up);
     return true;
   }
   return false;

@@ -1,5 +1,8 @@
 // The virtual machine: guest memory, the KVM VM with its in-kernel irqchip and PIT, the vCPU
 // threads, the legacy devices (16550, CMOS RTC, ACPI PM + reset register) and the boot setup.
+// pc/q35: virtio devices are PCI functions behind a host bridge. microvm (QEMU's, pcie=off):
+// no PCI, virtio-mmio transports announced in the DSDT or, with acpi=off, on the kernel command
+// line (microvm_layout.h), and only the legacy devices its properties ask for.
 //
 // A reset tears the KVM VM down and builds it again around the same guest memory and device
 // models: every piece of in-kernel state (LAPICs, IOAPIC, PIT, MSRs such as kvmclock) starts
@@ -21,10 +24,12 @@
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/pci/pci_host.h"
 #include "vmm/devices/serial.h"
+#include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/devices/virtio/virtio_pci.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/machine/microvm_layout.h"
 #include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
 #include "vmm/platform/irq_routing.h"
@@ -44,7 +49,7 @@ class Machine {
     ConstructionKey() = default;
   };
   Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
-          acpi::AcpiTables acpi_tables, boot::KernelImage kernel);
+          std::optional<acpi::AcpiTables> acpi_tables, boot::KernelImage kernel);
   ~Machine();
 
   // Builds the KVM VM, loads kernel and ACPI tables, and starts the vCPU threads
@@ -71,9 +76,15 @@ class Machine {
   std::vector<int> vcpuThreadIds() const;
 
  private:
-  static Result<acpi::AcpiTables> buildAcpi(uint32_t vcpus);
+  static Result<acpi::AcpiTables> buildAcpi(const config::MachineConfig& config,
+                                            const std::vector<microvm::Transport>& transports);
   Status buildBus();
-  Status createDevices();
+  Status createDevices(const std::vector<microvm::Transport>& transports);
+  // Puts a planned device behind its transport: a PCI function (pc) or virtio-mmio `transport`.
+  Status addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot);
+  Status addMmioDevice(PlannedDevice planned, const microvm::Transport& transport);
+  template <typename Each>
+  void forEachTransport(Each each);
   // Opens /dev/kvm, checks what it offers and plans the vCPUs' CPUID: the last step of create().
   Status openKvm();
   void setIrq(uint32_t gsi, bool level);
@@ -81,7 +92,7 @@ class Machine {
   config::MachineConfig config_;
   DeviceHost& host_;
   GuestMemory memory_;
-  acpi::AcpiTables acpi_tables_;
+  std::optional<acpi::AcpiTables> acpi_tables_;  // none: microvm with acpi=off
   boot::KernelImage kernel_;
   std::optional<kvm::Kvm> kvm_;  // set by openKvm() before create() returns
   CpuidPlan cpuid_;
@@ -96,11 +107,12 @@ class Machine {
   IoBus mmio_;
   PciHost pci_;
   std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
+  std::vector<std::unique_ptr<virtio::VirtioMmio>> virtio_mmio_;
   std::vector<DiskInfo> disks_;
   struct Nic {
     std::string id;
     std::string netdev;
-    virtio::VirtioPci* pci;
+    virtio::VirtioDevice* device;
   };
   std::vector<Nic> nics_;
   Serial16550 serial_;

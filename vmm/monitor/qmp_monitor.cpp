@@ -197,7 +197,7 @@ void QmpMonitor::registerCommands() {
                     [](const JsonValue&, qmp::Session&) -> CommandResult {
                       Json list = qmp::jsonArray();
                       auto& alloc = list.GetAllocator();
-                      // One machine model answers to QEMU's three x86 names.
+                      // pc and q35 are one PCI machine model; microvm is the virtio-mmio one.
                       struct Entry {
                         const char* name;
                         const char* alias;

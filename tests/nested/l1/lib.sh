@@ -51,14 +51,17 @@ l2_run() {
   [ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: /" "$LOG"
 }
 
-# virtio_serial_dev: the virtio-serial controller for this kind (microvm has no PCI: virtio-mmio)
-virtio_serial_dev() {
+# virtio_dev MODEL: the -device name of virtio MODEL (virtio-net, virtio-rng, virtio-serial...)
+# on this kind's machine: MODEL-device on microvm (no PCI: virtio-mmio, for QEMU and vmm alike),
+# MODEL-pci elsewhere.
+virtio_dev() {
   l2_vmm >/dev/null || return 1
   case "$L2_MACHINE" in
-    microvm*) echo virtio-serial-device ;;
-    *) echo virtio-serial-pci ;;
+    microvm*) echo "$1-device" ;;
+    *) echo "$1-pci" ;;
   esac
 }
+virtio_serial_dev() { virtio_dev virtio-serial; }
 
 # tap_up_when_created IFACE ADDRESS/PREFIX: in the background, waits (up to 30 s) for the VMM to
 # create the tap IFACE, then gives it the address and brings it up.

@@ -1,9 +1,6 @@
 # virtio-net on a tap in L1 (made by the VMM, configured here once it appears): ping and a 2 MiB
 # TCP transfer each way with matching md5s (l2/tests/net.sh). Everything stays inside L1.
-case "$VMM" in
-  qemu-microvm) nic=virtio-net-device ;;
-  *) nic=virtio-net-pci ;;
-esac
+nic=$(virtio_dev virtio-net)
 dd if=/dev/urandom of=/tmp/down bs=64k count=32 2>/dev/null
 down=$(md5sum </tmp/down | cut -d' ' -f1)
 rm -f /tmp/up

@@ -398,18 +398,50 @@ TEST_P(IaslTables, DsdtFadtMadtDisassembleCleanly) {
 
 INSTANTIATE_TEST_SUITE_P(Vcpus, IaslTables, ::testing::Values(1u, 254u));
 
+// The FADT and DSDT of a blob built at kBase, found as a guest finds them (RSDP → XSDT → FADT).
+struct FadtAndDsdt {
+  const uint8_t* fadt;
+  std::vector<uint8_t> dsdt;
+};
+FadtAndDsdt findFadtAndDsdt(const std::vector<uint8_t>& tables) {
+  const uint8_t* blob = tables.data();
+  uint64_t xsdt = get<uint64_t>(blob, 24);
+  uint64_t fadt = get<uint64_t>(blob + (xsdt - kBase), 36);
+  uint64_t dsdt = get<uint64_t>(blob + (fadt - kBase), 140);
+  const uint8_t* d = blob + (dsdt - kBase);
+  return {blob + (fadt - kBase), std::vector<uint8_t>(d, d + get<uint32_t>(d, 4))};
+}
+
+// microvm: no PCI, no RTC, the virtio-mmio transports as QEMU's microvm announces them.
+TEST_F(IaslTest, MicrovmDsdtHasTheVirtioMmioDevicesAndNoPci) {
+  AcpiLayout layout;
+  layout.base_address = kBase;
+  layout.rtc = false;
+  layout.virtio_mmio = {{0xFEB00000, 0x200, 16, 0}, {0xFEB00600, 0x200, 19, 3}};
+  auto tables = buildAcpiTables(layout);
+  ASSERT_TRUE(tables.ok());
+  FadtAndDsdt found = findFadtAndDsdt(tables->blob);
+  IaslResult dis;
+  expectClean("microvm", found.dsdt, &dis);
+  EXPECT_THAT(dis.dsl, HasSubstr("Device (VR00)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Device (VR03)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Name (_HID, \"LNRO0005\")"));
+  EXPECT_THAT(dis.dsl, HasSubstr("0xFEB00600,         // Address Base"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )"));
+  EXPECT_THAT(dis.dsl, HasSubstr("0x00000013,"));
+  EXPECT_THAT(dis.dsl, Not(HasSubstr("PNP0A03")));
+  EXPECT_THAT(dis.dsl, Not(HasSubstr("PNP0B00")));
+  // Without an RTC the FADT says so (IAPC_BOOT_ARCH bit 5), so the guest does not probe CMOS.
+  EXPECT_EQ(get<uint16_t>(found.fadt, 109) & (1u << 5), 1u << 5);
+}
+
 TEST_F(IaslTest, CatchesACorruptTable) {
   // The check itself can fail: a table with a wrong checksum is reported.
   AcpiLayout layout;
   layout.base_address = kBase;
   auto tables = buildAcpiTables(layout);
   ASSERT_TRUE(tables.ok());
-  const uint8_t* blob = tables->blob.data();
-  uint64_t xsdt = get<uint64_t>(blob, 24);
-  uint64_t fadt = get<uint64_t>(blob + (xsdt - kBase), 36);
-  uint64_t dsdt = get<uint64_t>(blob + (fadt - kBase), 140);
-  const uint8_t* d = blob + (dsdt - kBase);
-  std::vector<uint8_t> bytes(d, d + get<uint32_t>(d, 4));
+  std::vector<uint8_t> bytes = findFadtAndDsdt(tables->blob).dsdt;
   bytes[9] ^= 0x5A;
   IaslResult dis = disassemble("corrupt", bytes);
   EXPECT_THAT(dis.log + dis.dsl, HasSubstr("Incorrect checksum"));

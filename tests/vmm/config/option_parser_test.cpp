@@ -441,7 +441,7 @@ TEST(ParseCommandLine, MachineErrors) {
   EXPECT_EQ(parseError(withKernel({"-M", "virt"})), "-M: machine type 'virt' is not supported (pc, q35, microvm)");
   EXPECT_EQ(parseError(withKernel({"-machine", "q35,accel=tcg"})),
             "-machine: accelerator 'tcg' is not supported (kvm)");
-  EXPECT_EQ(parseError(withKernel({"-machine", "q35,nvdimm=on"})), "-machine: invalid parameter 'nvdimm'");
+  EXPECT_EQ(parseError(withKernel({"-machine", "q35,nvdimm=on"})), "-machine q35: invalid parameter 'nvdimm'");
 }
 
 TEST(ParseCommandLine, AccelTcgIsRejected) {

@@ -50,6 +50,20 @@ struct Factory {
   }
 };
 
+TEST(DeviceFactory, MicrovmTakesVirtioMmioDevicesAndPcTheirPciFunctions) {
+  Factory pc;
+  Factory microvm;
+  microvm.machine.machine_type = "microvm";
+  EXPECT_EQ(microvm.error({"virtio-rng-pci", {}}), "-device virtio-rng-pci: microvm has no PCI bus (use virtio-rng-device, on virtio-mmio)");
+  EXPECT_EQ(pc.error({"virtio-rng-device", {}}),
+            "-device virtio-rng-device: this machine has no virtio-mmio bus (use virtio-rng-pci, or -M microvm)");
+  EXPECT_EQ(microvm.error({"virtio-rng-device", {{"bus", "virtio-mmio-bus.3"}, {"id", "rng0"}}}), "<created>");
+  EXPECT_EQ(microvm.error({"virtio-rng-device", {{"addr", "3"}}}), "-device virtio-rng-device: invalid parameter 'addr'");
+  EXPECT_EQ(microvm.error({"virtio-net-device", {}}), "-device virtio-net-device: netdev= is required");
+  EXPECT_EQ(microvm.error({"virtio-blk-device", {}}), "-device virtio-blk-device: drive= is required");
+  EXPECT_EQ(microvm.error({"virtio-gpu-device", {}}), "-device virtio-gpu-device: device 'virtio-gpu-device' is not supported");
+}
+
 TEST(DeviceFactory, AddrIsAHexSlotWithOrWithout0x) {
   Factory f;
   for (const auto& [addr, slot] : std::vector<std::pair<std::string, int>>{{"3", 3}, {"0x3", 3}, {"1f", 31}, {"0X1F", 31},

@@ -29,7 +29,7 @@ class VirtioBlk : public VirtioDevice {
 
   uint16_t deviceType() const override { return 2; }
   uint32_t pciClass() const override { return 0x010000; }  // mass storage, as QEMU's
-  const char* name() const override { return "virtio-blk-pci"; }
+  Names names() const override { return {"virtio-blk-pci", "virtio-blk-device"}; }
   uint64_t deviceFeatures() const override;
   uint16_t queueCount() const override { return 1; }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;

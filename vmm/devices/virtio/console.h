@@ -53,7 +53,7 @@ class VirtioConsole : public VirtioDevice {
 
   uint16_t deviceType() const override { return 3; }
   uint32_t pciClass() const override { return 0x078000; }  // communication controller, as QEMU's
-  const char* name() const override { return "virtio-serial-pci"; }
+  Names names() const override { return {"virtio-serial-pci", "virtio-serial-device"}; }
   uint64_t deviceFeatures() const override { return 1ull << 1; }  // VIRTIO_CONSOLE_F_MULTIPORT
   uint16_t queueCount() const override { return static_cast<uint16_t>(2 + 2 * max_ports_); }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;

@@ -37,7 +37,7 @@ class VirtioNet : public VirtioDevice {
 
   uint16_t deviceType() const override { return 1; }
   uint32_t pciClass() const override { return 0x020000; }  // Ethernet controller
-  const char* name() const override { return "virtio-net-pci"; }
+  Names names() const override { return {"virtio-net-pci", "virtio-net-device"}; }
   uint64_t deviceFeatures() const override;
   uint16_t queueCount() const override { return 2; }
   void readConfig(uint64_t offset, std::span<uint8_t> data) override;

@@ -18,7 +18,7 @@ class VirtioRng : public VirtioDevice {
 
   uint16_t deviceType() const override { return 4; }
   uint32_t pciClass() const override { return 0x00FF00; }
-  const char* name() const override { return "virtio-rng-pci"; }
+  Names names() const override { return {"virtio-rng-pci", "virtio-rng-device"}; }
   uint64_t deviceFeatures() const override { return 0; }
   uint16_t queueCount() const override { return 1; }
   void activate() override { active_ = true; }

@@ -36,6 +36,8 @@ class Transport {
   // kick handler that served its budget (kickBudget) yields with this instead of spinning for a
   // driver that keeps offering.
   virtual void kickAgain(uint16_t index) = 0;
+  // virtio-mmio (microvm) rather than PCI: the device then goes by its "-device" name.
+  virtual bool memoryMapped() const { return false; }
 };
 
 // The most chains one kick serves before it yields (Transport::kickAgain): a queue's size, so a
@@ -48,6 +50,14 @@ inline uint32_t kickBudget(const Virtqueue& queue) { return queue.size(); }
 // every register access, kick, activate and reset; the device takes it in its own callbacks.
 class VirtioDevice : public Device {
  public:
+  // QEMU's names of the device model on each transport ("virtio-rng-pci", "virtio-rng-device").
+  struct Names {
+    const char* pci;
+    const char* mmio;
+  };
+  virtual Names names() const = 0;
+  // The name for messages and saved states: the one of the transport it is bound to.
+  const char* name() const final { return transport_ && transport_->memoryMapped() ? names().mmio : names().pci; }
   virtual uint16_t deviceType() const = 0;   // 1 net, 2 block, 3 console, 4 entropy
   virtual uint32_t pciClass() const = 0;      // class << 16 | subclass << 8 | prog-if
   virtual uint64_t deviceFeatures() const = 0;  // device-specific bits

@@ -1,7 +1,5 @@
 #include "vmm/devices/virtio/virtio_pci.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <cstring>
 
@@ -12,11 +10,8 @@ namespace {
 
 constexpr uint8_t kCapVendor = 0x09, kCapMsix = 0x11;
 constexpr uint8_t kCfgCommon = 1, kCfgNotify = 2, kCfgIsr = 3, kCfgDevice = 4;
-constexpr uint8_t kStatusAcknowledge = 1, kStatusDriver = 2, kStatusDriverOk = 4, kStatusFeaturesOk = 8,
-                  kStatusNeedsReset = 64, kStatusFailed = 128;
 constexpr uint16_t kNoVector = 0xFFFF;
 constexpr uint16_t kMsixEnable = 1u << 15, kMsixFunctionMask = 1u << 14;
-constexpr uint64_t kTransportFeatures = kFeatureVersion1 | kFeatureEventIdx | kFeatureIndirectDesc;
 
 // Common configuration structure offsets (virtio 1.x, 4.1.4.3).
 enum CommonOffset : uint64_t {
@@ -42,8 +37,6 @@ std::vector<uint8_t> virtioCap(uint8_t cfg_type, uint32_t offset, uint32_t lengt
   if (notify) std::memcpy(&body[14], &VirtioPci::kNotifyMultiplier, 4);
   return body;
 }
-
-UniqueFd makeEventFd() { return UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)); }
 
 }  // namespace
 
@@ -92,16 +85,8 @@ VirtioPci::VirtioPci(std::unique_ptr<VirtioDevice> device, const GuestMemory& me
       routing_(routing) {}
 
 void VirtioPci::watchNotifications(const FdWatcher& watch) {
-  for (uint16_t index = 0; index < queues_.size(); ++index) {
-    int fd = queues_[index].notify.get();
-    watch(fd, [this, index, fd] {
-      uint64_t count;
-      while (::read(fd, &count, sizeof count) > 0) {
-      }
-      auto lock = device_->lock();
-      if (active_ && queues_[index].enabled && !(status_ & kStatusNeedsReset)) device_->kick(index);
-    });
-  }
+  watchKicks(watch, *device_, queues_,
+             [this](uint16_t index) { return active_ && queues_[index].enabled && !(status_ & kStatusNeedsReset); });
 }
 
 Status VirtioPci::attach(kvm::Vm* vm) {
@@ -147,11 +132,8 @@ void VirtioPci::resetDevice() {
 void VirtioPci::resetLocked() {
   device_->reset();
   for (auto& queue : queues_) {
-    queue.queue.reset();
-    queue.size = 0;
+    queue.clear();
     queue.msix_vector = kNoVector;
-    queue.enabled = false;
-    queue.desc = queue.driver = queue.device = 0;
   }
   driver_features_ = 0;
   device_feature_select_ = driver_feature_select_ = 0;
@@ -177,10 +159,7 @@ void VirtioPci::fire(uint16_t vector) {
   if (msix_.fire(vector)) signal(vector);  // NO_VECTOR (past the table): no interrupt wanted
 }
 
-void VirtioPci::signal(size_t vector) {
-  uint64_t one = 1;
-  (void)!::write(vectors_[vector].irqfd.get(), &one, sizeof one);
-}
+void VirtioPci::signal(size_t vector) { signalEventFd(vectors_[vector].irqfd.get()); }
 
 void VirtioPci::updateVectorRoute(size_t index) {
   const MsixTable::Entry& entry = msix_.entry(index);
@@ -214,8 +193,7 @@ void VirtioPci::configChanged() {
 void VirtioPci::kickAgain(uint16_t index) {
   // Through the queue's notify eventfd: the loop polls it with every other fd, so the next pass
   // comes after whatever else is ready (QMP, the console, timers).
-  uint64_t one = 1;
-  if (index < queues_.size()) (void)!::write(queues_[index].notify.get(), &one, sizeof one);
+  if (index < queues_.size()) signalEventFd(queues_[index].notify.get());
 }
 
 void VirtioPci::fail(const std::string& why) {
@@ -252,8 +230,7 @@ void VirtioPci::barWrite(int, uint64_t offset, std::span<const uint8_t> data) {
     device_->writeConfig(offset - kDeviceOffset, data);
   } else if (offset >= kNotifyOffset && offset < kNotifyOffset + kNotifyMultiplier * queues_.size()) {
     // Only reached when no ioeventfd caught the write: forward it the same way.
-    uint64_t one = 1;
-    (void)!::write(queues_[(offset - kNotifyOffset) / kNotifyMultiplier].notify.get(), &one, sizeof one);
+    signalEventFd(queues_[(offset - kNotifyOffset) / kNotifyMultiplier].notify.get());
   } else if (offset >= kMsixTableOffset && offset < kMsixTableOffset + msix_.tableBytes()) {
     updateVectorRoute(msix_.writeTable(offset - kMsixTableOffset, data));
   }
@@ -262,11 +239,10 @@ void VirtioPci::barWrite(int, uint64_t offset, std::span<const uint8_t> data) {
 void VirtioPci::readCommon(uint64_t offset, std::span<uint8_t> data) {
   uint8_t image[kCommonSize] = {};
   auto put = [&](uint64_t at, uint64_t value, size_t width) { std::memcpy(image + at, &value, width); };
-  uint64_t offered = device_->deviceFeatures() | kTransportFeatures;
   put(kDeviceFeatureSelect, device_feature_select_, 4);
-  put(kDeviceFeature, device_feature_select_ < 2 ? (offered >> (32 * device_feature_select_)) & 0xFFFFFFFF : 0, 4);
+  put(kDeviceFeature, featureWord(offeredFeatures(*device_), device_feature_select_), 4);
   put(kDriverFeatureSelect, driver_feature_select_, 4);
-  put(kDriverFeature, driver_feature_select_ < 2 ? (driver_features_ >> (32 * driver_feature_select_)) & 0xFFFFFFFF : 0, 4);
+  put(kDriverFeature, featureWord(driver_features_, driver_feature_select_), 4);
   put(kMsixConfig, config_vector_, 2);
   put(kNumQueues, queues_.size(), 2);
   put(kDeviceStatus, status_, 1);
@@ -292,21 +268,15 @@ void VirtioPci::writeCommon(uint64_t offset, std::span<const uint8_t> data) {
   auto setHalf = [&](uint64_t& field, uint64_t base) {
     if (offset == base && data.size() == 8) {
       field = value;
-    } else if (offset == base) {
-      field = (field & ~0xFFFFFFFFull) | (value & 0xFFFFFFFF);
     } else {
-      field = (field & 0xFFFFFFFF) | (value << 32);
+      setAddressHalf(field, offset != base, static_cast<uint32_t>(value));
     }
   };
   switch (offset) {
     case kDeviceFeatureSelect: device_feature_select_ = static_cast<uint32_t>(value); return;
     case kDriverFeatureSelect: driver_feature_select_ = static_cast<uint32_t>(value); return;
     case kDriverFeature:
-      if (status_ & kStatusFeaturesOk) return;  // frozen once accepted
-      if (driver_feature_select_ < 2) {
-        uint64_t shift = 32 * driver_feature_select_;
-        driver_features_ = (driver_features_ & ~(0xFFFFFFFFull << shift)) | ((value & 0xFFFFFFFF) << shift);
-      }
+      writeFeatureWord(driver_features_, driver_feature_select_, static_cast<uint32_t>(value), status_);
       return;
     case kMsixConfig: config_vector_ = static_cast<uint16_t>(value); return;
     case kDeviceStatus: writeStatus(static_cast<uint8_t>(value)); return;
@@ -324,20 +294,13 @@ void VirtioPci::writeCommon(uint64_t offset, std::span<const uint8_t> data) {
     case kQueueDevice: case kQueueDevice + 4: setHalf(q->device, kQueueDevice); return;
     case kQueueEnable:
       if (value != 1) return;
-      if (auto st = enableQueue(*q); !st) fail("queue " + std::to_string(queue_select_) + ": " + st.error().message());
+      if (auto st = enableQueue(*q, memory_, device_->queueMaxSize(), driver_features_); !st) {
+        fail("queue " + std::to_string(queue_select_) + ": " + st.error().message());
+      }
       return;
     default:
       return;
   }
-}
-
-Status VirtioPci::enableQueue(QueueState& q) {
-  uint16_t size = q.size ? q.size : device_->queueMaxSize();
-  if (size > device_->queueMaxSize()) return Error("size " + std::to_string(size) + " above the maximum");
-  if (auto st = q.queue.configure(memory_, {size, q.desc, q.driver, q.device}, driver_features_ & kFeatureEventIdx); !st) return st;
-  q.size = size;
-  q.enabled = true;
-  return {};
 }
 
 void VirtioPci::writeStatus(uint8_t status) {
@@ -345,19 +308,7 @@ void VirtioPci::writeStatus(uint8_t status) {
     resetLocked();
     return;
   }
-  uint8_t added = static_cast<uint8_t>(status & ~status_);
-  if (added & kStatusFeaturesOk) {
-    uint64_t offered = device_->deviceFeatures() | kTransportFeatures;
-    // Only modern drivers (VERSION_1) and only offered bits: otherwise FEATURES_OK does not stick.
-    if ((driver_features_ & ~offered) || !(driver_features_ & kFeatureVersion1)) status &= ~kStatusFeaturesOk;
-  }
-  status_ = static_cast<uint8_t>((status & (kStatusAcknowledge | kStatusDriver | kStatusDriverOk | kStatusFeaturesOk |
-                                            kStatusFailed)) |
-                                 (status_ & kStatusNeedsReset));
-  if ((added & kStatusDriverOk) && !active_ && !(status_ & kStatusNeedsReset)) {
-    active_ = true;
-    device_->activate();
-  }
+  writeDeviceStatus(*device_, status_, active_, status, driver_features_);
 }
 
 Result<DeviceState> VirtioPci::saveState() const {
@@ -425,7 +376,7 @@ Status VirtioPci::loadState(const DeviceState& state) {
   Status loaded = in.finish(device_->name());
   for (size_t i = 0; loaded && i < queues_.size(); ++i) {
     if (!saved_queues[i].first) continue;
-    loaded = enableQueue(queues_[i]);
+    loaded = enableQueue(queues_[i], memory_, device_->queueMaxSize(), driver_features_);
     if (!loaded) loaded = loaded.error().withContext("queue " + std::to_string(i));
     queues_[i].queue.setPosition(saved_queues[i].second);
   }

@@ -15,6 +15,7 @@
 #include "vmm/devices/guest_triggered_log.h"
 #include "vmm/devices/pci/msix_table.h"
 #include "vmm/devices/pci/pci_function.h"
+#include "vmm/devices/virtio/transport_common.h"
 #include "vmm/devices/virtio/virtio_device.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/platform/guest_memory.h"
@@ -28,7 +29,7 @@ class VirtioPci : public PciFunction, public Transport {
   static constexpr uint64_t kCommonOffset = 0x0000, kIsrOffset = 0x1000, kDeviceOffset = 0x2000,
                             kNotifyOffset = 0x3000, kMsixTableOffset = 0x4000, kMsixPbaOffset = 0x5000;
   static constexpr uint32_t kNotifyMultiplier = 4;
-  using FdWatcher = std::function<void(int fd, std::function<void()> on_readable)>;
+  using FdWatcher = virtio::FdWatcher;
 
   // `bar_address`: where firmware places BAR0; `routing`: GSIs for the MSI-X vectors.
   static Result<std::unique_ptr<VirtioPci>> create(std::unique_ptr<VirtioDevice> device, const GuestMemory& memory,
@@ -71,13 +72,8 @@ class VirtioPci : public PciFunction, public Transport {
   void barsChanged() override;
 
  private:
-  struct QueueState {
-    Virtqueue queue;
-    uint16_t size = 0;
+  struct QueueState : QueueRegisters {
     uint16_t msix_vector = 0xFFFF;
-    bool enabled = false;
-    uint64_t desc = 0, driver = 0, device = 0;
-    UniqueFd notify;  // ioeventfd
   };
   struct VectorRoute {  // where MSI-X vector i goes: its GSI and the irqfd that raises it
     uint32_t gsi = 0;
@@ -94,7 +90,6 @@ class VirtioPci : public PciFunction, public Transport {
   void updateVectorRoute(size_t index);
   void readMsixControl();
   Status registerIoeventfds();
-  Status enableQueue(QueueState& queue);
 
   std::unique_ptr<VirtioDevice> device_;
   const GuestMemory& memory_;

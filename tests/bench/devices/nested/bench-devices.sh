@@ -7,9 +7,9 @@ mib=${DEVBENCH_MIB:-64}
 tcp_mib=${DEVBENCH_TCP_MIB:-16}  # the nested tap path moves well under 1 MiB/s
 qemu-img create -q -f qcow2 /tmp/b.qcow2 $((mib + 16))M
 qemu-img create -q -f raw /tmp/b.raw $((mib + 16))M
-case "$VMM" in
-  qemu-microvm) nic=virtio-net-device ;;
-  *) nic=virtio-net-pci,romfile= ;;  # L1 carries no option ROMs; vmm accepts and ignores romfile
+nic=$(virtio_dev virtio-net)  # virtio-net-device on a microvm machine (QEMU's or vmm's)
+case "$nic" in
+  *-pci) nic=$nic,romfile= ;;  # L1 carries no option ROMs; vmm accepts and ignores romfile
 esac
 tap_up_when_created tap0 10.0.2.1/24
 # busybox's small nc quits when its stdin ends: the receiving end gets a stdin that stays open.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # virtio-blk: every disk is seen with its size; a known pattern written to vda (qcow2) and vdb
 # (raw) reads back the same after the page cache is dropped; vdc (read-only) refuses writes.
-modprobe -a virtio_pci virtio_blk 2>/dev/null
+modprobe -a virtio_pci virtio_mmio virtio_blk 2>/dev/null
 for d in /sys/block/vd*; do echo "BLK disk=${d##*/} sectors=$(cat $d/size) ro=$(cat $d/ro)"; done
 dd if=/dev/urandom of=/tmp/pattern bs=64k count=64 2>/dev/null
 want=$(md5sum </tmp/pattern | cut -d' ' -f1)

@@ -2,7 +2,7 @@
 # Device benchmark (a), the guest side (tests/bench/devices/nested.sh): O_DIRECT dd write then
 # read of l2.mib MiB on vda (raw) and vdb (qcow2), then a TCP transfer of l2.tcp_mib MiB to the L1
 # host (10.0.2.1:7002, busybox nc) over virtio-net. Prints "DEVBENCH what=... mib=N ms=T" lines.
-modprobe -a virtio_pci virtio_blk virtio_net 2>/dev/null
+modprobe -a virtio_pci virtio_mmio virtio_blk virtio_net 2>/dev/null
 mib=64 tcp_mib=16
 for word in $(cat /proc/cmdline); do
   case "$word" in

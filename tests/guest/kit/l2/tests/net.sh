@@ -2,7 +2,7 @@
 # virtio-net over a tap: the NIC comes up, the guest pings the host end (10.0.2.1), sends a
 # 2 MiB file to the host over TCP and fetches one back; the md5s are printed for the host side
 # to compare.
-modprobe -a virtio_pci virtio_net 2>/dev/null
+modprobe -a virtio_pci virtio_mmio virtio_net 2>/dev/null
 i=0
 while [ $i -lt 30 ] && [ ! -e /sys/class/net/eth0 ]; do sleep 0.1; i=$((i + 1)); done
 echo "NET mac=$(cat /sys/class/net/eth0/address 2>/dev/null) carrier=$(cat /sys/class/net/eth0/carrier 2>/dev/null)"
