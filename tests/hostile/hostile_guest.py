@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
-from vmmd_testlib.process import rss_kib, stop  # noqa: E402
+from vmmd_testlib.process import rss_kib, seccomp_filters_per_thread, stop  # noqa: E402
 from vmmd_testlib.qmp import QmpClient  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
@@ -37,20 +37,6 @@ RSS_GROWTH_LIMIT_ASAN_KIB = 320 * 1024
 def runs_under_asan(pid):
     with open(f"/proc/{pid}/maps") as maps:
         return any("libasan" in line for line in maps)
-
-
-def seccomp_filters_per_thread(pid):
-    """{thread name: Seccomp_filters} from /proc (a thread gone meanwhile is skipped)."""
-    found = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except FileNotFoundError:
-            continue
-        found[f"{fields['Name'].strip()}/{tid}"] = int(fields.get("Seccomp_filters", "0"))
-    return found
-
 
 LOG_LIMIT_BYTES = 16 * 1024  # a few KiB when messages are thinned to the 1st, 2nd, 4th...
 

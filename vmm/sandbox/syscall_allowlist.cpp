@@ -41,8 +41,9 @@ constexpr int kMainLoop[] = {
 };
 
 // vCPU threads: KVM_RUN and what device emulation does on them (IRQ lines, MSI routes, the
-// ioeventfds and irqfds a driver sets up when it enables a queue).
-constexpr int kVcpu[] = {SCMP_SYS(eventfd2), SCMP_SYS(close)};
+// ioeventfds and irqfds a driver sets up when it enables a queue, the serial port's bytes sent
+// straight to its console socket).
+constexpr int kVcpu[] = {SCMP_SYS(eventfd2), SCMP_SYS(close), SCMP_SYS(sendto), SCMP_SYS(sendmsg)};
 
 // The I/O pool: block requests on already open image files.
 constexpr int kIoPool[] = {
