@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,8 +35,9 @@ struct ChildEnd {
   bool killedBy(int signal) const { return WIFSIGNALED(status) && WTERMSIG(status) == signal; }
 };
 
-// Runs `body` in a child confined to `role`, its stderr captured; the child exits 0 after it.
-ChildEnd runConfined(Role role, const std::function<void()>& body) {
+// Runs `body` in a child confined to `role` (none: the process filter alone), its stderr
+// captured; the child exits 0 after it.
+ChildEnd runConfined(std::optional<Role> role, const std::function<void()>& body) {
   int fds[2];
   EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
   std::fflush(nullptr);
@@ -44,7 +46,7 @@ ChildEnd runConfined(Role role, const std::function<void()>& body) {
     ::dup2(fds[1], STDERR_FILENO);
     log::setProgram("vmm");
     log::redetectJournal();
-    if (!prepare() || !enterProcess() || !confineThread(role)) ::_exit(90);
+    if (!prepare() || !enterProcess() || (role && !confineThread(*role))) ::_exit(90);
     body();
     ::_exit(0);
   }
@@ -126,26 +128,12 @@ TEST(Sandbox, AForbiddenCallKillsBySigsysAndSaysWhich) {
 
 // A thread that never narrowed itself has the process filter, the union of the roles: still no exec.
 TEST(Sandbox, TheProcessFilterAloneForbidsExec) {
-  int fds[2];
-  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], STDERR_FILENO);
-    log::setProgram("vmm");
-    if (!prepare() || !enterProcess()) ::_exit(90);
+  auto end = runConfined(std::nullopt, [] {
     const char* argv[] = {"/bin/true", nullptr};
     ::execve(argv[0], const_cast<char**>(argv), nullptr);
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  char buffer[256];
-  ssize_t n = ::read(fds[0], buffer, sizeof buffer);
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) << status;
-  EXPECT_EQ(std::string(buffer, n > 0 ? static_cast<size_t>(n) : 0),
-            "vmm: seccomp: worker thread made a forbidden system call 59 (execve)\n");
+  });
+  EXPECT_TRUE(end.killedBy(SIGSYS)) << end.status;
+  EXPECT_EQ(end.stderr_text, "vmm: seccomp: worker thread made a forbidden system call 59 (execve)\n");
 }
 
 }  // namespace
