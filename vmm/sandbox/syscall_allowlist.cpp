@@ -19,8 +19,11 @@ namespace {
 // ioctl(2) takes an unsigned int request in the kernel: only the low 32 bits of the argument count.
 constexpr scmp_datum_t kRequestMask = 0xffffffff;
 
-// Every thread: memory, futexes, time, signals, the log (write to stderr), exiting.
+// Every thread: memory, futexes, time, signals, the log (write to stderr), exiting. The clock
+// calls are syscalls only where the vDSO cannot serve them (seen in an L1 under TCG, whose
+// clocksource the vDSO cannot read: QMP's event timestamps made gettimeofday(2) calls).
 constexpr int kEveryThread[] = {
+    SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(clock_getres),
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(futex),
     SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
     SCMP_SYS(exit_group), SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap),
