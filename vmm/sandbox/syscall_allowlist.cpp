@@ -74,14 +74,16 @@ constexpr unsigned long kMainIoctls[] = {
 #ifdef VMMD_SANITIZER_SYSCALLS
 // AddressSanitizer and UndefinedBehaviorSanitizer runtimes (sanitizer build only): they read
 // /proc/self/maps and symbolize on a report, and LeakSanitizer stops the world at exit with a
-// tracer (clone without CLONE_THREAD, ptrace, waitpid).
+// tracer (clone without CLONE_THREAD, ptrace, waitpid) that lists /proc/self/task with the old
+// getdents(2). The tracer blocks SIGSYS, so a call missing here kills it silently and the
+// worker then waits for it forever at exit: the ASan runs of vmm_sandbox_worker catch that.
 constexpr int kSanitizerRuntime[] = {
     SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
-    SCMP_SYS(getdents64), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(sigaltstack),
-    SCMP_SYS(rt_sigaction), SCMP_SYS(prctl), SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4),
-    SCMP_SYS(sched_getaffinity), SCMP_SYS(getppid), SCMP_SYS(mmap), SCMP_SYS(mprotect),
-    SCMP_SYS(lseek), SCMP_SYS(pipe2), SCMP_SYS(dup2), SCMP_SYS(getrlimit),
-    SCMP_SYS(prlimit64), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(kill),
+    SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(sigaltstack),
+    SCMP_SYS(rt_sigaction), SCMP_SYS(prctl), SCMP_SYS(ptrace), SCMP_SYS(wait4),
+    SCMP_SYS(sched_getaffinity), SCMP_SYS(getppid), SCMP_SYS(lseek), SCMP_SYS(pipe2),
+    SCMP_SYS(dup2), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq), SCMP_SYS(kill),
 };
 #endif
 
@@ -138,6 +140,16 @@ Status allowThreadCreation(scmp_filter_ctx filter) {
   return added(rc, SCMP_SYS(seccomp));
 }
 
+#ifdef VMMD_SANITIZER_SYSCALLS
+// LeakSanitizer's tracer task shares the memory (CLONE_VM) without being a thread; a fork or a
+// vfork (posix_spawn) stays forbidden.
+Status allowSanitizerTracer(scmp_filter_ctx filter) {
+  int rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM | CLONE_VFORK, CLONE_VM));
+  return added(rc, SCMP_SYS(clone));
+}
+#endif
+
 }  // namespace
 
 const char* roleName(Role role) {
@@ -154,6 +166,7 @@ Status addAllowlist(scmp_filter_ctx filter, Role role) {
   if (auto st = allowDataMappings(filter); !st) return st;
 #ifdef VMMD_SANITIZER_SYSCALLS
   if (auto st = allowAll(filter, kSanitizerRuntime); !st) return st;
+  if (auto st = allowSanitizerTracer(filter); !st) return st;
 #endif
   switch (role) {
     case Role::Main:
