@@ -39,7 +39,7 @@ constexpr int kMainLoop[] = {
     SCMP_SYS(getsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
     SCMP_SYS(fcntl), SCMP_SYS(pipe2), SCMP_SYS(rt_sigaction),
     SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_getaffinity), SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(unlink), SCMP_SYS(kill), SCMP_SYS(dup2), SCMP_SYS(dup3),
+    SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(unlink), SCMP_SYS(dup2), SCMP_SYS(dup3),
     SCMP_SYS(pread64),  // a reset loads the kernel and initrd again from their open files
 };
 
