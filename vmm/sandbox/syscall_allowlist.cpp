@@ -60,15 +60,15 @@ constexpr unsigned long kVcpuIoctls[] = {
     KVM_IRQFD, KVM_IOEVENTFD, kvm::kSetGsiRouting, TUNSETOFFLOAD,
 };
 
-// Everything KVM setup and reset ask (vmm/kvm/kvm.cpp), plus libuv's and the chardevs' own.
+// The main loop's beyond the vCPU list: what a reset asks of KVM (vmm/kvm/kvm.cpp: a new VM and
+// vCPUs), plus libuv's, the chardevs' and the tap's own.
 constexpr unsigned long kMainIoctls[] = {
     KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM, KVM_GET_VCPU_MMAP_SIZE,
     kvm::kGetSupportedCpuid, KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_CREATE_VCPU, KVM_ENABLE_CAP,
     KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, kvm::kSetCpuid2,
     KVM_SET_FPU, KVM_SET_REGS, KVM_SET_SREGS, kvm::kSetMsrs, KVM_SET_XCRS, KVM_SET_LAPIC,
-    KVM_GET_LAPIC, KVM_SET_MP_STATE, KVM_GET_MP_STATE, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE,
-    KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI, KVM_IRQFD, KVM_IOEVENTFD, kvm::kSetGsiRouting,
-    KVM_RUN, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETIFF, FIONBIO, FIOCLEX, FIONREAD, TCGETS, TCSETS,
+    KVM_GET_LAPIC, KVM_SET_MP_STATE, KVM_GET_MP_STATE,
+    TUNSETVNETHDRSZ, TUNGETIFF, FIONBIO, FIOCLEX, FIONREAD, TCGETS, TCSETS,
 };
 
 #ifdef VMMD_SANITIZER_SYSCALLS
@@ -171,8 +171,9 @@ Status addAllowlist(scmp_filter_ctx filter, Role role) {
   switch (role) {
     case Role::Main:
       // A reset starts new vCPU threads from the main loop; they keep its filter beneath their
-      // own, so the main loop's list holds the vCPU list too (its ioctls are all in kMainIoctls).
+      // own, so the main loop's list holds the vCPU list too.
       if (auto st = allowAll(filter, kVcpu); !st) return st;
+      if (auto st = allowIoctls(filter, kVcpuIoctls); !st) return st;
       if (auto st = allowAll(filter, kMainLoop); !st) return st;
       if (auto st = allowThreadCreation(filter); !st) return st;
       return allowIoctls(filter, kMainIoctls);
