@@ -71,6 +71,8 @@ class Daemonizer {
     ::close(fds[0]);
     notify_.reset(fds[1]);
     ::setsid();
+    // Opened now: once the worker has started, -sandbox on lets it open no file.
+    null_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
     return {};
   }
   void ready() {
@@ -78,16 +80,17 @@ class Daemonizer {
     char ok = 0;
     (void)!::write(notify_.get(), &ok, 1);
     notify_.reset();
-    vmmd::UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (null) {
-      ::dup2(null.get(), STDIN_FILENO);
-      ::dup2(null.get(), STDOUT_FILENO);
-      ::dup2(null.get(), STDERR_FILENO);
+    if (null_) {
+      ::dup2(null_.get(), STDIN_FILENO);
+      ::dup2(null_.get(), STDOUT_FILENO);
+      ::dup2(null_.get(), STDERR_FILENO);
     }
+    null_.reset();
   }
 
  private:
   vmmd::UniqueFd notify_;
+  vmmd::UniqueFd null_;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "vmm/backends/socket_port.h"
 #include "vmm/backends/tap_backend.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd {
 
@@ -87,6 +88,10 @@ Status Worker::start() {
   auto machine = Machine::create(config_, *this);
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
+  // Every file the command line names is open now: from here on the process is confined.
+  if (config_.sandbox) {
+    if (auto st = enterSandbox(); !st) return st;
+  }
   if (console_) console_->setReceiver([this](std::span<const uint8_t> bytes) { machine_->serial().receive(bytes); });
 
   // server=on,wait=on: like QEMU, start the guest only once a client is attached (and only once
@@ -101,6 +106,16 @@ Status Worker::start() {
 
   if (auto st = machine_->powerOn(config_.start_paused); !st) return st;
   state_ = config_.start_paused ? RunState::Prelaunch : RunState::Running;
+  // Last, once the vCPU and I/O pool threads exist: they took the process filter from here.
+  return sandbox::confineThread(sandbox::Role::Main);
+}
+
+Status Worker::enterSandbox() {
+  if (auto st = sandbox::prepare(); !st) return st;
+  if (auto st = sandbox::enterProcess(); !st) return st;
+  // Pool threads start now, while the main thread still has the process filter they inherit.
+  if (auto st = startConfinedIoPool(&loop_); !st) return st;
+  log::debug("seccomp filters installed (-sandbox on)");
   return {};
 }
 

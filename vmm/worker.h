@@ -67,6 +67,7 @@ class Worker : public MonitoredVm, public DeviceHost {
     PowerRequest power;
     std::string text;
   };
+  Status enterSandbox();     // -sandbox on: filters installed, the I/O pool started
   void post(Event event);    // any thread
   void drainEvents();        // main loop thread
   void handlePower(PowerRequest request);

@@ -62,6 +62,8 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   add(argv, "-chardev", "socket,id=qmp,fd=" + std::to_string(kWorkerQmpFd) + ",server=on,wait=off");
   add(argv, "-mon", "chardev=qmp,mode=control");
   add(argv, "-pidfile", paths.pidfile);
+  // The worker confines itself with seccomp once it has opened everything (vmm/sandbox).
+  add(argv, "-sandbox", "on");
   addDisks(argv, def.disks);
   addNics(argv, def.nics);
   if (def.agent) {

@@ -1,6 +1,9 @@
 // A worker's end: a requested stop, a guest power-off (on_poweroff) or a crash (on_crash, with
 // restart backoff).
+#include <signal.h>
+
 #include <fstream>
+#include <string_view>
 
 #include "base/log.h"
 #include "daemon/supervisor/supervisor.h"
@@ -9,14 +12,26 @@
 namespace vmmd::daemon {
 namespace {
 
-// The last non-empty line the worker wrote: its reason for failing ("vmm: -kernel ...: No such file").
-std::string lastLogLine(const std::string& path) {
-  std::ifstream in(path);
+// The last non-empty line the worker wrote that contains `needle` (any line when empty): its
+// reason for failing ("vmm: -kernel ...: No such file"). Only the log's tail is read.
+std::string lastLogLine(const std::string& path, std::string_view needle = {}) {
+  constexpr std::streamoff kTail = 64 * 1024;
+  std::ifstream in(path, std::ios::ate);
+  std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : 0;
+  in.seekg(size > kTail ? size - kTail : 0);
   std::string line, last;
   while (std::getline(in, line)) {
-    if (!line.empty()) last = line;
+    if (!line.empty() && line.find(needle) != std::string::npos) last = line;
   }
   return last;
+}
+
+// A worker killed by its own seccomp filter (vmm -sandbox on) named the forbidden system call
+// in its log as it died: "vmm: seccomp: vCPU thread made a forbidden system call 59 (execve)".
+std::string seccompViolation(const std::string& log_path) {
+  std::string line = lastLogLine(log_path, "seccomp: ");
+  size_t at = line.find("seccomp: ");
+  return at == std::string::npos ? std::string() : line.substr(at);
 }
 
 }  // namespace
@@ -34,6 +49,12 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   vm.record.exit_status = exit.status;
   vm.record.exit_signal = exit.signal;
   std::string how = exit.describe();
+  if (exit.signal == SIGSYS) {
+    if (std::string violation = seccompViolation(workerLogPath(vm.paths)); !violation.empty()) {
+      how += " after " + violation;
+      log::error(vmText(name) + ": worker confinement violated: " + violation);
+    }
+  }
   runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
   log::info(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 

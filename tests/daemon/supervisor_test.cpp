@@ -662,6 +662,22 @@ TEST_F(SupervisorTest, ACrashFollowsOnCrash) {
   EXPECT_TRUE(std::any_of(events->begin(), events->end(), [](const EventRecord& e) { return e.kind == "crash"; }));
 }
 
+// A worker that its seccomp filter killed (vmm -sandbox on) wrote which call as it died; the crash
+// reason and the crash event carry that line.
+TEST_F(SupervisorTest, ASeccompKillNamesTheForbiddenCall) {
+  define("s", R"(, "on_crash": "preserve")");
+  const std::string violation = "seccomp: vCPU thread made a forbidden system call 59 (execve)";
+  workers_->script.log_line = "vmm: " + violation;
+  workers_->exit(startRunning("s"), WorkerExit{std::nullopt, SIGSYS});
+  EXPECT_TRUE(reaches("s", VmState::kCrashed));
+  EXPECT_TRUE(changedTo(VmState::kCrashed, "crashed (killed by signal 31 (Bad system call) after " + violation + "); policy preserve"));
+  auto events = store_->events(EventQuery{"s"});
+  ASSERT_TRUE(events.ok());
+  EXPECT_TRUE(std::any_of(events->begin(), events->end(), [&](const EventRecord& e) {
+    return e.kind == "crash" && e.detail.find(violation) != std::string::npos;
+  }));
+}
+
 TEST_F(SupervisorTest, ACrashedVmIsRestartedWithBackoffUntilItGivesUp) {
   define("a", R"(, "on_crash": "restart", "restart_backoff": {"initial_ms": 1, "max_ms": 2, "max_attempts": 2})");
   auto first = startRunning("a");

@@ -45,7 +45,7 @@ TEST(WorkerArgv, MinimalDefinition) {
                   "/boot/vmlinuz", "-chardev", "socket,id=console,path=/run/vmmd/vms/web1/console.sock,server=on,wait=off",
                   "-serial", "chardev:console", "-chardev", "socket,id=qmp,fd=3,server=on,wait=off",
                   "-mon", "chardev=qmp,mode=control",
-                  "-pidfile", "/run/vmmd/vms/web1/pid"}));
+                  "-pidfile", "/run/vmmd/vms/web1/pid", "-sandbox", "on"}));
 }
 
 TEST(WorkerArgv, EveryDevice) {
@@ -64,7 +64,7 @@ TEST(WorkerArgv, EveryDevice) {
                   // No -serial: serial is off. Commas in paths are doubled inside option values only.
                   // QMP on the listening socket vmmd passes as fd 3 (it bound paths.qmp_socket).
                   "-chardev", "socket,id=qmp,fd=3,server=on,wait=off", "-mon", "chardev=qmp,mode=control",
-                  "-pidfile", "/r,un/vms/db/pid",
+                  "-pidfile", "/r,un/vms/db/pid", "-sandbox", "on",
                   "-drive", "file=/img/a,,b.qcow2,format=qcow2,if=virtio,readonly=off,cache=none,id=disk0",
                   "-drive", "file=/img/seed.raw,format=raw,if=virtio,readonly=on,cache=writeback,id=seed",
                   "-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",

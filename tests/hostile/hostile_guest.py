@@ -6,7 +6,10 @@ guest-triggered events reaching the QMP client are bounded (VSERPORT_CHANGE at m
 and second, no BLOCK_IO_ERROR for the guest's own bad requests), and that the guest kept
 misbehaving all along.
 
-    hostile_guest.py VMM HOSTILE_ELF "GUEST WORDS"
+    hostile_guest.py VMM HOSTILE_ELF "GUEST WORDS" [VMM_OPTION...]
+
+VMM_OPTIONs are added to the worker's command line (-sandbox on: the same checks with the
+worker confined by seccomp, which must also end without a violation in its log).
 """
 import os
 import subprocess
@@ -16,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
-from vmmd_testlib.process import rss_kib, stop  # noqa: E402
+from vmmd_testlib.process import rss_kib, seccomp_filters_per_thread, stop  # noqa: E402
 from vmmd_testlib.qmp import QmpClient  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
@@ -34,9 +37,10 @@ RSS_GROWTH_LIMIT_ASAN_KIB = 320 * 1024
 def runs_under_asan(pid):
     with open(f"/proc/{pid}/maps") as maps:
         return any("libasan" in line for line in maps)
+
 LOG_LIMIT_BYTES = 16 * 1024  # a few KiB when messages are thinned to the 1st, 2nd, 4th...
 
-vmm, guest, words = sys.argv[1], sys.argv[2], sys.argv[3]
+vmm, guest, words, extra_options = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 # With the guest word "mmio": a microvm, the same devices on virtio-mmio transports.
 microvm = "mmio" in words.split()
 bus = "device" if microvm else "pci"
@@ -65,7 +69,7 @@ with temp_dir("vmm-hostile-") as tmp:
          "-device", f"virtio-rng-{bus}",
          "-device", f"virtio-serial-{bus},max_ports=2",
          "-chardev", f"socket,id=p0,path={port_path},server=on,wait=off",
-         "-device", "virtserialport,chardev=p0,name=org.hostile.0,id=port1"],
+         "-device", "virtserialport,chardev=p0,name=org.hostile.0,id=port1", *extra_options],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True)
     console = []
     threading.Thread(target=lambda: [console.append(line.strip()) for line in proc.stdout], daemon=True).start()
@@ -112,8 +116,15 @@ with temp_dir("vmm-hostile-") as tmp:
             check(1 <= len(port_changes) <= SECONDS + 3,
                   f"{len(port_changes)} VSERPORT_CHANGE in {SECONDS} s: at most one per port and second")
         check(not io_errors, f"no BLOCK_IO_ERROR for the guest's own bad requests (got {len(io_errors)})")
+        if "-sandbox" in extra_options:
+            filters = seccomp_filters_per_thread(proc.pid)
+            check(filters and all(n >= 2 for n in filters.values()),
+                  f"every worker thread runs under the process filter and its role's (Seccomp_filters {filters})")
         monitor.request("quit", timeout=10)
         proc.wait(timeout=20)
+        check(proc.returncode == 0, f"the worker quit cleanly (exit status {proc.returncode})")
+        with open(log_path, errors="replace") as f:
+            check("seccomp" not in f.read(), "no seccomp violation in the worker's log")
     finally:
         if proc.poll() is None:
             stop(proc)

@@ -4,10 +4,15 @@
 
 #include <uv.h>
 
+#include "base/result.h"
 #include "vmm/devices/virtio/blk.h"
 
 namespace vmmd {
 
 virtio::VirtioBlk::Executor uvIoExecutor(uv_loop_t* loop);
+
+// -sandbox on: starts libuv's thread pool now and has every pool thread narrow itself to the
+// I/O role (vmm/sandbox) before it serves a request; returns once all of them have.
+Status startConfinedIoPool(uv_loop_t* loop);
 
 }  // namespace vmmd

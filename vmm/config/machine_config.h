@@ -112,6 +112,7 @@ struct MachineConfig {
   bool no_reboot = false;
   bool no_shutdown = false;
   bool daemonize = false;
+  bool sandbox = false;  // -sandbox on: the worker confines itself with seccomp (vmm/sandbox)
   std::string pidfile;
 
   const DriveConfig* findDrive(const std::string& id) const {

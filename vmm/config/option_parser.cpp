@@ -179,6 +179,25 @@ Status parseMemory(ParseState& state, const std::string& option, const std::stri
   return {};
 }
 
+// QEMU 7.2's -sandbox on[,obsolete=..,elevateprivileges=..,spawn=..,resourcecontrol=..]. vmm's
+// filter always refuses all four groups, so only "deny" (QEMU's stricter setting) is accepted.
+Status parseSandbox(ParseState& state, const std::string& option, const std::string& arg) {
+  auto kv = KeyValues::parse(option, arg, "enable");
+  if (!kv) return kv.error();
+  auto enable = kv->takeBool("enable", false);
+  if (!enable) return enable.error();
+  for (const char* group : {"obsolete", "elevateprivileges", "spawn", "resourcecontrol"}) {
+    auto value = kv->take(group);
+    if (!value || *value == "deny") continue;
+    if (*value != "allow" && *value != "children") return Error(option + ": invalid argument for " + group + ": '" + *value + "'");
+    return Error(option + ": " + group + "=" + *value + " is not supported: vmm's filter always denies these calls (" +
+                 group + "=deny)");
+  }
+  if (auto st = kv->finish(); !st) return st;
+  state.config.sandbox = *enable;
+  return {};
+}
+
 Status parseSmp(ParseState& state, const std::string& option, const std::string& arg) {
   auto kv = KeyValues::parse(option, arg, "cpus");
   if (!kv) return kv.error();
@@ -399,6 +418,8 @@ const std::vector<OptionSpec>& optionTable() {
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.no_reboot); }},
       {"no-shutdown", false, "   keep running after guest power-off (status shutdown)",
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.no_shutdown); }},
+      {"sandbox", true, "on|off[,obsolete=deny][,elevateprivileges=deny][,spawn=deny][,resourcecontrol=deny]   seccomp confinement of the worker's threads",
+       parseSandbox},
       {"daemonize", false, "   detach once ready",
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.daemonize); }},
       {"pidfile", true, "FILE   write the pid to FILE",

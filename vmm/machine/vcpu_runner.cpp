@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/hex.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd {
 namespace {
@@ -80,6 +81,13 @@ void VcpuRunner::start() {
     sigemptyset(&unblock);
     sigaddset(&unblock, kKickSignal);
     pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+    // Before the first KVM_RUN: from here the thread may only run the guest (-sandbox on).
+    if (auto st = sandbox::confineThread(sandbox::Role::Vcpu); !st) {
+      handlers_.fatal("vCPU " + std::to_string(vcpu_.id()) + ": " + st.error().message());
+      running_ = false;
+      control_.threadExited();
+      return;
+    }
     loop();
     running_ = false;
     control_.threadExited();

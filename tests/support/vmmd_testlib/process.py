@@ -1,4 +1,5 @@
 """Waiting with deadlines and looking at processes: what tests that run vmm, vmmd or QEMU share."""
+import os
 import signal
 import subprocess
 import time
@@ -38,3 +39,17 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def seccomp_filters_per_thread(pid):
+    """{"NAME/TID": Seccomp_filters} for every thread of process `pid` (threads gone meanwhile are
+    left out): how many seccomp filters each runs under."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except FileNotFoundError:
+            continue
+        found[f"{fields['Name'].strip()}/{tid}"] = int(fields.get("Seccomp_filters", "0"))
+    return found

@@ -63,6 +63,23 @@ TEST(ParseCommandLine, DefaultsMatchQemu) {
   EXPECT_FALSE(c.no_reboot);
   EXPECT_FALSE(c.no_shutdown);
   EXPECT_FALSE(c.daemonize);
+  EXPECT_FALSE(c.sandbox);
+}
+
+// QEMU 7.2's -sandbox syntax; vmm's filter always denies the four optional groups, so asking
+// for "allow" is refused by name rather than silently ignored.
+TEST(ParseCommandLine, Sandbox) {
+  EXPECT_TRUE(parseOk(withKernel({"-sandbox", "on"})).sandbox);
+  EXPECT_TRUE(parseOk(withKernel({"-sandbox", "enable=on"})).sandbox);
+  EXPECT_FALSE(parseOk(withKernel({"-sandbox", "off"})).sandbox);
+  EXPECT_TRUE(parseOk(withKernel({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"})).sandbox);
+  EXPECT_EQ(parseError(withKernel({"-sandbox", "on,spawn=allow"})),
+            "-sandbox: spawn=allow is not supported: vmm's filter always denies these calls (spawn=deny)");
+  EXPECT_EQ(parseError(withKernel({"-sandbox", "on,elevateprivileges=children"})),
+            "-sandbox: elevateprivileges=children is not supported: vmm's filter always denies these calls (elevateprivileges=deny)");
+  EXPECT_EQ(parseError(withKernel({"-sandbox", "on,obsolete=maybe"})), "-sandbox: invalid argument for obsolete: 'maybe'");
+  EXPECT_NE(parseError(withKernel({"-sandbox", "maybe"})).find("expects 'on' or 'off'"), std::string::npos);
+  EXPECT_NE(parseError(withKernel({"-sandbox", "on,colour=red"})).find("colour"), std::string::npos);
 }
 
 TEST(ParseCommandLine, UsageListsEveryOptionOnce) {
@@ -185,6 +202,7 @@ const std::map<std::string, OptionSample>& optionSamples() {
       {"no-reboot", {{"-no-reboot"}, [](const MachineConfig& c) { EXPECT_TRUE(c.no_reboot); }}},
       {"no-shutdown", {{"-no-shutdown"}, [](const MachineConfig& c) { EXPECT_TRUE(c.no_shutdown); }}},
       {"daemonize", {{"-daemonize"}, [](const MachineConfig& c) { EXPECT_TRUE(c.daemonize); }}},
+      {"sandbox", {{"-sandbox", "on"}, [](const MachineConfig& c) { EXPECT_TRUE(c.sandbox); }}},
       {"pidfile", {{"-pidfile", "/run/vm.pid"}, [](const MachineConfig& c) { EXPECT_EQ(c.pidfile, "/run/vm.pid"); }}},
       {"nographic",
        {{"-nographic"},
