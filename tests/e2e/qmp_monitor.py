@@ -76,6 +76,22 @@ with temp_dir("vmm-qmp-monitor-") as tmp:
         time.sleep(0.02)
     check(any("name=ready" in l for l in console), "the guest runs (probe ready on the console)")
 
+    # query-stats (QEMU's schema): vmm's exit counters, per vCPU and for the VM. The probe wrote its
+    # console through port 0x3f8 from vCPU 0.
+    vcpus = ma.request("query-stats", {"target": "vcpu"})["return"]
+    check([r["qom-path"] for r in vcpus] == ["/machine/unattached/device[0]", "/machine/unattached/device[1]"]
+          and all(r["provider"] == "vmm" for r in vcpus), f"query-stats vcpu: one vmm entry per vCPU ({vcpus})")
+    cpu0 = {s["name"]: s["value"] for s in vcpus[0]["stats"]}
+    check(cpu0.get("io_exits_port_0x3f8", 0) > 0 and cpu0["exits"] >= cpu0["io_exits"] >= cpu0["io_exits_port_0x3f8"],
+          f"vCPU 0 counted its console exits ({cpu0})")
+    whole = ma.request("query-stats", {"target": "vm", "providers": [{"provider": "vmm", "names": ["exits"]}]})["return"]
+    check(len(whole) == 1 and "qom-path" not in whole[0] and [s["name"] for s in whole[0]["stats"]] == ["exits"]
+          and whole[0]["stats"][0]["value"] >= cpu0["exits"], f"query-stats vm, filtered by name ({whole})")
+    check(ma.request("query-stats", {"target": "vm", "providers": [{"provider": "kvm"}]}) == {"return": []},
+          "query-stats for the kvm provider alone: nothing")
+    bad_target = ma.request("query-stats", {"target": "disk"})
+    check(bad_target.get("error", {}).get("class") == "GenericError", f"query-stats refuses an unknown target ({bad_target})")
+
     # Bad clients, one after another, while monitor A keeps working.
     bad = QmpClient.connect(a)
     bad.send_raw(b'{"execute": "query-status"')  # unterminated, then garbage closing it

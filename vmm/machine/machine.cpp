@@ -89,7 +89,9 @@ Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHos
       cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
                [this](PowerRequest r) { host_.powerRequest(r); }),
-      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {}
+      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {
+  for (uint32_t i = 0; i < config_.vcpus; ++i) exit_stats_.push_back(std::make_unique<ExitStats>());
+}
 
 Machine::~Machine() { powerOff(); }
 
@@ -165,7 +167,7 @@ Status Machine::powerOn(bool paused) {
     if (i == 0) {
       if (auto st = setupBootVcpu(*vcpu, memory_, *entry); !st) return st.error().withContext("boot vCPU");
     }
-    runners.push_back(std::make_unique<VcpuRunner>(std::move(*vcpu), pio_, mmio_, control_, handlers));
+    runners.push_back(std::make_unique<VcpuRunner>(std::move(*vcpu), pio_, mmio_, control_, handlers, *exit_stats_[i]));
   }
   {
     std::lock_guard lock(vm_mutex_);
@@ -219,6 +221,12 @@ bool Machine::setLink(const std::string& name, bool up) {
     return true;
   }
   return false;
+}
+
+std::vector<ExitStats::Snapshot> Machine::exitStats() const {
+  std::vector<ExitStats::Snapshot> out;
+  for (const auto& stats : exit_stats_) out.push_back(stats->snapshot());
+  return out;
 }
 
 std::vector<int> Machine::vcpuThreadIds() const {

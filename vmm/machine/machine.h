@@ -25,6 +25,7 @@
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/machine/exit_stats.h"
 #include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
 #include "vmm/platform/irq_routing.h"
@@ -69,6 +70,8 @@ class Machine {
   bool setLink(const std::string& name, bool up);
   // Host thread ids of the vCPU threads, by vCPU index (0 when not running).
   std::vector<int> vcpuThreadIds() const;
+  // Each vCPU's exit counters since the process started (resets included), by vCPU index.
+  std::vector<ExitStats::Snapshot> exitStats() const;
 
  private:
   static Result<acpi::AcpiTables> buildAcpi(uint32_t vcpus);
@@ -91,6 +94,7 @@ class Machine {
   IrqRouting irq_routing_;
   VcpuControl control_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  std::vector<std::unique_ptr<ExitStats>> exit_stats_;  // one per vCPU, kept across resets
 
   IoBus pio_;
   IoBus mmio_;
