@@ -6,6 +6,8 @@
 #   qemu-microvm  qemu-system-x86_64 -M microvm,rtc=on -accel kvm
 #   qemu-pc       qemu-system-x86_64 -M pc -accel kvm
 #   vmm           /opt/vmm/bin/vmm -M $NESTED_VMM_MACHINE (default pc) -accel kvm
+#   vmm-pc, vmm-microvm  /opt/vmm/bin/vmm -M pc / -M microvm,rtc=on (QEMU microvm's argv), for
+#                 benchmarks that run both machine types in one L1 boot
 L2_BZIMAGE=/l2/bzImage
 L2_VMLINUX=/l2/vmlinux
 L2_INITRD=/l2/initramfs.cpio
@@ -17,6 +19,8 @@ l2_vmm() {
     qemu-microvm) L2_BIN=qemu-system-x86_64; L2_MACHINE=microvm,rtc=on ;;
     qemu-pc) L2_BIN=qemu-system-x86_64; L2_MACHINE=pc ;;
     vmm) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=${NESTED_VMM_MACHINE:-pc} ;;
+    vmm-pc) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=pc ;;
+    vmm-microvm) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=microvm,rtc=on ;;
     *) echo "unknown VMM kind $VMM"; return 1 ;;
   esac
 }
