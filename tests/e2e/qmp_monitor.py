@@ -78,17 +78,25 @@ with temp_dir("vmm-qmp-monitor-") as tmp:
 
     # query-stats (QEMU's schema): vmm's exit counters, per vCPU and for the VM. The probe wrote its
     # console through port 0x3f8 from vCPU 0.
-    vcpus = ma.request("query-stats", {"target": "vcpu"})["return"]
+    vcpus = ma.request("query-stats", {"target": "vcpu", "providers": [{"provider": "vmm"}]})["return"]
     check([r["qom-path"] for r in vcpus] == ["/machine/unattached/device[0]", "/machine/unattached/device[1]"]
           and all(r["provider"] == "vmm" for r in vcpus), f"query-stats vcpu: one vmm entry per vCPU ({vcpus})")
     cpu0 = {s["name"]: s["value"] for s in vcpus[0]["stats"]}
     check(cpu0.get("io_exits_port_0x3f8", 0) > 0 and cpu0["exits"] >= cpu0["io_exits"] >= cpu0["io_exits_port_0x3f8"],
           f"vCPU 0 counted its console exits ({cpu0})")
     whole = ma.request("query-stats", {"target": "vm", "providers": [{"provider": "vmm", "names": ["exits"]}]})["return"]
+    both = ma.request("query-stats", {"target": "vcpu"})["return"]
+    check([r["provider"] for r in both] == ["kvm", "kvm", "vmm", "vmm"], f"without providers: kvm's then vmm's, QEMU's order")
     check(len(whole) == 1 and "qom-path" not in whole[0] and [s["name"] for s in whole[0]["stats"]] == ["exits"]
           and whole[0]["stats"][0]["value"] >= cpu0["exits"], f"query-stats vm, filtered by name ({whole})")
-    check(ma.request("query-stats", {"target": "vm", "providers": [{"provider": "kvm"}]}) == {"return": []},
-          "query-stats for the kvm provider alone: nothing")
+    # The kvm provider: KVM's own statistics (every exit, also those the kernel handles), as QEMU.
+    kvm = ma.request("query-stats", {"target": "vcpu", "providers": [{"provider": "kvm", "names": ["exits", "io_exits"]}],
+                                     "vcpus": ["/machine/unattached/device[0]"]})["return"]
+    kvm0 = {s["name"]: s["value"] for s in kvm[0]["stats"]} if len(kvm) == 1 else {}
+    check(kvm and kvm[0]["provider"] == "kvm" and set(kvm0) == {"exits", "io_exits"} and kvm0["exits"] >= 1,
+          f"query-stats kvm for vCPU 0: KVM counted exits ({kvm})")
+    kvm_vm = ma.request("query-stats", {"target": "vm", "providers": [{"provider": "kvm"}]})["return"]
+    check(len(kvm_vm) == 1 and kvm_vm[0]["provider"] == "kvm" and kvm_vm[0]["stats"], f"query-stats kvm for the VM ({kvm_vm})")
     bad_target = ma.request("query-stats", {"target": "disk"})
     check(bad_target.get("error", {}).get("class") == "GenericError", f"query-stats refuses an unknown target ({bad_target})")
 

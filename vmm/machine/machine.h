@@ -22,6 +22,7 @@
 #include "vmm/devices/pci/pci_host.h"
 #include "vmm/devices/serial.h"
 #include "vmm/devices/virtio/virtio_pci.h"
+#include "vmm/kvm/binary_stats.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
@@ -72,6 +73,10 @@ class Machine {
   std::vector<int> vcpuThreadIds() const;
   // Each vCPU's exit counters since the process started (resets included), by vCPU index.
   std::vector<ExitStats::Snapshot> exitStats() const;
+  // KVM's own statistics (QMP query-stats provider "kvm"), of the VM and of each vCPU by index;
+  // empty while the machine is off or when the kernel has none (before Linux 5.14).
+  std::vector<kvm::BinaryStat> kvmVmStats() const;
+  std::vector<std::vector<kvm::BinaryStat>> kvmVcpuStats() const;
 
  private:
   static Result<acpi::AcpiTables> buildAcpi(uint32_t vcpus);
@@ -95,6 +100,9 @@ class Machine {
   VcpuControl control_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
   std::vector<std::unique_ptr<ExitStats>> exit_stats_;  // one per vCPU, kept across resets
+  // Opened with the VM and its vCPUs (before they run), dropped with them.
+  std::optional<kvm::BinaryStats> kvm_vm_stats_;
+  std::vector<std::optional<kvm::BinaryStats>> kvm_vcpu_stats_;
 
   IoBus pio_;
   IoBus mmio_;

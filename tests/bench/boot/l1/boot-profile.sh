@@ -43,9 +43,9 @@ for VMM in ${BENCH_KINDS:-$VMM}; do
   wait $poller
   grep -q BOOTPROF-END "$LOG" || bad=$((bad + 1))
   echo "PROFILE vmm=$VMM counts ready_ms=$RUN_MARKER_MS exit=$RUN_EXIT ms=$RUN_MS"
-  grep -a ' SOCK {"return": \[' "$LOG" | sed "s/^[0-9]* SOCK /PROFILE vmm=$VMM qmp /"
+  grep -a ' SOCK {"return": \[' "$LOG" | sed "s/^[0-9.]* SOCK /PROFILE vmm=$VMM qmp /"
   sed "s/^/PROFILE vmm=$VMM kvmstat /" /tmp/kvmstat
-  grep -a 'BOOTPROF ' "$LOG" | sed "s/^\([0-9]*\) BOOTPROF /PROFILE vmm=$VMM guest /"
+  grep -a 'BOOTPROF ' "$LOG" | sed "s/^[0-9.]* BOOTPROF /PROFILE vmm=$VMM guest /"
 done
 VMM=${BENCH_KINDS%% *}
 [ "$bad" = 0 ] && pass "kinds=$(echo ${BENCH_KINDS:-$VMM} | tr ' ' ,)" || fail "failed=$bad"
