@@ -48,6 +48,8 @@ if "ASAN_OPTIONS" in worker_env:
 
 with temp_dir("vmm-qmp-monitor-") as tmp:
     a, b, c, d = (os.path.join(tmp, n) for n in ("a.sock", "b.sock", "c.sock", "d.sock"))
+    exit_stats = os.path.join(tmp, "exit-stats.txt")
+    worker_env["VMM_EXIT_STATS"] = exit_stats
     passed = socket.socket(socket.AF_UNIX)
     passed.bind(d)
     passed.listen(4)
@@ -148,6 +150,11 @@ with temp_dir("vmm-qmp-monitor-") as tmp:
     check(reply.get("error", {}).get("desc") == "Resetting the Virtual Machine is required", "cont refused after shutdown")
     check(ma.request("quit") == {"return": {}}, "quit answered")
     check(proc.wait(timeout=20) == 0, "quit exits 0")
+    # VMM_EXIT_STATS: the counters at exit, in HMP `info stats` shape, per vCPU and for the VM.
+    dump = open(exit_stats).read() if os.path.exists(exit_stats) else ""
+    check(dump.startswith("vcpu /machine/unattached/device[0]\n  provider: vmm\n    exits (cumulative): ")
+          and "\nvm\n  provider: vmm\n" in dump and "io_exits_port_0x3f8 (cumulative): " in dump,
+          f"VMM_EXIT_STATS written at exit ({dump[:300]!r})")
     check(not os.path.exists(a) and os.path.exists(d), "the worker removes the sockets it bound, not the passed one")
 
 print(f"{len(failures)} failed")
