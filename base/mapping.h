@@ -36,6 +36,22 @@ class Mapping {
     return Mapping(static_cast<uint8_t*>(p), size);
   }
 
+  // Anonymous private memory that starts on a multiple of `alignment` (a power of two): guest
+  // RAM on a 2 MiB boundary, so that huge pages can back it and KVM can map them as large pages.
+  static Result<Mapping> anonymousAligned(size_t size, size_t alignment, int extra_flags = MAP_NORESERVE) {
+    auto padded = anonymous(size + alignment, extra_flags);
+    if (!padded) return padded.error();
+    auto base = reinterpret_cast<uintptr_t>(padded->data_);
+    uintptr_t start = (base + alignment - 1) & ~(uintptr_t{alignment} - 1);
+    uint8_t* data = std::exchange(padded->data_, nullptr);
+    padded->size_ = 0;
+    // Give back the head and tail around the aligned part.
+    if (start > base) ::munmap(data, start - base);
+    size_t tail = base + size + alignment - (start + size);
+    if (tail > 0) ::munmap(reinterpret_cast<uint8_t*>(start + size), tail);
+    return Mapping(reinterpret_cast<uint8_t*>(start), size);
+  }
+
   static Result<Mapping> file(int fd, size_t size, int prot, int flags, off_t offset = 0) {
     void* p = ::mmap(nullptr, size, prot, flags, fd, offset);
     if (p == MAP_FAILED) return Error::fromErrno("mmap fd");

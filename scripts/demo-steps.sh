@@ -7,12 +7,12 @@
 # non-zero when a step failed. demo.sh runs it on this host, or inside an L1 VM (scripts/l1/run.sh)
 # when this host's /dev/kvm cannot boot Linux; its output is the same either way.
 #
-#   scripts/demo-steps.sh BUILD_DIR BZIMAGE INITRAMFS
+#   scripts/demo-steps.sh BUILD_DIR KERNEL INITRAMFS     (KERNEL: a bzImage or a PVH vmlinux)
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: scripts/demo-steps.sh BUILD_DIR BZIMAGE INITRAMFS" >&2; exit 2; }
+[ $# -eq 3 ] || { echo "usage: scripts/demo-steps.sh BUILD_DIR KERNEL INITRAMFS" >&2; exit 2; }
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }  # vmmd wants absolute paths
-build=$(abs "$1") bzimage=$(abs "$2") initramfs=$(abs "$3")
-for f in "$build/daemon/vmmd" "$build/cli/vmctl" "$build/vmm/vmm" "$build/storage/vmm-img" "$bzimage" "$initramfs"; do
+build=$(abs "$1") kernel=$(abs "$2") initramfs=$(abs "$3")
+for f in "$build/daemon/vmmd" "$build/cli/vmctl" "$build/vmm/vmm" "$build/storage/vmm-img" "$kernel" "$initramfs"; do
   [ -r "$f" ] || { echo "demo: FAILED: $f is missing or not readable" >&2; exit 1; }
 done
 
@@ -104,7 +104,7 @@ say "The VM's definition: the guest kit's kernel and initramfs, 2 vCPUs, 256 MiB
 # panics stops there, with the panic on the console, instead of rebooting in a loop.
 cat >"$tmp/demo.json" <<JSON
 {"schema": 1, "name": "demo", "vcpus": 2, "memory": 256,
- "kernel": "$bzimage",
+ "kernel": "$kernel",
  "initrd": "$initramfs",
  "cmdline": "console=ttyS0 quiet",
  "disks": [{"path": "$tmp/data.qcow2", "format": "qcow2"}],$nic

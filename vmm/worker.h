@@ -71,6 +71,8 @@ class Worker : public MonitoredVm, public DeviceHost {
   void post(Event event);    // any thread
   void drainEvents();        // main loop thread
   void handlePower(PowerRequest request);
+  void writeExitStats() const;
+  static constexpr size_t kExitStatsTopAddresses = 32;
 
   config::MachineConfig config_;
   FdSets fd_sets_;

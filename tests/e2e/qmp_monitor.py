@@ -48,6 +48,8 @@ if "ASAN_OPTIONS" in worker_env:
 
 with temp_dir("vmm-qmp-monitor-") as tmp:
     a, b, c, d = (os.path.join(tmp, n) for n in ("a.sock", "b.sock", "c.sock", "d.sock"))
+    exit_stats = os.path.join(tmp, "exit-stats.txt")
+    worker_env["VMM_EXIT_STATS"] = exit_stats
     passed = socket.socket(socket.AF_UNIX)
     passed.bind(d)
     passed.listen(4)
@@ -75,6 +77,30 @@ with temp_dir("vmm-qmp-monitor-") as tmp:
     while not any("name=ready" in l for l in console) and time.monotonic() < deadline:
         time.sleep(0.02)
     check(any("name=ready" in l for l in console), "the guest runs (probe ready on the console)")
+
+    # query-stats (QEMU's schema): vmm's exit counters, per vCPU and for the VM. The probe wrote its
+    # console through port 0x3f8 from vCPU 0.
+    vcpus = ma.request("query-stats", {"target": "vcpu", "providers": [{"provider": "vmm"}]})["return"]
+    check([r["qom-path"] for r in vcpus] == ["/machine/unattached/device[0]", "/machine/unattached/device[1]"]
+          and all(r["provider"] == "vmm" for r in vcpus), f"query-stats vcpu: one vmm entry per vCPU ({vcpus})")
+    cpu0 = {s["name"]: s["value"] for s in vcpus[0]["stats"]}
+    check(cpu0.get("io_exits_port_0x3f8", 0) > 0 and cpu0["exits"] >= cpu0["io_exits"] >= cpu0["io_exits_port_0x3f8"],
+          f"vCPU 0 counted its console exits ({cpu0})")
+    whole = ma.request("query-stats", {"target": "vm", "providers": [{"provider": "vmm", "names": ["exits"]}]})["return"]
+    both = ma.request("query-stats", {"target": "vcpu"})["return"]
+    check([r["provider"] for r in both] == ["kvm", "kvm", "vmm", "vmm"], f"without providers: kvm's then vmm's, QEMU's order")
+    check(len(whole) == 1 and "qom-path" not in whole[0] and [s["name"] for s in whole[0]["stats"]] == ["exits"]
+          and whole[0]["stats"][0]["value"] >= cpu0["exits"], f"query-stats vm, filtered by name ({whole})")
+    # The kvm provider: KVM's own statistics (every exit, also those the kernel handles), as QEMU.
+    kvm = ma.request("query-stats", {"target": "vcpu", "providers": [{"provider": "kvm", "names": ["exits", "io_exits"]}],
+                                     "vcpus": ["/machine/unattached/device[0]"]})["return"]
+    kvm0 = {s["name"]: s["value"] for s in kvm[0]["stats"]} if len(kvm) == 1 else {}
+    check(kvm and kvm[0]["provider"] == "kvm" and set(kvm0) == {"exits", "io_exits"} and kvm0["exits"] >= 1,
+          f"query-stats kvm for vCPU 0: KVM counted exits ({kvm})")
+    kvm_vm = ma.request("query-stats", {"target": "vm", "providers": [{"provider": "kvm"}]})["return"]
+    check(len(kvm_vm) == 1 and kvm_vm[0]["provider"] == "kvm" and kvm_vm[0]["stats"], f"query-stats kvm for the VM ({kvm_vm})")
+    bad_target = ma.request("query-stats", {"target": "disk"})
+    check(bad_target.get("error", {}).get("class") == "GenericError", f"query-stats refuses an unknown target ({bad_target})")
 
     # Bad clients, one after another, while monitor A keeps working.
     bad = QmpClient.connect(a)
@@ -124,6 +150,11 @@ with temp_dir("vmm-qmp-monitor-") as tmp:
     check(reply.get("error", {}).get("desc") == "Resetting the Virtual Machine is required", "cont refused after shutdown")
     check(ma.request("quit") == {"return": {}}, "quit answered")
     check(proc.wait(timeout=20) == 0, "quit exits 0")
+    # VMM_EXIT_STATS: the counters at exit, in HMP `info stats` shape, per vCPU and for the VM.
+    dump = open(exit_stats).read() if os.path.exists(exit_stats) else ""
+    check(dump.startswith("vcpu /machine/unattached/device[0]\n  provider: vmm\n    exits (cumulative): ")
+          and "\nvm\n  provider: vmm\n" in dump and "io_exits_port_0x3f8 (cumulative): " in dump,
+          f"VMM_EXIT_STATS written at exit ({dump[:300]!r})")
     check(not os.path.exists(a) and os.path.exists(d), "the worker removes the sockets it bound, not the passed one")
 
 print(f"{len(failures)} failed")

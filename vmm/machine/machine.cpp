@@ -15,6 +15,13 @@ constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kPostPort = 0x80, kAcpiPmBase = 
 constexpr uint32_t kCom1Irq = 4, kSciIrq = 9;
 constexpr uint8_t kS5SleepType = 5;
 
+// KVM's statistics are a diagnostic: a kernel without them (before 5.14) runs the guest all the same.
+std::optional<kvm::BinaryStats> optionalStats(int object_fd) {
+  auto stats = kvm::BinaryStats::open(object_fd);
+  if (!stats) return std::nullopt;
+  return std::move(*stats);
+}
+
 }  // namespace
 
 // Everything the command line names is opened and checked (-cpu names, the kernel and initrd
@@ -112,7 +119,9 @@ Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHos
       cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
                [this](PowerRequest r) { host_.powerRequest(r); }),
-      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {}
+      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {
+  for (uint32_t i = 0; i < config_.vcpus; ++i) exit_stats_.push_back(std::make_unique<ExitStats>());
+}
 
 Machine::~Machine() { powerOff(); }
 
@@ -217,6 +226,7 @@ Status Machine::powerOn(bool paused) {
   if (!entry) return entry.error();
 
   std::vector<std::unique_ptr<VcpuRunner>> runners;
+  std::vector<std::optional<kvm::BinaryStats>> vcpu_stats;
   VcpuExitHandlers handlers{[this](PowerRequest r) { host_.powerRequest(r); },
                             [this](const std::string& report) { host_.vcpuFailed(report); }};
   for (uint32_t i = 0; i < config_.vcpus; ++i) {
@@ -226,7 +236,8 @@ Status Machine::powerOn(bool paused) {
     if (i == 0) {
       if (auto st = setupBootVcpu(*vcpu, memory_, *entry); !st) return st.error().withContext("boot vCPU");
     }
-    runners.push_back(std::make_unique<VcpuRunner>(std::move(*vcpu), pio_, mmio_, control_, handlers));
+    vcpu_stats.push_back(optionalStats(vcpu->fd()));
+    runners.push_back(std::make_unique<VcpuRunner>(std::move(*vcpu), pio_, mmio_, control_, handlers, *exit_stats_[i]));
   }
   {
     std::lock_guard lock(vm_mutex_);
@@ -239,6 +250,8 @@ Status Machine::powerOn(bool paused) {
     if (!attached) return attached;
   }
   runners_ = std::move(runners);
+  kvm_vcpu_stats_ = std::move(vcpu_stats);
+  kvm_vm_stats_ = optionalStats(vm_->fd());
   control_.restart(paused ? VcpuControl::Target::Pause : VcpuControl::Target::Run);
   VcpuRunner::installKickSignal();
   for (auto& runner : runners_) runner->start();
@@ -251,6 +264,8 @@ void Machine::powerOff() {
   for (auto& runner : runners_) runner->kick();
   for (auto& runner : runners_) runner->join();
   runners_.clear();
+  kvm_vcpu_stats_.clear();
+  kvm_vm_stats_.reset();
   std::lock_guard lock(vm_mutex_);
   forEachTransport([](auto& transport) { (void)transport.attach(nullptr); });
   (void)irq_routing_.attach(nullptr);
@@ -282,6 +297,30 @@ bool Machine::setLink(const std::string& name, bool up) {
     return true;
   }
   return false;
+}
+
+std::vector<ExitStats::Snapshot> Machine::exitStats() const {
+  std::vector<ExitStats::Snapshot> out;
+  for (const auto& stats : exit_stats_) out.push_back(stats->snapshot());
+  return out;
+}
+
+namespace {
+
+std::vector<kvm::BinaryStat> readOrNothing(const std::optional<kvm::BinaryStats>& stats) {
+  if (!stats) return {};
+  auto values = stats->read();
+  return values ? std::move(*values) : std::vector<kvm::BinaryStat>{};
+}
+
+}  // namespace
+
+std::vector<kvm::BinaryStat> Machine::kvmVmStats() const { return readOrNothing(kvm_vm_stats_); }
+
+std::vector<std::vector<kvm::BinaryStat>> Machine::kvmVcpuStats() const {
+  std::vector<std::vector<kvm::BinaryStat>> out;
+  for (const auto& stats : kvm_vcpu_stats_) out.push_back(readOrNothing(stats));
+  return out;
 }
 
 std::vector<int> Machine::vcpuThreadIds() const {

@@ -26,9 +26,11 @@
 #include "vmm/devices/serial.h"
 #include "vmm/devices/virtio/virtio_mmio.h"
 #include "vmm/devices/virtio/virtio_pci.h"
+#include "vmm/kvm/binary_stats.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
+#include "vmm/machine/exit_stats.h"
 #include "vmm/machine/microvm_layout.h"
 #include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
@@ -74,6 +76,12 @@ class Machine {
   bool setLink(const std::string& name, bool up);
   // Host thread ids of the vCPU threads, by vCPU index (0 when not running).
   std::vector<int> vcpuThreadIds() const;
+  // Each vCPU's exit counters since the process started (resets included), by vCPU index.
+  std::vector<ExitStats::Snapshot> exitStats() const;
+  // KVM's own statistics (QMP query-stats provider "kvm"), of the VM and of each vCPU by index;
+  // empty while the machine is off or when the kernel has none (before Linux 5.14).
+  std::vector<kvm::BinaryStat> kvmVmStats() const;
+  std::vector<std::vector<kvm::BinaryStat>> kvmVcpuStats() const;
 
  private:
   static Result<acpi::AcpiTables> buildAcpi(const config::MachineConfig& config,
@@ -102,6 +110,10 @@ class Machine {
   IrqRouting irq_routing_;
   VcpuControl control_;
   std::vector<std::unique_ptr<VcpuRunner>> runners_;
+  std::vector<std::unique_ptr<ExitStats>> exit_stats_;  // one per vCPU, kept across resets
+  // Opened with the VM and its vCPUs (before they run), dropped with them.
+  std::optional<kvm::BinaryStats> kvm_vm_stats_;
+  std::vector<std::optional<kvm::BinaryStats>> kvm_vcpu_stats_;
 
   IoBus pio_;
   IoBus mmio_;

@@ -56,8 +56,9 @@ void VcpuControl::threadExited() {
   changed_.notify_all();
 }
 
-VcpuRunner::VcpuRunner(kvm::Vcpu vcpu, const IoBus& pio, const IoBus& mmio, VcpuControl& control, VcpuExitHandlers handlers)
-    : vcpu_(std::move(vcpu)), pio_(pio), mmio_(mmio), control_(control), handlers_(std::move(handlers)) {}
+VcpuRunner::VcpuRunner(kvm::Vcpu vcpu, const IoBus& pio, const IoBus& mmio, VcpuControl& control, VcpuExitHandlers handlers,
+                       ExitStats& stats)
+    : vcpu_(std::move(vcpu)), pio_(pio), mmio_(mmio), control_(control), handlers_(std::move(handlers)), stats_(stats) {}
 
 VcpuRunner::~VcpuRunner() { join(); }
 
@@ -117,6 +118,7 @@ void VcpuRunner::loop() {
     if (control_.target() != VcpuControl::Target::Run) continue;
     auto status = vcpu_.run();
     if (!status) {
+      if (status.error().code() == EINTR) stats_.count(ExitReason::Intr);  // a kick
       if (status.error().code() == EINTR || status.error().code() == EAGAIN) continue;
       handlers_.fatal(describeState("KVM_RUN failed: " + status.error().message()));
       return;
@@ -129,6 +131,7 @@ bool VcpuRunner::handleExit() {
   kvm_run* run = vcpu_.runState();
   switch (run->exit_reason) {
     case KVM_EXIT_IO: {
+      stats_.countIo(run->io.port);
       uint8_t* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
       for (uint32_t i = 0; i < run->io.count; ++i) {
         std::span<uint8_t> chunk(data + i * run->io.size, run->io.size);
@@ -141,6 +144,7 @@ bool VcpuRunner::handleExit() {
       return true;
     }
     case KVM_EXIT_MMIO: {
+      stats_.countMmio(run->mmio.phys_addr);
       std::span<uint8_t> data(run->mmio.data, std::min<uint32_t>(run->mmio.len, sizeof run->mmio.data));
       if (run->mmio.is_write) {
         mmio_.write(run->mmio.phys_addr, data);
@@ -150,12 +154,17 @@ bool VcpuRunner::handleExit() {
       return true;
     }
     case KVM_EXIT_INTR:
+      stats_.count(ExitReason::Intr);
+      return true;
     case KVM_EXIT_HLT:  // only without the in-kernel irqchip; nothing to do but run again
+      stats_.count(ExitReason::Hlt);
       return true;
     case KVM_EXIT_SHUTDOWN:  // triple fault: a PC resets
+      stats_.count(ExitReason::Shutdown);
       handlers_.power(PowerRequest::Reset);
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
+      stats_.count(ExitReason::SystemEvent);
       if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
         handlers_.power(PowerRequest::PowerOff);
       } else if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
@@ -165,15 +174,18 @@ bool VcpuRunner::handleExit() {
       }
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
+      stats_.count(ExitReason::InternalError);
       handlers_.fatal(describeState(run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
                                         ? "KVM emulation failure"
                                         : "KVM internal error, suberror " + std::to_string(run->internal.suberror)));
       return false;
     case KVM_EXIT_FAIL_ENTRY:
+      stats_.count(ExitReason::FailEntry);
       handlers_.fatal(describeState("KVM entry failed, hardware reason " +
                                     hex(run->fail_entry.hardware_entry_failure_reason)));
       return false;
     default:
+      stats_.count(ExitReason::Other);
       handlers_.fatal(describeState("unexpected KVM exit reason " + std::to_string(run->exit_reason)));
       return false;
   }

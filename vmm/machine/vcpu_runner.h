@@ -15,6 +15,7 @@
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/io_bus.h"
 #include "vmm/kvm/kvm.h"
+#include "vmm/machine/exit_stats.h"
 
 namespace vmmd {
 
@@ -47,7 +48,9 @@ struct VcpuExitHandlers {
 
 class VcpuRunner {
  public:
-  VcpuRunner(kvm::Vcpu vcpu, const IoBus& pio, const IoBus& mmio, VcpuControl& control, VcpuExitHandlers handlers);
+  // `stats` (this vCPU's exit counters) outlives the runner: it counts across resets.
+  VcpuRunner(kvm::Vcpu vcpu, const IoBus& pio, const IoBus& mmio, VcpuControl& control, VcpuExitHandlers handlers,
+             ExitStats& stats);
   ~VcpuRunner();
   VcpuRunner(const VcpuRunner&) = delete;
   VcpuRunner& operator=(const VcpuRunner&) = delete;
@@ -74,6 +77,7 @@ class VcpuRunner {
   const IoBus& mmio_;
   VcpuControl& control_;
   VcpuExitHandlers handlers_;
+  ExitStats& stats_;
   std::thread thread_;
   std::atomic<pthread_t> native_{};
   std::atomic<int> thread_id_{0};

@@ -4,6 +4,7 @@
 
 #include "vmm/backends/chardev.h"
 #include "vmm/monitor/monitored_vm.h"
+#include "vmm/monitor/query_stats.h"
 
 namespace vmmd {
 namespace {
@@ -163,6 +164,7 @@ void QmpMonitor::registerSchema() {
 
 void QmpMonitor::registerCommands() {
   MonitoredVm& w = vm_;
+  registerQueryStats(registry_, w);
   registry_.addSync({"query-status", {}, "StatusInfo"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     Json info = emptyObject();
     putString(info, "status", runStateName(w.state()));

@@ -6,6 +6,10 @@
 #   qemu-microvm  qemu-system-x86_64 -M microvm,rtc=on -accel kvm
 #   qemu-pc       qemu-system-x86_64 -M pc -accel kvm
 #   vmm           /opt/vmm/bin/vmm -M $NESTED_VMM_MACHINE (default pc) -accel kvm
+#   vmm-pc, vmm-microvm  /opt/vmm/bin/vmm -M pc / -M microvm,rtc=on (QEMU microvm's argv), for
+#                 benchmarks that run both machine types in one L1 boot
+#   KIND:NAME     a vmm kind run from /opt/vmm/bin/NAME instead (a binary carried with run.sh
+#                 --bin, e.g. an older build to compare with in the same L1 boot)
 L2_BZIMAGE=/l2/bzImage
 L2_VMLINUX=/l2/vmlinux
 L2_INITRD=/l2/initramfs.cpio
@@ -13,11 +17,17 @@ L2_BASE_APPEND="console=ttyS0 panic=-1 quiet"
 
 # l2_vmm: sets L2_BIN and L2_MACHINE for the kind in $VMM.
 l2_vmm() {
-  case "$VMM" in
+  case "${VMM%%:*}" in
     qemu-microvm) L2_BIN=qemu-system-x86_64; L2_MACHINE=microvm,rtc=on ;;
     qemu-pc) L2_BIN=qemu-system-x86_64; L2_MACHINE=pc ;;
     vmm) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=${NESTED_VMM_MACHINE:-pc} ;;
+    vmm-pc) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=pc ;;
+    vmm-microvm) L2_BIN=/opt/vmm/bin/vmm; L2_MACHINE=microvm,rtc=on ;;
     *) echo "unknown VMM kind $VMM"; return 1 ;;
+  esac
+  case "$VMM" in
+    vmm*:*) L2_BIN=/opt/vmm/bin/${VMM#*:} ;;
+    *:*) echo "VMM kind $VMM: only vmm kinds take another binary"; return 1 ;;
   esac
 }
 

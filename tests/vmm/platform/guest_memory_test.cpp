@@ -36,6 +36,20 @@ TEST(GuestMemory, SmallGuestHasOneRegionAtZero) {
   EXPECT_EQ(memory.regions()[0].size, 64 * kMiB);
 }
 
+// Huge pages (and KVM's large mappings of them) need host and guest addresses congruent mod 2 MiB.
+TEST(GuestMemory, HostMemoryStartsOnAHugePageBoundary) {
+  for (uint64_t mib : {2, 3, 64, 257}) {
+    GuestMemory memory = create(mib * kMiB);
+    for (const auto& region : memory.regions()) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(region.host) % (2 * kMiB), region.guest_address % (2 * kMiB)) << mib;
+    }
+    // The whole of it is usable, end to end.
+    std::memset(memory.regions()[0].host, 0xa5, memory.regions()[0].size);
+  }
+  GuestMemory big = create(4 * kGiB);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big.regions()[1].host) % (2 * kMiB), 0u);
+}
+
 TEST(GuestMemory, ExactlyThreeGiBStaysBelowTheHole) {
   GuestMemory memory = create(3 * kGiB);
   EXPECT_EQ(memory.regions().size(), 1u);

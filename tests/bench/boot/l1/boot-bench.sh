@@ -1,23 +1,37 @@
-# Boot benchmark, run in L1 (shipped by tests/bench/boot/run.sh). For each of $BENCH_RUNS rounds
-# and each VMM kind in $BENCH_KINDS (interleaved, so that load on the machine hits all alike):
-#   ready: launch -> the L2 ready marker (the VMM is killed there)
-#   exit:  launch -> VMM exit, the guest powering off at once (l2.action=poweroff)
-# Same kernel ($BENCH_KERNEL: bzImage|pvh), initramfs, -m $BENCH_MEM, -smp 1 and `quiet`.
-# Prints "BENCH vmm=KIND metric=ready|exit run=I ms=T" (or ms=fail) for every run; ready lines
-# add guest_s=<the guest's /proc/uptime at the marker> (kernel start -> userspace).
-[ "${BENCH_KERNEL:-bzImage}" = pvh ] && KERNEL=$L2_VMLINUX || KERNEL=$L2_BZIMAGE
+# Boot benchmark, run in L1 (shipped by tests/bench/boot/run.sh). For each of $BENCH_RUNS rounds,
+# each kernel in $BENCH_KERNELS (bzImage, pvh) and each VMM kind in $BENCH_KINDS (interleaved, so
+# that load on the machine hits all alike), one L2 boot: same initramfs, -m $BENCH_MEM, -smp 1,
+# `quiet`, the same argv for every VMM (-M from the kind) plus a -qmp socket. The guest's init
+# says L2READY (launch -> userspace, l1run's clock; the guest's own uptime there), then L2SNAP
+# (l2.test=snap), where L1 asks the VMM for QMP query-stats: KVM's exit counters of the vCPU and
+# page-table counters of the VM (provider kvm, the same from QEMU and vmm), and vmm's own
+# counters of the exits that reach it (provider vmm). Then the guest powers off.
+# Prints "BENCH vmm=KIND kernel=K run=I ready_ms=T guest_s=S" (ready_ms=fail on a failed boot)
+# and "BENCH-QMP vmm=KIND kernel=K run=I JSON" for each query-stats reply.
 MEM=${BENCH_MEM:-256}
+KVM_VCPU='{"provider":"kvm","names":["exits","io_exits","mmio_exits","pf_fixed","halt_exits","insn_emulation"]}'
+KVM_VM='{"provider":"kvm","names":["pages_4k","pages_2m"]}'
 bad=0
 i=1
 while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
-  for VMM in ${BENCH_KINDS:-$VMM}; do
-    KILL_AFTER=1 APPEND= l2_run
-    if [ "$RUN_MARKERS" -ge 1 ]; then
-      echo "BENCH vmm=$VMM metric=ready run=$i ms=$RUN_MARKER_MS guest_s=$(field uptime "$READY")"
-    else echo "BENCH vmm=$VMM metric=ready run=$i ms=fail"; bad=$((bad + 1)); fi
-    KILL_AFTER=0 APPEND=l2.action=poweroff l2_run
-    if [ "$RUN_EXIT" = 0 ] && [ "$RUN_TIMEOUT" = 0 ]; then echo "BENCH vmm=$VMM metric=exit run=$i ms=$RUN_MS"
-    else echo "BENCH vmm=$VMM metric=exit run=$i ms=fail"; bad=$((bad + 1)); fi
+  for kernel in ${BENCH_KERNELS:-bzImage}; do
+    [ "$kernel" = pvh ] && KERNEL=$L2_VMLINUX || KERNEL=$L2_BZIMAGE
+    for VMM in ${BENCH_KINDS:-$VMM}; do
+      vcpu_providers=$KVM_VCPU
+      case "$VMM" in vmm*) vcpu_providers="$KVM_VCPU,{\"provider\":\"vmm\"}" ;; esac
+      rm -f /tmp/bench-qmp.sock
+      SOCK=/tmp/bench-qmp.sock TRIGGER=L2SNAP KILL_AFTER=0 TIMEOUT=90 APPEND=l2.test=snap \
+        SOCK_TEXT="{\"execute\":\"qmp_capabilities\"} {\"execute\":\"query-stats\",\"arguments\":{\"target\":\"vcpu\",\"providers\":[$vcpu_providers]}} {\"execute\":\"query-stats\",\"arguments\":{\"target\":\"vm\",\"providers\":[$KVM_VM]}}" \
+        l2_run -qmp unix:/tmp/bench-qmp.sock,server=on,wait=off
+      tag="vmm=$VMM kernel=$kernel run=$i"
+      if [ "$RUN_MARKERS" -ge 1 ]; then
+        echo "BENCH $tag ready_ms=$RUN_MARKER_MS guest_s=$(field uptime "$READY")"
+      else
+        echo "BENCH $tag ready_ms=fail"; bad=$((bad + 1))
+        tail -n 5 "$LOG" | sed "s/^/NESTED-LOG $VMM: /"
+      fi
+      grep -a ' SOCK {"return": \[' "$LOG" | sed "s/^[0-9.]* SOCK /BENCH-QMP $tag /"
+    done
   done
   i=$((i + 1))
 done
