@@ -73,6 +73,9 @@ struct MachineConfig {
   std::string kernel;
   std::string initrd;
   std::string append;
+  // Without -kernel the machine boots through firmware: -bios FILE, or Debian's SeaBIOS.
+  std::string bios;
+  bool boot_menu = false;  // -boot menu=on: the firmware's boot menu (etc/show-boot-menu)
 
   std::vector<ChardevConfig> chardevs;
   std::vector<SerialConfig> serials;

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/hex.h"
+#include "base/log.h"
 
 namespace vmmd {
 namespace {
@@ -145,6 +146,7 @@ bool VcpuRunner::handleExit() {
     case KVM_EXIT_HLT:  // only without the in-kernel irqchip; nothing to do but run again
       return true;
     case KVM_EXIT_SHUTDOWN:  // triple fault: a PC resets
+      log::debug(describeState("triple fault"));
       handlers_.power(PowerRequest::Reset);
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
