@@ -159,6 +159,7 @@ Status Machine::addFirmwareDevices(const std::vector<boot::BootDevice>& boot_dev
   fw_cfg_.setItem(FwCfg::kNbCpus, littleEndian(config_.vcpus, 2));
   fw_cfg_.setItem(FwCfg::kMaxCpus, littleEndian(config_.vcpus, 2));
   fw_cfg_.setItem(FwCfg::kNoGraphic, littleEndian(1, 2));
+  // SeaBIOS names this legacy item "etc/show-boot-menu"; a file of that name would be a second one.
   fw_cfg_.setItem(FwCfg::kBootMenu, littleEndian(config_.boot_menu, 2));
   auto acpi = boot::buildAcpiFirmwareFiles(acpi_tables_, layout::kBiosAreaStart);
   if (!acpi) return acpi.error();
@@ -168,7 +169,6 @@ Status Machine::addFirmwareDevices(const std::vector<boot::BootDevice>& boot_dev
       {"etc/table-loader", std::move(acpi->loader)},
       {boot::kAcpiTablesFile, std::move(acpi->tables)},
       {boot::kAcpiRsdpFile, std::move(acpi->rsdp)},
-      {"etc/show-boot-menu", littleEndian(config_.boot_menu, 2)},
       {"etc/boot-fail-wait", littleEndian(5000, 4)},  // ms before retrying when nothing boots
       // The firmware's text output (its int 10h) goes to COM1, as QEMU does without a display.
       {"etc/sercon-port", littleEndian(kCom1, 2)},
