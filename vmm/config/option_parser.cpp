@@ -478,7 +478,8 @@ Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
 }
 
 std::string usageText() {
-  std::string text = "usage: vmm [options]   (a QEMU-compatible subset of qemu-system-x86_64's options)\n";
+  std::string text = "usage: vmm [options] [disk-image]   (a QEMU-compatible subset of qemu-system-x86_64's options;\n"
+                     "  without -kernel the machine boots through SeaBIOS; a disk-image is a virtio-blk disk)\n";
   for (const auto& spec : optionTable()) {
     text += "  -" + std::string(spec.name) + " " + spec.help + "\n";
   }
