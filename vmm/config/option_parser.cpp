@@ -277,6 +277,15 @@ Status parseBoot(ParseState& s, const std::string& o, const std::string& a) {
   auto menu = kv->takeBool("menu", false);
   if (!menu) return menu.error();
   s.config.boot_menu = *menu;
+  if (auto timeout = kv->take("reboot-timeout")) {
+    if (*timeout == "-1") {
+      s.config.boot_retry_ms = -1;
+    } else {
+      auto ms = parseUnsigned(*timeout);
+      if (!ms || *ms >= 0xFFFFFFFFu) return Error(o + ": reboot-timeout=" + *timeout + " is not a time in ms (or -1)");
+      s.config.boot_retry_ms = static_cast<int64_t>(*ms);
+    }
+  }
   auto strict = kv->takeBool("strict", false);
   if (!strict) return strict.error();
   if (*strict) return Error(o + ": strict=on is not supported");
@@ -341,7 +350,7 @@ const std::vector<OptionSpec>& optionTable() {
        [](ParseState& s, const std::string&, const std::string& a) { s.config.kernel = a; return Status{}; }},
       {"bios", true, "FILE   firmware image (default without -kernel: Debian's SeaBIOS)",
        [](ParseState& s, const std::string&, const std::string& a) { s.config.bios = a; return Status{}; }},
-      {"boot", true, "[order=c][,menu=on|off]   firmware boot: the first hard disk; the boot menu", parseBoot},
+      {"boot", true, "[order=c][,menu=on|off][,reboot-timeout=MS]   firmware boot: the first hard disk, the boot menu, retry", parseBoot},
       {"cdrom", true, "FILE   (not supported yet)",
        [](ParseState&, const std::string& o, const std::string&) -> Status {
          return Error(o + ": CD-ROM drives are not supported yet (vmm has virtio-blk disks only: -drive file=...,if=virtio)");

@@ -169,7 +169,8 @@ Status Machine::addFirmwareDevices(const std::vector<boot::BootDevice>& boot_dev
       {"etc/table-loader", std::move(acpi->loader)},
       {boot::kAcpiTablesFile, std::move(acpi->tables)},
       {boot::kAcpiRsdpFile, std::move(acpi->rsdp)},
-      {"etc/boot-fail-wait", littleEndian(5000, 4)},  // ms before retrying when nothing boots
+      // ms before the firmware resets to retry when nothing boots; all ones: never (QEMU's default).
+      {"etc/boot-fail-wait", littleEndian(static_cast<uint32_t>(config_.boot_retry_ms), 4)},
       // The firmware's text output (its int 10h) goes to COM1, as QEMU does without a display.
       {"etc/sercon-port", littleEndian(kCom1, 2)},
   };

@@ -561,6 +561,10 @@ TEST(ParseCommandLine, WithoutKernelTheMachineBootsThroughFirmware) {
   EXPECT_EQ(bios->bios, "/x/bios.bin");
   EXPECT_TRUE(bios->boot_menu);
   EXPECT_TRUE(parseCommandLine({"-boot", "c"}));
+  EXPECT_EQ(bios->boot_retry_ms, -1);
+  auto retry = parseCommandLine({"-boot", "reboot-timeout=3000"});
+  ASSERT_TRUE(retry) << retry.error().message();
+  EXPECT_EQ(retry->boot_retry_ms, 3000);
 }
 
 TEST(ParseCommandLine, APositionalImageIsAVirtioDisk) {
@@ -579,6 +583,7 @@ TEST(ParseCommandLineErrors, FirmwareBootOptions) {
   EXPECT_EQ(parseError({"-boot", "order=dc"}), "-boot: order=dc: only c (the first hard disk) is supported");
   EXPECT_EQ(parseError({"-boot", "n"}), "-boot: order=n: only c (the first hard disk) is supported");
   EXPECT_EQ(parseError({"-boot", "strict=on"}), "-boot: strict=on is not supported");
+  EXPECT_EQ(parseError({"-boot", "reboot-timeout=soon"}), "-boot: reboot-timeout=soon is not a time in ms (or -1)");
   EXPECT_NE(parseError({"-boot", "menu=maybe"}).find("menu"), std::string::npos);
 }
 
