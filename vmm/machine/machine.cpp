@@ -152,7 +152,11 @@ Status Machine::addFirmwareDevices(const std::vector<boot::BootDevice>& boot_dev
   if (auto st = pio_.add(I8042::kDataPort, 1, &i8042_.dataPort()); !st) return st;
   if (auto st = pio_.add(I8042::kCommandPort, 1, &i8042_.commandPort()); !st) return st;
   if (auto st = pio_.add(SystemControlPortA::kPort, 1, &port92_); !st) return st;
-  if (auto st = pio_.add(kDebugConsole, 1, &debug_console_); !st) return st;
+  // SeaBIOS writes its log to port 0x402 only when the port reads back 0xE9, so without it (as
+  // on QEMU without -debugcon) the firmware spends no exits on a log nobody reads.
+  if (log::level() >= log::Level::Debug) {
+    if (auto st = pio_.add(kDebugConsole, 1, &debug_console_); !st) return st;
+  }
 
   using boot::littleEndian;
   fw_cfg_.setItem(FwCfg::kRamSize, littleEndian(memory_.ramBytes(), 8));

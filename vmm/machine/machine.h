@@ -121,7 +121,7 @@ class Machine {
   FwCfg fw_cfg_;
   I8042 i8042_;
   SystemControlPortA port92_;
-  // Port 0x402, QEMU's debug console: SeaBIOS's own log, passed on at debug level.
+  // Port 0x402, QEMU's debug console: SeaBIOS's own log, passed on at VMM_LOG=debug.
   struct DebugConsole : BusDevice {
     void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0xE9); }
     void write(uint64_t, std::span<const uint8_t> data) override;
