@@ -6,7 +6,7 @@ packages=(
   libgtest-dev libgmock-dev libuv1-dev rapidjson-dev libsqlite3-dev zlib1g-dev libsystemd-dev nettle-dev libseccomp-dev
   qemu-system-x86 qemu-utils qemu-guest-agent
   busybox-static cpio lz4 zstd kmod iproute2 python3 systemd time
-  acpica-tools
+  acpica-tools seabios
   scdoc man-db debootstrap e2fsprogs
   libxml2-dev libxml2-utils libvirt-clients
 )

@@ -98,7 +98,10 @@ with temp_dir("vmm-bad-input-") as tmp:
         return ["-drive", f"file={path},format={fmt},if=none,id=d0", "-device", "virtio-blk-pci,drive=d0"]
 
     cases = [
-        (common, "-kernel FILE is required", "no kernel"),
+        (common + ["-bios", os.path.join(tmp, "missing.bin")], "No such file or directory", "missing -bios"),
+        (common + ["-bios", text_file], "multiple of 64 KiB", "-bios not a BIOS image"),
+        (common + ["-cdrom", text_file], "not supported yet", "-cdrom"),
+        (common + ["-boot", "order=d"], "only c (the first hard disk)", "-boot order=d"),
         (common + ["-kernel", os.path.join(tmp, "missing")], "No such file or directory", "missing kernel"),
         (common + ["-kernel", text_file], "neither a bzImage", "neither bzImage nor PVH ELF"),
         (common + ["-kernel", empty], "neither a bzImage", "empty kernel file"),

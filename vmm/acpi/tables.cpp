@@ -140,10 +140,13 @@ Bytes buildFacs() {
   return facs;
 }
 
+// FADT fields holding table addresses.
+constexpr size_t kFadtFirmwareCtrl = 36, kFadtDsdt = 40, kFadtXDsdt = 140;
+
 Bytes buildFadt(const AcpiLayout& layout, uint64_t facs, uint64_t dsdt) {
   Bytes t = header("FACP", 6, 276);
-  put<uint32_t>(t, 36, static_cast<uint32_t>(facs));
-  put<uint32_t>(t, 40, static_cast<uint32_t>(dsdt));
+  put<uint32_t>(t, kFadtFirmwareCtrl, static_cast<uint32_t>(facs));
+  put<uint32_t>(t, kFadtDsdt, static_cast<uint32_t>(dsdt));
   put<uint16_t>(t, 46, layout.sci_irq);
   // SMI_CMD = 0: the hardware is always in ACPI mode (SCI_EN reads as set).
   put<uint32_t>(t, 56, layout.pm1_event_port);
@@ -162,7 +165,7 @@ Bytes buildFadt(const AcpiLayout& layout, uint64_t facs, uint64_t dsdt) {
   put<uint32_t>(t, 112, kWbinvd | kProcC1 | kSleepButtonAbsent | kResetRegSup);
   putGas(t, 116, layout.reset_port, 8);
   t[128] = layout.reset_value;
-  put<uint64_t>(t, 140, dsdt);  // X_DSDT
+  put<uint64_t>(t, kFadtXDsdt, dsdt);
   putGas(t, 148, layout.pm1_event_port, 32);
   putGas(t, 172, layout.pm1_control_port, 16);
   putGas(t, 208, layout.pm_timer_port, 32);
@@ -184,36 +187,52 @@ uint8_t checksum(const uint8_t* data, size_t length) {
 Result<AcpiTables> buildAcpiTables(const AcpiLayout& layout) {
   if (layout.vcpus == 0 || layout.vcpus > 254) return Error("ACPI: unsupported CPU count " + std::to_string(layout.vcpus));
   Bytes blob;
-  auto place = [&](const Bytes& table, size_t alignment) {
+  AcpiTables tables;
+  auto place = [&](const Bytes& table, size_t alignment, bool checksummed = true) {
     size_t offset = alignUp(blob.size(), alignment);
     blob.resize(offset);
     blob.insert(blob.end(), table.begin(), table.end());
-    return layout.base_address + offset;
+    if (checksummed) tables.checksummed.push_back({static_cast<uint32_t>(offset), static_cast<uint32_t>(table.size())});
+    return offset;
   };
-  blob.resize(36);  // RSDP first, filled in last
-  uint64_t facs = place(buildFacs(), 64);
-  uint64_t dsdt = place(buildDsdt(layout), 16);
-  uint64_t fadt = place(buildFadt(layout, facs, dsdt), 16);
-  uint64_t madt = place(buildMadt(layout), 16);
+  auto pointer = [&](size_t table_offset, size_t field, uint8_t size) {
+    tables.pointers.push_back({static_cast<uint32_t>(table_offset + field), size});
+  };
+  blob.resize(kRsdpLength);  // RSDP first, filled in last
+  uint64_t facs = layout.base_address + place(buildFacs(), 64, false);
+  uint64_t dsdt = layout.base_address + place(buildDsdt(layout), 16);
+  size_t fadt_offset = place(buildFadt(layout, facs, dsdt), 16);
+  pointer(fadt_offset, kFadtFirmwareCtrl, 4);
+  pointer(fadt_offset, kFadtDsdt, 4);
+  pointer(fadt_offset, kFadtXDsdt, 8);
+  uint64_t fadt = layout.base_address + fadt_offset;
+  uint64_t madt = layout.base_address + place(buildMadt(layout), 16);
 
   Bytes xsdt = header("XSDT", 1, 36);
+  std::vector<size_t> xsdt_entries;
   for (uint64_t table : {fadt, madt}) {
     size_t at = xsdt.size();
+    xsdt_entries.push_back(at);
     put<uint64_t>(xsdt, at, table);
   }
   finish(xsdt);
-  uint64_t xsdt_address = place(xsdt, 16);
+  size_t xsdt_offset = place(xsdt, 16);
+  for (size_t entry : xsdt_entries) pointer(xsdt_offset, entry, 8);
+  pointer(0, kRsdpXsdtOffset, 8);
+  uint64_t xsdt_address = layout.base_address + xsdt_offset;
 
   Bytes rsdp(36, 0);
   std::memcpy(&rsdp[0], "RSD PTR ", 8);
   std::memcpy(&rsdp[9], kOemId, 6);
   rsdp[15] = 2;  // revision: ACPI 2.0+ (XSDT)
   put<uint32_t>(rsdp, 20, 36);
-  put<uint64_t>(rsdp, 24, xsdt_address);
-  rsdp[8] = static_cast<uint8_t>(-checksum(rsdp.data(), 20));
-  rsdp[32] = static_cast<uint8_t>(-checksum(rsdp.data(), 36));
+  put<uint64_t>(rsdp, kRsdpXsdtOffset, xsdt_address);
+  rsdp[kRsdpChecksumOffset] = static_cast<uint8_t>(-checksum(rsdp.data(), kRsdpChecksummedLength));
+  rsdp[kRsdpExtendedChecksumOffset] = static_cast<uint8_t>(-checksum(rsdp.data(), kRsdpLength));
   std::memcpy(blob.data(), rsdp.data(), rsdp.size());
-  return AcpiTables{layout.base_address, std::move(blob)};
+  tables.rsdp_address = layout.base_address;
+  tables.blob = std::move(blob);
+  return tables;
 }
 
 }  // namespace vmmd::acpi

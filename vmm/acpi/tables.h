@@ -42,8 +42,27 @@ struct AcpiLayout {
 
 struct AcpiTables {
   uint64_t rsdp_address;
-  std::vector<uint8_t> blob;  // to be copied to base_address
+  std::vector<uint8_t> blob;  // to be copied to base_address; the RSDP is its first 36 bytes
+
+  // What firmware that places the tables itself (QEMU's table loader) must patch: the fields
+  // holding the address of another table (base_address + that table's offset in the blob), and
+  // the tables whose checksum covers such a field.
+  struct Pointer {
+    uint32_t offset;  // of the field in the blob
+    uint8_t size;     // 4 or 8 bytes
+  };
+  struct Extent {
+    uint32_t offset;
+    uint32_t length;
+  };
+  std::vector<Pointer> pointers;
+  std::vector<Extent> checksummed;  // every table with a header checksum (not the RSDP, not FACS)
 };
+
+constexpr size_t kRsdpLength = 36;
+constexpr size_t kRsdpChecksumOffset = 8, kRsdpChecksummedLength = 20, kRsdpExtendedChecksumOffset = 32;
+constexpr size_t kRsdpXsdtOffset = 24;
+constexpr size_t kTableChecksumOffset = 9;
 
 Result<AcpiTables> buildAcpiTables(const AcpiLayout& layout);
 

@@ -99,6 +99,10 @@ struct MachineConfig {
   std::string kernel;
   std::string initrd;
   std::string append;
+  // Without -kernel the machine boots through firmware: -bios FILE, or Debian's SeaBIOS.
+  std::string bios;
+  bool boot_menu = false;  // -boot menu=on: the firmware's boot menu (etc/show-boot-menu)
+  int64_t boot_retry_ms = -1;  // -boot reboot-timeout=MS: retry after a failed boot; -1 never (QEMU's default)
 
   std::vector<ChardevConfig> chardevs;
   std::vector<SerialConfig> serials;

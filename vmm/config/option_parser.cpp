@@ -302,6 +302,35 @@ Status parseMon(ParseState& state, const std::string& option, const std::string&
   return {};
 }
 
+// -boot [order=]DRIVES[,menu=on|off][,strict=off]: QEMU's drive letters; only c (the first hard
+// disk) exists here. bootindex= on -device sets finer orders.
+Status parseBoot(ParseState& s, const std::string& o, const std::string& a) {
+  auto kv = KeyValues::parse(o, a, "order");
+  if (!kv) return kv.error();
+  for (const char* key : {"order", "once"}) {
+    auto drives = kv->take(key);
+    if (drives && (drives->empty() || drives->find_first_not_of('c') != std::string::npos)) {
+      return Error(o + ": " + key + "=" + *drives + ": only c (the first hard disk) is supported");
+    }
+  }
+  auto menu = kv->takeBool("menu", false);
+  if (!menu) return menu.error();
+  s.config.boot_menu = *menu;
+  if (auto timeout = kv->take("reboot-timeout")) {
+    if (*timeout == "-1") {
+      s.config.boot_retry_ms = -1;
+    } else {
+      auto ms = parseUnsigned(*timeout);
+      if (!ms || *ms >= 0xFFFFFFFFu) return Error(o + ": reboot-timeout=" + *timeout + " is not a time in ms (or -1)");
+      s.config.boot_retry_ms = static_cast<int64_t>(*ms);
+    }
+  }
+  auto strict = kv->takeBool("strict", false);
+  if (!strict) return strict.error();
+  if (*strict) return Error(o + ": strict=on is not supported");
+  return kv->finish();
+}
+
 Status parseDevice(ParseState& state, const std::string& option, const std::string& arg) {
   auto kv = KeyValues::parse(option, arg, "driver");
   if (!kv) return kv.error();
@@ -363,6 +392,13 @@ const std::vector<OptionSpec>& optionTable() {
       {"enable-kvm", false, "   use KVM (always on)", [](ParseState&, const std::string&, const std::string&) { return Status{}; }},
       {"kernel", true, "FILE   bzImage or PVH ELF kernel",
        [](ParseState& s, const std::string&, const std::string& a) { s.config.kernel = a; return Status{}; }},
+      {"bios", true, "FILE   firmware image (default without -kernel: Debian's SeaBIOS)",
+       [](ParseState& s, const std::string&, const std::string& a) { s.config.bios = a; return Status{}; }},
+      {"boot", true, "[order=c][,menu=on|off][,reboot-timeout=MS]   firmware boot: the first hard disk, the boot menu, retry", parseBoot},
+      {"cdrom", true, "FILE   (not supported yet)",
+       [](ParseState&, const std::string& o, const std::string&) -> Status {
+         return Error(o + ": CD-ROM drives are not supported yet (vmm has virtio-blk disks only: -drive file=...,if=virtio)");
+       }},
       {"initrd", true, "FILE   initial ramdisk",
        [](ParseState& s, const std::string&, const std::string& a) { s.config.initrd = a; return Status{}; }},
       {"append", true, "CMDLINE   kernel command line",
@@ -462,7 +498,15 @@ Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
   ParseState state;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view word = args[i];
-    if (word.size() < 2 || word[0] != '-') return Error("'" + args[i] + "': expected an option");
+    if (!word.empty() && word[0] != '-') {
+      // A disk image, as in `qemu-system-x86_64 disk.qcow2`; QEMU makes it an IDE disk, here it
+      // is a virtio-blk one (there is no IDE controller).
+      std::string escaped;
+      for (char c : word) escaped += c == ',' ? std::string(",,") : std::string(1, c);
+      if (auto st = parseDrive(args[i], "file=" + escaped + ",if=virtio", state.config, state.drive_index++); !st) return st.error();
+      continue;
+    }
+    if (word.size() < 2) return Error("'" + args[i] + "': expected an option");
     word.remove_prefix(word.rfind("--", 0) == 0 ? 2 : 1);
     const auto& table = optionTable();
     auto spec = std::find_if(table.begin(), table.end(), [&](const OptionSpec& s) { return word == s.name; });
@@ -481,13 +525,17 @@ Result<MachineConfig> parseCommandLine(const std::vector<std::string>& args) {
   if (auto st = resolveChardevReferences(state.config); !st) return st.error();
   if (auto st = resolveMachineProperties(state.config); !st) return st.error();
   if (auto st = resolveBlockdevs(state.blockdevs, state.config); !st) return st.error();
-  if (state.config.kernel.empty()) return Error("no kernel given: -kernel FILE is required (vmm boots kernels directly)");
   if (!state.config.initrd.empty() && state.config.kernel.empty()) return Error("-initrd needs -kernel");
+  if (!state.config.append.empty() && state.config.kernel.empty()) return Error("-append needs -kernel");
+  if (!state.config.kernel.empty() && !state.config.bios.empty()) {
+    return Error("-bios and -kernel: vmm boots a -kernel directly, without firmware; give one of them");
+  }
   return std::move(state.config);
 }
 
 std::string usageText() {
-  std::string text = "usage: vmm [options]   (a QEMU-compatible subset of qemu-system-x86_64's options)\n";
+  std::string text = "usage: vmm [options] [disk-image]   (a QEMU-compatible subset of qemu-system-x86_64's options;\n"
+                     "  without -kernel the machine boots through SeaBIOS; a disk-image is a virtio-blk disk)\n";
   for (const auto& spec : optionTable()) {
     text += "  -" + std::string(spec.name) + " " + spec.help + "\n";
   }

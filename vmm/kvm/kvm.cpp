@@ -87,9 +87,10 @@ Result<Vm> Vm::create(const Kvm& kvm) {
   return Vm(UniqueFd(fd));
 }
 
-Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host) {
+Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool read_only) {
   kvm_userspace_memory_region region{};
   region.slot = slot;
+  region.flags = read_only ? KVM_MEM_READONLY : 0;
   region.guest_phys_addr = guest_phys;
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);

@@ -54,7 +54,8 @@ class Vm {
   static Result<Vm> create(const Kvm& kvm);
 
   int fd() const { return fd_.get(); }
-  Status setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host);
+  // `read_only` (KVM_MEM_READONLY, a ROM): guest writes exit as MMIO instead of landing.
+  Status setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool read_only = false);
   Status createIrqchip();
   Status createPit();
   Status setTssAddress(uint64_t address);

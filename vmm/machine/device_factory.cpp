@@ -153,7 +153,12 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     const config::DriveConfig* drive = context.machine.findDrive(*drive_id);
     if (!drive) return Error(option + ": drive '" + *drive_id + "' not found");
     std::string serial = kv.take("serial").value_or(*drive_id);
-    for (const char* accepted : {"num-queues", "queue-size", "bootindex", "config-wce", "scsi", "write-cache"}) (void)kv.take(accepted);
+    if (auto text = kv.take("bootindex")) {
+      auto index = parseUnsigned(*text);
+      if (!index || *index > 0xFFFF) return Error(option + ": bootindex=" + *text + " is not a boot order (0-65535)");
+      planned.bootindex = static_cast<int>(*index);
+    }
+    for (const char* accepted : {"num-queues", "queue-size", "config-wce", "scsi", "write-cache"}) (void)kv.take(accepted);
     storage::OpenOptions open;
     auto format = storage::parseFormat(drive->format.empty() ? "auto" : drive->format);
     if (!format) return format.error().withContext(option);

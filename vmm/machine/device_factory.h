@@ -30,6 +30,7 @@ struct DiskInfo {
 struct PlannedDevice {
   std::unique_ptr<virtio::VirtioDevice> device;
   int slot = -1;  // addr=, or -1 for the next free slot
+  int bootindex = -1;  // a disk's bootindex= (firmware boot order), or -1 for none
   std::string id;
   std::optional<DiskInfo> disk;
   std::string netdev;  // for NICs: the -netdev id (QMP set_link accepts it or the device id)

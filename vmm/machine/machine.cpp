@@ -11,7 +11,7 @@
 namespace vmmd {
 namespace {
 
-constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kPostPort = 0x80, kAcpiPmBase = 0x600, kResetPort = 0xCF9;
+constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kPostPort = 0x80, kAcpiPmBase = 0x600, kResetPort = 0xCF9, kDebugConsole = 0x402;
 constexpr uint32_t kCom1Irq = 4, kSciIrq = 9;
 constexpr uint8_t kS5SleepType = 5;
 
@@ -34,6 +34,8 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
   std::vector<microvm::Transport> transports;
   std::string append = config.append;
   if (config.isMicrovm()) {
+    // QEMU's microvm boots its own qboot/SeaBIOS build; vmm's microvm has only the direct boot.
+    if (config.kernel.empty()) return Error("-M microvm needs -kernel: firmware boot (SeaBIOS from a disk) is for the pc machine");
     auto placed = microvm::placeDevices(config);
     if (!placed) return placed.error();
     transports = std::move(*placed);
@@ -47,10 +49,18 @@ Result<std::unique_ptr<Machine>> Machine::create(const config::MachineConfig& co
     if (!built) return built.error();
     tables = std::move(*built);
   }
-  auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, append, tables ? tables->rsdp_address : 0, &host.files()});
-  if (!kernel) return kernel.error();
+  BootSource boot;
+  if (config.kernel.empty()) {
+    auto firmware = boot::FirmwareImage::open(config.bios.empty() ? boot::kDefaultBios : config.bios, host.files());
+    if (!firmware) return firmware.error();
+    boot.firmware.emplace(std::move(*firmware));
+  } else {
+    auto kernel = boot::KernelImage::open(*memory, {config.kernel, config.initrd, append, tables ? tables->rsdp_address : 0, &host.files()});
+    if (!kernel) return kernel.error();
+    boot.kernel.emplace(std::move(*kernel));
+  }
   auto machine = std::make_unique<Machine>(ConstructionKey{}, config, host, std::move(*memory),
-                                           std::move(tables), std::move(*kernel));
+                                           std::move(tables), std::move(boot));
   if (auto st = machine->buildBus(); !st) return st.error();
   if (auto st = machine->createDevices(transports); !st) return st.error();
   if (auto st = machine->openKvm(); !st) return st.error();
@@ -102,24 +112,28 @@ Status Machine::openKvm() {
   auto cpuid = planCpuid(*supported, config_.cpu);
   if (!cpuid) return cpuid.error();
   for (const auto& warning : cpuid->warnings) log::warning(warning);
+  read_only_memory_ = kvm->checkExtension(KVM_CAP_READONLY_MEM) > 0;
   kvm_.emplace(std::move(*kvm));
   cpuid_ = std::move(*cpuid);
   return {};
 }
 
 Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
-                 std::optional<acpi::AcpiTables> acpi_tables, boot::KernelImage kernel)
+                 std::optional<acpi::AcpiTables> acpi_tables, BootSource boot)
     : config_(config),
       host_(host),
       memory_(std::move(memory)),
       acpi_tables_(std::move(acpi_tables)),
-      kernel_(std::move(kernel)),
+      boot_(std::move(boot)),
       serial_(InterruptLine(kCom1Irq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }),
               [this](std::span<const uint8_t> bytes) { host_.serialOutput(bytes); }),
       cmos_(memory_.ramBelow4G(), memory_.ramAbove4G()),
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
                [this](PowerRequest r) { host_.powerRequest(r); }),
-      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }) {
+      reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }),
+      fw_cfg_(memory_),
+      i8042_([this](PowerRequest r) { host_.powerRequest(r); }),
+      port92_([this](PowerRequest r) { host_.powerRequest(r); }) {
   for (uint32_t i = 0; i < config_.vcpus; ++i) exit_stats_.push_back(std::make_unique<ExitStats>());
 }
 
@@ -142,7 +156,8 @@ Status Machine::buildBus() {
   return microvm ? Status{} : pci_.attach(pio_, mmio_);
 }
 
-Status Machine::addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot) {
+Status Machine::addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot,
+                             std::vector<boot::BootDevice>& boot_devices) {
   int slot = planned.slot >= 0 ? planned.slot : next_slot;
   auto pci = virtio::VirtioPci::create(std::move(planned.device), memory_, irq_routing_,
                                        pci_.allocateBar(virtio::VirtioPci::kBarSize));
@@ -151,6 +166,7 @@ Status Machine::addPciDevice(PlannedDevice planned, const config::DeviceConfig& 
     return st.error().withContext("-device " + config.driver);
   }
   next_slot = std::max(next_slot, slot + 1);
+  if (planned.bootindex >= 0) boot_devices.push_back({slot, planned.bootindex});
   (*pci)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
   if (!planned.netdev.empty()) nics_.push_back({planned.id, planned.netdev, &(*pci)->device()});
   virtio_.push_back(std::move(*pci));
@@ -177,6 +193,7 @@ void Machine::forEachTransport(Each each) {
 Status Machine::createDevices(const std::vector<microvm::Transport>& transports) {
   int next_slot = 1;
   size_t next_transport = 0;
+  std::vector<boot::BootDevice> boot_devices;
   DeviceContext context{config_, host_, {}, nullptr};
   for (const auto& config : config_.devices) {
     if (isSerialPort(config)) context.ports.push_back(&config);
@@ -189,14 +206,64 @@ Status Machine::createDevices(const std::vector<microvm::Transport>& transports)
     if (!planned) return planned.error();
     if (planned->disk) disks_.push_back(*planned->disk);
     Status added = config_.isMicrovm() ? addMmioDevice(std::move(*planned), transports.at(next_transport++))
-                                       : addPciDevice(std::move(*planned), config, next_slot);
+                                       : addPciDevice(std::move(*planned), config, next_slot, boot_devices);
     if (!added) return added;
   }
   const char* controller = config_.isMicrovm() ? "virtio-serial-device" : "virtio-serial-pci";
   for (size_t i = 0; i < ports_taken.size(); ++i) {
     if (!ports_taken[i]) return Error("-device " + context.ports[i]->driver + ": no virtio-serial bus for it (-device " + controller + ")");
   }
+  return boot_.firmware ? addFirmwareDevices(boot_devices) : Status{};
+}
+
+Status Machine::addFirmwareDevices(const std::vector<boot::BootDevice>& boot_devices) {
+  if (auto st = pio_.add(FwCfg::kPortBase, FwCfg::kPortLength, &fw_cfg_); !st) return st;
+  if (auto st = pio_.add(I8042::kDataPort, 1, &i8042_.dataPort()); !st) return st;
+  if (auto st = pio_.add(I8042::kCommandPort, 1, &i8042_.commandPort()); !st) return st;
+  if (auto st = pio_.add(SystemControlPortA::kPort, 1, &port92_); !st) return st;
+  // SeaBIOS writes its log to port 0x402 only when the port reads back 0xE9, so without it (as
+  // on QEMU without -debugcon) the firmware spends no exits on a log nobody reads.
+  if (log::level() >= log::Level::Debug) {
+    if (auto st = pio_.add(kDebugConsole, 1, &debug_console_); !st) return st;
+  }
+
+  using boot::littleEndian;
+  fw_cfg_.setItem(FwCfg::kRamSize, littleEndian(memory_.ramBytes(), 8));
+  fw_cfg_.setItem(FwCfg::kNbCpus, littleEndian(config_.vcpus, 2));
+  fw_cfg_.setItem(FwCfg::kMaxCpus, littleEndian(config_.vcpus, 2));
+  fw_cfg_.setItem(FwCfg::kNoGraphic, littleEndian(1, 2));
+  // SeaBIOS names this legacy item "etc/show-boot-menu"; a file of that name would be a second one.
+  fw_cfg_.setItem(FwCfg::kBootMenu, littleEndian(config_.boot_menu, 2));
+  auto acpi = boot::buildAcpiFirmwareFiles(*acpi_tables_, layout::kBiosAreaStart);  // pc: always built
+  if (!acpi) return acpi.error();
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> files{
+      {"etc/e820", boot::buildE820File(memory_)},
+      {"etc/boot-cpus", littleEndian(config_.vcpus, 2)},
+      {"etc/table-loader", std::move(acpi->loader)},
+      {boot::kAcpiTablesFile, std::move(acpi->tables)},
+      {boot::kAcpiRsdpFile, std::move(acpi->rsdp)},
+      // ms before the firmware resets to retry when nothing boots; all ones: never (QEMU's default).
+      {"etc/boot-fail-wait", littleEndian(static_cast<uint32_t>(config_.boot_retry_ms), 4)},
+      // The firmware's text output (its int 10h) goes to COM1, as QEMU does without a display.
+      {"etc/sercon-port", littleEndian(kCom1, 2)},
+  };
+  if (!boot_devices.empty()) files.emplace_back("bootorder", boot::buildBootOrderFile(boot_devices));
+  for (auto& [name, data] : files) {
+    if (auto st = fw_cfg_.addFile(name, std::move(data)); !st) return st;
+  }
   return {};
+}
+
+void Machine::DebugConsole::write(uint64_t, std::span<const uint8_t> data) {
+  std::lock_guard guard(mutex);
+  for (uint8_t byte : data) {
+    if (byte == '\n' || line.size() >= 256) {
+      log::debug("firmware: " + line);
+      line.clear();
+    } else if (byte != '\r') {
+      line += static_cast<char>(byte);
+    }
+  }
 }
 
 void Machine::setIrq(uint32_t gsi, bool level) {
@@ -219,11 +286,21 @@ Status Machine::powerOn(bool paused) {
     if (auto st = vm->setUserMemoryRegion(slot++, region.guest_address, region.size, region.host); !st) return st;
   }
 
-  if (acpi_tables_) {
-    if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_->blob); !st) return st;
+  std::optional<boot::BootEntry> entry;
+  if (boot_.firmware) {
+    // A ROM at the top of 4 GiB, and the copy below 1 MiB the reset vector runs from: fresh at
+    // every power-on, so a reboot is a cold boot of the firmware.
+    const auto& firmware = *boot_.firmware;
+    if (auto st = vm->setUserMemoryRegion(slot++, firmware.guestAddress(), firmware.size(), firmware.data(), read_only_memory_); !st) return st;
+    if (auto st = firmware.loadLowCopy(memory_); !st) return st;
+  } else {
+    if (acpi_tables_) {
+      if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_->blob); !st) return st;
+    }
+    auto loaded = boot_.kernel->load(memory_);
+    if (!loaded) return loaded.error();
+    entry = *loaded;
   }
-  auto entry = kernel_.load(memory_);
-  if (!entry) return entry.error();
 
   std::vector<std::unique_ptr<VcpuRunner>> runners;
   std::vector<std::optional<kvm::BinaryStats>> vcpu_stats;
@@ -233,7 +310,9 @@ Status Machine::powerOn(bool paused) {
     auto vcpu = kvm::Vcpu::create(*kvm_, *vm, i);
     if (!vcpu) return vcpu.error();
     if (auto st = configureVcpu(*vcpu, cpuid_, i, config_.vcpus); !st) return st.error().withContext("vCPU " + std::to_string(i));
-    if (i == 0) {
+    // Under firmware every vCPU keeps KVM's power-on state: the boot vCPU at the reset vector
+    // (CS base 0xFFFF0000, IP 0xFFF0, real mode), the others waiting for INIT/SIPI.
+    if (i == 0 && entry) {
       if (auto st = setupBootVcpu(*vcpu, memory_, *entry); !st) return st.error().withContext("boot vCPU");
     }
     vcpu_stats.push_back(optionalStats(vcpu->fd()));
@@ -277,6 +356,8 @@ Status Machine::reset(bool paused) {
   serial_.reset();
   cmos_.reset();
   acpi_pm_.reset();
+  fw_cfg_.reset();
+  i8042_.reset();
   forEachTransport([](auto& transport) { transport.resetDevice(); });
   return powerOn(paused);
 }

@@ -17,10 +17,13 @@
 #include "base/result.h"
 #include "vmm/acpi/tables.h"
 #include "vmm/boot/boot.h"
+#include "vmm/boot/firmware.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/device_host.h"
+#include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/i8042.h"
 #include "vmm/devices/io_bus.h"
 #include "vmm/devices/pci/pci_host.h"
 #include "vmm/devices/serial.h"
@@ -50,8 +53,13 @@ class Machine {
     friend class Machine;
     ConstructionKey() = default;
   };
+  // What the machine boots: a kernel directly (-kernel), or firmware that finds a boot disk.
+  struct BootSource {
+    std::optional<boot::KernelImage> kernel;
+    std::optional<boot::FirmwareImage> firmware;
+  };
   Machine(ConstructionKey, const config::MachineConfig& config, DeviceHost& host, GuestMemory memory,
-          std::optional<acpi::AcpiTables> acpi_tables, boot::KernelImage kernel);
+          std::optional<acpi::AcpiTables> acpi_tables, BootSource boot);
   ~Machine();
 
   // Builds the KVM VM, loads kernel and ACPI tables, and starts the vCPU threads
@@ -70,7 +78,7 @@ class Machine {
   Serial16550& serial() { return serial_; }
   const GuestMemory& memory() const { return memory_; }
   const config::MachineConfig& config() const { return config_; }
-  const char* bootProtocol() const { return kernel_.protocol(); }
+  const char* bootProtocol() const { return boot_.kernel ? boot_.kernel->protocol() : "firmware"; }
   const std::vector<DiskInfo>& disks() const { return disks_; }
   // QMP set_link: `name` is a NIC's -device id or its -netdev id. False when there is no such NIC.
   bool setLink(const std::string& name, bool up);
@@ -89,10 +97,13 @@ class Machine {
   Status buildBus();
   Status createDevices(const std::vector<microvm::Transport>& transports);
   // Puts a planned device behind its transport: a PCI function (pc) or virtio-mmio `transport`.
-  Status addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot);
+  Status addPciDevice(PlannedDevice planned, const config::DeviceConfig& config, int& next_slot,
+                      std::vector<boot::BootDevice>& boot_devices);
   Status addMmioDevice(PlannedDevice planned, const microvm::Transport& transport);
   template <typename Each>
   void forEachTransport(Each each);
+  // The legacy PC pieces firmware probes, and the fw_cfg files it reads (firmware boot only).
+  Status addFirmwareDevices(const std::vector<boot::BootDevice>& boot_devices);
   // Opens /dev/kvm, checks what it offers and plans the vCPUs' CPUID: the last step of create().
   Status openKvm();
   void setIrq(uint32_t gsi, bool level);
@@ -101,9 +112,10 @@ class Machine {
   DeviceHost& host_;
   GuestMemory memory_;
   std::optional<acpi::AcpiTables> acpi_tables_;  // none: microvm with acpi=off
-  boot::KernelImage kernel_;
+  BootSource boot_;
   std::optional<kvm::Kvm> kvm_;  // set by openKvm() before create() returns
   CpuidPlan cpuid_;
+  bool read_only_memory_ = false;  // KVM_CAP_READONLY_MEM: the BIOS is a ROM; else plain memory
 
   std::mutex vm_mutex_;  // guards vm_ against setIrq from device threads during a reset
   std::optional<kvm::Vm> vm_;
@@ -131,6 +143,16 @@ class Machine {
   CmosRtc cmos_;
   AcpiPm acpi_pm_;
   AcpiPm::ResetRegister reset_register_;
+  FwCfg fw_cfg_;
+  I8042 i8042_;
+  SystemControlPortA port92_;
+  // Port 0x402, QEMU's debug console: SeaBIOS's own log, passed on at VMM_LOG=debug.
+  struct DebugConsole : BusDevice {
+    void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0xE9); }
+    void write(uint64_t, std::span<const uint8_t> data) override;
+    std::mutex mutex;
+    std::string line;
+  } debug_console_;
   struct SinkPort : BusDevice {  // port 0x80 (POST codes, Linux's I/O delay): writes vanish
     void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0); }
     void write(uint64_t, std::span<const uint8_t>) override {}

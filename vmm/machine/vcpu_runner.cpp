@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/hex.h"
+#include "base/log.h"
 #include "vmm/sandbox/sandbox.h"
 
 namespace vmmd {
@@ -161,6 +162,7 @@ bool VcpuRunner::handleExit() {
       return true;
     case KVM_EXIT_SHUTDOWN:  // triple fault: a PC resets
       stats_.count(ExitReason::Shutdown);
+      log::debug(describeState("triple fault"));
       handlers_.power(PowerRequest::Reset);
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
