@@ -68,6 +68,7 @@ constexpr unsigned long kMainIoctls[] = {
     KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR, KVM_SET_USER_MEMORY_REGION, kvm::kSetCpuid2,
     KVM_SET_FPU, KVM_SET_REGS, KVM_SET_SREGS, kvm::kSetMsrs, KVM_SET_XCRS, KVM_SET_LAPIC,
     KVM_GET_LAPIC, KVM_SET_MP_STATE, KVM_GET_MP_STATE,
+    KVM_GET_STATS_FD,  // a new VM and its vCPUs get their statistics fds (query-stats)
     TUNSETVNETHDRSZ, TUNGETIFF, FIONBIO, FIOCLEX, FIONREAD, TCGETS, TCSETS,
 };
 
