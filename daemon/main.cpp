@@ -88,7 +88,15 @@ int main(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    Supervisor supervisor(&loop, *store, {options->run_dir, options->vmm, gid});
+    SupervisorConfig config{options->run_dir, options->vmm, gid};
+    if (::geteuid() == 0) {
+      config.worker_ids = options->worker_ids;
+      log::info("workers run as uids " + std::to_string(options->worker_ids.base) + ".." +
+                std::to_string(options->worker_ids.base + options->worker_ids.count - 1) + ", one per VM, without capabilities");
+    } else {
+      log::info("not root: workers run as vmmd's own uid " + std::to_string(::geteuid()));
+    }
+    Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
     qmp::UvServer server(&loop, registry);

@@ -69,6 +69,8 @@ class SupervisorTest : public ::testing::Test {
     workers_->boot_id = boot_id_;
     SupervisorConfig config{runDir(), "/nonexistent/vmm", std::nullopt, 100};
     config.qmp_request_timeout_ms = request_timeout_ms_;
+    // No KVM needed: the fake workers never use what stands in for /dev/kvm.
+    config.open_device = [](const std::string&, int flags) { return openPlainFile("/dev/null", flags); };
     supervisor_ = std::make_unique<Supervisor>(&loop_, *store_, config, std::move(host));
     supervisor_->onStateChange = [this](const std::string& vm, VmState state, const std::string& reason) {
       changes_.push_back({vm, state, reason});
