@@ -39,6 +39,10 @@ class Daemon:
     def __init__(self, tmp=None, extra_args=()):
         self.tmp_dir = None if tmp else TempDir("vmmd-e2e-")
         self.tmp = tmp or self.tmp_dir.path
+        # Traversable (not readable) by others: a root vmmd runs its workers as unprivileged uids,
+        # and a wrapper script (--vmm) placed here must be executable by them. The VM's files need
+        # no such thing: vmmd opens them and passes the fds.
+        os.chmod(self.tmp, 0o711)
         self.state = os.path.join(self.tmp, "state")
         self.run = os.path.join(self.tmp, "run")
         self.socket = os.path.join(self.run, "vmmd.sock")
