@@ -96,6 +96,12 @@ int main(int argc, char** argv) {
     } else {
       log::info("not root: workers run as vmmd's own uid " + std::to_string(::geteuid()));
     }
+    if (auto tree = CgroupTree::forThisProcess()) {
+      log::info("workers run in cgroups under " + tree->dir() + " (vmmd itself in " + tree->dir() + "/vmmd)");
+      config.cgroups = std::move(*tree);
+    } else {
+      log::warning("no per-VM cgroup limits (definitions' \"limits\" are not applied): " + tree.error().message());
+    }
     Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);

@@ -198,6 +198,14 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   auto resources = prepareWorker(vm.def, vm.paths, identity, config_.open_file, config_.open_device);
   if (!resources) return failed(resources.error().message());
   std::vector<std::string> args = resources->args;
+  std::string cgroup;
+  if (config_.cgroups) {
+    auto made = config_.cgroups->createVm(vm.def);
+    if (!made) return failed("cgroup: " + made.error().message());
+    cgroup = *made;
+  } else if (vm.def.limits) {
+    log::warning(vmText(name) + ": its limits are not applied: vmmd has no delegated cgroup v2 tree");
+  }
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
   // The intent first: a vmmd killed between the spawn and the pid's commit below finds the
@@ -214,7 +222,10 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
       config_.vmm_path, args, workerLogPath(vm.paths), [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); },
       resources->fds.raw(), identity);
   resources->fds.closeAll();
-  if (!process) return failed(process.error().message());
+  if (!process) {
+    if (!cgroup.empty()) (void)CgroupTree::remove(cgroup);
+    return failed(process.error().message());
+  }
   chaosPoint("after-spawn");
   vm.process = std::move(*process);
   vm.origin = WorkerOrigin::kSpawned;
@@ -234,6 +245,11 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   vm.record.stop_deadline_us.reset();
   advance(vm, VmEvent::kLaunched, "worker pid " + std::to_string(vm.process->pid()));
   chaosPoint("after-commit");
+  if (!cgroup.empty()) {
+    // Before the guest runs (-S until `cont`): its memory is charged here (cgroup_tree.h).
+    vm.cgroup = cgroup;
+    if (auto st = CgroupTree::moveInto(cgroup, vm.process->pid()); !st) return failed("cgroup: " + st.error().message());
+  }
   connectQmp(vm);
   return std::nullopt;
 }

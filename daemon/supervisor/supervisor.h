@@ -22,6 +22,7 @@
 #include "base/uv_handle.h"
 #include "daemon/launch/worker_files.h"
 #include "daemon/launch/worker_ids.h"
+#include "daemon/process/cgroup_tree.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
@@ -58,6 +59,9 @@ struct SupervisorConfig {
   FileOpener open_file = openPlainFile;
   // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
   FileOpener open_device = openPlainFile;
+  // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
+  // None: workers stay in vmmd's cgroup, and a VM with limits is started with a warning.
+  std::optional<CgroupTree> cgroups = std::nullopt;
 };
 
 // vm-define's answer.

@@ -114,8 +114,10 @@ std::optional<std::string> Supervisor::notOurWorker(const Vm& vm, const ProcessF
   return std::nullopt;
 }
 
-// A re-attached worker keeps the uid it runs as; no new worker may get it while it lives.
+// A re-attached worker keeps the uid it runs as (no new worker may get it while it lives) and
+// its cgroup.
 void Supervisor::claimWorkerId(Vm& vm, const ProcessFacts& facts) {
+  if (config_.cgroups) vm.cgroup = config_.cgroups->vmCgroup(vm.name());  // removed at its end
   if (!worker_ids_ || !facts.uid || *facts.uid == 0 || *facts.uid == ::geteuid()) return;
   auto lease = worker_ids_->reserve(*facts.uid);
   if (!lease) {
