@@ -71,6 +71,9 @@ Result<CgroupTree> CgroupTree::forThisProcess() {
   if (at == std::string::npos || (at != 0 && (*text)[at - 1] != '\n')) return Error("vmmd is in no cgroup v2 (/proc/self/cgroup)");
   std::string path = text->substr(at + 3, text->find('\n', at) - at - 3);
   if (path == "/") return Error("vmmd runs in the root cgroup, which is not its to divide");
+  // Started again in the leaf a previous vmmd made (the parent holds the workers' cgroups and
+  // enables controllers for them, so no process may join the parent itself).
+  if (path.ends_with("/" + std::string(kVmmdLeaf))) path.resize(path.size() - kVmmdLeaf.size() - 1);
   return setUp(*mount + path, ::getpid());
 }
 
@@ -86,7 +89,7 @@ Result<CgroupTree> CgroupTree::setUp(const std::string& own, pid_t self) {
                    std::string(controllers->substr(0, controllers->find('\n'))) + ")");
     }
   }
-  std::string leaf = own + "/vmmd";
+  std::string leaf = own + "/" + std::string(kVmmdLeaf);
   if (::mkdir(leaf.c_str(), 0755) < 0 && errno != EEXIST) return Error::fromErrno("mkdir " + leaf);
   if (auto st = moveInto(leaf, self); !st) return st.error();
   if (auto st = writeFile(own + "/cgroup.subtree_control", "+cpu +memory"); !st) return st.error();

@@ -11,6 +11,11 @@
 // touches guest memory, only after vmmd's `cont`, long after the move; what the worker did before
 // it (reading its argv and the kernel image) is charged to vmmd's leaf, a bounded few MiB. Memory
 // charged before a move stays where it was, which is why the guest must not run before it.
+//
+// A restarted vmmd must start in the "vmmd" leaf, not in the delegated cgroup itself: that one
+// enables controllers for the workers' cgroups and so may hold no process. systemd before 254
+// (Debian 12 has 252) starts a unit's process in the unit's cgroup, which then fails while workers
+// survive a `systemctl restart`; systemd 254's DelegateSubgroup=vmmd is the fix.
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +30,8 @@ namespace vmmd::daemon {
 
 class CgroupTree {
  public:
+  static constexpr std::string_view kVmmdLeaf = "vmmd";
+
   // vmmd's cgroup (/proc/self/cgroup's "0::" line under the cgroup2 mount of
   // /proc/self/mountinfo), prepared with setUp(dir, getpid()). The error is the start-up warning.
   static Result<CgroupTree> forThisProcess();
