@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     } else {
       log::warning("no per-VM cgroup limits (definitions' \"limits\" are not applied): " + tree.error().message());
     }
+    std::optional<CgroupTree> cgroups = config.cgroups;
     Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
@@ -136,6 +137,9 @@ int main(int argc, char** argv) {
     if (auto st = notifySystemd("READY=1\nSTATUS=serving " + options->socket); !st) log::warning(st.error().message());
     uv_run(&loop, UV_RUN_DEFAULT);
     (void)notifySystemd("STOPPING=1");
+    if (cgroups) {
+      if (auto st = cgroups->release(); !st) log::warning("cgroups: " + st.error().message());
+    }
     server.close();
   }
   // Let libuv finish closing every handle the objects above gave back to it.

@@ -108,6 +108,8 @@ Status CgroupTree::moveInto(const std::string& path, pid_t pid) {
   return writeFile(path + "/cgroup.procs", std::to_string(pid));
 }
 
+Status CgroupTree::release() const { return writeFile(dir_ + "/cgroup.subtree_control", "-cpu -memory"); }
+
 Status CgroupTree::remove(const std::string& path) {
   if (::rmdir(path.c_str()) < 0 && errno != ENOENT) return Error::fromErrno("rmdir " + path);
   return {};

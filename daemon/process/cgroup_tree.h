@@ -12,10 +12,12 @@
 // it (reading its argv and the kernel image) is charged to vmmd's leaf, a bounded few MiB. Memory
 // charged before a move stays where it was, which is why the guest must not run before it.
 //
-// A restarted vmmd must start in the "vmmd" leaf, not in the delegated cgroup itself: that one
-// enables controllers for the workers' cgroups and so may hold no process. systemd before 254
-// (Debian 12 has 252) starts a unit's process in the unit's cgroup, which then fails while workers
-// survive a `systemctl restart`; systemd 254's DelegateSubgroup=vmmd is the fix.
+// Restarts: while the delegated cgroup enables controllers for the workers' cgroups it may hold no
+// process, and systemd before 254 (Debian 12 has 252; 254 has DelegateSubgroup=) starts a unit's
+// new process in the unit's cgroup itself. So a vmmd that exits disables the controllers again
+// (release()): the workers run on without limits until the next vmmd, which re-applies them to
+// every worker it re-attaches to. A vmmd killed with SIGKILL cannot do that; systemd then fails
+// to start the next one (EBUSY) until the controllers are disabled by hand or the workers end.
 #pragma once
 
 #include <sys/types.h>
@@ -43,12 +45,15 @@ class CgroupTree {
   const std::string& dir() const { return dir_; }
   std::string vmCgroup(std::string_view vm_name) const { return dir_ + "/vm-" + std::string(vm_name); }
 
-  // Creates vm-<name> (an empty one left behind is reused) and writes its limits: cpu.max
+  // Creates vm-<name> (an existing one is reused: a re-attached worker's) and writes its limits: cpu.max
   // "QUOTA 100000" for cpu_percent (else "max 100000"), memory.max (memory + overhead) MiB in bytes
   // when memory_overhead_mib is given (else "max").
   Result<std::string> createVm(const VmDefinition& def) const;
   // Moves `pid` into the cgroup `path` (its cgroup.procs).
   static Status moveInto(const std::string& path, pid_t pid);
+  // Disables the controllers for the children again (vmmd exits), so that the next vmmd can be
+  // started in the delegated cgroup itself.
+  Status release() const;
   // rmdir of a worker's cgroup once it ended; a cgroup that is gone already is fine.
   static Status remove(const std::string& path);
 

@@ -117,7 +117,13 @@ std::optional<std::string> Supervisor::notOurWorker(const Vm& vm, const ProcessF
 // A re-attached worker keeps the uid it runs as (no new worker may get it while it lives) and
 // its cgroup.
 void Supervisor::claimWorkerId(Vm& vm, const ProcessFacts& facts) {
-  if (config_.cgroups) vm.cgroup = config_.cgroups->vmCgroup(vm.name());  // removed at its end
+  if (config_.cgroups) {
+    // The previous vmmd's exit lifted the limits (cgroup_tree.h): they apply again, from the
+    // definition as it is now, to the cgroup the worker still runs in.
+    auto cgroup = config_.cgroups->createVm(vm.def);
+    if (!cgroup) log::warning(vmText(vm.name()) + ": cgroup: " + cgroup.error().message());
+    else vm.cgroup = *cgroup;  // removed at its end
+  }
   if (!worker_ids_ || !facts.uid || *facts.uid == 0 || *facts.uid == ::geteuid()) return;
   auto lease = worker_ids_->reserve(*facts.uid);
   if (!lease) {

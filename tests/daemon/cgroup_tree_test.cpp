@@ -101,6 +101,11 @@ TEST(CgroupTree, ADelegatedCgroupGetsALeafForVmmdAndOneCgroupPerWorker) {
       ::waitpid(worker.pid, nullptr, 0);
       EXPECT_TRUE(CgroupTree::remove(*vm).ok());
       EXPECT_TRUE(CgroupTree::remove(*vm).ok()) << "already gone is fine";
+      // A vmmd that exits lets the next one start in the delegated cgroup itself (systemd 252).
+      Sleeper next;
+      EXPECT_FALSE(CgroupTree::moveInto(own, next.pid).ok()) << "no process may join a cgroup that enables controllers";
+      ASSERT_TRUE(tree->release().ok());
+      EXPECT_TRUE(CgroupTree::moveInto(own, next.pid).ok()) << "the next vmmd cannot start where systemd puts it";
     }
   }
   ::rmdir((own + "/vmmd").c_str());
