@@ -69,7 +69,7 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   }
   add(argv, "-chardev", "socket,id=qmp,fd=" + std::to_string(kWorkerQmpFd) + ",server=on,wait=off");
   add(argv, "-mon", "chardev=qmp,mode=control");
-  add(argv, "-pidfile", fds.pidfile ? "/dev/fd/" + std::to_string(*fds.pidfile) : paths.pidfile);
+  add(argv, "-pidfile", fds.pidfile ? "/proc/self/fd/" + std::to_string(*fds.pidfile) : paths.pidfile);
   addDisks(argv, def.disks);
   addNics(argv, def.nics, fds.taps);
   if (def.agent) {

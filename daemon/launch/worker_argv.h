@@ -26,7 +26,7 @@ inline constexpr int kWorkerQmpFd = 3;
 // not root cannot bind sockets in vmmd's run directory nor attach to a tap, so vmmd does and
 // passes them: the console and agent sockets bound and listening (as the QMP one), each NIC's tap
 // attached (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR), the pidfile created and given to the worker's
-// uid (named "/dev/fd/N": the worker cannot reach it by path). `add_fd` are the -add-fd
+// uid (named "/proc/self/fd/N": the worker cannot reach it by path). `add_fd` are the -add-fd
 // arguments of worker_files.h (files and /dev/kvm). Whatever is absent is named by path.
 struct WorkerFds {
   std::optional<int> console;

@@ -13,8 +13,8 @@ namespace {
 
 // The pidfile as vmmd leaves it for the worker: an existing one is reused, not replaced, so a
 // worker still holding its lock (recovery's sign of a live worker) keeps it, and the new worker's
-// lock fails as QEMU's does. The worker opens it again through /dev/fd/N, which checks the file's
-// own permissions: it is the worker's, mode 0600.
+// lock fails as QEMU's does. The worker opens it again through /proc/self/fd/N (not /dev/fd, which
+// a bare /dev lacks), which checks the file's own permissions: it is the worker's, mode 0600.
 Result<UniqueFd> openPidfile(const std::string& path, std::optional<WorkerIdentity> identity) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd) return Error::fromErrno("pidfile " + path);

@@ -68,12 +68,13 @@ Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string& exe, co
   process->exe = script.execs.empty() ? exe : script.execs;
   process->args = args;
   if (identity) process->uid = identity->uid;
-  // "-pidfile /dev/fd/N" names a file vmmd passed: the lock it takes is on that file.
+  // "-pidfile /proc/self/fd/N" names a file vmmd passed: the lock it takes is on that file.
   auto flag = std::find(args.begin(), args.end(), "-pidfile");
   if (flag != args.end() && flag + 1 != args.end()) {
     process->pidfile = *(flag + 1);
-    if (process->pidfile.starts_with("/dev/fd/")) {
-      size_t index = std::stoul(process->pidfile.substr(8)) - kFirstPassedFd;
+    constexpr std::string_view kPassed = "/proc/self/fd/";
+    if (process->pidfile.starts_with(kPassed)) {
+      size_t index = std::stoul(process->pidfile.substr(kPassed.size())) - kFirstPassedFd;
       std::error_code ec;
       if (index < pass_fds.size()) {
         process->pidfile = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(pass_fds[index]), ec).string();

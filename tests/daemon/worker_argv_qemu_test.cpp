@@ -218,7 +218,7 @@ TEST_F(WorkerArgvQemu, DisksAgentAndConsole) {
 }
 
 // The argv of a worker that gets everything as fds (supervisor/worker_resources.h): the sockets
-// (fd=N), the pidfile (/dev/fd/N), the files and /dev/kvm (-add-fd ... opaque=PATH), a qcow2 with
+// (fd=N), the pidfile (/proc/self/fd/N), the files and /dev/kvm (-add-fd ... opaque=PATH), a qcow2 with
 // its backing file. QEMU accepts it and serves the sockets vmmd bound.
 TEST_F(WorkerArgvQemu, EverythingPassedAsFds) {
   std::string base = dir_.file("base.raw");
@@ -237,7 +237,7 @@ TEST_F(WorkerArgvQemu, EverythingPassedAsFds) {
   EXPECT_NE(std::find(args.begin(), args.end(), "fd=7,set=1,opaque=" + std::string(VMMD_PROBE_ELF)), args.end());
   EXPECT_NE(std::find(args.begin(), args.end(), "fd=9,set=3,opaque=" + dir_.path() + "/base.raw"), args.end());
   EXPECT_NE(std::find(args.begin(), args.end(), "fd=10,set=4,opaque=/dev/kvm"), args.end());
-  EXPECT_NE(std::find(args.begin(), args.end(), "/dev/fd/6"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "/proc/self/fd/6"), args.end());
   runUnderQemu(def, *paths, {}, dir_.file("qemu.log"), WorkerStart{args, resources->fds.raw()});
 }
 
