@@ -419,6 +419,7 @@ def scenario_confined(d):
     if os.geteuid() != 0:
         sys.exit(cannot_run("vmmd must be root to run its workers as other users"))
     mount, own, usable = delegated_cgroup(d)
+    print(f"cgroup v2 at {mount}: " + ("cpu and memory: limits checked" if usable else "no cpu/memory: warnings checked"))
     try:
         confined_vms(d, mount, own, usable)
         check(d.proc.poll() is None, "vmmd exited during the test")
