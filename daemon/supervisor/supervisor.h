@@ -214,7 +214,7 @@ class Supervisor {
   void shutdownRequestFailed(Vm& vm, const VmError& error);
   void shutdownTick(Vm& vm);
   void forget(Vm& vm);
-  void claimWorkerId(Vm& vm, const ProcessFacts& facts);
+  void claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);
   void autostart();
 
