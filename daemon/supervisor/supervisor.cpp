@@ -184,18 +184,11 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
       }
     }
   }
-  std::optional<WorkerIdentity> identity;
-  if (worker_ids_) {
-    if (!vm.worker_id.held()) {
-      auto lease = worker_ids_->acquire();
-      if (!lease) return failed(lease.error().message());
-      vm.worker_id = std::move(*lease);
-    }
-    identity = WorkerIdentity{vm.worker_id.uid(), vm.worker_id.gid()};
-  }
+  auto identity = workerIdentity(vm);
+  if (!identity) return failed(identity.error().message());
   // Sockets, pidfile, /dev/kvm, files and taps, opened here and passed: the worker has no right
   // to any of them by path. Only the worker holds them once it runs.
-  auto resources = prepareWorker(vm.def, vm.paths, identity, config_.open_file, config_.open_device);
+  auto resources = prepareWorker(vm.def, vm.paths, *identity, config_.open_file, config_.open_device);
   if (!resources) return failed(resources.error().message());
   std::vector<std::string> args = resources->args;
   std::string cgroup;
@@ -220,7 +213,7 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   chaosPoint("before-spawn");
   auto process = workers_->spawn(
       config_.vmm_path, args, workerLogPath(vm.paths), [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); },
-      resources->fds.raw(), identity);
+      resources->fds.raw(), *identity);
   resources->fds.closeAll();
   if (!process) {
     if (!cgroup.empty()) (void)CgroupTree::remove(cgroup);
@@ -252,6 +245,18 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   }
   connectQmp(vm);
   return std::nullopt;
+}
+
+// The VM's own uid/gid (kept across its restarts while it is supervised); none when vmmd is not
+// root.
+Result<std::optional<WorkerIdentity>> Supervisor::workerIdentity(Vm& vm) {
+  if (!worker_ids_) return std::optional<WorkerIdentity>();
+  if (!vm.worker_id.held()) {
+    auto lease = worker_ids_->acquire();
+    if (!lease) return lease.error();
+    vm.worker_id = std::move(*lease);
+  }
+  return std::optional(WorkerIdentity{vm.worker_id.uid(), vm.worker_id.gid()});
 }
 
 void Supervisor::schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action) {

@@ -215,6 +215,7 @@ class Supervisor {
   void shutdownTick(Vm& vm);
   void forget(Vm& vm);
   void claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts);
+  Result<std::optional<WorkerIdentity>> workerIdentity(Vm& vm);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);
   void autostart();
 
