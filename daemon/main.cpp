@@ -88,7 +88,22 @@ int main(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
-    Supervisor supervisor(&loop, *store, {options->run_dir, options->vmm, gid});
+    SupervisorConfig config{options->run_dir, options->vmm, gid};
+    if (::geteuid() == 0) {
+      config.worker_ids = options->worker_ids;
+      log::info("workers run as uids " + std::to_string(options->worker_ids.base) + ".." +
+                std::to_string(options->worker_ids.base + options->worker_ids.count - 1) + ", one per VM, without capabilities");
+    } else {
+      log::info("not root: workers run as vmmd's own uid " + std::to_string(::geteuid()));
+    }
+    if (auto tree = CgroupTree::forThisProcess()) {
+      log::info("workers run in cgroups under " + tree->dir() + " (vmmd itself in " + tree->dir() + "/vmmd)");
+      config.cgroups = std::move(*tree);
+    } else {
+      log::warning("no per-VM cgroup limits (definitions' \"limits\" are not applied): " + tree.error().message());
+    }
+    std::optional<CgroupTree> cgroups = config.cgroups;
+    Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
     qmp::UvServer server(&loop, registry);
@@ -122,6 +137,9 @@ int main(int argc, char** argv) {
     if (auto st = notifySystemd("READY=1\nSTATUS=serving " + options->socket); !st) log::warning(st.error().message());
     uv_run(&loop, UV_RUN_DEFAULT);
     (void)notifySystemd("STOPPING=1");
+    if (cgroups) {
+      if (auto st = cgroups->release(); !st) log::warning("cgroups: " + st.error().message());
+    }
     server.close();
   }
   // Let libuv finish closing every handle the objects above gave back to it.

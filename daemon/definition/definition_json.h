@@ -7,8 +7,12 @@
 //    "nics": [{"ifname": "tap0", "mac": "52:54:00:12:34:56"}],
 //    "serial": true, "agent": false, "autostart": false,
 //    "on_crash": "destroy", "on_poweroff": "destroy",
-//    "restart_backoff": {"initial_ms": 1000, "max_ms": 60000, "max_attempts": 5, "reset_after_s": 300}}
+//    "restart_backoff": {"initial_ms": 1000, "max_ms": 60000, "max_attempts": 5, "reset_after_s": 300},
+//    "limits": {"cpu_percent": 150, "memory_overhead_mib": 64}}
 //
+// limits (optional, each member optional): the worker's cgroup v2 cpu.max (cpu_percent, 100 = one
+// host CPU, 1..25400) and memory.max (the guest's memory + memory_overhead_mib), applied where vmmd
+// has a delegated cgroup tree.
 // Required: schema, name, memory (MiB), kernel; disks[].path and .format; nics[].ifname.
 // disks[].cache is one of QEMU's cache modes: writeback, none, writethrough, directsync, unsafe
 // (base/parse.h; "off" is read as none).
@@ -32,7 +36,7 @@ inline constexpr size_t kMaxDefinitionBytes = 1024 * 1024;
 Result<VmDefinition> parseDefinition(std::string_view json);
 
 // Canonical JSON: compact, fixed key order, every field explicit (defaults included), absent
-// initrd/cmdline omitted. Equal definitions give byte-identical text.
+// initrd/cmdline/limits omitted. Equal definitions give byte-identical text.
 std::string serializeDefinition(const VmDefinition& def);
 
 }  // namespace vmmd::daemon

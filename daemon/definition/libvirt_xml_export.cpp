@@ -68,6 +68,13 @@ void addMetadata(Builder& b, const VmDefinition& def) {
   b.attribute(backoff, "max-ms", std::to_string(def.restart_backoff.max_ms));
   b.attribute(backoff, "max-attempts", std::to_string(def.restart_backoff.max_attempts));
   b.attribute(backoff, "reset-after-s", std::to_string(def.restart_backoff.reset_after_s));
+  if (def.limits) {
+    xmlNode* limits = xmlNewChild(settings, ns, xmlText("limits"), nullptr);
+    if (def.limits->cpu_percent) b.attribute(limits, "cpu-percent", std::to_string(*def.limits->cpu_percent));
+    if (def.limits->memory_overhead_mib) {
+      b.attribute(limits, "memory-overhead-mib", std::to_string(*def.limits->memory_overhead_mib));
+    }
+  }
   for (size_t i = 0; i < def.disks.size(); ++i) {
     xmlNode* disk = xmlNewChild(settings, ns, xmlText("disk"), nullptr);
     b.attribute(disk, "target", diskTarget(i));

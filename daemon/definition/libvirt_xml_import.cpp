@@ -183,7 +183,7 @@ Status importLifecycle(ElementReader& domain, DraftObject out) {
   });
 }
 
-// <metadata><vmmd:settings xmlns:vmmd=kVmmdXmlNamespace>: autostart, restart backoff, disk ids.
+// <metadata><vmmd:settings xmlns:vmmd=kVmmdXmlNamespace>: autostart, restart backoff, limits, disk ids.
 // Other applications' metadata (virt-install's libosinfo) is theirs and ignored.
 Status importMetadata(ElementReader& domain, DraftObject out, DiskIds& disk_ids) {
   auto node = domain.optionalChild("metadata");
@@ -214,6 +214,17 @@ Status importMetadata(ElementReader& domain, DraftObject out, DiskIds& disk_ids)
         auto value = parseDecimal(*text);
         if (!value) return element.attributeError(attribute, value.error().message());
         backoff.set(field, static_cast<int64_t>(std::min<uint64_t>(*value, INT64_MAX)), element.attributePath(attribute));
+      }
+    } else if (name == "limits") {
+      // Not <cputune>/<memtune>: libvirt's quota is per vCPU thread and hard_limit the whole
+      // process, neither what a worker's cgroup gets from these.
+      DraftObject limits = out.object("limits", element.path());
+      for (auto [attribute, field] : {std::pair{"cpu-percent", "cpu_percent"}, {"memory-overhead-mib", "memory_overhead_mib"}}) {
+        auto text = element.attribute(attribute);
+        if (!text) continue;
+        auto value = parseDecimal(*text);
+        if (!value) return element.attributeError(attribute, value.error().message());
+        limits.set(field, static_cast<int64_t>(std::min<uint64_t>(*value, INT64_MAX)), element.attributePath(attribute));
       }
     } else if (name == "disk") {
       auto target = element.requiredAttribute("target");

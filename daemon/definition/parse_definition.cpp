@@ -147,6 +147,23 @@ Status parsePolicies(const JsonObjectReader& in, VmDefinition& def) {
   return {};
 }
 
+Result<std::optional<ResourceLimits>> parseLimits(const rapidjson::Value* value) {
+  if (!value) return std::optional<ResourceLimits>();
+  if (!value->IsObject()) return Error("limits: must be an object");
+  JsonObjectReader in(*value, "limits.");
+  if (auto st = in.checkKeys({"cpu_percent", "memory_overhead_mib"}); !st) return st.error();
+  ResourceLimits limits;
+  auto cpu = in.optionalInteger("cpu_percent", 1, kMaxCpuPercent,
+                                "must be between 1 and " + std::to_string(kMaxCpuPercent) + " (100 is one host CPU)");
+  if (!cpu) return cpu.error();
+  if (*cpu) limits.cpu_percent = static_cast<uint32_t>(**cpu);
+  auto overhead = in.optionalInteger("memory_overhead_mib", 0, static_cast<int64_t>(kMaxMemoryMib),
+                                     "must be between 0 and " + std::to_string(kMaxMemoryMib));
+  if (!overhead) return overhead.error();
+  if (*overhead) limits.memory_overhead_mib = static_cast<uint64_t>(**overhead);
+  return std::optional(limits);
+}
+
 // The schema number comes first: a newer document is refused as a whole, not field by field.
 Status checkSchema(const JsonObjectReader& in) {
   const rapidjson::Value* schema = in.find("schema");
@@ -210,7 +227,7 @@ Result<VmDefinition> parseDefinition(std::string_view json) {
   JsonObjectReader in(doc, "");
   if (auto st = checkSchema(in); !st) return st.error();
   if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "kernel", "initrd", "cmdline", "disks",
-                              "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff"});
+                              "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff", "limits"});
       !st) {
     return st.error();
   }
@@ -218,6 +235,9 @@ Result<VmDefinition> parseDefinition(std::string_view json) {
   if (auto st = parseMachine(in, def); !st) return st.error();
   if (auto st = parseDevices(in, def); !st) return st.error();
   if (auto st = parsePolicies(in, def); !st) return st.error();
+  auto limits = parseLimits(in.find("limits"));
+  if (!limits) return limits.error();
+  def.limits = *limits;
   return def;
 }
 

@@ -88,6 +88,19 @@ std::string serializeDefinition(const VmDefinition& def) {
   writeMember(w, "on_crash", toString(def.on_crash));
   writeMember(w, "on_poweroff", toString(def.on_poweroff));
   writeBackoff(w, def.restart_backoff);
+  if (def.limits) {
+    w.Key("limits");
+    w.StartObject();
+    if (def.limits->cpu_percent) {
+      w.Key("cpu_percent");
+      w.Uint(*def.limits->cpu_percent);
+    }
+    if (def.limits->memory_overhead_mib) {
+      w.Key("memory_overhead_mib");
+      w.Uint64(*def.limits->memory_overhead_mib);
+    }
+    w.EndObject();
+  }
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

@@ -65,6 +65,16 @@ struct RestartBackoff {
   bool operator==(const RestartBackoff&) const = default;
 };
 
+// Per-VM cgroup v2 limits, applied where vmmd has a delegated cgroup tree (its worker's cgroup
+// vm-<name>); elsewhere vmmd warns and the VM runs without them.
+struct ResourceLimits {
+  std::optional<uint32_t> cpu_percent;          // cpu.max: 100 is one host CPU, 250 two and a half
+  std::optional<uint64_t> memory_overhead_mib;  // memory.max: the guest's memory plus this
+
+  bool operator==(const ResourceLimits&) const = default;
+};
+inline constexpr uint32_t kMaxCpuPercent = 100 * kMaxVcpus;
+
 struct VmDefinition {
   std::string name;
   std::string uuid;  // lower-case canonical form
@@ -81,6 +91,7 @@ struct VmDefinition {
   CrashPolicy on_crash = CrashPolicy::kDestroy;
   PoweroffPolicy on_poweroff = PoweroffPolicy::kDestroy;
   RestartBackoff restart_backoff;
+  std::optional<ResourceLimits> limits;
 
   bool operator==(const VmDefinition&) const = default;
 };

@@ -8,8 +8,10 @@ void add(std::vector<std::string>& argv, std::string option, std::string value) 
   argv.push_back(std::move(value));
 }
 
-std::string socketChardev(std::string_view id, std::string_view path) {
-  return "socket,id=" + std::string(id) + ",path=" + escapeOptionValue(path) + ",server=on,wait=off";
+// A listening socket vmmd passed (fd=N), else one the worker binds at `path`.
+std::string socketChardev(std::string_view id, std::string_view path, std::optional<int> fd) {
+  std::string where = fd ? "fd=" + std::to_string(*fd) : "path=" + escapeOptionValue(path);
+  return "socket,id=" + std::string(id) + "," + where + ",server=on,wait=off";
 }
 
 void addDisks(std::vector<std::string>& argv, const std::vector<DiskSpec>& disks) {
@@ -21,11 +23,16 @@ void addDisks(std::vector<std::string>& argv, const std::vector<DiskSpec>& disks
   }
 }
 
-void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics) {
+void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics, const std::vector<int>& taps) {
   for (size_t i = 0; i < nics.size(); ++i) {
     std::string id = "net" + std::to_string(i);
-    // script=no: the tap exists already (made by the host's network setup); the worker only attaches.
-    add(argv, "-netdev", "tap,id=" + id + ",ifname=" + nics[i].ifname + ",script=no,downscript=no");
+    if (i < taps.size()) {
+      // QEMU refuses ifname= and script= next to fd=: the tap is attached already.
+      add(argv, "-netdev", "tap,id=" + id + ",fd=" + std::to_string(taps[i]));
+    } else {
+      // script=no: the tap exists already (made by the host's network setup); the worker only attaches.
+      add(argv, "-netdev", "tap,id=" + id + ",ifname=" + nics[i].ifname + ",script=no,downscript=no");
+    }
     add(argv, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nics[i].mac);
   }
 }
@@ -42,8 +49,9 @@ std::string escapeOptionValue(std::string_view value) {
   return out;
 }
 
-std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths) {
-  std::vector<std::string> argv;
+std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& paths, const WorkerFds& fds) {
+  // The fd sets first: QEMU resolves them when it opens the files named below.
+  std::vector<std::string> argv = fds.add_fd;
   add(argv, "-name", "guest=" + def.name);
   add(argv, "-uuid", def.uuid);
   add(argv, "-m", std::to_string(def.memory_mib));
@@ -56,19 +64,19 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   if (def.initrd) add(argv, "-initrd", *def.initrd);
   if (def.cmdline) add(argv, "-append", *def.cmdline);
   if (def.serial) {
-    add(argv, "-chardev", socketChardev("console", paths.console_socket));
+    add(argv, "-chardev", socketChardev("console", paths.console_socket, fds.console));
     add(argv, "-serial", "chardev:console");
   }
   add(argv, "-chardev", "socket,id=qmp,fd=" + std::to_string(kWorkerQmpFd) + ",server=on,wait=off");
   add(argv, "-mon", "chardev=qmp,mode=control");
-  add(argv, "-pidfile", paths.pidfile);
+  add(argv, "-pidfile", fds.pidfile ? "/proc/self/fd/" + std::to_string(*fds.pidfile) : paths.pidfile);
   // The worker confines itself with seccomp once it has opened everything (vmm/sandbox).
   add(argv, "-sandbox", "on");
   addDisks(argv, def.disks);
-  addNics(argv, def.nics);
+  addNics(argv, def.nics, fds.taps);
   if (def.agent) {
     add(argv, "-device", "virtio-serial-pci");
-    add(argv, "-chardev", socketChardev("qga0", paths.qga_socket));
+    add(argv, "-chardev", socketChardev("qga0", paths.qga_socket, fds.qga));
     add(argv, "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=" + std::string(kAgentPortId));
   }
   return argv;

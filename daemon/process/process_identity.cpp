@@ -119,6 +119,21 @@ Result<std::vector<std::string>> processArgv(pid_t pid) {
   return argv;
 }
 
+Result<uid_t> processUid(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  auto text = readProcFile(path);
+  if (!text) return text.error();
+  size_t line = text->find("\nUid:");
+  if (line == std::string::npos) return Error(path + ": no Uid line");
+  const char* begin = text->data() + line + 5;
+  const char* end = text->data() + text->size();
+  while (begin < end && (*begin == ' ' || *begin == '\t')) ++begin;
+  uid_t uid = 0;
+  auto [next, ec] = std::from_chars(begin, end, uid);
+  if (ec != std::errc() || next == begin) return Error(path + ": unreadable Uid line");
+  return uid;
+}
+
 std::optional<pid_t> parseFlockHolder(std::string_view locks, uint64_t dev_major, uint64_t dev_minor, uint64_t inode) {
   char wanted[64];
   std::snprintf(wanted, sizeof wanted, "%02llx:%02llx:%llu", static_cast<unsigned long long>(dev_major),

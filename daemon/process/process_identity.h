@@ -38,6 +38,8 @@ Result<std::string> bootId();
 Result<std::string> processExe(pid_t pid);
 // /proc/PID/cmdline, split at its NULs.
 Result<std::vector<std::string>> processArgv(pid_t pid);
+// The real uid on /proc/PID/status's "Uid:" line: the worker uid a re-attached worker runs as.
+Result<uid_t> processUid(pid_t pid);
 
 // The process holding a flock(2) lock on `path` (a worker's -pidfile), from /proc/locks; nullopt
 // when nobody holds one.

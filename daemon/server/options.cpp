@@ -21,12 +21,15 @@ Result<std::string> absolute(const std::string& option, const std::string& path)
 }  // namespace
 
 std::string daemonUsage() {
-  return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH] [--foreground]\n"
+  return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH]\n"
+         "            [--worker-ids BASE:COUNT] [--foreground]\n"
          "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
          "  --run-dir DIR    per-VM sockets and logs (default /run/vmmd)\n"
          "  --socket PATH    control socket (default RUN_DIR/vmmd.sock; systemd socket activation overrides)\n"
          "  --group NAME     group owning the control socket (mode 0660)\n"
          "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
+         "  --worker-ids BASE:COUNT  uids/gids for workers, one per running VM, when vmmd is root\n"
+         "                   (default 1879048192:65536)\n"
          "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n";
 }
 
@@ -46,6 +49,12 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       options.help = true;
     } else if (arg == "--foreground") {
       options.foreground = true;
+    } else if (is("--worker-ids")) {
+      auto v = value("--worker-ids");
+      if (!v) return v.error();
+      auto range = parseWorkerIdRange(*v);
+      if (!range) return range.error();
+      options.worker_ids = *range;
     } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--group")) {
       std::string name = arg.substr(0, arg.find('='));
       auto v = value(name);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "daemon/launch/worker_ids.h"
 
 namespace vmmd::daemon {
 
@@ -18,6 +19,7 @@ struct DaemonOptions {
   std::string socket;                       // default <run_dir>/vmmd.sock
   std::optional<std::string> group;         // owner group of the control socket
   std::string vmm;                          // default: `vmm` next to vmmd, else from PATH
+  WorkerIdRange worker_ids;                 // the uids/gids of workers (a root vmmd)
   bool foreground = false;
   bool help = false;
 };

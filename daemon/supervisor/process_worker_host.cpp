@@ -49,8 +49,9 @@ class QmpWorkerLink : public WorkerLink {
 
 Result<std::unique_ptr<Worker>> ProcessWorkerHost::spawn(const std::string& exe, const std::vector<std::string>& args,
                                                          const std::string& log_path, Worker::ExitCallback on_exit,
-                                                         const std::vector<int>& pass_fds) {
-  return asWorker(WorkerProcess::spawn(loop_, exe, args, log_path, std::move(on_exit), pass_fds));
+                                                         const std::vector<int>& pass_fds,
+                                                         std::optional<WorkerIdentity> identity) {
+  return asWorker(WorkerProcess::spawn(loop_, exe, args, log_path, std::move(on_exit), pass_fds, identity));
 }
 
 Result<std::unique_ptr<Worker>> ProcessWorkerHost::adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) {
@@ -75,6 +76,7 @@ Result<ProcessFacts> ProcessWorkerHost::inspect(pid_t pid) {
   auto argv = processArgv(pid);
   if (!argv) return argv.error();
   facts.argv = std::move(*argv);
+  if (auto uid = processUid(pid)) facts.uid = *uid;
   return facts;
 }
 

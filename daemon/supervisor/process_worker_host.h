@@ -13,7 +13,7 @@ class ProcessWorkerHost : public WorkerHost {
 
   Result<std::unique_ptr<Worker>> spawn(const std::string& exe, const std::vector<std::string>& args,
                                         const std::string& log_path, Worker::ExitCallback on_exit,
-                                        const std::vector<int>& pass_fds) override;
+                                        const std::vector<int>& pass_fds, std::optional<WorkerIdentity> identity) override;
   Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) override;
   std::unique_ptr<WorkerLink> link() override;
   std::string bootId() override;

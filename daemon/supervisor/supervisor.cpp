@@ -17,6 +17,7 @@
 #include "daemon/supervisor/deadline_link.h"
 #include "daemon/supervisor/process_worker_host.h"
 #include "daemon/supervisor/supervisor_vm.h"
+#include "daemon/supervisor/worker_resources.h"
 #include "qmp/unix_socket.h"
 
 namespace vmmd::daemon {
@@ -26,6 +27,7 @@ namespace {
 constexpr uint64_t kExitGraceMs = 10000;
 
 static_assert(kWorkerQmpFd == WorkerHost::kFirstPassedFd, "the argv names the fd the QMP listener lands on");
+static_assert(PassedFds::kFirstPassedFd == WorkerHost::kFirstPassedFd, "the argv names fds as the worker gets them");
 
 }  // namespace
 
@@ -35,6 +37,7 @@ Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config)
 Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, std::unique_ptr<WorkerHost> workers)
     : loop_(loop), store_(store), config_(std::move(config)), workers_(std::move(workers)) {
   boot_id_ = workers_->bootId();
+  if (config_.worker_ids) worker_ids_.emplace(*config_.worker_ids);
   std::error_code ec;
   auto exe = std::filesystem::weakly_canonical(config_.vmm_path, ec);
   worker_exe_ = ec ? config_.vmm_path : exe.string();
@@ -181,12 +184,21 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
       }
     }
   }
-  // The QMP socket listens before the worker exists: connecting to it cannot fail however slowly
-  // the worker comes up (the kernel queues us until it accepts). Only the worker holds it open.
-  auto qmp_listener = qmp::listenUnix(vm.paths.qmp_socket, 16, 0600);
-  if (!qmp_listener) return failed("QMP socket: " + qmp_listener.error().message());
-
-  std::vector<std::string> args = workerArgv(vm.def, vm.paths);
+  auto identity = workerIdentity(vm);
+  if (!identity) return failed(identity.error().message());
+  // Sockets, pidfile, /dev/kvm, files and taps, opened here and passed: the worker has no right
+  // to any of them by path. Only the worker holds them once it runs.
+  auto resources = prepareWorker(vm.def, vm.paths, *identity, config_.open_file, config_.open_device);
+  if (!resources) return failed(resources.error().message());
+  std::vector<std::string> args = resources->args;
+  std::string cgroup;
+  if (config_.cgroups) {
+    auto made = config_.cgroups->createVm(vm.def);
+    if (!made) return failed("cgroup: " + made.error().message());
+    cgroup = *made;
+  } else if (vm.def.limits) {
+    log::warning(vmText(name) + ": its limits are not applied: vmmd has no delegated cgroup v2 tree");
+  }
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
   // The intent first: a vmmd killed between the spawn and the pid's commit below finds the
@@ -201,9 +213,12 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   chaosPoint("before-spawn");
   auto process = workers_->spawn(
       config_.vmm_path, args, workerLogPath(vm.paths), [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); },
-      {qmp_listener->get()});
-  qmp_listener->reset();
-  if (!process) return failed(process.error().message());
+      resources->fds.raw(), *identity);
+  resources->fds.closeAll();
+  if (!process) {
+    if (!cgroup.empty()) (void)CgroupTree::remove(cgroup);
+    return failed(process.error().message());
+  }
   chaosPoint("after-spawn");
   vm.process = std::move(*process);
   vm.origin = WorkerOrigin::kSpawned;
@@ -223,8 +238,25 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   vm.record.stop_deadline_us.reset();
   advance(vm, VmEvent::kLaunched, "worker pid " + std::to_string(vm.process->pid()));
   chaosPoint("after-commit");
+  if (!cgroup.empty()) {
+    // Before the guest runs (-S until `cont`): its memory is charged here (cgroup_tree.h).
+    vm.cgroup = cgroup;
+    if (auto st = CgroupTree::moveInto(cgroup, vm.process->pid()); !st) return failed("cgroup: " + st.error().message());
+  }
   connectQmp(vm);
   return std::nullopt;
+}
+
+// The VM's own uid/gid (kept across its restarts while it is supervised); none when vmmd is not
+// root.
+Result<std::optional<WorkerIdentity>> Supervisor::workerIdentity(Vm& vm) {
+  if (!worker_ids_) return std::optional<WorkerIdentity>();
+  if (!vm.worker_id.held()) {
+    auto lease = worker_ids_->acquire();
+    if (!lease) return lease.error();
+    vm.worker_id = std::move(*lease);
+  }
+  return std::optional(WorkerIdentity{vm.worker_id.uid(), vm.worker_id.gid()});
 }
 
 void Supervisor::schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action) {

@@ -20,6 +20,9 @@
 #include <variant>
 
 #include "base/uv_handle.h"
+#include "daemon/launch/worker_files.h"
+#include "daemon/launch/worker_ids.h"
+#include "daemon/process/cgroup_tree.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
@@ -49,6 +52,16 @@ struct SupervisorConfig {
   uint32_t qmp_reconnect_max_ms = 5000;
   // How often the workers' logs are checked against their cap (log_rotation.h).
   uint32_t log_check_interval_ms = 1000;
+  // Each worker runs as its own uid/gid from this range (a root vmmd, --worker-ids); none: as
+  // vmmd's own user (a vmmd that is not root cannot change it).
+  std::optional<WorkerIdRange> worker_ids = std::nullopt;
+  // Opens the VM's files (kernel, initrd, images, backing chains) for its worker.
+  FileOpener open_file = openPlainFile;
+  // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
+  FileOpener open_device = openPlainFile;
+  // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
+  // None: workers stay in vmmd's cgroup, and a VM with limits is started with a warning.
+  std::optional<CgroupTree> cgroups = std::nullopt;
 };
 
 // vm-define's answer.
@@ -201,6 +214,8 @@ class Supervisor {
   void shutdownRequestFailed(Vm& vm, const VmError& error);
   void shutdownTick(Vm& vm);
   void forget(Vm& vm);
+  void claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts);
+  Result<std::optional<WorkerIdentity>> workerIdentity(Vm& vm);
   std::unique_ptr<Vm> makeVm(const VmDefinition& def);
   void autostart();
 
@@ -208,6 +223,7 @@ class Supervisor {
   Store& store_;
   SupervisorConfig config_;
   std::unique_ptr<WorkerHost> workers_;
+  std::optional<WorkerIdAllocator> worker_ids_;  // before vms_: their leases go back to it
   std::map<std::string, std::unique_ptr<Vm>, std::less<>> vms_;  // VMs with a worker or a pending restart
   std::string boot_id_;     // recorded with each worker
   std::string worker_exe_;  // config_.vmm_path made absolute, as /proc/PID/exe shows it

@@ -42,6 +42,9 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   vm.on_timer = nullptr;
   uv_timer_stop(vm.reconnect_timer.get());
   vm.on_reconnect = nullptr;
+  if (!vm.cgroup.empty()) {
+    if (auto st = CgroupTree::remove(std::exchange(vm.cgroup, {})); !st) log::warning(vmText(name) + ": " + st.error().message());
+  }
   vm.console.reset();
   vm.agent.reset();  // queued agent commands fail now; one in flight ends on the closed socket
   vm.link = QmpLink::kLost;

@@ -114,6 +114,27 @@ std::optional<std::string> Supervisor::notOurWorker(const Vm& vm, const ProcessF
   return std::nullopt;
 }
 
+// A re-attached worker keeps the uid it runs as (no new worker may get it while it lives) and
+// its cgroup.
+void Supervisor::claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts) {
+  if (config_.cgroups) {
+    // The previous vmmd's exit lifted the limits (cgroup_tree.h): they apply again, from the
+    // definition as it is now. The worker is moved there too: a vmmd killed right after the spawn
+    // never moved it.
+    auto cgroup = config_.cgroups->createVm(vm.def);
+    Status moved = cgroup ? CgroupTree::moveInto(*cgroup, pid) : Status(cgroup.error());
+    if (!moved) log::warning(vmText(vm.name()) + ": cgroup: " + moved.error().message());
+    if (cgroup) vm.cgroup = *cgroup;  // removed at the worker's end
+  }
+  if (!worker_ids_ || !facts.uid || *facts.uid == 0 || *facts.uid == ::geteuid()) return;
+  auto lease = worker_ids_->reserve(*facts.uid);
+  if (!lease) {
+    log::warning(vmText(vm.name()) + ": " + lease.error().message());
+    return;
+  }
+  vm.worker_id = std::move(*lease);
+}
+
 std::unique_ptr<Worker> Supervisor::reattach(Vm& vm, bool wants_worker) {
   const std::string& name = vm.name();
   auto on_exit = [this, &vm](const WorkerExit& exit) { onWorkerExit(vm, exit); };
@@ -123,6 +144,7 @@ std::unique_ptr<Worker> Supervisor::reattach(Vm& vm, bool wants_worker) {
       if (auto why = notOurWorker(vm, *facts, static_cast<uint64_t>(*vm.record.start_time))) {
         log::warning(vmText(name) + ": process " + std::to_string(pid) + " is not its worker: " + *why);
       } else if (auto process = workers_->adopt(pid, facts->start_time, on_exit)) {
+        claimWorker(vm, pid, *facts);
         return std::move(*process);
       }
     }
@@ -144,6 +166,7 @@ std::unique_ptr<Worker> Supervisor::reattach(Vm& vm, bool wants_worker) {
   if (found_by_uuid && why) return nullptr;
   if (!why && wants_worker) {
     if (auto process = workers_->adopt(*holder, facts->start_time, on_exit)) {
+      claimWorker(vm, *holder, *facts);
       // A worker whose pid was never recorded (vmmd was killed right after spawning it).
       log::warning(vmText(name) + ": adopting worker " + std::to_string(*holder) + ", which holds " + vm.paths.pidfile);
       vm.record.pid = *holder;

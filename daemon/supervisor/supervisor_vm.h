@@ -40,6 +40,8 @@ struct Supervisor::Vm {
   QmpLink link = QmpLink::kConnecting;
   ShutdownCause announced = ShutdownCause::kNone;
   std::unique_ptr<Worker> process;
+  WorkerIdLease worker_id;  // the uid/gid its worker runs as, while the VM is supervised
+  std::string cgroup;       // the worker's cgroup (vm-<name>) while it runs; removed at its end
   std::unique_ptr<WorkerLink> qmp;
   std::unique_ptr<ConsoleRelay> console;
   std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true

@@ -52,11 +52,18 @@ class WorkerLink {
   std::function<void(const Error& why)> onDisconnect;
 };
 
+// The unprivileged user a worker runs as (launch/worker_ids.h); none: vmmd's own (vmmd not root).
+struct WorkerIdentity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 // What /proc says of a process: enough to tell whether it is a given VM's worker.
 struct ProcessFacts {
   uint64_t start_time = 0;        // /proc/PID/stat field 22
   std::string exe;                // /proc/PID/exe's target (" (deleted)" once the binary was replaced)
   std::vector<std::string> argv;  // /proc/PID/cmdline
+  std::optional<uid_t> uid;       // /proc/PID/status's real uid, when it could be read
 };
 
 class WorkerHost {
@@ -65,10 +72,12 @@ class WorkerHost {
 
   virtual ~WorkerHost() = default;
   // Runs `exe args...` detached; `pass_fds` become its fds 3, 4, ... (kFirstPassedFd on); its
-  // output is appended to `log_path`.
+  // output is appended to `log_path`. With an identity it runs as that uid/gid, without
+  // supplementary groups, and so without capabilities.
   virtual Result<std::unique_ptr<Worker>> spawn(const std::string& exe, const std::vector<std::string>& args,
                                                 const std::string& log_path, Worker::ExitCallback on_exit,
-                                                const std::vector<int>& pass_fds) = 0;
+                                                const std::vector<int>& pass_fds,
+                                                std::optional<WorkerIdentity> identity) = 0;
   // A worker that outlived the previous vmmd; fails (ESRCH) when it is gone or the pid was reused.
   virtual Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) = 0;
   virtual std::unique_ptr<WorkerLink> link() = 0;

@@ -29,7 +29,8 @@ std::string WorkerExit::describe() const {
 Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(uv_loop_t* loop, const std::string& exe,
                                                             const std::vector<std::string>& args,
                                                             const std::string& log_path, ExitCallback on_exit,
-                                                            const std::vector<int>& pass_fds) {
+                                                            const std::vector<int>& pass_fds,
+                                                            std::optional<WorkerIdentity> identity) {
   // O_APPEND: vmmd caps the log by truncating it in place (log_rotation.h); the worker's next
   // write then lands at the new end instead of its old offset.
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640));
@@ -62,6 +63,13 @@ Result<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(uv_loop_t* loop, con
   // DETACHED = setsid(): the worker leads its own session, so a signal to vmmd's process group
   // (Ctrl-C on a foreground vmmd, systemd's KillMode=process) does not reach it.
   options.flags = UV_PROCESS_DETACHED;
+  if (identity) {
+    // libuv calls setgroups(0, NULL) too when it sets a gid, so no supplementary group (root's,
+    // kvm's, disk's) stays with the worker.
+    options.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    options.uid = identity->uid;
+    options.gid = identity->gid;
+  }
   options.exit_cb = [](uv_process_t* handle, int64_t status, int term_signal) {
     auto* self = static_cast<WorkerProcess*>(handle->data);
     if (!self) return;

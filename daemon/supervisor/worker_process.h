@@ -28,11 +28,14 @@ class WorkerProcess : public Worker {
   // Runs `exe args...` detached (setsid), stdin from /dev/null, stdout and stderr appended to
   // `log_path`, so that the worker's own error message survives for the start error. The child
   // inherits `pass_fds` as its fds 3, 4, ... (kFirstPassedFd on); every other fd of ours stays
-  // behind (they are all close-on-exec), so no worker holds another's sockets.
+  // behind (they are all close-on-exec), so no worker holds another's sockets. With `identity`
+  // the child switches to that gid and uid before exec (libuv's setgid, setgroups(0), setuid): a
+  // root vmmd's worker then has no capability left (CapEff and CapPrm 0).
   static Result<std::unique_ptr<WorkerProcess>> spawn(uv_loop_t* loop, const std::string& exe,
                                                       const std::vector<std::string>& args,
                                                       const std::string& log_path, ExitCallback on_exit,
-                                                      const std::vector<int>& pass_fds = {});
+                                                      const std::vector<int>& pass_fds = {},
+                                                      std::optional<WorkerIdentity> identity = std::nullopt);
   static constexpr int kFirstPassedFd = 3;
   // Watches an existing process through a pidfd. Fails when it is gone or is not the process that
   // started at `start_time` (pid reuse); ESRCH in the error code then.

@@ -48,6 +48,24 @@ TEST(DaemonOptions, ErrorsNameTheOption) {
   EXPECT_NE(empty.error().message().find("--group"), std::string::npos);
 }
 
+TEST(DaemonOptions, WorkerIdsHaveADefaultAndTakeARange) {
+  auto defaults = parseDaemonOptions({"vmmd"});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->worker_ids, (WorkerIdRange{1879048192, 65536}));
+  auto given = parseDaemonOptions({"vmmd", "--worker-ids", "300000:100"});
+  ASSERT_TRUE(given.ok()) << given.error().message();
+  EXPECT_EQ(given->worker_ids, (WorkerIdRange{300000, 100}));
+  auto joined = parseDaemonOptions({"vmmd", "--worker-ids=0x80000:16"});
+  ASSERT_TRUE(joined.ok()) << joined.error().message();
+  EXPECT_EQ(joined->worker_ids, (WorkerIdRange{0x80000, 16}));
+  auto root = parseDaemonOptions({"vmmd", "--worker-ids", "0:10"});
+  ASSERT_FALSE(root.ok());
+  EXPECT_EQ(root.error().message(), "--worker-ids: '0:10': uid 0 is root, not an unprivileged id");
+  auto missing = parseDaemonOptions({"vmmd", "--worker-ids"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "--worker-ids: needs a value");
+}
+
 TEST(DaemonOptions, WorkerBinaryIsFoundOrExplained) {
   auto missing = findWorkerBinary("/nonexistent/dir/vmmd");
   // Either a vmm on PATH or an error that says what to do.

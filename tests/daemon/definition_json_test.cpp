@@ -156,6 +156,11 @@ TEST(DefinitionJson, ErrorsNameTheField) {
       {minimal(R"(, "restart_backoff": {"initial_ms": 0})"), "restart_backoff.initial_ms: must be between 1 and 3600000"},
       {minimal(R"(, "restart_backoff": {"jitter": 1})"), "restart_backoff.jitter: unknown field"},
       {minimal(R"(, "restart_backoff": 5)"), "restart_backoff: must be an object"},
+      {minimal(R"(, "limits": [])"), "limits: must be an object"},
+      {minimal(R"(, "limits": {"cpu_percent": 0})"), "limits.cpu_percent: must be between 1 and 25400 (100 is one host CPU)"},
+      {minimal(R"(, "limits": {"cpu_percent": 1.5})"), "limits.cpu_percent: must be an integer"},
+      {minimal(R"(, "limits": {"memory_overhead_mib": -1})"), "limits.memory_overhead_mib: must be between 0 and 1048576"},
+      {minimal(R"(, "limits": {"memory_mib": 5})"), "limits.memory_mib: unknown field"},
       {R"({"name": "a", "memory": 64, "kernel": "/k"})", "schema: required (this vmmd writes \"schema\": 1)"},
       {R"({"schema": 2, "name": "a", "memory": 64, "kernel": "/k", "new_thing": 1})",
        "schema: version 2 is newer than this vmmd understands (1)"},
@@ -178,6 +183,24 @@ TEST(DefinitionJson, HostileInputIsRefusedNotCrashedOn) {
   EXPECT_EQ(errorOf(minimal(R"(, "cmdline": ")" + std::string(kMaxDefinitionBytes, 'x') + "\"")),
             "definition: larger than 1 MiB");
   EXPECT_EQ(errorOf(minimal(", \"\\u0000\": 1")), "<unprintable key>: unknown field");
+}
+
+TEST(DefinitionJson, LimitsAreOptionalEachMemberToo) {
+  auto none = parseDefinition(minimal());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->limits);
+  EXPECT_EQ(serializeDefinition(*none).find("limits"), std::string::npos) << "absent limits are not written";
+  auto both = parseDefinition(minimal(R"(, "limits": {"memory_overhead_mib": 0, "cpu_percent": 150})"));
+  ASSERT_TRUE(both.ok()) << both.error().message();
+  EXPECT_EQ(both->limits, (ResourceLimits{150, 0}));
+  std::string text = serializeDefinition(*both);
+  EXPECT_NE(text.find(R"("limits":{"cpu_percent":150,"memory_overhead_mib":0})"), std::string::npos) << text;
+  auto again = parseDefinition(text);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *both);
+  auto cpu_only = parseDefinition(minimal(R"(, "limits": {"cpu_percent": 25400})"));
+  ASSERT_TRUE(cpu_only.ok()) << cpu_only.error().message();
+  EXPECT_EQ(cpu_only->limits, (ResourceLimits{25400, std::nullopt}));
 }
 
 TEST(DefinitionJson, RestartDelayDoublesUpToTheCap) {

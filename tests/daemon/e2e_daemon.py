@@ -2,7 +2,7 @@
 """End-to-end tests of vmmd with real vmm workers and probe guests.
 
 usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon_kill9, errors, durability,
-                                 socket, poweroff_restart, qmp_fd)
+                                 socket, poweroff_restart, qmp_fd, confined)
 Each scenario runs its own vmmd in temporary directories and kills whatever it leaves behind."""
 import os
 import random
@@ -357,6 +357,162 @@ exec {os.path.abspath(VMM)} "$@"
     check(c.execute("vm-qmp", {"name": "q1", "command": "query-status"})["status"] == "running", "vm-qmp after re-attach")
     for name in ("q1", "q2"):
         c.execute("vm-destroy", {"name": name})
+
+
+def proc_status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict((k, v.strip()) for k, _, v in (line.partition(":") for line in f))
+
+
+def can_open_as(uid, gid, path):
+    """Whether uid/gid may open PATH for reading (in a child that drops to them)."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.close(os.open(path, os.O_RDONLY))
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    return os.waitpid(child, 0)[1] == 0
+
+
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            head, _, tail = line.partition(" - ")
+            if tail.startswith("cgroup2 ") and head.split()[3] == "/":
+                return head.split()[4]
+    return None
+
+
+def delegated_cgroup(d):
+    """A cgroup for vmmd to start in, as systemd's Delegate=yes gives one; whether cgroup v2 has the
+    cpu and memory controllers here (not where they are bound to cgroup v1)."""
+    mount = cgroup2_mount()
+    check(mount is not None, "no cgroup2 mounted")
+    own = os.path.join(mount, f"vmmd-e2e-{os.getpid()}")
+    os.mkdir(own)
+    with open(os.path.join(mount, "cgroup.controllers")) as f:
+        usable = {"cpu", "memory"} <= set(f.read().split())
+    if usable:
+        with open(os.path.join(mount, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu +memory")
+    d.cgroup = own
+    return mount, own, usable
+
+
+def first_line(path):
+    with open(path) as f:
+        return f.readline().strip()
+
+
+def scenario_confined(d):
+    """A root vmmd runs each worker as its own unprivileged uid/gid without capabilities and gives
+    it everything as fds: the guest boots, QMP, the console and the agent socket work, a qcow2 on a
+    backing file (named relative to it) works, the worker cannot open that image by path, and a
+    restarted vmmd re-attaches without handing the worker's uid to another VM. vmmd starts in a
+    cgroup of its own: with cgroup v2's cpu and memory controllers each worker runs in vm-<name>
+    with the definition's limits; without them vmmd warns and the VMs run all the same."""
+    if os.geteuid() != 0:
+        sys.exit(cannot_run("vmmd must be root to run its workers as other users"))
+    mount, own, usable = delegated_cgroup(d)
+    print(f"cgroup v2 at {mount}: " + ("cpu and memory: limits checked" if usable else "no cpu/memory: warnings checked"))
+    try:
+        confined_vms(d, mount, own, usable)
+        check(d.proc.poll() is None, "vmmd exited during the test")
+    finally:
+        d.stop()  # out of its cgroup, so that the cgroup can go
+        d.proc = None
+        for leftover in ("vm-c1", "vm-c2", "vm-c3", "vmmd", ""):
+            path = os.path.join(own, leftover)
+            try:  # workers a failed run left behind
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        os.kill(int(pid), signal.SIGKILL)
+                wait_until(lambda: first_line(os.path.join(path, "cgroup.procs")) == "", 5, f"{path} empty")
+                os.rmdir(path)
+            except OSError:
+                pass
+    check(not os.path.exists(own), f"{own} left behind")
+
+
+def confined_vms(d, mount, own, usable):
+    images = os.path.join(d.tmp, "images")
+    os.mkdir(images, 0o700)  # root's only: the worker can reach nothing in it by path
+    base, top = os.path.join(images, "base.raw"), os.path.join(images, "top.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", base, "1M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", top, "16M"], check=True)
+    c = d.start()
+    c.execute("vm-define", {"definition": probe_definition("c1", agent=True, disks=[{"path": top, "format": "qcow2"}],
+                                                           limits={"cpu_percent": 50, "memory_overhead_mib": 64})})
+    c.execute("vm-define", {"definition": probe_definition("c2")})
+    for name in ("c1", "c2"):
+        c.execute("vm-start", {"name": name})
+        ready(d, name)  # the console relay saw the guest's output: the passed console socket works
+
+    ids = {}
+    for name in ("c1", "c2"):
+        pid = c.execute("vm-info", {"name": name})["pid"]
+        st = proc_status(pid)
+        uids, gids = st["Uid"].split(), st["Gid"].split()
+        check(len(set(uids)) == 1 and uids[0] != "0", f"{name}: worker Uid {st['Uid']}")
+        check(len(set(gids)) == 1 and gids[0] != "0", f"{name}: worker Gid {st['Gid']}")
+        check(st["Groups"] == "", f"{name}: supplementary groups {st['Groups']}")
+        check(int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, f"{name}: CapEff {st['CapEff']} CapPrm {st['CapPrm']}")
+        check(st["NoNewPrivs"] == "1", f"{name}: NoNewPrivs {st['NoNewPrivs']}")
+        pidfile = os.path.join(d.run, "vms", name, "pid")
+        check(os.stat(pidfile).st_uid == int(uids[0]), f"{name}: pidfile owner {os.stat(pidfile).st_uid}")
+        ids[name] = (pid, int(uids[0]), int(gids[0]))
+    check(ids["c1"][1] != ids["c2"][1], f"two workers share uid {ids['c1'][1]}")
+    if usable:
+        rel = own[len(mount):]
+        check(first_line(f"/proc/{d.proc.pid}/cgroup") == f"0::{rel}/vmmd", "vmmd is not in its leaf")
+        check(first_line(f"/proc/{ids['c1'][0]}/cgroup") == f"0::{rel}/vm-c1", "c1's worker is not in vm-c1")
+        check(first_line(f"{own}/vm-c1/cpu.max") == "50000 100000", first_line(f"{own}/vm-c1/cpu.max"))
+        check(first_line(f"{own}/vm-c1/memory.max") == str(128 << 20), first_line(f"{own}/vm-c1/memory.max"))
+        check(first_line(f"{own}/vm-c2/memory.max") == "max", "c2 has no limits")
+    else:
+        log = d.log()
+        check(log.count("no per-VM cgroup limits") == 1, "no single warning at start:\n" + log)
+        check("VM 'c1': its limits are not applied" in log and "VM 'c2': its limits" not in log, log)
+
+    pid, uid, gid = ids["c1"]
+    check(c.execute("vm-qmp", {"name": "c1", "command": "query-status"})["status"] == "running", "QMP")
+    block = c.execute("vm-qmp", {"name": "c1", "command": "query-block"})
+    check(any(b["device"] == "disk0" and b["inserted"]["file"] == top for b in block), f"query-block: {block}")
+    # The worker opened the whole chain (it fails to start otherwise) through the fds vmmd passed.
+    held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    check(top in held and base in held and "/dev/kvm" in held, f"worker fds {sorted(held)}")
+    check(not can_open_as(uid, gid, top), "the worker's uid can open the image by path")
+    qga = os.path.join(d.run, "vms", "c1", "qga.sock")
+    inode = listening_socket_inode(qga)
+    check(inode is not None and socket_fds(pid, inode) != [], "the worker does not hold the agent socket")
+    try:
+        c.execute("vm-agent-command", {"name": "c1", "command": {"execute": "guest-ping"}, "timeout": 1})
+    except QmpError as e:  # the probe runs no qemu-ga: the channel answers that no agent is there
+        check(e.cls == "DeviceNotActive", f"agent channel: {e.cls}: {e.desc}")
+
+    # A restarted vmmd re-attaches and keeps both uids out of new workers' reach.
+    c.close()
+    d.kill9()
+    if usable:
+        d.cgroup = os.path.join(own, "vmmd")  # its parent enables controllers: no process may join it
+    c = d.start()
+    wait_until(lambda: state_of(c, "c1") == "running" and state_of(c, "c2") == "running", 10, "re-attached")
+    c.execute("vm-define", {"definition": probe_definition("c3")})
+    c.execute("vm-start", {"name": "c3"})
+    uid3 = int(proc_status(c.execute("vm-info", {"name": "c3"})["pid"])["Uid"].split()[0])
+    check(uid3 not in (ids["c1"][1], ids["c2"][1]), f"c3 got uid {uid3}, which a re-attached worker holds")
+    if usable:
+        # The previous vmmd's exit by SIGKILL left the limits on: they are there all the same.
+        check(first_line(f"{own}/vm-c1/cpu.max") == "50000 100000", "c1's limits after the re-attach")
+    for name in ("c1", "c2", "c3"):
+        c.execute("vm-destroy", {"name": name})
+    if usable:
+        wait_until(lambda: not os.path.exists(f"{own}/vm-c1"), 5, "vm-c1 removed after its worker ended")
 
 
 def scenario_socket(d):

@@ -57,7 +57,8 @@ void FakeWorkerHost::post(std::function<void()> action) {
 
 Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string& exe, const std::vector<std::string>& args,
                                                       const std::string& log_path, Worker::ExitCallback on_exit,
-                                                      const std::vector<int>&) {
+                                                      const std::vector<int>& pass_fds,
+                                                      std::optional<WorkerIdentity> identity) {
   if (script.spawn_fails) return Error("spawn vmm: No such file or directory", ENOENT);
   auto process = std::make_shared<FakeProcess>();
   process->pid = next_pid_++;
@@ -66,6 +67,20 @@ Result<std::unique_ptr<Worker>> FakeWorkerHost::spawn(const std::string& exe, co
   process->script = script;
   process->exe = script.execs.empty() ? exe : script.execs;
   process->args = args;
+  if (identity) process->uid = identity->uid;
+  // "-pidfile /proc/self/fd/N" names a file vmmd passed: the lock it takes is on that file.
+  auto flag = std::find(args.begin(), args.end(), "-pidfile");
+  if (flag != args.end() && flag + 1 != args.end()) {
+    process->pidfile = *(flag + 1);
+    constexpr std::string_view kPassed = "/proc/self/fd/";
+    if (process->pidfile.starts_with(kPassed)) {
+      size_t index = std::stoul(process->pidfile.substr(kPassed.size())) - kFirstPassedFd;
+      std::error_code ec;
+      if (index < pass_fds.size()) {
+        process->pidfile = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(pass_fds[index]), ec).string();
+      }
+    }
+  }
   process->on_exit = std::move(on_exit);
   if (!script.log_line.empty()) std::ofstream(log_path, std::ios::app) << script.log_line << "\n";
   processes_.push_back(process);
@@ -80,6 +95,8 @@ std::shared_ptr<FakeProcess> FakeWorkerHost::addSurvivor(const FakeProcess& was,
   process->dir = was.dir;
   process->exe = was.exe;
   process->args = was.args;
+  process->uid = was.uid;
+  process->pidfile = was.pidfile;
   process->holds_pidfile = was.holds_pidfile;
   process->status = std::move(status);
   survivors_[was.pid] = process;
@@ -94,7 +111,7 @@ Result<ProcessFacts> FakeWorkerHost::inspect(pid_t pid) {
   }
   if (!found || found->exited) return Error::fromErrno("open /proc/" + std::to_string(pid) + "/stat", ENOENT);
   const FakeProcess& p = *found;
-  ProcessFacts facts{p.start_time, p.exe, {p.exe}};
+  ProcessFacts facts{p.start_time, p.exe, {p.exe}, p.uid};
   facts.argv.insert(facts.argv.end(), p.args.begin(), p.args.end());
   return facts;
 }
@@ -102,8 +119,7 @@ Result<ProcessFacts> FakeWorkerHost::inspect(pid_t pid) {
 std::optional<pid_t> FakeWorkerHost::pidfileHolder(const std::string& pidfile) {
   for (const auto& [pid, process] : survivors_) {
     if (process->exited || !process->holds_pidfile) continue;
-    auto flag = std::find(process->args.begin(), process->args.end(), "-pidfile");
-    if (flag != process->args.end() && flag + 1 != process->args.end() && *(flag + 1) == pidfile) return pid;
+    if (process->pidfile == pidfile) return pid;
   }
   return std::nullopt;
 }

@@ -43,6 +43,8 @@ struct FakeProcess {
   std::string status = "prelaunch";  // query-status
   std::string exe;                   // what /proc/PID/exe would say
   std::vector<std::string> args;
+  std::optional<uid_t> uid;          // the identity it was spawned with, as /proc/PID/status says
+  std::string pidfile;               // the file its -pidfile names (a passed fd resolved)
   bool holds_pidfile = true;          // while it runs, it holds the lock on its -pidfile
   int refuse_connects = 0;            // this many connects are refused (ECONNREFUSED) first
   int connects = 0;                   // connects tried
@@ -59,7 +61,8 @@ class FakeWorkerHost : public WorkerHost {
 
   Result<std::unique_ptr<Worker>> spawn(const std::string& exe, const std::vector<std::string>& args,
                                         const std::string& log_path, Worker::ExitCallback on_exit,
-                                        const std::vector<int>& pass_fds) override;
+                                        const std::vector<int>& pass_fds,
+                                        std::optional<WorkerIdentity> identity) override;
   Result<std::unique_ptr<Worker>> adopt(pid_t pid, uint64_t start_time, Worker::ExitCallback on_exit) override;
   std::unique_ptr<WorkerLink> link() override;
   std::string bootId() override { return boot_id; }

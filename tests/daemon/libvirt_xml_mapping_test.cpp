@@ -146,6 +146,16 @@ TEST(LibvirtXmlMapping, VmmdSettingsFromMetadata) {
           "</vmmd:settings></metadata>"));
   EXPECT_TRUE(def.autostart);
   EXPECT_EQ(def.restart_backoff, (RestartBackoff{250, 8000, 0, 60}));
+  EXPECT_FALSE(def.limits);
+  VmDefinition limited = imported(domain(
+      "", "<metadata><vmmd:settings xmlns:vmmd='urn:x-vmmd:domain:1'>"
+          "<vmmd:limits cpu-percent='50' memory-overhead-mib='32'/></vmmd:settings></metadata>"));
+  EXPECT_EQ(limited.limits, (ResourceLimits{50, 32}));
+  auto bad = definitionFromDomainXml(domain(
+      "", "<metadata><vmmd:settings xmlns:vmmd='urn:x-vmmd:domain:1'>"
+          "<vmmd:limits cpu-percent='0'/></vmmd:settings></metadata>"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("cpu-percent"), std::string::npos) << bad.error().message();
   // Absent settings are the JSON defaults.
   VmDefinition plain = imported(domain(""));
   EXPECT_FALSE(plain.autostart);

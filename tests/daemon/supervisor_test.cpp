@@ -69,6 +69,9 @@ class SupervisorTest : public ::testing::Test {
     workers_->boot_id = boot_id_;
     SupervisorConfig config{runDir(), "/nonexistent/vmm", std::nullopt, 100};
     config.qmp_request_timeout_ms = request_timeout_ms_;
+    config.worker_ids = worker_ids_;
+    // No KVM needed: the fake workers never use what stands in for /dev/kvm.
+    config.open_device = [](const std::string&, int flags) { return openPlainFile("/dev/null", flags); };
     supervisor_ = std::make_unique<Supervisor>(&loop_, *store_, config, std::move(host));
     supervisor_->onStateChange = [this](const std::string& vm, VmState state, const std::string& reason) {
       changes_.push_back({vm, state, reason});
@@ -155,6 +158,7 @@ class SupervisorTest : public ::testing::Test {
   FakeWorkerHost* workers_ = nullptr;
   std::vector<StateChange> changes_;
   uint32_t request_timeout_ms_ = 30000;
+  std::optional<WorkerIdRange> worker_ids_;
   std::string boot_id_ = "boot-1";  // the fake machine's boot, for the next startVmmd
 };
 
@@ -792,6 +796,35 @@ TEST_F(SupervisorTest, AReattachedWorkerThatWillNotTalkIsLeftAloneAndCommandsFai
   supervisor_->pause("a", again.completion());
   ASSERT_TRUE(again.came());
   EXPECT_EQ(again.error().message, "VM 'a': no QMP connection to its worker");
+}
+
+// A root vmmd gives each VM's worker its own uid/gid; a restarted vmmd learns the uid of every
+// worker it re-attaches to and hands it to no other VM.
+TEST_F(SupervisorTest, EachWorkerRunsAsItsOwnIdAndReattachedWorkersKeepTheirs) {
+  worker_ids_ = WorkerIdRange{1879048192, 2};
+  startVmmd();
+  define("a");
+  define("b");
+  auto a = startRunning("a");
+  auto b = startRunning("b");
+  EXPECT_EQ(a->uid, 1879048192u);
+  EXPECT_EQ(b->uid, 1879048193u);
+  Answer<StopOutcome> destroyed;
+  supervisor_->destroy("b", destroyed.completion());
+  ASSERT_TRUE(await(destroyed));
+  startVmmd();
+  auto survivor = workers_->addSurvivor(*a, "running");
+  supervisor_->recover();
+  EXPECT_TRUE(reaches("a", VmState::kRunning));
+  define("c");
+  auto c = startRunning("c");
+  EXPECT_EQ(c->uid, 1879048193u) << "the re-attached worker's uid is taken";
+  define("d");
+  Answer<Done> refused;
+  supervisor_->start("d", refused.completion());
+  ASSERT_TRUE(await(refused));
+  ASSERT_TRUE(refused.result && !refused.result->ok());
+  EXPECT_NE(refused.error().message.find("no free worker uid in 1879048192:2"), std::string::npos) << refused.error().message;
 }
 
 }  // namespace

@@ -39,18 +39,29 @@ class Daemon:
     def __init__(self, tmp=None, extra_args=()):
         self.tmp_dir = None if tmp else TempDir("vmmd-e2e-")
         self.tmp = tmp or self.tmp_dir.path
+        # Traversable (not readable) by others: a root vmmd runs its workers as unprivileged uids,
+        # and a wrapper script (--vmm) placed here must be executable by them. The VM's files need
+        # no such thing: vmmd opens them and passes the fds.
+        os.chmod(self.tmp, 0o711)
         self.state = os.path.join(self.tmp, "state")
         self.run = os.path.join(self.tmp, "run")
         self.socket = os.path.join(self.run, "vmmd.sock")
         self.log_path = os.path.join(self.tmp, "vmmd.log")
         self.extra_args = list(extra_args)
         self.proc = None
+        self.cgroup = None  # a cgroup v2 directory vmmd starts in (as systemd's Delegate=yes would)
 
     def start(self, timeout=10):
         log = open(self.log_path, "ab")
+        cgroup = self.cgroup
+
+        def join_cgroup():
+            if cgroup:
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
         self.proc = subprocess.Popen([VMMD, "--state-dir", self.state, "--run-dir", self.run, "--vmm",
                                       os.path.abspath(VMM), "--foreground"] + self.extra_args,
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=join_cgroup)
         try:
             return QmpClient.connect(self.socket, timeout=REPLY_TIMEOUT, connect_timeout=timeout, retry_interval=0.02,
                                      alive=lambda: self.proc.poll() is None)

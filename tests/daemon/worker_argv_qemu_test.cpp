@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "base/unique_fd.h"
 #include "daemon/definition/definition_json.h"
 #include "daemon/launch/worker_argv.h"
+#include "daemon/supervisor/worker_resources.h"
 #include "qmp/unix_socket.h"
 #include "tests/support/temp_dir.h"
 
@@ -81,12 +84,19 @@ struct QemuRun {
   }
 };
 
+// What the worker is given: its arguments and the fds it inherits from fd 3 on (the QMP listener
+// first). Without passed fds: workerArgv alone, with the QMP listener made here.
+struct WorkerStart {
+  std::vector<std::string> args;
+  std::vector<int> fds;
+};
+
 // `prefix` runs before QEMU (a network namespace with a tap for the NIC variant).
 void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::vector<std::string>& prefix,
-                  const std::string& log) {
+                  const std::string& log, std::optional<WorkerStart> start = std::nullopt) {
   std::vector<std::string> argv = prefix;
   argv.push_back(QEMU_SYSTEM_X86_64);
-  for (std::string arg : workerArgv(def, paths)) {
+  for (std::string arg : start ? start->args : workerArgv(def, paths)) {
     if (arg == "q35,accel=kvm") arg = "q35,accel=tcg";
     if (argv.back() == "-cpu") arg = "max";
     argv.push_back(std::move(arg));
@@ -94,8 +104,12 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
   argv.push_back("-S");
   std::filesystem::create_directories(paths.dir);
   // As vmmd: the QMP socket is bound and listening before QEMU starts, passed as kWorkerQmpFd.
-  auto qmp_listener = qmp::listenUnix(paths.qmp_socket);
-  ASSERT_TRUE(qmp_listener.ok()) << qmp_listener.error().message();
+  Result<UniqueFd> qmp_listener = UniqueFd();
+  if (!start) {
+    qmp_listener = qmp::listenUnix(paths.qmp_socket);
+    ASSERT_TRUE(qmp_listener.ok()) << qmp_listener.error().message();
+    start = WorkerStart{{}, {qmp_listener->get()}};
+  }
 
   QemuRun qemu;
   qemu.pid = ::fork();
@@ -104,10 +118,11 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, STDOUT_FILENO);
     ::dup2(fd, STDERR_FILENO);
-    // What WorkerProcess::spawn has libuv do: fd 3 in QEMU, without close-on-exec.
-    int listener = qmp_listener->get();
-    if (listener == kWorkerQmpFd) ::fcntl(listener, F_SETFD, 0);
-    else ::dup2(listener, kWorkerQmpFd);
+    // What WorkerProcess::spawn has libuv do: fd 3, 4... in QEMU, without close-on-exec (moved out
+    // of the way first, so that no dup2 overwrites an fd still to be placed).
+    std::vector<int> high;
+    for (int fd : start->fds) high.push_back(::fcntl(fd, F_DUPFD, 100));
+    for (size_t i = 0; i < high.size(); ++i) ::dup2(high[i], kWorkerQmpFd + static_cast<int>(i));
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -115,7 +130,7 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
     ::_exit(127);
   }
 
-  qmp_listener->reset();  // QEMU holds it now: a connection cannot fail, however slowly it starts
+  if (qmp_listener.ok()) qmp_listener->reset();  // QEMU holds it now: a connection cannot fail, however slowly it starts
 
   // Connecting succeeds at once; the greeting comes once QEMU has accepted the whole command line
   // and made its other sockets.
@@ -200,6 +215,30 @@ TEST_F(WorkerArgvQemu, DisksAgentAndConsole) {
   auto paths = workerPathsFor(dir_.file("r,un"), def.name);
   ASSERT_TRUE(paths.ok()) << paths.error().message();
   runUnderQemu(def, *paths, {}, dir_.file("qemu.log"));
+}
+
+// The argv of a worker that gets everything as fds (supervisor/worker_resources.h): the sockets
+// (fd=N), the pidfile (/proc/self/fd/N), the files and /dev/kvm (-add-fd ... opaque=PATH), a qcow2 with
+// its backing file. QEMU accepts it and serves the sockets vmmd bound.
+TEST_F(WorkerArgvQemu, EverythingPassedAsFds) {
+  std::string base = dir_.file("base.raw");
+  std::string top = dir_.file("top,1.qcow2");
+  ASSERT_TRUE(run("qemu-img create -f raw '" + base + "' 1M")) << "qemu-img create";
+  ASSERT_TRUE(run("qemu-img create -f qcow2 -b base.raw -F raw '" + top + "' 16M")) << "qemu-img create";
+  VmDefinition def = definition(R"("agent": true, "disks": [{"path": ")" + top + R"(", "format": "qcow2"}])");
+  auto paths = workerPathsFor(dir_.file("r,un"), def.name);
+  ASSERT_TRUE(paths.ok()) << paths.error().message();
+  std::filesystem::create_directories(paths->dir);
+  // TCG needs no /dev/kvm: whatever stands in for it is passed the same way.
+  auto no_kvm = [](const std::string&, int flags) { return openPlainFile("/dev/null", flags); };
+  auto resources = prepareWorker(def, *paths, std::nullopt, openPlainFile, no_kvm);
+  ASSERT_TRUE(resources.ok()) << resources.error().message();
+  const std::vector<std::string>& args = resources->args;
+  EXPECT_NE(std::find(args.begin(), args.end(), "fd=7,set=1,opaque=" + std::string(VMMD_PROBE_ELF)), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "fd=9,set=3,opaque=" + dir_.path() + "/base.raw"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "fd=10,set=4,opaque=/dev/kvm"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "/proc/self/fd/6"), args.end());
+  runUnderQemu(def, *paths, {}, dir_.file("qemu.log"), WorkerStart{args, resources->fds.raw()});
 }
 
 TEST_F(WorkerArgvQemu, TapNicInANetworkNamespace) {

@@ -15,6 +15,7 @@
 
 #include "daemon/process/process_identity.h"
 #include "qmp/unix_socket.h"
+#include "tests/support/cannot_run.h"
 #include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
@@ -69,6 +70,31 @@ TEST(WorkerProcess, SpawnedChildLeadsItsOwnSessionAndReportsItsSignal) {
   EXPECT_EQ(exit->signal, SIGKILL);
   EXPECT_NE(exit->describe().find("killed by signal 9"), std::string::npos);
   EXPECT_FALSE((*p)->signal(SIGKILL).ok()) << "signalled a process that has exited";
+}
+
+// A root vmmd's worker runs as the identity it is given: that uid and gid, no supplementary group,
+// and so no capability in its effective or permitted set. (The test host runs as root; as anyone
+// else the switch cannot be made, which vmmd knows: it passes no identity then.)
+TEST(WorkerProcess, AnIdentityMakesTheChildAnUnprivilegedUserWithoutCapabilities) {
+  if (::geteuid() != 0) VMMD_CANNOT_RUN("changing a child's uid needs root");
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0711);
+  Loop loop;
+  std::optional<WorkerExit> exit;
+  auto p = WorkerProcess::spawn(&loop.loop, "/bin/sh", {"-c", "cat /proc/self/status; ls " + dir.path()}, dir.file("log"),
+                                [&](const WorkerExit& e) { exit = e; }, {}, WorkerIdentity{1879048192, 1879048193});
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  ASSERT_TRUE(loop.runUntil([&] { return exit.has_value(); }));
+  std::ifstream log(dir.file("log"));
+  std::string status((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(status.find("\nUid:\t1879048192\t1879048192\t1879048192\t1879048192\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nGid:\t1879048193\t1879048193\t1879048193\t1879048193\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nGroups:\t \n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nCapEff:\t0000000000000000\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("\nCapPrm:\t0000000000000000\n"), std::string::npos) << status;
+  // What the child cannot do any more: read a directory of root's (mode 0711).
+  EXPECT_NE(status.find("Permission denied"), std::string::npos) << status;
+  EXPECT_NE(exit->status, 0);
 }
 
 // The QMP listener reaches the worker as fd 3 and nowhere else: vmmd's own fds (all close-on-exec,
