@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
+#include "daemon/server/authorization.h"
 #include "daemon/server/control_commands.h"
 #include "daemon/server/control_socket.h"
 #include "daemon/server/options.h"
@@ -91,12 +92,20 @@ int main(int argc, char** argv) {
     Supervisor supervisor(&loop, *store, {options->run_dir, options->vmm, gid});
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
-    qmp::UvServer server(&loop, registry);
-    supervisor.onStateChange = [&server](const std::string& vm, VmState state, const std::string& reason) {
+    qmp::UvServerOptions server_options;
+    server_options.maxMessageBytes = kMaxControlMessageBytes;
+    server_options.idleTimeoutMs = uint64_t{options->client_idle_timeout_s} * 1000;
+    qmp::UvServer server(&loop, registry, server_options);
+    // Each client hears about its own VMs only (root about all).
+    supervisor.onStateChange = [&server, &supervisor](const std::string& vm, VmState state, const std::string& reason) {
       qmp::Json data = stateChangeData(vm, state, reason);
-      server.broadcastEvent("VM_STATE_CHANGE", &data);
+      std::string line = qmp::formatEvent("VM_STATE_CHANGE", &data);
+      auto owner = supervisor.ownerOf(vm);
+      server.forEachSession([&](qmp::Session& session) {
+        if (owner ? mayAccess(callerOf(session), *owner) : callerOf(session).isRoot()) session.sendEvent(line);
+      });
     };
-    ControlSocket control(&loop, server);
+    ControlSocket control(&loop, server, ControlSocketLimits{options->max_clients_per_user});
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
       log::info("serving the socket passed by systemd");

@@ -178,6 +178,7 @@ bool Session::isOob(const Result<Json>& item) const {
 }
 
 void Session::onParsed(Result<Json>&& item) {
+  ++messagesParsed_;
   if (closed_) return;
   if ((busy_ || !queue_.empty()) && !isOob(item)) {
     queue_.push_back(std::move(item));

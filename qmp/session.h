@@ -64,6 +64,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // In-band requests waiting behind a deferred reply.
   size_t queuedRequests() const { return queue_.size(); }
   bool replyPending() const { return busy_; }
+  // Complete top-level values (requests or malformed ones) read so far: an owner that counts raw
+  // bytes between two of them bounds a message without parsing (UvServer's maxMessageBytes).
+  uint64_t messagesParsed() const { return messagesParsed_; }
   // Unique per process; lets owners key per-connection state.
   uint64_t id() const { return id_; }
 
@@ -91,6 +94,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<Result<Json>> queue_;
   std::string scratch_;
   uint64_t id_;
+  uint64_t messagesParsed_ = 0;
   bool negotiated_ = false;
   bool oobEnabled_ = false;
   bool busy_ = false;
