@@ -67,6 +67,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Complete top-level values (requests or malformed ones) read so far: an owner that counts raw
   // bytes between two of them bounds a message without parsing (UvServer's maxMessageBytes).
   uint64_t messagesParsed() const { return messagesParsed_; }
+  // Bytes held for the message being read (0 between messages).
+  size_t bufferedInputBytes() const { return reader_.bufferedBytes(); }
   // Unique per process; lets owners key per-connection state.
   uint64_t id() const { return id_; }
 

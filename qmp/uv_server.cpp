@@ -52,7 +52,7 @@ struct UvServer::Client {
     if (closing) return false;
     if (session->messagesParsed() != seenMessages) {
       seenMessages = session->messagesParsed();
-      partialBytes = 0;
+      partialBytes = session->bufferedInputBytes();  // what of the slice began the next message
       lastProgressMs = uv_now(server->loop_);
     } else {
       partialBytes += slice.size();
