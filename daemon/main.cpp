@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
     registerControlCommands(registry, supervisor);
     qmp::UvServerOptions server_options;
     server_options.maxMessageBytes = kMaxControlMessageBytes;
+    server_options.session.maxTokens = kMaxControlMessageTokens;
     server_options.idleTimeoutMs = uint64_t{options->client_idle_timeout_s} * 1000;
     qmp::UvServer server(&loop, registry, server_options);
     // Each client hears about its own VMs only (root about all).

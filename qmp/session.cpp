@@ -141,7 +141,7 @@ Session::Session(const CommandRegistry& registry, SessionOptions options, Output
     : registry_(registry),
       options_(std::move(options)),
       output_(std::move(output)),
-      reader_([this](Result<Json>&& item) { onParsed(std::move(item)); }, options_.maxMessageBytes),
+      reader_([this](Result<Json>&& item) { onParsed(std::move(item)); }, options_.maxMessageBytes, options_.maxTokens),
       id_(nextSessionId++) {}
 
 Session::~Session() = default;

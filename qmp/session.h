@@ -32,6 +32,7 @@ struct SessionOptions {
   std::string versionJson = R"({"qemu": {"micro": 0, "minor": 0, "major": 0}, "package": ""})";
   bool advertiseOob = true;
   size_t maxMessageBytes = JsonStreamReader::kDefaultMaxMessageBytes;
+  size_t maxTokens = JsonStreamReader::kMaxTokens;
 };
 
 // One whole event line: {"timestamp": {...}, "event": NAME[, "data": DATA]} + CRLF, stamped now.

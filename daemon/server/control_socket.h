@@ -34,6 +34,9 @@ const PeerCredentials* peerOf(const qmp::Session& session);
 // A control message (one request) is at most this long: a definition is a few KiB, libvirt XML a
 // few tens; anything longer is refused and the client disconnected.
 inline constexpr size_t kMaxControlMessageBytes = size_t{1} << 20;
+// And at most this many JSON tokens (a definition has a few hundred), so that the parser's token
+// index (16 bytes a token) stays near 1 MiB too: a client holds about 2 MiB at most.
+inline constexpr size_t kMaxControlMessageTokens = size_t{64} << 10;
 
 struct ControlSocketLimits {
   uint32_t per_user = 64;

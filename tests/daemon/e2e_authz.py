@@ -341,6 +341,29 @@ def send_huge(socket_path, total):
     return {"sent": sent, "answer": answer.decode(errors="replace")}
 
 
+def token_flood(socket_path, clients, hold):
+    """`clients` connections each sending just under 1 MiB of one unfinished message made of tiny
+    tokens (the parser's index costs 16 bytes a token), held open; signals `hold` when all sent."""
+    body = b'{"execute": "vm-list", "arguments": {"x": [' + b"0," * ((1 << 19) - 64)
+    socks = []
+    for _ in range(clients):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(socket_path)
+        # vmmd stops reading a client whose answers (one error a token past the token cap) it
+        # does not read: send what goes within a moment.
+        s.settimeout(0.05)
+        try:
+            s.sendall(body)
+        except OSError:
+            pass
+        socks.append(s)
+    os.write(hold[1], b"x")
+    time.sleep(1)
+    for s in socks:
+        s.close()
+    return len(socks)
+
+
 def send_partial(socket_path):
     """An unfinished message, then silence: vmmd drops the client after the idle timeout."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -364,6 +387,23 @@ def scenario_big_message(d):
     check("message longer than 1048576 bytes" in result[1]["answer"], f"vmmd's answer: {result[1]['answer'][-300:]}")
     check(result[1]["sent"] < 64 << 20, "vmmd read all 64 MiB")
     check(peak - base_rss < 16 * 1024, f"vmmd grew by {peak - base_rss} KiB")
+    # 64 clients (the per-uid cap) each holding an unfinished message of tiny tokens.
+    base_rss = rss_kib(pid)
+    hold = os.pipe()
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.write(w, json.dumps(as_user(ATTACKER, token_flood, d.socket, 64, hold)).encode())
+        os._exit(0)
+    os.close(w)
+    os.read(hold[0], 1)
+    flood_rss = rss_kib(pid)
+    while os.read(r, 4096):
+        pass
+    os.waitpid(child, 0)
+    print(f"64 clients with 1 MiB unfinished messages of tokens: vmmd RSS {base_rss} -> {flood_rss} KiB "
+          f"(+{(flood_rss - base_rss) >> 10} MiB)")
+    check(flood_rss - base_rss < 160 * 1024, f"vmmd grew by {flood_rss - base_rss} KiB")
     waited = as_user(ATTACKER, send_partial, d.socket)
     check(waited[0] == "ok" and waited[1] < 4 * IDLE_TIMEOUT_S, f"unfinished message: {waited}")
     print(f"unfinished message: dropped after {waited[1]:.1f} s (timeout {IDLE_TIMEOUT_S} s)")
