@@ -64,6 +64,10 @@ Outcome openChecked(const char* path, int flags, bool block_allowed, int& fd_out
 
 // Runs in the forked child: take the owner's credentials, open, send the outcome (with the fd).
 [[noreturn]] void childOpen(int channel, const Owner& owner, const char* path, int flags) {
+  // vmmd's descriptors (clients, workers' sockets) are not the child's to hold: a child stuck in an
+  // open (a hung NFS server) must not keep a client's connection alive. Best effort (Linux 5.9+).
+  if (channel > 3) ::syscall(SYS_close_range, 3u, static_cast<unsigned>(channel - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(channel + 1), ~0u, 0u);
   Outcome outcome;
   int fd = -1;
   const std::vector<gid_t>& groups = owner.groups;
