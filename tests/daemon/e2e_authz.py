@@ -176,6 +176,13 @@ def scenario_owners(d):
     check(as_user(ATTACKER, attach, tty) == ["ok", "attached"], "the owner cannot attach to its console")
     other_console = as_user(OTHER, attach, tty)
     check(other_console[0] == "exception" and "Permission denied" in other_console[1], f"console: {other_console}")
+    # The worker's own sockets are vmmd's alone: QMP, the raw console, the guest agent.
+    for name in ("qmp.sock", "console.sock", "qga.sock"):
+        path = os.path.join(d.run, "vms", "mine", name)
+        check(os.path.exists(path), f"no {path}")
+        for uid in (ATTACKER, OTHER):
+            direct = as_user(uid, attach, path)
+            check(direct[0] == "exception" and "Permission denied" in direct[1], f"uid {uid} reached {name}: {direct}")
 
     # Events: the other user hears nothing about mine; the owner does.
     def events_of(uid_unused):
