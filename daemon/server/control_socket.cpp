@@ -1,9 +1,12 @@
 #include "daemon/server/control_socket.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 
 #include "base/log.h"
@@ -20,13 +23,26 @@ bool isPowerOfTwo(uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 ControlSocket::ControlSocket(uv_loop_t* loop, qmp::UvServer& server, ControlSocketLimits limits)
     : loop_(loop), server_(server), limits_(limits), spare_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+  rlimit files{};
+  uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY ? files.rlim_cur : 1024;
+  // What vmmd already holds (store, listeners, sanitizer runtimes) is not the clients' either.
+  std::error_code ec;
+  uint64_t in_use = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    ++in_use;
+  }
+  uint64_t reserved = std::max<uint64_t>(limit / 4, 16) + in_use;
+  max_clients_ = limit > reserved ? limit - reserved : 1;
   server_.onConnect = [this](qmp::Session& session) {
     session.userData = std::make_shared<PeerCredentials>(pending_);
     ++clients_per_uid_[pending_.uid];
+    ++clients_;
   };
   server_.onDisconnect = [this](qmp::Session& session) {
     const PeerCredentials* peer = peerOf(session);
     if (!peer) return;
+    --clients_;
     auto it = clients_per_uid_.find(peer->uid);
     if (it != clients_per_uid_.end() && --it->second == 0) clients_per_uid_.erase(it);
   };
@@ -100,6 +116,13 @@ void ControlSocket::acceptAll() {
 }
 
 bool ControlSocket::admit(const PeerCredentials& peer) {
+  if (clients_ >= max_clients_) {
+    if (isPowerOfTwo(++shed_)) {
+      log::warning("control client " + peer.describe() + " refused: " + std::to_string(clients_) +
+                   " clients hold every descriptor but those kept in reserve (" + std::to_string(shed_) + " refused so far)");
+    }
+    return false;
+  }
   uint64_t cap = peer.uid == 0 ? uint64_t{limits_.per_user} * limits_.root_factor : limits_.per_user;
   auto it = clients_per_uid_.find(peer.uid);
   if (it == clients_per_uid_.end() || it->second < cap) return true;

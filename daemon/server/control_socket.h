@@ -4,7 +4,9 @@
 // the audit log and the authorization of every command (authorization.h).
 //
 // Bounds: a non-root uid holds at most `per_user` connections at once (root 16 times as many);
-// one more is closed at once, with a logged reason. A connection whose credentials cannot be read
+// one more is closed at once, with a logged reason. All clients together never take the last
+// quarter of vmmd's descriptors (RLIMIT_NOFILE) nor those it held when the socket was made:
+// those stay for starting VMs, opening files as their owners, the store. A connection whose credentials cannot be read
 // is closed. When vmmd runs out of descriptors (EMFILE), a spare descriptor kept for that moment
 // is closed, the pending connection accepted and closed, and the spare reopened, so the listener
 // never spins on a connection it cannot take. (Message size and idle clients: UvServerOptions.)
@@ -76,6 +78,8 @@ class ControlSocket {
   std::string unlink_path_;
   PeerCredentials pending_;  // the connection being handed to the server right now
   std::map<uid_t, uint32_t> clients_per_uid_;
+  uint64_t clients_ = 0;
+  uint64_t max_clients_ = 0;  // RLIMIT_NOFILE less its reserved quarter and what was in use
   std::map<uid_t, uint64_t> refusals_per_uid_;  // for logging the 1st, 2nd, 4th, 8th... only
   uint64_t shed_ = 0;
 };

@@ -237,6 +237,17 @@ def rss_kib(pid):
     return 0
 
 
+def runs_under_asan(pid):
+    """An AddressSanitizer vmmd keeps freed memory in its quarantine: RSS bounds here are the
+    release build's, the sanitizer run gets ASan's own headroom (as tests/hostile does)."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return any("libasan" in line for line in maps)
+
+
+def rss_bound_kib(pid, release_kib):
+    return max(320 * 1024, 4 * release_kib) if runs_under_asan(pid) else release_kib
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -318,7 +329,7 @@ def scenario_idle_clients(d):
           f"descriptors {base_fds} before, {peak_fds} at most during, {fd_count(pid)} after")
     check(attack[0] == "ok", f"attacker: {attack}")
     check(peak_fds <= base_fds + 64 + 8, f"vmmd held {peak_fds - base_fds} more descriptors (cap 64 per uid)")
-    check(peak_rss - base_rss < 32 * 1024, f"vmmd grew by {peak_rss - base_rss} KiB")
+    check(peak_rss - base_rss < rss_bound_kib(pid, 32 * 1024), f"vmmd grew by {peak_rss - base_rss} KiB")
     check(len(during) >= 10, "the legitimate client got no answers during the attack")
     check(attack[1]["closed_by_vmmd"] >= attack[1]["connected"] - 64 - 8, f"vmmd kept idle clients: {attack}")
     check("refused: uid 4242 already holds 64 connections" in d.log(), "the refusals were not logged")
@@ -393,7 +404,7 @@ def scenario_big_message(d):
     print(f"64 MiB message: {result[1]['sent'] >> 20} MiB sent before vmmd closed; vmmd RSS {base_rss} -> {peak} KiB")
     check("message longer than 1048576 bytes" in result[1]["answer"], f"vmmd's answer: {result[1]['answer'][-300:]}")
     check(result[1]["sent"] < 64 << 20, "vmmd read all 64 MiB")
-    check(peak - base_rss < 16 * 1024, f"vmmd grew by {peak - base_rss} KiB")
+    check(peak - base_rss < rss_bound_kib(pid, 16 * 1024), f"vmmd grew by {peak - base_rss} KiB")
     # 64 clients (the per-uid cap) each holding an unfinished message of tiny tokens.
     base_rss = rss_kib(pid)
     hold = os.pipe()
@@ -410,7 +421,7 @@ def scenario_big_message(d):
     os.waitpid(child, 0)
     print(f"64 clients with 1 MiB unfinished messages of tokens: vmmd RSS {base_rss} -> {flood_rss} KiB "
           f"(+{(flood_rss - base_rss) >> 10} MiB)")
-    check(flood_rss - base_rss < 160 * 1024, f"vmmd grew by {flood_rss - base_rss} KiB")
+    check(flood_rss - base_rss < rss_bound_kib(pid, 160 * 1024), f"vmmd grew by {flood_rss - base_rss} KiB")
     waited = as_user(ATTACKER, send_partial, d.socket)
     check(waited[0] == "ok" and waited[1] < 4 * IDLE_TIMEOUT_S, f"unfinished message: {waited}")
     print(f"unfinished message: dropped after {waited[1]:.1f} s (timeout {IDLE_TIMEOUT_S} s)")
@@ -447,8 +458,10 @@ def scenario_emfile(d):
     cpu_before = cpu_seconds(pid)
     time.sleep(1.5)
     cpu_used = cpu_seconds(pid) - cpu_before
-    print(f"EMFILE: {len(socks)} connections against RLIMIT_NOFILE 64; vmmd used {cpu_used:.2f} s CPU in 1.5 s")
-    check("out of file descriptors" in d.log(), "no EMFILE handling logged")
+    print(f"descriptor exhaustion: {len(socks)} connections against RLIMIT_NOFILE 64; vmmd used {cpu_used:.2f} s CPU in 1.5 s")
+    # vmmd keeps a quarter of its descriptors in reserve, refusing clients past the rest; should it
+    # still run out, the spare descriptor sheds connections. Either way, said in the log.
+    check("out of file descriptors" in d.log() or "but those kept in reserve" in d.log(), "no exhaustion handling logged")
     check(cpu_used < 0.15, f"vmmd spun at EMFILE: {cpu_used:.2f} s CPU in 1.5 s")
     for s in socks:
         s.close()
