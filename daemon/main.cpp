@@ -16,6 +16,8 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
+#include "daemon/access/open_as_owner.h"
+#include "daemon/server/authorization.h"
 #include "daemon/server/control_commands.h"
 #include "daemon/server/control_socket.h"
 #include "daemon/server/options.h"
@@ -89,6 +91,8 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   {
     SupervisorConfig config{options->run_dir, options->vmm, gid};
+    // Every file a worker gets is opened as the VM's owner would open it (security model, README).
+    config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {
       config.worker_ids = options->worker_ids;
       log::info("workers run as uids " + std::to_string(options->worker_ids.base) + ".." +
@@ -106,12 +110,21 @@ int main(int argc, char** argv) {
     Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
-    qmp::UvServer server(&loop, registry);
-    supervisor.onStateChange = [&server](const std::string& vm, VmState state, const std::string& reason) {
+    qmp::UvServerOptions server_options;
+    server_options.maxMessageBytes = kMaxControlMessageBytes;
+    server_options.session.maxTokens = kMaxControlMessageTokens;
+    server_options.idleTimeoutMs = uint64_t{options->client_idle_timeout_s} * 1000;
+    qmp::UvServer server(&loop, registry, server_options);
+    // Each client hears about its own VMs only (root about all).
+    supervisor.onStateChange = [&server, &supervisor](const std::string& vm, VmState state, const std::string& reason) {
       qmp::Json data = stateChangeData(vm, state, reason);
-      server.broadcastEvent("VM_STATE_CHANGE", &data);
+      std::string line = qmp::formatEvent("VM_STATE_CHANGE", &data);
+      auto owner = supervisor.ownerOf(vm);
+      server.forEachSession([&](qmp::Session& session) {
+        if (owner ? mayAccess(callerOf(session), *owner) : callerOf(session).isRoot()) session.sendEvent(line);
+      });
     };
-    ControlSocket control(&loop, server);
+    ControlSocket control(&loop, server, ControlSocketLimits{options->max_clients_per_user});
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
       log::info("serving the socket passed by systemd");

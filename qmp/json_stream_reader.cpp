@@ -297,8 +297,8 @@ class TokenParser {
 
 }  // namespace
 
-JsonStreamReader::JsonStreamReader(Sink sink, size_t maxMessageBytes)
-    : sink_(std::move(sink)), maxMessageBytes_(maxMessageBytes) {}
+JsonStreamReader::JsonStreamReader(Sink sink, size_t maxMessageBytes, size_t maxTokens)
+    : sink_(std::move(sink)), maxMessageBytes_(maxMessageBytes), maxTokens_(maxTokens) {}
 
 void JsonStreamReader::feed(std::string_view bytes) {
   for (char ch : bytes) feedByte(static_cast<unsigned char>(ch));
@@ -492,7 +492,7 @@ void JsonStreamReader::emitToken(TokenType type) {
     emitError("JSON token size limit exceeded");
     return;
   }
-  if (tokens_.size() + 1 > kMaxTokens) {
+  if (tokens_.size() + 1 > maxTokens_) {
     token_.clear();
     emitError("JSON token count limit exceeded");
     return;

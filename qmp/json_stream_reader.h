@@ -31,7 +31,8 @@ class JsonStreamReader {
 
   using Sink = std::function<void(Result<Json>&&)>;
 
-  explicit JsonStreamReader(Sink sink, size_t maxMessageBytes = kDefaultMaxMessageBytes);
+  // `maxTokens` bounds the token index (16 bytes a token) as `maxMessageBytes` bounds the text.
+  explicit JsonStreamReader(Sink sink, size_t maxMessageBytes = kDefaultMaxMessageBytes, size_t maxTokens = kMaxTokens);
 
   void feed(std::string_view bytes);
   // End of input: flushes a pending scalar/keyword and reports an unfinished value.
@@ -72,6 +73,7 @@ class JsonStreamReader {
 
   Sink sink_;
   size_t maxMessageBytes_;
+  size_t maxTokens_;
   State state_ = State::Start;
   int hexLeft_ = 0;
   std::string token_;          // the token being lexed

@@ -141,7 +141,7 @@ Session::Session(const CommandRegistry& registry, SessionOptions options, Output
     : registry_(registry),
       options_(std::move(options)),
       output_(std::move(output)),
-      reader_([this](Result<Json>&& item) { onParsed(std::move(item)); }, options_.maxMessageBytes),
+      reader_([this](Result<Json>&& item) { onParsed(std::move(item)); }, options_.maxMessageBytes, options_.maxTokens),
       id_(nextSessionId++) {}
 
 Session::~Session() = default;
@@ -178,6 +178,7 @@ bool Session::isOob(const Result<Json>& item) const {
 }
 
 void Session::onParsed(Result<Json>&& item) {
+  ++messagesParsed_;
   if (closed_) return;
   if ((busy_ || !queue_.empty()) && !isOob(item)) {
     queue_.push_back(std::move(item));

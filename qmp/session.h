@@ -32,6 +32,7 @@ struct SessionOptions {
   std::string versionJson = R"({"qemu": {"micro": 0, "minor": 0, "major": 0}, "package": ""})";
   bool advertiseOob = true;
   size_t maxMessageBytes = JsonStreamReader::kDefaultMaxMessageBytes;
+  size_t maxTokens = JsonStreamReader::kMaxTokens;
 };
 
 // One whole event line: {"timestamp": {...}, "event": NAME[, "data": DATA]} + CRLF, stamped now.
@@ -64,6 +65,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // In-band requests waiting behind a deferred reply.
   size_t queuedRequests() const { return queue_.size(); }
   bool replyPending() const { return busy_; }
+  // Complete top-level values (requests or malformed ones) read so far: an owner that counts raw
+  // bytes between two of them bounds a message without parsing (UvServer's maxMessageBytes).
+  uint64_t messagesParsed() const { return messagesParsed_; }
+  // Bytes held for the message being read (0 between messages).
+  size_t bufferedInputBytes() const { return reader_.bufferedBytes(); }
   // Unique per process; lets owners key per-connection state.
   uint64_t id() const { return id_; }
 
@@ -91,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<Result<Json>> queue_;
   std::string scratch_;
   uint64_t id_;
+  uint64_t messagesParsed_ = 0;
   bool negotiated_ = false;
   bool oobEnabled_ = false;
   bool busy_ = false;

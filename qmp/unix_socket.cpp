@@ -126,7 +126,20 @@ Result<PeerCredentials> peerCredentials(int fd) {
   ucred credentials{};
   socklen_t length = sizeof credentials;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0) return Error::fromErrno("SO_PEERCRED");
-  return PeerCredentials{credentials.pid, credentials.uid, credentials.gid};
+  PeerCredentials peer{credentials.pid, credentials.uid, credentials.gid, {}};
+  // SO_PEERGROUPS fails with ERANGE and the needed length when the buffer is too small.
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    socklen_t bytes = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &bytes) == 0) {
+      groups.resize(bytes / sizeof(gid_t));
+      peer.groups = std::move(groups);
+      return peer;
+    }
+    if (errno != ERANGE) return Error::fromErrno("SO_PEERGROUPS");
+    groups.resize(bytes / sizeof(gid_t) + 1);
+  }
+  return Error("SO_PEERGROUPS: the group list keeps growing");
 }
 
 }  // namespace vmmd::qmp

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -50,11 +51,13 @@ std::string boundPath(int fd);
 // queue is full. Errors keep errno (ENOENT, ECONNREFUSED, EAGAIN) for the caller's retry decision.
 Result<UniqueFd> connectUnix(const std::string& path, bool nonblocking = false);
 
-// Who is at the other end of a connected Unix socket (SO_PEERCRED).
+// Who is at the other end of a connected Unix socket (SO_PEERCRED), with the supplementary
+// groups it had when it connected (SO_PEERGROUPS).
 struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;
   std::string describe() const;  // "uid=1000 gid=1000 pid=4242"
 };
 Result<PeerCredentials> peerCredentials(int fd);

@@ -40,8 +40,37 @@ struct UvServer::Client {
   std::shared_ptr<Session> session;
   UvOutput output{reinterpret_cast<uv_stream_t*>(&pipe), [this](int status) { onWritten(status); }};
   std::string unprocessed;  // input read but not yet fed (while paused)
+  uint64_t seenMessages = 0;     // session->messagesParsed() at the last check
+  size_t partialBytes = 0;       // raw bytes fed since the last complete message
+  uint64_t lastProgressMs = 0;   // uv_now of the connection or the last complete message
   bool reading = false;
   bool closing = false;
+
+  // Feeds one slice to the session and applies maxMessageBytes. False once the client is dropped.
+  bool feedSlice(std::string_view slice) {
+    session->feed(slice);
+    if (closing) return false;
+    if (session->messagesParsed() != seenMessages) {
+      seenMessages = session->messagesParsed();
+      partialBytes = session->bufferedInputBytes();  // what of the slice began the next message
+      lastProgressMs = uv_now(server->loop_);
+    } else {
+      partialBytes += slice.size();
+    }
+    size_t limit = server->options_.maxMessageBytes;
+    if (limit && partialBytes > limit) {
+      std::string error;
+      appendError(error, "GenericError", "message longer than " + std::to_string(limit) + " bytes: disconnecting", "");
+      send(error);
+      server->dropClient(this);
+      return false;
+    }
+    return true;
+  }
+
+  bool idleSince(uint64_t nowMs) const {
+    return (!session->negotiated() || partialBytes > 0) && nowMs - lastProgressMs >= server->options_.idleTimeoutMs;
+  }
 
   size_t backlog() const { return output.backlog(); }
 
@@ -74,7 +103,7 @@ struct UvServer::Client {
     size_t done = 0;
     while (done < unprocessed.size() && !closing && !overLimits()) {
       size_t n = std::min(kFeedSlice, unprocessed.size() - done);
-      session->feed(std::string_view(unprocessed).substr(done, n));
+      if (!feedSlice(std::string_view(unprocessed).substr(done, n))) return;
       done += n;
     }
     if (closing) return;
@@ -107,7 +136,7 @@ struct UvServer::Client {
     std::string_view data(buf->base, static_cast<size_t>(nread));
     while (!data.empty() && !self->closing && !self->overLimits()) {
       size_t n = std::min(kFeedSlice, data.size());
-      self->session->feed(data.substr(0, n));
+      if (!self->feedSlice(data.substr(0, n))) return;
       data.remove_prefix(n);
     }
     if (self->closing) return;
@@ -126,10 +155,37 @@ UvServer::UvServer(uv_loop_t* loop, const CommandRegistry& registry, UvServerOpt
 
 UvServer::~UvServer() {
   close();
-  if (resumeTimer_) {
-    resumeTimer_->server = nullptr;
-    closeAndDelete(resumeTimer_, &resumeTimer_->timer);
+  for (ResumeTimer* timer : {resumeTimer_, idleTimer_}) {
+    if (!timer) continue;
+    timer->server = nullptr;
+    closeAndDelete(timer, &timer->timer);
   }
+}
+
+// One timer for every client: each sweep drops those idle past the timeout. A few sweeps per
+// timeout bound the overshoot; the timer never keeps the loop alive on its own.
+void UvServer::startIdleSweep() {
+  if (options_.idleTimeoutMs == 0 || idleTimer_) return;
+  auto timer = std::make_unique<ResumeTimer>();
+  timer->server = this;
+  uv_timer_init(loop_, &timer->timer);
+  timer->timer.data = timer.get();
+  idleTimer_ = timer.release();
+  uint64_t period = std::clamp<uint64_t>(options_.idleTimeoutMs / 4, 10, 1000);
+  uv_timer_start(&idleTimer_->timer, [](uv_timer_t* t) {
+    auto* self = static_cast<ResumeTimer*>(t->data);
+    if (self->server) self->server->dropIdleClients();
+  }, period, period);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&idleTimer_->timer));
+}
+
+void UvServer::dropIdleClients() {
+  uint64_t now = uv_now(loop_);
+  std::vector<Client*> idle;
+  for (Client* c : clients_) {
+    if (!c->closing && c->idleSince(now)) idle.push_back(c);
+  }
+  for (Client* c : idle) dropClient(c);
 }
 
 void UvServer::scheduleResume(Client* client) {
@@ -213,7 +269,9 @@ Status UvServer::startClient(uv_pipe_t* pipe) {
   client->server = this;
   client->session = Session::create(registry_, options_.session,
                                     [client](std::string_view message) { client->send(message); });
+  client->lastProgressMs = uv_now(loop_);
   clients_.push_back(client);
+  startIdleSweep();
   if (onConnect) onConnect(*client->session);
   client->session->start();
   if (!client->closing) client->updateReading();

@@ -33,6 +33,14 @@ struct UvServerOptions {
   size_t pauseReadingAbove = size_t{1} << 20;  // unsent output bytes per client
   size_t disconnectAbove = size_t{64} << 20;   // hard per-client output limit
   size_t maxQueuedRequests = 8;                // as QEMU's QMP_REQ_QUEUE_LEN_MAX
+  // Bytes a client may send between two complete messages; past it the client gets a GenericError
+  // and is disconnected, so its partial message never takes more. 0: only the session's own
+  // parser limit (QEMU's 64 MiB, answered with an error, the connection kept), as QEMU does.
+  size_t maxMessageBytes = 0;
+  // A client that has not negotiated, or holds an unfinished message, this long after its last
+  // complete message (or its connection) is disconnected. 0: never. A negotiated client that
+  // only waits (for events, for a long command's reply) is not idle.
+  uint64_t idleTimeoutMs = 0;
 };
 
 class UvServer {
@@ -77,6 +85,8 @@ class UvServer {
   void dropClient(Client* client);
   void scheduleResume(Client* client);
   void runResumes();
+  void startIdleSweep();
+  void dropIdleClients();
   static void onConnection(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
@@ -87,6 +97,7 @@ class UvServer {
   std::vector<Client*> toResume_;     // paused clients to re-check on the next loop turn
   struct ResumeTimer;
   ResumeTimer* resumeTimer_ = nullptr;  // owned; freed by its close callback
+  ResumeTimer* idleTimer_ = nullptr;    // the idle sweep, same shape; owned likewise
   std::vector<char> readBuffer_;
 };
 

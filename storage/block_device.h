@@ -93,4 +93,8 @@ class BlockDevice {
 // like QEMU does, so that QEMU and vmm never both write one image.
 Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options);
 
+// Where a backing file name from `image`'s header points, as QEMU resolves it: an absolute name
+// as it is, a relative one against the folder of `image` as it was named (not canonicalized).
+std::string resolveBackingName(const std::string& image, const std::string& name);
+
 }  // namespace vmmd::storage

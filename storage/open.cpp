@@ -65,7 +65,7 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
   if (format == ImageFormat::Raw) return openRaw(std::move(*file));
   auto opener = [&](const std::string& name, const std::string& fmt) -> Result<std::unique_ptr<BlockDevice>> {
     // Relative to the folder of the file the top image stands for (an fd set's path, not /dev/fdset).
-    std::string resolved = name[0] == '/' ? name : dirName(files.realPath(path)) + "/" + name;
+    std::string resolved = resolveBackingName(files.realPath(path), name);
     OpenOptions b = options;
     b.readOnly = true;
     b.repair = false;
@@ -78,6 +78,10 @@ Result<std::unique_ptr<BlockDevice>> openChain(const std::string& path, const Op
 }
 
 }  // namespace
+
+std::string resolveBackingName(const std::string& image, const std::string& name) {
+  return !name.empty() && name[0] == '/' ? name : dirName(image) + "/" + name;
+}
 
 Result<std::unique_ptr<BlockDevice>> openImage(const std::string& path, const OpenOptions& options) {
   std::vector<std::pair<dev_t, ino_t>> chain;

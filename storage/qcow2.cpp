@@ -60,7 +60,7 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
                                            const BackingOpener& openBacking) {
   auto fsize = file->size();
   if (!fsize) return fsize.error();
-  std::vector<uint8_t> head(std::min<uint64_t>(*fsize, 2u << 20));
+  std::vector<uint8_t> head(std::min<uint64_t>(*fsize, kHeaderReadBytes));
   if (auto r = file->read(0, head); !r) return r.error();
   auto h = parseHeader(head, *fsize, file->path());
   if (!h) return h.error();

@@ -17,6 +17,7 @@ constexpr uint32_t kMaxClusterBits = 21;
 constexpr uint64_t kMaxL1Bytes = 32u << 20;        // QEMU's QCOW_MAX_L1_SIZE
 constexpr uint64_t kMaxRefTableBytes = 8u << 20;   // QEMU's QCOW_MAX_REFTABLE_SIZE
 constexpr uint32_t kMaxBackingNameLength = 1023;
+constexpr uint64_t kHeaderReadBytes = 2u << 20;  // parseHeader reads min(file size, this)
 constexpr uint64_t kMaxVirtualSize = 1ull << 55;   // well past anything real; keeps arithmetic safe
 
 // Field offsets, for in-place updates of single fields.
@@ -78,7 +79,7 @@ struct Header {
 };
 
 // Parses and validates the header in the first cluster of an image (`head` holds the first
-// min(file size, 2 MiB) bytes). fileSize bounds every table. path only names the file in errors.
+// min(file size, kHeaderReadBytes) bytes). fileSize bounds every table. path only names the file in errors.
 Result<Header> parseHeader(std::span<const uint8_t> head, uint64_t fileSize, const std::string& path);
 
 // The bytes of cluster 0 for a new image: header, backing format and feature name extensions,

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "daemon/launch/worker_argv.h"
+#include "storage/block_device.h"
 #include "storage/qcow2_header.h"
 
 namespace vmmd::daemon {
@@ -15,18 +16,6 @@ namespace {
 
 // What parseHeader wants to see: the first cluster at most (2 MiB, the largest cluster).
 constexpr uint64_t kHeadBytes = 2u << 20;
-
-std::string directoryOf(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// The backing file's name as QEMU's path_combine and the worker's storage layer resolve it.
-std::string resolveBacking(const std::string& image, const std::string& name) {
-  return name.front() == '/' ? name : directoryOf(image) + "/" + name;
-}
 
 Result<storage::qcow2::Header> readQcow2Header(int fd, const std::string& path) {
   off_t end = ::lseek(fd, 0, SEEK_END);
@@ -55,14 +44,16 @@ class FileCollector {
 
   // The image and, when it is qcow2, its whole backing chain.
   Status addImage(const std::string& field, const std::string& path, DiskFormat format, bool writable) {
-    std::string current = path;
+    std::string current = path, parent;
     std::vector<std::pair<dev_t, ino_t>> chain;
     for (int depth = 0;; ++depth) {
       if (depth > kMaxBackingDepth) {
         return Error(field + ": " + path + ": backing chain is deeper than " + std::to_string(kMaxBackingDepth) + " images");
       }
       auto fd = openOnce(current, depth == 0 && writable);
-      if (!fd) return fd.error().withContext(field);
+      if (!fd && depth == 0) return fd.error().withContext(field);
+      // The open error names the backing file; say whose backing file it is.
+      if (!fd) return Error(field + ": " + parent + ": backing file " + fd.error().message(), fd.error().code());
       struct stat st {};
       if (::fstat(*fd, &st) < 0) return Error::fromErrno(field + ": stat " + current);
       if (std::find(chain.begin(), chain.end(), std::pair(st.st_dev, st.st_ino)) != chain.end()) {
@@ -82,7 +73,8 @@ class FileCollector {
         return Error(field + ": " + current + ": backing file " + header->backingFile + " has format '" +
                      header->backingFormat + "' (raw or qcow2)");
       }
-      current = resolveBacking(current, header->backingFile);
+      parent = current;
+      current = storage::resolveBackingName(current, header->backingFile);
       format = *backing_format;
     }
   }

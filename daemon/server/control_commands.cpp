@@ -3,7 +3,11 @@
 #include <memory>
 
 #include "base/log.h"
+#include "base/uv_work.h"
+#include "daemon/access/definition_files.h"
+#include "daemon/definition/definition_json.h"
 #include "daemon/definition/libvirt_xml.h"
+#include "daemon/server/authorization.h"
 #include "daemon/server/control_socket.h"
 #include "daemon/server/error_mapping.h"
 
@@ -35,12 +39,67 @@ Supervisor::Completion<T> deferred(qmp::Request& request) {
 template <typename T>
 using VmAction = void (Supervisor::*)(const std::string&, Supervisor::Completion<T>);
 
+// Answers the request with the refusal when its caller may not act on VM `name`.
+bool refused(Supervisor& supervisor, qmp::Request& request, const std::string& name) {
+  auto refusal_error = refusal(supervisor, callerOf(request.session), name);
+  if (refusal_error) request.reply.error(*refusal_error);
+  return refusal_error.has_value();
+}
+
 template <typename T>
 void addVmAction(qmp::CommandRegistry& registry, Supervisor& supervisor, const char* command, VmAction<T> action) {
   registry.add({command, {{"name", ArgType::Str}}}, [&supervisor, command, action](qmp::Request& request) {
     std::string name = stringArg(request.args, "name");
     audit(request.session, command, "name=" + name);
+    if (refused(supervisor, request, name)) return;
     (supervisor.*action)(name, deferred<T>(request));
+  });
+}
+
+// Opens every file of `def` as `owner` on libuv's thread pool (forks, opens, reads qcow2
+// headers: never on the loop), then runs `then` on the loop with the outcome, unless the
+// supervisor is gone by then (vmmd stopping).
+void checkFilesOffLoop(Supervisor& supervisor, VmDefinition def, Owner owner, std::function<void(Status)> then) {
+  auto outcome = std::make_shared<Status>();
+  auto queued = queueWork(
+      supervisor.loop(),
+      [def = std::move(def), owner = std::move(owner), outcome] { *outcome = checkDefinitionFilesAsOwner(def, owner); },
+      [alive = supervisor.lifetime(), outcome, then](bool cancelled) {
+        if (alive.expired()) return;
+        then(cancelled ? Status(Error("the file check was cancelled")) : *outcome);
+      });
+  if (!queued) then(queued);
+}
+
+// vm-define after its parse: the files checked as the caller, then the definition stored.
+void defineAsCaller(Supervisor& supervisor, qmp::Request& request, VmDefinition def) {
+  auto reply = std::make_shared<qmp::Reply>(std::move(request.reply));
+  Owner owner = callerOf(request.session);
+  std::string name = def.name;
+  checkFilesOffLoop(supervisor, def, owner, [&supervisor, reply, def, owner](Status checked) {
+    if (!checked) {
+      reply->error(qmp::QmpError::generic("VM '" + def.name + "': " + checked.error().message()));
+      return;
+    }
+    reply->complete(toCommandResult(supervisor.define(def, owner)));
+  });
+}
+
+// vm-start: the files checked again as the owner (they may have changed since the define), then
+// the start.
+void startAsOwner(Supervisor& supervisor, qmp::Request& request, const std::string& name) {
+  auto stored = supervisor.stored(name);
+  if (!stored) {
+    request.reply.error(toQmpError(stored.error()));
+    return;
+  }
+  auto done = deferred<Done>(request);
+  checkFilesOffLoop(supervisor, stored->definition, stored->owner, [&supervisor, name, done](Status checked) {
+    if (!checked) {
+      done(VmError{VmErrorCode::kInvalidArgument, "VM '" + name + "': " + checked.error().message(), {}});
+      return;
+    }
+    supervisor.start(name, done);
   });
 }
 
@@ -81,42 +140,60 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
   registry.addEnum("VmState", {"shut-off", "starting", "running", "paused", "shutting-down", "crashed"});
   registry.addEvent("VM_STATE_CHANGE", {{"name", "str"}, {"state", "VmState"}, {"reason", "str"}});
 
-  // The definition as JSON (`definition`) or as libvirt domain XML (`xml`): exactly one.
-  registry.addSync({"vm-define", {{"definition", ArgType::Object, true}, {"xml", ArgType::Str, true}}, "any"},
-                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
-                     bool has_json = args.HasMember("definition"), has_xml = args.HasMember("xml");
-                     if (has_json == has_xml) {
-                       return qmp::QmpError{"GenericError", "vm-define takes exactly one of 'definition' (JSON) and 'xml' (libvirt domain XML)"};
-                     }
-                     if (has_xml) {
-                       auto def = definitionFromDomainXml(qmp::jsonStringView(args["xml"]));
-                       if (!def) return qmp::QmpError{"GenericError", "invalid definition: " + def.error().message()};
-                       audit(session, "vm-define", "name=" + def->name + " (libvirt XML)");
-                       return toCommandResult(supervisor.define(*def));
-                     }
-                     const JsonValue& def = args["definition"];
-                     std::string name = def.HasMember("name") && def["name"].IsString() ? def["name"].GetString() : "?";
-                     audit(session, "vm-define", "name=" + name);
-                     return toCommandResult(supervisor.define(qmp::toJson(def)));
-                   });
+  // The definition as JSON (`definition`) or as libvirt domain XML (`xml`): exactly one. The VM
+  // belongs to the caller; its files are opened with the caller's credentials, off the loop.
+  registry.add({"vm-define", {{"definition", ArgType::Object, true}, {"xml", ArgType::Str, true}}, "any"},
+               [&supervisor](qmp::Request& request) {
+                 const JsonValue& args = request.args;
+                 bool has_json = args.HasMember("definition"), has_xml = args.HasMember("xml");
+                 if (has_json == has_xml) {
+                   request.reply.error(qmp::QmpError::generic("vm-define takes exactly one of 'definition' (JSON) and 'xml' (libvirt domain XML)"));
+                   return;
+                 }
+                 auto def = has_xml ? definitionFromDomainXml(qmp::jsonStringView(args["xml"]))
+                                    : parseDefinition(qmp::toJson(args["definition"]));
+                 if (!def) {
+                   request.reply.error(qmp::QmpError::generic("invalid definition: " + def.error().message()));
+                   return;
+                 }
+                 audit(request.session, "vm-define", "name=" + def->name + (has_xml ? " (libvirt XML)" : ""));
+                 defineAsCaller(supervisor, request, std::move(*def));
+               });
   registry.addSync({"vm-dumpxml", {{"name", ArgType::Str}}, "any"},
-                   [&supervisor](const JsonValue& args, qmp::Session&) -> CommandResult {
-                     return toCommandResult(supervisor.domainXml(stringArg(args, "name")));
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     std::string name = stringArg(args, "name");
+                     if (auto refusal_error = refusal(supervisor, callerOf(session), name)) return *refusal_error;
+                     return toCommandResult(supervisor.domainXml(name));
                    });
   registry.addSync({"vm-undefine", {{"name", ArgType::Str}}},
                    [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
                      std::string name = stringArg(args, "name");
                      audit(session, "vm-undefine", "name=" + name);
+                     if (auto refusal_error = refusal(supervisor, callerOf(session), name)) return *refusal_error;
                      return toCommandResult(supervisor.undefine(name));
                    });
-  registry.addSync({"vm-list", {}, "any"},
-                   [&supervisor](const JsonValue&, qmp::Session&) -> CommandResult { return toCommandResult(supervisor.list()); });
+  // Only the caller's VMs (every VM for root).
+  registry.addSync({"vm-list", {}, "any"}, [&supervisor](const JsonValue&, qmp::Session& session) -> CommandResult {
+    auto rows = supervisor.list();
+    if (rows) {
+      Owner caller = callerOf(session);
+      std::erase_if(*rows, [&caller](const VmSummary& row) { return !mayAccess(caller, row.owner); });
+    }
+    return toCommandResult(std::move(rows));
+  });
   registry.addSync({"vm-info", {{"name", ArgType::Str}}, "any"},
-                   [&supervisor](const JsonValue& args, qmp::Session&) -> CommandResult {
-                     return toCommandResult(supervisor.info(stringArg(args, "name")));
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     std::string name = stringArg(args, "name");
+                     if (auto refusal_error = refusal(supervisor, callerOf(session), name)) return *refusal_error;
+                     return toCommandResult(supervisor.info(name));
                    });
 
-  addVmAction(registry, supervisor, "vm-start", &Supervisor::start);
+  registry.add({"vm-start", {{"name", ArgType::Str}}}, [&supervisor](qmp::Request& request) {
+    std::string name = stringArg(request.args, "name");
+    audit(request.session, "vm-start", "name=" + name);
+    if (refused(supervisor, request, name)) return;
+    startAsOwner(supervisor, request, name);
+  });
   addVmAction(registry, supervisor, "vm-destroy", &Supervisor::destroy);
   addVmAction(registry, supervisor, "vm-reboot", &Supervisor::reboot);
   addVmAction(registry, supervisor, "vm-pause", &Supervisor::pause);
@@ -144,6 +221,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  }
                  audit(request.session, "vm-shutdown",
                        "name=" + name + " mode=" + mode + " timeout=" + std::to_string(timeout) + (force ? " force" : ""));
+                 if (refused(supervisor, request, name)) return;
                  supervisor.shutdown(name, static_cast<uint32_t>(timeout), force,
                                      mode == "agent" ? ShutdownMode::kAgent : ShutdownMode::kAcpi, deferred<StopOutcome>(request));
                });
@@ -166,6 +244,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  }
                  audit(request.session, "vm-agent-command",
                        "name=" + name + " command=" + qmp::toJson((*agentRequest)["execute"]));
+                 if (refused(supervisor, request, name)) return;
                  supervisor.agentCommand(name, std::move(*agentRequest), static_cast<uint32_t>(timeout_s * 1000),
                                          deferred<qmp::Json>(request));
                });
@@ -175,6 +254,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  std::string name = stringArg(request.args, "name");
                  std::string command = stringArg(request.args, "command");
                  audit(request.session, "vm-qmp", "name=" + name + " command=" + command);
+                 if (refused(supervisor, request, name)) return;
                  auto it = request.args.FindMember("arguments");
                  const JsonValue* arguments = it != request.args.MemberEnd() ? &it->value : nullptr;
                  supervisor.forward(name, command, arguments, deferred<qmp::Json>(request));

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/parse.h"
+
 namespace vmmd::daemon {
 namespace {
 
@@ -22,11 +24,13 @@ Result<std::string> absolute(const std::string& option, const std::string& path)
 
 std::string daemonUsage() {
   return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH]\n"
-         "            [--worker-ids BASE:COUNT] [--foreground]\n"
+         "            [--worker-ids BASE:COUNT] [--max-clients-per-user N] [--client-idle-timeout S] [--foreground]\n"
          "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
          "  --run-dir DIR    per-VM sockets and logs (default /run/vmmd)\n"
          "  --socket PATH    control socket (default RUN_DIR/vmmd.sock; systemd socket activation overrides)\n"
-         "  --group NAME     group owning the control socket (mode 0660)\n"
+         "  --group NAME     group owning the control socket (mode 0660): a name or a numeric gid\n"
+         "  --max-clients-per-user N  control connections one non-root uid may hold (default 64)\n"
+         "  --client-idle-timeout S   drop a client that sent an unfinished message or nothing for S s (default 60)\n"
          "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
          "  --worker-ids BASE:COUNT  uids/gids for workers, one per running VM, when vmmd is root\n"
          "                   (default 1879048192:65536)\n"
@@ -55,6 +59,13 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       auto range = parseWorkerIdRange(*v);
       if (!range) return range.error();
       options.worker_ids = *range;
+    } else if (is("--max-clients-per-user") || is("--client-idle-timeout")) {
+      std::string name = arg.substr(0, arg.find('='));
+      auto v = value(name);
+      if (!v) return v.error();
+      auto n = parseUnsigned(*v);
+      if (!n || *n < 1 || *n > 1000000) return Error(name + ": expected a number from 1 to 1000000, got '" + *v + "'");
+      (name == "--max-clients-per-user" ? options.max_clients_per_user : options.client_idle_timeout_s) = static_cast<uint32_t>(*n);
     } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--group")) {
       std::string name = arg.substr(0, arg.find('='));
       auto v = value(name);
@@ -79,6 +90,8 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
 }
 
 Result<gid_t> resolveGroup(const std::string& name) {
+  // A number is a gid (a group that exists in no group database, e.g. in a container or a test).
+  if (auto gid = parseUnsigned(name); gid && *gid < 0xffffffffu) return static_cast<gid_t>(*gid);
   struct group* g = ::getgrnam(name.c_str());
   if (!g) return Error("--group: no group named '" + name + "'");
   return g->gr_gid;

@@ -17,7 +17,9 @@ struct DaemonOptions {
   std::string state_dir = "/var/lib/vmmd";  // vmmd.db
   std::string run_dir = "/run/vmmd";        // per-VM sockets and logs
   std::string socket;                       // default <run_dir>/vmmd.sock
-  std::optional<std::string> group;         // owner group of the control socket
+  std::optional<std::string> group;         // owner group of the control socket (a name or a gid)
+  uint32_t max_clients_per_user = 64;       // connections per non-root uid; root gets 16 times as many
+  uint32_t client_idle_timeout_s = 60;      // a client that never completes a message is dropped after this
   std::string vmm;                          // default: `vmm` next to vmmd, else from PATH
   WorkerIdRange worker_ids;                 // the uids/gids of workers (a root vmmd)
   bool foreground = false;
@@ -28,7 +30,7 @@ struct DaemonOptions {
 Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv);
 std::string daemonUsage();
 
-// The gid of --group ("--group: no group named 'x'").
+// The gid of --group: a group name, or a decimal gid ("--group: no group named 'x'").
 Result<gid_t> resolveGroup(const std::string& name);
 
 // Where `vmm` is: next to `self_exe`, else the first executable `vmm` on PATH.

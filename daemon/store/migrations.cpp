@@ -53,9 +53,19 @@ ALTER TABLE runtime ADD COLUMN boot_id TEXT;
 ALTER TABLE runtime ADD COLUMN worker_exe TEXT;
 )sql";
 
-constexpr std::array<Migration, 2> kMigrations = {{
+// Each VM belongs to the client that defined it (SO_PEERCRED uid and gid, SO_PEERGROUPS groups as
+// "10,27,4242"): its files are opened with those credentials and only it and root may act on the VM.
+// Definitions made before owners were recorded belong to root (the defaults).
+constexpr std::string_view kVersion3 = R"sql(
+ALTER TABLE definitions ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN owner_gid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN owner_groups TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array<Migration, 3> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
+    {3, "the owner of each VM (uid, gid, groups)", kVersion3},
 }};
 
 }  // namespace

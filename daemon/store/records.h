@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "daemon/access/owner.h"
 #include "daemon/definition/vm_definition.h"
 
 namespace vmmd::daemon {
@@ -26,6 +27,7 @@ std::optional<StopIntent> parseStopIntent(std::string_view text);
 
 struct StoredDefinition {
   VmDefinition definition;
+  Owner owner;  // who defined it; root for definitions older than owners
   int64_t created_us = 0;  // Unix time, microseconds
   int64_t updated_us = 0;
 };

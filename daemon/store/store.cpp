@@ -56,7 +56,7 @@ Result<std::string> Store::integrityCheck() {
   return report;
 }
 
-Status Store::define(const VmDefinition& def) {
+Status Store::define(const VmDefinition& def, const Owner& owner) {
   auto tx = sqlite::Transaction::begin(db_);
   if (!tx) return tx.error();
   // Checked here, not left to the constraints, so the message says which of the two is taken.
@@ -68,8 +68,10 @@ Status Store::define(const VmDefinition& def) {
     if (taken->columnText(0) == def.name) return Error("vm '" + def.name + "' is already defined", kStoreNameTaken);
     return Error("uuid " + def.uuid + " is already used by vm '" + taken->columnText(0) + "'", kStoreUuidTaken);
   }
-  if (auto st = db_.run("INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?4)",
-                        def.name, def.uuid, serializeDefinition(def), unixTimeUs());
+  if (auto st = db_.run("INSERT INTO definitions (name, uuid, json, created_us, updated_us, owner_uid, owner_gid, owner_groups)"
+                        " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
+                        def.name, def.uuid, serializeDefinition(def), unixTimeUs(), static_cast<int64_t>(owner.uid),
+                        static_cast<int64_t>(owner.gid), formatGroups(owner.groups));
       !st) {
     return st;
   }
@@ -89,12 +91,17 @@ Status Store::undefine(std::string_view name) {
 
 namespace {
 
-constexpr std::string_view kDefinitionColumns = "SELECT json, created_us, updated_us, name FROM definitions";
+constexpr std::string_view kDefinitionColumns =
+    "SELECT json, created_us, updated_us, name, owner_uid, owner_gid, owner_groups FROM definitions";
 
 Result<StoredDefinition> readDefinition(const sqlite::Statement& stmt) {
+  std::string context = "stored definition of vm '" + stmt.columnText(3) + "'";
   auto def = parseDefinition(stmt.columnText(0));
-  if (!def) return def.error().withContext("stored definition of vm '" + stmt.columnText(3) + "'");
-  return StoredDefinition{std::move(*def), stmt.columnInt(1), stmt.columnInt(2)};
+  if (!def) return def.error().withContext(context);
+  auto groups = parseGroups(stmt.columnText(6));
+  if (!groups) return Error(context + ": malformed owner groups '" + stmt.columnText(6) + "'");
+  Owner owner{static_cast<uid_t>(stmt.columnInt(4)), static_cast<gid_t>(stmt.columnInt(5)), std::move(*groups)};
+  return StoredDefinition{std::move(*def), std::move(owner), stmt.columnInt(1), stmt.columnInt(2)};
 }
 
 }  // namespace

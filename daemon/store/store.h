@@ -39,8 +39,8 @@ class Store {
   // Opens or creates the database and brings its schema up to date.
   static Result<Store> open(const std::string& path, StoreOptions options = {});
 
-  // A new VM. Fails when the name or the uuid is taken: "vm 'web1' is already defined".
-  Status define(const VmDefinition& def);
+  // A new VM, owned by `owner`. Fails when the name or the uuid is taken: "vm 'web1' is already defined".
+  Status define(const VmDefinition& def, const Owner& owner = Owner::root());
   // Removes the definition and the runtime record; the event history stays.
   Status undefine(std::string_view name);
   Result<std::optional<StoredDefinition>> definition(std::string_view name);

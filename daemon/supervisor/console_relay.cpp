@@ -65,9 +65,9 @@ ConsoleRelay::~ConsoleRelay() {
   if (!attach_path_.empty()) ::unlink(attach_path_.c_str());
 }
 
-Status ConsoleRelay::listen(const std::string& attach_path, std::optional<gid_t> gid) {
-  // Same access as the control socket's default: the owner and its group.
-  auto fd = qmp::listenUnix(attach_path, 16, 0660);
+Status ConsoleRelay::listen(const std::string& attach_path, std::optional<gid_t> gid, std::optional<uid_t> owner_uid) {
+  // Without an owner, the control socket's default: vmmd and its group.
+  auto fd = qmp::listenUnix(attach_path, 16, owner_uid ? 0600 : 0660);
   if (!fd) return fd.error();
   attach_path_ = attach_path;
   auto listener = std::make_unique<Pipe>();
@@ -85,7 +85,8 @@ Status ConsoleRelay::listen(const std::string& attach_path, std::optional<gid_t>
     listener_ = nullptr;
     return Error("listen on " + attach_path + ": " + uv_strerror(rc), -rc);
   }
-  if (gid && ::chown(attach_path.c_str(), static_cast<uid_t>(-1), *gid) < 0) {
+  if ((gid || owner_uid) &&
+      ::chown(attach_path.c_str(), owner_uid.value_or(static_cast<uid_t>(-1)), gid.value_or(static_cast<gid_t>(-1))) < 0) {
     return Error::fromErrno("chown " + attach_path);
   }
   return {};

@@ -28,8 +28,11 @@ class ConsoleRelay {
   ConsoleRelay(const ConsoleRelay&) = delete;
   ConsoleRelay& operator=(const ConsoleRelay&) = delete;
 
-  // Listens for `vmctl console` clients: mode 0660, group `gid` when given.
-  Status listen(const std::string& attach_path, std::optional<gid_t> gid = std::nullopt);
+  // Listens for `vmctl console` clients: mode 0660, group `gid` when given. With `owner_uid`, the
+  // socket is that uid's with mode 0600 from the first instant: only the VM's owner (and root)
+  // attach, never the rest of the group.
+  Status listen(const std::string& attach_path, std::optional<gid_t> gid = std::nullopt,
+                std::optional<uid_t> owner_uid = std::nullopt);
   // Connects to the worker's console socket; `done` gets the outcome.
   void connectWorker(const std::string& console_socket, std::function<void(Status)> done);
 

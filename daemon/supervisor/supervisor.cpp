@@ -60,9 +60,11 @@ void Supervisor::checkLogs() {
   }
 }
 
-std::unique_ptr<Supervisor::Vm> Supervisor::makeVm(const VmDefinition& def) {
+std::unique_ptr<Supervisor::Vm> Supervisor::makeVm(const StoredDefinition& stored) {
+  const VmDefinition& def = stored.definition;
   auto vm = std::make_unique<Vm>();
   vm->def = def;
+  vm->owner = stored.owner;
   vm->record.name = def.name;
   vm->timer = makeUvHandle<uv_timer_t>();
   uv_timer_init(loop_, vm->timer.get());
@@ -158,7 +160,7 @@ void Supervisor::start(const std::string& name, Completion<Done> done) {
     done(vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined"));
     return;
   }
-  auto vm = makeVm((*stored)->definition);
+  auto vm = makeVm(**stored);
   Vm& ref = *vm;
   vms_.emplace(name, std::move(vm));
   ref.record.restart_count = 0;  // a start by the operator begins a fresh series
@@ -188,7 +190,8 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   if (!identity) return failed(identity.error().message());
   // Sockets, pidfile, /dev/kvm, files and taps, opened here and passed: the worker has no right
   // to any of them by path. Only the worker holds them once it runs.
-  auto resources = prepareWorker(vm.def, vm.paths, *identity, config_.open_file, config_.open_device);
+  FileOpener open_file = config_.open_file_as ? config_.open_file_as(vm.owner) : config_.open_file;
+  auto resources = prepareWorker(vm.def, vm.paths, *identity, open_file, config_.open_device);
   if (!resources) return failed(resources.error().message());
   std::vector<std::string> args = resources->args;
   std::string cgroup;
@@ -377,7 +380,7 @@ void Supervisor::onQmpReady(Vm& vm) {
     return;
   }
   vm.console = std::make_unique<ConsoleRelay>(loop_, vm.paths.dir + "/console.log");
-  if (auto st = vm.console->listen(ttyPath(vm.paths), config_.group); !st) {
+  if (auto st = vm.console->listen(ttyPath(vm.paths), config_.group, vm.owner.uid); !st) {
     log::error(vmText(vm.name()) + ": console attach socket: " + st.error().message());
   }
   vm.console->connectWorker(vm.paths.console_socket, [this, &vm](Status st) {

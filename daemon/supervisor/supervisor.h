@@ -20,6 +20,7 @@
 #include <variant>
 
 #include "base/uv_handle.h"
+#include "daemon/access/owner.h"
 #include "daemon/launch/worker_files.h"
 #include "daemon/launch/worker_ids.h"
 #include "daemon/process/cgroup_tree.h"
@@ -57,6 +58,9 @@ struct SupervisorConfig {
   std::optional<WorkerIdRange> worker_ids = std::nullopt;
   // Opens the VM's files (kernel, initrd, images, backing chains) for its worker.
   FileOpener open_file = openPlainFile;
+  // When set, opens the VM's files with its owner's credentials instead (vmmd: openAsOwner), so a
+  // worker gets only what the VM's owner could open; open_file is then unused.
+  std::function<FileOpener(const Owner& owner)> open_file_as = nullptr;
   // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
   FileOpener open_device = openPlainFile;
   // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
@@ -73,6 +77,7 @@ struct DefinedVm {
 // One row of vm-list, and the head of vm-info.
 struct VmSummary {
   std::string name;
+  Owner owner;
   VmState state = VmState::kShutoff;
   uint32_t vcpus = 0;
   uint64_t memory_mib = 0;
@@ -123,10 +128,19 @@ class Supervisor {
   // a daemon restart never boots a VM the operator had shut down.
   void recover();
 
-  // `definition` is the document vm-define was given (JSON text).
-  VmResult<DefinedVm> define(const std::string& definition);
+  // `definition` is the document vm-define was given (JSON text), for a VM owned by `owner`.
+  // The files it names are not opened here: the control server checks them as the owner
+  // (access/definition_files.h) off the event loop before it defines.
+  VmResult<DefinedVm> define(const std::string& definition, const Owner& owner = Owner::root());
   // A definition already parsed and validated (e.g. from libvirt's domain XML).
-  VmResult<DefinedVm> define(const VmDefinition& def);
+  VmResult<DefinedVm> define(const VmDefinition& def, const Owner& owner = Owner::root());
+  // Who defined the VM (root for definitions older than owners); kNotFound when it is not defined.
+  VmResult<Owner> ownerOf(const std::string& name);
+  // A definition with its owner, for checks made outside the supervisor (vm-start's file check).
+  VmResult<StoredDefinition> stored(const std::string& name);
+  // Dies with the supervisor: work queued off the loop checks it before touching the supervisor.
+  std::weak_ptr<const void> lifetime() const { return lifetime_; }
+  uv_loop_t* loop() const { return loop_; }
   // The VM's definition as libvirt domain XML (vm-dumpxml), naming the worker binary and, for
   // "agent": true, the agent socket's path.
   VmResult<DomainXml> domainXml(const std::string& name);
@@ -216,7 +230,8 @@ class Supervisor {
   void forget(Vm& vm);
   void claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts);
   Result<std::optional<WorkerIdentity>> workerIdentity(Vm& vm);
-  std::unique_ptr<Vm> makeVm(const VmDefinition& def);
+  
+  std::unique_ptr<Vm> makeVm(const StoredDefinition& stored);
   void autostart();
 
   uv_loop_t* loop_;
@@ -228,6 +243,7 @@ class Supervisor {
   std::string boot_id_;     // recorded with each worker
   std::string worker_exe_;  // config_.vmm_path made absolute, as /proc/PID/exe shows it
   UvHandle<uv_timer_t> log_timer_;
+  std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
 };
 
 }  // namespace vmmd::daemon

@@ -19,24 +19,37 @@ VmError notDefined(const std::string& name) { return vmError(VmErrorCode::kNotFo
 
 }  // namespace
 
-VmResult<DefinedVm> Supervisor::define(const std::string& definition) {
+VmResult<DefinedVm> Supervisor::define(const std::string& definition, const Owner& owner) {
   auto def = parseDefinition(definition);
   if (!def) return vmError(VmErrorCode::kInvalidArgument, "invalid definition: " + def.error().message());
-  return define(*def);
+  return define(*def, owner);
 }
 
-VmResult<DefinedVm> Supervisor::define(const VmDefinition& def) {
+VmResult<DefinedVm> Supervisor::define(const VmDefinition& def, const Owner& owner) {
   const std::string& name = def.name;
-  if (auto st = checkDefinitionFiles(def); !st) return vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": " + st.error().message());
-  if (auto st = store_.define(def); !st) {
+  if (auto st = store_.define(def, owner); !st) {
     switch (st.error().code()) {
       case kStoreNameTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + " is already defined");
       case kStoreUuidTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + ": " + st.error().message());
       default: return storeFailed(name, st.error());
     }
   }
-  log::info(vmText(name) + ": defined (uuid " + def.uuid + ")");
+  log::info(vmText(name) + ": defined (uuid " + def.uuid + ") for " + owner.describe());
   return DefinedVm{name, def.uuid};
+}
+
+VmResult<StoredDefinition> Supervisor::stored(const std::string& name) {
+  auto stored = store_.definition(name);
+  if (!stored) return storeFailed(name, stored.error());
+  if (!*stored) return notDefined(name);
+  return std::move(**stored);
+}
+
+VmResult<Owner> Supervisor::ownerOf(const std::string& name) {
+  if (Vm* vm = active(name)) return vm->owner;
+  auto found = stored(name);
+  if (!found) return found.error();
+  return found->owner;
 }
 
 VmResult<DomainXml> Supervisor::domainXml(const std::string& name) {
@@ -74,9 +87,11 @@ VmResult<Done> Supervisor::undefine(const std::string& name) {
 namespace {
 
 // The common part of vm-list rows and vm-info.
-VmSummary summarize(const VmDefinition& def, const RuntimeRecord* record) {
+VmSummary summarize(const StoredDefinition& stored, const RuntimeRecord* record) {
+  const VmDefinition& def = stored.definition;
   VmSummary summary;
   summary.name = def.name;
+  summary.owner = stored.owner;
   summary.state = record ? record->state : VmState::kShutoff;
   summary.vcpus = def.vcpus;
   summary.memory_mib = def.memory_mib;
@@ -104,7 +119,7 @@ VmResult<std::vector<VmSummary>> Supervisor::list() {
     const RuntimeRecord* record = nullptr;
     if (Vm* vm = active(stored.definition.name)) record = &vm->record;
     else if (it != byName.end()) record = it->second;
-    rows.push_back(summarize(stored.definition, record));
+    rows.push_back(summarize(stored, record));
   }
   return rows;
 }
@@ -130,7 +145,7 @@ VmResult<VmDetails> Supervisor::info(const std::string& name) {
     record = &*saved;
   }
   VmDetails details;
-  details.summary = summarize((*stored)->definition, record);
+  details.summary = summarize(**stored, record);
   details.definition = (*stored)->definition;
   if (record) {
     details.has_record = true;

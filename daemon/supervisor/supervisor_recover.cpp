@@ -23,7 +23,7 @@ void Supervisor::recover() {
     if (record.state == VmState::kCrashed && !record.pid && record.started_us) {
       auto stored = store_.definition(record.name);
       if (stored && *stored && (*stored)->definition.on_crash == CrashPolicy::kRestart) {
-        auto vm = makeVm((*stored)->definition);
+        auto vm = makeVm(**stored);
         vm->record = record;
         vm->lifecycle = VmLifecycle{VmPhase::kRestartPending};
         Vm& ref = *vm;
@@ -35,7 +35,7 @@ void Supervisor::recover() {
     }
     auto stored = store_.definition(record.name);
     if (!stored || !*stored) continue;
-    auto vm = makeVm((*stored)->definition);
+    auto vm = makeVm(**stored);
     vm->record = record;
     vm->lifecycle = lifecycleOf(record.state);
     auto paths = workerPathsFor(config_.run_dir, record.name);

@@ -32,6 +32,7 @@ enum class ShutdownCause { kNone, kGuestPowerOff, kHostQuit };
 
 struct Supervisor::Vm {
   VmDefinition def;
+  Owner owner;  // who defined it: whose credentials open its files, who may act on it
   WorkerPaths paths;
   RuntimeRecord record;  // as last saved; record.state is visibleState(lifecycle)
   VmLifecycle lifecycle;

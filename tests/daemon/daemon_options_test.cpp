@@ -36,6 +36,24 @@ TEST(DaemonOptions, RelativePathsBecomeAbsolute) {
   EXPECT_EQ(o->run_dir.substr(o->run_dir.size() - 4), "/run");
 }
 
+TEST(DaemonOptions, ClientLimitsAndNumericGroup) {
+  auto defaults = parseDaemonOptions({"vmmd"});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->max_clients_per_user, 64u);
+  EXPECT_EQ(defaults->client_idle_timeout_s, 60u);
+  auto set = parseDaemonOptions({"vmmd", "--max-clients-per-user", "8", "--client-idle-timeout=2", "--group", "4242"});
+  ASSERT_TRUE(set.ok()) << set.error().message();
+  EXPECT_EQ(set->max_clients_per_user, 8u);
+  EXPECT_EQ(set->client_idle_timeout_s, 2u);
+  EXPECT_EQ(resolveGroup(*set->group).value(), 4242u);
+  for (const char* bad : {"0", "-1", "x", "1000001"}) {
+    auto refused = parseDaemonOptions({"vmmd", "--max-clients-per-user", bad});
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().message(), std::string("--max-clients-per-user: expected a number from 1 to 1000000, got '") + bad + "'");
+  }
+  EXPECT_FALSE(resolveGroup("no-such-group-here").ok());
+}
+
 TEST(DaemonOptions, ErrorsNameTheOption) {
   auto missing = parseDaemonOptions({"vmmd", "--state-dir"});
   ASSERT_FALSE(missing.ok());

@@ -539,7 +539,8 @@ def scenario_socket(d):
     c.execute("vm-define", {"definition": probe_definition("s1")})
     check(f"vm-define name=s1 by uid={os.getuid()} gid={os.getgid()} pid={os.getpid()}" in d.log(), d.log())
     c.execute("vm-start", {"name": "s1"})
-    for path, mode in ((d.run, 0o750), (os.path.join(d.run, "vms", "s1"), 0o750), (os.path.join(d.run, "vms", "s1", "tty.sock"), 0o660)):
+    # tty.sock is its VM owner's alone (root's here): the group only traverses the directories.
+    for path, mode in ((d.run, 0o750), (os.path.join(d.run, "vms", "s1"), 0o750), (os.path.join(d.run, "vms", "s1", "tty.sock"), 0o600)):
         st = os.stat(path)
         check(st.st_gid == 1 and stat.S_IMODE(st.st_mode) == mode, f"{path}: gid {st.st_gid} mode {oct(st.st_mode)}")
     if os.getuid() == 0:
@@ -555,24 +556,15 @@ def scenario_socket(d):
                 os.setuid(uid)
             return subprocess.run([vmctl, "--socket", d.socket, *args], capture_output=True, text=True, timeout=20,
                                   preexec_fn=drop)
+        # A member of the group (uid 1, "daemon", primary group 1) reaches vmmd, but root's VM is not
+        # theirs: refused (tests/daemon/e2e_authz.py covers the model), with their credentials logged.
         member = as_user(1, 1, "pause", "s1")
-        check(member.returncode == 0, member.stderr)
+        check(member.returncode == 1 and "permission denied" in member.stderr, f"{member.returncode} {member.stderr}")
         check("vm-pause name=s1 by uid=1 gid=1" in d.log(), "peer credentials of the group member not logged")
-        as_user(1, 1, "resume", "s1")
-        con = subprocess.Popen([vmctl, "--socket", d.socket, "console", "s1"], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               preexec_fn=lambda: (os.setgroups([]), os.setgid(1), os.setuid(1)))
-        try:
-            out = b""
-            deadline = time.monotonic() + 10
-            os.set_blocking(con.stdout.fileno(), False)
-            while b"PROBE name=ready" not in out and time.monotonic() < deadline:
-                out += con.stdout.read() or b""
-                time.sleep(0.05)
-            check(b"PROBE name=ready" in out, f"group member's console: {out!r}")
-        finally:
-            con.kill()
-            con.wait()
+        listed = as_user(1, 1, "list")
+        check(listed.returncode == 0 and "s1" not in listed.stdout, f"a member lists root's VM: {listed.stdout}")
+        console = as_user(1, 1, "console", "s1")
+        check(console.returncode != 0, f"a member attached to root's console: {console.returncode} {console.stdout}")
         outsider = as_user(65534, 65534, "list")
         check(outsider.returncode == 3 and "Permission denied" in outsider.stderr, f"{outsider.returncode} {outsider.stderr}")
     c.execute("vm-destroy", {"name": "s1"})

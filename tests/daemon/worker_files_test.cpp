@@ -124,7 +124,8 @@ TEST_F(WorkerFilesTest, MissingFilesNameTheirField) {
   addDisk(dir_ / "top.qcow2", DiskFormat::kQcow2);
   files = openWorkerFiles(def_, openPlainFile);
   ASSERT_FALSE(files.ok());
-  EXPECT_EQ(files.error().message(), "disks[0].path: " + (dir_ / "gone.raw") + ": No such file or directory");
+  EXPECT_EQ(files.error().message(),
+            "disks[0].path: " + (dir_ / "top.qcow2") + ": backing file " + (dir_ / "gone.raw") + ": No such file or directory");
 }
 
 TEST_F(WorkerFilesTest, WhatTheOpenerRefusesFailsTheStart) {

@@ -306,3 +306,49 @@ TEST(UvServer, AdoptsConnectedAndListeningFds) {
 
 }  // namespace
 }  // namespace vmmd::qmp
+
+namespace vmmd::qmp {
+namespace {
+
+TEST(UvServer, MessageLongerThanMaxMessageBytesDisconnects) {
+  UvServerOptions options;
+  options.maxMessageBytes = 64 << 10;
+  ServerFixture f("longmsg", options);
+  auto c = SyncClient::connect(f.path, 5s);
+  ASSERT_TRUE(c.ok());
+  // Just under the limit, in small writes: an ordinary (refused) request, the session goes on.
+  std::string fits = R"({"execute": "ping", "arguments": {"s": ")" + std::string(60 << 10, 'a') + "\"}}";
+  for (size_t at = 0; at < fits.size(); at += 1000) ASSERT_TRUE(c->sendRaw(std::string_view(fits).substr(at, 1000)).ok());
+  auto refused = c->readMessage(10s);
+  ASSERT_TRUE(refused.ok()) << refused.error().message();
+  EXPECT_NE(toJson(*refused).find("GenericError"), std::string::npos);
+  EXPECT_TRUE(c->execute("ping").ok());
+  // Past it: one error, then the connection is closed.
+  ASSERT_TRUE(c->sendRaw(R"({"execute": "ping", "arguments": {"s": ")" + std::string(80 << 10, 'a')).ok());
+  auto error = c->readMessage(10s);
+  ASSERT_TRUE(error.ok()) << error.error().message();
+  EXPECT_EQ(toJson(*error),
+            R"({"error": {"class": "GenericError", "desc": "message longer than 65536 bytes: disconnecting"}})");
+  EXPECT_FALSE(c->readMessage(10s).ok());
+  EXPECT_TRUE(f.waitClients(0));
+}
+
+TEST(UvServer, ClientsIdleBeforeNegotiatingOrMidMessageAreDropped) {
+  UvServerOptions options;
+  options.idleTimeoutMs = 200;
+  ServerFixture f("idle", options);
+  auto silent = connectUnix(f.path);  // never negotiates
+  ASSERT_TRUE(silent.ok());
+  auto waiting = SyncClient::connect(f.path, 5s);  // negotiated, then only waits (for events)
+  ASSERT_TRUE(waiting.ok());
+  auto partial = SyncClient::connect(f.path, 5s);
+  ASSERT_TRUE(partial.ok());
+  ASSERT_TRUE(partial->sendRaw(R"({"execute": "pi)").ok());
+  ASSERT_TRUE(f.waitClients(3));
+  EXPECT_TRUE(f.waitClients(1));
+  EXPECT_FALSE(partial->readMessage(5s).ok());
+  EXPECT_TRUE(waiting->execute("ping").ok());
+}
+
+}  // namespace
+}  // namespace vmmd::qmp
