@@ -155,9 +155,11 @@ Status importBoot(const OsBoot& os, DiskBootOrders orders, DraftObject out) {
     if (!orders.empty()) return Error(orders[0].xml_path + ": not with <kernel> (vmm boots a kernel directly)");
     return {};
   }
-  if (!os.from_disk && !os.loader && orders.empty()) return {};  // parseDefinition: "kernel: required..."
+  if (!os.from_disk && !os.loader && orders.empty()) {
+    return Error(os.path + "/kernel: required, or <boot dev='hd'/> to boot from the disks through firmware");
+  }
   DraftObject boot = out.object("boot", os.path + "/boot");
-  boot.set("firmware", "bios", os.path + "/type");
+  boot.set("firmware", std::string_view("bios"), os.path + "/type");  // not the bool overload
   if (os.loader) boot.set("loader", *os.loader, os.loader_path);
   if (!orders.empty()) {
     std::sort(orders.begin(), orders.end(), [](const auto& a, const auto& b) { return a.order < b.order; });

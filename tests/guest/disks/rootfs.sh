@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds (once) the root file system of the Debian system disk (tests/guest/disks/build.sh):
 # debootstrap bookworm, minbase plus systemd as PID 1, udev, Debian's cloud kernel (the guest
-# kit's kernel) with its initramfs, and the real qemu-guest-agent (started by its udev rule when
-# the virtio-serial port org.qemu.guest_agent.0 appears). Root has no password, so the serial
+# kit's kernel) with its initramfs, the real qemu-guest-agent (started by its udev rule when
+# the virtio-serial port org.qemu.guest_agent.0 appears) and dbus, without which systemd-logind
+# does not run and nothing would act on the ACPI power button (QMP system_powerdown). Root has no password, so the serial
 # getty's login prompt lets anyone in: a test image, never a production one.
 #
 #   tests/guest/disks/rootfs.sh   -> prints the path of the cached tarball
@@ -16,7 +17,7 @@ source "$top/tests/guest/kit/lib.sh"
 
 suite=bookworm
 mirror=${VMMD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=(systemd systemd-sysv udev kmod linux-image-cloud-amd64 initramfs-tools qemu-guest-agent)
+packages=(systemd systemd-sysv udev dbus kmod linux-image-cloud-amd64 initramfs-tools qemu-guest-agent)
 
 key=$(sha256sum <"$here/rootfs.sh" | cut -c1-16)  # the content only: any checkout shares the cache
 dir="$VMMD_CACHE/disks"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The firmware-* scenarios (a VMM boots disk images through its firmware: SeaBIOS, then SYSLINUX
+# or GRUB 2) with the disks of tests/guest/disks attached to L1: builds the disks once (cached;
+# the first build needs root and deb.debian.org), then runs tests/nested/run.sh with them.
+#
+#   tests/nested/firmware.sh [run.sh options] [SCENARIO[@KIND]...]
+#
+# Without scenarios, every firmware-* scenario. VMM_IMG names the vmm-img that converts the disks
+# to qcow2 (default build/storage/vmm-img). L1 gets NESTED_L1_MEM MiB (default 1536: Debian in L2
+# has 384).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+disks=$("$top/tests/guest/disks/build.sh")
+source "$disks/env"
+options=() scenarios=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vmm|--scenario-dir|--env|--bin|--log|--timeout|--disk) options+=("$1" "$2"); shift 2 ;;
+    -*) options+=("$1"); shift ;;
+    *) scenarios+=("$1"); shift ;;
+  esac
+done
+[ ${#scenarios[@]} -gt 0 ] ||
+  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/^\(firmware-.*\)\.sh$/\1/p')
+export NESTED_L1_MEM=${NESTED_L1_MEM:-1536}
+exec "$here/run.sh" --disk "syslinux-raw=$DISK_SYSLINUX_RAW" --disk "syslinux-qcow2=$DISK_SYSLINUX_QCOW2" \
+  --disk "debian-raw=$DISK_DEBIAN_RAW" --disk "debian-qcow2=$DISK_DEBIAN_QCOW2" "${options[@]}" "${scenarios[@]}"

@@ -1,0 +1,3 @@
+# The Debian system disk as qcow2 (converted by vmm-img): as firmware-debian-raw. Needs run.sh
+# --disk debian-qcow2=...
+BOOT_DISK=debian-qcow2 BOOT_FORMAT=qcow2 firmware_debian_check
