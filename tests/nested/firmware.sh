@@ -13,10 +13,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 disks=$("$top/tests/guest/disks/build.sh")
 source "$disks/env"
-options=() scenarios=()
+options=() scenarios=() timeout=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --vmm|--scenario-dir|--env|--bin|--log|--timeout|--disk) options+=("$1" "$2"); shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --vmm|--scenario-dir|--env|--bin|--log|--disk) options+=("$1" "$2"); shift 2 ;;
     -*) options+=("$1"); shift ;;
     *) scenarios+=("$1"); shift ;;
   esac
@@ -24,5 +25,10 @@ done
 [ ${#scenarios[@]} -gt 0 ] ||
   mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/^\(firmware-.*\)\.sh$/\1/p')
 export NESTED_L1_MEM=${NESTED_L1_MEM:-1536}
+# A Debian boot in L2 takes minutes of wall time on a shared 2-core host: run.sh's default bound
+# (60 + 120 s a run) is too short; this one allows 7 minutes a run.
+vmm_count=$(printf '%s\n' "${options[@]}" | grep -c '^--vmm$' || true)
+timeout=${timeout:-$((120 + 420 * ${#scenarios[@]} * (vmm_count > 0 ? vmm_count : 1)))}
 exec "$here/run.sh" --disk "syslinux-raw=$DISK_SYSLINUX_RAW" --disk "syslinux-qcow2=$DISK_SYSLINUX_QCOW2" \
-  --disk "debian-raw=$DISK_DEBIAN_RAW" --disk "debian-qcow2=$DISK_DEBIAN_QCOW2" "${options[@]}" "${scenarios[@]}"
+  --disk "debian-raw=$DISK_DEBIAN_RAW" --disk "debian-qcow2=$DISK_DEBIAN_QCOW2" --timeout "$timeout" \
+  "${options[@]}" "${scenarios[@]}"
