@@ -26,9 +26,9 @@ done
   mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/^\(firmware-.*\)\.sh$/\1/p')
 export NESTED_L1_MEM=${NESTED_L1_MEM:-1536}
 # A Debian boot in L2 takes minutes of wall time on a shared 2-core host: run.sh's default bound
-# (60 + 120 s a run) is too short; this one allows 7 minutes a run.
+# (60 + 120 s a run) is too short; this one allows 10 minutes a run.
 vmm_count=$(printf '%s\n' "${options[@]}" | grep -c '^--vmm$' || true)
-timeout=${timeout:-$((120 + 420 * ${#scenarios[@]} * (vmm_count > 0 ? vmm_count : 1)))}
+timeout=${timeout:-$((120 + 600 * ${#scenarios[@]} * (vmm_count > 0 ? vmm_count : 1)))}
 exec "$here/run.sh" --disk "syslinux-raw=$DISK_SYSLINUX_RAW" --disk "syslinux-qcow2=$DISK_SYSLINUX_QCOW2" \
   --disk "debian-raw=$DISK_DEBIAN_RAW" --disk "debian-qcow2=$DISK_DEBIAN_QCOW2" --timeout "$timeout" \
   "${options[@]}" "${scenarios[@]}"

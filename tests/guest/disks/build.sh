@@ -14,7 +14,8 @@
 #
 # The .qcow2 files are the .raw ones converted by vmm-img (VMM_IMG, default build/storage/vmm-img).
 # Markers the tests look for on the serial console: "vmmd-syslinux: booting the guest kit" (SAY in
-# syslinux.cfg), "GNU GRUB" and "Booting `vmmd test disk" (GRUB's menu), "vmmd-disk login:".
+# syslinux.cfg), "GNU GRUB" and "Booting `vmmd test disk" (GRUB's menu), "Debian GNU/Linux 12 vmmd-disk ttyS0"
+# (the getty's issue line, right before the "vmmd-disk login: " prompt, which ends no line).
 # Prints the directory. Needs root for the Debian disk (the root file system keeps its owners).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -9,7 +9,7 @@ bench_boot() {
   shift 2
   i=1
   while [ "$i" -le "$runs" ]; do
-    TIMEOUT=${FIRMWARE_TIMEOUT:-300} MEM=384 MARKER="$last" KILL_AFTER=1 BOOT_DISK="$image-$format" \
+    TIMEOUT=${FIRMWARE_TIMEOUT:-400} MEM=384 MARKER="$last" KILL_AFTER=1 BOOT_DISK="$image-$format" \
       BOOT_FORMAT="$format" l2_run
     for pair in "$@"; do
       ms=$(first_ms "${pair#*=}")
@@ -20,6 +20,6 @@ bench_boot() {
   done
 }
 bench_boot syslinux L2READY "banner=$FIRMWARE_BANNER" "loader=vmmd-syslinux:" "ready=L2READY"
-bench_boot debian 'vmmd-disk login:' "banner=$FIRMWARE_BANNER" "loader=GNU GRUB" "kernel=Linux version" \
-  "ready=Welcome to" "login=vmmd-disk login:"
+bench_boot debian 'vmmd-disk ttyS0' "banner=$FIRMWARE_BANNER" "loader=GNU GRUB" "kernel=Linux version" \
+  "ready=Welcome to" "login=vmmd-disk ttyS0"
 pass "runs=$runs,format=$format"
