@@ -74,7 +74,9 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   add(argv, "-m", std::to_string(def.memory_mib));
   add(argv, "-smp", std::to_string(def.vcpus));
   add(argv, "-cpu", "host");
-  add(argv, "-machine", "q35,accel=kvm");
+  // graphics=off: with no display the firmware writes to the serial console (QEMU then gives
+  // SeaBIOS etc/sercon-port), as under -nographic.
+  add(argv, "-machine", def.boot ? "q35,accel=kvm,graphics=off" : "q35,accel=kvm");
   argv.push_back("-nodefaults");
   add(argv, "-display", "none");
   addBoot(argv, def);

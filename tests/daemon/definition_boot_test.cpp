@@ -90,6 +90,8 @@ TEST(DefinitionBoot, WorkerBootsTheFirmwareFromTheOrderedDisks) {
   Args argv = workerArgv(*def, *paths);
   EXPECT_EQ(std::find(argv.begin(), argv.end(), "-kernel"), argv.end());
   EXPECT_EQ(std::find(argv.begin(), argv.end(), "-bios"), argv.end());  // vmm's own SeaBIOS
+  // The firmware's own output on the serial console (QEMU: etc/sercon-port), as under -nographic.
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "q35,accel=kvm,graphics=off"), argv.end());
   auto drive = std::find(argv.begin(), argv.end(), "file=/img/data.raw,format=raw,if=virtio,readonly=off,cache=writeback,id=disk0");
   ASSERT_NE(drive, argv.end());
   // The boot disk: the same place in the argv, with its own device carrying the bootindex.
