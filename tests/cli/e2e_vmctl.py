@@ -157,6 +157,20 @@ def scenario_errors(d):
     check(rc == 0 and "Exit codes" in out, "help")
 
 
+def xml_round_trip(d, name, xml, definition):
+    """libvirt's schema accepts `xml` (vmctl dumpxml NAME); the VM undefined and defined again from
+    it has `definition` again."""
+    xml_path = os.path.join(d.tmp, name + ".xml")
+    with open(xml_path, "w") as f:
+        f.write(xml)
+    # libvirt's own schema (libvirt-clients): fails when the tool is missing under CI=true.
+    validate = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True, text=True)
+    check(validate.returncode == 0, f"virt-xml-validate: {validate.stdout}{validate.stderr}")
+    ok(d, "undefine", name)
+    check(f"defined {name}" in ok(d, "define", xml_path), "define from XML")
+    check(json.loads(ok(d, "info", name, "--json"))["definition"] == definition, "XML round trip changed the definition")
+
+
 def scenario_libvirt_xml(d):
     """vmctl dumpxml writes libvirt XML that libvirt's schema accepts; vmctl define takes it back
     as the same definition, and the VM it defines runs; bad XML is refused naming the element."""
@@ -166,15 +180,7 @@ def scenario_libvirt_xml(d):
     xml = ok(d, "dumpxml", "x1")
     check(xml.startswith("<domain type=\"kvm\"") or xml.startswith("<domain type='kvm'"), xml[:80])
     check(os.path.abspath(VMM) in xml, "emulator path missing from dumpxml")
-    xml_path = os.path.join(d.tmp, "x1.xml")
-    with open(xml_path, "w") as f:
-        f.write(xml)
-    # libvirt's own schema (libvirt-clients): fails when the tool is missing under CI=true.
-    validate = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True, text=True)
-    check(validate.returncode == 0, f"virt-xml-validate: {validate.stdout}{validate.stderr}")
-    ok(d, "undefine", "x1")
-    check("defined x1" in ok(d, "define", xml_path), "define from XML")
-    check(json.loads(ok(d, "info", "x1", "--json"))["definition"] == original, "XML round trip changed the definition")
+    xml_round_trip(d, "x1", xml, original)
     ok(d, "undefine", "x1")
     # The imported definition runs (the agent port is there; the probe answers no agent).
     xml_run = xml.replace("<name>x1</name>", "<name>x2</name>")
@@ -219,14 +225,7 @@ def scenario_firmware_definition(d):
           info["definition"])
     xml = ok(d, "dumpxml", "fw1")
     check("<boot order=\"1\"/>" in xml and "<kernel>" not in xml, xml)
-    xml_path = os.path.join(d.tmp, "fw1.xml")
-    with open(xml_path, "w") as f:
-        f.write(xml)
-    validate = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True, text=True)
-    check(validate.returncode == 0, f"virt-xml-validate: {validate.stdout}{validate.stderr}")
-    ok(d, "undefine", "fw1")
-    check("defined fw1" in ok(d, "define", xml_path), "define from XML")
-    check(json.loads(ok(d, "info", "fw1", "--json"))["definition"] == info["definition"], "XML round trip changed it")
+    xml_round_trip(d, "fw1", xml, info["definition"])
     definition.update(name="fw2", boot={"order": ["cdrom"]})
     with open(path, "w") as f:
         json.dump(definition, f)

@@ -106,7 +106,7 @@ disk=$work/debian.raw
 truncate -s $(((root_mib + 1) * MiB)) "$disk"
 printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$disk"
 ext4=$work/ext4.img
-mke2fs -q -t ext4 -U "$root_uuid" -L vmmd-root -d "$root" "$ext4" "${root_mib}M"
+mke2fs -q -t ext4 -U "$root_uuid" -L vmmd-root -d "$root" "$ext4" "${root_mib}M" >&2  # stdout: the directory
 rm -rf "$root"
 put "$ext4" "$disk" 1
 rm -f "$ext4"
