@@ -61,8 +61,12 @@ fat=$work/fat.img
 truncate -s $((part_mib * MiB)) "$fat"
 # -H: the partition's first sector, which a FAT boot sector keeps in its BPB (hidden sectors).
 mformat -i "$fat" -T $((part_mib * 2048)) -h 64 -s 32 -H 2048 -v VMMDBOOT ::
+# CONSOLE 0: SYSLINUX writes to the UART only. Its text also reaching the serial console through
+# the firmware's video-to-serial mirror (SeaBIOS's sercon, with cursor escapes between the
+# characters) once garbled the SAY line that the tests look for.
 cat >"$work/syslinux.cfg" <<'EOT'
 SERIAL 0 115200
+CONSOLE 0
 SAY vmmd-syslinux: booting the guest kit
 DEFAULT kit
 PROMPT 0
