@@ -5,7 +5,8 @@
 #
 #   tests/nested/firmware.sh [run.sh options] [SCENARIO[@KIND]...]
 #
-# Without scenarios, every firmware-* scenario. VMM_IMG names the vmm-img that converts the disks
+# Without scenarios, every firmware-* scenario (firmware-vmmd only for a vmm binary, which then
+# needs --bin vmmd --bin vmctl). VMM_IMG names the vmm-img that converts the disks
 # to qcow2 (default build/storage/vmm-img). L1 gets NESTED_L1_MEM MiB (default 1536: Debian in L2
 # has 384).
 set -euo pipefail
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#scenarios[@]} -gt 0 ] ||
-  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/^\(firmware-.*\)\.sh$/\1/p')
+  mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/^\(firmware-.*\)\.sh$/\1/p' |
+                           sed 's/^firmware-vmmd$/firmware-vmmd@vmm/')  # vmmd drives only vmm
 export NESTED_L1_MEM=${NESTED_L1_MEM:-1536}
 # A Debian boot in L2 takes minutes of wall time on a shared 2-core host: run.sh's default bound
 # (60 + 120 s a run) is too short; this one allows 10 minutes a run.
