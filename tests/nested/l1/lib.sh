@@ -185,3 +185,20 @@ first_ms() {
   ms=$(grep -F -m1 -- "$1" "$LOG" | sed 's/ .*//')
   echo "${ms:--1}"
 }
+
+# vmmd_start DIR: a fresh vmmd in L1 (state and run dirs under DIR, workers /opt/vmm/bin/vmm, its
+# log DIR/vmmd.log); exports VMMD_SOCKET for vmctl, sets VMMD_PID, returns once the socket exists
+# (or after 10 s). For the scenarios that drive vmmd (vmm kind only, --bin vmmd --bin vmctl).
+vmmd_start() {
+  rm -rf "$1" && mkdir -p "$1/state" "$1/run"
+  export VMMD_SOCKET=$1/run/vmmd.sock
+  /opt/vmm/bin/vmmd --state-dir "$1/state" --run-dir "$1/run" --vmm /opt/vmm/bin/vmm --foreground 2>"$1/vmmd.log" &
+  VMMD_PID=$!
+  i=0; while [ ! -S "$VMMD_SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+# vmctl_state NAME: the VM's state from `vmctl --json info` (errors to $VMCTL_ERR, default stderr).
+vmctl_state() {
+  /opt/vmm/bin/vmctl --json info "$1" 2>>"${VMCTL_ERR:-/dev/stderr}" | grep -o '"state": *"[a-z-]*"' | head -n1 |
+    sed 's/.*"\([a-z-]*\)"$/\1/'
+}

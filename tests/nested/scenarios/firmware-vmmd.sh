@@ -10,11 +10,8 @@ if [ "$VMM" != vmm ]; then
 fi
 B=/opt/vmm/bin D=/tmp/firmware-vmmd
 LOG=$D/console.txt
-rm -rf "$D" && mkdir -p "$D/state" "$D/run"
-export VMMD_SOCKET=$D/run/vmmd.sock
-"$B/vmmd" --state-dir "$D/state" --run-dir "$D/run" --vmm "$B/vmm" --foreground 2>"$D/vmmd.log" &
-vmmd_pid=$!
-i=0; while [ ! -S "$VMMD_SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vmmd_start "$D"
+VMCTL_ERR=$D/vmctl.err
 
 dev=$(disk_dev debian-qcow2)
 cat >"$D/deb.json" <<JSON
@@ -28,16 +25,21 @@ step() { steps="$steps,$1"; }
 "$B/vmctl" start deb >/dev/null 2>>"$D/vmctl.err" && step started
 "$B/vmctl" console deb </dev/null >"$LOG" 2>"$D/console.err" &
 console_pid=$!
-i=0; while ! grep -q 'vmmd-disk ttyS0' "$LOG" 2>/dev/null && [ $i -lt "${FIRMWARE_TIMEOUT:-400}" ]; do sleep 1; i=$((i + 1)); done
+# Until the login prompt's issue line, or the console ends (the worker is gone).
+i=0
+while ! grep -q 'vmmd-disk ttyS0' "$LOG" 2>/dev/null && [ $i -lt "${FIRMWARE_TIMEOUT:-400}" ] &&
+      kill -0 "$console_pid" 2>/dev/null; do
+  sleep 1; i=$((i + 1))
+done
 grep -q "$FIRMWARE_BANNER" "$LOG" && step banner
 grep -q 'Booting `vmmd test disk' "$LOG" && step grub
 grep -q 'vmmd-disk ttyS0' "$LOG" && step login
 "$B/vmctl" agent deb '{"execute":"guest-get-osinfo"}' 2>>"$D/vmctl.err" | grep -q '"id": *"debian"' && step agent
 "$B/vmctl" shutdown deb --timeout 120 >/dev/null 2>>"$D/vmctl.err" && step shutdown
-state=$("$B/vmctl" --json info deb 2>>"$D/vmctl.err" | grep -o '"state": *"[a-z-]*"' | head -n1 | sed 's/.*"\([a-z-]*\)"$/\1/')
+state=$(vmctl_state deb)
 [ "$state" = shut-off ] && step shut-off
 kill "$console_pid" 2>/dev/null
-kill "$vmmd_pid" 2>/dev/null; wait "$vmmd_pid" 2>/dev/null
+kill "$VMMD_PID" 2>/dev/null; wait "$VMMD_PID" 2>/dev/null
 want=",defined,info-boot,started,banner,grub,login,agent,shutdown,shut-off"
 if [ "$steps" = "$want" ]; then
   pass "steps=${steps#,}"
