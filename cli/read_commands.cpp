@@ -68,7 +68,7 @@ int info(const Invocation& inv, qmp::SyncClient& client) {
     return kOk;
   }
   std::vector<std::vector<std::string>> rows;
-  for (const char* key : {"name", "state", "vcpus", "memory", "autostart", "pid", "uptime", "console", "qmp",
+  for (const char* key : {"name", "state", "vcpus", "memory", "boot", "autostart", "pid", "uptime", "console", "qmp",
                           "exit-status", "exit-signal", "restart-count"}) {
     if (!result->HasMember(key)) continue;
     std::string value = std::string(key) == "uptime" ? uptimeText(*result) : field(*result, key);

@@ -8,6 +8,7 @@ packages=(
   busybox-static cpio lz4 zstd kmod iproute2 python3 systemd time
   acpica-tools seabios
   scdoc man-db debootstrap e2fsprogs
+  syslinux syslinux-common mtools grub-pc-bin fdisk
   libxml2-dev libxml2-utils libvirt-clients
 )
 missing=()

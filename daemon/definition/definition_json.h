@@ -2,6 +2,8 @@
 //
 //   {"schema": 1, "name": "web1", "uuid": "…", "memory": 512, "vcpus": 2,
 //    "kernel": "/abs/bzImage", "initrd": "/abs/initrd.img", "cmdline": "console=ttyS0",
+//    (or, instead of kernel/initrd/cmdline: "boot": {"firmware": "bios", "loader": "/abs/bios.bin",
+//                                                   "order": ["disk0"]})
 //    "disks": [{"id": "disk0", "path": "/abs/root.qcow2", "format": "qcow2",
 //               "readonly": false, "cache": "writeback"}],
 //    "nics": [{"ifname": "tap0", "mac": "52:54:00:12:34:56"}],
@@ -13,7 +15,9 @@
 // limits (optional, each member optional): the worker's cgroup v2 cpu.max (cpu_percent, 100 = one
 // host CPU, 1..25400) and memory.max (the guest's memory + memory_overhead_mib), applied where vmmd
 // has a delegated cgroup tree.
-// Required: schema, name, memory (MiB), kernel; disks[].path and .format; nics[].ifname.
+// Required: schema, name, memory (MiB), kernel or boot; disks[].path and .format; nics[].ifname.
+// boot: the VM starts through firmware (bios: vmm's SeaBIOS, or the image in loader) from the disks
+// in order (disk ids; absent: every disk, in the order of disks), with no kernel, initrd or cmdline.
 // disks[].cache is one of QEMU's cache modes: writeback, none, writethrough, directsync, unsafe
 // (base/parse.h; "off" is read as none).
 // Everything else has the default shown in vm_definition.h. Paths must be absolute because the

@@ -94,6 +94,13 @@ void DraftObject::set(std::string_view key, bool value, std::string xml_path) {
   add(key, rapidjson::Value(value), std::move(xml_path));
 }
 
+void DraftObject::set(std::string_view key, const std::vector<std::string>& values, std::string xml_path) {
+  auto& allocator = draft_.doc_.GetAllocator();
+  rapidjson::Value array(rapidjson::kArrayType);
+  for (const std::string& value : values) array.PushBack(jsonString(value, allocator), allocator);
+  add(key, std::move(array), std::move(xml_path));
+}
+
 DraftObject DraftObject::object(std::string_view key, std::string xml_path) {
   add(key, rapidjson::Value(rapidjson::kObjectType), std::move(xml_path));
   return DraftObject(draft_, pointer_ + "/" + std::string(key), prefix_ + std::string(key) + ".");

@@ -29,6 +29,7 @@ class DraftObject {
   void set(std::string_view key, std::string_view value, std::string xml_path);
   void set(std::string_view key, int64_t value, std::string xml_path);
   void set(std::string_view key, bool value, std::string xml_path);
+  void set(std::string_view key, const std::vector<std::string>& values, std::string xml_path);
   // A nested object ("restart_backoff").
   DraftObject object(std::string_view key, std::string xml_path);
   // A field this object does not set but parseDefinition may complain about ("kernel: required").

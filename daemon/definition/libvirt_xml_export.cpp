@@ -2,6 +2,8 @@
 // libxml2's tree API (xmlNewTextChild and xmlNewProp escape), written by its serialiser.
 #include <libxml/xmlstring.h>
 
+#include <algorithm>
+
 #include "daemon/definition/libvirt_xml.h"
 #include "daemon/definition/libvirt_xml_document.h"
 
@@ -95,9 +97,16 @@ void addMachine(Builder& b, const VmDefinition& def) {
   xmlNode* type = b.element(os, "type", "hvm");
   b.attribute(type, "arch", "x86_64");
   b.attribute(type, "machine", "q35");
-  b.element(os, "kernel", def.kernel);
-  if (def.initrd) b.element(os, "initrd", *def.initrd);
-  if (def.cmdline) b.element(os, "cmdline", *def.cmdline);
+  if (def.kernel) {
+    b.element(os, "kernel", *def.kernel);
+    if (def.initrd) b.element(os, "initrd", *def.initrd);
+    if (def.cmdline) b.element(os, "cmdline", *def.cmdline);
+  } else if (def.boot && def.boot->loader) {
+    // BIOS firmware is a ROM image; its boot order is on the disks (<boot order='N'/>).
+    xmlNode* loader = b.element(os, "loader", *def.boot->loader);
+    b.attribute(loader, "readonly", "yes");
+    b.attribute(loader, "type", "rom");
+  }
   xmlNode* features = b.element(domain, "features");
   b.element(features, "acpi");
   b.element(features, "apic");
@@ -111,7 +120,8 @@ void addMachine(Builder& b, const VmDefinition& def) {
   b.attribute(b.element(pm, "suspend-to-disk"), "enabled", "no");
 }
 
-void addDisks(Builder& b, xmlNode* devices, const std::vector<DiskSpec>& disks) {
+void addDisks(Builder& b, xmlNode* devices, const VmDefinition& def) {
+  const std::vector<DiskSpec>& disks = def.disks;
   for (size_t i = 0; i < disks.size(); ++i) {
     const DiskSpec& spec = disks[i];
     xmlNode* disk = b.element(devices, "disk");
@@ -126,6 +136,13 @@ void addDisks(Builder& b, xmlNode* devices, const std::vector<DiskSpec>& disks) 
     b.attribute(target, "dev", diskTarget(i));
     b.attribute(target, "bus", "virtio");
     if (spec.readonly) b.element(disk, "readonly");
+    if (def.boot) {
+      const auto& order = def.boot->order;
+      auto position = std::find(order.begin(), order.end(), spec.id);
+      if (position != order.end()) {
+        b.attribute(b.element(disk, "boot"), "order", std::to_string(position - order.begin() + 1));
+      }
+    }
   }
 }
 
@@ -183,7 +200,7 @@ Result<std::string> domainXmlFromDefinition(const VmDefinition& def, const Expor
   addMachine(b, def);
   xmlNode* devices = b.element(domain, "devices");
   b.element(devices, "emulator", context.emulator);
-  addDisks(b, devices, def.disks);
+  addDisks(b, devices, def);
   // No USB controller, no balloon: said explicitly, or libvirt adds both.
   xmlNode* usb = b.element(devices, "controller");
   b.attribute(usb, "type", "usb");

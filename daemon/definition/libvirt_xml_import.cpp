@@ -1,7 +1,10 @@
 // definitionFromDomainXml: the domain level (name, uuid, memory, vcpus, <os>, <cpu>, <features>,
 // <clock>, <pm>, the life-cycle actions and vmmd's metadata). <devices> is in
 // libvirt_xml_import_devices.cpp.
+#include <algorithm>
 #include <charconv>
+#include <optional>
+#include <vector>
 
 #include "daemon/definition/definition_json.h"
 #include "daemon/definition/libvirt_xml.h"
@@ -99,23 +102,72 @@ Status importOsType(ElementReader& type) {
   return {};
 }
 
-Status importOs(ElementReader& domain, DraftObject out) {
+// What <os> says about booting; finished by importBoot once the disks' <boot order> are known.
+struct OsBoot {
+  std::string path;  // of <os>
+  bool kernel = false;
+  std::optional<std::string> loader;
+  std::string loader_path;
+  bool from_disk = false;  // <boot dev='hd'/>
+};
+
+Result<OsBoot> importOs(ElementReader& domain, DraftObject out) {
   auto node = domain.requiredChild("os");
   if (!node) return node.error();
   ElementReader os(*node);
-  if (auto st = os.withRequiredChild("type", importOsType); !st) return st;
+  if (auto st = os.withRequiredChild("type", importOsType); !st) return st.error();
+  OsBoot boot;
+  boot.path = os.path();
   out.expect("kernel", os.path() + "/kernel");
   for (std::string_view field : {"kernel", "initrd", "cmdline"}) {
     auto st = os.withChild(field, [&](ElementReader& element) -> Status {
       out.set(field, textOf(element.node()), element.path());
+      if (field == "kernel") boot.kernel = true;
       return {};
     });
-    if (!st) return st;
+    if (!st) return st.error();
   }
-  // libvirt adds <boot dev='hd'/>; with a kernel given directly no other boot device is used.
-  auto st = os.withChildren("boot", [](ElementReader& boot) { return boot.expectAttribute("dev", {"hd"}); });
-  if (!st) return st;
-  return os.refuseRest();
+  // <loader readonly='yes' type='rom'>: a BIOS image (vmm -bios); UEFI's pflash is not there.
+  auto st = os.withChild("loader", [&](ElementReader& loader) -> Status {
+    if (auto st = loader.expectAttribute("type", {"rom"}); !st) return st;
+    if (auto st = loader.expectAttribute("readonly", {"yes"}); !st) return st;
+    boot.loader = textOf(loader.node());
+    boot.loader_path = loader.path();
+    return {};
+  });
+  if (!st) return st.error();
+  // libvirt adds <boot dev='hd'/>: with a kernel given directly no other boot device is used,
+  // without one the firmware boots the disks.
+  st = os.withChildren("boot", [&](ElementReader& element) -> Status {
+    boot.from_disk = true;
+    return element.expectAttribute("dev", {"hd"});
+  });
+  if (!st) return st.error();
+  if (auto st = os.refuseRest(); !st) return st.error();
+  return boot;
+}
+
+// Firmware boot: "boot" in the draft when there is no kernel, the disks' <boot order> as its order
+// (none: every disk, as parseDefinition takes it).
+Status importBoot(const OsBoot& os, DiskBootOrders orders, DraftObject out) {
+  if (os.kernel) {
+    if (os.loader) return Error(os.loader_path + ": not with <kernel> (vmm boots a kernel directly, without firmware)");
+    if (!orders.empty()) return Error(orders[0].xml_path + ": not with <kernel> (vmm boots a kernel directly)");
+    return {};
+  }
+  if (!os.from_disk && !os.loader && orders.empty()) {
+    return Error(os.path + "/kernel: required, or <boot dev='hd'/> to boot from the disks through firmware");
+  }
+  DraftObject boot = out.object("boot", os.path + "/boot");
+  boot.set("firmware", std::string_view("bios"), os.path + "/type");  // not the bool overload
+  if (os.loader) boot.set("loader", *os.loader, os.loader_path);
+  if (!orders.empty()) {
+    std::sort(orders.begin(), orders.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
+    std::vector<std::string> ids;
+    for (const DiskBootOrder& entry : orders) ids.push_back(entry.disk_id);
+    boot.set("order", ids, orders[0].xml_path);
+  }
+  return {};
 }
 
 // <cpu mode='host-passthrough'/>: what vmm gives every guest (-cpu host). Absent is fine too.
@@ -260,10 +312,12 @@ Status importDomain(const xmlNode* root, Draft& draft) {
     if (!st) return st;
   }
   DiskIds disk_ids;
+  DiskBootOrders boot_orders;
   if (auto st = importMetadata(domain, out, disk_ids); !st) return st;
   if (auto st = importMemory(domain, out); !st) return st;
   if (auto st = importVcpus(domain, out); !st) return st;
-  if (auto st = importOs(domain, out); !st) return st;
+  auto os = importOs(domain, out);
+  if (!os) return os.error();
   if (auto st = domain.withChild("features", importFeatures); !st) return st;
   if (auto st = domain.withChild("cpu", importCpu); !st) return st;
   if (auto st = domain.withChild("clock", importClock); !st) return st;
@@ -274,11 +328,12 @@ Status importDomain(const xmlNode* root, Draft& draft) {
   auto devices = domain.optionalChild("devices");
   if (!devices) return devices.error();
   if (*devices) {
-    if (auto st = importDevices(*devices, draft, disk_ids); !st) return st;
+    if (auto st = importDevices(*devices, draft, disk_ids, boot_orders); !st) return st;
   } else {
     out.set("serial", false, domain.path() + "/devices");  // no <serial>: no COM1
     out.set("agent", false, domain.path() + "/devices");
   }
+  if (auto st = importBoot(*os, std::move(boot_orders), out); !st) return st;
   for (const auto& [target, entry] : disk_ids) {
     if (!entry.used) return Error(entry.target_path + ": no disk with target '" + target + "'");
   }

@@ -4,8 +4,10 @@
 
 #include <libxml/tree.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "daemon/definition/libvirt_xml_draft.h"
@@ -21,8 +23,17 @@ struct DiskIdEntry {
 };
 using DiskIds = std::map<std::string, DiskIdEntry, std::less<>>;
 
-// Maps <devices> into `draft` (disks, nics, serial, agent); `disk_ids` entries get marked used.
-Status importDevices(const xmlNode* devices, Draft& draft, DiskIds& disk_ids);
+// <boot order='N'/> of a disk: its place in the firmware's boot order.
+struct DiskBootOrder {
+  uint64_t order = 0;
+  std::string disk_id;   // the id the disk gets in the definition
+  std::string xml_path;  // of the order attribute
+};
+using DiskBootOrders = std::vector<DiskBootOrder>;
+
+// Maps <devices> into `draft` (disks, nics, serial, agent); `disk_ids` entries get marked used;
+// the disks' <boot order> go to `boot_orders`.
+Status importDevices(const xmlNode* devices, Draft& draft, DiskIds& disk_ids, DiskBootOrders& boot_orders);
 
 // A whole decimal number, as libvirt writes them (no sign, no spaces, no hex).
 Result<uint64_t> parseDecimal(std::string_view text);

@@ -28,7 +28,7 @@ Status importDiskDriver(ElementReader& driver, DraftObject& out) {
   return {};
 }
 
-Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
+Status importDisk(const xmlNode* node, size_t index, Draft& draft, DiskIds& disk_ids, DiskBootOrders& boot_orders) {
   ElementReader disk(node);
   DraftObject out = draft.append("disks", disk.path());
   if (auto type = disk.attribute("type"); type != "file") {
@@ -57,12 +57,26 @@ Status importDisk(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
     return {};
   });
   if (!st) return st;
+  std::string id = "disk" + std::to_string(index);  // parseDefinition's default
   if (auto entry = disk_ids.find(dev); entry != disk_ids.end()) {
     out.set("id", entry->second.id, entry->second.xml_path);
     entry->second.used = true;
+    id = entry->second.id;
   } else {
-    out.expect("id", disk.path() + " (default id)");  // disk0, disk1...: parseDefinition's
+    out.expect("id", disk.path() + " (default id)");
   }
+  st = disk.withChild("boot", [&](ElementReader& boot) -> Status {
+    auto text = boot.requiredAttribute("order");
+    if (!text) return text.error();
+    auto order = parseDecimal(*text);
+    if (!order || *order == 0) return boot.attributeError("order", "must be a number from 1");
+    for (const DiskBootOrder& other : boot_orders) {
+      if (other.order == *order) return boot.attributeError("order", "same as " + other.xml_path);
+    }
+    boot_orders.push_back({*order, id, boot.attributePath("order")});
+    return {};
+  });
+  if (!st) return st;
   st = disk.withChild("readonly", [&](ElementReader& readonly) -> Status {
     out.set("readonly", true, readonly.path());
     return {};
@@ -173,11 +187,12 @@ Status ignoreImplicitDevice(const xmlNode* node) {
 
 }  // namespace
 
-Status importDevices(const xmlNode* node, Draft& draft, DiskIds& disk_ids) {
+Status importDevices(const xmlNode* node, Draft& draft, DiskIds& disk_ids, DiskBootOrders& boot_orders) {
   ElementReader devices(node);
   devices.ignoreChildren({"emulator"});  // vmmd starts its own vmm
-  for (const xmlNode* disk : devices.children("disk")) {
-    if (auto st = importDisk(disk, draft, disk_ids); !st) return st;
+  auto disks = devices.children("disk");
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (auto st = importDisk(disks[i], i, draft, disk_ids, boot_orders); !st) return st;
   }
   for (const xmlNode* interface : devices.children("interface")) {
     if (auto st = importInterface(interface, draft); !st) return st;

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "daemon/definition/definition_json.h"
@@ -198,7 +199,7 @@ Status parseMachine(const JsonObjectReader& in, VmDefinition& def) {
   auto vcpus = in.optionalInteger("vcpus", 1, kMaxVcpus, "must be between 1 and " + std::to_string(kMaxVcpus));
   if (!vcpus) return vcpus.error();
   def.vcpus = static_cast<uint32_t>(vcpus->value_or(1));
-  auto kernel = in.requiredPath("kernel");
+  auto kernel = in.optionalPath("kernel");
   if (!kernel) return kernel.error();
   def.kernel = std::move(*kernel);
   auto initrd = in.optionalPath("initrd");
@@ -210,6 +211,63 @@ Status parseMachine(const JsonObjectReader& in, VmDefinition& def) {
     return in.fieldError("cmdline", "must be at most " + std::to_string(kMaxCmdlineBytes) + " bytes");
   }
   def.cmdline = std::move(*cmdline);
+  return {};
+}
+
+// "boot": {"firmware": "bios", "loader": "/abs/bios.bin", "order": ["disk0"]}. Needs the disks
+// parsed (order names their ids); without "order" every disk is tried in the definition's order.
+Result<BootSpec> parseBoot(const rapidjson::Value& value, const std::vector<DiskSpec>& disks) {
+  if (!value.IsObject()) return Error("boot: must be an object");
+  JsonObjectReader in(value, "boot.");
+  if (auto st = in.checkKeys({"firmware", "loader", "order"}); !st) return st.error();
+  BootSpec boot;
+  auto firmware = in.optionalString("firmware");
+  if (!firmware) return firmware.error();
+  if (*firmware) {
+    auto parsed = parseFirmware(**firmware);
+    if (!parsed) return in.fieldError("firmware", "must be bios (the only firmware vmm has)");
+    boot.firmware = *parsed;
+  }
+  auto loader = in.optionalPath("loader");
+  if (!loader) return loader.error();
+  boot.loader = std::move(*loader);
+  const rapidjson::Value* order = in.find("order");
+  if (!order) {
+    for (const DiskSpec& disk : disks) boot.order.push_back(disk.id);
+    if (boot.order.empty()) return Error("boot: no disk to boot from (disks is empty)");
+    return boot;
+  }
+  if (!order->IsArray()) return in.fieldError("order", "must be an array of disk ids");
+  if (order->Empty()) return in.fieldError("order", "must name at least one disk");
+  for (rapidjson::SizeType i = 0; i < order->Size(); ++i) {
+    std::string where = indexed("boot.order", i);
+    const rapidjson::Value& entry = (*order)[i];
+    if (!entry.IsString()) return Error(where + ": must be a disk id (a string)");
+    std::string id(entry.GetString(), entry.GetStringLength());
+    bool known = std::any_of(disks.begin(), disks.end(), [&](const DiskSpec& disk) { return disk.id == id; });
+    if (!known) return Error(where + ": no disk with id '" + id + "'");
+    if (std::find(boot.order.begin(), boot.order.end(), id) != boot.order.end()) {
+      return Error(where + ": '" + id + "' is named twice");
+    }
+    boot.order.push_back(std::move(id));
+  }
+  return boot;
+}
+
+// A VM boots a kernel directly or through firmware from its disks, never both.
+Status parseBootMethod(const JsonObjectReader& in, VmDefinition& def) {
+  const rapidjson::Value* boot = in.find("boot");
+  if (!boot) {
+    if (!def.kernel) return Error("kernel: required, unless \"boot\" says to boot from a disk through firmware");
+    return {};
+  }
+  if (def.kernel) return in.fieldError("boot", "cannot be combined with kernel (a kernel is booted directly)");
+  for (std::string_view field : {"initrd", "cmdline"}) {
+    if (in.find(field)) return in.fieldError(field, "needs kernel (the boot loader on the disk chooses its own)");
+  }
+  auto spec = parseBoot(*boot, def.disks);
+  if (!spec) return spec.error();
+  def.boot = std::move(*spec);
   return {};
 }
 
@@ -226,14 +284,15 @@ Result<VmDefinition> parseDefinition(std::string_view json) {
   if (!doc.IsObject()) return Error("definition: must be a JSON object");
   JsonObjectReader in(doc, "");
   if (auto st = checkSchema(in); !st) return st.error();
-  if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "kernel", "initrd", "cmdline", "disks",
-                              "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff", "limits"});
+  if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "kernel", "initrd", "cmdline", "boot",
+                              "disks", "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff", "limits"});
       !st) {
     return st.error();
   }
   VmDefinition def;
   if (auto st = parseMachine(in, def); !st) return st.error();
   if (auto st = parseDevices(in, def); !st) return st.error();
+  if (auto st = parseBootMethod(in, def); !st) return st.error();
   if (auto st = parsePolicies(in, def); !st) return st.error();
   auto limits = parseLimits(in.find("limits"));
   if (!limits) return limits.error();

@@ -46,6 +46,18 @@ void writeNics(JsonWriter& w, const std::vector<NicSpec>& nics) {
   w.EndArray();
 }
 
+void writeBoot(JsonWriter& w, const BootSpec& boot) {
+  w.Key("boot");
+  w.StartObject();
+  writeMember(w, "firmware", toString(boot.firmware));
+  if (boot.loader) writeMember(w, "loader", *boot.loader);
+  w.Key("order");
+  w.StartArray();
+  for (const std::string& id : boot.order) writeString(w, id);
+  w.EndArray();
+  w.EndObject();
+}
+
 void writeBackoff(JsonWriter& w, const RestartBackoff& backoff) {
   w.Key("restart_backoff");
   w.StartObject();
@@ -74,7 +86,8 @@ std::string serializeDefinition(const VmDefinition& def) {
   w.Uint64(def.memory_mib);
   w.Key("vcpus");
   w.Uint(def.vcpus);
-  writeMember(w, "kernel", def.kernel);
+  if (def.kernel) writeMember(w, "kernel", *def.kernel);
+  if (def.boot) writeBoot(w, *def.boot);
   if (def.initrd) writeMember(w, "initrd", *def.initrd);
   if (def.cmdline) writeMember(w, "cmdline", *def.cmdline);
   writeDisks(w, def.disks);

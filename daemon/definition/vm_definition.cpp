@@ -12,6 +12,7 @@ namespace vmmd::daemon {
 namespace {
 
 constexpr EnumNames<DiskFormat, 2> kDiskFormats = {{{DiskFormat::kRaw, "raw"}, {DiskFormat::kQcow2, "qcow2"}}};
+constexpr EnumNames<Firmware, 1> kFirmwares = {{{Firmware::kBios, "bios"}}};
 constexpr EnumNames<CrashPolicy, 3> kCrashPolicies = {
     {{CrashPolicy::kRestart, "restart"}, {CrashPolicy::kDestroy, "destroy"}, {CrashPolicy::kPreserve, "preserve"}}};
 constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
@@ -20,12 +21,24 @@ constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
 }  // namespace
 
 std::string_view toString(DiskFormat format) { return nameOf(kDiskFormats, format); }
+std::string_view toString(Firmware firmware) { return nameOf(kFirmwares, firmware); }
 std::string_view toString(DiskCache cache) { return diskCacheName(cache); }
 std::string_view toString(CrashPolicy policy) { return nameOf(kCrashPolicies, policy); }
 std::string_view toString(PoweroffPolicy policy) { return nameOf(kPoweroffPolicies, policy); }
 std::optional<DiskFormat> parseDiskFormat(std::string_view text) { return valueOf(kDiskFormats, text); }
+std::optional<Firmware> parseFirmware(std::string_view text) { return valueOf(kFirmwares, text); }
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) { return valueOf(kCrashPolicies, text); }
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) { return valueOf(kPoweroffPolicies, text); }
+
+std::string describeBoot(const VmDefinition& def) {
+  if (def.kernel) return "kernel " + *def.kernel + " (direct)";
+  if (!def.boot) return "none";
+  std::string text = "firmware " + std::string(toString(def.boot->firmware));
+  if (def.boot->loader) text += " (" + *def.boot->loader + ")";
+  text += " from ";
+  for (size_t i = 0; i < def.boot->order.size(); ++i) text += (i ? ", " : "") + def.boot->order[i];
+  return text;
+}
 
 uint32_t restartDelayMs(const RestartBackoff& backoff, uint32_t attempt) {
   uint64_t delay = backoff.initial_ms;
@@ -49,7 +62,12 @@ Status checkFile(std::string_view field, const std::string& path, int mode, bool
 }  // namespace
 
 Status checkDefinitionFiles(const VmDefinition& def) {
-  if (auto st = checkFile("kernel", def.kernel, R_OK, false); !st) return st;
+  if (def.kernel) {
+    if (auto st = checkFile("kernel", *def.kernel, R_OK, false); !st) return st;
+  }
+  if (def.boot && def.boot->loader) {
+    if (auto st = checkFile("boot.loader", *def.boot->loader, R_OK, false); !st) return st;
+  }
   if (def.initrd) {
     if (auto st = checkFile("initrd", *def.initrd, R_OK, false); !st) return st;
   }

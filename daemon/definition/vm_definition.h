@@ -28,6 +28,8 @@ inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxNics = 16;
 
 enum class DiskFormat { kRaw, kQcow2 };
+// The firmware a VM without a kernel boots through: only PC BIOS (vmm's default SeaBIOS).
+enum class Firmware { kBios };
 // What the supervisor does when the worker dies without the guest asking (signal, non-zero exit).
 //   restart:  start it again, with the backoff below
 //   destroy:  record the exit and leave the VM shut off
@@ -75,12 +77,23 @@ struct ResourceLimits {
 };
 inline constexpr uint32_t kMaxCpuPercent = 100 * kMaxVcpus;
 
+// Booting through firmware from the VM's disks, instead of a kernel given directly.
+struct BootSpec {
+  Firmware firmware = Firmware::kBios;
+  std::optional<std::string> loader;  // a firmware image (vmm -bios); vmm's default when absent
+  std::vector<std::string> order;     // disk ids, tried in this order (at least one)
+
+  bool operator==(const BootSpec&) const = default;
+};
+
 struct VmDefinition {
   std::string name;
   std::string uuid;  // lower-case canonical form
   uint64_t memory_mib = 0;
   uint32_t vcpus = 1;
-  std::string kernel;
+  // Exactly one of kernel (direct boot, with initrd and cmdline) and boot (firmware from disks).
+  std::optional<std::string> kernel;
+  std::optional<BootSpec> boot;
   std::optional<std::string> initrd;
   std::optional<std::string> cmdline;
   std::vector<DiskSpec> disks;
@@ -97,17 +110,22 @@ struct VmDefinition {
 };
 
 std::string_view toString(DiskFormat format);
+std::string_view toString(Firmware firmware);
 std::string_view toString(DiskCache cache);
 std::string_view toString(CrashPolicy policy);
 std::string_view toString(PoweroffPolicy policy);
 std::optional<DiskFormat> parseDiskFormat(std::string_view text);
+std::optional<Firmware> parseFirmware(std::string_view text);
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text);
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text);
 
 // The delay before restart number `attempt` (1-based): initial_ms * 2^(attempt-1), capped at max_ms.
 uint32_t restartDelayMs(const RestartBackoff& backoff, uint32_t attempt);
 
-// Checks what the document cannot: kernel, initrd and disk images exist and are readable (disks
+// How the VM boots, for people: "kernel /boot/vmlinuz (direct)" or "firmware bios from disk0, disk1".
+std::string describeBoot(const VmDefinition& def);
+
+// Checks what the document cannot: kernel, initrd, firmware loader and disk images exist and are readable (disks
 // that are not read-only also writable) by this process. "kernel: /boot/x: No such file or directory".
 Status checkDefinitionFiles(const VmDefinition& def);
 

@@ -1,5 +1,7 @@
 #include "daemon/launch/worker_argv.h"
 
+#include <algorithm>
+
 namespace vmmd::daemon {
 namespace {
 
@@ -14,12 +16,35 @@ std::string socketChardev(std::string_view id, std::string_view path, std::optio
   return "socket,id=" + std::string(id) + "," + where + ",server=on,wait=off";
 }
 
-void addDisks(std::vector<std::string>& argv, const std::vector<DiskSpec>& disks) {
-  for (const DiskSpec& disk : disks) {
+// The position of a disk in the firmware's boot order (bootindex, 1 first), or 0 when it is not in it.
+size_t bootIndex(const VmDefinition& def, const DiskSpec& disk) {
+  if (!def.boot) return 0;
+  const auto& order = def.boot->order;
+  auto it = std::find(order.begin(), order.end(), disk.id);
+  return it == order.end() ? 0 : static_cast<size_t>(it - order.begin()) + 1;
+}
+
+// A disk the firmware boots from needs a bootindex, which only -device carries: it gets if=none
+// and its own virtio-blk-pci (at the same place in the argv, so PCI slots keep their order).
+void addDisks(std::vector<std::string>& argv, const VmDefinition& def) {
+  for (const DiskSpec& disk : def.disks) {
+    size_t boot_index = bootIndex(def, disk);
     add(argv, "-drive",
         "file=" + escapeOptionValue(disk.path) + ",format=" + std::string(toString(disk.format)) +
-            ",if=virtio,readonly=" + (disk.readonly ? "on" : "off") + ",cache=" + std::string(toString(disk.cache)) +
-            ",id=" + disk.id);
+            (boot_index ? ",if=none" : ",if=virtio") + ",readonly=" + (disk.readonly ? "on" : "off") +
+            ",cache=" + std::string(toString(disk.cache)) + ",id=" + disk.id);
+    if (boot_index) add(argv, "-device", "virtio-blk-pci,drive=" + disk.id + ",bootindex=" + std::to_string(boot_index));
+  }
+}
+
+// Direct kernel boot, or the firmware (vmm's SeaBIOS unless a loader is named) from the disks.
+void addBoot(std::vector<std::string>& argv, const VmDefinition& def) {
+  if (def.kernel) {
+    add(argv, "-kernel", *def.kernel);
+    if (def.initrd) add(argv, "-initrd", *def.initrd);
+    if (def.cmdline) add(argv, "-append", *def.cmdline);
+  } else if (def.boot && def.boot->loader) {
+    add(argv, "-bios", *def.boot->loader);
   }
 }
 
@@ -57,12 +82,12 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   add(argv, "-m", std::to_string(def.memory_mib));
   add(argv, "-smp", std::to_string(def.vcpus));
   add(argv, "-cpu", "host");
-  add(argv, "-machine", "q35,accel=kvm");
+  // graphics=off: with no display the firmware writes to the serial console (QEMU then gives
+  // SeaBIOS etc/sercon-port), as under -nographic.
+  add(argv, "-machine", def.boot ? "q35,accel=kvm,graphics=off" : "q35,accel=kvm");
   argv.push_back("-nodefaults");
   add(argv, "-display", "none");
-  add(argv, "-kernel", def.kernel);
-  if (def.initrd) add(argv, "-initrd", *def.initrd);
-  if (def.cmdline) add(argv, "-append", *def.cmdline);
+  addBoot(argv, def);
   if (def.serial) {
     add(argv, "-chardev", socketChardev("console", paths.console_socket, fds.console));
     add(argv, "-serial", "chardev:console");
@@ -72,7 +97,7 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   add(argv, "-pidfile", fds.pidfile ? "/proc/self/fd/" + std::to_string(*fds.pidfile) : paths.pidfile);
   // The worker confines itself with seccomp once it has opened everything (vmm/sandbox).
   add(argv, "-sandbox", "on");
-  addDisks(argv, def.disks);
+  addDisks(argv, def);
   addNics(argv, def.nics, fds.taps);
   if (def.agent) {
     add(argv, "-device", "virtio-serial-pci");

@@ -80,6 +80,7 @@ qmp::Json toJson(const VmDetails& details) {
     putIf(result, result, "exit-signal", details.exit_signal);
     putNumber(result, result, "restart-count", details.restart_count);
   }
+  put(result, result, "boot", describeBoot(details.definition));  // how it boots, for people
   auto def = qmp::parseJson(serializeDefinition(details.definition));
   if (def) result.AddMember("definition", qmp::JsonValue(*def, result.GetAllocator()), result.GetAllocator());
   return result;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of vmctl against a real vmmd, vmm workers and probe guests.
 
-usage: e2e_vmctl.py SCENARIO   (lifecycle, parallel, errors, libvirt_xml)"""
+usage: e2e_vmctl.py SCENARIO   (lifecycle, parallel, errors, libvirt_xml, firmware_definition)"""
 import json
 import os
 import subprocess
@@ -157,6 +157,20 @@ def scenario_errors(d):
     check(rc == 0 and "Exit codes" in out, "help")
 
 
+def xml_round_trip(d, name, xml, definition):
+    """libvirt's schema accepts `xml` (vmctl dumpxml NAME); the VM undefined and defined again from
+    it has `definition` again."""
+    xml_path = os.path.join(d.tmp, name + ".xml")
+    with open(xml_path, "w") as f:
+        f.write(xml)
+    # libvirt's own schema (libvirt-clients): fails when the tool is missing under CI=true.
+    validate = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True, text=True)
+    check(validate.returncode == 0, f"virt-xml-validate: {validate.stdout}{validate.stderr}")
+    ok(d, "undefine", name)
+    check(f"defined {name}" in ok(d, "define", xml_path), "define from XML")
+    check(json.loads(ok(d, "info", name, "--json"))["definition"] == definition, "XML round trip changed the definition")
+
+
 def scenario_libvirt_xml(d):
     """vmctl dumpxml writes libvirt XML that libvirt's schema accepts; vmctl define takes it back
     as the same definition, and the VM it defines runs; bad XML is refused naming the element."""
@@ -166,15 +180,7 @@ def scenario_libvirt_xml(d):
     xml = ok(d, "dumpxml", "x1")
     check(xml.startswith("<domain type=\"kvm\"") or xml.startswith("<domain type='kvm'"), xml[:80])
     check(os.path.abspath(VMM) in xml, "emulator path missing from dumpxml")
-    xml_path = os.path.join(d.tmp, "x1.xml")
-    with open(xml_path, "w") as f:
-        f.write(xml)
-    # libvirt's own schema (libvirt-clients): fails when the tool is missing under CI=true.
-    validate = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True, text=True)
-    check(validate.returncode == 0, f"virt-xml-validate: {validate.stdout}{validate.stderr}")
-    ok(d, "undefine", "x1")
-    check("defined x1" in ok(d, "define", xml_path), "define from XML")
-    check(json.loads(ok(d, "info", "x1", "--json"))["definition"] == original, "XML round trip changed the definition")
+    xml_round_trip(d, "x1", xml, original)
     ok(d, "undefine", "x1")
     # The imported definition runs (the agent port is there; the probe answers no agent).
     xml_run = xml.replace("<name>x1</name>", "<name>x2</name>")
@@ -194,8 +200,41 @@ def scenario_libvirt_xml(d):
     check(rc == 1 and "VM 'ghost' is not defined" in err, f"{rc} {err}")
 
 
+def scenario_firmware_definition(d):
+    """A definition without a kernel boots through firmware from its disks: vmctl info says how,
+    dumpxml puts <boot order> on the disk (libvirt's schema accepts it) and imports back to the same
+    definition; a boot order naming no disk is refused naming the field. Starts no guest (the
+    firmware boot itself is the nested tier's: tests/nested/firmware.sh)."""
+    d.start()
+    images = []
+    for name in ("data.raw", "system.qcow2"):
+        images.append(os.path.join(d.tmp, name))
+        with open(images[-1], "wb") as f:
+            f.truncate(1 << 20)
+    definition = {"schema": 1, "name": "fw1", "memory": 128,
+                  "disks": [{"path": images[0], "format": "raw"}, {"id": "root", "path": images[1], "format": "qcow2"}],
+                  "boot": {"firmware": "bios", "order": ["root"]}}
+    path = os.path.join(d.tmp, "fw1.json")
+    with open(path, "w") as f:
+        json.dump(definition, f)
+    check("defined fw1" in ok(d, "define", path), "define without a kernel")
+    check("firmware bios from root" in ok(d, "info", "fw1"), "vmctl info shows the boot")
+    info = json.loads(ok(d, "info", "fw1", "--json"))
+    check(info["boot"] == "firmware bios from root", info)
+    check(info["definition"]["boot"] == {"firmware": "bios", "order": ["root"]} and "kernel" not in info["definition"],
+          info["definition"])
+    xml = ok(d, "dumpxml", "fw1")
+    check("<boot order=\"1\"/>" in xml and "<kernel>" not in xml, xml)
+    xml_round_trip(d, "fw1", xml, info["definition"])
+    definition.update(name="fw2", boot={"order": ["cdrom"]})
+    with open(path, "w") as f:
+        json.dump(definition, f)
+    rc, _, err = vmctl(d, "define", path)
+    check(rc == 1 and "boot.order[0]: no disk with id 'cdrom'" in err, f"{rc} {err}")
+
+
 def main():
-    return scenario_main(globals(), __doc__, without_kvm=())
+    return scenario_main(globals(), __doc__, without_kvm=("firmware_definition",))
 
 
 if __name__ == "__main__":

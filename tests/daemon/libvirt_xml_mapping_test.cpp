@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "daemon/definition/definition_json.h"
 #include "daemon/definition/libvirt_xml.h"
@@ -123,6 +124,36 @@ TEST(LibvirtXmlMapping, DisksWithFormatCacheReadonlyAndIdsFromMetadata) {
   ASSERT_EQ(def.disks.size(), 2u);
   EXPECT_EQ(def.disks[0], (DiskSpec{"disk0", "/v/root.qcow2", DiskFormat::kQcow2, false, DiskCache::kNone}));
   EXPECT_EQ(def.disks[1], (DiskSpec{"seed", "/v/seed.img", DiskFormat::kRaw, true, DiskCache::kUnsafe}));
+}
+
+// Without <kernel>: firmware boot. <boot dev='hd'/> alone tries every disk in order; the disks'
+// <boot order> choose and order them (ids from the metadata or the defaults); <loader> is -bios.
+TEST(LibvirtXmlMapping, FirmwareBootFromTheDisks) {
+  const std::string disks =
+      "<devices><disk type='file'><driver type='raw'/><source file='/v/data.img'/><target dev='vda'/>%A</disk>"
+      "<disk type='file'><driver type='qcow2'/><source file='/v/deb.qcow2'/><target dev='vdb'/>%B</disk></devices>";
+  auto document = [&](const std::string& os, const std::string& a, const std::string& b) {
+    std::string devices = disks;
+    devices.replace(devices.find("%A"), 2, a);
+    devices.replace(devices.find("%B"), 2, b);
+    return "<domain type='kvm'><name>fw</name><memory unit='MiB'>512</memory><os><type>hvm</type>" + os +
+           "</os>" + devices + "</domain>";
+  };
+  VmDefinition every = imported(document("<boot dev='hd'/>", "", ""));
+  EXPECT_FALSE(every.kernel);
+  ASSERT_TRUE(every.boot);
+  EXPECT_EQ(every.boot->order, (std::vector<std::string>{"disk0", "disk1"}));
+  EXPECT_FALSE(every.boot->loader);
+  VmDefinition ordered = imported(document("<loader readonly='yes' type='rom'>/fw/bios.bin</loader>",
+                                           "<boot order='2'/>", "<boot order='1'/>"));
+  ASSERT_TRUE(ordered.boot);
+  EXPECT_EQ(ordered.boot->order, (std::vector<std::string>{"disk1", "disk0"}));
+  EXPECT_EQ(ordered.boot->loader, "/fw/bios.bin");
+  auto xml = domainXmlFromDefinition(ordered, ExportContext{"/usr/bin/vmm", std::nullopt});
+  ASSERT_TRUE(xml.ok()) << xml.error().message();
+  EXPECT_NE(xml->find("<loader readonly=\"yes\" type=\"rom\">/fw/bios.bin</loader>"), std::string::npos) << *xml;
+  EXPECT_EQ(xml->find("<kernel>"), std::string::npos) << *xml;
+  EXPECT_NE(xml->find("<boot order=\"1\"/>"), std::string::npos) << *xml;
 }
 
 TEST(LibvirtXmlMapping, NicsSerialAndAgent) {

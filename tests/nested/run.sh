@@ -14,6 +14,10 @@
 #   --env VAR=VALUE   a variable for the scenarios in L1 (repeatable)
 #   --bin PATH      another program for the scenarios (e.g. vmmd, vmctl), carried into L1 as
 #                   /opt/vmm/bin/NAME with its libraries (repeatable)
+#   --disk NAME=PATH  a disk image for the scenarios (repeatable), attached to L1 as a virtio
+#                   disk (/dev/vda, vdb... in order; `disk_dev NAME` in l1/lib.sh) through a
+#                   throw-away qcow2 overlay 512 MiB larger than the image, so that nothing L2
+#                   writes reaches PATH and a qcow2 image read from the device has room to grow
 #   --log FILE      keep L1's whole console there (default: $VMMD_CACHE/nested/last.log)
 #   --timeout S     bound on the whole L1 run (default: 60 + 120 per scenario run)
 #   -v, --verbose   also print every L2 console line (NESTED-LOG ...)
@@ -28,13 +32,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 source "$top/tests/guest/kit/lib.sh"
 
-vmms=() bins=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
+vmms=() bins=() disks=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --vmm) vmms+=("$2"); shift 2 ;;
     --scenario-dir) scen_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
     --bin) bins+=("$2"); shift 2 ;;
+    --disk) disks+=("$2"); shift 2 ;;
     --log) log=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     -v|--verbose) envs+=(NESTED_VERBOSE=1); shift ;;
@@ -47,6 +52,8 @@ done
 [ ${#vmms[@]} -gt 0 ] || vmms=(qemu-microvm)
 if [ ${#scenarios[@]} -eq 0 ] || [ "${scenarios[0]}" = all ]; then
   mapfile -t scenarios < <(ls "$here/scenarios" | sed -n 's/\.sh$//p')  # every scenario
+  # ... but the firmware-* ones only with their disks (tests/nested/firmware.sh attaches them)
+  [ ${#disks[@]} -gt 0 ] || mapfile -t scenarios < <(printf '%s\n' "${scenarios[@]}" | grep -v '^firmware-')
 fi
 [ -c /dev/null ] && [ -x "$(command -v qemu-system-x86_64)" ] || kit_die "qemu-system-x86_64 is missing (scripts/install-deps.sh)"
 
@@ -70,7 +77,9 @@ if [ ! -f "$base" ]; then
   rm -f "$VMMD_CACHE"/nested/l1-base-*.cpio
   stage=$(mktemp -d)
   kit_busybox "$stage"
-  for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/net/tun; do
+  for m in virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd drivers/net/tun drivers/virtio/virtio_ring \
+           drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci_legacy_dev \
+           drivers/virtio/virtio_pci drivers/block/virtio_blk; do
     install -D -m 0644 "$KIT_ROOT/lib/modules/$KIT_KVER/kernel/$m.ko" "$stage/l1/modules/${m##*/}.ko"
   done
   kit_copy_elf "$stage" "$qemu_bin" /usr/bin/qemu-system-x86_64
@@ -129,6 +138,18 @@ for b in "${bins[@]}"; do
   kit_copy_elf "$stage" "$(readlink -f "$b")" "/opt/vmm/bin/$(basename "$b")"
 done
 cp "$stage/nested/plan" "$work/plan.full"
+# Disks: L1 sees each through its own overlay (L2's writes stay in $work).
+disk_args=() letters=abcdefghijklmnop
+: >"$stage/nested/disks"
+for i in "${!disks[@]}"; do
+  name=${disks[$i]%%=*} image=${disks[$i]#*=}
+  [ -f "$image" ] || kit_die "--disk ${disks[$i]}: no such file"
+  [ "$i" -lt ${#letters} ] || kit_die "--disk: at most ${#letters} disks"
+  image=$(readlink -f "$image")
+  qemu-img create -q -f qcow2 -F raw -b "$image" "$work/disk$i.qcow2" $(( $(stat -c %s "$image") + 512 * 1024 * 1024 ))
+  disk_args+=(-drive "file=$work/disk$i.qcow2,format=qcow2,if=virtio,cache=unsafe")
+  echo "$name vd${letters:$i:1}" >>"$stage/nested/disks"
+done
 
 timeout=${timeout:-$((60 + 120 * runs))}
 # L1 prints "NESTED l1 ready" some 5-40 s after QEMU starts; a boot without it by this time is
@@ -154,8 +175,8 @@ boot_l1() {
   mkfifo "$work/console"
   sed -u 's/\r//g' <"$work/console" >"$log" &
   local writer=$!
-  timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -M pc -m 1024 -smp 1 \
-    -nographic -no-reboot -nodefaults -serial stdio \
+  timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -cpu max -M pc -m "${NESTED_L1_MEM:-1024}" -smp 1 \
+    -nographic -no-reboot -nodefaults -serial stdio "${disk_args[@]}" \
     -kernel "$KIT_BZIMAGE" -initrd "$work/initrd.cpio" -append "console=ttyS0 panic=-1 quiet loglevel=4" \
     </dev/null >"$work/console" 2>&1 &
   l1_pid=$!

@@ -72,3 +72,39 @@ kit_busybox() {
 kit_hash() {
   find "$@" -type f -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
 }
+
+# kit_rootfs_tarball NAME SETUP PACKAGE...: a Debian 12 root file system (debootstrap bookworm,
+# minbase plus PACKAGEs), set up by the shell function SETUP ROOT, cached as
+# $VMMD_CACHE/NAME/rootfs-KEY.tar with KEY a hash of the calling script (its package list and
+# setup), so a changed script builds a new one and the older tarballs go. Prints the tarball's
+# path. Needs root and deb.debian.org ($VMMD_DEBIAN_MIRROR) the first time; a few minutes.
+kit_rootfs_tarball() {
+  local name=$1 setup=$2 dir key tarball root include start
+  shift 2
+  key=$(sha256sum <"$0" | cut -c1-16)  # the content only: any checkout shares the cache
+  dir="$VMMD_CACHE/$name"
+  tarball="$dir/rootfs-$key.tar"
+  if [ -f "$tarball" ]; then echo "$tarball"; return 0; fi
+  [ "$(id -u)" -eq 0 ] || kit_die "debootstrap needs root"
+  command -v debootstrap >/dev/null || kit_die "debootstrap is missing (scripts/install-deps.sh)"
+  mkdir -p "$dir"
+  root=$(mktemp -d "$dir/build.XXXXXX")
+  # shellcheck disable=SC2064  # the path now: the trap outlives this function's locals
+  trap "umount -R '$root/proc' '$root/sys' '$root/dev' 2>/dev/null || true; rm -rf '$root'" EXIT
+  kit_log "debootstrap bookworm ($# packages and their dependencies; minutes)"
+  start=$(date +%s)
+  include=$(IFS=,; echo "$*")
+  debootstrap --variant=minbase --include="$include" bookworm "$root" "${VMMD_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+    >"$root.log" 2>&1 || { tail -n 30 "$root.log" >&2; kit_die "debootstrap failed (log: $root.log)"; }
+  rm -f "$root.log"
+  "$setup" "$root"
+  ls "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* >/dev/null || kit_die "no kernel or initramfs in the root file system"
+  kit_log "debootstrap took $(( $(date +%s) - start ))s"
+  tar -C "$root" --numeric-owner --xattrs -cf "$tarball.tmp" .
+  mv "$tarball.tmp" "$tarball"
+  local stale
+  for stale in "$dir"/rootfs-*.tar; do  # earlier package lists' tarballs
+    [ "$stale" = "$tarball" ] || rm -f "$stale"
+  done
+  echo "$tarball"
+}

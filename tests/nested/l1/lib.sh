@@ -39,26 +39,41 @@ l2_vmm() {
 #     as "<ms> SOCK <line>". SOCK_SEND=FILE streams FILE instead of SOCK_TEXT, SOCK_RECV=FILE
 #     keeps the replies raw in FILE (bulk transfers both ways at once), SOCK_STALL=S reads
 #     nothing for S seconds after connecting (logs the VMM's RSS as SOCK-STALL/SOCK-RESUME).
+#   BOOT_DISK BOOT_FORMAT: boot through the VMM's firmware from the disk run.sh attached as
+#     --disk BOOT_DISK=... (raw or qcow2) instead of the kit's kernel (no -kernel, -initrd, -append)
+#   MARKER (default L2READY): the console line RUN_MARKERS counts and KILL_AFTER applies to
 # The console goes to $LOG (lines prefixed with ms since launch); sets RUN_EXIT RUN_MS
 # RUN_MARKER_MS RUN_MARKERS RUN_TIMEOUT RUN_KILLED RUN_ABORTED (see l1run.c) and READY (first marker line).
 l2_run() {
   l2_vmm || return 1
   LOG=/tmp/l2-$SCENARIO-$VMM.log
+  if [ -n "${BOOT_DISK:-}" ]; then
+    dev=$(disk_dev "$BOOT_DISK") || return 1
+    set -- -drive "file=$dev,format=${BOOT_FORMAT:-raw},if=virtio" "$@"
+  else
+    set -- -kernel "${KERNEL:-$L2_BZIMAGE}" -initrd "$L2_INITRD" -append "$L2_BASE_APPEND ${APPEND:-}" "$@"
+  fi
   set -- -M "$L2_MACHINE" -accel kvm -cpu host -m "${MEM:-256}" -smp "${SMP:-1}" \
-    -kernel "${KERNEL:-$L2_BZIMAGE}" -initrd "$L2_INITRD" -append "$L2_BASE_APPEND ${APPEND:-}" \
     -nographic -nodefaults -serial stdio "$@"
   [ "${REBOOT:-no-reboot}" = reboot ] || set -- "$@" -no-reboot
   if [ -n "${SOCK:-}" ]; then
     rm -f "$SOCK"
-    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+    eval "$(l1run -t "${TIMEOUT:-60}" -m "${MARKER:-L2READY}" -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -s "$SOCK" -T "$TRIGGER" -w "${SOCK_TEXT:-}" ${SOCK_SEND:+-S "$SOCK_SEND"} ${SOCK_RECV:+-R "$SOCK_RECV"} ${SOCK_STALL:+-D "$SOCK_STALL"} \
       -- "$L2_BIN" "$@")"
   else
-    eval "$(l1run -t "${TIMEOUT:-60}" -m L2READY -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
+    eval "$(l1run -t "${TIMEOUT:-60}" -m "${MARKER:-L2READY}" -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -- "$L2_BIN" "$@")"
   fi
   READY=$(grep -m1 'L2READY ' "$LOG" | sed 's/.*L2READY /L2READY /')
   [ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: /" "$LOG"
+}
+
+# disk_dev NAME: the L1 device of the image run.sh attached as --disk NAME=PATH (/dev/vdb).
+disk_dev() {
+  d=$(sed -n "s/^$1 //p" /nested/disks 2>/dev/null)
+  [ -n "$d" ] && [ -b "/dev/$d" ] || { echo "no disk named $1 (tests/nested/run.sh --disk $1=IMAGE)" >&2; return 1; }
+  echo "/dev/$d"
 }
 
 # virtio_dev MODEL: the -device name of virtio MODEL (virtio-net, virtio-rng, virtio-serial...)
@@ -126,4 +141,77 @@ run_scenario() {
     echo "NESTED scenario=$scenario vmm=$kind result=fail detail=no-result-reported"
     echo "$scenario $kind" >>/tmp/nested.fail
   fi
+}
+
+# Firmware boot from a disk (the firmware-* scenarios; images from tests/guest/disks, attached
+# with run.sh --disk): BOOT_DISK and BOOT_FORMAT set by the scenario. FIRMWARE_TIMEOUT bounds one
+# boot (default 400 L1 seconds: systemd in L2 under an emulated L1 took 150 to its login prompt on
+# a busy host). The login prompt itself ("vmmd-disk login: ") ends no line, so the Debian disk's
+# mark is the getty's issue line printed just before it, "Debian GNU/Linux 12 vmmd-disk ttyS0".
+FIRMWARE_BANNER='SeaBIOS (version'
+
+# firmware_syslinux_check: the SeaBIOS banner on the serial console, SYSLINUX's line, the kit's
+# userspace from the disk (L2READY, then acpid and qemu-ga: L2UP); QMP system_powerdown → the
+# kit's acpid powers off → the VMM exits 0.
+firmware_syslinux_check() {
+  TIMEOUT=${FIRMWARE_TIMEOUT:-400} SOCK=/tmp/qmp.sock TRIGGER=L2UP \
+  SOCK_TEXT='{"execute":"qmp_capabilities"} {"execute":"system_powerdown"}' \
+    l2_run -qmp unix:/tmp/qmp.sock,server=on,wait=off
+  banner=$(grep -c "$FIRMWARE_BANNER" "$LOG") loader=$(grep -c 'vmmd-syslinux: booting the guest kit' "$LOG")
+  if [ "$banner" -ge 1 ] && [ "$loader" -ge 1 ] && [ -n "$READY" ] && grep -q 'L2: power button' "$LOG" &&
+     [ "$RUN_EXIT" = 0 ] && [ "$RUN_TIMEOUT" = 0 ]; then
+    pass "banner_ms=$(first_ms "$FIRMWARE_BANNER"),syslinux_ms=$(first_ms vmmd-syslinux:),ready_ms=$RUN_MARKER_MS,exit=0,exit_ms=$RUN_MS"
+  else
+    fail "banner=$banner,syslinux=$loader,ready=${READY:+yes},exit=$RUN_EXIT,timeout=$RUN_TIMEOUT"
+  fi
+}
+
+# firmware_debian_check reboot|poweroff: SeaBIOS, GRUB's menu and "Booting `vmmd test disk",
+# systemd to the login prompt (its issue line); there the real qemu-ga (virtio-serial port
+# org.qemu.guest_agent.0) answers guest-get-osinfo (id debian), then guest-shutdown either
+# reboots the guest, which comes back through the firmware and GRUB to a second login prompt
+# (then the VMM is stopped), or powers it off (the VMM exits 0).
+firmware_debian_check() {
+  if [ "$1" = reboot ]; then
+    boots=2 reboot=reboot text='{"execute":"guest-shutdown","arguments":{"mode":"reboot"}}'
+  else
+    boots=1 reboot=no-reboot text='{"execute":"guest-shutdown"}'
+  fi
+  TIMEOUT=$((boots * ${FIRMWARE_TIMEOUT:-400})) MEM=384 REBOOT=$reboot MARKER='vmmd-disk ttyS0' KILL_AFTER=$((boots == 2 ? 2 : 0)) \
+  SOCK=/tmp/qga.sock TRIGGER='vmmd-disk ttyS0' SOCK_TEXT="{\"execute\":\"guest-get-osinfo\"} $text" \
+    l2_run -chardev socket,id=qga0,path=/tmp/qga.sock,server=on,wait=off -device "$(virtio_serial_dev)" \
+      -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
+  banner=$(grep -c "$FIRMWARE_BANNER" "$LOG") grub=$(grep -c 'Booting `vmmd test disk' "$LOG")
+  osid=$(grep 'SOCK ' "$LOG" | grep -o '"id": "[a-z]*"' | head -n1 | sed 's/.*: "//; s/"//')
+  ended=yes
+  [ "$boots" = 2 ] || [ "$RUN_EXIT" = 0 ] || ended=no  # powered off: the VMM exits 0
+  if [ "$banner" -ge "$boots" ] && [ "$grub" -ge "$boots" ] && [ "$RUN_MARKERS" -ge "$boots" ] && [ "$osid" = debian ] &&
+     [ "$ended" = yes ] && [ "$RUN_TIMEOUT" = 0 ]; then
+    pass "banner_ms=$(first_ms "$FIRMWARE_BANNER"),grub_ms=$(first_ms 'GNU GRUB'),linux_ms=$(first_ms 'Linux version'),login_ms=$RUN_MARKER_MS,os=$osid,boots=$boots,last_login_ms=$(grep 'vmmd-disk ttyS0' "$LOG" | tail -n1 | sed 's/ .*//'),end_ms=$RUN_MS"
+  else
+    fail "banner=$banner,grub=$grub,logins=$RUN_MARKERS,os=${osid:-none},exit=$RUN_EXIT,timeout=$RUN_TIMEOUT"
+  fi
+}
+
+# first_ms TEXT: the ms since launch of the first console line containing TEXT (-1 if none).
+first_ms() {
+  ms=$(grep -F -m1 -- "$1" "$LOG" | sed 's/ .*//')
+  echo "${ms:--1}"
+}
+
+# vmmd_start DIR: a fresh vmmd in L1 (state and run dirs under DIR, workers /opt/vmm/bin/vmm, its
+# log DIR/vmmd.log); exports VMMD_SOCKET for vmctl, sets VMMD_PID, returns once the socket exists
+# (or after 10 s). For the scenarios that drive vmmd (vmm kind only, --bin vmmd --bin vmctl).
+vmmd_start() {
+  rm -rf "$1" && mkdir -p "$1/state" "$1/run"
+  export VMMD_SOCKET=$1/run/vmmd.sock
+  /opt/vmm/bin/vmmd --state-dir "$1/state" --run-dir "$1/run" --vmm /opt/vmm/bin/vmm --foreground 2>"$1/vmmd.log" &
+  VMMD_PID=$!
+  i=0; while [ ! -S "$VMMD_SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+# vmctl_state NAME: the VM's state from `vmctl --json info` (errors to $VMCTL_ERR, default stderr).
+vmctl_state() {
+  /opt/vmm/bin/vmctl --json info "$1" 2>>"${VMCTL_ERR:-/dev/stderr}" | grep -o '"state": *"[a-z-]*"' | head -n1 |
+    sed 's/.*"\([a-z-]*\)"$/\1/'
 }

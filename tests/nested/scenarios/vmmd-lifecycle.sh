@@ -8,11 +8,8 @@ if [ "$VMM" != vmm ]; then
 fi
 B=/opt/vmm/bin D=/tmp/vmmd-lifecycle
 LOG=$D/console.txt
-rm -rf "$D" && mkdir -p "$D/state" "$D/run"
-export VMMD_SOCKET=$D/run/vmmd.sock
-"$B/vmmd" --state-dir "$D/state" --run-dir "$D/run" --vmm "$B/vmm" --foreground 2>"$D/vmmd.log" &
-vmmd_pid=$!
-i=0; while [ ! -S "$VMMD_SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vmmd_start "$D"
+VMCTL_ERR=$D/vmctl.err
 
 # loglevel=6: without "quiet" so the console shows the kernel's banner and boot notices.
 cat >"$D/l2.json" <<JSON
@@ -29,7 +26,7 @@ console_pid=$!
 i=0; while ! grep -q L2UP "$LOG" 2>/dev/null && [ $i -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
 grep -q 'Linux version' "$LOG" && step banner
 grep -q 'L2READY' "$LOG" && step ready
-state_running=$("$B/vmctl" --json info l2 2>>"$D/vmctl.err" | grep -o '"state": *"[a-z-]*"' | head -n1 | sed 's/.*"\([a-z-]*\)"$/\1/')
+state_running=$(vmctl_state l2)
 [ "$state_running" = running ] && step running
 start_ms=$(uptime_ms)
 "$B/vmctl" shutdown l2 --timeout 60 >/dev/null 2>>"$D/vmctl.err" && step shutdown
@@ -38,10 +35,10 @@ end_ms=$(uptime_ms)
 i=0; while kill -0 "$console_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill -0 "$console_pid" 2>/dev/null || step console-closed
 grep -q 'L2: power button' "$LOG" && step acpi-button
-state=$("$B/vmctl" --json info l2 2>>"$D/vmctl.err" | grep -o '"state": *"[a-z-]*"' | head -n1 | sed 's/.*"\([a-z-]*\)"$/\1/')
+state=$(vmctl_state l2)
 [ "$state" = shut-off ] && step shut-off
 kill "$console_pid" 2>/dev/null
-kill "$vmmd_pid" 2>/dev/null; wait "$vmmd_pid" 2>/dev/null
+kill "$VMMD_PID" 2>/dev/null; wait "$VMMD_PID" 2>/dev/null
 want=",defined,started,banner,ready,running,shutdown,console-closed,acpi-button,shut-off"
 if [ "$steps" = "$want" ]; then
   pass "steps=${steps#,},shutdown_ms=$((end_ms - start_ms))"

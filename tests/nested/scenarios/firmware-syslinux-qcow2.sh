@@ -1,0 +1,3 @@
+# The syslinux image as qcow2 (converted by vmm-img): as firmware-syslinux-raw. Needs run.sh
+# --disk syslinux-qcow2=...
+BOOT_DISK=syslinux-qcow2 BOOT_FORMAT=qcow2 firmware_syslinux_check

@@ -1,0 +1,3 @@
+# Firmware boot from a disk: the syslinux image (tests/guest/disks, raw) through the VMM's
+# SeaBIOS, no -kernel; see firmware_syslinux_check in l1/lib.sh. Needs run.sh --disk syslinux-raw=...
+BOOT_DISK=syslinux-raw BOOT_FORMAT=raw firmware_syslinux_check
