@@ -108,7 +108,13 @@ Result<UniqueFd> openPlainFile(const std::string& path, int flags) {
 
 Result<std::vector<WorkerFile>> openWorkerFiles(const VmDefinition& def, const FileOpener& open) {
   FileCollector files(open);
-  if (auto st = files.add("kernel", def.kernel, false); !st) return st.error();
+  if (def.kernel) {
+    if (auto st = files.add("kernel", *def.kernel, false); !st) return st.error();
+  }
+  // A firmware image of the VM's own (-bios); vmm's default SeaBIOS is the worker's to open.
+  if (def.boot && def.boot->loader) {
+    if (auto st = files.add("boot.loader", *def.boot->loader, false); !st) return st.error();
+  }
   if (def.initrd) {
     if (auto st = files.add("initrd", *def.initrd, false); !st) return st.error();
   }

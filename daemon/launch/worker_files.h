@@ -42,7 +42,7 @@ struct WorkerFile {
   UniqueFd fd;
 };
 
-// Kernel, initrd, every disk (read-write unless readonly) and, for qcow2 disks, their backing
+// Kernel (or the firmware image of boot.loader), initrd, every disk (read-write unless readonly) and, for qcow2 disks, their backing
 // chains (read-only). Errors name the definition's field: "disks[0].path: /x.qcow2: backing file
 // base.img does not name its format".
 Result<std::vector<WorkerFile>> openWorkerFiles(const VmDefinition& def, const FileOpener& open);

@@ -209,8 +209,10 @@ def scenario_firmware_definition(d):
     images = []
     for name in ("data.raw", "system.qcow2"):
         images.append(os.path.join(d.tmp, name))
-        with open(images[-1], "wb") as f:
-            f.truncate(1 << 20)
+    with open(images[0], "wb") as f:
+        f.truncate(1 << 20)
+    # vm-define opens each disk as its owner and reads a qcow2's header (its backing chain).
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", images[1], "1M"], check=True)
     definition = {"schema": 1, "name": "fw1", "memory": 128,
                   "disks": [{"path": images[0], "format": "raw"}, {"id": "root", "path": images[1], "format": "qcow2"}],
                   "boot": {"firmware": "bios", "order": ["root"]}}
