@@ -150,6 +150,11 @@ run_scenario() {
 # mark is the getty's issue line printed just before it, "Debian GNU/Linux 12 vmmd-disk ttyS0".
 FIRMWARE_BANNER='SeaBIOS (version'
 
+# plain_log: $LOG without the ANSI sequences of SeaBIOS's serial console, which moves the cursor
+# (ESC[05;10H) whenever its timer flushes the screen, even in the middle of a boot loader's line
+# ("vmmd-sysli<ESC>[05;10H<ESC>[05;11Hnux: booting"), so a mark is looked for in the plain text.
+plain_log() { tr -d '\033' <"$LOG" | sed 's/\[[0-9;]*[A-Za-z]//g'; }
+
 # firmware_syslinux_check: the SeaBIOS banner on the serial console, SYSLINUX's line, the kit's
 # userspace from the disk (L2READY, then acpid and qemu-ga: L2UP); QMP system_powerdown → the
 # kit's acpid powers off → the VMM exits 0.
@@ -157,7 +162,7 @@ firmware_syslinux_check() {
   TIMEOUT=${FIRMWARE_TIMEOUT:-400} SOCK=/tmp/qmp.sock TRIGGER=L2UP \
   SOCK_TEXT='{"execute":"qmp_capabilities"} {"execute":"system_powerdown"}' \
     l2_run -qmp unix:/tmp/qmp.sock,server=on,wait=off
-  banner=$(grep -c "$FIRMWARE_BANNER" "$LOG") loader=$(grep -c 'vmmd-syslinux: booting the guest kit' "$LOG")
+  banner=$(grep -c "$FIRMWARE_BANNER" "$LOG") loader=$(plain_log | grep -c 'vmmd-syslinux: booting the guest kit')
   if [ "$banner" -ge 1 ] && [ "$loader" -ge 1 ] && [ -n "$READY" ] && grep -q 'L2: power button' "$LOG" &&
      [ "$RUN_EXIT" = 0 ] && [ "$RUN_TIMEOUT" = 0 ]; then
     pass "banner_ms=$(first_ms "$FIRMWARE_BANNER"),syslinux_ms=$(first_ms vmmd-syslinux:),ready_ms=$RUN_MARKER_MS,exit=0,exit_ms=$RUN_MS"
@@ -195,7 +200,7 @@ firmware_debian_check() {
 
 # first_ms TEXT: the ms since launch of the first console line containing TEXT (-1 if none).
 first_ms() {
-  ms=$(grep -F -m1 -- "$1" "$LOG" | sed 's/ .*//')
+  ms=$(plain_log | grep -F -m1 -- "$1" | sed 's/ .*//')
   echo "${ms:--1}"
 }
 
