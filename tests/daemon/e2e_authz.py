@@ -27,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmmd_harness import (QmpClient, QmpError, VMCTL, cannot_run, check, probe_definition,  # noqa: E402
                           scenario_main, state_of, wait_until)
+from vmmd_testlib.process import rss_kib  # noqa: E402
 
 ATTACKER = 4242
 OTHER = 4243
@@ -227,14 +228,6 @@ def scenario_owners(d):
     check(theirs.returncode == 1 and denied in theirs.stderr, theirs.stderr)
     check(vmctl(ATTACKER, "destroy", "mine").returncode == 0, "the owner cannot destroy its VM")
     check(as_user(ATTACKER, execute, d.socket, "vm-undefine", {"name": "mine"})[0] == "ok", "the owner cannot undefine")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def runs_under_asan(pid):
