@@ -24,11 +24,12 @@ failed=0
 wait_for() {
   local limit=$1; shift
   local deadline=$((SECONDS + limit))
-  local start=$SECONDS
+  local start=$SECONDS said=$SECONDS
   until "$@" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
-    # A sign of life for the host's watchdog, which stops an L1 that stays silent.
-    [ $(( (SECONDS - start) % 60 )) -ne 59 ] || say "still waiting for '$*' ($((SECONDS - start))s)"
+    # A sign of life for the host's watchdog, which stops an L1 that stays silent: once a minute
+    # (a try of COMMAND may take seconds, so not on an exact second).
+    if [ $((SECONDS - said)) -ge 60 ]; then said=$SECONDS; say "still waiting for '$*' ($((SECONDS - start))s)"; fi
     sleep 1
   done
 }
@@ -114,6 +115,7 @@ boot1() {
 JSON
   chmod 0644 "$state/$vm.json"
   t0=$SECONDS
+  say "alice defines and starts $vm${limits:+ with limits}"
   if out=$(timeout 60 runuser -u alice -- vmctl define "$state/$vm.json" 2>&1) &&
      out=$(timeout 120 runuser -u alice -- vmctl start "$vm" 2>&1) && guest_up 300; then
     pass vm-start "autostart VM defined and started by alice; guest agent answered after $((SECONDS - t0))s"
