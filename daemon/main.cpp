@@ -65,6 +65,12 @@ int main(int argc, char** argv) {
   auto options = parseDaemonOptions(args);
   if (!options) return std::fprintf(stderr, "vmmd: %s\n%s", options.error().message().c_str(), daemonUsage().c_str()), 2;
   if (options->help) return std::fputs(daemonUsage().c_str(), stdout), 0;
+  if (options->release_cgroups) {
+    auto released = CgroupTree::releaseFromControlProcess();
+    if (!released) return fail("--release-cgroups: " + released.error().message());
+    log::info("released the cgroup controllers of " + *released + " for the next vmmd");
+    return 0;
+  }
   if (options->vmm.empty()) {
     auto vmm = findWorkerBinary("/proc/self/exe");
     if (!vmm) return fail(vmm.error().message());

@@ -62,7 +62,11 @@ std::string memoryMaxFor(const VmDefinition& def) {
   return std::to_string((def.memory_mib + *def.limits->memory_overhead_mib) << 20);
 }
 
-Result<CgroupTree> CgroupTree::forThisProcess() {
+namespace {
+
+// The delegated cgroup this process belongs to, as a directory: its own cgroup (/proc/self/cgroup's
+// "0::" line under the cgroup2 mount), less a last component `leaf` when it runs in that child.
+Result<std::string> delegatedCgroupOfThisProcess(std::string_view leaf) {
   auto mount = cgroup2MountPoint();
   if (!mount) return mount.error();
   auto text = readProcFile("/proc/self/cgroup");
@@ -70,11 +74,26 @@ Result<CgroupTree> CgroupTree::forThisProcess() {
   auto at = text->find("0::");
   if (at == std::string::npos || (at != 0 && (*text)[at - 1] != '\n')) return Error("vmmd is in no cgroup v2 (/proc/self/cgroup)");
   std::string path = text->substr(at + 3, text->find('\n', at) - at - 3);
-  if (path == "/") return Error("vmmd runs in the root cgroup, which is not its to divide");
+  if (path.ends_with("/" + std::string(leaf))) path.resize(path.size() - leaf.size() - 1);
+  if (path == "/" || path.empty()) return Error("vmmd runs in the root cgroup, which is not its to divide");
+  return *mount + path;
+}
+
+}  // namespace
+
+Result<CgroupTree> CgroupTree::forThisProcess() {
   // Started again in the leaf a previous vmmd made (the parent holds the workers' cgroups and
   // enables controllers for them, so no process may join the parent itself).
-  if (path.ends_with("/" + std::string(kVmmdLeaf))) path.resize(path.size() - kVmmdLeaf.size() - 1);
-  return setUp(*mount + path, ::getpid());
+  auto own = delegatedCgroupOfThisProcess(kVmmdLeaf);
+  if (!own) return own.error();
+  return setUp(*own, ::getpid());
+}
+
+Result<std::string> CgroupTree::releaseFromControlProcess() {
+  auto own = delegatedCgroupOfThisProcess(kSystemdControlLeaf);
+  if (!own) return own.error();
+  if (auto st = writeFile(*own + "/cgroup.subtree_control", "-cpu -memory"); !st) return st.error();
+  return *own;
 }
 
 Result<CgroupTree> CgroupTree::setUp(const std::string& own, pid_t self) {

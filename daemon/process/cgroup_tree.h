@@ -16,8 +16,10 @@
 // process, and systemd before 254 (Debian 12 has 252; 254 has DelegateSubgroup=) starts a unit's
 // new process in the unit's cgroup itself. So a vmmd that exits disables the controllers again
 // (release()): the workers run on without limits until the next vmmd, which re-applies them to
-// every worker it re-attaches to. A vmmd killed with SIGKILL cannot do that; systemd then fails
-// to start the next one (EBUSY) until the controllers are disabled by hand or the workers end.
+// every worker it re-attaches to. A vmmd killed with SIGKILL cannot do that itself: the unit's
+// `ExecStopPost=-vmmd --release-cgroups` does it (releaseFromControlProcess()), as systemd runs a
+// delegated unit's control processes in the child ".control", a leaf that may hold them, so that
+// Restart=on-failure starts the next vmmd (tests/packaging: step kill-restart).
 #pragma once
 
 #include <sys/types.h>
@@ -33,6 +35,8 @@ namespace vmmd::daemon {
 class CgroupTree {
  public:
   static constexpr std::string_view kVmmdLeaf = "vmmd";
+  // Where systemd runs the control processes (ExecStopPost= ...) of a unit with Delegate=yes.
+  static constexpr std::string_view kSystemdControlLeaf = ".control";
 
   // vmmd's cgroup (/proc/self/cgroup's "0::" line under the cgroup2 mount of
   // /proc/self/mountinfo), prepared with setUp(dir, getpid()). The error is the start-up warning.
@@ -54,6 +58,10 @@ class CgroupTree {
   // Disables the controllers for the children again (vmmd exits), so that the next vmmd can be
   // started in the delegated cgroup itself.
   Status release() const;
+  // `vmmd --release-cgroups`, run by systemd after vmmd ended however it ended: disables the
+  // controllers for the children of the unit's cgroup (this process's, less a last ".control"), so
+  // that the next vmmd can start there. Returns that cgroup's directory.
+  static Result<std::string> releaseFromControlProcess();
   // rmdir of a worker's cgroup once it ended; a cgroup that is gone already is fine.
   static Status remove(const std::string& path);
 

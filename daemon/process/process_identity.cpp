@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -97,10 +98,62 @@ Result<std::string> bootId() {
   return text;
 }
 
+namespace {
+
+// The first number on a "Uid:"/"Gid:" line of /proc/PID/status (the real id).
+Result<uint32_t> statusId(pid_t pid, std::string_view key) {
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  auto text = readProcFile(path);
+  if (!text) return text.error();
+  size_t line = text->find("\n" + std::string(key));
+  if (line == std::string::npos) return Error(path + ": no " + std::string(key) + " line");
+  const char* begin = text->data() + line + 1 + key.size();
+  const char* end = text->data() + text->size();
+  while (begin < end && (*begin == ' ' || *begin == '\t')) ++begin;
+  uint32_t id = 0;
+  auto [next, ec] = std::from_chars(begin, end, id);
+  if (ec != std::errc() || next == begin) return Error(path + ": unreadable " + std::string(key) + " line");
+  return id;
+}
+
+// This thread's file-system uid and gid for the lifetime of the object (raw system calls: they
+// change the calling thread only), then back. The kernel drops the file-system capabilities while
+// the fsuid is not 0 and gives them back from the permitted set when it returns to 0.
+class ThreadFsIds {
+ public:
+  ThreadFsIds(uid_t uid, gid_t gid)
+      : old_gid_(static_cast<gid_t>(::syscall(SYS_setfsgid, gid))), old_uid_(static_cast<uid_t>(::syscall(SYS_setfsuid, uid))) {}
+  ~ThreadFsIds() {
+    ::syscall(SYS_setfsuid, old_uid_);
+    ::syscall(SYS_setfsgid, old_gid_);
+  }
+  ThreadFsIds(const ThreadFsIds&) = delete;
+  ThreadFsIds& operator=(const ThreadFsIds&) = delete;
+
+ private:
+  gid_t old_gid_;
+  uid_t old_uid_;
+};
+
+}  // namespace
+
 Result<std::string> processExe(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/exe";
   char target[4096];
   ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+  if (n < 0 && (errno == EACCES || errno == EPERM)) {
+    // /proc/PID/exe takes ptrace read access: root without CAP_SYS_PTRACE (vmmd.service's
+    // CapabilityBoundingSet) has it only to processes of its own file-system ids. A worker runs as
+    // its own uid and gid (--worker-ids): read the link as that uid and gid for the moment.
+    auto uid = statusId(pid, "Uid:");
+    auto gid = statusId(pid, "Gid:");
+    if (uid && gid) {
+      ThreadFsIds as_the_process(*uid, *gid);
+      n = ::readlink(path.c_str(), target, sizeof target - 1);
+    } else {
+      errno = EACCES;
+    }
+  }
   if (n < 0) return Error::fromErrno("readlink " + path, errno == ESRCH ? ENOENT : errno);
   return std::string(target, static_cast<size_t>(n));
 }
@@ -120,18 +173,9 @@ Result<std::vector<std::string>> processArgv(pid_t pid) {
 }
 
 Result<uid_t> processUid(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/status";
-  auto text = readProcFile(path);
-  if (!text) return text.error();
-  size_t line = text->find("\nUid:");
-  if (line == std::string::npos) return Error(path + ": no Uid line");
-  const char* begin = text->data() + line + 5;
-  const char* end = text->data() + text->size();
-  while (begin < end && (*begin == ' ' || *begin == '\t')) ++begin;
-  uid_t uid = 0;
-  auto [next, ec] = std::from_chars(begin, end, uid);
-  if (ec != std::errc() || next == begin) return Error(path + ": unreadable Uid line");
-  return uid;
+  auto uid = statusId(pid, "Uid:");
+  if (!uid) return uid.error();
+  return static_cast<uid_t>(*uid);
 }
 
 std::optional<pid_t> parseFlockHolder(std::string_view locks, uint64_t dev_major, uint64_t dev_minor, uint64_t inode) {

@@ -25,6 +25,7 @@ Result<std::string> absolute(const std::string& option, const std::string& path)
 std::string daemonUsage() {
   return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH]\n"
          "            [--worker-ids BASE:COUNT] [--max-clients-per-user N] [--client-idle-timeout S] [--foreground]\n"
+         "       vmmd --release-cgroups\n"
          "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
          "  --run-dir DIR    per-VM sockets and logs (default /run/vmmd)\n"
          "  --socket PATH    control socket (default RUN_DIR/vmmd.sock; systemd socket activation overrides)\n"
@@ -34,7 +35,9 @@ std::string daemonUsage() {
          "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
          "  --worker-ids BASE:COUNT  uids/gids for workers, one per running VM, when vmmd is root\n"
          "                   (default 1879048192:65536)\n"
-         "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n";
+         "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n"
+         "  --release-cgroups  only disable the controllers vmmd enabled in its unit's cgroup, then exit\n"
+         "                   (systemd's ExecStopPost=, so that a vmmd killed by SIGKILL can be restarted)\n";
 }
 
 Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
@@ -51,6 +54,8 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
     auto is = [&](const std::string& name) { return arg == name || arg.rfind(name + "=", 0) == 0; };
     if (arg == "--help" || arg == "-h") {
       options.help = true;
+    } else if (arg == "--release-cgroups") {
+      options.release_cgroups = true;
     } else if (arg == "--foreground") {
       options.foreground = true;
     } else if (is("--worker-ids")) {

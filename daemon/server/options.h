@@ -24,6 +24,7 @@ struct DaemonOptions {
   WorkerIdRange worker_ids;                 // the uids/gids of workers (a root vmmd)
   bool foreground = false;
   bool help = false;
+  bool release_cgroups = false;             // only disable the cgroup controllers, then exit (ExecStopPost=)
 };
 
 // argv[0] is used to find the vmm next to vmmd. Errors name the option.

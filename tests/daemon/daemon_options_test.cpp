@@ -14,6 +14,15 @@ TEST(DaemonOptions, Defaults) {
   EXPECT_EQ(o->socket, "/run/vmmd/vmmd.sock");
   EXPECT_FALSE(o->group);
   EXPECT_FALSE(o->foreground);
+  EXPECT_FALSE(o->release_cgroups);
+}
+
+// The unit's ExecStopPost= mode: no daemon, only the controllers disabled.
+TEST(DaemonOptions, ReleaseCgroupsIsAModeOfItsOwn) {
+  auto o = parseDaemonOptions({"vmmd", "--release-cgroups"});
+  ASSERT_TRUE(o.ok()) << o.error().message();
+  EXPECT_TRUE(o->release_cgroups);
+  EXPECT_NE(daemonUsage().find("--release-cgroups"), std::string::npos);
 }
 
 TEST(DaemonOptions, SocketFollowsRunDirUnlessGiven) {

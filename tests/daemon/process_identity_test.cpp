@@ -2,15 +2,21 @@
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <thread>
 
 #include "base/unique_fd.h"
+#include "tests/support/cannot_run.h"
 #include "tests/support/temp_dir.h"
 
 namespace vmmd::daemon {
@@ -112,6 +118,58 @@ TEST(ProcessIdentity, ZombieIsDetected) {
   EXPECT_TRUE(isZombie(child));
   ::waitpid(child, nullptr, 0);
   EXPECT_FALSE(isZombie(::getpid()));
+}
+
+// vmmd.service leaves CAP_SYS_PTRACE out of vmmd's bounding set, and each worker runs as its own
+// uid: /proc/PID/exe (ptrace read access) of such a worker is still read, as the worker's fsuid,
+// so that a restarted vmmd recognises its workers.
+TEST(ProcessIdentity, ExeOfAnotherUidsProcessWithoutCapSysPtrace) {
+  if (::geteuid() != 0) VMMD_CANNOT_RUN("taking another uid needs root");
+  constexpr uid_t kWorkerId = 65534;
+  pid_t worker = ::fork();
+  ASSERT_GE(worker, 0);
+  if (worker == 0) {
+    // As vmmd starts a worker: the ids first, then exec (which makes the process dumpable again).
+    if (::setresgid(kWorkerId, kWorkerId, kWorkerId) != 0 || ::setresuid(kWorkerId, kWorkerId, kWorkerId) != 0) ::_exit(1);
+    ::execl("/bin/sleep", "sleep", "60", static_cast<char*>(nullptr));
+    ::_exit(1);
+  }
+  for (int i = 0; i < 500; ++i) {
+    auto argv = processArgv(worker);
+    if (argv && !argv->empty() && (*argv)[0] == "sleep") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::string expected = std::filesystem::canonical("/bin/sleep").string();
+  pid_t vmmd = ::fork();
+  ASSERT_GE(vmmd, 0);
+  if (vmmd == 0) {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &header, data) != 0) ::_exit(10);
+    data[CAP_TO_INDEX(CAP_SYS_PTRACE)].effective &= ~CAP_TO_MASK(CAP_SYS_PTRACE);
+    data[CAP_TO_INDEX(CAP_SYS_PTRACE)].permitted &= ~CAP_TO_MASK(CAP_SYS_PTRACE);
+    if (::syscall(SYS_capset, &header, data) != 0) ::_exit(10);
+    std::string link = "/proc/" + std::to_string(worker) + "/exe";
+    char target[256];
+    if (::readlink(link.c_str(), target, sizeof target) >= 0) ::_exit(11);  // the set-up shows nothing
+    auto exe = processExe(worker);
+    if (!exe) ::_exit(12);
+    if (*exe != expected) ::_exit(13);
+    // The thread's own file-system ids are back: root's file access again.
+    if (::access("/proc/1/environ", R_OK) != 0) ::_exit(14);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(vmmd, &status, 0);
+  ::kill(worker, SIGKILL);
+  ::waitpid(worker, nullptr, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 10) << "capget/capset failed";
+  EXPECT_NE(WEXITSTATUS(status), 11) << "/proc/PID/exe was readable without CAP_SYS_PTRACE: the test shows nothing";
+  EXPECT_NE(WEXITSTATUS(status), 12) << "processExe failed without CAP_SYS_PTRACE";
+  EXPECT_NE(WEXITSTATUS(status), 13) << "processExe read another target than " << expected;
+  EXPECT_NE(WEXITSTATUS(status), 14) << "the file-system ids were not restored";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ timing "L1 in all" $((end - start))
 
 # The verdict: every expected step passed, both boots finished.
 steps=(kvm install installed-units socket-activation-root socket-activation-group non-member-refused vm-start
-       restart-reattach stop-reattach journal reboot-autostart remove purge)
+       restart-reattach stop-reattach kill-restart journal reboot-autostart remove purge)
 failed=0
 echo "packaging: results"
 for s in "${steps[@]}"; do

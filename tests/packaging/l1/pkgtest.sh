@@ -24,11 +24,12 @@ failed=0
 wait_for() {
   local limit=$1; shift
   local deadline=$((SECONDS + limit))
-  local start=$SECONDS
+  local start=$SECONDS said=$SECONDS
   until "$@" >/dev/null 2>&1; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
-    # A sign of life for the host's watchdog, which stops an L1 that stays silent.
-    [ $(( (SECONDS - start) % 60 )) -ne 59 ] || say "still waiting for '$*' ($((SECONDS - start))s)"
+    # A sign of life for the host's watchdog, which stops an L1 that stays silent: once a minute
+    # (a try of COMMAND may take seconds, so not on an exact second).
+    if [ $((SECONDS - said)) -ge 60 ]; then said=$SECONDS; say "still waiting for '$*' ($((SECONDS - start))s)"; fi
     sleep 1
   done
 }
@@ -98,13 +99,23 @@ boot1() {
   fi
 
   # --- an autostart VM -------------------------------------------------------------------------
+  # With per-VM limits where vmmd's unit cgroup (Delegate=yes) has the cpu and memory controllers.
+  local limits="" unit_cg
+  unit_cg=/sys/fs/cgroup$(systemctl show -P ControlGroup vmmd.service)
+  if grep -qw cpu "$unit_cg/cgroup.controllers" 2>/dev/null && grep -qw memory "$unit_cg/cgroup.controllers" 2>/dev/null; then
+    limits=', "limits": {"cpu_percent": 150, "memory_overhead_mib": 256}'
+    save limits yes
+  else
+    say "no cpu+memory controllers in $unit_cg ($(cat "$unit_cg/cgroup.controllers" 2>&1)): the VM has no limits"
+  fi
   cat >"$state/$vm.json" <<JSON
 {"schema": 1, "name": "$vm", "vcpus": 1, "memory": 192,
  "kernel": "$dir/bzImage", "initrd": "$dir/initramfs.cpio", "cmdline": "console=ttyS0 quiet",
- "agent": true, "autostart": true}
+ "agent": true, "autostart": true$limits}
 JSON
   chmod 0644 "$state/$vm.json"
   t0=$SECONDS
+  say "alice defines and starts $vm${limits:+ with limits}"
   if out=$(timeout 60 runuser -u alice -- vmctl define "$state/$vm.json" 2>&1) &&
      out=$(timeout 120 runuser -u alice -- vmctl start "$vm" 2>&1) && guest_up 300; then
     pass vm-start "autostart VM defined and started by alice; guest agent answered after $((SECONDS - t0))s"
@@ -137,6 +148,9 @@ JSON
     fail stop-reattach "after stop: service $svc, socket $sock, worker alive $alive; then service $(unit_state vmmd.service), state $(field "$vm" state) pid $(field "$vm" pid)"
   fi
 
+  # --- SIGKILL of vmmd alone: systemd restarts it (Restart=on-failure) and it re-attaches -----------
+  kill_restart "$pid" "$boot"
+
   # --- the journal ---------------------------------------------------------------------------------
   # An error of vmmd's own: a VM whose kernel is not a kernel fails to start.
   printf '{"schema": 1, "name": "broken", "memory": 64, "kernel": "/etc/hostname"}\n' >"$state/broken.json"
@@ -158,6 +172,41 @@ JSON
 
   echo 1 >"$state/phase"
   mark "phase=1 done failed=$failed"
+}
+
+# in_vm_cgroup PID: the worker's cgroup is vmmd's vm-<name>, with the definition's limits when it
+# has them (cpu.max 150 %, memory.max 192 + 256 MiB). Prints what it saw.
+in_vm_cgroup() {
+  local pid=$1 cg dir cpu mem
+  cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup" 2>/dev/null)
+  dir=/sys/fs/cgroup$cg
+  cpu=$(cat "$dir/cpu.max" 2>/dev/null) mem=$(cat "$dir/memory.max" 2>/dev/null)
+  echo "worker cgroup $cg, cpu.max '${cpu:-none}', memory.max '${mem:-none}'"
+  [ "${cg##*/}" = "vm-$vm" ] || return 1
+  [ "$(load limits)" = yes ] || return 0
+  [ "$cpu" = "150000 100000" ] && [ "$mem" = $(( (192 + 256) << 20 )) ]
+}
+
+# kill_restart PID BOOT: `systemctl kill -s KILL --kill-who=main vmmd` leaves cpu and memory enabled
+# in the unit's cgroup.subtree_control (vmmd had no chance to disable them); ExecStopPost= (vmmd
+# --release-cgroups, in the unit's .control child) must disable them, or systemd cannot start the
+# next vmmd there (EBUSY). The new vmmd re-attaches to worker PID and re-applies its limits.
+kill_restart() {
+  local pid=$1 boot=$2 before after="" unit_cg subtree cg_before cg_after released
+  before=$(systemctl show -P MainPID vmmd.service)
+  unit_cg=/sys/fs/cgroup$(systemctl show -P ControlGroup vmmd.service)
+  subtree=$(cat "$unit_cg/cgroup.subtree_control" 2>&1)
+  cg_before=$(in_vm_cgroup "$pid")
+  say "before the kill: vmmd $before, $unit_cg/cgroup.subtree_control '$subtree', $cg_before"
+  new_main() { after=$(systemctl show -P MainPID vmmd.service); [ "$after" != 0 ] && [ "$after" != "$before" ] && [ "$(unit_state vmmd.service)" = active ]; }
+  systemctl kill -s KILL --kill-who=main vmmd.service
+  if wait_for 90 new_main && wait_for 60 vmctl list && attached "$pid" && [ "$(guest_boot_id)" = "$boot" ] &&
+     cg_after=$(in_vm_cgroup "$pid"); then
+    released=$(journalctl -u vmmd.service --no-pager -o cat | grep 'released the cgroup controllers' | tail -n1)
+    pass kill-restart "SIGKILL of vmmd $before (subtree_control '$subtree'); systemd restarted it as $after ($(systemctl show -P NRestarts vmmd.service) restarts), which re-attached to worker $pid (same guest boot, agent answers); $cg_after; ExecStopPost: '${released:-no line}'"
+  else
+    fail kill-restart "SIGKILL of vmmd $before (subtree_control '$subtree'): service $(unit_state vmmd.service), main pid ${after:-?}, state $(field "$vm" state) pid $(field "$vm" pid) (was $pid); ${cg_after:-$(in_vm_cgroup "$pid")}; $(journalctl -u vmmd.service --no-pager -n 8 -o cat | tr '\n' ' ')"
+  fi
 }
 
 # journal_verdict FILE: "pass DETAIL" when vmmd's lines in the journal (JSON, one entry a line)
