@@ -88,6 +88,17 @@ constexpr int kSanitizerRuntime[] = {
 };
 #endif
 
+// "Argument ARG equals VALUE". libseccomp's SCMP_An(SCMP_CMP_EQ, v) leaves the comparison's second
+// datum to a compound literal, which clang's -Wmissing-field-initializers refuses (the fuzz tree).
+scmp_arg_cmp argEquals(unsigned int arg, scmp_datum_t value) {
+  scmp_arg_cmp compare{};
+  compare.arg = arg;
+  compare.op = SCMP_CMP_EQ;
+  compare.datum_a = value;
+  compare.datum_b = 0;
+  return compare;
+}
+
 Status added(int rc, int syscall) {
   if (rc == 0) return {};
   char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, syscall);
@@ -131,13 +142,13 @@ Status allowThreadCreation(scmp_filter_ctx filter) {
   if (auto st = added(rc, SCMP_SYS(clone)); !st) return st;
   if (auto st = added(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), SCMP_SYS(clone3)); !st) return st;
   // pthread_create reads the stack size limit (its own process, never sets one).
-  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0));
+  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, argEquals(0, 0), argEquals(2, 0));
   if (auto st = added(rc, SCMP_SYS(prlimit64)); !st) return st;
   // A new vCPU thread names itself ("CPU 0/KVM", as QEMU's).
-  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, argEquals(0, PR_SET_NAME));
   if (auto st = added(rc, SCMP_SYS(prctl)); !st) return st;
   // ... and narrows itself to its role: one more filter, which can only take calls away.
-  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+  rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1, argEquals(0, SECCOMP_SET_MODE_FILTER));
   return added(rc, SCMP_SYS(seccomp));
 }
 
