@@ -101,6 +101,7 @@ with temp_dir("vmm-bad-input-") as tmp:
         (common + ["-bios", os.path.join(tmp, "missing.bin")], "No such file or directory", "missing -bios"),
         (common + ["-bios", text_file], "multiple of 64 KiB", "-bios not a BIOS image"),
         (common + ["-cdrom", text_file], "not supported yet", "-cdrom"),
+        (common + ["-M", "microvm"], "-M microvm needs -kernel", "microvm without a kernel (no firmware there)"),
         (common + ["-boot", "order=d"], "only c (the first hard disk)", "-boot order=d"),
         (common + ["-kernel", os.path.join(tmp, "missing")], "No such file or directory", "missing kernel"),
         (common + ["-kernel", text_file], "neither a bzImage", "neither bzImage nor PVH ELF"),
