@@ -40,7 +40,10 @@ void ExitStats::countAddress(AddressSpace space, uint64_t address) {
   const uint64_t key = keyOf(space, address);
   // Fibonacci hashing spreads ports and page-aligned MMIO addresses alike.
   size_t slot = static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 54) % kAddressSlots;
-  for (size_t probes = 0; probes < kAddressSlots; ++probes, slot = (slot + 1) % kAddressSlots) {
+  // A bounded probe: once the table fills (a guest touching thousands of addresses), an unknown
+  // address costs a few loads on this exit path, not a scan of the whole table.
+  constexpr size_t kMaxProbes = 16;
+  for (size_t probes = 0; probes < kMaxProbes; ++probes, slot = (slot + 1) % kAddressSlots) {
     uint64_t held = keys_[slot].load(std::memory_order_relaxed);  // only this thread writes keys
     if (held == key) {
       bump(counts_[slot]);
