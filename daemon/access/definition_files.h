@@ -14,6 +14,11 @@
 
 namespace vmmd::daemon {
 
+// Also the NICs' taps (checkTapsAsOwner).
 Status checkDefinitionFilesAsOwner(const VmDefinition& def, const Owner& owner);
+
+// A non-root owner may name only taps that the kernel would let it attach itself: the tap's owner
+// is its uid or the tap's group one of its groups. A tap that does not exist yet is not checked.
+Status checkTapsAsOwner(const VmDefinition& def, const Owner& owner);
 
 }  // namespace vmmd::daemon

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -229,6 +230,45 @@ TEST_F(DefinitionFilesAsOwnerTest, BackingWithoutFormatOrInALoopIsRefused) {
   st = checkDefinitionFilesAsOwner(definition(R"([{"path": ")" + a + R"(", "format": "qcow2"}])"), kOwner);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message().find("backing file loop"), std::string::npos) << st.error().message();
+}
+
+
+// A persistent tap on the host, made with ip(8) and removed at the end of the test.
+class HostTap {
+ public:
+  HostTap(const std::string& name, const std::string& who) : name_(name) {
+    ok_ = std::system(("ip tuntap add " + name + " mode tap " + who + " 2>/dev/null").c_str()) == 0;
+  }
+  ~HostTap() {
+    if (ok_ && std::system(("ip tuntap del " + name_ + " mode tap").c_str()) != 0) ADD_FAILURE() << "ip tuntap del " << name_;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+// vmmd attaches taps with CAP_NET_ADMIN; a non-root owner gets only those the kernel would let it
+// attach itself: its uid's or its group's taps.
+TEST_F(DefinitionFilesAsOwnerTest, TapsOnlyOfTheOwnersUidOrGroup) {
+  std::string suffix = std::to_string(::getpid() % 100000);
+  HostTap root_tap("vmtr" + suffix, ""), user_tap("vmtu" + suffix, "user 4242"), group_tap("vmtg" + suffix, "group 4300");
+  ASSERT_TRUE(root_tap.ok() && user_tap.ok() && group_tap.ok()) << "ip tuntap add";
+  auto with_nic = [&](const std::string& ifname) {
+    VmDefinition def = definition("[]");
+    def.nics.push_back(NicSpec{ifname, "52:54:00:12:34:56"});
+    return def;
+  };
+  auto refused = checkTapsAsOwner(with_nic("vmtr" + suffix), kOwner);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("nics[0].ifname: tap vmtr" + suffix + ": permission denied for uid 4242"), std::string::npos)
+      << refused.error().message();
+  EXPECT_TRUE(checkTapsAsOwner(with_nic("vmtr" + suffix), Owner::root()).ok());
+  EXPECT_TRUE(checkTapsAsOwner(with_nic("vmtu" + suffix), kOwner).ok());
+  EXPECT_FALSE(checkTapsAsOwner(with_nic("vmtg" + suffix), kOwner).ok());
+  EXPECT_TRUE(checkTapsAsOwner(with_nic("vmtg" + suffix), Owner{kUser, kUserGroup, {kUserGroup, kSharedGroup}}).ok());
+  EXPECT_TRUE(checkTapsAsOwner(with_nic("vmtnone" + suffix), kOwner).ok()) << "a tap made later is the start's to attach";
 }
 
 }  // namespace
