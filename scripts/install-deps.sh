@@ -10,6 +10,7 @@ packages=(
   scdoc man-db debootstrap e2fsprogs
   syslinux syslinux-common mtools grub-pc-bin fdisk
   libxml2-dev libxml2-utils libvirt-clients
+  iperf3 nftables dnsmasq-base
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -68,7 +68,9 @@ if [ ! -x "$l1run" ]; then
   gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.tmp" "$here/l1/l1run.c" && mv "$l1run.tmp" "$l1run"
 fi
 
-# L1 base (cached): busybox, kvm modules, the host's QEMU with its libraries and firmware.
+# L1 base (cached): busybox, kvm modules, the network modules, the host's QEMU with its libraries
+# and firmware.
+L1_NET_MODULES="bridge veth nf_tables nft_chain_nat nft_masq nft_nat nft_ct nft_reject_inet nft_fib_inet nft_limit"
 qemu_bin=$(command -v qemu-system-x86_64)
 key=$(printf '%s\n' "$KIT_KVER" "$(sha256sum "$(command -v busybox)" "$qemu_bin" "$here/run.sh" "$top/tests/guest/kit/lib.sh")" | sha256sum | cut -c1-16)
 base="$VMMD_CACHE/nested/l1-base-$key.cpio"
@@ -82,6 +84,16 @@ if [ ! -f "$base" ]; then
            drivers/virtio/virtio_pci drivers/block/virtio_blk; do
     install -D -m 0644 "$KIT_ROOT/lib/modules/$KIT_KVER/kernel/$m.ko" "$stage/l1/modules/${m##*/}.ko"
   done
+  # Networking for the network scenarios and benchmark (bridges, veth pairs into namespaces,
+  # nftables NAT as vmmd sets it up): with their dependencies under /lib/modules, depmod'ed, so
+  # L1's modprobe loads them (`l1_net_modules` in l1/lib.sh) and the kernel's own requests
+  # (rtnl-link-bridge, nft-expr-*) find busybox's modprobe at /sbin/modprobe.
+  for ko in $(modprobe -d "$KIT_ROOT" -S "$KIT_KVER" --show-depends -a $L1_NET_MODULES | awk '$1 == "insmod" {print $2}' | sort -u); do
+    install -D -m 0644 "$ko" "$stage/${ko#"$KIT_ROOT/"}"
+  done
+  cp "$KIT_ROOT/lib/modules/$KIT_KVER/modules.order" "$KIT_ROOT/lib/modules/$KIT_KVER/modules.builtin"* "$stage/lib/modules/$KIT_KVER/"
+  depmod -b "$stage" "$KIT_KVER"
+  ln -s ../bin/busybox "$stage/sbin/modprobe"
   kit_copy_elf "$stage" "$qemu_bin" /usr/bin/qemu-system-x86_64
   for f in bios-256k.bin bios.bin bios-microvm.bin qboot.rom kvmvapic.bin linuxboot.bin linuxboot_dma.bin \
            pvh.bin multiboot.bin multiboot_dma.bin; do

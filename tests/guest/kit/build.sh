@@ -3,7 +3,8 @@
 #   bzImage         Debian's cloud kernel, as packaged
 #   vmlinux         the same kernel as an ELF with the PVH note (cut out of the bzImage's LZ4 payload)
 #   root/           the unpacked kernel package (modules for L1: kvm.ko, kvm-amd.ko, ...)
-#   base.cpio       busybox-static, virtio/button/evdev modules (depmod'ed), qemu-ga + its libraries
+#   base.cpio       busybox-static, virtio/button/evdev modules (depmod'ed), qemu-ga and iperf3 + their
+#                   libraries
 #   initramfs.cpio  base.cpio + a small cpio with /init, /etc/acpi and /tests (tests/guest/kit/l2)
 #   env             KIT_DIR KIT_KVER KIT_BZIMAGE KIT_VMLINUX KIT_INITRAMFS KIT_ROOT (shell syntax)
 # Prints the kit directory. Only the small cpio is rebuilt when l2/ changes.
@@ -38,8 +39,11 @@ if [ ! -e "$dir/vmlinux" ]; then
   mv "$dir/vmlinux.tmp" "$dir/vmlinux"
 fi
 
+# iperf3 (Debian's, with libiperf and libcrypto): TCP throughput for the network benchmark and
+# scenarios; busybox has ping, nc, nslookup and udhcpc but nothing that measures a stream.
+command -v iperf3 >/dev/null || kit_die "iperf3 is missing (scripts/install-deps.sh)"
 modules=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio_rng button evdev)
-key=$(printf '%s\n' "$kver" "${modules[*]}" "$(sha256sum "$(command -v busybox)" /usr/sbin/qemu-ga)" \
+key=$(printf '%s\n' "$kver" "${modules[*]}" "$(sha256sum "$(command -v busybox)" /usr/sbin/qemu-ga "$(command -v iperf3)")" \
       "$(sha256sum "$KIT_SRC/build.sh" "$KIT_SRC/lib.sh")" | sha256sum | cut -c1-16)
 if [ "$(cat "$dir/base.key" 2>/dev/null)" != "$key" ]; then
   kit_log "building base.cpio"
@@ -54,6 +58,7 @@ if [ "$(cat "$dir/base.key" 2>/dev/null)" != "$key" ]; then
   cp "$dir/root/$mdir/modules.order" "$dir/root/$mdir/modules.builtin"* "$stage/$mdir/"
   depmod -b "$stage" "$kver"
   kit_copy_elf "$stage" /usr/sbin/qemu-ga
+  kit_copy_elf "$stage" "$(command -v iperf3)" /usr/bin/iperf3
   cp -L /usr/lib/os-release "$stage/etc/os-release"
   python3 "$KIT_SRC/mkcpio.py" "$dir/base.cpio" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
   rm -rf "$stage"

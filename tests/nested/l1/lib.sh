@@ -42,6 +42,8 @@ l2_vmm() {
 #   BOOT_DISK BOOT_FORMAT: boot through the VMM's firmware from the disk run.sh attached as
 #     --disk BOOT_DISK=... (raw or qcow2) instead of the kit's kernel (no -kernel, -initrd, -append)
 #   MARKER (default L2READY): the console line RUN_MARKERS counts and KILL_AFTER applies to
+#   L2_WRAP: a command (and its arguments) that runs the VMM, e.g. "tapfd TAP BRIDGE 3 --" to hand
+#     it a tap as fd 3 (tests/bench/network)
 # The console goes to $LOG (lines prefixed with ms since launch); sets RUN_EXIT RUN_MS
 # RUN_MARKER_MS RUN_MARKERS RUN_TIMEOUT RUN_KILLED RUN_ABORTED (see l1run.c) and READY (first marker line).
 l2_run() {
@@ -60,10 +62,10 @@ l2_run() {
     rm -f "$SOCK"
     eval "$(l1run -t "${TIMEOUT:-60}" -m "${MARKER:-L2READY}" -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
       -s "$SOCK" -T "$TRIGGER" -w "${SOCK_TEXT:-}" ${SOCK_SEND:+-S "$SOCK_SEND"} ${SOCK_RECV:+-R "$SOCK_RECV"} ${SOCK_STALL:+-D "$SOCK_STALL"} \
-      -- "$L2_BIN" "$@")"
+      -- ${L2_WRAP:-} "$L2_BIN" "$@")"
   else
     eval "$(l1run -t "${TIMEOUT:-60}" -m "${MARKER:-L2READY}" -k "${KILL_AFTER:-0}" -x 'emulation failure' -o "$LOG" \
-      -- "$L2_BIN" "$@")"
+      -- ${L2_WRAP:-} "$L2_BIN" "$@")"
   fi
   READY=$(grep -m1 'L2READY ' "$LOG" | sed 's/.*L2READY /L2READY /')
   [ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: /" "$LOG"
@@ -96,6 +98,14 @@ tap_up_when_created() {
     while [ $i -lt 300 ] && ! ip link show "$1" >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
     ip addr add "$2" dev "$1" && ip link set "$1" up
   ) &
+}
+
+# l1_net_modules: loads what bridges, veth pairs and nftables NAT need (installed by run.sh with
+# their dependencies: bridge, veth, nf_tables, nft_chain_nat, nft_masq, nft_nat, nft_ct,
+# nft_reject_inet, nft_fib_inet, nft_limit). Forwarding stays as it is (off): whoever sets up NAT
+# turns it on.
+l1_net_modules() {
+  modprobe -a bridge veth nf_tables nft_chain_nat nft_masq nft_nat nft_ct nft_reject_inet nft_fib_inet nft_limit
 }
 
 # field NAME LINE: the value of NAME=value in LINE
