@@ -12,7 +12,7 @@ namespace joined to the bridge by a veth pair.
              operator's bridge: nothing created, nothing removed
   kill9      vmmd killed with SIGKILL and restarted: dnsmasq re-adopted, exactly one; a dnsmasq
              killed behind vmmd's back is restarted; autostart networks come up with vmmd
-  errors     malformed JSON, fields named in errors, overlapping subnets (defined networks, host
+  errors     non-root callers refused, malformed JSON, fields named in errors, overlapping subnets (defined networks, host
              addresses), a taken bridge name (another network's, a host link), undefine/start of
              an active network, bad names, unknown networks
 """
@@ -256,8 +256,25 @@ def refused(client, command, args, *fragments):
     raise AssertionError("%s %r was accepted" % (command, args))
 
 
+USER = 4251  # a non-root member of the control socket's group
+
+
+def as_user(d, *args):
+    def become():
+        os.setgroups([USER])
+        os.setresgid(USER, USER, USER)
+        os.setresuid(USER, USER, USER)
+    return subprocess.run([VMCTL, "--socket", d.socket] + list(args), capture_output=True, text=True, preexec_fn=become)
+
+
 def scenario_errors(d):
+    d.extra_args = ["--group", str(USER)]
     c = d.start()
+    # Networks are root's: a member of the socket's group is refused, naming why.
+    for args in (["net-list"], ["net-start", "default"], ["net-info", "default"]):
+        r = as_user(d, *args)
+        check(r.returncode == 1 and "permission denied" in r.stderr, "%s as uid %d: %d %s%s" % (args, USER, r.returncode, r.stdout, r.stderr))
+    check(json.loads(vmctl(d, "net-list", "--json").stdout) == [], "a refused net-start defined something")
     net = {"name": "a", "mode": "nat", "bridge": "vmmda0",
            "ipv4": {"address": "10.50.0.1", "prefix": 16, "dhcp": {"start": "10.50.0.10", "end": "10.50.0.20"}}}
     # vmctl: a file that is not JSON is refused before vmmd.
