@@ -25,7 +25,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import VMCTL, Daemon, QmpError, cannot_run, check, wait_until, with_daemon  # noqa: E402
+from vmmd_harness import VMCTL, QmpError, cannot_run, check, wait_until, with_daemon  # noqa: E402
+from vmmd_testlib.process import live_processes  # noqa: E402
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -70,20 +71,7 @@ def rules_of(table):
 
 def dnsmasq_pids(d, network):
     conf = "--conf-file=%s/networks/%s/dnsmasq.conf" % (d.state, network)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                argv = f.read().split(b"\0")
-            with open("/proc/%s/stat" % entry) as f:
-                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            continue
-        if conf.encode() in argv and not zombie:
-            pids.append(int(entry))
-    return pids
+    return [pid for pid, argv in live_processes() if conf.encode() in argv]
 
 
 def net_info(d, name):
