@@ -11,7 +11,7 @@ namespace joined to the bridge by a veth pair.
   isolated   an isolated network: forwarding dropped, no masquerade; mode bridge on an
              operator's bridge: nothing created, nothing removed
   kill9      vmmd killed with SIGKILL and restarted: dnsmasq re-adopted, exactly one; a dnsmasq
-             killed behind vmmd's back is restarted; autostart networks come up with vmmd
+             killed behind vmmd's back is restarted (at most 5 times in 60 s); autostart networks come up with vmmd
   errors     non-root callers refused, malformed JSON, fields named in errors, overlapping subnets (defined networks, host
              addresses), a taken bridge name (another network's, a host link), undefine/start of
              an active network, bad names, unknown networks
@@ -223,6 +223,22 @@ def scenario_kill9(d):
     restarted = net_info(d, "web")["dnsmasq"]
     check(restarted["restarts"] == 1 and dnsmasq_pids(d, "web") == [restarted["pid"]], "after the restart: %r" % restarted)
     check("dnsmasq exited" in d.log() and "restarting it" in d.log(), "restart not logged")
+
+    # Restarts are bounded: 5 within 60 s, then vmmd gives up and says so.
+    pid = restarted["pid"]
+    for _ in range(4):
+        os.kill(pid, signal.SIGKILL)
+        pid = wait_until(lambda: net_info(d, "web")["dnsmasq"]["pid"] not in (None, pid) and net_info(d, "web")["dnsmasq"]["pid"],
+                         what="dnsmasq's restart", timeout=10)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: net_info(d, "web")["dnsmasq"]["gave_up"], what="vmmd giving up", timeout=10)
+    check(net_info(d, "web")["dnsmasq"]["pid"] is None and not dnsmasq_pids(d, "web"), "a sixth dnsmasq")
+    check("not restarting it" in d.log(), "giving up not logged")
+    # A stop and a start at once: one new dnsmasq, the old one's end changes nothing.
+    vmctl(d, "net-stop", "web")
+    vmctl(d, "net-start", "web")
+    restarted = net_info(d, "web")["dnsmasq"]
+    check(restarted["pid"] and not restarted["gave_up"] and dnsmasq_pids(d, "web") == [restarted["pid"]], "after net-start: %r" % restarted)
 
     # A clean stop and restart of vmmd: same again, and the network stays up.
     d.stop()
