@@ -337,6 +337,18 @@ def scenario_errors(d):
     refused(c, "net-undefine", {"name": "a"}, "not defined")
 
 
+def without_leftovers(d, fn):
+    """fn(d); then, passed or failed, no dnsmasq of this run outlives it (they outlive vmmd by
+    design, and would keep the namespace alive)."""
+    try:
+        fn(d)
+    finally:
+        prefix = ("--conf-file=" + os.path.join(d.state, "networks") + "/").encode()
+        for pid, argv in live_processes():
+            if any(arg.startswith(prefix) for arg in argv):
+                os.kill(pid, signal.SIGKILL)
+
+
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else ""
     if "scenario_" + scenario not in globals():
@@ -351,7 +363,7 @@ def main():
         env = dict(os.environ, VMMD_NET_NETNS="1")
         return subprocess.call(["unshare", "-n", sys.executable, os.path.abspath(__file__), scenario], env=env)
     sh("ip", "link", "set", "lo", "up")
-    with_daemon(globals()["scenario_" + scenario])
+    with_daemon(without_leftovers, globals()["scenario_" + scenario])
     print(scenario + ": ok")
     return 0
 
