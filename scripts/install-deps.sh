@@ -10,7 +10,8 @@ packages=(
   scdoc man-db debootstrap e2fsprogs
   syslinux syslinux-common mtools grub-pc-bin fdisk
   libxml2-dev libxml2-utils libvirt-clients
-  iperf3 nftables dnsmasq-base
+  libnl-3-dev libnl-route-3-dev libnftables-dev dnsmasq-base nftables
+  iperf3
 )
 missing=()
 for p in "${packages[@]}"; do
