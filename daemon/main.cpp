@@ -96,7 +96,10 @@ int main(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
+    // Before the supervisor, which asks it for taps and answers its users query.
+    NetworkManager networks(&loop, *store, NetworkManagerConfig{options->state_dir});
     SupervisorConfig config{options->run_dir, options->vmm, gid};
+    config.networks = &networks;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
     log::info("state " + store->path() + ", run dir " + options->run_dir + ", worker " + options->vmm +
             ", control socket " + options->socket);
 
+    networks.recover();  // the networks first: VMs that re-attach or autostart use them
     supervisor.recover();
 
     auto stop = [](uv_signal_t* handle, int signum) {
