@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "qmp/json.h"
 #include "qmp/sync_client.h"
 
@@ -53,6 +54,9 @@ std::optional<qmp::Json> callOnVm(qmp::SyncClient& client, const std::string& co
 
 void printJson(const qmp::JsonValue& value);
 
+// The whole of FILE, or of stdin for "-" (define, net-define).
+Result<std::string> readDefinitionFile(const std::string& path);
+
 // Command groups: each returns the process exit code.
 int runVmCommand(const Invocation& inv);      // define undefine dumpxml start shutdown destroy reboot pause resume
 int runReadCommand(const Invocation& inv);    // list info events
@@ -61,6 +65,7 @@ int runQmpCommand(const Invocation& inv);     // qmp
 int runAgentCommand(const Invocation& inv);   // agent
 int runExecCommand(const Invocation& inv);    // exec
 int runCopyCommand(const Invocation& inv);    // cp
+int runNetCommand(const Invocation& inv);     // net-define net-undefine net-start net-stop net-list net-info net-autostart
 
 std::string usageText();
 

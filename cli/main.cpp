@@ -49,9 +49,18 @@ Guest agent (qemu-ga in the guest; the VM's definition has "agent": true)
   (any qemu-ga; cp then writes the guest side ":/path"), and --timeout S per agent request
   (default 10 s for agent, 30 s for cp; exec: for the whole command, default none).
 
+Networks (root only; see the README's "Networks")
+  net-define FILE                   define a network from its JSON definition ("-": stdin)
+  net-undefine NAME                 remove a network's definition (it must not be active)
+  net-start NAME | net-stop NAME    bring a network up (bridge, address, NAT, dnsmasq) / down;
+                                    net-start default defines libvirt's default network first
+  net-list                          name, state, mode, bridge, subnet, autostart of every network
+  net-info NAME                     a network's state, dnsmasq and leases
+  net-autostart NAME [--disable]    start the network when vmmd starts (or no longer)
+
 Options
   --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
-  --json          machine-readable output (list, info, events, qmp, dumpxml)
+  --json          machine-readable output (list, info, events, qmp, dumpxml, net-list, net-info)
 
 Exit codes
   0 success   1 vmmd (or the guest agent) reported an error   2 usage error
@@ -114,5 +123,6 @@ int main(int argc, char** argv) {
   if (inv.command == "agent") return runAgentCommand(inv);
   if (inv.command == "exec") return runExecCommand(inv);
   if (inv.command == "cp") return runCopyCommand(inv);
+  if (inv.command.rfind("net-", 0) == 0) return runNetCommand(inv);
   return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
 }

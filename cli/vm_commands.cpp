@@ -12,7 +12,6 @@
 #include "cli/cli.h"
 
 namespace vmmd::cli {
-namespace {
 
 Result<std::string> readDefinitionFile(const std::string& path) {
   std::stringstream text;
@@ -25,6 +24,8 @@ Result<std::string> readDefinitionFile(const std::string& path) {
   text << in.rdbuf();
   return text.str();
 }
+
+namespace {
 
 // A libvirt domain XML starts with '<' (a tag, a declaration or a comment); JSON never does.
 bool isDomainXml(const std::string& text) {

@@ -18,8 +18,10 @@
 #include "base/uv_handle.h"
 #include "daemon/access/open_as_owner.h"
 #include "daemon/server/authorization.h"
+#include "daemon/network/network_manager.h"
 #include "daemon/server/control_commands.h"
 #include "daemon/server/control_socket.h"
+#include "daemon/server/network_commands.h"
 #include "daemon/server/options.h"
 #include "daemon/server/systemd_integration.h"
 #include "daemon/store/store.h"
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
     Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);
+    registerNetworkCommands(registry, networks);
     qmp::UvServerOptions server_options;
     server_options.maxMessageBytes = kMaxControlMessageBytes;
     server_options.session.maxTokens = kMaxControlMessageTokens;
@@ -143,7 +146,8 @@ int main(int argc, char** argv) {
     log::info("state " + store->path() + ", run dir " + options->run_dir + ", worker " + options->vmm +
             ", control socket " + options->socket);
 
-    networks.recover();  // the networks first: VMs that re-attach or autostart use them
+    // Networks first: autostart VMs may have NICs on autostart networks.
+    if (::geteuid() == 0) networks.recover();
     supervisor.recover();
 
     auto stop = [](uv_signal_t* handle, int signum) {

@@ -10,6 +10,7 @@ packages=(
   scdoc man-db debootstrap e2fsprogs
   syslinux syslinux-common mtools grub-pc-bin fdisk
   libxml2-dev libxml2-utils libvirt-clients
+  libnl-3-dev libnl-route-3-dev libnftables-dev dnsmasq-base nftables
 )
 missing=()
 for p in "${packages[@]}"; do

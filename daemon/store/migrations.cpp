@@ -62,10 +62,36 @@ ALTER TABLE definitions ADD COLUMN owner_gid INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE definitions ADD COLUMN owner_groups TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations = {{
+// Networks (issue 16): each definition (canonical JSON, autostart inside it) and what vmmd made
+// for it while active: whether the bridge is its own (so net-stop removes only that), and the
+// dnsmasq it runs (pid + start time, to re-adopt it after a restart and never start a second).
+// A static DHCP lease per VM NIC, allocated once and kept, so a VM keeps its address for life.
+constexpr std::string_view kVersion4 = R"sql(
+CREATE TABLE networks (
+  name               TEXT PRIMARY KEY NOT NULL,
+  json               TEXT NOT NULL,
+  active             INTEGER NOT NULL DEFAULT 0,
+  created_bridge     INTEGER NOT NULL DEFAULT 0,
+  dnsmasq_pid        INTEGER,
+  dnsmasq_start_time INTEGER,
+  updated_us         INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE network_leases (
+  network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+  mac     TEXT NOT NULL,
+  vm      TEXT NOT NULL,
+  ipv4    TEXT NOT NULL,
+  PRIMARY KEY (network, mac),
+  UNIQUE (network, ipv4)
+) STRICT;
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
     {3, "the owner of each VM (uid, gid, groups)", kVersion3},
+    {4, "networks and their static DHCP leases", kVersion4},
 }};
 
 }  // namespace

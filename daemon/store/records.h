@@ -77,4 +77,22 @@ struct EventQuery {
   int64_t limit = 1000;
 };
 
+// A network definition (canonical JSON) and what vmmd made for it while it is active.
+struct StoredNetwork {
+  std::string name;
+  std::string json;
+  bool active = false;
+  bool created_bridge = false;  // vmmd created the bridge, so net-stop deletes it
+  std::optional<int64_t> dnsmasq_pid;
+  std::optional<int64_t> dnsmasq_start_time;
+};
+
+// A VM NIC's static DHCP lease on a network.
+struct NetworkLease {
+  std::string network;
+  std::string mac;
+  std::string vm;
+  std::string ipv4;
+};
+
 }  // namespace vmmd::daemon

@@ -56,6 +56,23 @@ class Store {
   // Oldest first.
   Result<std::vector<EventRecord>> events(const EventQuery& query = {});
 
+  // Networks (store_networks.cpp). defineNetwork fails with kStoreNameTaken when the name is taken.
+  Status defineNetwork(const std::string& name, const std::string& json);
+  // Replaces the JSON of a defined network (net-autostart).
+  Status updateNetworkJson(const std::string& name, const std::string& json);
+  // Removes the network and its leases.
+  Status undefineNetwork(const std::string& name);
+  // The state columns (active, created_bridge, dnsmasq pid and start time) of a defined network.
+  Status saveNetworkState(const StoredNetwork& state);
+  Result<std::optional<StoredNetwork>> network(const std::string& name);
+  // Sorted by name.
+  Result<std::vector<StoredNetwork>> networks();
+  Result<std::vector<NetworkLease>> networkLeases(const std::string& network);
+  // Fails (kStoreNameTaken) when the MAC or the address already has a lease on that network.
+  Status addNetworkLease(const NetworkLease& lease);
+  // Drops every lease of `vm`; returns the networks that had one.
+  Result<std::vector<std::string>> dropVmLeases(const std::string& vm);
+
   const std::string& path() const { return db_.path(); }
   // For tests and diagnostics: PRAGMA integrity_check; "ok" when sound.
   Result<std::string> integrityCheck();
