@@ -10,6 +10,8 @@ usage: e2e_network_vms.py SCENARIO
            vm-destroy and after a SIGKILL of the worker; net-stop of a network in use refused naming
            the VM; a start on an inactive network refused naming the NIC and the network; an
            unknown network refused at define; the static lease released at undefine
+  agent    the address from the guest agent (guest-network-get-interfaces; source "agent"), the
+           real qemu-ga standing at the VM's agent socket
   restart  vmmd killed with SIGKILL and started again: the worker is re-attached with its tap
            (which lives with the worker), and the tap goes when the VM is destroyed after that
 Needs root, /dev/kvm (label kvm), unshare, ip, dnsmasq and busybox (udhcpc): the whole test runs in
@@ -187,6 +189,37 @@ def scenario_nics(d):
     check(all(lease["mac"] != MAC for lease in statics), statics)
 
 
+def scenario_agent(d):
+    """The guest agent's word wins over the leases: the real qemu-ga (on the host, in this
+    namespace, where a veth link has the VM's MAC and an address) stands at the VM's agent socket."""
+    c = d.start()
+    c.execute("net-start", {"name": "default"})
+    define_on_default(c, "a1", agent=True)
+    start_running(d, c, "a1")
+    for args in (["link", "add", "agentd0", "type", "veth", "peer", "name", "agentd1"],
+                 ["link", "set", "agentd0", "address", MAC, "up"],
+                 ["addr", "add", "10.77.0.5/24", "dev", "agentd0"]):
+        subprocess.run(["ip", *args], check=True)
+    qga_socket = os.path.join(d.run, "vms", "a1", "qga.sock")
+    os.unlink(qga_socket)  # the worker's listener (its guest has no agent) leaves the path to qemu-ga
+    qga_state = os.path.join(d.tmp, "qga-state")
+    os.makedirs(qga_state)
+    agent = subprocess.Popen([shutil.which("qemu-ga") or "/usr/sbin/qemu-ga", "-m", "unix-listen", "-p", qga_socket,
+                              "-t", qga_state, "-l", os.path.join(d.tmp, "qga.log")])
+    try:
+        wait_until(lambda: os.path.exists(qga_socket), 10, "qemu-ga listening")
+        # Any agent command makes the channel; vm-info then asks the agent in the background.
+        wait_until(lambda: vmctl(d, "agent", "a1", '{"execute": "guest-ping"}')[0] == 0, 20, "agent answering")
+        want = {"mac": MAC, "network": "default", "ipv4": "10.77.0.5", "source": "agent"}
+        wait_until(lambda: c.execute("vm-info", {"name": "a1"})["nics"] == [want], 20, "the agent's address in vm-info")
+        check(json.loads(ok(d, "list", "--json"))[0]["nics"] == [want], "vmctl list --json")
+        check(re.search(rf"^nic0:\s+{MAC} network default 10\.77\.0\.5 \(agent\)$", ok(d, "info", "a1"), re.M),
+              ok(d, "info", "a1"))
+    finally:
+        agent.kill()
+        agent.wait()
+
+
 def scenario_restart(d):
     c = d.start()
     c.execute("net-start", {"name": "default"})
@@ -215,7 +248,7 @@ def in_fresh_namespace():
         return None
     if os.geteuid() != 0:
         return cannot_run("needs root: it makes a network namespace with a bridge, dnsmasq and taps")
-    for tool in ("unshare", "ip", "busybox"):
+    for tool in ("unshare", "ip", "busybox", "qemu-ga"):
         if not shutil.which(tool):
             return cannot_run(f"needs {tool}")
     if not os.path.exists("/usr/sbin/dnsmasq"):
