@@ -35,6 +35,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
 from vmmd_harness import (Daemon, QmpError, check, probe_definition, require_kvm,  # noqa: E402
                           wait_until)
+from vmmd_testlib.process import live_processes  # noqa: E402
 
 POINTS = ["before-spawn", "after-spawn", "after-commit", "before-kill", "after-kill", "after-shutdown-commit"]
 # What the workload must do to pass each point.
@@ -208,21 +209,11 @@ class Chaos:
         """{vm name: pid} of every live vmm process of this run dir (by its -pidfile)."""
         found = {}
         prefix = os.path.join(self.daemon.run, "vms") + "/"
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as f:
-                    argv = f.read().split(b"\0")
-                with open("/proc/%s/stat" % entry) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        continue
-            except OSError:
-                continue
+        for pid, argv in live_processes():
             for i, arg in enumerate(argv[:-1]):
                 if arg == b"-pidfile" and argv[i + 1].decode(errors="replace").startswith(prefix):
                     name = os.path.basename(os.path.dirname(argv[i + 1].decode()))
-                    found.setdefault(name, []).append(int(entry))
+                    found.setdefault(name, []).append(pid)
         return found
 
     def orphans(self):

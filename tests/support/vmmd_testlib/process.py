@@ -32,6 +32,23 @@ def stop(proc, timeout=10, sig=signal.SIGTERM):
         return proc.wait()
 
 
+def live_processes():
+    """(pid, argv as a list of bytes) of every process that is alive (not a zombie); processes
+    that end while being read are left out."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/stat" % entry) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        yield int(entry), argv
+
+
 def rss_kib(pid):
     """The resident set of process `pid` (VmRSS), KiB."""
     with open(f"/proc/{pid}/status") as f:
