@@ -27,6 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_network import Client  # noqa: E402
 from vmmd_harness import (VMCTL, QmpError, cannot_run, check, console_log, probe_definition,  # noqa: E402
                           require_kvm, scenario_main, state_of, wait_until)
 
@@ -100,23 +101,6 @@ def the_new_tap(before):
     return new[0]
 
 
-def lease_to_veth_client(mac):
-    """A DHCP client with the VM's MAC in its own namespace, on the bridge through a veth pair:
-    dnsmasq gives it the VM's static lease, as it would the guest."""
-    subprocess.run(["ip", "netns", "add", "vmclient"], check=True)
-    subprocess.run(["ip", "link", "add", "vmcl0", "type", "veth", "peer", "name", "vmcl1"], check=True)
-    subprocess.run(["ip", "link", "set", "vmcl0", "master", BRIDGE, "up"], check=True)
-    subprocess.run(["ip", "link", "set", "vmcl1", "netns", "vmclient"], check=True)
-    subprocess.run(["ip", "-n", "vmclient", "link", "set", "vmcl1", "address", mac, "up"], check=True)
-    # -s /bin/true: the lease is what matters, not configuring the address.
-    p = subprocess.run(["ip", "netns", "exec", "vmclient", "busybox", "udhcpc", "-i", "vmcl1", "-f", "-q", "-n",
-                        "-t", "10", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True, timeout=60)
-    check(p.returncode == 0, f"udhcpc got no lease: {p.stdout} {p.stderr}")
-    m = re.search(r"lease of (\d+\.\d+\.\d+\.\d+) obtained", p.stdout + p.stderr)
-    check(m, f"udhcpc said: {p.stdout} {p.stderr}")
-    return m.group(1)
-
-
 def define_on_default(c, name, **extra):
     c.execute("vm-define", {"definition": probe_definition(name, nics=[{"network": "default", "mac": MAC}], **extra)})
 
@@ -148,7 +132,13 @@ def scenario_nics(d):
     check(table[0].split()[-1] == "IPV4" and table[1].split()[-1] == "-", table)
     check(re.search(rf"^nic0:\s+{MAC} network default$", ok(d, "info", "n1"), re.M), ok(d, "info", "n1"))
 
-    address = lease_to_veth_client(MAC)
+    # A DHCP client with the VM's MAC in its own namespace, on the bridge through a veth pair:
+    # dnsmasq gives it the VM's static lease, as it would the guest.
+    client = Client(BRIDGE, MAC, "n1")
+    try:
+        address = client.dhcp("n1")
+    finally:
+        client.close()
     static = {lease["mac"]: lease["ipv4"] for lease in c.execute("net-info", {"name": "default"})["static_leases"]}
     check(static.get(MAC) == address, f"leased {address}, static leases {static}")
     wait_until(lambda: c.execute("vm-info", {"name": "n1"})["nics"][0].get("ipv4") == address, 10, "address in vm-info")
@@ -248,7 +238,7 @@ def in_fresh_namespace():
         return None
     if os.geteuid() != 0:
         return cannot_run("needs root: it makes a network namespace with a bridge, dnsmasq and taps")
-    for tool in ("unshare", "ip", "busybox", "qemu-ga"):
+    for tool in ("unshare", "nsenter", "ip", "busybox", "qemu-ga"):
         if not shutil.which(tool):
             return cannot_run(f"needs {tool}")
     if not os.path.exists("/usr/sbin/dnsmasq"):
@@ -256,7 +246,7 @@ def in_fresh_namespace():
     if (status := require_kvm()) is not None:
         return status
     env = dict(os.environ, **{INNER: "1"})
-    script = "mount -t sysfs sysfs /sys && mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && ip link set lo up && exec \"$@\""
+    script = "mount -t sysfs sysfs /sys && ip link set lo up && exec \"$@\""
     return subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script, "sh", sys.executable,
                            os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode
 
