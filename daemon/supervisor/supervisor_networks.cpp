@@ -85,10 +85,13 @@ void Supervisor::refreshAgentAddresses(Vm& vm) {
   qmp::Json request = qmp::jsonObject();
   request.AddMember("execute", "guest-network-get-interfaces", request.GetAllocator());
   std::string name = vm.name();
-  // The VM may be gone (or started again) when the agent answers: found again by name.
-  agentOf(vm).submit(std::move(request), kAgentAddressTimeout, [this, name](Result<qmp::Json> reply) {
+  pid_t worker = vm.process->pid();
+  // The VM may be gone (or started again) when the agent answers: found again by name and worker;
+  // the supervisor too (vmmd exiting while a pool thread waits for the agent).
+  agentOf(vm).submit(std::move(request), kAgentAddressTimeout, [this, alive = lifetime(), name, worker](Result<qmp::Json> reply) {
+    if (alive.expired()) return;
     Vm* vm = active(name);
-    if (!vm) return;
+    if (!vm || !vm->process || vm->process->pid() != worker) return;
     vm->agent_addresses.in_flight = false;
     if (!reply) return;
     auto ret = reply->FindMember("return");
