@@ -93,7 +93,7 @@ void Supervisor::refreshAgentAddresses(Vm& vm) {
     Vm* vm = active(name);
     if (!vm || !vm->process || vm->process->pid() != worker) return;
     vm->agent_addresses.in_flight = false;
-    if (!reply) return;
+    if (!reply || !reply->IsObject()) return;
     auto ret = reply->FindMember("return");
     if (ret == reply->MemberEnd()) return;  // an agent without the command: the leases stay the source
     vm->agent_addresses.ipv4_by_mac = ipv4ByMac(ret->value);
