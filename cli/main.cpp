@@ -28,8 +28,9 @@ Life cycle
   reboot NAME                       hard reset of the guest
   pause NAME | resume NAME          stop / continue the vCPUs
 Inspection
-  list                              name, state, vCPUs, memory, uptime of every VM
-  info NAME                         everything vmmd knows about one VM
+  list                              name, state, vCPUs, memory, uptime, IPv4 addresses of every VM
+  info NAME                         everything vmmd knows about one VM (each NIC: MAC, network
+                                    or tap, IPv4 address and its source: agent or dhcp-lease)
   events                            print VM state changes as they happen (Ctrl-C ends)
 Access
   console NAME                      attach to the serial console; Ctrl-] detaches

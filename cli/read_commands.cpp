@@ -27,6 +27,28 @@ std::string uptimeText(const qmp::JsonValue& row) {
   return buf;
 }
 
+// The IPv4 addresses of a vm-list row's NICs, comma-separated; "-" when none is known.
+std::string addressesText(const qmp::JsonValue& row) {
+  std::string out;
+  auto nics = row.FindMember("nics");
+  if (nics != row.MemberEnd() && nics->value.IsArray()) {
+    for (const auto& nic : nics->value.GetArray()) {
+      std::string ipv4 = nic.IsObject() ? field(nic, "ipv4") : "-";
+      if (ipv4 == "-") continue;
+      out += (out.empty() ? "" : ",") + ipv4;
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+// One NIC for `vmctl info`: "52:54:00:12:34:56 network default 192.168.124.5 (dhcp-lease)".
+std::string nicText(const qmp::JsonValue& nic) {
+  std::string where = nic.HasMember("network") ? "network " + field(nic, "network") : "tap " + field(nic, "ifname");
+  std::string text = field(nic, "mac") + " " + where;
+  if (nic.HasMember("ipv4")) text += " " + field(nic, "ipv4") + " (" + field(nic, "source") + ")";
+  return text;
+}
+
 void printTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {
@@ -51,9 +73,10 @@ int list(const Invocation& inv, qmp::SyncClient& client) {
     printJson(*result);
     return kOk;
   }
-  std::vector<std::vector<std::string>> rows = {{"NAME", "STATE", "VCPUS", "MEMORY", "UPTIME"}};
+  std::vector<std::vector<std::string>> rows = {{"NAME", "STATE", "VCPUS", "MEMORY", "UPTIME", "IPV4"}};
   for (const auto& vm : result->GetArray()) {
-    rows.push_back({field(vm, "name"), field(vm, "state"), field(vm, "vcpus"), field(vm, "memory") + " MiB", uptimeText(vm)});
+    rows.push_back({field(vm, "name"), field(vm, "state"), field(vm, "vcpus"), field(vm, "memory") + " MiB", uptimeText(vm),
+                    addressesText(vm)});
   }
   printTable(rows);
   return kOk;
@@ -74,6 +97,13 @@ int info(const Invocation& inv, qmp::SyncClient& client) {
     std::string value = std::string(key) == "uptime" ? uptimeText(*result) : field(*result, key);
     if (std::string(key) == "memory") value += " MiB";
     rows.push_back({std::string(key) + ":", value});
+  }
+  if (auto nics = result->FindMember("nics"); nics != result->MemberEnd() && nics->value.IsArray()) {
+    size_t index = 0;
+    for (const auto& nic : nics->value.GetArray()) {
+      if (nic.IsObject()) rows.push_back({"nic" + std::to_string(index) + ":", nicText(nic)});
+      ++index;
+    }
   }
   const qmp::JsonValue& def = (*result)["definition"];
   for (const char* key : {"uuid", "kernel", "initrd", "cmdline", "on_crash", "on_poweroff"}) {

@@ -98,7 +98,10 @@ int main(int argc, char** argv) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
+    // Before the supervisor, which asks it for taps and answers its users query.
+    NetworkManager networks(&loop, *store, NetworkManagerConfig{options->state_dir});
     SupervisorConfig config{options->run_dir, options->vmm, gid};
+    config.networks = &networks;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {
@@ -115,7 +118,6 @@ int main(int argc, char** argv) {
       log::warning("no per-VM cgroup limits (definitions' \"limits\" are not applied): " + tree.error().message());
     }
     std::optional<CgroupTree> cgroups = config.cgroups;
-    NetworkManager networks(&loop, *store, NetworkManagerConfig{options->state_dir});
     Supervisor supervisor(&loop, *store, std::move(config));
     qmp::CommandRegistry registry;
     registerControlCommands(registry, supervisor);

@@ -38,6 +38,7 @@ Status checkDefinitionFilesAsOwner(const VmDefinition& def, const Owner& owner) 
 Status checkTapsAsOwner(const VmDefinition& def, const Owner& owner) {
   if (owner.isRoot()) return {};
   for (size_t i = 0; i < def.nics.size(); ++i) {
+    if (def.nics[i].onNetwork()) continue;  // vmmd makes that tap itself, for the VM alone
     const std::string& ifname = def.nics[i].ifname;
     if (!tapExists(ifname)) continue;  // made later by the operator; the start attaches or fails
     long tap_uid = tapAttribute(ifname, "owner"), tap_gid = tapAttribute(ifname, "group");

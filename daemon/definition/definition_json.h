@@ -6,7 +6,7 @@
 //                                                   "order": ["disk0"]})
 //    "disks": [{"id": "disk0", "path": "/abs/root.qcow2", "format": "qcow2",
 //               "readonly": false, "cache": "writeback"}],
-//    "nics": [{"ifname": "tap0", "mac": "52:54:00:12:34:56"}],
+//    "nics": [{"ifname": "tap0", "mac": "52:54:00:12:34:56"}, {"network": "default"}],
 //    "serial": true, "agent": false, "autostart": false,
 //    "on_crash": "destroy", "on_poweroff": "destroy",
 //    "restart_backoff": {"initial_ms": 1000, "max_ms": 60000, "max_attempts": 5, "reset_after_s": 300},
@@ -15,7 +15,8 @@
 // limits (optional, each member optional): the worker's cgroup v2 cpu.max (cpu_percent, 100 = one
 // host CPU, 1..25400) and memory.max (the guest's memory + memory_overhead_mib), applied where vmmd
 // has a delegated cgroup tree.
-// Required: schema, name, memory (MiB), kernel or boot; disks[].path and .format; nics[].ifname.
+// Required: schema, name, memory (MiB), kernel or boot; disks[].path and .format; nics[].ifname
+// (an existing tap) or nics[].network (a network vmmd manages; defined when the VM is), not both.
 // boot: the VM starts through firmware (bios: vmm's SeaBIOS, or the image in loader) from the disks
 // in order (disk ids; absent: every disk, in the order of disks), with no kernel, initrd or cmdline.
 // disks[].cache is one of QEMU's cache modes: writeback, none, writethrough, directsync, unsafe

@@ -146,14 +146,21 @@ void addDisks(Builder& b, xmlNode* devices, const VmDefinition& def) {
   }
 }
 
+// A network NIC as libvirt writes one on a virtual network; an ifname NIC as an unmanaged tap.
 void addNics(Builder& b, xmlNode* devices, const std::vector<NicSpec>& nics) {
   for (const NicSpec& spec : nics) {
     xmlNode* nic = b.element(devices, "interface");
-    b.attribute(nic, "type", "ethernet");
-    b.attribute(b.element(nic, "mac"), "address", spec.mac);
-    xmlNode* target = b.element(nic, "target");
-    b.attribute(target, "dev", spec.ifname);
-    b.attribute(target, "managed", "no");
+    if (spec.onNetwork()) {
+      b.attribute(nic, "type", "network");
+      b.attribute(b.element(nic, "mac"), "address", spec.mac);
+      b.attribute(b.element(nic, "source"), "network", spec.network);
+    } else {
+      b.attribute(nic, "type", "ethernet");
+      b.attribute(b.element(nic, "mac"), "address", spec.mac);
+      xmlNode* target = b.element(nic, "target");
+      b.attribute(target, "dev", spec.ifname);
+      b.attribute(target, "managed", "no");
+    }
     b.attribute(b.element(nic, "model"), "type", "virtio");
   }
 }

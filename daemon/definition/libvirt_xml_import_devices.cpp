@@ -1,4 +1,4 @@
-// definitionFromDomainXml, <devices>: virtio disks, ethernet NICs, the pty serial/console, the
+// definitionFromDomainXml, <devices>: virtio disks, ethernet and network NICs, the pty serial/console, the
 // guest-agent channel; libvirt's implicit controllers, ps2 inputs and memballoon are ignored.
 #include <string>
 
@@ -87,20 +87,44 @@ Status importDisk(const xmlNode* node, size_t index, Draft& draft, DiskIds& disk
   return disk.refuseRest();
 }
 
-Status importInterface(const xmlNode* node, Draft& draft) {
-  ElementReader interface(node);
-  DraftObject out = draft.append("nics", interface.path());
-  if (auto type = interface.attribute("type"); type != "ethernet") {
-    return interface.attributeError("type", type ? "'" + *type + "' is not supported by vmm (only ethernet: an existing tap)" : "required (ethernet)");
-  }
+// <interface type='ethernet'>: an existing tap named by <target dev=.../>, which vmm attaches to
+// (libvirt would create a managed one).
+Status importEthernetTarget(ElementReader& interface, DraftObject& out) {
   out.expect("ifname", interface.path() + "/target/@dev");
-  auto st = interface.withChild("target", [&](ElementReader& target) -> Status {
+  return interface.withChild("target", [&](ElementReader& target) -> Status {
     auto dev = target.requiredAttribute("dev");
     if (!dev) return dev.error();
     out.set("ifname", *dev, target.attributePath("dev"));
-    // vmm attaches to a tap that exists; libvirt would create a managed one.
     return target.expectAttribute("managed", {"no"});
   });
+}
+
+// <interface type='network'><source network='NAME'/>: a network vmmd manages. What a running
+// domain's dumpxml adds (the tap libvirt made as <target dev='vnetN'/>, the source's bridge and
+// port id) is accepted and ignored: vmmd makes its own tap at each start.
+Status importNetworkSource(ElementReader& interface, DraftObject& out) {
+  interface.ignoreChildren({"target"});
+  return interface.withRequiredChild("source", [&](ElementReader& source) -> Status {
+    auto network = source.requiredAttribute("network");
+    if (!network) return network.error();
+    out.set("network", *network, source.attributePath("network"));
+    source.ignoreAttributes({"bridge", "portid"});
+    return {};
+  }, "the network's name");
+}
+
+Status importInterface(const xmlNode* node, Draft& draft) {
+  ElementReader interface(node);
+  DraftObject out = draft.append("nics", interface.path());
+  auto type = interface.attribute("type");
+  Status st;
+  if (type == "ethernet") st = importEthernetTarget(interface, out);
+  else if (type == "network") st = importNetworkSource(interface, out);
+  else {
+    return interface.attributeError(
+        "type", type ? "'" + *type + "' is not supported by vmm (ethernet: an existing tap; network: a vmmd network)"
+                     : "required (ethernet or network)");
+  }
   if (!st) return st;
   st = interface.withChild("mac", [&](ElementReader& mac) -> Status {
     auto address = mac.requiredAttribute("address");

@@ -49,15 +49,30 @@ Result<DiskSpec> parseDisk(const rapidjson::Value& value, const std::string& whe
   return disk;
 }
 
+// {"ifname": TAP} (an existing tap) or {"network": NAME} (a vmmd network), each with an optional MAC.
 Result<NicSpec> parseNic(const rapidjson::Value& value, const std::string& where) {
   if (!value.IsObject()) return Error(where + ": must be an object");
   JsonObjectReader in(value, where + ".");
-  if (auto st = in.checkKeys({"ifname", "mac"}); !st) return st.error();
+  if (auto st = in.checkKeys({"ifname", "network", "mac"}); !st) return st.error();
   NicSpec nic;
-  auto ifname = in.requiredString("ifname");
+  auto ifname = in.optionalString("ifname");
   if (!ifname) return ifname.error();
-  if (auto st = validateIfname(*ifname); !st) return in.fieldError("ifname", st.error().message());
-  nic.ifname = std::move(*ifname);
+  auto network = in.optionalString("network");
+  if (!network) return network.error();
+  if (*ifname && *network) {
+    return in.fieldError("network", "cannot be combined with ifname (a NIC is on an existing tap or on a vmmd network)");
+  }
+  if (!*ifname && !*network) {
+    return in.fieldError("ifname", "required, or \"network\": the name of a network vmmd manages");
+  }
+  if (*ifname) {
+    if (auto st = validateIfname(**ifname); !st) return in.fieldError("ifname", st.error().message());
+    nic.ifname = std::move(**ifname);
+  } else {
+    // A network's name follows the VM name's rules (it names files and dnsmasq's config).
+    if (auto st = validateVmName(**network); !st) return in.fieldError("network", st.error().message());
+    nic.network = std::move(**network);
+  }
   auto mac = in.optionalString("mac");
   if (!mac) return mac.error();
   auto canonical = *mac ? canonicalMac(**mac) : generateMac();
@@ -113,7 +128,7 @@ Status parseDevices(const JsonObjectReader& in, VmDefinition& def) {
       auto nic = parseNic((*nics)[i], where);
       if (!nic) return nic.error();
       for (size_t j = 0; j < def.nics.size(); ++j) {
-        if (def.nics[j].ifname == nic->ifname) return Error(where + ".ifname: same as " + indexed("nics", j));
+        if (!nic->ifname.empty() && def.nics[j].ifname == nic->ifname) return Error(where + ".ifname: same as " + indexed("nics", j));
         if (def.nics[j].mac == nic->mac) return Error(where + ".mac: same as " + indexed("nics", j));
       }
       def.nics.push_back(std::move(*nic));

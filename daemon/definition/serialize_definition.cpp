@@ -39,7 +39,8 @@ void writeNics(JsonWriter& w, const std::vector<NicSpec>& nics) {
   w.StartArray();
   for (const NicSpec& nic : nics) {
     w.StartObject();
-    writeMember(w, "ifname", nic.ifname);
+    if (nic.onNetwork()) writeMember(w, "network", nic.network);
+    else writeMember(w, "ifname", nic.ifname);
     writeMember(w, "mac", nic.mac);
     w.EndObject();
   }

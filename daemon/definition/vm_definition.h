@@ -48,10 +48,15 @@ struct DiskSpec {
   bool operator==(const DiskSpec&) const = default;
 };
 
+// A NIC is on an existing tap the operator made (ifname), or on a network vmmd manages
+// (network: vmmd creates the tap at start, attaches it to the network's bridge and removes it when
+// the worker ends). Exactly one of the two is set.
 struct NicSpec {
-  std::string ifname;  // an existing tap device on the host
-  std::string mac;     // lower-case "52:54:00:xx:xx:xx"; generated when not given
+  std::string ifname;   // an existing tap device on the host; empty for a network NIC
+  std::string mac;      // lower-case "52:54:00:xx:xx:xx"; generated when not given
+  std::string network;  // a vmmd network's name (daemon/network); empty for an ifname NIC
 
+  bool onNetwork() const { return !network.empty(); }
   bool operator==(const NicSpec&) const = default;
 };
 

@@ -55,6 +55,7 @@ void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics, c
       // QEMU refuses ifname= and script= next to fd=: the tap is attached already.
       add(argv, "-netdev", "tap,id=" + id + ",fd=" + std::to_string(taps[i]));
     } else {
+      // Only an ifname NIC comes here (prepareWorker passes every network NIC's tap as an fd).
       // script=no: the tap exists already (made by the host's network setup); the worker only attaches.
       add(argv, "-netdev", "tap,id=" + id + ",ifname=" + nics[i].ifname + ",script=no,downscript=no");
     }

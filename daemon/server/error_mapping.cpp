@@ -28,6 +28,17 @@ void describe(qmp::Json& doc, qmp::JsonValue& obj, const VmSummary& vm) {
   putNumber(doc, obj, "autostart", vm.autostart);
   putIf(doc, obj, "pid", vm.pid);
   putIf(doc, obj, "uptime", vm.uptime_s);
+  qmp::JsonValue nics(rapidjson::kArrayType);
+  for (const NicAddress& nic : vm.nics) {
+    qmp::JsonValue row(rapidjson::kObjectType);
+    put(doc, row, "mac", nic.mac);
+    if (!nic.network.empty()) put(doc, row, "network", nic.network);
+    if (!nic.ifname.empty()) put(doc, row, "ifname", nic.ifname);
+    putIf(doc, row, "ipv4", nic.ipv4);
+    putIf(doc, row, "source", nic.source);
+    nics.PushBack(row, doc.GetAllocator());
+  }
+  obj.AddMember("nics", nics, doc.GetAllocator());
 }
 
 }  // namespace

@@ -47,10 +47,15 @@ Supervisor::Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, s
   uv_timer_start(log_timer_.get(), [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->checkLogs(); },
                  config_.log_check_interval_ms, config_.log_check_interval_ms);
   uv_unref(reinterpret_cast<uv_handle_t*>(log_timer_.get()));  // never what keeps the loop running
+  if (config_.networks) {
+    config_.networks->setUsersQuery([this](const std::string& network) { return networkUsers(network); });
+  }
 }
 
 // Workers keep running: destroying the supervisor (vmmd exiting) only lets go of them.
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() {
+  if (config_.networks) config_.networks->setUsersQuery(nullptr);
+}
 
 void Supervisor::checkLogs() {
   for (auto& [name, vm] : vms_) {
@@ -169,6 +174,13 @@ void Supervisor::start(const std::string& name, Completion<Done> done) {
 }
 
 std::optional<VmError> Supervisor::launch(Vm& vm) {
+  auto error = spawnWorker(vm);
+  // Without a worker nothing holds the taps made for it; with one, its exit gives them back.
+  if (error && !vm.process) detachNetworks(vm);
+  return error;
+}
+
+std::optional<VmError> Supervisor::spawnWorker(Vm& vm) {
   const std::string& name = vm.name();
   auto failed = [&name](const std::string& why) { return vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + why); };
   if (auto st = checkDefinitionFiles(vm.def); !st) return failed(st.error().message());
@@ -191,7 +203,10 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   // Sockets, pidfile, /dev/kvm, files and taps, opened here and passed: the worker has no right
   // to any of them by path. Only the worker holds them once it runs.
   FileOpener open_file = config_.open_file_as ? config_.open_file_as(vm.owner) : config_.open_file;
-  auto resources = prepareWorker(vm.def, vm.paths, *identity, open_file, config_.open_device);
+  // A tap per network NIC, on its network's bridge (the network must be active).
+  auto network_taps = attachNetworks(vm);
+  if (!network_taps) return failed(network_taps.error().message());
+  auto resources = prepareWorker(vm.def, vm.paths, *identity, open_file, config_.open_device, std::move(*network_taps));
   if (!resources) return failed(resources.error().message());
   std::vector<std::string> args = resources->args;
   std::string cgroup;

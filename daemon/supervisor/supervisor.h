@@ -23,12 +23,14 @@
 #include "daemon/access/owner.h"
 #include "daemon/launch/worker_files.h"
 #include "daemon/launch/worker_ids.h"
+#include "daemon/network/network_manager.h"
 #include "daemon/process/cgroup_tree.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
 #include "daemon/supervisor/vm_lifecycle.h"
 #include "daemon/supervisor/worker.h"
+#include "daemon/supervisor/worker_resources.h"
 #include "qmp/json.h"
 
 namespace vmmd::daemon {
@@ -66,6 +68,20 @@ struct SupervisorConfig {
   // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
   // None: workers stay in vmmd's cgroup, and a VM with limits is started with a warning.
   std::optional<CgroupTree> cgroups = std::nullopt;
+  // vmmd's networks: a NIC that names one gets a tap made at each start (attachNic) and given
+  // back when the worker ends. None: a definition with such a NIC is refused.
+  NetworkManager* networks = nullptr;
+};
+
+// One NIC as vm-list and vm-info show it: where it is (a network, or the operator's tap) and the
+// guest's IPv4 address on it, when known, with where that came from.
+struct NicAddress {
+  std::string mac;
+  std::string network;  // set for a network NIC
+  std::string ifname;   // set for an ifname NIC
+  std::optional<std::string> ipv4;
+  // "agent" (the guest agent's guest-network-get-interfaces) or "dhcp-lease" (dnsmasq's leases).
+  std::optional<std::string> source;
 };
 
 // vm-define's answer.
@@ -84,6 +100,7 @@ struct VmSummary {
   bool autostart = false;
   std::optional<int64_t> pid;       // while a worker runs
   std::optional<int64_t> uptime_s;  // likewise
+  std::vector<NicAddress> nics;     // in the definition's order; addresses while a worker runs
 };
 
 // vm-info.
@@ -118,6 +135,7 @@ class Supervisor {
   Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config);
   // With workers from `workers` (the tests' fake).
   Supervisor(uv_loop_t* loop, Store& store, SupervisorConfig config, std::unique_ptr<WorkerHost> workers);
+  // Workers keep running. Gives the network manager's users query back (the manager may outlive it).
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -186,6 +204,7 @@ class Supervisor {
   void withWorker(const std::string& name, WorkerUnavailable unavailable, WorkerAction action);
   void runAwaiting(Vm& vm, const std::optional<VmError>& error);
   std::optional<VmError> launch(Vm& vm);
+  std::optional<VmError> spawnWorker(Vm& vm);  // launch's work; launch gives the taps back when it fails
   void schedule(Vm& vm, uint64_t delay_ms, std::function<void()> action);
   void connectQmp(Vm& vm);
   std::unique_ptr<WorkerLink> makeLink(Vm& vm);
@@ -229,6 +248,16 @@ class Supervisor {
   void shutdownTick(Vm& vm);
   void forget(Vm& vm);
   void claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts);
+  // Networks (supervisor_networks.cpp): a tap per network NIC at launch, given back at the end.
+  Result<NetworkTaps> attachNetworks(Vm& vm);
+  void detachNetworks(Vm& vm);
+  Status checkNetworks(const VmDefinition& def) const;
+  // The running VMs with a NIC on `network` (NetworkManager's users query).
+  std::vector<std::string> networkUsers(const std::string& network) const;
+  std::vector<NicAddress> nicAddresses(const VmDefinition& def, Vm* vm);
+  // Asks the guest agent for the guest's addresses in the background when what it said last is
+  // old; vm-list and vm-info show what it said, never wait for it.
+  void refreshAgentAddresses(Vm& vm);
   Result<std::optional<WorkerIdentity>> workerIdentity(Vm& vm);
   
   std::unique_ptr<Vm> makeVm(const StoredDefinition& stored);

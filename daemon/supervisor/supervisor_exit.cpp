@@ -47,6 +47,8 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   }
   vm.console.reset();
   vm.agent.reset();  // queued agent commands fail now; one in flight ends on the closed socket
+  vm.agent_addresses = {};
+  detachNetworks(vm);  // its taps went with its fds; anything left is removed
   vm.link = QmpLink::kLost;
   if (vm.qmp) vm.qmp->close();
   vm.record.exit_status = exit.status;

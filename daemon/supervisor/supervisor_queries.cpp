@@ -27,6 +27,7 @@ VmResult<DefinedVm> Supervisor::define(const std::string& definition, const Owne
 
 VmResult<DefinedVm> Supervisor::define(const VmDefinition& def, const Owner& owner) {
   const std::string& name = def.name;
+  if (auto st = checkNetworks(def); !st) return vmError(VmErrorCode::kInvalidArgument, "invalid definition: " + st.error().message());
   if (auto st = store_.define(def, owner); !st) {
     switch (st.error().code()) {
       case kStoreNameTaken: return vmError(VmErrorCode::kAlreadyExists, vmText(name) + " is already defined");
@@ -80,6 +81,7 @@ VmResult<Done> Supervisor::undefine(const std::string& name) {
     std::error_code ignored;
     std::filesystem::remove_all(paths->dir, ignored);
   }
+  if (config_.networks) config_.networks->releaseVm(name);  // its static DHCP leases
   log::info(vmText(name) + ": undefined");
   return Done{};
 }
@@ -117,9 +119,11 @@ VmResult<std::vector<VmSummary>> Supervisor::list() {
   for (const StoredDefinition& stored : *defs) {
     auto it = byName.find(stored.definition.name);
     const RuntimeRecord* record = nullptr;
-    if (Vm* vm = active(stored.definition.name)) record = &vm->record;
+    Vm* vm = active(stored.definition.name);
+    if (vm) record = &vm->record;
     else if (it != byName.end()) record = it->second;
     rows.push_back(summarize(stored, record));
+    rows.back().nics = nicAddresses(stored.definition, vm);
   }
   return rows;
 }
@@ -131,7 +135,8 @@ VmResult<VmDetails> Supervisor::info(const std::string& name) {
   std::optional<RuntimeRecord> saved;
   const RuntimeRecord* record = nullptr;
   std::optional<AgentChannel::State> agent;
-  if (Vm* vm = active(name)) {
+  Vm* vm = active(name);
+  if (vm) {
     record = &vm->record;
     if (vm->def.agent && vm->process) {
       // Before any port event or command: a worker we started has a closed port until qemu-ga
@@ -146,6 +151,7 @@ VmResult<VmDetails> Supervisor::info(const std::string& name) {
   }
   VmDetails details;
   details.summary = summarize(**stored, record);
+  details.summary.nics = nicAddresses((*stored)->definition, vm);
   details.definition = (*stored)->definition;
   if (record) {
     details.has_record = true;

@@ -2,6 +2,7 @@
 // pending). Shared by the supervisor's source files only.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,14 @@ enum class WorkerOrigin { kSpawned, kAdopted };
 // (through vm-qmp, or a signal). A guest power-off wins when both came.
 enum class ShutdownCause { kNone, kGuestPowerOff, kHostQuit };
 
+// What the guest agent last said about the guest's addresses (guest-network-get-interfaces).
+struct AgentAddresses {
+  std::map<std::string, std::string> ipv4_by_mac;  // lower-case MAC -> the first IPv4 address
+  int64_t answered_us = 0;                         // when it answered; 0: never
+  int64_t asked_us = 0;
+  bool in_flight = false;
+};
+
 struct Supervisor::Vm {
   VmDefinition def;
   Owner owner;  // who defined it: whose credentials open its files, who may act on it
@@ -46,6 +55,10 @@ struct Supervisor::Vm {
   std::unique_ptr<WorkerLink> qmp;
   std::unique_ptr<ConsoleRelay> console;
   std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true
+  AgentAddresses agent_addresses;       // while the worker runs
+  // The taps vmmd made for its network NICs (NetworkManager::attachNic), while its worker runs.
+  // Not persistent: each vanishes with the worker's fd, so a re-attached worker's need no record.
+  std::vector<std::string> taps;
   // One timer per VM, for whichever wait is current: the QMP greeting while starting or
   // re-attaching, the shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;

@@ -46,7 +46,7 @@ Result<UniqueFd> attachTap(size_t index, const std::string& ifname) {
 
 Result<WorkerResources> prepareWorker(const VmDefinition& def, const WorkerPaths& paths,
                                       std::optional<WorkerIdentity> identity, const FileOpener& open_file,
-                                      const FileOpener& open_device) {
+                                      const FileOpener& open_device, NetworkTaps network_taps) {
   WorkerResources out;
   WorkerFds fds;
   // The QMP socket listens before the worker exists: connecting to it cannot fail however slowly
@@ -78,6 +78,14 @@ Result<WorkerResources> prepareWorker(const VmDefinition& def, const WorkerPaths
   fds.add_fd = addFdArgs(std::move(*files), out.fds);
 
   for (size_t i = 0; i < def.nics.size(); ++i) {
+    if (def.nics[i].onNetwork()) {
+      auto made = network_taps.find(i);
+      if (made == network_taps.end() || !made->second) {
+        return Error("nics[" + std::to_string(i) + "]: no tap was made on network '" + def.nics[i].network + "'");
+      }
+      fds.taps.push_back(out.fds.add(std::move(made->second)));
+      continue;
+    }
     auto tap = attachTap(i, def.nics[i].ifname);
     if (!tap) return tap.error();
     fds.taps.push_back(out.fds.add(std::move(*tap)));

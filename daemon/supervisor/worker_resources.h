@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,12 +25,17 @@ struct WorkerResources {
   std::vector<std::string> args;  // workerArgv with every fd named
 };
 
+// The taps vmmd made for the NICs that name a network (NetworkManager::attachNic), by the NIC's
+// index in the definition.
+using NetworkTaps = std::map<size_t, UniqueFd>;
+
 // Binds the sockets (mode 0600, vmmd's: the worker only accepts on them), creates the pidfile
 // owned by `identity` (nothing else in the VM directory is the worker's), opens /dev/kvm, the
-// files through `open_file`, /dev/kvm through `open_device`, and attaches the taps. Errors name what failed: "disks[1].path: ...",
+// files through `open_file`, /dev/kvm through `open_device`, and attaches the taps of the ifname
+// NICs; a network NIC's tap comes made in `network_taps`. Errors name what failed: "disks[1].path: ...",
 // "nics[0]: tap tap0: TUNSETIFF: ...".
 Result<WorkerResources> prepareWorker(const VmDefinition& def, const WorkerPaths& paths,
                                       std::optional<WorkerIdentity> identity, const FileOpener& open_file,
-                                      const FileOpener& open_device);
+                                      const FileOpener& open_device, NetworkTaps network_taps = {});
 
 }  // namespace vmmd::daemon

@@ -37,7 +37,7 @@ def scenario_lifecycle(d):
     check("defined web1" in out, out)
     check("started" in ok(d, "start", "web1"), "start output")
     table = ok(d, "list").splitlines()
-    check(table[0].split() == ["NAME", "STATE", "VCPUS", "MEMORY", "UPTIME"], table[0])
+    check(table[0].split() == ["NAME", "STATE", "VCPUS", "MEMORY", "UPTIME", "IPV4"], table[0])
     row = table[1].split()
     check(row[:4] == ["web1", "running", "2", "64"], f"list row {row}")
     listed = json.loads(ok(d, "list", "--json"))

@@ -77,6 +77,26 @@ TEST(DefinitionJson, RoundTripIsExact) {
   EXPECT_EQ(serializeDefinition(*again), text);
 }
 
+TEST(DefinitionJson, NicsOnNetworks) {
+  auto def = parseDefinition(minimal(R"(, "nics": [{"network": "default"}, {"network": "default"},
+                                                    {"ifname": "tap0", "mac": "52:54:00:00:00:09"}])"));
+  ASSERT_TRUE(def.ok()) << def.error().message();
+  ASSERT_EQ(def->nics.size(), 3u);
+  EXPECT_TRUE(def->nics[0].onNetwork());
+  EXPECT_EQ(def->nics[0].network, "default");
+  EXPECT_EQ(def->nics[0].ifname, "");
+  EXPECT_EQ(def->nics[0].mac.substr(0, 9), "52:54:00:");  // generated, as for a tap NIC
+  EXPECT_NE(def->nics[0].mac, def->nics[1].mac);          // two NICs on one network
+  EXPECT_FALSE(def->nics[2].onNetwork());
+  std::string text = serializeDefinition(*def);
+  EXPECT_NE(text.find(R"("nics":[{"network":"default","mac":")" + def->nics[0].mac + R"("})"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"({"ifname":"tap0","mac":"52:54:00:00:00:09"}])"), std::string::npos) << text;
+  auto again = parseDefinition(text);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(*again, *def);
+  EXPECT_EQ(serializeDefinition(*again), text);
+}
+
 TEST(DefinitionJson, DiskCacheTakesEveryQemuMode) {
   for (const char* mode : {"writeback", "none", "writethrough", "directsync", "unsafe", "off"}) {
     auto def = parseDefinition(minimal(std::string(R"(, "disks": [{"path": "/a.img", "format": "raw", "cache": ")") +
@@ -128,7 +148,15 @@ TEST(DefinitionJson, ErrorsNameTheField) {
       {minimal(R"(, "disks": {"path": "/a"})"), "disks: must be an array"},
       {minimal(R"(, "disks": ["/a"])"), "disks[0]: must be an object"},
       {minimal(R"(, "nics": [{"ifname": "tap0", "colour": "red"}])"), "nics[0].colour: unknown field"},
-      {minimal(R"(, "nics": [{"mac": "52:54:00:00:00:01"}])"), "nics[0].ifname: required"},
+      {minimal(R"(, "nics": [{"mac": "52:54:00:00:00:01"}])"),
+       "nics[0].ifname: required, or \"network\": the name of a network vmmd manages"},
+      {minimal(R"(, "nics": [{"ifname": "tap0", "network": "default"}])"),
+       "nics[0].network: cannot be combined with ifname (a NIC is on an existing tap or on a vmmd network)"},
+      {minimal(R"(, "nics": [{"network": "a/b"}])"), "nics[0].network: may contain only letters, digits, '.', '_' and '-'"},
+      {minimal(R"(, "nics": [{"network": ""}])"), "nics[0].network: must not be empty"},
+      {minimal(R"(, "nics": [{"network": 5}])"), "nics[0].network: must be a string"},
+      {minimal(R"(, "nics": [{"network": "default", "mac": "52:54:00:00:00:01"}, {"network": "default", "mac": "52:54:00:00:00:01"}])"),
+       "nics[1].mac: same as nics[0]"},
       {minimal(R"(, "nics": [{"ifname": "tap0", "mac": "52:54:00:00:00"}])"),
        "nics[0].mac: must be a MAC address like 52:54:00:12:34:56"},
       {minimal(R"(, "nics": [{"ifname": "tap0", "mac": "01:54:00:00:00:01"}])"),

@@ -163,11 +163,35 @@ TEST(LibvirtXmlMapping, NicsSerialAndAgent) {
       "<console type='pty'><target type='serial' port='0'/></console>"
       "<channel type='unix'><source mode='bind'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"));
   ASSERT_EQ(def.nics.size(), 1u);
-  EXPECT_EQ(def.nics[0], (NicSpec{"tap3", "52:54:00:ab:cd:ef"}));
+  EXPECT_EQ(def.nics[0], (NicSpec{"tap3", "52:54:00:ab:cd:ef", ""}));
   EXPECT_TRUE(def.serial);  // a console alone is COM1 too
   EXPECT_TRUE(def.agent);
   VmDefinition generated = imported(domain("<interface type='ethernet'><target dev='tap0'/><model type='virtio'/></interface>"));
   EXPECT_EQ(generated.nics[0].mac.substr(0, 9), "52:54:00:");
+}
+
+TEST(LibvirtXmlMapping, NicOnANetwork) {
+  VmDefinition def = imported(domain(
+      "<interface type='network'><mac address='52:54:00:AB:CD:01'/><source network='default'/>"
+      "<model type='virtio'/></interface>"));
+  ASSERT_EQ(def.nics.size(), 1u);
+  EXPECT_EQ(def.nics[0], (NicSpec{"", "52:54:00:ab:cd:01", "default"}));
+  // What libvirt's dumpxml of a running domain adds: the tap it made, the bridge, a port id.
+  VmDefinition running = imported(domain(
+      "<interface type='network'><mac address='52:54:00:ab:cd:01'/>"
+      "<source network='default' portid='1a2b3c4d-0000-4000-8000-000000000001' bridge='virbr0'/>"
+      "<target dev='vnet3'/><model type='virtio'/><alias name='net0'/>"
+      "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></interface>"));
+  EXPECT_EQ(running.nics, def.nics);
+  auto xml = domainXmlFromDefinition(def, ExportContext{"/usr/bin/vmm", std::nullopt});
+  ASSERT_TRUE(xml.ok()) << xml.error().message();
+  EXPECT_NE(xml->find("<interface type=\"network\">\n      <mac address=\"52:54:00:ab:cd:01\"/>\n"
+                      "      <source network=\"default\"/>\n      <model type=\"virtio\"/>"),
+            std::string::npos)
+      << *xml;
+  auto no_name = definitionFromDomainXml(domain("<interface type='network'><source/><model type='virtio'/></interface>"));
+  ASSERT_FALSE(no_name.ok());
+  EXPECT_EQ(no_name.error().message(), "/domain/devices/interface/source/@network: required");
 }
 
 TEST(LibvirtXmlMapping, VmmdSettingsFromMetadata) {

@@ -257,7 +257,7 @@ TEST_F(DefinitionFilesAsOwnerTest, TapsOnlyOfTheOwnersUidOrGroup) {
   ASSERT_TRUE(root_tap.ok() && user_tap.ok() && group_tap.ok()) << "ip tuntap add";
   auto with_nic = [&](const std::string& ifname) {
     VmDefinition def = definition("[]");
-    def.nics.push_back(NicSpec{ifname, "52:54:00:12:34:56"});
+    def.nics.push_back(NicSpec{ifname, "52:54:00:12:34:56", ""});
     return def;
   };
   auto refused = checkTapsAsOwner(with_nic("vmtr" + suffix), kOwner);

@@ -182,6 +182,17 @@ TEST_F(SupervisorTest, DefineRefusesTakenNamesAndUuidsWithTypedErrors) {
   EXPECT_EQ(invalid.error().code, VmErrorCode::kInvalidArgument);
 }
 
+// A supervisor without a network manager (tests, a vmmd that manages none) refuses network NICs
+// at define time, naming the NIC; tap NICs are its operator's business.
+TEST_F(SupervisorTest, ANetworkNicNeedsANetworkManager) {
+  auto refused = supervisor_->define(R"({"schema": 1, "name": "n", "memory": 64, "kernel": ")" + dir_.file("kernel") +
+                                     R"(", "nics": [{"ifname": "tap0"}, {"network": "default"}]})");
+  ASSERT_FALSE(refused.ok());
+  expectError(refused.error(), VmErrorCode::kInvalidArgument,
+              "invalid definition: nics[1].network: this vmmd manages no networks");
+  EXPECT_FALSE(supervisor_->stored("n").ok());
+}
+
 TEST_F(SupervisorTest, UnknownVmsAreNotFound) {
   Answer<Done> started;
   supervisor_->start("ghost", started.completion());
