@@ -108,6 +108,24 @@ l1_net_modules() {
   modprobe -a bridge veth nf_tables nft_chain_nat nft_masq nft_nat nft_ct nft_reject_inet nft_fib_inet nft_limit
 }
 
+# l1_outside_netns IP: a network namespace "outside" joined to L1 by a veth pair, L1's end
+# outveth0 10.99.0.1/24, the namespace's 10.99.0.2/24 (no other route: a guest behind NAT is
+# answered only through the masquerade). IP is iproute2's ip (busybox's has no netns; carried
+# with --bin). Servers run there with `$IP netns exec outside ...`.
+l1_outside_netns() {
+  mkdir -p /var/run/netns
+  $1 netns add outside && $1 link add outveth0 type veth peer name outveth1 netns outside &&
+    $1 addr add 10.99.0.1/24 dev outveth0 && $1 link set outveth0 up &&
+    $1 -n outside addr add 10.99.0.2/24 dev outveth1 && $1 -n outside link set outveth1 up && $1 -n outside link set lo up
+}
+
+# wait_for SECONDS COMMAND...: retries COMMAND (output discarded) every 0.5 s until it succeeds.
+wait_for() {
+  n=$(($1 * 2)); shift
+  while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; n=$((n - 1)); done
+  return 1
+}
+
 # field NAME LINE: the value of NAME=value in LINE
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
 

@@ -20,12 +20,6 @@ export VMMD_SOCKET=$W/run/vmmd.sock
 ctl() { vmctl "$@"; }
 # agent_state: vm-info's "agent" value
 agent_state() { ctl --json info g1 2>/dev/null | sed -n 's/.*"agent": "\([a-z]*\)".*/\1/p'; }
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.5 s until it succeeds
-wait_for() {
-  n=$(($1 * 2)); shift
-  while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; n=$((n - 1)); done
-  return 1
-}
 finish() {
   ctl destroy g1 >/dev/null 2>&1
   kill "$vmmd_pid" 2>/dev/null; wait "$vmmd_pid" 2>/dev/null

@@ -24,28 +24,18 @@ done
 W=/tmp/vmmd-network
 rm -rf "$W" && mkdir -p "$W"
 ctl() { "$B/vmctl" "$@" 2>>"$W/vmctl.err"; }
-# wait_for SECONDS COMMAND...: retries COMMAND every 0.5 s until it succeeds
-wait_for() {
-  n=$(($1 * 2)); shift
-  while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; n=$((n - 1)); done
-  return 1
-}
 : >"$W/detail"
 step() { printf ',%s' "$1" >>"$W/detail"; }
 
 # L1 as a host: the modules, dnsmasq where vmmd looks for it, the users dnsmasq looks up.
 l1_net_modules >"$W/setup.log" 2>&1
-mkdir -p /usr/sbin /var/run/netns
+mkdir -p /usr/sbin
 ln -sf "$B/dnsmasq" /usr/sbin/dnsmasq
 [ -f /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >/etc/passwd
 [ -f /etc/group ] || printf 'root:x:0:\nnogroup:x:65534:\n' >/etc/group
 touch /etc/resolv.conf
 # The outside: a TCP echo server in its own namespace, 10.99.0.2, L1's end 10.99.0.1.
-{
-  $IP netns add outside && $IP link add vnveth0 type veth peer name vnveth1 netns outside &&
-    $IP addr add 10.99.0.1/24 dev vnveth0 && $IP link set vnveth0 up &&
-    $IP -n outside addr add 10.99.0.2/24 dev vnveth1 && $IP -n outside link set vnveth1 up && $IP -n outside link set lo up
-} >>"$W/setup.log" 2>&1 && step outside
+l1_outside_netns $IP >>"$W/setup.log" 2>&1 && step outside
 $IP netns exec outside nc -ll -p 7000 -e /bin/cat >>"$W/setup.log" 2>&1 &
 echo_server=$!
 
@@ -120,5 +110,5 @@ wait_for 30 ctl exec c -- ping -c 1 -W 2 d && step c-pings-d
 # Both ran (an exec that failed prints nothing) and got nothing back: "rc=1" alone.
 [ "$(ctl exec c -- sh -c '(echo nat-from-c; sleep 2) | nc -w 5 10.99.0.2 7000; echo rc=$?')" = rc=1 ] && step c-no-nat
 [ "$(ctl exec c -- sh -c 'ping -c 2 -W 2 10.99.0.2 >/dev/null 2>&1; echo rc=$?')" = rc=1 ] && step c-no-route
-sed 's/^/NESTED-LOG vmctl list: /' "$W/list"
+[ -z "${NESTED_VERBOSE:-}" ] || sed "s/^/NESTED-LOG $SCENARIO $VMM: vmctl list: /" "$W/list"
 finish pass

@@ -15,10 +15,7 @@ setup() {
   l1_net_modules || return 1
   echo 1 >/proc/sys/net/ipv4/ip_forward
   $IP link add nbbr0 type bridge && $IP addr add 192.168.124.1/24 dev nbbr0 && $IP link set nbbr0 up || return 1
-  mkdir -p /var/run/netns
-  $IP netns add outside && $IP link add nbveth0 type veth peer name nbveth1 netns outside || return 1
-  $IP addr add 10.99.0.1/24 dev nbveth0 && $IP link set nbveth0 up || return 1
-  $IP -n outside addr add 10.99.0.2/24 dev nbveth1 && $IP -n outside link set nbveth1 up && $IP -n outside link set lo up || return 1
+  l1_outside_netns $IP || return 1
   # vmmd's NAT: what leaves the bridge's subnet for elsewhere goes out with L1's address.
   printf '%s\n' 'table ip netbench {' \
     '  chain postrouting { type nat hook postrouting priority srcnat; ip saddr 192.168.124.0/24 ip daddr != 192.168.124.0/24 masquerade; }' \
