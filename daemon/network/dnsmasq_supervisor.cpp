@@ -72,9 +72,18 @@ std::optional<pid_t> DnsmasqSupervisor::pid() const {
   return process_->pid();
 }
 
+WorkerProcess::ExitCallback DnsmasqSupervisor::nextExitCallback() {
+  if (process_) finished_.push_back(std::move(process_));
+  uint64_t generation = ++generation_;
+  return [this, generation](const WorkerExit& exit) { onExit(generation, exit); };
+}
+
 Status DnsmasqSupervisor::startOrAdopt(std::optional<pid_t> recorded_pid, std::optional<uint64_t> recorded_start_time) {
+  // Not called from a watcher's callback: the watchers of processes that ended can go.
+  std::erase_if(finished_, [](const std::unique_ptr<WorkerProcess>& p) { return p->exited(); });
   stopping_ = false;
   gave_up_ = false;
+  restart_times_ms_.clear();  // a new start gets the whole restart budget again
   std::string conf_arg = dnsmasqConfArg(files_);
   std::vector<pid_t> candidates;
   if (recorded_pid && recorded_start_time && isSameProcess(*recorded_pid, *recorded_start_time)) {
@@ -102,7 +111,7 @@ Status DnsmasqSupervisor::startOrAdopt(std::optional<pid_t> recorded_pid, std::o
 Status DnsmasqSupervisor::adopt(pid_t pid) {
   auto start_time = processStartTime(pid);
   if (!start_time) return start_time.error();
-  auto process = WorkerProcess::adopt(loop_, pid, *start_time, [this](const WorkerExit& exit) { onExit(exit); });
+  auto process = WorkerProcess::adopt(loop_, pid, *start_time, nextExitCallback());
   if (!process) return process.error();
   process_ = std::move(*process);
   on_change_(pid, *start_time);
@@ -112,8 +121,7 @@ Status DnsmasqSupervisor::adopt(pid_t pid) {
 Status DnsmasqSupervisor::spawn() {
   // A stale pidfile would mislead the next re-adoption; dnsmasq writes its own.
   ::unlink(files_.pid.c_str());
-  auto process = WorkerProcess::spawn(loop_, policy_.program, dnsmasqArgs(files_), files_.log,
-                                      [this](const WorkerExit& exit) { onExit(exit); });
+  auto process = WorkerProcess::spawn(loop_, policy_.program, dnsmasqArgs(files_), files_.log, nextExitCallback());
   if (!process) return process.error().withContext("network '" + network_ + "': start dnsmasq");
   process_ = std::move(*process);
   log::info("network '" + network_ + "': dnsmasq started (pid " + std::to_string(process_->pid()) + ")");
@@ -121,9 +129,8 @@ Status DnsmasqSupervisor::spawn() {
   return {};
 }
 
-void DnsmasqSupervisor::onExit(const WorkerExit& exit) {
-  if (process_) finished_.push_back(std::move(process_));
-  if (stopping_) return;
+void DnsmasqSupervisor::onExit(uint64_t generation, const WorkerExit& exit) {
+  if (generation != generation_ || stopping_) return;
   on_change_(std::nullopt, std::nullopt);
   uint64_t now = nowMs(loop_);
   uint64_t window = uint64_t(policy_.restart_window_s) * 1000;

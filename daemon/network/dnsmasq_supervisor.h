@@ -56,7 +56,9 @@ class DnsmasqSupervisor {
  private:
   Status spawn();
   Status adopt(pid_t pid);
-  void onExit(const WorkerExit& exit);
+  // The watcher of the next process; the last one, if any, waits in finished_ for its exit.
+  WorkerProcess::ExitCallback nextExitCallback();
+  void onExit(uint64_t generation, const WorkerExit& exit);
 
   uv_loop_t* loop_;
   std::string network_;
@@ -64,6 +66,8 @@ class DnsmasqSupervisor {
   DnsmasqPolicy policy_;
   OnChange on_change_;
   std::unique_ptr<WorkerProcess> process_;
+  // Which process process_ is: the exit of an older one (stopped, replaced) changes nothing.
+  uint64_t generation_ = 0;
   // Exited processes' watchers, dropped outside their own callback.
   std::vector<std::unique_ptr<WorkerProcess>> finished_;
   std::deque<uint64_t> restart_times_ms_;

@@ -11,7 +11,7 @@ namespace joined to the bridge by a veth pair.
   isolated   an isolated network: forwarding dropped, no masquerade; mode bridge on an
              operator's bridge: nothing created, nothing removed
   kill9      vmmd killed with SIGKILL and restarted: dnsmasq re-adopted, exactly one; a dnsmasq
-             killed behind vmmd's back is restarted; autostart networks come up with vmmd
+             killed behind vmmd's back is restarted (at most 5 times in 60 s); autostart networks come up with vmmd
   errors     non-root callers refused, malformed JSON, fields named in errors, overlapping subnets (defined networks, host
              addresses), a taken bridge name (another network's, a host link), undefine/start of
              an active network, bad names, unknown networks
@@ -224,6 +224,22 @@ def scenario_kill9(d):
     check(restarted["restarts"] == 1 and dnsmasq_pids(d, "web") == [restarted["pid"]], "after the restart: %r" % restarted)
     check("dnsmasq exited" in d.log() and "restarting it" in d.log(), "restart not logged")
 
+    # Restarts are bounded: 5 within 60 s, then vmmd gives up and says so.
+    pid = restarted["pid"]
+    for _ in range(4):
+        os.kill(pid, signal.SIGKILL)
+        pid = wait_until(lambda: net_info(d, "web")["dnsmasq"]["pid"] not in (None, pid) and net_info(d, "web")["dnsmasq"]["pid"],
+                         what="dnsmasq's restart", timeout=10)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: net_info(d, "web")["dnsmasq"]["gave_up"], what="vmmd giving up", timeout=10)
+    check(net_info(d, "web")["dnsmasq"]["pid"] is None and not dnsmasq_pids(d, "web"), "a sixth dnsmasq")
+    check("not restarting it" in d.log(), "giving up not logged")
+    # A stop and a start at once: one new dnsmasq, the old one's end changes nothing.
+    vmctl(d, "net-stop", "web")
+    vmctl(d, "net-start", "web")
+    restarted = net_info(d, "web")["dnsmasq"]
+    check(restarted["pid"] and not restarted["gave_up"] and dnsmasq_pids(d, "web") == [restarted["pid"]], "after net-start: %r" % restarted)
+
     # A clean stop and restart of vmmd: same again, and the network stays up.
     d.stop()
     d.start()
@@ -321,6 +337,18 @@ def scenario_errors(d):
     refused(c, "net-undefine", {"name": "a"}, "not defined")
 
 
+def without_leftovers(d, fn):
+    """fn(d); then, passed or failed, no dnsmasq of this run outlives it (they outlive vmmd by
+    design, and would keep the namespace alive)."""
+    try:
+        fn(d)
+    finally:
+        prefix = ("--conf-file=" + os.path.join(d.state, "networks") + "/").encode()
+        for pid, argv in live_processes():
+            if any(arg.startswith(prefix) for arg in argv):
+                os.kill(pid, signal.SIGKILL)
+
+
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else ""
     if "scenario_" + scenario not in globals():
@@ -335,7 +363,7 @@ def main():
         env = dict(os.environ, VMMD_NET_NETNS="1")
         return subprocess.call(["unshare", "-n", sys.executable, os.path.abspath(__file__), scenario], env=env)
     sh("ip", "link", "set", "lo", "up")
-    with_daemon(globals()["scenario_" + scenario])
+    with_daemon(without_leftovers, globals()["scenario_" + scenario])
     print(scenario + ": ok")
     return 0
 
