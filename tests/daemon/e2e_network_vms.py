@@ -14,8 +14,8 @@ usage: e2e_network_vms.py SCENARIO
            real qemu-ga standing at the VM's agent socket
   restart  vmmd killed with SIGKILL and started again: the worker is re-attached with its tap
            (which lives with the worker), and the tap goes when the VM is destroyed after that
-Needs root, /dev/kvm (label kvm), unshare, ip, dnsmasq and busybox (udhcpc): the whole test runs in
-a fresh network namespace (it re-executes itself under unshare --net --mount), so the host's links
+Needs root, /dev/kvm (label kvm), unshare, nsenter, ip, dnsmasq, busybox (udhcpc) and qemu-ga: it runs in
+a fresh network namespace (it re-executes itself under unshare --net), so the host's links
 are never touched."""
 import json
 import os
@@ -232,8 +232,8 @@ def scenario_restart(d):
 
 
 def in_fresh_namespace():
-    """Re-executes this script as root in new network and mount namespaces (a sysfs of its own,
-    lo up); returns its exit status. None when already there."""
+    """Re-executes this script as root in a new network namespace (lo up); returns its exit
+    status. None when already there."""
     if os.environ.get(INNER) == "1":
         return None
     if os.geteuid() != 0:
@@ -246,8 +246,7 @@ def in_fresh_namespace():
     if (status := require_kvm()) is not None:
         return status
     env = dict(os.environ, **{INNER: "1"})
-    script = "mount -t sysfs sysfs /sys && ip link set lo up && exec \"$@\""
-    return subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script, "sh", sys.executable,
+    return subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
                            os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode
 
 
