@@ -125,12 +125,12 @@ def scenario_nics(d):
     check(any(re.fullmatch(r"tap,id=net0,fd=\d+", a) for a in argv), f"no -netdev tap,fd=N in {argv}")
     check(f"virtio-net-pci,netdev=net0,mac={MAC}" in argv, argv)
 
-    # Before any lease: the network and MAC, no address.
+    # Before any lease: the network, MAC and tap, no address.
     listed = json.loads(ok(d, "list", "--json"))
-    check(listed[0]["nics"] == [{"mac": MAC, "network": "default"}], listed)
+    check(listed[0]["nics"] == [{"mac": MAC, "network": "default", "tap": tap}], listed)
     table = ok(d, "list").splitlines()
     check(table[0].split()[-1] == "IPV4" and table[1].split()[-1] == "-", table)
-    check(re.search(rf"^nic0:\s+{MAC} network default$", ok(d, "info", "n1"), re.M), ok(d, "info", "n1"))
+    check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\)$", ok(d, "info", "n1"), re.M), ok(d, "info", "n1"))
 
     # A DHCP client with the VM's MAC in its own namespace, on the bridge through a veth pair:
     # dnsmasq gives it the VM's static lease, as it would the guest.
@@ -143,10 +143,11 @@ def scenario_nics(d):
     check(static.get(MAC) == address, f"leased {address}, static leases {static}")
     wait_until(lambda: c.execute("vm-info", {"name": "n1"})["nics"][0].get("ipv4") == address, 10, "address in vm-info")
     nic = c.execute("vm-info", {"name": "n1"})["nics"][0]
-    check(nic == {"mac": MAC, "network": "default", "ipv4": address, "source": "dhcp-lease"}, nic)
+    check(nic == {"mac": MAC, "network": "default", "tap": tap, "ipv4": address, "source": "dhcp-lease"}, nic)
     check(json.loads(ok(d, "list", "--json"))[0]["nics"][0]["ipv4"] == address, "vmctl list --json")
     check(ok(d, "list").splitlines()[1].split()[-1] == address, ok(d, "list"))
-    check(re.search(rf"^nic0:\s+{MAC} network default {re.escape(address)} \(dhcp-lease\)$", ok(d, "info", "n1"), re.M),
+    check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\) {re.escape(address)} \(dhcp-lease\)$",
+                    ok(d, "info", "n1"), re.M),
           ok(d, "info", "n1"))
 
     # A network in use stays up.
@@ -185,7 +186,9 @@ def scenario_agent(d):
     c = d.start()
     c.execute("net-start", {"name": "default"})
     define_on_default(c, "a1", agent=True)
+    before = taps_on_bridge()
     start_running(d, c, "a1")
+    tap = the_new_tap(before)
     for args in (["link", "add", "agentd0", "type", "veth", "peer", "name", "agentd1"],
                  ["link", "set", "agentd0", "address", MAC, "up"],
                  ["addr", "add", "10.77.0.5/24", "dev", "agentd0"]):
@@ -200,10 +203,10 @@ def scenario_agent(d):
         wait_until(lambda: os.path.exists(qga_socket), 10, "qemu-ga listening")
         # Any agent command makes the channel; vm-info then asks the agent in the background.
         wait_until(lambda: vmctl(d, "agent", "a1", '{"execute": "guest-ping"}')[0] == 0, 20, "agent answering")
-        want = {"mac": MAC, "network": "default", "ipv4": "10.77.0.5", "source": "agent"}
+        want = {"mac": MAC, "network": "default", "tap": tap, "ipv4": "10.77.0.5", "source": "agent"}
         wait_until(lambda: c.execute("vm-info", {"name": "a1"})["nics"] == [want], 20, "the agent's address in vm-info")
         check(json.loads(ok(d, "list", "--json"))[0]["nics"] == [want], "vmctl list --json")
-        check(re.search(rf"^nic0:\s+{MAC} network default 10\.77\.0\.5 \(agent\)$", ok(d, "info", "a1"), re.M),
+        check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\) 10\.77\.0\.5 \(agent\)$", ok(d, "info", "a1"), re.M),
               ok(d, "info", "a1"))
     finally:
         agent.kill()
@@ -223,7 +226,8 @@ def scenario_restart(d):
     wait_until(lambda: state_of(c, "r1") == "running", 20, "r1 re-attached")
     info = c.execute("vm-info", {"name": "r1"})
     check(info["pid"] == pid, f"re-attached to {info.get('pid')}, not {pid}")
-    check(info["nics"] == [{"mac": MAC, "network": "default"}], info["nics"])
+    # Its tap found again (the worker's argv and fds).
+    check(info["nics"] == [{"mac": MAC, "network": "default", "tap": tap}], info["nics"])
     check(taps_on_bridge() == {tap: True}, taps_on_bridge())
     err = error_of(c, "net-stop", {"name": "default"})
     check("r1" in err, f"the users query after a restart: {err}")
