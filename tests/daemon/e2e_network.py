@@ -102,7 +102,7 @@ class Client:
         script.close()
         os.chmod(script.name, 0o755)
         try:
-            r = self.run(BUSYBOX, "udhcpc", "-f", "-q", "-n", "-t", "5", "-T", "1", "-i", "eth0", "-s", script.name,
+            r = self.run(BUSYBOX, "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1", "-i", "eth0", "-s", script.name,
                          "-x", "hostname:" + hostname, check_rc=False)
         finally:
             os.unlink(script.name)
