@@ -41,9 +41,10 @@ std::string addressesText(const qmp::JsonValue& row) {
   return out.empty() ? "-" : out;
 }
 
-// One NIC for `vmctl info`: "52:54:00:12:34:56 network default 192.168.124.5 (dhcp-lease)".
+// One NIC for `vmctl info`: "52:54:00:12:34:56 network default (tap vmmdt0) 192.168.124.5 (dhcp-lease)".
 std::string nicText(const qmp::JsonValue& nic) {
   std::string where = nic.HasMember("network") ? "network " + field(nic, "network") : "tap " + field(nic, "ifname");
+  if (nic.HasMember("tap")) where += " (tap " + field(nic, "tap") + ")";
   std::string text = field(nic, "mac") + " " + where;
   if (nic.HasMember("ipv4")) text += " " + field(nic, "ipv4") + " (" + field(nic, "source") + ")";
   return text;

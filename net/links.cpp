@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <memory>
 
+#include "net/tap.h"
+
 namespace vmmd::net {
 namespace {
 
@@ -45,9 +47,22 @@ Result<LinkPtr> newLink() {
 
 }  // namespace
 
-Status createBridge(NetlinkSocket& sock, const std::string& name) {
+Status createBridge(NetlinkSocket& sock, const std::string& name, const std::string& mac) {
   if (name.empty() || name.size() >= IFNAMSIZ) return Error("bridge name '" + name + "' is not valid", EINVAL);
-  if (int err = rtnl_link_bridge_add(sock.get(), name.c_str()); err < 0) return netlinkError("create bridge " + name, err);
+  auto link = newLink();
+  if (!link) return link.error();
+  rtnl_link_set_name(link->get(), name.c_str());
+  if (int err = rtnl_link_set_type(link->get(), "bridge"); err < 0) return netlinkError("create bridge " + name, err);
+  if (!mac.empty()) {
+    auto bytes = parseMac(mac);
+    if (!bytes) return bytes.error();
+    std::unique_ptr<nl_addr, NlAddrPut> address(nl_addr_build(AF_LLC, bytes->data(), bytes->size()));
+    if (!address) return Error("netlink: out of memory", ENOMEM);
+    rtnl_link_set_addr(link->get(), address.get());
+  }
+  if (int err = rtnl_link_add(sock.get(), link->get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) {
+    return netlinkError("create bridge " + name, err);
+  }
   return {};
 }
 

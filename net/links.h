@@ -12,8 +12,10 @@
 
 namespace vmmd::net {
 
-// A new bridge `name` (EEXIST in the error code when a link of that name exists), down.
-Status createBridge(NetlinkSocket& sock, const std::string& name);
+// A new bridge `name` (EEXIST in the error code when a link of that name exists), down. With
+// `mac` ("52:54:00:12:34:56") the bridge keeps that address: without one, the kernel gives a
+// bridge the lowest address of its ports, so it would change as taps come and go.
+Status createBridge(NetlinkSocket& sock, const std::string& name, const std::string& mac = "");
 Status setLinkUp(NetlinkSocket& sock, const std::string& name);
 // `address`/`prefix` on link `name` ("192.168.124.1", 24), with its broadcast address.
 Status addIpv4Address(NetlinkSocket& sock, const std::string& name, const std::string& address, int prefix);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "daemon/network/nat_rules.h"
@@ -51,13 +53,23 @@ Status checkHostForStart(const NetworkDefinition& def) {
   return {};
 }
 
+std::string bridgeMacFor(const std::string& network) {
+  // FNV-1a of the name: the same network gets the same gateway MAC at every start, so guests'
+  // ARP caches stay right across restarts.
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : network) hash = (hash ^ c) * 16777619u;
+  char text[18];
+  std::snprintf(text, sizeof text, "52:54:00:%02x:%02x:%02x", (hash >> 16) & 0xff, (hash >> 8) & 0xff, hash & 0xff);
+  return text;
+}
+
 Status bringUpBridge(const NetworkDefinition& def) {
   auto sock = net::NetlinkSocket::open();
   if (!sock) return sock.error();
   auto exists = net::linkExists(*sock, def.bridge);
   if (!exists) return exists.error();
   if (!*exists) {
-    if (auto st = net::createBridge(*sock, def.bridge); !st) return st;
+    if (auto st = net::createBridge(*sock, def.bridge, bridgeMacFor(def.name)); !st) return st;
   }
   if (auto st = net::addIpv4Address(*sock, def.bridge, formatIpv4(def.ipv4->address), def.ipv4->prefix);
       !st && st.error().code() != EEXIST) {

@@ -14,6 +14,8 @@ namespace vmmd::daemon {
 // bridge name a link already has (one that is not vmmd's). bridge: refuses a bridge that does
 // not exist or is not a bridge.
 Status checkHostForStart(const NetworkDefinition& def);
+// The bridge's own MAC for a network: 52:54:00 and three bytes from its name, stable.
+std::string bridgeMacFor(const std::string& network);
 // Creates what is missing of the bridge, its address and up state (a restarted vmmd repairs).
 Status bringUpBridge(const NetworkDefinition& def);
 // Replaces the network's nftables table with its rules, and for nat turns IPv4 forwarding on

@@ -34,6 +34,7 @@ void describe(qmp::Json& doc, qmp::JsonValue& obj, const VmSummary& vm) {
     put(doc, row, "mac", nic.mac);
     if (!nic.network.empty()) put(doc, row, "network", nic.network);
     if (!nic.ifname.empty()) put(doc, row, "ifname", nic.ifname);
+    putIf(doc, row, "tap", nic.tap);
     putIf(doc, row, "ipv4", nic.ipv4);
     putIf(doc, row, "source", nic.source);
     nics.PushBack(row, doc.GetAllocator());

@@ -82,6 +82,7 @@ struct NicAddress {
   std::optional<std::string> ipv4;
   // "agent" (the guest agent's guest-network-get-interfaces) or "dhcp-lease" (dnsmasq's leases).
   std::optional<std::string> source;
+  std::optional<std::string> tap;  // the tap vmmd made for a network NIC, while the VM runs
 };
 
 // vm-define's answer.

@@ -53,7 +53,7 @@ Result<NetworkTaps> Supervisor::attachNetworks(Vm& vm) {
     log::info(vmText(vm.name()) + ": " + nicField(i) + " " + nic.mac + " on network " + nic.network + ": tap " +
               attached->tap_name + " on bridge " + attached->bridge +
               (attached->ipv4.empty() ? "" : ", address " + attached->ipv4));
-    vm.taps.push_back(attached->tap_name);
+    vm.taps[i] = attached->tap_name;
     taps.emplace(i, std::move(attached->tap));
   }
   return taps;
@@ -61,7 +61,7 @@ Result<NetworkTaps> Supervisor::attachNetworks(Vm& vm) {
 
 void Supervisor::detachNetworks(Vm& vm) {
   if (!config_.networks) return;
-  for (const std::string& tap : std::exchange(vm.taps, {})) config_.networks->detachNic(tap);
+  for (const auto& [index, tap] : std::exchange(vm.taps, {})) config_.networks->detachNic(tap);
 }
 
 std::vector<std::string> Supervisor::networkUsers(const std::string& network) const {
@@ -110,9 +110,11 @@ std::vector<NicAddress> Supervisor::nicAddresses(const VmDefinition& def, Vm* vm
     if (known.answered_us && unixTimeUs() - known.answered_us < kAgentAddressValidUs) agent = &known;
   }
   std::vector<NicAddress> out;
-  for (const NicSpec& nic : def.nics) {
-    NicAddress row{nic.mac, nic.network, nic.ifname, std::nullopt, std::nullopt};
+  for (size_t i = 0; i < def.nics.size(); ++i) {
+    const NicSpec& nic = def.nics[i];
+    NicAddress row{nic.mac, nic.network, nic.ifname, std::nullopt, std::nullopt, std::nullopt};
     if (running) {
+      if (auto tap = vm->taps.find(i); tap != vm->taps.end()) row.tap = tap->second;
       if (agent) {
         if (auto it = agent->ipv4_by_mac.find(nic.mac); it != agent->ipv4_by_mac.end()) {
           row.ipv4 = it->second;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "daemon/process/worker_taps.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 
@@ -117,6 +118,10 @@ std::optional<std::string> Supervisor::notOurWorker(const Vm& vm, const ProcessF
 // A re-attached worker keeps the uid it runs as (no new worker may get it while it lives) and
 // its cgroup.
 void Supervisor::claimWorker(Vm& vm, pid_t pid, const ProcessFacts& facts) {
+  // Its network NICs' taps live with it; their names come back from its argv and fds.
+  for (auto& [index, tap] : workerTaps(pid, facts.argv)) {
+    if (index < vm.def.nics.size() && vm.def.nics[index].onNetwork()) vm.taps[index] = std::move(tap);
+  }
   if (config_.cgroups) {
     // The previous vmmd's exit lifted the limits (cgroup_tree.h): they apply again, from the
     // definition as it is now. The worker is moved there too: a vmmd killed right after the spawn

@@ -56,9 +56,10 @@ struct Supervisor::Vm {
   std::unique_ptr<ConsoleRelay> console;
   std::unique_ptr<AgentChannel> agent;  // while the worker runs, for a definition with "agent": true
   AgentAddresses agent_addresses;       // while the worker runs
-  // The taps vmmd made for its network NICs (NetworkManager::attachNic), while its worker runs.
-  // Not persistent: each vanishes with the worker's fd, so a re-attached worker's need no record.
-  std::vector<std::string> taps;
+  // The taps vmmd made for its network NICs (NetworkManager::attachNic), by NIC index, while its
+  // worker runs. Not persistent: each vanishes with the worker's fd; a re-attached worker's are
+  // found again from /proc (process/worker_taps.h).
+  std::map<size_t, std::string> taps;
   // One timer per VM, for whichever wait is current: the QMP greeting while starting or
   // re-attaching, the shutdown timeout, or the restart backoff.
   UvHandle<uv_timer_t> timer;

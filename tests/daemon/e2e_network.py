@@ -102,7 +102,7 @@ class Client:
         script.close()
         os.chmod(script.name, 0o755)
         try:
-            r = self.run(BUSYBOX, "udhcpc", "-f", "-q", "-n", "-t", "5", "-T", "1", "-i", "eth0", "-s", script.name,
+            r = self.run(BUSYBOX, "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1", "-i", "eth0", "-s", script.name,
                          "-x", "hostname:" + hostname, check_rc=False)
         finally:
             os.unlink(script.name)
@@ -138,8 +138,11 @@ def scenario_lifecycle(d):
     check(info["state"] == "active" and info["dnsmasq"]["pid"] in dnsmasq_pids(d, "default"), "net-info: %r" % info)
     check(len(dnsmasq_pids(d, "default")) == 1, "dnsmasq processes: %r" % dnsmasq_pids(d, "default"))
 
+    gateway_mac = bridge["address"]
+    check(gateway_mac.startswith("52:54:00:"), "the bridge's MAC is not vmmd's: " + gateway_mac)
     client = Client("vmmdbr0", "52:54:00:aa:00:01", "c1")
     try:
+        check(link("vmmdbr0")["address"] == gateway_mac, "the bridge's MAC changed when a port joined")
         address = client.dhcp("client1")
         check(address.startswith("192.168.124."), "leased " + address)
         wait_until(lambda: any(x["mac"] == "52:54:00:aa:00:01" and x["ipv4"] == address for x in net_info(d, "default")["leases"]),

@@ -14,8 +14,8 @@ usage: e2e_network_vms.py SCENARIO
            real qemu-ga standing at the VM's agent socket
   restart  vmmd killed with SIGKILL and started again: the worker is re-attached with its tap
            (which lives with the worker), and the tap goes when the VM is destroyed after that
-Needs root, /dev/kvm (label kvm), unshare, ip, dnsmasq and busybox (udhcpc): the whole test runs in
-a fresh network namespace (it re-executes itself under unshare --net --mount), so the host's links
+Needs root, /dev/kvm (label kvm), unshare, nsenter, ip, dnsmasq, busybox (udhcpc) and qemu-ga: it runs in
+a fresh network namespace (it re-executes itself under unshare --net), so the host's links
 are never touched."""
 import json
 import os
@@ -125,12 +125,12 @@ def scenario_nics(d):
     check(any(re.fullmatch(r"tap,id=net0,fd=\d+", a) for a in argv), f"no -netdev tap,fd=N in {argv}")
     check(f"virtio-net-pci,netdev=net0,mac={MAC}" in argv, argv)
 
-    # Before any lease: the network and MAC, no address.
+    # Before any lease: the network, MAC and tap, no address.
     listed = json.loads(ok(d, "list", "--json"))
-    check(listed[0]["nics"] == [{"mac": MAC, "network": "default"}], listed)
+    check(listed[0]["nics"] == [{"mac": MAC, "network": "default", "tap": tap}], listed)
     table = ok(d, "list").splitlines()
     check(table[0].split()[-1] == "IPV4" and table[1].split()[-1] == "-", table)
-    check(re.search(rf"^nic0:\s+{MAC} network default$", ok(d, "info", "n1"), re.M), ok(d, "info", "n1"))
+    check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\)$", ok(d, "info", "n1"), re.M), ok(d, "info", "n1"))
 
     # A DHCP client with the VM's MAC in its own namespace, on the bridge through a veth pair:
     # dnsmasq gives it the VM's static lease, as it would the guest.
@@ -143,10 +143,11 @@ def scenario_nics(d):
     check(static.get(MAC) == address, f"leased {address}, static leases {static}")
     wait_until(lambda: c.execute("vm-info", {"name": "n1"})["nics"][0].get("ipv4") == address, 10, "address in vm-info")
     nic = c.execute("vm-info", {"name": "n1"})["nics"][0]
-    check(nic == {"mac": MAC, "network": "default", "ipv4": address, "source": "dhcp-lease"}, nic)
+    check(nic == {"mac": MAC, "network": "default", "tap": tap, "ipv4": address, "source": "dhcp-lease"}, nic)
     check(json.loads(ok(d, "list", "--json"))[0]["nics"][0]["ipv4"] == address, "vmctl list --json")
     check(ok(d, "list").splitlines()[1].split()[-1] == address, ok(d, "list"))
-    check(re.search(rf"^nic0:\s+{MAC} network default {re.escape(address)} \(dhcp-lease\)$", ok(d, "info", "n1"), re.M),
+    check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\) {re.escape(address)} \(dhcp-lease\)$",
+                    ok(d, "info", "n1"), re.M),
           ok(d, "info", "n1"))
 
     # A network in use stays up.
@@ -185,7 +186,9 @@ def scenario_agent(d):
     c = d.start()
     c.execute("net-start", {"name": "default"})
     define_on_default(c, "a1", agent=True)
+    before = taps_on_bridge()
     start_running(d, c, "a1")
+    tap = the_new_tap(before)
     for args in (["link", "add", "agentd0", "type", "veth", "peer", "name", "agentd1"],
                  ["link", "set", "agentd0", "address", MAC, "up"],
                  ["addr", "add", "10.77.0.5/24", "dev", "agentd0"]):
@@ -200,10 +203,10 @@ def scenario_agent(d):
         wait_until(lambda: os.path.exists(qga_socket), 10, "qemu-ga listening")
         # Any agent command makes the channel; vm-info then asks the agent in the background.
         wait_until(lambda: vmctl(d, "agent", "a1", '{"execute": "guest-ping"}')[0] == 0, 20, "agent answering")
-        want = {"mac": MAC, "network": "default", "ipv4": "10.77.0.5", "source": "agent"}
+        want = {"mac": MAC, "network": "default", "tap": tap, "ipv4": "10.77.0.5", "source": "agent"}
         wait_until(lambda: c.execute("vm-info", {"name": "a1"})["nics"] == [want], 20, "the agent's address in vm-info")
         check(json.loads(ok(d, "list", "--json"))[0]["nics"] == [want], "vmctl list --json")
-        check(re.search(rf"^nic0:\s+{MAC} network default 10\.77\.0\.5 \(agent\)$", ok(d, "info", "a1"), re.M),
+        check(re.search(rf"^nic0:\s+{MAC} network default \(tap {tap}\) 10\.77\.0\.5 \(agent\)$", ok(d, "info", "a1"), re.M),
               ok(d, "info", "a1"))
     finally:
         agent.kill()
@@ -223,7 +226,8 @@ def scenario_restart(d):
     wait_until(lambda: state_of(c, "r1") == "running", 20, "r1 re-attached")
     info = c.execute("vm-info", {"name": "r1"})
     check(info["pid"] == pid, f"re-attached to {info.get('pid')}, not {pid}")
-    check(info["nics"] == [{"mac": MAC, "network": "default"}], info["nics"])
+    # Its tap found again (the worker's argv and fds).
+    check(info["nics"] == [{"mac": MAC, "network": "default", "tap": tap}], info["nics"])
     check(taps_on_bridge() == {tap: True}, taps_on_bridge())
     err = error_of(c, "net-stop", {"name": "default"})
     check("r1" in err, f"the users query after a restart: {err}")
@@ -232,8 +236,8 @@ def scenario_restart(d):
 
 
 def in_fresh_namespace():
-    """Re-executes this script as root in new network and mount namespaces (a sysfs of its own,
-    lo up); returns its exit status. None when already there."""
+    """Re-executes this script as root in a new network namespace (lo up); returns its exit
+    status. None when already there."""
     if os.environ.get(INNER) == "1":
         return None
     if os.geteuid() != 0:
@@ -246,8 +250,7 @@ def in_fresh_namespace():
     if (status := require_kvm()) is not None:
         return status
     env = dict(os.environ, **{INNER: "1"})
-    script = "mount -t sysfs sysfs /sys && ip link set lo up && exec \"$@\""
-    return subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script, "sh", sys.executable,
+    return subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
                            os.path.abspath(__file__), *sys.argv[1:]], env=env).returncode
 
 

@@ -4,6 +4,7 @@
 #include "daemon/network/dnsmasq_config.h"
 #include "daemon/network/ipv4.h"
 #include "daemon/network/nat_rules.h"
+#include "daemon/network/network_host.h"
 #include "daemon/network/network_definition.h"
 
 namespace vmmd::daemon {
@@ -173,6 +174,13 @@ TEST(NatRules, NatMasqueradesTheSubnetAndIsolatedDropsForwarding) {
   EXPECT_EQ(isolated.find("masquerade"), std::string::npos);
   EXPECT_NE(isolated.find("iifname \"vmmdbr0\" drop\n    oifname \"vmmdbr0\" drop"), std::string::npos) << isolated;
   EXPECT_EQ(natRemoveCommands("lab"), "table ip vmmd-lab\ndelete table ip vmmd-lab\n");
+}
+
+TEST(NetworkHost, BridgeMacIsStablePerNetworkAndLocal) {
+  EXPECT_EQ(bridgeMacFor("default"), bridgeMacFor("default"));
+  EXPECT_NE(bridgeMacFor("default"), bridgeMacFor("lab"));
+  EXPECT_EQ(bridgeMacFor("default").rfind("52:54:00:", 0), 0u);
+  EXPECT_EQ(bridgeMacFor("default").size(), 17u);
 }
 
 }  // namespace

@@ -130,10 +130,11 @@ TEST_F(NetworkManagerTest, DhcpClientGetsItsStaticLease) {
   std::ofstream(script) << "#!/bin/sh\n[ \"$1\" = bound ] && echo \"leased $ip\" || true\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   std::string guest =
-      "unshare -n sleep 30 >/dev/null 2>&1 & pid=$!; sleep 0.2; "
+      "unshare -n sleep 30 >/dev/null 2>&1 & pid=$!; "
+      "while [ \"$(readlink /proc/$pid/ns/net)\" = \"$(readlink /proc/self/ns/net)\" ]; do sleep 0.05; done; "
       "ip link add vguest type veth peer name eth0 netns $pid && ip link set vguest master vmmdn1 up && "
       "nsenter -t $pid -n ip link set eth0 address 52:54:00:ab:cd:01 up && "
-      "nsenter -t $pid -n busybox udhcpc -f -q -n -t 5 -T 1 -i eth0 -s " + script + "; rc=$?; kill $pid; exit $rc";
+      "nsenter -t $pid -n busybox udhcpc -f -q -n -t 10 -T 1 -i eth0 -s " + script + "; rc=$?; kill $pid; exit $rc";
   auto [rc, out] = shell(guest);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("leased 10.33.0.10"), std::string::npos) << out;
