@@ -53,6 +53,8 @@ class StateReader {
   std::string string();
   DeviceState state();
 
+  // A read has failed (or reject() was called): later reads return zero.
+  bool failed() const { return !error_.empty(); }
   // Marks the state as unusable (a field the reader refuses), with why.
   void reject(const std::string& why);
   // An error naming `what` if any read failed or if bytes are left over.

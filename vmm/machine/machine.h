@@ -34,6 +34,7 @@
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
 #include "vmm/machine/exit_stats.h"
+#include "vmm/machine/machine_state.h"
 #include "vmm/machine/microvm_layout.h"
 #include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
@@ -73,6 +74,24 @@ class Machine {
   void pause();
   void resume();
   bool running() const { return !runners_.empty(); }
+  // Every vCPU is parked (after pause(), or powerOn(true)): the state may be taken or given.
+  bool paused() const;
+
+  // Migration and snapshots; the call order is in machine_state.h.
+  // Devices stop taking host-side input (queue notifications, received frames, console bytes)
+  // so nothing but completions of requests already in flight writes guest memory; and again.
+  void stopDeviceIo();
+  void resumeDeviceIo();
+  // Block requests handed to I/O threads whose completion has not reached the guest yet. Their
+  // completions run on the main loop: the caller lets it turn until this is 0.
+  size_t requestsInFlight() const;
+  // Every section (machine_state.h). Fails, naming the device, when the vCPUs are not paused or
+  // a request is still in flight.
+  Result<MachineState> saveState();
+  // Gives every section to its vCPU, KVM object or device. Before the vCPUs run (powerOn(true)).
+  // A section for no present device, a device with no section, or a section of another kind or
+  // version is an error naming it; after an error the machine must not be resumed.
+  Status loadState(const MachineState& state);
 
   void pressPowerButton() { acpi_pm_.pressPowerButton(); }
   Serial16550& serial() { return serial_; }
