@@ -207,7 +207,7 @@ TEST_F(VirtioPciTest, KickAgainMakesTheQueueNotificationReadable) {
 TEST_F(VirtioPciTest, AVirtioSerialStateLoadsOnlyIntoOneWithAsManyPorts) {
   auto console = transport(std::make_unique<VirtioConsole>(1, std::vector<PortSpec>{}, nullptr));
   auto target = transport(std::make_unique<VirtioConsole>(1, std::vector<PortSpec>{}, nullptr));
-  auto saved = testing::expectRoundTrip(*console, *target);
+  auto saved = vmmd::testing::expectRoundTrip(*console, *target);
   EXPECT_EQ(saved.kind, "virtio-pci");
   auto bigger = transport(std::make_unique<VirtioConsole>(4, std::vector<PortSpec>{}, nullptr));
   auto refused = bigger->loadState(saved);
@@ -222,7 +222,7 @@ TEST_F(VirtioPciTest, HostileTransportStatesAreRefused) {
   auto saved = source->saveState();
   ASSERT_TRUE(saved.ok());
   auto target = rng();
-  testing::expectHostileStatesRefused(*target, *saved);
+  vmmd::testing::expectHostileStatesRefused(*target, *saved);
 }
 
 // The PCI function's configuration space: what the guest wrote (BAR, command, MSI-X enable)
