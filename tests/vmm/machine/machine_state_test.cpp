@@ -14,6 +14,8 @@
 #include <cstring>
 #include <mutex>
 #include <regex>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 
 #include "tests/support/cannot_run.h"
@@ -21,6 +23,7 @@
 #include "vmm/config/option_parser.h"
 #include "vmm/machine/kvm_state.h"
 #include "vmm/machine/machine.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd {
 namespace {
@@ -191,6 +194,42 @@ TEST_F(RealKvmMachineState, AMicrovmWithTwoVcpusCountsOnAfterLoad) {
   configure({"-M", "microvm,rtc=on", "-smp", "2", "-device", "virtio-rng-device"});
   expectCountsOnAfterLoad({"cpu/0", "cpu/1", "kvm/irqchip", "kvm/pit", "kvm/clock", "serial/0x3f8", "cmos/0x70",
                            "acpi-pm/0x600", "virtio-mmio/0xfeb00000/virtio-rng-device"});
+}
+
+// The worker saves and loads from its main loop under -sandbox on: every ioctl it needs is in the
+// main thread's allowlist (a missing one kills the child by SIGSYS, naming the call on stderr).
+TEST_F(RealKvmMachineState, SaveAndLoadRunUnderTheMainLoopsSandbox) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    RecordingHost source_host, target_host;
+    auto source = Machine::create(config_, source_host);
+    auto target = Machine::create(config_, target_host);  // files are opened before confinement, as in the worker
+    if (!source || !target) ::_exit(10);
+    if (!sandbox::prepare() || !sandbox::enterProcess() || !sandbox::confineThread(sandbox::Role::Main)) ::_exit(11);
+    if (!(*source)->powerOn(false) || !source_host.waitFor("name=count n=2 ", std::chrono::seconds(30))) ::_exit(12);
+    (*source)->pause();
+    (*source)->stopDeviceIo();
+    auto state = (*source)->saveState();
+    if (!state) {
+      std::fprintf(stderr, "save: %s\n", state.error().message().c_str());
+      ::_exit(13);
+    }
+    if (!(*target)->powerOn(true) || !copyRam((*source)->memory(), (*target)->memory())) ::_exit(14);
+    auto loaded = (*target)->loadState(*state);
+    if (!loaded) {
+      std::fprintf(stderr, "load: %s\n", loaded.error().message().c_str());
+      ::_exit(15);
+    }
+    (*target)->resume();
+    unsigned last = counts(source_host.text()).back();
+    if (!target_host.waitFor("name=count n=" + std::to_string(last + 2) + " ", std::chrono::seconds(30))) ::_exit(16);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status)) : "exit " + std::to_string(WEXITSTATUS(status)));
 }
 
 // What this host's KVM offers for saving a vCPU (shown in the log: PVM and old kernels differ).
