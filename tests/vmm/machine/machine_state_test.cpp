@@ -295,6 +295,21 @@ TEST_F(RealKvmMachineState, TheHostsKvmOffersWhatTheVcpuStateNeeds) {
     EXPECT_TRUE(found) << std::hex << wanted;
   }
   EXPECT_TRUE(loadVcpuState(*vcpu, *state, *support).ok());
+
+  // The paths for an older KVM (no KVM_CAP_SREGS2, no XSAVE: KVM_GET_SREGS and the legacy FPU
+  // area) round-trip too; an XSAVE state is refused where XSAVE is missing, naming it.
+  KvmStateSupport old = *support;
+  old.sregs2 = false;
+  old.xsave = false;
+  auto old_state = saveVcpuState(*vcpu, old);
+  ASSERT_TRUE(old_state.ok()) << old_state.error().message();
+  EXPECT_TRUE(loadVcpuState(*vcpu, *old_state, old).ok());
+  auto again = saveVcpuState(*vcpu, old);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->bytes.size(), old_state->bytes.size());
+  auto refused = loadVcpuState(*vcpu, *state, old);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("KVM_CAP_XSAVE"));
 }
 
 TEST_F(RealKvmMachineState, AStateForAnotherConfigurationIsRefusedNamingTheSection) {
