@@ -86,6 +86,8 @@ class Image final : public Qcow2Device {
   // Every cluster an L1 table reaches (its L2 tables and what they point to), once per path, as
   // the refcounts count them: sorted, with repeats.
   Result<std::vector<uint64_t>> referencedClusters(std::span<const uint64_t> l1);
+  // Error (nothing changed) when one more reference per path would overflow a refcount.
+  Result<void> refcountsFit(std::span<const uint64_t> sortedClusters);
   Result<void> changeRefcountsOf(std::span<const uint64_t> sortedClusters, int64_t delta);
   // Sets bit 63 of the active L1 and L2 entries where `copied` says so (the rest cleared),
   // writing only the tables that change.

@@ -14,6 +14,7 @@
 // new one. A COPIED bit is set only where the snapshot's reference is already gone from the table,
 // so no surviving snapshot's cluster is ever written in place.
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 
 #include "storage/endian.h"
@@ -126,22 +127,25 @@ Result<std::vector<uint64_t>> Image::referencedClusters(std::span<const uint64_t
   return out;
 }
 
+Result<void> Image::refcountsFit(std::span<const uint64_t> sorted) {
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
+    auto rc = refcount(sorted[i]);
+    if (!rc) return rc.error();
+    if (*rc + (j - i) > refMax_) {
+      return Error(path() + ": the refcount of cluster " + std::to_string(sorted[i]) + " would exceed " +
+                   std::to_string(refMax_) + " (refcount_bits=" + std::to_string(refBits_) +
+                   "); convert the image with a larger refcount_bits for more snapshots",
+                   EOVERFLOW);
+    }
+    i = j;
+  }
+  return {};
+}
+
 Result<void> Image::changeRefcountsOf(std::span<const uint64_t> sorted, int64_t delta) {
   // A cluster reached n times changes by n * delta; runs of neighbours with the same n change at once.
-  if (delta > 0) {
-    for (size_t i = 0; i < sorted.size();) {
-      size_t j = i;
-      while (j < sorted.size() && sorted[j] == sorted[i]) ++j;
-      auto rc = refcount(sorted[i]);
-      if (!rc) return rc.error();
-      if (*rc + uint64_t(delta) * (j - i) > refMax_) {
-        return Error(path() + ": the refcount of cluster " + std::to_string(sorted[i]) + " would exceed " +
-                     std::to_string(refMax_) + " (refcount_bits=" + std::to_string(refBits_) +
-                     "); convert the image with a larger refcount_bits for more snapshots");
-      }
-      i = j;
-    }
-  }
   uint64_t runStart = 0, runLen = 0;
   int64_t runDelta = 0;
   for (size_t i = 0; i <= sorted.size();) {
@@ -278,6 +282,7 @@ Result<SnapshotEntry> Image::createSnapshotLocked(const SnapshotRequest& request
 
   auto refs = referencedClusters(l1_);
   if (!refs) return refs.error();
+  if (auto r = refcountsFit(*refs); !r) return r.error();
   // 1. The snapshot's L1 table (bit 63 means nothing in an inactive table: cleared) and the
   //    refcounts of everything it reaches.
   if (e.l1Size) {
@@ -327,6 +332,7 @@ Result<void> Image::applySnapshotLocked(const SnapshotEntry& sn) {
   if (!newRefs) return newRefs.error();
   auto oldRefs = referencedClusters(l1_);
   if (!oldRefs) return oldRefs.error();
+  if (auto r = refcountsFit(*newRefs); !r) return r;
   // 1. What the snapshot reaches gains the active table's reference first.
   if (auto r = changeRefcountsOf(*newRefs, +1); !r) return r;
   if (auto r = syncAllocations(); !r) return r;
