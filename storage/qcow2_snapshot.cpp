@@ -199,9 +199,7 @@ Result<void> Image::rewriteCopiedFlags(const std::function<Result<bool>(uint64_t
     }
   }
   if (newL1 != l1_) {
-    std::vector<uint8_t> raw(newL1.size() * 8);
-    for (size_t i = 0; i < newL1.size(); ++i) storeBe64(&raw[i * 8], newL1[i]);
-    if (auto r = file_->write(h_.l1TableOffset, raw); !r) return r;
+    if (auto r = file_->write(h_.l1TableOffset, bigEndianTable(newL1)); !r) return r;
     l1_ = std::move(newL1);
   }
   return {};
@@ -242,8 +240,7 @@ std::vector<SnapshotEntry> Image::snapshots() const {
 }
 
 Result<SnapshotEntry> Image::createSnapshot(const SnapshotRequest& request) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   auto r = createSnapshotLocked(request);
@@ -289,9 +286,9 @@ Result<SnapshotEntry> Image::createSnapshotLocked(const SnapshotRequest& request
     const uint64_t clusters = (uint64_t(e.l1Size) * 8 + cs_ - 1) >> cb_;
     auto at = allocClusters(clusters);
     if (!at) return at.error();
-    std::vector<uint8_t> raw(clusters << cb_, 0);
-    for (size_t i = 0; i < l1_.size(); ++i) storeBe64(&raw[i * 8], l1_[i] & ~kOflagCopied);
-    if (auto r = file_->write(*at, raw); !r) return r.error();
+    std::vector<uint64_t> copy = l1_;
+    for (auto& entry : copy) entry &= ~kOflagCopied;
+    if (auto r = file_->write(*at, bigEndianTable(copy, clusters << cb_)); !r) return r.error();
     noteAllocationWritten();
     e.l1Offset = *at;
   }
@@ -308,8 +305,7 @@ Result<SnapshotEntry> Image::createSnapshotLocked(const SnapshotRequest& request
 }
 
 Result<void> Image::applySnapshot(const std::string& id) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   int i = findSnapshot(snapshots_, id, "");
@@ -338,9 +334,7 @@ Result<void> Image::applySnapshotLocked(const SnapshotEntry& sn) {
   if (auto r = syncAllocations(); !r) return r;
   // 2. The switch: the active L1 table in one write (every entry shared, so none marked COPIED),
   //    and the snapshot's disk size.
-  std::vector<uint8_t> raw(newL1.size() * 8);
-  for (size_t i = 0; i < newL1.size(); ++i) storeBe64(&raw[i * 8], newL1[i]);
-  if (auto r = file_->write(h_.l1TableOffset, raw); !r) return r;
+  if (auto r = file_->write(h_.l1TableOffset, bigEndianTable(newL1)); !r) return r;
   l1_ = newL1;
   if (sn.diskSize != size_) {
     uint8_t v[8];
@@ -362,8 +356,7 @@ Result<void> Image::applySnapshotLocked(const SnapshotEntry& sn) {
 }
 
 Result<SnapshotEntry> Image::deleteSnapshot(const std::string& id, const std::string& name) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   int i = findSnapshot(snapshots_, id, name);
