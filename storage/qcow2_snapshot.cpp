@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <unordered_set>
 
 #include "storage/endian.h"
 #include "storage/qcow2_image.h"
@@ -69,6 +70,11 @@ Result<void> Image::loadSnapshots() {
       overlaps(h_.snapshotsOffset, tableBytes, h_.refcountTableOffset, refBytes)) {
     return Error(bad + "overlaps the header, the L1 table or the refcount table");
   }
+  // Every snapshot has an L1 table of its own clusters: together they fit in the file. (Bounds
+  // the work of walking them: a hostile table cannot name one huge L1 table 65536 times.)
+  uint64_t l1Total = 0;
+  for (const auto& e : *list) l1Total += (uint64_t(e.l1Size) * 8 + cs_ - 1) & ~(cs_ - 1);
+  if (l1Total > *fsize) return Error(bad + "names L1 tables larger together than the file");
   for (size_t i = 0; i < list->size(); ++i) {
     const auto& e = (*list)[i];
     const uint64_t bytes = uint64_t(e.l1Size) * 8;
@@ -87,11 +93,17 @@ Result<std::vector<uint64_t>> Image::referencedClusters(std::span<const uint64_t
   std::vector<uint64_t> out;
   const uint64_t l2n = 1ull << l2Bits_;
   auto inside = [&](uint64_t off, uint64_t len) { return off + len <= hostEnd_; };
+  // A sound L1 table names each L2 table once; a hostile one naming one table a million times
+  // would make this list grow without bound.
+  std::unordered_set<uint64_t> seen;
   for (uint64_t i = 0; i < l1.size(); ++i) {
     const uint64_t l2off = l1[i] & kOffsetMask;
     if (!l2off) continue;
     if ((l2off & (cs_ - 1)) || !inside(l2off, cs_)) {
       return corrupt("L2 table at offset " + std::to_string(l2off) + " is misaligned or outside the file");
+    }
+    if (!seen.insert(l2off).second) {
+      return corrupt("L2 table at offset " + std::to_string(l2off) + " is named twice in one L1 table");
     }
     out.push_back(l2off >> cb_);
     auto table = l2Table(l2off);

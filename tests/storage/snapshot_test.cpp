@@ -598,6 +598,41 @@ TEST_F(StorageSnapshotHostile, HugeDiskSize) {
   expectOpenError("too large");
 }
 
+TEST_F(StorageSnapshotHostile, OneHugeL1NamedByEverySnapshot) {
+  // 10 entries all naming a 64 KiB L1 table in a file of a few clusters: more than the file holds.
+  std::vector<uint8_t> entry(40 + 24 + 2, 0);
+  storeBe64(&entry[0], l1);
+  storeBe32(&entry[8], 8192);
+  storeBe16(&entry[12], 1);
+  storeBe16(&entry[14], 1);
+  storeBe32(&entry[36], 24);
+  entry[64] = '1';
+  entry[65] = 'x';
+  entry.resize(72, 0);
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(::pwrite(fd, entry.data(), entry.size(), static_cast<off_t>(table + i * 72)), 72);
+  ::close(fd);
+  put(60, 10, 4);
+  expectOpenError("larger together than the file");
+}
+
+TEST_F(StorageSnapshotHostile, L2TableNamedTwiceInASnapshot) {
+  uint8_t raw[8];
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_EQ(::pread(fd, raw, 8, static_cast<off_t>(l1)), 8);
+  ::close(fd);
+  const uint64_t first = loadBe64(raw);
+  ASSERT_NE(first, 0u);
+  put(table + 8, 2, 4);   // the snapshot's L1 table gets a second entry (its cluster has room)
+  put(l1 + 8, first, 8);  // which names entry 0's L2 table too
+  auto dev = test::openOrDie(path);
+  ASSERT_TRUE(dev);
+  auto r = asQcow2(dev)->applySnapshot("1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("named twice"), std::string::npos) << r.error().message();
+}
+
 TEST_F(StorageSnapshotHostile, SnapshotL2OutsideTheFileFailsApplyAndCheckClearly) {
   put(l1, (1ull << 45), 8);  // the snapshot's L1 entry 0 points far away
   auto dev = test::openOrDie(path);
