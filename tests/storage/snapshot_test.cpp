@@ -100,7 +100,7 @@ TEST_P(StorageSnapshotGeometry, RandomOperationsMatchShadows) {
   std::vector<uint8_t> active(8 << 20, 0);
   std::map<std::string, std::vector<uint8_t>> saved;  // by id
   int made = 0;
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 3; ++round) {
     {
       auto dev = test::openOrDie(path);
       ASSERT_TRUE(dev);
