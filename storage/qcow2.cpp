@@ -46,9 +46,16 @@ Result<void> Image::noteCorruption(Result<void> r) {
   return r;
 }
 
+Result<void> Image::writable() const {
+  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
+  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  return {};
+}
+
 Result<void> Image::rangeCheck(uint64_t offset, uint64_t length, bool forWrite) const {
-  if (forWrite && readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (forWrite && markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (forWrite) {
+    if (auto r = writable(); !r) return r;
+  }
   if (offset > size_ || length > size_ - offset) {
     return Error(path() + ": request at offset " + std::to_string(offset) + " length " + std::to_string(length) +
                  " is beyond the end of the disk (" + std::to_string(size_) + " bytes)");
@@ -72,13 +79,13 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
     if ((h->incompatible & kIncompatDirty) && !options.repair) {
       return Error(path + ": image is dirty (its refcounts may be stale); repair it with 'vmm-img check -r all'");
     }
-    if (h->nbSnapshots) return Error(path + ": writing images with internal snapshots is not supported");
   }
   std::unique_ptr<Image> img(new Image(std::move(file), *h));
   img->writeBarriers_ = options.writeBarriers;
   img->hostEnd_ = (*fsize + img->cs_ - 1) & ~(img->cs_ - 1);
   if (auto r = img->loadL1(); !r) return r.error();
   if (auto r = img->loadRefTable(); !r) return r.error();
+  if (auto r = img->loadSnapshots(); !r) return r.error();
   if (!h->backingFile.empty() && options.openBacking) {
     // Never probed: a guest that writes a qcow2 header into its raw base image would choose which
     // file is opened next (QEMU 7.2 still probes on open; it refuses only `create -b` without -F).
