@@ -43,20 +43,6 @@ Status ImageFile::checkFits(const GuestMemory& memory, uint64_t guest_address, u
 
 Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const {
   if (auto st = checkFits(memory, guest_address, length); !st) return st;
-  if (offset > size_ || length > size_ - offset) return readAt(offset, {memory.hostAddress(guest_address, length), length});
-  // The whole pages of the range are mapped from the file (no copy, no zeroing before the guest
-  // runs: tests/bench/boot/README.md); the partial pages at either end, and a range whose file
-  // offset and guest address do not share a page offset, are copied.
-  constexpr uint64_t kPage = GuestMemory::kPageSize;
-  uint64_t head = (kPage - guest_address % kPage) % kPage;
-  if ((guest_address - offset) % kPage == 0 && length > head) {
-    uint64_t whole = (length - head) / kPage * kPage;
-    if (whole > 0 && memory.mapFile(guest_address + head, fd_.get(), offset + head, whole).ok()) {
-      uint64_t tail = head + whole;
-      if (auto st = readAt(offset, {memory.hostAddress(guest_address, head), head}); !st) return st;
-      return readAt(offset + tail, {memory.hostAddress(guest_address + tail, length - tail), length - tail});
-    }
-  }
   return readAt(offset, {memory.hostAddress(guest_address, length), length});
 }
 

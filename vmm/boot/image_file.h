@@ -1,6 +1,5 @@
-// A kernel or initrd file opened for loading: its pages mapped copy-on-write into guest memory
-// (or, where that cannot be, bounded reads straight into it), so a multi-megabyte kernel is
-// neither copied twice nor, mostly, at all.
+// A kernel or initrd file opened for loading: bounded reads straight into guest memory, so a
+// multi-megabyte kernel is never copied twice.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +23,7 @@ class ImageFile {
   Status readAt(uint64_t offset, std::span<uint8_t> out) const;
   // Whether `length` bytes at `guest_address` lie in guest RAM; the error names the file.
   Status checkFits(const GuestMemory& memory, uint64_t guest_address, uint64_t length) const;
-  // Puts [offset, offset+length) of the file into guest memory at `guest_address`: the whole
-  // pages mapped from the file (GuestMemory::mapFile), the rest copied.
+  // Copies [offset, offset+length) of the file into guest memory at `guest_address`.
   Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
 
  private:

@@ -49,25 +49,6 @@ Status GuestMemory::write(uint64_t address, std::span<const uint8_t> bytes) {
   return {};
 }
 
-Status GuestMemory::mapFile(uint64_t address, int fd, uint64_t offset, uint64_t length) {
-  if ((address | offset | length) % kPageSize != 0) {
-    return Error("guest memory: file mapping at " + hex(address) + " (offset " + hex(offset) + ", " + std::to_string(length) +
-                 " bytes) is not page aligned");
-  }
-  uint8_t* host = hostAddress(address, length);
-  if (!host) return Error("guest memory: file mapping of " + std::to_string(length) + " bytes at " + hex(address) + " is outside RAM");
-  if (length == 0) return {};
-  void* placed = ::mmap(host, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, static_cast<off_t>(offset));
-  if (placed == MAP_FAILED) {
-    Error error = Error::fromErrno("guest memory: mmap of a file at " + hex(address));
-    // A failed MAP_FIXED may already have dropped the old pages: put zeroed RAM back, so that
-    // the range stays mapped and the caller can copy the file instead.
-    (void)::mmap(host, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-    return error;
-  }
-  return {};
-}
-
 Status GuestMemory::read(uint64_t address, std::span<uint8_t> bytes) const {
   const uint8_t* host = hostAddress(address, bytes.size());
   if (!host) return Error("guest memory: read of " + std::to_string(bytes.size()) + " bytes at " + hex(address) + " is outside RAM");

@@ -21,7 +21,6 @@ struct MemoryMapEntry {
 
 class GuestMemory {
  public:
-  static constexpr uint64_t kPageSize = 4096;
   struct Region {
     uint64_t guest_address;
     uint64_t size;
@@ -38,13 +37,6 @@ class GuestMemory {
   // Host pointer for [address, address+length) if that range lies inside one RAM region.
   uint8_t* hostAddress(uint64_t address, uint64_t length) const;
   Status write(uint64_t address, std::span<const uint8_t> bytes);
-  // Puts [offset, offset+length) of the file `fd` at guest `address` as a private copy-on-write
-  // mapping instead of copying it: the host neither zeroes nor copies those pages before the
-  // guest runs, and the guest's first read of each page takes it from the page cache. Address,
-  // offset and length must be multiples of kPageSize and the range must lie in one RAM region.
-  // The guest sees the file's later changes to pages it has not written (like any MAP_PRIVATE
-  // mapping), so a file must be replaced by rename, not rewritten in place, while a VM runs.
-  Status mapFile(uint64_t address, int fd, uint64_t offset, uint64_t length);
   Status read(uint64_t address, std::span<uint8_t> bytes) const;
 
   template <typename T>

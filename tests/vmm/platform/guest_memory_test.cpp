@@ -199,29 +199,5 @@ TEST(GuestMemory, MoveKeepsTheMapping) {
   EXPECT_EQ(b.hostAddress(0, 1)[0], 0x42);
 }
 
-TEST(GuestMemory, MapFileRefusesUnalignedRangesAndRangesOutsideRam) {
-  GuestMemory memory = create(4 * kMiB);
-  auto unaligned = memory.mapFile(0x1001, 0, 0, 4096);
-  ASSERT_FALSE(unaligned.ok());
-  EXPECT_THAT(unaligned.error().message(), HasSubstr("is not page aligned"));
-  EXPECT_FALSE(memory.mapFile(0x1000, 0, 8, 4096).ok());
-  EXPECT_FALSE(memory.mapFile(0x1000, 0, 0, 100).ok());
-  auto outside = memory.mapFile(4 * kMiB - 4096, 0, 0, 8192);
-  ASSERT_FALSE(outside.ok());
-  EXPECT_THAT(outside.error().message(), HasSubstr("outside RAM"));
-}
-
-TEST(GuestMemory, FailedMapFileLeavesZeroedRamInPlace) {
-  GuestMemory memory = create(4 * kMiB);
-  uint8_t* host = memory.hostAddress(0x2000, 4096);
-  host[0] = 0x42;
-  // fd -1: mmap fails; the range must still be usable RAM afterwards.
-  auto st = memory.mapFile(0x2000, -1, 0, 4096);
-  ASSERT_FALSE(st.ok());
-  EXPECT_THAT(st.error().message(), HasSubstr("mmap of a file at 0x2000"));
-  host[1] = 0x43;
-  EXPECT_EQ(host[1], 0x43);
-}
-
 }  // namespace
 }  // namespace vmmd
