@@ -2,7 +2,8 @@
 # one L2 boot under vmm's microvm and one under QEMU's (-M microvm,rtc=on, the same argv), each VMM
 # under `strace -tt -f` (file opens, reads, mmaps, ioctls, thread creation). Prints "STLOAD KIND
 # KERNEL ..." lines: the number of KVM_RUN calls, launch -> userspace and the guest's uptime, then
-# the trace up to the third KVM_RUN (libraries' own mmaps and the KVM_CAP_NESTED_STATE lines, which tests/nested/run.sh would echo as results, left out). Needs strace carried in:
+# the trace up to the third KVM_RUN (libraries' own mmaps left out, and the KVM_CAP_NESTED_STATE
+# lines, which tests/nested/run.sh would echo as its own). Needs strace carried in:
 #   tests/nested/run.sh --vmm build/vmm/vmm --bin "$(command -v strace)" \
 #     --scenario-dir tests/bench/boot/l1 boot-strace@vmm
 trace='execve,openat,pread64,read,ioctl,mmap,clone3,clone,madvise'
