@@ -3,7 +3,8 @@
 # (bzImage, PVH vmlinux) and each VMM kind, RUNS boots (interleaved), same kernel, initramfs,
 # memory and `quiet`, the same argv for every VMM. Prints one table per kernel: launch -> the
 # guest's clock start (-> kernel: launch -> ready less the guest's own uptime there: VMM start,
-# loading, decompressor, the kernel's earliest setup), the guest's uptime at userspace, launch ->
+# loading, decompressor, the kernel's earliest setup; split at the VM's creation by the guest's
+# kvm-clock into ->VM and VM->kernel), the guest's uptime at userspace, launch ->
 # userspace (median, min, max), ratios, and exit counts at userspace from QMP query-stats
 # (KVM's: every exit, those that reached the VMM (io+mmio), nested page faults fixed, 4 KiB and
 # 2 MiB mappings). Times are L1 milliseconds: under emulation absolute values mean little, the

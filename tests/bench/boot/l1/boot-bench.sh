@@ -6,7 +6,8 @@
 # (l2.test=snap), where L1 asks the VMM for QMP query-stats: KVM's exit counters of the vCPU and
 # page-table counters of the VM (provider kvm, the same from QEMU and vmm), and vmm's own
 # counters of the exits that reach it (provider vmm). Then the guest powers off.
-# Prints "BENCH vmm=KIND kernel=K run=I ready_ms=T guest_s=S" (ready_ms=fail on a failed boot)
+# Prints "BENCH vmm=KIND kernel=K run=I ready_ms=T guest_s=S vm_ns=N" (ready_ms=fail on a failed
+# boot; N: the guest's kvm-clock at its sched clock start, ns since VM creation, from L2SNAP)
 # and "BENCH-QMP vmm=KIND kernel=K run=I JSON" for each query-stats reply.
 MEM=${BENCH_MEM:-256}
 KVM_VCPU='{"provider":"kvm","names":["exits","io_exits","mmio_exits","pf_fixed","halt_exits","insn_emulation"]}'
@@ -25,7 +26,8 @@ while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
         l2_run -qmp unix:/tmp/bench-qmp.sock,server=on,wait=off
       tag="vmm=$VMM kernel=$kernel run=$i"
       if [ "$RUN_MARKERS" -ge 1 ]; then
-        echo "BENCH $tag ready_ms=$RUN_MARKER_MS guest_s=$(field uptime "$READY")"
+        vm_ns=$(grep -a -m1 'L2SNAP ' "$LOG" | sed -n 's/.*sched_offset_ns=\([0-9]*\).*/\1/p')
+        echo "BENCH $tag ready_ms=$RUN_MARKER_MS guest_s=$(field uptime "$READY") vm_ns=${vm_ns:-none}"
       else
         echo "BENCH $tag ready_ms=fail"; bad=$((bad + 1))
         tail -n 5 "$LOG" | sed "s/^/NESTED-LOG $VMM: /"
