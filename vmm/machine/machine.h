@@ -9,6 +9,7 @@
 // from power-on exactly, with no list of registers to forget.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -118,6 +119,8 @@ class Machine {
   std::vector<std::vector<kvm::BinaryStat>> kvmVcpuStats() const;
 
  private:
+  // Where the legacy devices sit (their state sections are named after these ports too).
+  static constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kAcpiPmBase = 0x600;
   static Result<acpi::AcpiTables> buildAcpi(const config::MachineConfig& config,
                                             const std::vector<microvm::Transport>& transports);
   Status buildBus();
@@ -127,12 +130,23 @@ class Machine {
                       std::vector<boot::BootDevice>& boot_devices);
   Status addMmioDevice(PlannedDevice planned, const microvm::Transport& transport);
   template <typename Each>
-  void forEachTransport(Each each);
+  void forEachTransport(Each each) {
+    for (auto& device : virtio_) each(*device);
+    for (auto& device : virtio_mmio_) each(*device);
+  }
   // The legacy PC pieces firmware probes, and the fw_cfg files it reads (firmware boot only).
   Status addFirmwareDevices(const std::vector<boot::BootDevice>& boot_devices);
   // Opens /dev/kvm, checks what it offers and plans the vCPUs' CPUID: the last step of create().
   Status openKvm();
   void setIrq(uint32_t gsi, bool level);
+  // Every piece of state in the order it is saved and loaded (machine_sections.cpp).
+  struct StateSection {
+    std::string id;
+    std::function<Result<DeviceState>()> save;
+    std::function<Status(const DeviceState&)> load;
+  };
+  std::vector<StateSection> stateSections();
+  Status checkStateAccess(const char* what) const;
 
   config::MachineConfig config_;
   DeviceHost& host_;
@@ -157,6 +171,7 @@ class Machine {
   IoBus mmio_;
   PciHost pci_;
   std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
+  std::vector<int> virtio_slots_;  // the PCI slot of each of virtio_
   std::vector<std::unique_ptr<virtio::VirtioMmio>> virtio_mmio_;
   std::vector<DiskInfo> disks_;
   struct Nic {
