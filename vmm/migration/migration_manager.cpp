@@ -39,6 +39,7 @@ Status MigrationManager::startOutgoing(const std::string& uri) {
   if (!parsed) return parsed.error();
   joinFinished();
   cancel_ = false;
+  wire_bytes_ = 0;
   limiter_.setLimit(max_bandwidth_.load());
   {
     std::lock_guard lock(mutex_);
@@ -107,6 +108,7 @@ void MigrationManager::setStatus(MigrationStatus status, const std::string& erro
 MigrationInfo MigrationManager::info() const {
   std::lock_guard lock(mutex_);
   MigrationInfo copy = info_;
+  if (copy.outgoing) copy.ram.transferred = std::max(copy.ram.transferred, wire_bytes_.load());
   if (!isFinished(copy.status)) {
     copy.total_ms = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count());

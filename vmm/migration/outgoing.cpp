@@ -32,7 +32,7 @@ uint64_t countPages(const Bitmaps& bitmaps) {
 class Sender {
  public:
   Sender(MigrationManager& manager, int fd)
-      : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled()), writer_(sink_) {}
+      : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled(), manager.wireBytes()), writer_(sink_) {}
 
   Status run();
   // When the guest stopped for the final pass (once run() got there).
@@ -169,10 +169,14 @@ Status Sender::run() {
   if (!state) return state.error().withContext("stopping the guest");
   log::debug("migration: guest stopped and its state saved in " + std::to_string(msSince(stop_start)) + " ms");
   manager_.setStatus(MigrationStatus::Device);
+  // What the last sync found and was not sent yet, plus what the guest wrote since.
   auto last = machine_.takeDirtyPages();
   if (!last) return last.error();
-  manager_.update([&](MigrationInfo& info) { info.ram.remaining = countPages(*last) * kPageSize; });
-  if (auto st = sendPages(*last, kMaxPasses, true); !st) return st;
+  for (size_t r = 0; r < dirty.size(); ++r) {
+    for (size_t w = 0; w < dirty[r].size(); ++w) dirty[r][w] |= (*last)[r][w];
+  }
+  manager_.update([&](MigrationInfo& info) { info.ram.remaining = countPages(dirty) * kPageSize; });
+  if (auto st = sendPages(dirty, kMaxPasses, true); !st) return st;
   for (const auto& section : state->sections) {
     if (auto st = writer_.state(section); !st) return st;
   }
