@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <optional>
 
@@ -135,7 +136,8 @@ Status Sender::run() {
     // Expected downtime: what remains at the rate just measured (a pass of zero pages says
     // nothing about the link: then the limit itself, if any, is the best estimate).
     double rate = bandwidth > 0 ? bandwidth : static_cast<double>(manager_.limiter().limit());
-    uint64_t expected_ms = rate > 0 ? static_cast<uint64_t>(static_cast<double>(remaining) * 1000.0 / rate) : 0;
+    // Rounded up: any page left takes time, so a limit of 0 is met only by nothing left (QEMU's rule).
+    uint64_t expected_ms = rate > 0 ? static_cast<uint64_t>(std::ceil(static_cast<double>(remaining) * 1000.0 / rate)) : 0;
     manager_.update([&](MigrationInfo& info) {
       info.ram.dirty_sync_count = pass + 1;
       info.ram.remaining = remaining;
