@@ -50,7 +50,6 @@ class Worker : public MonitoredVm, public DeviceHost, public migration::Migratio
   Status systemReset() override;
   void requestQuit() override;
   migration::MigrationManager& migration() override { return *migration_; }
-  bool incomingDeferred() const override { return config_.incoming == "defer"; }
 
   // MigrationHost (the migration threads use these, through the main loop)
   void runOnLoop(std::function<void()> task) override;
