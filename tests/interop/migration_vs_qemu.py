@@ -8,7 +8,6 @@ are deterministic; deliberate differences listed in migration_differences.txt.
     migration_vs_qemu.py --vmm VMM --qemu QEMU --probe ELF --differences FILE [--show]
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -16,8 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp_transcript import compare  # noqa: E402
-from vmmd_testlib.differences import load_differences, report  # noqa: E402
+from qmp_transcript import compare_transcripts  # noqa: E402
 from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
 from vmmd_testlib.qmp import QmpClient  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
@@ -98,16 +96,7 @@ def main():
     with temp_dir("vmm-migration-interop-") as tmp:
         theirs = steps_for(opts.qemu, common, tmp, "qemu")
         ours = steps_for(opts.vmm, common, tmp, "vmm")
-    if opts.show:
-        for (name, a), (_, b) in zip(ours, theirs):
-            print(f"{name}\n  vmm : {json.dumps(a)}\n  qemu: {json.dumps(b)}")
-    allowed = load_differences(opts.differences)
-    problems = []
-    for (name, a), (name_b, b) in zip(ours, theirs):
-        assert name == name_b
-        compare(name, a, b, allowed, problems)
-    return report(problems, f"vmm and QEMU agree on {len(ours)} migration steps (listed differences excepted)")
-
+    return compare_transcripts(ours, theirs, opts.differences, opts.show, "migration steps")
 
 if __name__ == "__main__":
     sys.exit(main())

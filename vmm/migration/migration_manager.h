@@ -75,6 +75,8 @@ class MigrationManager {
 
  private:
   void joinFinished();
+  // A fresh MigrationInfo in status setup.
+  void begin(bool outgoing);
 
   MigrationHost& host_;
   mutable std::mutex mutex_;
