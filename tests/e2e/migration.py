@@ -70,7 +70,7 @@ class Vm:
     def counts(self):
         return [n for n, _ in self.lines()]
 
-    def wait_count(self, above, timeout=20):
+    def wait_count(self, above, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             c = self.counts()
@@ -86,7 +86,7 @@ class Vm:
         with open(self.log) as f:
             return f.read()
 
-    def wait_exit(self, timeout=20):
+    def wait_exit(self, timeout=60):
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -108,7 +108,7 @@ def wait_migration(vm, timeout=60, final=FINAL):
     return vm.qmp.execute("query-migrate")
 
 
-def wait_status(vm, wanted, timeout=20):
+def wait_status(vm, wanted, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (s := vm.status()) == wanted:
