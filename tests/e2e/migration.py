@@ -181,6 +181,27 @@ with temp_dir("vmm-migration-") as tmp:
         src.kill()
         dst.kill()
 
+        # ---- bad -incoming URIs: refused at start with the reason ------------------------------
+        for uri, reason in (("bogus:x", "expects a valid migration protocol"),
+                            ("unix:/nonexistent/x", "Failed to bind socket to /nonexistent/x"),
+                            ("fd:77", "File descriptor named '77' has not been found")):
+            bad = Vm(tmp, "bad-incoming", ["-incoming", uri], wait_qmp=False)
+            vms.append(bad)
+            code = bad.wait_exit()
+            check(code == 1 and reason in bad.stderr(), f"-incoming {uri}: refused at start ({code}: {bad.stderr().strip()})")
+        try:
+            src = new_vm("bad-uri-src")
+            src.qmp.execute("migrate", {"uri": "bogus:x"})
+            check(False, "migrate bogus:x is refused")
+        except QmpError as e:
+            check("expects a valid migration protocol" in e.desc, f"migrate bogus:x refused: {e.desc}")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/nobody.mig"})
+        info = wait_migration(src)
+        check(info.get("status") == "failed" and "Failed to connect" in info.get("error-desc", ""),
+              f"migrate to a socket nobody listens on: failed with the reason ({info.get('error-desc')})")
+        check(src.status() == "running", "migrate to nobody: the guest runs on")
+        src.kill()
+
         # ---- tcp: with -incoming defer ----------------------------------------------------------
         port = free_port()
         src = new_vm("tcp-src")
