@@ -60,6 +60,12 @@ class Vm {
   int fd() const { return fd_.get(); }
   // `read_only` (KVM_MEM_READONLY, a ROM): guest writes exit as MMIO instead of landing.
   Status setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool read_only = false);
+  // Turns KVM's dirty-page logging of an existing slot on or off (KVM_MEM_LOG_DIRTY_PAGES); the
+  // slot keeps its range and host memory.
+  Status setDirtyLogging(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool on);
+  // The pages of `slot` the guest wrote since the last call (or since logging began), one bit
+  // per 4 KiB page, and clears them (KVM_GET_DIRTY_LOG). `bitmap` covers the whole slot.
+  Status getDirtyLog(uint32_t slot, std::span<uint64_t> bitmap);
   Status createIrqchip();
   Status createPit();
   Status setTssAddress(uint64_t address);
@@ -85,6 +91,7 @@ class Vm {
 
  private:
   explicit Vm(UniqueFd fd) : fd_(std::move(fd)) {}
+  Status setMemorySlot(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, uint32_t flags);
   UniqueFd fd_;
 };
 

@@ -365,6 +365,42 @@ void Machine::pause() {
 
 void Machine::resume() { control_.set(VcpuControl::Target::Run); }
 
+Status Machine::startDirtyLog() {
+  std::lock_guard lock(vm_mutex_);
+  if (!vm_) return Error("dirty logging: the machine is not powered on");
+  memory_.startHostWriteTracking();
+  uint32_t slot = 0;  // RAM regions are the first slots (powerOn)
+  for (const auto& region : memory_.regions()) {
+    if (auto st = vm_->setDirtyLogging(slot++, region.guest_address, region.size, region.host, true); !st) return st;
+  }
+  return {};
+}
+
+Result<std::vector<std::vector<uint64_t>>> Machine::takeDirtyPages() {
+  std::lock_guard lock(vm_mutex_);
+  if (!vm_) return Error("dirty logging: the machine is not powered on");
+  std::vector<std::vector<uint64_t>> dirty;
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    std::vector<uint64_t> bitmap((region.size / 4096 + 63) / 64, 0);
+    if (auto st = vm_->getDirtyLog(slot, bitmap); !st) return st.error();
+    memory_.takeHostWritten(slot, bitmap);
+    dirty.push_back(std::move(bitmap));
+    ++slot;
+  }
+  return dirty;
+}
+
+void Machine::stopDirtyLog() {
+  std::lock_guard lock(vm_mutex_);
+  memory_.stopHostWriteTracking();
+  if (!vm_) return;
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    (void)vm_->setDirtyLogging(slot++, region.guest_address, region.size, region.host, false);
+  }
+}
+
 bool Machine::setLink(const std::string& name, bool up) {
   for (auto& nic : nics_) {
     if (nic.netdev != name && (nic.id.empty() || nic.id != name)) continue;

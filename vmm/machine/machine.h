@@ -94,6 +94,13 @@ class Machine {
   // version is an error naming it; after an error the machine must not be resumed.
   Status loadState(const MachineState& state);
 
+  // Live migration's view of guest RAM: KVM's dirty log on every RAM slot plus the pages device
+  // models write (GuestMemory's host-write tracking). takeDirtyPages() returns, per RAM region
+  // (memory().regions() order), one bit per 4 KiB page written since the last call, and clears.
+  Status startDirtyLog();
+  Result<std::vector<std::vector<uint64_t>>> takeDirtyPages();
+  void stopDirtyLog();
+
   void pressPowerButton() { acpi_pm_.pressPowerButton(); }
   Serial16550& serial() { return serial_; }
   const GuestMemory& memory() const { return memory_; }

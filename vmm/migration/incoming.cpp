@@ -1,0 +1,91 @@
+#include "vmm/migration/incoming.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <future>
+#include <unistd.h>
+
+#include "vmm/migration/stream_reader.h"
+
+namespace vmmd::migration {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<Channel> acceptSource(IncomingEndpoint& endpoint, const std::atomic<bool>& cancel) {
+  if (!endpoint.listener) return std::move(endpoint.stream);
+  while (!cancel.load()) {
+    pollfd p{endpoint.listener.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, 100);
+    if (n < 0 && errno != EINTR) return Error::fromErrno("migration: poll");
+    if (n <= 0) continue;
+    int fd = ::accept4(endpoint.listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+      return Error::fromErrno("migration: accept");
+    }
+    endpoint.listener.reset();  // one source per -incoming, as QEMU
+    Channel channel;
+    channel.fd = UniqueFd(fd);
+    return channel;
+  }
+  return Error("cancelled");
+}
+
+}  // namespace
+
+void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
+  MigrationHost& host = manager.host();
+  auto fail = [&](const Error& error) {
+    std::string why = "load of migration failed: " + error.message();
+    host.runOnLoop([&manager, why] {
+      manager.setStatus(MigrationStatus::Failed, why);
+      manager.host().incomingFailed(why);
+    });
+  };
+  auto channel = acceptSource(endpoint, manager.cancelled());
+  if (!channel) return fail(channel.error());
+  auto start = Clock::now();
+  manager.setStatus(MigrationStatus::Active);
+
+  std::vector<RamRegion> regions;
+  for (const auto& region : host.machine().memory().regions()) regions.push_back({region.guest_address, region.size, region.host});
+  FdSource source(channel->fd.get(), manager.cancelled());
+  auto loaded = StreamLoader(source, MachineSummary::of(host.config()), regions).load();
+  if (!loaded) return fail(loaded.error());
+  if (auto st = channel->child.wait(); !st) return fail(st.error());
+  uint64_t bytes = loaded->bytes_read, pages = loaded->pages;
+  manager.update([&](MigrationInfo& info) {
+    info.ram.transferred = bytes;
+    info.ram.total = host.machine().memory().ramBytes();
+    info.ram.normal = pages;
+    info.total_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
+  });
+  // The main loop applies the state and starts the guest; the result goes back to the source
+  // as the ack (on a socket), so a source whose destination failed keeps its guest.
+  auto state = std::make_shared<MachineState>(std::move(loaded->machine));
+  auto applied = std::make_shared<std::promise<bool>>();
+  auto done = applied->get_future();
+  host.runOnLoop([&manager, state, applied] {
+    if (auto st = manager.host().incomingLoaded(*state); !st) {
+      std::string why = "load of migration failed: " + st.error().message();
+      manager.setStatus(MigrationStatus::Failed, why);
+      manager.host().incomingFailed(why);
+      applied->set_value(false);
+      return;
+    }
+    manager.setStatus(MigrationStatus::Completed);
+    applied->set_value(true);
+  });
+  while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (manager.cancelled().load()) return;
+  }
+  if (done.get() && isSocket(channel->fd.get())) {
+    uint8_t ack = kLoadedAck;
+    (void)!::write(channel->fd.get(), &ack, 1);
+  }
+}
+
+}  // namespace vmmd::migration
