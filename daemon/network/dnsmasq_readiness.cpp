@@ -33,7 +33,7 @@ bool catchesSignal(pid_t pid, int sig) {
   if (at == std::string::npos) return false;
   uint64_t mask = 0;
   std::istringstream(status->substr(at + 8)) >> std::hex >> mask;
-  return sig >= 1 && sig <= 64 && (mask >> (sig - 1) & 1) != 0;
+  return sig >= 1 && sig <= 64 && ((mask >> (sig - 1)) & 1) != 0;
 }
 
 bool dnsmasqTakesSighup(const std::string& pid_path, pid_t pid) {
