@@ -6,9 +6,9 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include "base/log.h"
+#include "daemon/network/dnsmasq_readiness.h"
 #include "daemon/process/process_identity.h"
 
 namespace vmmd::daemon {
@@ -37,16 +37,12 @@ std::vector<pid_t> findDnsmasqProcesses(const std::string& program, const std::s
 
 namespace {
 
+// How long a start waits for dnsmasq to come up; it takes milliseconds, more on a loaded host.
+constexpr int kReadyTimeoutMs = 5000;
+
 uint64_t nowMs(uv_loop_t* loop) {
   uv_update_time(loop);
   return uv_now(loop);
-}
-
-std::optional<pid_t> readPidFile(const std::string& path) {
-  std::ifstream in(path);
-  long pid = 0;
-  if (!(in >> pid) || pid <= 0) return std::nullopt;
-  return static_cast<pid_t>(pid);
 }
 
 // Waits for `pid` to end, up to `timeout_ms`; true when it did.
@@ -114,6 +110,9 @@ Status DnsmasqSupervisor::adopt(pid_t pid) {
   auto process = WorkerProcess::adopt(loop_, pid, *start_time, nextExitCallback());
   if (!process) return process.error();
   process_ = std::move(*process);
+  // Started by an earlier vmmd, up long since as a rule; if that vmmd died within the milliseconds
+  // of its startup, reload() asks again.
+  ready_ = dnsmasqTakesSighup(files_.pid, pid);
   on_change_(pid, *start_time);
   return {};
 }
@@ -124,8 +123,22 @@ Status DnsmasqSupervisor::spawn() {
   auto process = WorkerProcess::spawn(loop_, policy_.program, dnsmasqArgs(files_), files_.log, nextExitCallback());
   if (!process) return process.error().withContext("network '" + network_ + "': start dnsmasq");
   process_ = std::move(*process);
-  log::info("network '" + network_ + "': dnsmasq started (pid " + std::to_string(process_->pid()) + ")");
-  on_change_(process_->pid(), process_->startTime());
+  pid_t pid = process_->pid();
+  on_change_(pid, process_->startTime());
+  // Started means up: until it has written its pid file a SIGHUP (a NIC attached right after
+  // net-start) would end it instead of reloading it (dnsmasq_readiness.h).
+  auto startup = waitForDnsmasqReady(files_.pid, pid, kReadyTimeoutMs);
+  ready_ = startup && *startup == DnsmasqStartup::kReady;
+  if (!startup) {
+    log::warning("network '" + network_ + "': dnsmasq (pid " + std::to_string(pid) + ") started; cannot wait for it: " +
+                 startup.error().message());
+  } else if (*startup == DnsmasqStartup::kTimedOut) {
+    log::warning("network '" + network_ + "': dnsmasq (pid " + std::to_string(pid) + ") started but not up after " +
+                 std::to_string(kReadyTimeoutMs / 1000) + " s");
+  } else if (*startup == DnsmasqStartup::kReady) {
+    log::info("network '" + network_ + "': dnsmasq started (pid " + std::to_string(pid) + ")");
+  }
+  // kExited: its exit callback reports it and restarts it.
   return {};
 }
 
@@ -150,6 +163,9 @@ void DnsmasqSupervisor::onExit(uint64_t generation, const WorkerExit& exit) {
 
 Status DnsmasqSupervisor::reload() {
   if (!process_ || process_->exited()) return Error("network '" + network_ + "': dnsmasq is not running");
+  if (!ready_) ready_ = dnsmasqTakesSighup(files_.pid, process_->pid());
+  // Not up yet: a SIGHUP could end it, and its first loop pass reads the hosts file anyway.
+  if (!ready_) return {};
   return process_->signal(SIGHUP);
 }
 

@@ -42,9 +42,11 @@ class DnsmasqSupervisor {
   DnsmasqSupervisor(uv_loop_t* loop, std::string network, DnsmasqFiles files, DnsmasqPolicy policy, OnChange on_change);
   ~DnsmasqSupervisor();
 
-  // Adopts this network's running dnsmasq when there is one (killing extra ones), else starts one.
+  // Adopts this network's running dnsmasq when there is one (killing extra ones), else starts one
+  // and waits (up to 5 s) until it is up: its pid file written, its signal handlers in place.
   Status startOrAdopt(std::optional<pid_t> recorded_pid, std::optional<uint64_t> recorded_start_time);
-  // SIGHUP: dnsmasq re-reads its hosts file (the static leases).
+  // SIGHUP: dnsmasq re-reads its hosts file (the static leases). None to a dnsmasq that is not up
+  // yet (its pid file not written): it would end it, and that dnsmasq reads the file as it comes up.
   Status reload();
   // SIGTERM, waits up to 3 s for it to end, then SIGKILL. No restart follows.
   void stop();
@@ -73,6 +75,8 @@ class DnsmasqSupervisor {
   std::deque<uint64_t> restart_times_ms_;
   int total_restarts_ = 0;
   bool gave_up_ = false;
+  // process_ has written its pid file, so it takes SIGHUP as "reload" (dnsmasq_readiness.h).
+  bool ready_ = false;
   bool stopping_ = false;
 };
 

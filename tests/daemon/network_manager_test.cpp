@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "daemon/network/dnsmasq_readiness.h"
 #include "tests/support/cannot_run.h"
 #include "tests/support/temp_dir.h"
 
@@ -120,6 +122,17 @@ TEST_F(NetworkManagerTest, AttachGivesATapOnTheBridgeAndAStableStaticLease) {
   ASSERT_TRUE(info.ok());
   ASSERT_EQ((*info)["static_leases"].Size(), 1u);
   EXPECT_STREQ((*info)["static_leases"][0]["vm"].GetString(), "db");
+}
+
+// A VM started right after net-start has its NIC's lease loaded with a SIGHUP at once: start
+// returns only once dnsmasq takes SIGHUP as "reload" rather than dying of it.
+TEST_F(NetworkManagerTest, StartReturnsOnceDnsmasqTakesSighup) {
+  auto info = manager_->info("n1");
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  ASSERT_TRUE((*info)["dnsmasq"]["pid"].IsInt64());
+  auto pid = static_cast<pid_t>((*info)["dnsmasq"]["pid"].GetInt64());
+  EXPECT_TRUE(pidFileNames(dir_.file("networks/n1/dnsmasq.pid"), pid));
+  EXPECT_TRUE(catchesSignal(pid, SIGHUP));
 }
 
 TEST_F(NetworkManagerTest, DhcpClientGetsItsStaticLease) {

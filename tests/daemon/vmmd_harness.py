@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from vmmd_testlib.kvm_gate import cannot_run, kvm_unusable_reason, require_kvm  # noqa: E402,F401
-from vmmd_testlib.process import stop, wait_until  # noqa: E402,F401
+from vmmd_testlib.process import live_processes, stop, wait_until  # noqa: E402,F401
 from vmmd_testlib.qmp import QmpClient, QmpError  # noqa: E402,F401
 from vmmd_testlib.tempdir import TempDir  # noqa: E402
 
@@ -89,10 +89,12 @@ class Daemon:
         return connect(self.socket)
 
     def cleanup(self, failed=False):
-        """Stops vmmd and kills every worker it left (they outlive it by design); the temporary
-        dirs go too (kept after a failure with VMMD_KEEP_TMP=1)."""
+        """Stops vmmd and kills every worker and network dnsmasq it left (they outlive it by
+        design; a dnsmasq left behind also holds one of root's 128 inotify instances); the
+        temporary dirs go too (kept after a failure with VMMD_KEEP_TMP=1)."""
         self.stop()
-        pids = []
+        conf_prefix = ("--conf-file=" + os.path.join(self.state, "networks") + "/").encode()
+        pids = [pid for pid, argv in live_processes() if any(arg.startswith(conf_prefix) for arg in argv)]
         vms = os.path.join(self.run, "vms")
         if os.path.isdir(vms):
             for name in os.listdir(vms):
