@@ -61,6 +61,7 @@ int runQmpCommand(const Invocation& inv);     // qmp
 int runAgentCommand(const Invocation& inv);   // agent
 int runExecCommand(const Invocation& inv);    // exec
 int runCopyCommand(const Invocation& inv);    // cp
+int runMobilityCommand(const Invocation& inv);  // snapshot migrate migrate-cancel migrate-status
 
 std::string usageText();
 

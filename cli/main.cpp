@@ -27,6 +27,15 @@ Life cycle
   destroy NAME                      kill the VM's worker at once
   reboot NAME                       hard reset of the guest
   pause NAME | resume NAME          stop / continue the vCPUs
+Snapshots (qcow2 disks: internal snapshots; memory and devices: a state file beside vmmd's store)
+  snapshot save NAME TAG            pause, snapshot every disk and the guest state, resume
+  snapshot list NAME                tag, date, state size and disks of each snapshot
+  snapshot revert NAME TAG          disks back to TAG, the guest resumed from its saved state
+  snapshot delete NAME TAG          remove the disk snapshots and the state file
+Migration (storage both hosts reach)
+  migrate NAME --to SOCKET          move the running VM to the vmmd listening on SOCKET (its
+                                    control socket); on failure it keeps running here
+  migrate-cancel NAME               cancel it; migrate-status NAME: its progress
 Inspection
   list                              name, state, vCPUs, memory, uptime of every VM
   info NAME                         everything vmmd knows about one VM
@@ -50,7 +59,7 @@ Guest agent (qemu-ga in the guest; the VM's definition has "agent": true)
 
 Options
   --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
-  --json          machine-readable output (list, info, events, qmp, dumpxml)
+  --json          machine-readable output (list, info, events, qmp, dumpxml, snapshot, migrate)
 
 Exit codes
   0 success   1 vmmd (or the guest agent) reported an error   2 usage error
@@ -113,5 +122,8 @@ int main(int argc, char** argv) {
   if (inv.command == "agent") return runAgentCommand(inv);
   if (inv.command == "exec") return runExecCommand(inv);
   if (inv.command == "cp") return runCopyCommand(inv);
+  if (inv.command == "snapshot" || inv.command == "migrate" || inv.command == "migrate-cancel" || inv.command == "migrate-status") {
+    return runMobilityCommand(inv);
+  }
   return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
 }

@@ -62,10 +62,26 @@ ALTER TABLE definitions ADD COLUMN owner_gid INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE definitions ADD COLUMN owner_groups TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations = {{
+// Snapshots of a VM (vmctl snapshot): the qcow2 internal snapshot named `tag` on each disk listed
+// in `disks` (their ids, comma-separated) and the guest's memory and device state, written by its
+// worker as a migration stream to `state_file`. They go with the VM's definition.
+constexpr std::string_view kVersion4 = R"sql(
+CREATE TABLE snapshots (
+  vm          TEXT NOT NULL REFERENCES definitions(name) ON DELETE CASCADE,
+  tag         TEXT NOT NULL,
+  created_us  INTEGER NOT NULL,
+  state_file  TEXT NOT NULL,
+  state_bytes INTEGER NOT NULL,
+  disks       TEXT NOT NULL,
+  PRIMARY KEY (vm, tag)
+) STRICT;
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
     {3, "the owner of each VM (uid, gid, groups)", kVersion3},
+    {4, "snapshots: disk snapshot tag and memory state file per VM", kVersion4},
 }};
 
 }  // namespace

@@ -204,6 +204,11 @@ std::optional<VmError> Supervisor::launch(Vm& vm) {
   }
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
+  if (vm.incoming) {
+    // The state comes through QMP (getfd + migrate-incoming): the worker opens nothing itself.
+    args.push_back("-incoming");
+    args.push_back("defer");
+  }
   // The intent first: a vmmd killed between the spawn and the pid's commit below finds the
   // worker by its pidfile lock when it restarts (reattach), instead of leaving it orphaned.
   RuntimeRecord intent = vm.record;
@@ -391,6 +396,7 @@ void Supervisor::onQmpReady(Vm& vm) {
 
 // Asks the worker where it stands; a worker still in prelaunch (-S) is let go now.
 void Supervisor::settleRunState(Vm& vm) {
+  if (vm.incoming && !vm.incoming->loading) return loadIncoming(vm);
   vm.qmp->execute("query-status", nullptr, [this, &vm](Result<qmp::CommandResult>&& reply) {
     std::string status;
     if (reply && std::holds_alternative<qmp::Json>(*reply)) {

@@ -9,23 +9,6 @@
 #include "daemon/supervisor/supervisor_vm.h"
 
 namespace vmmd::daemon {
-namespace {
-
-// The worker's reply as the command's result: its value, its own error (class kept), or — the
-// connection lost — an error naming the VM.
-VmResult<qmp::Json> fromWorker(const std::string& name, Result<qmp::CommandResult>&& reply) {
-  if (!reply) return vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker did not answer: " + reply.error().message());
-  if (auto* err = std::get_if<qmp::QmpError>(&*reply)) return VmError{VmErrorCode::kWorkerRefused, err->desc, err->errorClass};
-  return std::move(std::get<qmp::Json>(*reply));
-}
-
-// A worker's answer when only success matters.
-VmResult<Done> asDone(VmResult<qmp::Json>&& result) {
-  if (!result) return result.error();
-  return Done{};
-}
-
-}  // namespace
 
 void Supervisor::withWorker(const std::string& name, WorkerUnavailable unavailable, WorkerAction action) {
   Vm* vm = active(name);

@@ -59,6 +59,10 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     }
   }
   runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
+  if (auto interrupted = std::exchange(vm.on_worker_exit, nullptr)) {
+    vm.operation.clear();
+    interrupted(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
+  }
   log::info(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 
   if (!vm.start_waiters.empty()) {

@@ -1,0 +1,312 @@
+// Migration between two vmmd instances (vmctl migrate NAME --to SOCKET).
+//
+// Source                                     Destination (its control socket)
+//   vm-migrate-incoming {definition, owner} ->  defines the VM, starts a worker with
+//                                               -incoming defer, listens on incoming.sock
+//                                          <-  {"socket": ".../incoming.sock"}
+//   connects to it; the worker gets the socket (getfd) and `migrate fd:`; query-migrate until
+//   completed                                   the accepted socket goes to its worker
+//                                               (getfd + migrate-incoming fd:)
+//   vm-migrate-commit {name}                ->  answers once the guest runs there
+//   its worker destroyed, the VM undefined here
+// On any failure before the commit's answer: vm-migrate-abort there (its worker destroyed, the VM
+// undefined), and the guest runs here again.
+#include <filesystem>
+
+#include "base/log.h"
+#include "daemon/definition/definition_json.h"
+#include "daemon/supervisor/supervisor.h"
+#include "daemon/supervisor/supervisor_vm.h"
+#include "qmp/unix_socket.h"
+
+namespace vmmd::daemon {
+namespace {
+
+qmp::Json nameArgs(const std::string& name) {
+  qmp::Json args = qmp::jsonObject();
+  auto& a = args.GetAllocator();
+  args.AddMember("name", qmp::jsonString(name, a), a);
+  return args;
+}
+
+qmp::Json ownerJson(const Owner& owner, qmp::Json::AllocatorType& a) {
+  qmp::Json o = qmp::jsonObject();
+  qmp::JsonValue value(rapidjson::kObjectType);
+  value.AddMember("uid", static_cast<uint64_t>(owner.uid), a);
+  value.AddMember("gid", static_cast<uint64_t>(owner.gid), a);
+  qmp::JsonValue groups(rapidjson::kArrayType);
+  for (gid_t g : owner.groups) groups.PushBack(static_cast<uint64_t>(g), a);
+  value.AddMember("groups", groups, a);
+  o.CopyFrom(value, o.GetAllocator());
+  return o;
+}
+
+// The destination's answer as a VmError: its own message, or the connection's failure.
+VmError fromPeer(const std::string& destination, const char* command, const Result<qmp::CommandResult>& reply) {
+  if (!reply) return vmError(VmErrorCode::kWorkerFailed, "destination " + destination + ": " + command + ": " + reply.error().message());
+  return vmError(VmErrorCode::kWorkerFailed, "destination " + destination + ": " + std::get<qmp::QmpError>(*reply).desc);
+}
+
+bool peerFailed(const Result<qmp::CommandResult>& reply) { return !reply || std::holds_alternative<qmp::QmpError>(*reply); }
+
+}  // namespace
+
+void Supervisor::migrateTo(const std::string& name, const std::string& destination, Completion<MigrationOutcome> done) {
+  withWorker(name, failTo(done), [this, name, destination, done](Vm& vm) {
+    if (!vm.operation.empty()) return done(vmError(VmErrorCode::kWrongState, vmText(name) + ": " + vm.operation + " is in progress"));
+    if (vm.state() != VmState::kRunning && vm.state() != VmState::kPaused) {
+      return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is " + std::string(toString(vm.state()))));
+    }
+    if (vm.incoming || arrivals_.count(name)) return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is still arriving here"));
+    auto snapshots = store_.snapshots(name);
+    if (snapshots && !snapshots->empty()) {
+      return done(vmError(VmErrorCode::kWrongState, vmText(name) + " has snapshots, whose state files stay on this host: delete them before migrating"));
+    }
+    vm.operation = "migration to " + destination;
+    vm.outgoing = std::make_unique<OutgoingMigration>();
+    OutgoingMigration& out = *vm.outgoing;
+    out.destination = destination;
+    out.was_running = vm.state() == VmState::kRunning;
+    out.peer = std::make_unique<qmp::UvClient>(loop_);
+    vm.on_worker_exit = [this, name, done](const VmError& why) {
+      // The source worker died: nothing runs anywhere; the destination's half goes too.
+      Vm* gone = active(name);
+      if (gone && gone->outgoing && gone->outgoing->peer) {
+        auto args = std::make_shared<qmp::Json>(nameArgs(name));
+        gone->outgoing->peer->execute("vm-migrate-abort", args.get(), [args](Result<qmp::CommandResult>&&) {});
+      }
+      done(why);
+    };
+    out.peer->onDisconnect = [this, &vm](const Error& why) {
+      // The destination vmmd went away: a stream still flowing is cancelled (the poll then ends it).
+      if (!vm.outgoing || vm.outgoing->phase != "active") return;
+      log::warning(vmText(vm.name()) + ": destination " + vm.outgoing->destination + " lost (" + why.message() + "); cancelling the migration");
+      vm.qmp->execute("migrate_cancel", nullptr, [](Result<qmp::CommandResult>&&) {});
+    };
+    out.peer->connect(destination, [this, &vm, name, destination, done](Status connected) {
+      if (!connected) {
+        return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, "destination " + destination + ": " + connected.error().message()), done);
+      }
+      vm.outgoing->phase = "preparing";
+      auto args = std::make_shared<qmp::Json>(qmp::jsonObject());
+      auto& a = args->GetAllocator();
+      auto def = qmp::parseJson(serializeDefinition(vm.def));
+      qmp::JsonValue definition;
+      definition.CopyFrom(*def, a);
+      args->AddMember("definition", definition, a);
+      qmp::Json owner = ownerJson(vm.owner, a);
+      qmp::JsonValue owner_value;
+      owner_value.CopyFrom(owner, a);
+      args->AddMember("owner", owner_value, a);
+      args->AddMember("run", vm.outgoing->was_running, a);
+      vm.outgoing->peer->execute("vm-migrate-incoming", args.get(), [this, &vm, destination, args, done](Result<qmp::CommandResult>&& reply) {
+        if (peerFailed(reply)) return migrationEnded(vm, fromPeer(destination, "vm-migrate-incoming", reply), done);
+        const qmp::Json& value = std::get<qmp::Json>(*reply);
+        std::string socket = value.IsObject() && value.HasMember("socket") && value["socket"].IsString() ? value["socket"].GetString() : "";
+        if (vm.outgoing->cancel_requested) return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, "migration cancelled"), done);
+        migrationPrepared(vm, socket, done);
+      });
+    });
+  });
+}
+
+void Supervisor::migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done) {
+  auto stream = qmp::connectUnix(socket);
+  if (!stream) {
+    return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, "destination stream " + socket + ": " + stream.error().message()), done);
+  }
+  vm.outgoing->phase = "active";
+  log::info(vmText(vm.name()) + ": migrating to " + vm.outgoing->destination);
+  migrateWorker(vm, std::move(*stream), [this, &vm, done](VmResult<qmp::Json> result) { migrationEnded(vm, std::move(result), done); });
+}
+
+void Supervisor::migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done) {
+  OutgoingMigration& out = *vm.outgoing;
+  const std::string name = vm.name();
+  if (result) {
+    out.phase = "committing";
+    auto status = std::make_shared<qmp::Json>(std::move(*result));
+    auto args = std::make_shared<qmp::Json>(nameArgs(name));
+    out.peer->execute("vm-migrate-commit", args.get(), [this, &vm, name, args, status, done](Result<qmp::CommandResult>&& reply) {
+      if (peerFailed(reply)) return migrationEnded(vm, fromPeer(vm.outgoing->destination, "vm-migrate-commit", reply), done);
+      // The guest runs there: this worker and this VM's record go.
+      MigrationOutcome outcome{vm.outgoing->destination, qmp::jsonCopy(*status)};
+      log::info(vmText(name) + ": moved to " + outcome.destination);
+      endOperation(vm);
+      vm.outgoing.reset();
+      destroy(name, [this, name, outcome = std::make_shared<MigrationOutcome>(std::move(outcome)), done](VmResult<StopOutcome> stopped) {
+        if (!stopped) log::error(vmText(name) + ": after its migration: " + stopped.error().message);
+        finishMigration(name, done, outcome);
+      });
+    });
+    return;
+  }
+  // Failed or cancelled: the destination's half goes, the guest keeps (or resumes) running here.
+  VmError why = result.error();
+  why.message = vmText(name) + ": migration to " + out.destination + " failed: " + why.message;
+  log::warning(why.message);
+  out.phase = "cleaning-up";
+  auto resume = [this, &vm, why, done] {
+    bool run = vm.outgoing->was_running;
+    auto answer = [this, &vm, why, done] {
+      endOperation(vm);
+      vm.outgoing.reset();
+      done(why);
+    };
+    if (!run) return answer();
+    vm.qmp->execute("query-status", nullptr, [this, &vm, answer](Result<qmp::CommandResult>&& reply) {
+      auto status = fromWorker(vm.name(), std::move(reply));
+      if (status && status->IsObject() && status->HasMember("running") && (*status)["running"].IsBool() && (*status)["running"].GetBool()) {
+        return answer();
+      }
+      vm.qmp->execute("cont", nullptr, [this, &vm, answer](Result<qmp::CommandResult>&& r) {
+        auto resumed = fromWorker(vm.name(), std::move(r));
+        if (!resumed) log::error(vmText(vm.name()) + ": resume after the failed migration: " + resumed.error().message);
+        else advance(vm, VmEvent::kResumed, "resumed after the failed migration");
+        answer();
+      });
+    });
+  };
+  if (!out.peer->connected()) return resume();
+  auto args = std::make_shared<qmp::Json>(nameArgs(name));
+  out.peer->execute("vm-migrate-abort", args.get(), [name, args, resume](Result<qmp::CommandResult>&& reply) {
+    if (peerFailed(reply)) {
+      std::string why = reply ? std::get<qmp::QmpError>(reply.value()).desc : reply.error().message();
+      log::warning(vmText(name) + ": the destination could not drop its half: " + why);
+    }
+    resume();
+  });
+}
+
+void Supervisor::finishMigration(const std::string& name, Completion<MigrationOutcome> done, std::shared_ptr<MigrationOutcome> outcome) {
+  if (Vm* vm = active(name); vm && vm->process) {
+    // Still ending (destroy answers at exit): undefine once it has gone.
+    return schedule(*vm, 50, [this, name, done, outcome] { finishMigration(name, done, outcome); });
+  }
+  if (auto undefined = undefine(name); !undefined) log::error(vmText(name) + ": after its migration: " + undefined.error().message);
+  (void)store_.appendEvent(name, EventDraft{"migrated", "to " + outcome->destination});
+  done(std::move(*outcome));
+}
+
+void Supervisor::migrateCancel(const std::string& name, Completion<Done> done) {
+  Vm* vm = active(name);
+  if (!vm || !vm->outgoing) return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is not migrating"));
+  vm->outgoing->cancel_requested = true;
+  if (vm->outgoing->phase != "active") return done(Done{});
+  vm->qmp->execute("migrate_cancel", nullptr, [name, done](Result<qmp::CommandResult>&& reply) { done(asDone(fromWorker(name, std::move(reply)))); });
+}
+
+VmResult<qmp::Json> Supervisor::migrationStatus(const std::string& name) {
+  qmp::Json out = qmp::jsonObject();
+  auto& a = out.GetAllocator();
+  Vm* vm = active(name);
+  if (!vm || !vm->outgoing) {
+    if (auto stored = store_.definition(name); stored && !*stored) return vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined");
+    out.AddMember("phase", "none", a);
+    return out;
+  }
+  out.AddMember("phase", qmp::jsonString(vm->outgoing->phase, a), a);
+  out.AddMember("destination", qmp::jsonString(vm->outgoing->destination, a), a);
+  qmp::JsonValue status;
+  status.CopyFrom(vm->outgoing->last_status, a);
+  out.AddMember("migration", status, a);
+  return out;
+}
+
+void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done) {
+  const std::string name = def.name;
+  auto defined = define(def, owner);
+  if (!defined) return done(defined.error());
+  auto paths = workerPathsFor(config_.run_dir, name);
+  std::error_code ec;
+  if (paths) std::filesystem::create_directories(paths->dir, ec);
+  auto listener = paths && !ec ? StreamListener::listen(loop_, paths->dir + "/incoming.sock")
+                               : Result<std::unique_ptr<StreamListener>>(Error(paths ? ec.message() : paths.error().message()));
+  if (!listener) {
+    (void)undefine(name);
+    return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + listener.error().message()));
+  }
+  arrivals_[name] = Arrival{};
+  auto answered = std::make_shared<bool>(false);
+  IncomingPlan plan;
+  plan.listener = std::move(*listener);
+  plan.run = run;
+  plan.on_listening = [name, answered, done](const std::string& socket) {
+    *answered = true;
+    done(IncomingEndpoint{name, socket});
+  };
+  startIncoming(name, std::move(plan), [this, name, answered, done](VmResult<Done> started) {
+    if (!started && !*answered) {
+      *answered = true;
+      done(started.error());
+    }
+    arrivalEnded(name, started);
+  });
+}
+
+void Supervisor::arrivalEnded(const std::string& name, const VmResult<Done>& outcome) {
+  auto it = arrivals_.find(name);
+  if (it == arrivals_.end()) return;
+  if (outcome) {
+    log::info(vmText(name) + ": arrived by migration");
+    it->second.arrived = true;
+    auto waiters = std::exchange(it->second.commit_waiters, {});
+    arrivals_.erase(it);
+    for (auto& w : waiters) w(Done{});
+    return;
+  }
+  log::warning(vmText(name) + ": incoming migration failed: " + outcome.error().message);
+  auto waiters = std::exchange(it->second.commit_waiters, {});
+  it->second.failed = outcome.error();
+  undefineWhenStopped(name, 200);
+  for (auto& w : waiters) w(outcome.error());
+}
+
+void Supervisor::commitIncoming(const std::string& name, Completion<Done> done) {
+  auto it = arrivals_.find(name);
+  if (it == arrivals_.end()) {
+    Vm* vm = active(name);
+    if (vm && vm->process && !vm->incoming) return done(Done{});  // arrived already
+    return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is not arriving here"));
+  }
+  if (it->second.failed) return done(*it->second.failed);
+  it->second.commit_waiters.push_back(std::move(done));
+}
+
+void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {
+  auto it = arrivals_.find(name);
+  Vm* vm = active(name);
+  if (it == arrivals_.end() && !(vm && vm->incoming)) {
+    // Committed already, or never here: an abort after the commit would lose the only running copy.
+    auto stored = store_.definition(name);
+    if (stored && !*stored) return done(Done{});  // nothing of it here
+    return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is not arriving here"));
+  }
+  if (it != arrivals_.end()) {
+    for (auto& w : std::exchange(it->second.commit_waiters, {})) w(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": migration aborted"));
+    it->second.failed = vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": migration aborted");
+  }
+  log::info(vmText(name) + ": incoming migration aborted by the source");
+  if (!vm) {
+    arrivals_.erase(name);
+    if (auto undefined = undefine(name); !undefined) return done(undefined.error());
+    return done(Done{});
+  }
+  destroy(name, [this, name, done](VmResult<StopOutcome>) {
+    arrivals_.erase(name);
+    undefineWhenStopped(name, 200);
+    done(Done{});
+  });
+}
+
+void Supervisor::undefineWhenStopped(const std::string& name, int attempts_left) {
+  if (Vm* vm = active(name); vm && attempts_left > 0) {
+    return schedule(*vm, 50, [this, name, attempts_left] { undefineWhenStopped(name, attempts_left - 1); });
+  }
+  arrivals_.erase(name);
+  auto stored = store_.definition(name);
+  if (!stored || !*stored) return;
+  if (auto undefined = undefine(name); !undefined) log::error(vmText(name) + ": drop the failed arrival: " + undefined.error().message);
+}
+
+}  // namespace vmmd::daemon
