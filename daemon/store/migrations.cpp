@@ -75,13 +75,17 @@ CREATE TABLE snapshots (
   disks       TEXT NOT NULL,
   PRIMARY KEY (vm, tag)
 ) STRICT;
+
+-- A VM defined here by an incoming migration that has not arrived yet: a vmmd restarted before it
+-- arrived drops it (its source still runs it).
+ALTER TABLE definitions ADD COLUMN arriving INTEGER NOT NULL DEFAULT 0;
 )sql";
 
 constexpr std::array<Migration, 4> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
     {3, "the owner of each VM (uid, gid, groups)", kVersion3},
-    {4, "snapshots: disk snapshot tag and memory state file per VM", kVersion4},
+    {4, "snapshots (disk snapshot tag, state file) per VM; VMs still arriving by migration", kVersion4},
 }};
 
 }  // namespace

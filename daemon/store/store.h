@@ -61,6 +61,11 @@ class Store {
   // ENOENT (kStoreNotDefined) when there is no such snapshot.
   Status removeSnapshot(std::string_view vm, std::string_view tag);
 
+  // Marks a VM as defined by an incoming migration that has not completed (or clears the mark).
+  Status setArriving(std::string_view vm, bool arriving);
+  // VMs whose incoming migration never completed, by name.
+  Result<std::vector<std::string>> arrivingVms();
+
   Result<int64_t> appendEvent(std::string_view vm, const EventDraft& event);
   // Oldest first.
   Result<std::vector<EventRecord>> events(const EventQuery& query = {});

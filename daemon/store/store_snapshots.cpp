@@ -1,4 +1,4 @@
-// Store: the snapshots table (schema v4).
+// Store: the snapshots table and the arriving mark of definitions (schema v4).
 #include <sqlite3.h>
 
 #include "daemon/store/store.h"
@@ -77,6 +77,24 @@ Status Store::removeSnapshot(std::string_view vm, std::string_view tag) {
   }
   if (auto id = insertEvent(vm, {"snapshot", "deleted " + std::string(tag)}); !id) return id.error();
   return tx->commit();
+}
+
+Status Store::setArriving(std::string_view vm, bool arriving) {
+  if (auto st = db_.run("UPDATE definitions SET arriving = ?2 WHERE name = ?1", vm, int64_t{arriving}); !st) return st;
+  if (sqlite3_changes(db_.handle()) == 0) return Error("vm '" + std::string(vm) + "' is not defined", kStoreNotDefined);
+  return {};
+}
+
+Result<std::vector<std::string>> Store::arrivingVms() {
+  auto stmt = db_.prepare("SELECT name FROM definitions WHERE arriving != 0 ORDER BY name");
+  if (!stmt) return stmt.error();
+  std::vector<std::string> out;
+  Status st = stmt->forEachRow([&]() -> Status {
+    out.push_back(stmt->columnText(0));
+    return {};
+  });
+  if (!st) return st.error();
+  return out;
 }
 
 }  // namespace vmmd::daemon

@@ -305,6 +305,8 @@ class Supervisor {
     std::vector<Completion<Done>> commit_waiters;
   };
   void arrivalEnded(const std::string& name, const VmResult<Done>& outcome);
+  // At recover: VMs whose incoming migration a previous vmmd did not finish are dropped.
+  void dropUnfinishedArrivals();
   // Undefines `name` once it has no worker any more (a failed start is still killing it).
   void undefineWhenStopped(const std::string& name, int attempts_left);
   void finishMigration(const std::string& name, Completion<MigrationOutcome> done, std::shared_ptr<MigrationOutcome> outcome);

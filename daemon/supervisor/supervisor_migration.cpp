@@ -217,6 +217,11 @@ void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, boo
   const std::string name = def.name;
   auto defined = define(def, owner);
   if (!defined) return done(defined.error());
+  // Committed before its worker starts: a vmmd restarted before the VM arrived drops it (recover).
+  if (auto marked = store_.setArriving(name, true); !marked) {
+    (void)undefine(name);
+    return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + marked.error().message()));
+  }
   auto paths = workerPathsFor(config_.run_dir, name);
   std::error_code ec;
   if (paths) std::filesystem::create_directories(paths->dir, ec);
@@ -249,6 +254,7 @@ void Supervisor::arrivalEnded(const std::string& name, const VmResult<Done>& out
   if (it == arrivals_.end()) return;
   if (outcome) {
     log::info(vmText(name) + ": arrived by migration");
+    if (auto cleared = store_.setArriving(name, false); !cleared) log::error(vmText(name) + ": " + cleared.error().message());
     it->second.arrived = true;
     auto waiters = std::exchange(it->second.commit_waiters, {});
     arrivals_.erase(it);
@@ -297,6 +303,28 @@ void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {
     undefineWhenStopped(name, 200);
     done(Done{});
   });
+}
+
+void Supervisor::dropUnfinishedArrivals() {
+  auto arriving = store_.arrivingVms();
+  if (!arriving) return log::error("cannot read the VMs arriving by migration: " + arriving.error().message());
+  for (const std::string& name : *arriving) {
+    // Its source kept running it; whatever worker this half still has goes with it.
+    auto record = store_.runtime(name);
+    if (record && *record && (*record)->pid && (*record)->start_time) {
+      auto pid = static_cast<pid_t>(*(*record)->pid);
+      if (auto facts = workers_->inspect(pid); facts && facts->start_time == static_cast<uint64_t>(*(*record)->start_time)) {
+        if (auto killed = workers_->killProcess(pid, facts->start_time); !killed) log::warning(vmText(name) + ": " + killed.error().message());
+      }
+    }
+    if (auto paths = workerPathsFor(config_.run_dir, name)) {
+      if (auto holder = workers_->pidfileHolder(paths->pidfile)) {
+        if (auto facts = workers_->inspect(*holder)) (void)workers_->killProcess(*holder, facts->start_time);
+      }
+    }
+    log::warning(vmText(name) + ": its incoming migration did not complete before vmmd stopped; dropping it");
+    if (auto undefined = store_.undefine(name); !undefined) log::error(vmText(name) + ": " + undefined.error().message());
+  }
 }
 
 void Supervisor::undefineWhenStopped(const std::string& name, int attempts_left) {

@@ -414,5 +414,20 @@ TEST(Store, Version3FileGainsSnapshotsThatGoWithTheirVm) {
   EXPECT_TRUE(store->snapshots("web1")->empty());
 }
 
+// A VM defined by an incoming migration is marked until it arrives.
+TEST(Store, ArrivingMarkIsKeptUntilCleared) {
+  test_support::TempDir dir;
+  auto store = Store::open(dir.file("vmmd.db"));
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(store->define(makeDefinition("a")).ok());
+  ASSERT_TRUE(store->define(makeDefinition("b")).ok());
+  EXPECT_TRUE(store->arrivingVms()->empty());
+  ASSERT_TRUE(store->setArriving("b", true).ok());
+  EXPECT_EQ(*store->arrivingVms(), std::vector<std::string>{"b"});
+  ASSERT_TRUE(store->setArriving("b", false).ok());
+  EXPECT_TRUE(store->arrivingVms()->empty());
+  EXPECT_EQ(store->setArriving("nobody", true).error().code(), kStoreNotDefined);
+}
+
 }  // namespace
 }  // namespace vmmd::daemon
