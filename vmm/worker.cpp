@@ -21,6 +21,8 @@ Worker::Worker(config::MachineConfig config, FdSets fd_sets) : config_(std::move
 }
 
 Worker::~Worker() {
+  migration_.reset();
+  drain_timer_.reset();
   if (machine_) machine_->powerOff();
   machine_.reset();
   monitor_.reset();
@@ -76,6 +78,7 @@ Status Worker::start() {
     chardevs_[chardev.id] = std::move(*created);
   }
   // QMP monitors listen before the machine exists, so a client can connect as early as possible.
+  migration_ = std::make_unique<migration::MigrationManager>(*this);
   monitor_ = std::make_unique<QmpMonitor>(&loop_, *this);
   for (const auto& monitor : config_.monitors) {
     const config::ChardevConfig* chardev = config_.findChardev(monitor.chardev_id);
@@ -108,6 +111,18 @@ Status Worker::start() {
     if (exit_status_) return Error("interrupted while waiting for a connection on chardev '" + chardev.id + "'");
   }
 
+  if (!config_.incoming.empty()) {
+    // A destination: the machine is built with its vCPUs parked, and runs only once the stream
+    // has loaded (unless -S). The boot setup powerOn writes is overwritten by the stream.
+    if (config_.sandbox) return Error("-incoming: migration is not supported with -sandbox on yet");
+    if (auto st = machine_->powerOn(true); !st) return st;
+    state_ = RunState::Inmigrate;
+    autostart_ = !config_.start_paused;
+    if (config_.incoming != "defer") {
+      if (auto st = migration_->startIncoming(config_.incoming); !st) return st.error().withContext("-incoming " + config_.incoming);
+    }
+    return sandbox::confineThread(sandbox::Role::Main);
+  }
   if (auto st = machine_->powerOn(config_.start_paused); !st) return st;
   state_ = config_.start_paused ? RunState::Prelaunch : RunState::Running;
   // Last, once the vCPU and I/O pool threads exist: they took the process filter from here.
@@ -220,6 +235,10 @@ void Worker::drainEvents() {
   }
   for (auto& event : pending) {
     if (exit_status_) return;
+    if (event.kind == EventKind::Task) {
+      event.task();
+      continue;
+    }
     if (event.kind == EventKind::Fatal) {
       log::error(event.text);
       state_ = RunState::InternalError;
@@ -259,6 +278,7 @@ void Worker::handlePower(PowerRequest request) {
 }
 
 void Worker::stop() {
+  if (state_ == RunState::Inmigrate) autostart_ = false;  // QEMU: the destination stays paused
   if (state_ != RunState::Running) return;  // QEMU: nothing happens, no event
   machine_->pause();
   state_ = RunState::Paused;
@@ -268,6 +288,15 @@ void Worker::stop() {
 Status Worker::cont() {
   if (state_ == RunState::Shutdown) return Error("Resetting the Virtual Machine is required");
   if (state_ == RunState::InternalError) return Error("the machine stopped after an internal error");
+  if (state_ == RunState::Inmigrate) {
+    autostart_ = true;  // QEMU: the destination runs once the stream has loaded
+    return {};
+  }
+  if (state_ == RunState::FinishMigrate) return Error("the guest is stopping for the end of a migration");
+  if (device_io_stopped_) {  // cont after a completed migration (postmigrate), as QEMU allows
+    machine_->resumeDeviceIo();
+    device_io_stopped_ = false;
+  }
   if (state_ == RunState::Running) {
     monitor_->event("STOP");  // QEMU 7.2 announces a stop and a resume even when already running
     monitor_->event("RESUME");
@@ -322,9 +351,105 @@ void Worker::quit(int exit_status, const std::string& why) {
   if (exit_status_) return;
   log::info(why);
   exit_status_ = exit_status;
+  if (migration_) migration_->shutdown();
   if (machine_) machine_->powerOff();
   if (monitor_) monitor_->close();
   uv_stop(&loop_);
+}
+
+void Worker::runOnLoop(std::function<void()> task) { post({EventKind::Task, PowerRequest::PowerOff, {}, std::move(task)}); }
+
+void Worker::migrationEvent(std::string_view name, const qmp::JsonValue& data) {
+  if (monitor_) monitor_->event(name, &data);
+}
+
+void Worker::stopForCompletion(std::function<void(Result<MachineState>)> done) {
+  if (state_ == RunState::Shutdown || state_ == RunState::InternalError) {
+    done(Error(std::string("the guest is in state ") + runStateName(state_)));
+    return;
+  }
+  state_before_stop_ = state_;
+  machine_->pause();
+  state_ = RunState::FinishMigrate;
+  if (state_before_stop_ == RunState::Running) monitor_->event("STOP");
+  machine_->stopDeviceIo();
+  device_io_stopped_ = true;
+  stop_done_ = std::move(done);
+  abandon_stop_ = false;
+  finishStopWhenDrained();
+}
+
+// Block completions run on this loop: look again each millisecond until none is in flight.
+void Worker::finishStopWhenDrained() {
+  if (machine_->requestsInFlight() > 0 && !abandon_stop_) {
+    if (!drain_timer_) {
+      auto timer = std::make_unique<uv_timer_t>();
+      uv_timer_init(&loop_, timer.get());
+      drain_timer_.reset(timer.release());
+      drain_timer_->data = this;
+    }
+    uv_timer_start(drain_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->finishStopWhenDrained(); }, 1, 0);
+    return;
+  }
+  auto done = std::move(stop_done_);
+  stop_done_ = nullptr;
+  if (abandon_stop_) {  // the migration ended meanwhile (cancelled): nobody waits for the state
+    resumeAfterMigration();
+    return;
+  }
+  auto state = machine_->saveState();
+  if (!state) resumeAfterMigration();
+  done(std::move(state));
+}
+
+void Worker::resumeAfterMigration() {
+  if (state_ != RunState::FinishMigrate) return;
+  if (device_io_stopped_) {
+    machine_->resumeDeviceIo();
+    device_io_stopped_ = false;
+  }
+  state_ = state_before_stop_;
+  if (state_ == RunState::Running) {
+    machine_->resume();
+    monitor_->event("RESUME");
+  }
+}
+
+void Worker::outgoingEnded(bool completed) {
+  if (stop_done_) {  // still draining: give up on the stop once drained
+    abandon_stop_ = true;
+    return;
+  }
+  if (completed) {
+    state_ = RunState::Postmigrate;  // the guest now runs on the destination; this one stays stopped
+    return;
+  }
+  resumeAfterMigration();
+}
+
+Status Worker::incomingLoaded(const MachineState& state) {
+  if (state_ != RunState::Inmigrate) return Error(std::string("the guest is in state ") + runStateName(state_));
+  if (auto st = machine_->loadState(state); !st) return st;
+  if (autostart_) {
+    machine_->resume();
+    state_ = RunState::Running;
+    monitor_->event("RESUME");
+  } else {
+    state_ = RunState::Paused;
+  }
+  return {};
+}
+
+void Worker::incomingFailed(const std::string& why) {
+  // As QEMU: the destination reports why and exits with status 1; its guest never ran. The exit
+  // waits one loop turn so the MIGRATION event and any reply in flight go out first.
+  log::error(why);
+  if (quit_timer_) return;
+  auto timer = std::make_unique<uv_timer_t>();
+  uv_timer_init(&loop_, timer.get());
+  quit_timer_.reset(timer.release());
+  quit_timer_->data = this;
+  uv_timer_start(quit_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->quit(1, "load of migration failed"); }, 10, 0);
 }
 
 }  // namespace vmmd

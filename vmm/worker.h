@@ -19,12 +19,14 @@
 #include "vmm/config/machine_config.h"
 #include "vmm/devices/device_host.h"
 #include "vmm/machine/machine.h"
+#include "vmm/migration/migration_host.h"
+#include "vmm/migration/migration_manager.h"
 #include "vmm/monitor/monitored_vm.h"
 #include "vmm/monitor/qmp_monitor.h"
 
 namespace vmmd {
 
-class Worker : public MonitoredVm, public DeviceHost {
+class Worker : public MonitoredVm, public DeviceHost, public migration::MigrationHost {
  public:
   // `fd_sets`: the descriptors passed with -add-fd; every file the worker opens by path goes through them.
   Worker(config::MachineConfig config, FdSets fd_sets);
@@ -47,6 +49,16 @@ class Worker : public MonitoredVm, public DeviceHost {
   void powerButton() override;
   Status systemReset() override;
   void requestQuit() override;
+  migration::MigrationManager& migration() override { return *migration_; }
+  bool incomingDeferred() const override { return config_.incoming == "defer"; }
+
+  // MigrationHost (the migration threads use these, through the main loop)
+  void runOnLoop(std::function<void()> task) override;
+  void migrationEvent(std::string_view name, const qmp::JsonValue& data) override;
+  void stopForCompletion(std::function<void(Result<MachineState>)> done) override;
+  void outgoingEnded(bool completed) override;
+  Status incomingLoaded(const MachineState& state) override;
+  void incomingFailed(const std::string& why) override;
 
   // DeviceHost (the machine's devices use these)
   void watchFd(int fd, std::function<void()> on_readable) override;
@@ -61,12 +73,17 @@ class Worker : public MonitoredVm, public DeviceHost {
   void portChanged(const std::string& port_id, bool open) override;
 
  private:
-  enum class EventKind { Power, Fatal };
+  enum class EventKind { Power, Fatal, Task };
   struct Event {
     EventKind kind;
     PowerRequest power;
     std::string text;
+    std::function<void()> task = {};
   };
+  // The source's final pass: device I/O drained, then the state saved (or the guest resumed
+  // when the migration ended meanwhile).
+  void finishStopWhenDrained();
+  void resumeAfterMigration();
   Status enterSandbox();     // -sandbox on: filters installed, the I/O pool started
   void post(Event event);    // any thread
   void drainEvents();        // main loop thread
@@ -83,6 +100,16 @@ class Worker : public MonitoredVm, public DeviceHost {
   virtio::VirtioBlk::Executor io_executor_;
   std::unique_ptr<QmpMonitor> monitor_;
   std::unique_ptr<Machine> machine_;
+  // After machine_: destroyed first, its thread joined while the machine still exists.
+  std::unique_ptr<migration::MigrationManager> migration_;
+  bool autostart_ = true;  // destination: run once loaded (-S, or stop/cont while inmigrate)
+  // Source's final pass: the state it was in before (to go back to if the migration fails),
+  // whether device I/O is stopped, the stop in progress and whether to give up on it.
+  RunState state_before_stop_ = RunState::Running;
+  bool device_io_stopped_ = false;
+  std::function<void(Result<MachineState>)> stop_done_;
+  bool abandon_stop_ = false;
+  UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_timer_t> quit_timer_;
   RunState state_ = RunState::Prelaunch;
   std::optional<int> exit_status_;

@@ -113,6 +113,9 @@ struct MachineConfig {
   std::vector<AddFdConfig> add_fds;
 
   bool start_paused = false;  // -S
+  // -incoming URI: wait for a migration stream from URI instead of booting; "defer": from the
+  // URI a later QMP migrate-incoming names.
+  std::string incoming;
   bool no_reboot = false;
   bool no_shutdown = false;
   bool daemonize = false;

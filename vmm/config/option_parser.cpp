@@ -450,6 +450,12 @@ const std::vector<OptionSpec>& optionTable() {
        }},
       {"S", false, "   start paused (prelaunch) until QMP cont",
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.start_paused); }},
+      {"incoming", true, "unix:PATH|tcp:HOST:PORT|fd:N|exec:CMD|defer   wait for a migration stream instead of booting",
+       [](ParseState& s, const std::string& o, const std::string& a) -> Status {
+         if (a.empty()) return Error(o + ": a URI or 'defer' is needed");
+         s.config.incoming = a;
+         return {};
+       }},
       {"no-reboot", false, "   exit instead of rebooting",
        [](ParseState& s, const std::string&, const std::string&) { return setFlag(s.config.no_reboot); }},
       {"no-shutdown", false, "   keep running after guest power-off (status shutdown)",

@@ -104,6 +104,38 @@ void AcpiPm::reset() {
   updateSci();
 }
 
+Result<DeviceState> AcpiPm::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.u16(status_);
+  out.u16(enable_);
+  out.u16(control_);
+  out.boolean(sci_level_);
+  auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_);
+  out.u64(static_cast<uint64_t>(elapsed.count()));
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status AcpiPm::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint16_t status = in.u16(), enable = in.u16(), control = in.u16();
+  bool sci_level = in.boolean();
+  uint64_t elapsed_ns = in.u64();
+  // More than a century of uptime is no timer state but garbage (and would overflow the clock).
+  if (elapsed_ns > (100ull * 365 * 24 * 3600) * 1000000000ull) in.reject("a PM timer " + std::to_string(elapsed_ns) + " ns old");
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  status_ = status;
+  enable_ = enable;
+  control_ = control;
+  start_ = std::chrono::steady_clock::now() - std::chrono::nanoseconds(static_cast<int64_t>(elapsed_ns));
+  sci_level_ = sci_level;
+  sci_.set(sci_level_);
+  updateSci();
+  return {};
+}
+
 void AcpiPm::updateSci() {
   bool level = (status_ & enable_ & kPwrBtnStatus) != 0;
   if (level == sci_level_) return;

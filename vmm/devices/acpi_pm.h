@@ -29,6 +29,11 @@ class AcpiPm : public BusDevice, public Device {
   void pressPowerButton();
   const char* name() const override { return "acpi-pm"; }
   void reset() override;
+  // PM1 status/enable/control, the SCI level and the PM timer's count (it goes on counting from
+  // there after a load).
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
   // The reset register (0xCF9 on this machine): a separate one-byte range on the bus.
   class ResetRegister : public BusDevice {

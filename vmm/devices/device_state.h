@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/result.h"
@@ -30,6 +32,13 @@ class StateWriter {
   void bytes(std::span<const uint8_t> data);
   void string(const std::string& text);
   void state(const DeviceState& nested);
+  // A plain struct as its bytes, length-prefixed: the kernel's uapi structs (kvm_regs...), whose
+  // layout is the kernel's stable ABI.
+  template <typename T>
+  void object(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    bytes({reinterpret_cast<const uint8_t*>(&value), sizeof value});
+  }
 
   std::vector<uint8_t> take() { return std::move(out_); }
 
@@ -52,7 +61,22 @@ class StateReader {
   std::vector<uint8_t> bytes();
   std::string string();
   DeviceState state();
+  // What object() wrote; a length other than sizeof(T) is refused (and reads as zero).
+  template <typename T>
+  T object() {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T value{};
+    auto raw = bytes();
+    if (raw.size() != sizeof value) {
+      reject("a field of " + std::to_string(raw.size()) + " bytes where " + std::to_string(sizeof value) + " belong");
+    } else {
+      std::memcpy(&value, raw.data(), sizeof value);
+    }
+    return value;
+  }
 
+  // A read has failed (or reject() was called): later reads return zero.
+  bool failed() const { return !error_.empty(); }
   // Marks the state as unusable (a field the reader refuses), with why.
   void reject(const std::string& why);
   // An error naming `what` if any read failed or if bytes are left over.

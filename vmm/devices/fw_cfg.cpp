@@ -147,6 +147,35 @@ uint32_t FwCfg::transfer(uint32_t control, uint32_t length, uint64_t address) {
   return 0;
 }
 
+Result<DeviceState> FwCfg::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.u32(static_cast<uint32_t>(items_.size()));
+  out.u16(selected_);
+  out.u64(offset_);
+  out.u64(dma_address_);
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status FwCfg::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint32_t items = in.u32();
+  uint16_t selected = in.u16();
+  uint64_t offset = in.u64();
+  uint64_t dma_address = in.u64();
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  if (items != items_.size()) {
+    return Error(std::string(name()) + ": the state is for " + std::to_string(items) + " items, this machine has " + std::to_string(items_.size()));
+  }
+  selected_ = selected;
+  // An offset past the item reads as its end, as the data port does.
+  offset_ = std::min<uint64_t>(offset, current().size());
+  dma_address_ = dma_address;
+  return {};
+}
+
 void FwCfg::reset() {
   auto guard = lock();
   select(kSignature);

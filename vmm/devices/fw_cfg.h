@@ -57,6 +57,11 @@ class FwCfg : public BusDevice, public Device {
   const char* name() const override { return "fw_cfg"; }
   // Selector, offset and DMA address back to 0; the items stay (they describe the machine).
   void reset() override;
+  // Selector, data offset and the DMA address's written high half; the items are rebuilt from the
+  // configuration, so only their count is in the state (a check that the machines match).
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
  private:
   void select(uint16_t key);

@@ -35,6 +35,34 @@ void I8042::reset() {
   pending_command_ = pending_keyboard_ = 0;
 }
 
+Result<DeviceState> I8042::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.u8(command_byte_);
+  out.u8(pending_command_);
+  out.u8(pending_keyboard_);
+  out.u8(last_output_);
+  out.bytes(std::vector<uint8_t>(output_.begin(), output_.end()));
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status I8042::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint8_t command_byte = in.u8(), pending_command = in.u8(), pending_keyboard = in.u8(), last_output = in.u8();
+  auto output = in.bytes();
+  // The device never queues more than kMaxQueued reply bytes.
+  if (output.size() > kMaxQueued) in.reject(std::to_string(output.size()) + " queued reply bytes");
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  command_byte_ = command_byte;
+  pending_command_ = pending_command;
+  pending_keyboard_ = pending_keyboard;
+  last_output_ = last_output;
+  output_.assign(output.begin(), output.end());
+  return {};
+}
+
 void I8042::reply(std::initializer_list<uint8_t> bytes) {
   for (uint8_t byte : bytes) {
     if (output_.size() < kMaxQueued) output_.push_back(byte);

@@ -26,6 +26,10 @@ class I8042 : public Device {
 
   const char* name() const override { return "i8042"; }
   void reset() override;
+  // The command byte, pending commands and the replies the firmware has not read yet.
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
  private:
   struct Port : BusDevice {

@@ -43,6 +43,40 @@ void Serial16550::reset() {
   updateInterrupt();
 }
 
+Result<DeviceState> Serial16550::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.u16(divisor_);
+  for (uint8_t reg : {ier_, lcr_, mcr_, scr_, fcr_}) out.u8(reg);
+  out.boolean(thr_empty_pending_);
+  out.boolean(irq_level_);
+  out.bytes(std::vector<uint8_t>(rx_.begin(), rx_.end()));
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status Serial16550::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint16_t divisor = in.u16();
+  uint8_t regs[5];
+  for (auto& reg : regs) reg = in.u8();
+  bool thr_empty_pending = in.boolean();
+  bool irq_level = in.boolean();
+  auto rx = in.bytes();
+  if (rx.size() > kInputLimit) in.reject(std::to_string(rx.size()) + " bytes of input (at most " + std::to_string(kInputLimit) + ")");
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  divisor_ = divisor;
+  ier_ = regs[0], lcr_ = regs[1], mcr_ = regs[2], scr_ = regs[3], fcr_ = regs[4];
+  thr_empty_pending_ = thr_empty_pending;
+  rx_.assign(rx.begin(), rx.end());
+  // The interrupt line is driven again to what the registers say, so KVM's view of it matches.
+  irq_level_ = irq_level;
+  irq_.set(irq_level_);
+  updateInterrupt();
+  return {};
+}
+
 uint8_t Serial16550::readRegister(uint64_t offset) {
   bool dlab = lcr_ & kLcrDlab;
   switch (offset) {

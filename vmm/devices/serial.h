@@ -28,6 +28,10 @@ class Serial16550 : public BusDevice, public Device {
   const char* name() const override { return "isa-serial"; }
   // Back to power-on state (host input already queued is kept).
   void reset() override;
+  // Registers, the latched THRE interrupt and the bytes the guest has not read yet.
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
  private:
   uint8_t readRegister(uint64_t offset);

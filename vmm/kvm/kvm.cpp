@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -81,6 +82,17 @@ Result<size_t> Kvm::vcpuMmapSize() const {
   return static_cast<size_t>(size);
 }
 
+Result<std::vector<uint32_t>> Kvm::msrIndexList() const {
+  // Asked with room for none, the kernel says E2BIG and how many there are.
+  MsrListHeader probe{0};
+  if (ioctlRetry(fd_.get(), kGetMsrIndexList, &probe) < 0 && errno != E2BIG) return Error::fromErrno("KVM_GET_MSR_INDEX_LIST");
+  std::vector<uint32_t> buffer(1 + probe.nmsrs);
+  buffer[0] = probe.nmsrs;
+  if (ioctlRetry(fd_.get(), kGetMsrIndexList, buffer.data()) < 0) return Error::fromErrno("KVM_GET_MSR_INDEX_LIST");
+  buffer.resize(1 + std::min<size_t>(buffer[0], probe.nmsrs));
+  return std::vector<uint32_t>(buffer.begin() + 1, buffer.end());
+}
+
 Result<Vm> Vm::create(const Kvm& kvm) {
   int fd = ioctlRetry(kvm.fd(), KVM_CREATE_VM, 0);
   if (fd < 0) return describeKvmFailure(kvm.path(), {KvmFailure::Step::CreateVm, errno}, {});
@@ -95,6 +107,23 @@ Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);
   return check(ioctlRetry(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+}
+
+Status Vm::setDirtyLogging(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool on) {
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  region.guest_phys_addr = guest_phys;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  return check(ioctlRetry(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION (dirty logging)");
+}
+
+Status Vm::getDirtyLog(uint32_t slot, std::span<uint64_t> bitmap) {
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  return check(ioctlRetry(fd_.get(), KVM_GET_DIRTY_LOG, &log), "KVM_GET_DIRTY_LOG");
 }
 
 Status Vm::createIrqchip() { return check(ioctlRetry(fd_.get(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP"); }
@@ -176,6 +205,47 @@ Status Vm::setGsiRouting(const std::vector<GsiRoute>& routes) {
   return check(ioctlRetry(fd_.get(), kSetGsiRouting, buffer.data()), "KVM_SET_GSI_ROUTING");
 }
 
+int Vm::checkExtension(long capability) const {
+  int rc = ::ioctl(fd_.get(), KVM_CHECK_EXTENSION, capability);
+  return rc < 0 ? 0 : rc;
+}
+
+namespace {
+
+// One KVM_GET_* into a value of its type / one KVM_SET_* from it, the errno named after the ioctl.
+template <typename T>
+Result<T> getStruct(int fd, unsigned long request, const char* what, T value = {}) {
+  if (ioctlRetry(fd, request, &value) < 0) return Error::fromErrno(what);
+  return value;
+}
+
+template <typename T>
+Status setStruct(int fd, unsigned long request, const char* what, const T& value) {
+  return check(ioctlRetry(fd, request, &value), what);
+}
+
+}  // namespace
+
+Result<kvm_clock_data> Vm::clock() const { return getStruct<kvm_clock_data>(fd_.get(), KVM_GET_CLOCK, "KVM_GET_CLOCK"); }
+
+Status Vm::setClock(const kvm_clock_data& clock) {
+  kvm_clock_data data{};
+  data.clock = clock.clock;  // flags stay 0: the clock is set to this value, not advanced by real time
+  return setStruct(fd_.get(), KVM_SET_CLOCK, "KVM_SET_CLOCK", data);
+}
+
+Result<kvm_irqchip> Vm::irqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  return getStruct(fd_.get(), KVM_GET_IRQCHIP, "KVM_GET_IRQCHIP", chip);
+}
+
+Status Vm::setIrqchip(const kvm_irqchip& chip) { return setStruct(fd_.get(), KVM_SET_IRQCHIP, "KVM_SET_IRQCHIP", chip); }
+
+Result<kvm_pit_state2> Vm::pit() const { return getStruct<kvm_pit_state2>(fd_.get(), KVM_GET_PIT2, "KVM_GET_PIT2"); }
+
+Status Vm::setPit(const kvm_pit_state2& pit) { return setStruct(fd_.get(), KVM_SET_PIT2, "KVM_SET_PIT2", pit); }
+
 Result<Vcpu> Vcpu::create(const Kvm& kvm, const Vm& vm, uint32_t id) {
   auto mmap_size = kvm.vcpuMmapSize();
   if (!mmap_size) return mmap_size.error();
@@ -211,6 +281,83 @@ Status Vcpu::setSregs(const kvm_sregs& sregs) {
 }
 
 Status Vcpu::setFpu(const kvm_fpu& fpu) { return check(ioctlRetry(fd_.get(), KVM_SET_FPU, &fpu), "KVM_SET_FPU"); }
+
+Result<kvm_fpu> Vcpu::fpu() const { return getStruct<kvm_fpu>(fd_.get(), KVM_GET_FPU, "KVM_GET_FPU"); }
+
+Result<kvm_sregs2> Vcpu::sregs2() const { return getStruct<kvm_sregs2>(fd_.get(), KVM_GET_SREGS2, "KVM_GET_SREGS2"); }
+
+Status Vcpu::setSregs2(const kvm_sregs2& sregs) { return setStruct(fd_.get(), KVM_SET_SREGS2, "KVM_SET_SREGS2", sregs); }
+
+Result<std::vector<uint8_t>> Vcpu::xsave(size_t size) const {
+  bool extended = size > 0;
+  std::vector<uint8_t> area(std::max(size, sizeof(XsaveHeader)));
+  const char* what = extended ? "KVM_GET_XSAVE2" : "KVM_GET_XSAVE";
+  if (ioctlRetry(fd_.get(), extended ? kGetXsave2 : kGetXsave, area.data()) < 0) return Error::fromErrno(what);
+  return area;
+}
+
+Status Vcpu::setXsave(std::span<const uint8_t> area) {
+  if (area.size() < sizeof(XsaveHeader)) return Error("KVM_SET_XSAVE: an area of " + std::to_string(area.size()) + " bytes");
+  // The kernel reads as many bytes as KVM_CAP_XSAVE2 says; the copy keeps a short area from being read past.
+  std::vector<uint8_t> copy(area.begin(), area.end());
+  return check(ioctlRetry(fd_.get(), kSetXsave, copy.data()), "KVM_SET_XSAVE");
+}
+
+Result<kvm_xcrs> Vcpu::xcrs() const { return getStruct<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, "KVM_GET_XCRS"); }
+
+Status Vcpu::setXcrs(const kvm_xcrs& xcrs) { return setStruct(fd_.get(), KVM_SET_XCRS, "KVM_SET_XCRS", xcrs); }
+
+Result<std::vector<kvm_msr_entry>> Vcpu::readMsrs(const std::vector<uint32_t>& indices) const {
+  std::vector<kvm_msr_entry> out;
+  size_t next = 0;
+  while (next < indices.size()) {
+    size_t count = indices.size() - next;
+    std::vector<uint8_t> buffer(sizeof(MsrsHeader) + count * sizeof(kvm_msr_entry));
+    MsrsHeader header{static_cast<uint32_t>(count), 0};
+    std::memcpy(buffer.data(), &header, sizeof header);
+    for (size_t i = 0; i < count; ++i) {
+      kvm_msr_entry entry{};
+      entry.index = indices[next + i];
+      std::memcpy(buffer.data() + sizeof header + i * sizeof entry, &entry, sizeof entry);
+    }
+    int read = ioctlRetry(fd_.get(), kGetMsrs, buffer.data());
+    if (read < 0) return Error::fromErrno("KVM_GET_MSRS");
+    for (int i = 0; i < read; ++i) {
+      kvm_msr_entry entry;
+      std::memcpy(&entry, buffer.data() + sizeof header + static_cast<size_t>(i) * sizeof entry, sizeof entry);
+      out.push_back(entry);
+    }
+    // KVM stops at the first MSR it refuses: skip that one and read on.
+    next += static_cast<size_t>(read) + 1;
+  }
+  return out;
+}
+
+Result<kvm_vcpu_events> Vcpu::events() const {
+  return getStruct<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS");
+}
+
+Status Vcpu::setEvents(const kvm_vcpu_events& events) {
+  return setStruct(fd_.get(), KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", events);
+}
+
+Result<kvm_debugregs> Vcpu::debugRegs() const {
+  return getStruct<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+
+Status Vcpu::setDebugRegs(const kvm_debugregs& regs) {
+  return setStruct(fd_.get(), KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", regs);
+}
+
+Result<uint32_t> Vcpu::tscKhz() const {
+  int khz = ioctlRetry(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (khz < 0) return Error::fromErrno("KVM_GET_TSC_KHZ");
+  return static_cast<uint32_t>(khz);
+}
+
+Status Vcpu::setTscKhz(uint32_t khz) {
+  return check(ioctlRetry(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)), "KVM_SET_TSC_KHZ");
+}
 
 Status Vcpu::setCpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   std::vector<uint8_t> buffer(sizeof(CpuidHeader) + entries.size() * sizeof(kvm_cpuid_entry2));

@@ -11,7 +11,7 @@
 namespace vmmd {
 namespace {
 
-constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kPostPort = 0x80, kAcpiPmBase = 0x600, kResetPort = 0xCF9, kDebugConsole = 0x402;
+constexpr uint16_t kPostPort = 0x80, kResetPort = 0xCF9, kDebugConsole = 0x402;
 constexpr uint32_t kCom1Irq = 4, kSciIrq = 9;
 constexpr uint8_t kS5SleepType = 5;
 
@@ -170,6 +170,7 @@ Status Machine::addPciDevice(PlannedDevice planned, const config::DeviceConfig& 
   (*pci)->watchNotifications([this](int fd, std::function<void()> on_readable) { host_.watchFd(fd, std::move(on_readable)); });
   if (!planned.netdev.empty()) nics_.push_back({planned.id, planned.netdev, &(*pci)->device()});
   virtio_.push_back(std::move(*pci));
+  virtio_slots_.push_back(slot);
   return {};
 }
 
@@ -182,12 +183,6 @@ Status Machine::addMmioDevice(PlannedDevice planned, const microvm::Transport& t
   if (!planned.netdev.empty()) nics_.push_back({planned.id, planned.netdev, &(*mmio)->device()});
   virtio_mmio_.push_back(std::move(*mmio));
   return {};
-}
-
-template <typename Each>
-void Machine::forEachTransport(Each each) {
-  for (auto& device : virtio_) each(*device);
-  for (auto& device : virtio_mmio_) each(*device);
 }
 
 Status Machine::createDevices(const std::vector<microvm::Transport>& transports) {
@@ -369,6 +364,42 @@ void Machine::pause() {
 }
 
 void Machine::resume() { control_.set(VcpuControl::Target::Run); }
+
+Status Machine::startDirtyLog() {
+  std::lock_guard lock(vm_mutex_);
+  if (!vm_) return Error("dirty logging: the machine is not powered on");
+  memory_.startHostWriteTracking();
+  uint32_t slot = 0;  // RAM regions are the first slots (powerOn)
+  for (const auto& region : memory_.regions()) {
+    if (auto st = vm_->setDirtyLogging(slot++, region.guest_address, region.size, region.host, true); !st) return st;
+  }
+  return {};
+}
+
+Result<std::vector<std::vector<uint64_t>>> Machine::takeDirtyPages() {
+  std::lock_guard lock(vm_mutex_);
+  if (!vm_) return Error("dirty logging: the machine is not powered on");
+  std::vector<std::vector<uint64_t>> dirty;
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    std::vector<uint64_t> bitmap((region.size / 4096 + 63) / 64, 0);
+    if (auto st = vm_->getDirtyLog(slot, bitmap); !st) return st.error();
+    memory_.takeHostWritten(slot, bitmap);
+    dirty.push_back(std::move(bitmap));
+    ++slot;
+  }
+  return dirty;
+}
+
+void Machine::stopDirtyLog() {
+  std::lock_guard lock(vm_mutex_);
+  memory_.stopHostWriteTracking();
+  if (!vm_) return;
+  uint32_t slot = 0;
+  for (const auto& region : memory_.regions()) {
+    (void)vm_->setDirtyLogging(slot++, region.guest_address, region.size, region.host, false);
+  }
+}
 
 bool Machine::setLink(const std::string& name, bool up) {
   for (auto& nic : nics_) {

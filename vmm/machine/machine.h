@@ -9,6 +9,7 @@
 // from power-on exactly, with no list of registers to forget.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "vmm/machine/cpuid.h"
 #include "vmm/machine/device_factory.h"
 #include "vmm/machine/exit_stats.h"
+#include "vmm/machine/machine_state.h"
 #include "vmm/machine/microvm_layout.h"
 #include "vmm/machine/vcpu_runner.h"
 #include "vmm/platform/guest_memory.h"
@@ -73,6 +75,31 @@ class Machine {
   void pause();
   void resume();
   bool running() const { return !runners_.empty(); }
+  // Every vCPU is parked (after pause(), or powerOn(true)): the state may be taken or given.
+  bool paused() const;
+
+  // Migration and snapshots; the call order is in machine_state.h.
+  // Devices stop taking host-side input (queue notifications, received frames, console bytes)
+  // so nothing but completions of requests already in flight writes guest memory; and again.
+  void stopDeviceIo();
+  void resumeDeviceIo();
+  // Block requests handed to I/O threads whose completion has not reached the guest yet. Their
+  // completions run on the main loop: the caller lets it turn until this is 0.
+  size_t requestsInFlight() const;
+  // Every section (machine_state.h). Fails, naming the device, when the vCPUs are not paused or
+  // a request is still in flight.
+  Result<MachineState> saveState();
+  // Gives every section to its vCPU, KVM object or device. Before the vCPUs run (powerOn(true)).
+  // A section for no present device, a device with no section, or a section of another kind or
+  // version is an error naming it; after an error the machine must not be resumed.
+  Status loadState(const MachineState& state);
+
+  // Live migration's view of guest RAM: KVM's dirty log on every RAM slot plus the pages device
+  // models write (GuestMemory's host-write tracking). takeDirtyPages() returns, per RAM region
+  // (memory().regions() order), one bit per 4 KiB page written since the last call, and clears.
+  Status startDirtyLog();
+  Result<std::vector<std::vector<uint64_t>>> takeDirtyPages();
+  void stopDirtyLog();
 
   void pressPowerButton() { acpi_pm_.pressPowerButton(); }
   Serial16550& serial() { return serial_; }
@@ -92,6 +119,8 @@ class Machine {
   std::vector<std::vector<kvm::BinaryStat>> kvmVcpuStats() const;
 
  private:
+  // Where the legacy devices sit (their state sections are named after these ports too).
+  static constexpr uint16_t kCom1 = 0x3F8, kCmos = 0x70, kAcpiPmBase = 0x600;
   static Result<acpi::AcpiTables> buildAcpi(const config::MachineConfig& config,
                                             const std::vector<microvm::Transport>& transports);
   Status buildBus();
@@ -101,12 +130,23 @@ class Machine {
                       std::vector<boot::BootDevice>& boot_devices);
   Status addMmioDevice(PlannedDevice planned, const microvm::Transport& transport);
   template <typename Each>
-  void forEachTransport(Each each);
+  void forEachTransport(Each each) {
+    for (auto& device : virtio_) each(*device);
+    for (auto& device : virtio_mmio_) each(*device);
+  }
   // The legacy PC pieces firmware probes, and the fw_cfg files it reads (firmware boot only).
   Status addFirmwareDevices(const std::vector<boot::BootDevice>& boot_devices);
   // Opens /dev/kvm, checks what it offers and plans the vCPUs' CPUID: the last step of create().
   Status openKvm();
   void setIrq(uint32_t gsi, bool level);
+  // Every piece of state in the order it is saved and loaded (machine_sections.cpp).
+  struct StateSection {
+    std::string id;
+    std::function<Result<DeviceState>()> save;
+    std::function<Status(const DeviceState&)> load;
+  };
+  std::vector<StateSection> stateSections();
+  Status checkStateAccess(const char* what) const;
 
   config::MachineConfig config_;
   DeviceHost& host_;
@@ -131,6 +171,7 @@ class Machine {
   IoBus mmio_;
   PciHost pci_;
   std::vector<std::unique_ptr<virtio::VirtioPci>> virtio_;
+  std::vector<int> virtio_slots_;  // the PCI slot of each of virtio_
   std::vector<std::unique_ptr<virtio::VirtioMmio>> virtio_mmio_;
   std::vector<DiskInfo> disks_;
   struct Nic {

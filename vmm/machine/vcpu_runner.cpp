@@ -51,6 +51,11 @@ void VcpuControl::waitParked(size_t count) {
   changed_.wait(lock, [&] { return parked_ >= count || target_ != Target::Pause; });
 }
 
+bool VcpuControl::allParked(size_t count) const {
+  std::lock_guard lock(mutex_);
+  return target_ == Target::Pause && parked_ >= count;
+}
+
 void VcpuControl::threadExited() {
   std::lock_guard lock(mutex_);
   ++parked_;  // a vCPU that stopped for good counts as parked for a pause in progress

@@ -32,6 +32,8 @@ class VcpuControl {
   Target parkWhilePaused();
   // Waits until `count` vCPU threads are parked (or gone).
   void waitParked(size_t count);
+  // The target is Pause and `count` vCPU threads are parked (or gone).
+  bool allParked(size_t count) const;
   void threadExited();
 
  private:

@@ -8,11 +8,12 @@
 #include "base/result.h"
 #include "vmm/config/machine_config.h"
 #include "vmm/machine/machine.h"
+#include "vmm/migration/migration_manager.h"
 
 namespace vmmd {
 
 // QEMU's RunState names (qapi/run-state.json), as query-status reports them.
-enum class RunState { Prelaunch, Running, Paused, Shutdown, InternalError };
+enum class RunState { Prelaunch, Running, Paused, Shutdown, InternalError, Inmigrate, FinishMigrate, Postmigrate };
 
 inline const char* runStateName(RunState state) {
   switch (state) {
@@ -21,6 +22,9 @@ inline const char* runStateName(RunState state) {
     case RunState::Paused: return "paused";
     case RunState::Shutdown: return "shutdown";
     case RunState::InternalError: return "internal-error";
+    case RunState::Inmigrate: return "inmigrate";
+    case RunState::FinishMigrate: return "finish-migrate";
+    case RunState::Postmigrate: return "postmigrate";
   }
   return "unknown";
 }
@@ -40,6 +44,9 @@ class MonitoredVm {
   virtual const config::MachineConfig& config() const = 0;
   virtual Machine& machine() = 0;
   virtual std::vector<ChardevInfo> chardevInfo() const = 0;
+  virtual migration::MigrationManager& migration() = 0;
+  // Started with -incoming defer: migrate-incoming may name the source.
+  virtual bool incomingDeferred() const = 0;
 
   // Host-initiated actions; each emits QEMU's events.
   virtual void stop() = 0;        // running -> paused

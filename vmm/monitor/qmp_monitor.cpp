@@ -4,6 +4,7 @@
 
 #include "vmm/backends/chardev.h"
 #include "vmm/monitor/monitored_vm.h"
+#include "vmm/monitor/qmp_migration.h"
 #include "vmm/monitor/query_stats.h"
 
 namespace vmmd {
@@ -165,6 +166,7 @@ void QmpMonitor::registerSchema() {
 void QmpMonitor::registerCommands() {
   MonitoredVm& w = vm_;
   registerQueryStats(registry_, w);
+  registerMigrationCommands(registry_, w);
   registry_.addSync({"query-status", {}, "StatusInfo"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     Json info = emptyObject();
     putString(info, "status", runStateName(w.state()));
@@ -354,6 +356,9 @@ std::string QmpMonitor::humanCommand(const std::string& line) {
       case RunState::Shutdown: return "VM status: paused (shutdown)\r\n";
       case RunState::InternalError: return "VM status: paused (internal-error)\r\n";
       case RunState::Paused: return "VM status: paused\r\n";
+      case RunState::Inmigrate: return "VM status: paused (inmigrate)\r\n";
+      case RunState::FinishMigrate: return "VM status: paused (finish-migrate)\r\n";
+      case RunState::Postmigrate: return "VM status: paused (postmigrate)\r\n";
     }
   }
   if (command == "info version") {

@@ -9,6 +9,7 @@ namespace vmmd {
 namespace {
 
 constexpr size_t kHugePageSize = 2u << 20;
+constexpr uint64_t kPage = 4096;
 
 }  // namespace
 
@@ -29,6 +30,46 @@ Result<GuestMemory> GuestMemory::create(uint64_t ram_bytes) {
   return GuestMemory(std::move(*mapping), std::move(regions));
 }
 
+GuestMemory::GuestMemory(Mapping mapping, std::vector<Region> regions)
+    : mapping_(std::move(mapping)),
+      regions_(std::move(regions)),
+      host_written_(std::make_unique<std::atomic<uint64_t>[]>((mapping_.size() / kPage + 63) / 64)) {}
+
+void GuestMemory::startHostWriteTracking() const {
+  size_t words = (mapping_.size() / kPage + 63) / 64;
+  for (size_t i = 0; i < words; ++i) host_written_[i].store(0, std::memory_order_relaxed);
+  host_tracking_->store(true);
+}
+
+void GuestMemory::stopHostWriteTracking() const { host_tracking_->store(false); }
+
+void GuestMemory::markWrittenSlow(const uint8_t* host, uint64_t length) const {
+  const uint8_t* base = mapping_.data();
+  if (host < base || length == 0 || static_cast<uint64_t>(host - base) >= mapping_.size()) return;
+  uint64_t offset = static_cast<uint64_t>(host - base);
+  uint64_t end = std::min<uint64_t>(mapping_.size(), offset + length);
+  for (uint64_t page = offset / kPage; page <= (end - 1) / kPage; ++page) {
+    host_written_[page / 64].fetch_or(uint64_t{1} << (page % 64), std::memory_order_relaxed);
+  }
+}
+
+void GuestMemory::takeHostWritten(size_t region, std::span<uint64_t> bitmap) const {
+  const Region& r = regions_.at(region);
+  uint64_t first = static_cast<uint64_t>(r.host - mapping_.data()) / kPage;
+  uint64_t pages = std::min<uint64_t>(r.size / kPage, bitmap.size() * 64);
+  for (uint64_t i = 0; i < pages;) {
+    uint64_t page = first + i;
+    if (page % 64 == 0 && pages - i >= 64 && i % 64 == 0) {  // whole words where both line up
+      bitmap[i / 64] |= host_written_[page / 64].exchange(0, std::memory_order_relaxed);
+      i += 64;
+      continue;
+    }
+    uint64_t bit = uint64_t{1} << (page % 64);
+    if (host_written_[page / 64].fetch_and(~bit, std::memory_order_relaxed) & bit) bitmap[i / 64] |= uint64_t{1} << (i % 64);
+    ++i;
+  }
+}
+
 uint8_t* GuestMemory::hostAddress(uint64_t address, uint64_t length) const {
   for (const auto& region : regions_) {
     if (address >= region.guest_address && length <= region.size &&
@@ -46,6 +87,7 @@ Status GuestMemory::write(uint64_t address, std::span<const uint8_t> bytes) {
                  " is outside RAM");
   }
   std::memcpy(host, bytes.data(), bytes.size());
+  markWritten(host, bytes.size());
   return {};
 }
 

@@ -69,6 +69,11 @@ constexpr unsigned long kMainIoctls[] = {
     KVM_SET_FPU, KVM_SET_REGS, KVM_SET_SREGS, kvm::kSetMsrs, KVM_SET_XCRS, KVM_SET_LAPIC,
     KVM_GET_LAPIC, KVM_SET_MP_STATE, KVM_GET_MP_STATE,
     KVM_GET_STATS_FD,  // a new VM and its vCPUs get their statistics fds (query-stats)
+    // Machine::saveState/loadState (migration, snapshots), from the main loop.
+    kvm::kGetMsrIndexList, kvm::kGetMsrs, kvm::kGetXsave, kvm::kGetXsave2, kvm::kSetXsave, KVM_GET_SREGS2,
+    KVM_SET_SREGS2, KVM_GET_FPU, KVM_GET_XCRS, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_DEBUGREGS,
+    KVM_SET_DEBUGREGS, KVM_GET_TSC_KHZ, KVM_SET_TSC_KHZ, KVM_GET_CLOCK, KVM_SET_CLOCK, KVM_GET_IRQCHIP,
+    KVM_SET_IRQCHIP, KVM_GET_PIT2, KVM_SET_PIT2,
     TUNSETVNETHDRSZ, TUNGETIFF, FIONBIO, FIOCLEX, FIONREAD, TCGETS, TCSETS,
 };
 

@@ -6,7 +6,7 @@
  *
  * Words on the command line (PVH cmdline, `-append`) choose the checks and the final action:
  *   checks:  serial cmdline memmap acpi cpus      (none named: all of them; `nochecks`: none)
- *   action:  poweroff (default) reset powerbutton idle
+ *   action:  poweroff (default) reset powerbutton idle count
  * Other words are ignored. See README.md in this folder for the lines and what they mean.
  *
  * Every wait is bounded: a failed check prints ok=0 with a reason, never hangs.
@@ -1071,6 +1071,20 @@ static void action_idle(void) {
   for (;;) __asm__ volatile("sti; hlt");
 }
 
+/* Counts LAPIC timer wake-ups (~50 ms each) and prints the count at each, for the state tests:
+ * a machine saved and loaded elsewhere goes on from the same n (the counter lives in registers
+ * and on the stack; the wake-ups need the LAPIC timer, the IDT and the interrupt flag restored). */
+static void action_count(void) {
+  lapic_timer_start();
+  kprintf("PROBE name=ready action=count\n");
+  for (uint32_t n = 1; n < 1000000; n++) {
+    __asm__ volatile("sti; hlt; cli");
+    kprintf("PROBE name=count n=%u timer_irqs=%u\n", n, irq_count[VEC_TIMER]);
+  }
+  lapic_write(0x320, 1u << 16);
+  action_poweroff();
+}
+
 /* ------------------------------------------------------------------ main */
 
 void probe_main(uint32_t start_info_paddr) {
@@ -1109,6 +1123,7 @@ void probe_main(uint32_t start_info_paddr) {
   if (has_word("reset")) action_reset(boot);
   else if (has_word("powerbutton")) action_powerbutton();
   else if (has_word("idle")) action_idle();
+  else if (has_word("count")) action_count();
   else action_poweroff();
   /* Only reached when the action failed (its line says why): nothing else to do. */
   kprintf("PROBE name=halted\n");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/vmm/devices/fake_line.h"
+#include "tests/vmm/devices/state_checks.h"
 
 namespace vmmd {
 namespace {
@@ -228,6 +229,45 @@ TEST(ResetRegister, OtherValuesDoNothing) {
   uint8_t read = 0xAA;
   reg.read(0, {&read, 1});
   EXPECT_EQ(read, 0);
+}
+
+}  // namespace
+}  // namespace vmmd
+
+namespace vmmd {
+namespace {
+
+TEST_F(AcpiPmTest, StateCarriesRegistersSciAndTheTimersCount) {
+  writeWord(kEnable, 0x0100);  // power button enabled
+  pm_.pressPowerButton();
+  ASSERT_TRUE(sci_.level());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  uint32_t before = readTimer();
+  auto saved = pm_.saveState();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+
+  testing::RecordedLine target_sci(9);
+  AcpiPm target(target_sci.line(), 5, [](PowerRequest) {});
+  ASSERT_TRUE(target.loadState(*saved).ok());
+  EXPECT_TRUE(target_sci.level()) << "the SCI is raised again on the loaded device";
+  uint8_t data[4];
+  target.read(kStatus, {data, 2});
+  EXPECT_EQ(data[1], 0x01) << "power button status";
+  target.read(kEnable, {data, 2});
+  EXPECT_EQ(data[1], 0x01) << "power button enable";
+  target.read(kTimer, data);
+  uint32_t after = static_cast<uint32_t>(data[0] | data[1] << 8 | data[2] << 16);
+  // The timer goes on from where it was (a fresh device would be near 0, 5 ms = ~17900 ticks behind).
+  uint32_t advanced = (after - before) & 0xFFFFFF;
+  EXPECT_LT(advanced, 3579545u) << "before " << before << " after " << after;
+  // Saved again: everything but the timer's count (it moved on) is the same.
+  auto again = target.saveState();
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->bytes.size(), saved->bytes.size());
+  EXPECT_TRUE(std::equal(saved->bytes.begin(), saved->bytes.end() - 8, again->bytes.begin()));
+
+  AcpiPm hostile(testing::RecordedLine(9).line(), 5, [](PowerRequest) {});
+  testing::expectHostileStatesRefused(hostile, *saved);
 }
 
 }  // namespace

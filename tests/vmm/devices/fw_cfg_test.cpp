@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "tests/vmm/devices/state_checks.h"
+
 namespace vmmd {
 namespace {
 
@@ -150,6 +152,34 @@ TEST_F(FwCfgTest, ResetSelectsTheSignatureAgain) {
   (void)readData(1);
   fw_cfg_.reset();
   EXPECT_EQ(readData(1), (std::vector<uint8_t>{'Q'}));
+}
+
+}  // namespace
+}  // namespace vmmd
+
+namespace vmmd {
+namespace {
+
+TEST_F(FwCfgTest, StateCarriesSelectorAndOffset) {
+  ASSERT_TRUE(fw_cfg_.addFile("etc/answer", {'f', 'o', 'r', 't', 'y', '-', 't', 'w', 'o'}).ok());
+  select(FwCfg::kFirstFileKey);
+  EXPECT_EQ(readData(3), (std::vector<uint8_t>{'f', 'o', 'r'}));
+
+  FwCfg target(memory_);
+  ASSERT_TRUE(target.addFile("etc/answer", {'f', 'o', 'r', 't', 'y', '-', 't', 'w', 'o'}).ok());
+  auto saved = testing::expectRoundTrip(fw_cfg_, target);
+  std::vector<uint8_t> rest(6);
+  for (auto& byte : rest) target.read(FwCfg::kDataOffset, {&byte, 1});
+  EXPECT_EQ(rest, (std::vector<uint8_t>{'t', 'y', '-', 't', 'w', 'o'})) << "reading goes on where it stopped";
+
+  FwCfg other_machine(memory_);  // without the file: another configuration
+  auto refused = other_machine.loadState(saved);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("items"), std::string::npos) << refused.error().message();
+
+  FwCfg hostile(memory_);
+  ASSERT_TRUE(hostile.addFile("etc/answer", {'x'}).ok());
+  testing::expectHostileStatesRefused(hostile, saved);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/vmm/devices/state_checks.h"
+
 #include <vector>
 
 namespace vmmd {
@@ -85,6 +87,36 @@ TEST(SystemControlPortA, BitZeroResets) {
   value = 0x03;
   port.write(0, {&value, 1});
   EXPECT_EQ(requests.size(), 1u);
+}
+
+}  // namespace
+}  // namespace vmmd
+
+namespace vmmd {
+namespace {
+
+TEST_F(I8042Test, StateCarriesCommandByteAndUnreadReplies) {
+  command(0x60);  // write command byte
+  data(0x65);
+  data(0xF2);  // identify: ACK, 0xAB, 0x83 wait unread
+  I8042 target([](PowerRequest) {});
+  auto saved = testing::expectRoundTrip(controller_, target);
+  uint8_t value = 0;
+  std::vector<uint8_t> replies;
+  for (;;) {
+    target.commandPort().read(0, {&value, 1});
+    if (!(value & 0x01)) break;
+    target.dataPort().read(0, {&value, 1});
+    replies.push_back(value);
+  }
+  EXPECT_EQ(replies, (std::vector<uint8_t>{0xFA, 0xAB, 0x83}));
+  uint8_t read_command = 0x20;
+  target.commandPort().write(0, {&read_command, 1});
+  target.dataPort().read(0, {&value, 1});
+  EXPECT_EQ(value, 0x65);
+
+  I8042 hostile([](PowerRequest) {});
+  testing::expectHostileStatesRefused(hostile, saved);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tests/vmm/devices/fake_line.h"
+#include "tests/vmm/devices/state_checks.h"
 
 namespace vmmd {
 namespace {
@@ -233,6 +234,46 @@ TEST(Serial16550, WorksWithoutASinkOrInterruptLine) {
   serial.write(kIer, {&value, 1});
   serial.read(kIir, {&value, 1});
   EXPECT_EQ(value, 0x02);
+}
+
+}  // namespace
+}  // namespace vmmd
+
+namespace vmmd {
+namespace {
+
+TEST_F(SerialTest, StateCarriesRegistersAndUnreadInput) {
+  out(kLcr, 0x80);  // DLAB: the divisor
+  out(kData, 0x01);
+  out(kIer, 0x00);
+  out(kLcr, 0x03);  // 8N1
+  out(kMcr, 0x0B);
+  out(kScr, 0x5A);
+  out(kIer, 0x01);  // interrupt on received data
+  receive("hi");
+  ASSERT_TRUE(irq_.level());
+
+  testing::RecordedLine target_irq(4);
+  Serial16550 target(target_irq.line(), [](std::span<const uint8_t>) {});
+  auto saved = testing::expectRoundTrip(serial_, target);
+  EXPECT_TRUE(target_irq.level()) << "the line is driven to the loaded state";
+  auto read = [&](uint64_t offset) {
+    uint8_t value = 0;
+    target.read(offset, {&value, 1});
+    return value;
+  };
+  EXPECT_EQ(read(kScr), 0x5A);
+  EXPECT_EQ(read(kMcr), 0x0B);
+  EXPECT_EQ(read(kLcr), 0x03);
+  EXPECT_EQ(read(kIer), 0x01);
+  EXPECT_EQ(read(kLsr) & 0x01, 0x01) << "data ready";
+  EXPECT_EQ(read(kData), 'h');
+  EXPECT_EQ(read(kData), 'i');
+  EXPECT_EQ(read(kLsr) & 0x01, 0x00);
+  EXPECT_FALSE(target_irq.level());
+
+  Serial16550 hostile(testing::RecordedLine(4).line(), [](std::span<const uint8_t>) {});
+  testing::expectHostileStatesRefused(hostile, saved);
 }
 
 }  // namespace

@@ -8,32 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/vmm/machine/no_host.h"
+
 namespace vmmd {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Opens no port and no tap; events are dropped (the devices here never run).
-struct NoHost : DeviceHost {
-  void watchFd(int, std::function<void()>) override {}
-  void runIo(std::function<void()>, std::function<void()>) override {}
-  Result<std::unique_ptr<virtio::PortBackend>> openPort(const std::string& id) override {
-    return Error("chardev '" + id + "' is not open in this test");
-  }
-  Result<std::unique_ptr<virtio::NetBackend>> openNetdev(const config::NetdevConfig& netdev) override {
-    return Error("netdev '" + netdev.id + "' is not open in this test");
-  }
-  const FileOpener& files() const override { return plainFiles(); }
-  void powerRequest(PowerRequest) override {}
-  void vcpuFailed(const std::string&) override {}
-  void serialOutput(std::span<const uint8_t>) override {}
-  void blockIoError(const std::string&, const std::string&, const std::string&) override {}
-  void portChanged(const std::string&, bool) override {}
-};
-
 struct Factory {
   config::MachineConfig machine;
-  NoHost host;
+  testing::NoHost host;
   std::vector<config::DeviceConfig> ports;
   std::vector<bool> ports_taken;
 

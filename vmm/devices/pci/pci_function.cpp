@@ -94,6 +94,38 @@ void PciFunction::configWrite(uint16_t offset, unsigned size, uint32_t value) {
   if (bars_changed) barsChanged();
 }
 
+void PciFunction::saveConfig(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.bytes(config_);
+  for (const auto& bar : bars_) out.u64(bar.address);
+}
+
+Status PciFunction::loadConfig(StateReader& in) {
+  auto config = in.bytes();
+  std::array<uint64_t, kMaxBars> addresses{};
+  for (auto& address : addresses) address = in.u64();
+  if (!in.failed() && config.size() != config_.size()) in.reject("a configuration space of " + std::to_string(config.size()) + " bytes");
+  if (in.failed()) return in.finish("PCI configuration");
+  {
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < config_.size(); ++i) {
+      if ((config[i] ^ config_[i]) & ~writable_[i]) {
+        return Error("PCI configuration byte " + std::to_string(i) + " is " + std::to_string(config[i]) + ", read-only " +
+                     std::to_string(config_[i]) + " here: the state is for another device");
+      }
+    }
+    for (size_t i = 0; i < bars_.size(); ++i) {
+      // A BAR decodes where its register says (a probe in progress aside): the address must agree.
+      if (addresses[i] & 0xFFFu || addresses[i] > 0xFFFFFFFFu) return Error("PCI BAR " + std::to_string(i) + " at " + std::to_string(addresses[i]));
+      if (!bars_[i].size && addresses[i]) return Error("PCI BAR " + std::to_string(i) + " is not implemented here");
+    }
+    std::copy(config.begin(), config.end(), config_.begin());
+    for (size_t i = 0; i < bars_.size(); ++i) bars_[i].address = addresses[i];
+  }
+  barsChanged();
+  return {};
+}
+
 uint64_t PciFunction::barAddress(int index) const {
   std::lock_guard lock(mutex_);
   uint16_t command;

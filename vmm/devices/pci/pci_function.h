@@ -9,6 +9,9 @@
 #include <span>
 #include <vector>
 
+#include "base/result.h"
+#include "vmm/devices/device_state.h"
+
 namespace vmmd {
 
 class PciFunction {
@@ -39,6 +42,13 @@ class PciFunction {
   uint64_t barAddress(int index) const;
   uint32_t barSize(int index) const { return bars_[index].size; }
   bool busMaster() const;
+
+  // The configuration space (256 bytes) and where each BAR decodes, for migration. A load takes
+  // only what the guest could have written: a read-only byte that differs (another device, or
+  // another BAR size) is an error naming its offset. BARs that moved are then announced
+  // (barsChanged), as after the guest's own write.
+  void saveConfig(StateWriter& out) const;
+  Status loadConfig(StateReader& in);
 
   // MMIO into one of the BARs (offset within the BAR).
   virtual void barRead(int bar, uint64_t offset, std::span<uint8_t> data) = 0;

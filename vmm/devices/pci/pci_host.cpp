@@ -20,6 +20,23 @@ constexpr uint32_t kEnableBit = 0x80000000u;
 
 PciHost::PciHost() : bridge_(std::make_unique<HostBridge>()) { slots_[0] = bridge_.get(); }
 
+DeviceState PciHost::saveState() const {
+  StateWriter out;
+  out.u32(address_.load());
+  bridge_->saveConfig(out);
+  return DeviceState{kStateKind, kStateVersion, out.take()};
+}
+
+Status PciHost::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, kStateKind, kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint32_t address = in.u32();
+  if (auto st = bridge_->loadConfig(in); !st) return st.error().withContext(kStateKind);
+  if (auto st = in.finish(kStateKind); !st) return st;
+  address_ = address;
+  return {};
+}
+
 Status PciHost::addFunction(uint8_t slot, PciFunction* function) {
   if (slot == 0 || slot >= kSlots) return Error("PCI: slot " + std::to_string(slot) + " is not available");
   if (slots_[slot]) return Error("PCI: slot " + std::to_string(slot) + " is taken");

@@ -29,6 +29,13 @@ class PciHost {
   // A free 4 KiB-aligned MMIO range for a new BAR (firmware-style assignment).
   uint64_t allocateBar(uint32_t size);
 
+  // CONFIG_ADDRESS and the host bridge's own configuration space (the functions behind it save
+  // theirs with their device state).
+  DeviceState saveState() const;
+  Status loadState(const DeviceState& state);
+  static constexpr const char* kStateKind = "pci-host";
+  static constexpr uint32_t kStateVersion = 1;
+
  private:
   struct AddressPort : BusDevice {
     explicit AddressPort(PciHost& host) : host(host) {}

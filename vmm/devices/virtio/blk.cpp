@@ -96,6 +96,29 @@ void VirtioBlk::readConfig(uint64_t offset, std::span<uint8_t> data) {
 
 void VirtioBlk::activate() { active_ = true; }
 
+Result<DeviceState> VirtioBlk::saveState() const {
+  if (size_t n = in_flight_.load()) {
+    return Error(std::string(name()) + ": " + std::to_string(n) + " requests in flight (the machine must be drained first)");
+  }
+  StateWriter out;
+  out.u64(disk_->size());
+  out.boolean(disk_->readOnly());
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status VirtioBlk::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  uint64_t size = in.u64();
+  bool read_only = in.boolean();
+  if (auto st = in.finish(name()); !st) return st;
+  if (size != disk_->size()) {
+    return Error(std::string(name()) + ": the state is for a disk of " + std::to_string(size) + " bytes, this one has " + std::to_string(disk_->size()));
+  }
+  if (read_only != disk_->readOnly()) return Error(std::string(name()) + ": the state is for a " + (read_only ? "read-only" : "writable") + " disk");
+  return {};
+}
+
 void VirtioBlk::quiesce() {
   std::unique_lock lock(io_mutex_);
   workers_done_.wait(lock, [&] { return workers_ == 0; });
@@ -105,6 +128,7 @@ void VirtioBlk::reset() {
   quiesce();
   {
     std::lock_guard lock(io_mutex_);
+    in_flight_ -= pending_.size();
     pending_.clear();  // left by a worker that stopped at kMaxBatch: they belong to the old driver
   }
   active_ = false;
@@ -268,6 +292,7 @@ void VirtioBlk::serve(storage::BlockDevice& disk, Request& q) {
 }
 
 void VirtioBlk::dispatch(std::vector<std::shared_ptr<Request>> requests) {
+  in_flight_ += requests.size();
   {
     std::lock_guard lock(io_mutex_);
     for (auto& request : requests) pending_.push_back(std::move(request));
@@ -291,6 +316,7 @@ void VirtioBlk::startWorkers() {
     executor_([this, served] { serveBatch(*served); },
               [this, served, alive = std::weak_ptr<int>(alive_)] {
                 if (!alive.lock()) return;
+                in_flight_ -= served->size();
                 complete(*served);
                 startWorkers();  // a worker that stopped at kMaxBatch may have left some behind
               });

@@ -3,6 +3,7 @@
 // completions come back to the main loop, which returns the buffers to the guest.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -37,6 +38,13 @@ class VirtioBlk : public VirtioDevice {
   void kick(uint16_t queue) override;
   void reset() override;
   void quiesce() override;
+  // Requests taken from the queue whose completion has not reached the guest yet.
+  size_t requestsInFlight() const override { return in_flight_.load(); }
+  // Only the disk's size and read-only flag (a check that the destination has the same disk): the
+  // queue positions are the transport's. Refused while a request is in flight (drain first).
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
   const storage::BlockDevice& disk() const { return *disk_; }
 
@@ -68,6 +76,7 @@ class VirtioBlk : public VirtioDevice {
   std::deque<std::shared_ptr<Request>> pending_;  // waiting for a worker
   size_t workers_ = 0;                            // work items handed to the executor, not yet done
   std::condition_variable workers_done_;
+  std::atomic<size_t> in_flight_{0};  // dispatched, not yet completed on the main loop
 };
 
 }  // namespace vmmd::virtio

@@ -70,10 +70,6 @@ void VirtioConsole::readConfig(uint64_t offset, std::span<uint8_t> data) {
   if (offset < sizeof config) std::memcpy(data.data(), config + offset, std::min<size_t>(data.size(), sizeof config - offset));
 }
 
-void VirtioConsole::activate() {
-  active_ = true;
-  driver_ready_ = false;
-}
 
 void VirtioConsole::reset() {
   active_ = false;
@@ -84,6 +80,78 @@ void VirtioConsole::reset() {
     port->sending.reset();
     port->waiting_writable = false;
     port->spec.backend->waitReadable(false);
+  }
+}
+
+Result<DeviceState> VirtioConsole::saveState() const {
+  auto guard = lock();
+  StateWriter out;
+  out.boolean(driver_ready_);
+  out.u32(static_cast<uint32_t>(ports_.size()));
+  for (const auto& port : ports_) {
+    if (port->sending) {
+      return Error(std::string(name()) + ": port " + port->spec.name + " is sending to its host end, which does not read");
+    }
+    out.u32(port->spec.number);
+    out.boolean(port->guest_ready);
+    out.boolean(port->guest_open);
+  }
+  out.u32(static_cast<uint32_t>(control_out_.size()));
+  for (const auto& message : control_out_) out.bytes(message);
+  return DeviceState{name(), kStateVersion, out.take()};
+}
+
+Status VirtioConsole::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, name(), kStateVersion); !st) return st;
+  StateReader in(state.bytes);
+  bool driver_ready = in.boolean();
+  uint32_t count = in.u32();
+  if (count != ports_.size()) in.reject(std::to_string(count) + " ports, this device has " + std::to_string(ports_.size()));
+  std::vector<std::pair<bool, bool>> flags;
+  for (const auto& port : ports_) {
+    if (in.failed()) break;
+    if (uint32_t number = in.u32(); number != port->spec.number) {
+      in.reject("port number " + std::to_string(number) + " where " + std::to_string(port->spec.number) + " belongs");
+    }
+    bool ready = in.boolean();
+    bool open = in.boolean();
+    flags.emplace_back(ready, open);
+  }
+  uint32_t messages = in.u32();
+  if (messages > kMaxPendingControl) in.reject(std::to_string(messages) + " control messages");
+  std::deque<std::vector<uint8_t>> control;
+  for (uint32_t i = 0; i < messages && !in.failed(); ++i) control.push_back(in.bytes());
+  if (auto st = in.finish(name()); !st) return st;
+  auto guard = lock();
+  driver_ready_ = driver_ready;
+  control_out_ = std::move(control);
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    ports_[i]->guest_ready = flags[i].first;
+    ports_[i]->guest_open = flags[i].second;
+  }
+  return {};
+}
+
+void VirtioConsole::activate() {
+  bool restored = driver_ready_;  // a loaded state: the driver did its handshake on the source
+  active_ = true;
+  if (!restored) return;
+  for (auto& port : ports_) {
+    if (!port->guest_ready) continue;
+    sendControl(port->spec.number, kPortOpen, port->spec.backend->connected() ? 1 : 0);
+    if (port->spec.backend->connected()) receive(*port);
+  }
+}
+
+void VirtioConsole::hostInputStopped() {
+  for (auto& port : ports_) port->spec.backend->waitReadable(false);
+}
+
+void VirtioConsole::hostInputResumed() {
+  flushControl();
+  for (auto& port : ports_) {
+    transmit(*port);
+    receive(*port);
   }
 }
 
@@ -210,7 +278,7 @@ void VirtioConsole::sendControl(uint32_t id, uint16_t event, uint16_t value, con
 }
 
 void VirtioConsole::flushControl() {
-  if (!active_) return;
+  if (!active_ || ioStopped()) return;  // queued in control_out_ until the device runs again
   Virtqueue& queue = transport_->queue(kControlRx);
   bool pushed = false;
   while (!control_out_.empty()) {
@@ -233,7 +301,7 @@ void VirtioConsole::flushControl() {
 }
 
 void VirtioConsole::transmit(Port& port) {
-  if (!active_ || port.waiting_writable) return;
+  if (!active_ || port.waiting_writable || ioStopped()) return;
   Virtqueue& queue = transport_->queue(txQueue(port.spec.number));
   bool pushed = false;
   for (uint32_t served = 0;; ++served) {
@@ -277,7 +345,7 @@ void VirtioConsole::transmit(Port& port) {
 void VirtioConsole::receive(Port& port) {
   // Linux drops data that arrives for a port no guest process has open, so, like QEMU, the
   // host side is only read while the guest has the port open; bytes wait in the socket until then.
-  if (!active_ || !port.guest_open || !port.spec.backend->connected()) {
+  if (!active_ || ioStopped() || !port.guest_open || !port.spec.backend->connected()) {
     port.spec.backend->waitReadable(false);
     return;
   }

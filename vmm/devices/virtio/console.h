@@ -60,6 +60,13 @@ class VirtioConsole : public VirtioDevice {
   void activate() override;
   void kick(uint16_t queue) override;
   void reset() override;
+  // DEVICE_READY seen, each port's PORT_READY/open flags, the control messages not yet delivered.
+  // A port in the middle of sending a guest buffer to its host end (a peer that stopped reading)
+  // cannot be saved: the error names it. After a load each ready port is told its host end's
+  // connection as it is here.
+  Result<DeviceState> saveState() const override;
+  Status loadState(const DeviceState& state) override;
+  static constexpr uint32_t kStateVersion = 1;
 
  private:
   struct Port;
@@ -75,6 +82,8 @@ class VirtioConsole : public VirtioDevice {
   void receive(Port& port);
   Port* portByQueue(uint16_t queue, bool& is_tx);
   void fail(const std::string& why);
+  void hostInputStopped() override;
+  void hostInputResumed() override;
 
   uint32_t max_ports_;
   std::vector<std::unique_ptr<Port>> ports_;

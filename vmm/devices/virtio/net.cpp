@@ -112,7 +112,7 @@ void VirtioNet::kick(uint16_t queue) {
 }
 
 void VirtioNet::transmit() {
-  if (!active_ || waiting_writable_) return;
+  if (!active_ || waiting_writable_ || ioStopped()) return;
   Virtqueue& queue = transport_->queue(kTxQueue);
   bool pushed = false;
   for (uint32_t served = 0;; ++served) {
@@ -148,7 +148,7 @@ void VirtioNet::transmit() {
 }
 
 void VirtioNet::receive() {
-  if (!active_) return;
+  if (!active_ || ioStopped()) return;
   Virtqueue& queue = transport_->queue(kRxQueue);
   bool pushed = false;
   for (;;) {

@@ -57,6 +57,8 @@ class VirtioNet : public VirtioDevice {
  private:
   void transmit();
   void receive();
+  void hostInputStopped() override { backend_->waitReadable(false); }
+  void hostInputResumed() override { receive(); }
   // The driver's input is broken: stop, then tell the transport (DEVICE_NEEDS_RESET).
   void fail(const std::string& why);
 

@@ -55,6 +55,37 @@ Status enableQueue(QueueRegisters& q, const GuestMemory& memory, uint16_t max_si
   return {};
 }
 
+void saveQueue(StateWriter& out, const QueueRegisters& q) {
+  out.u16(q.size);
+  out.boolean(q.enabled);
+  out.u64(q.desc);
+  out.u64(q.driver);
+  out.u64(q.device);
+  Virtqueue::Position position = q.queue.position();
+  out.u16(position.next_avail);
+  out.u16(position.next_used);
+  out.u16(position.signalled_used);
+}
+
+SavedQueue loadQueueRegisters(StateReader& in, QueueRegisters& q) {
+  SavedQueue saved;
+  q.size = in.u16();
+  saved.enabled = in.boolean();
+  q.desc = in.u64();
+  q.driver = in.u64();
+  q.device = in.u64();
+  saved.position = {in.u16(), in.u16(), in.u16()};
+  return saved;
+}
+
+Status restoreQueue(QueueRegisters& q, const SavedQueue& saved, const GuestMemory& memory, uint16_t max_size,
+                    uint64_t driver_features) {
+  if (!saved.enabled) return {};
+  if (auto st = enableQueue(q, memory, max_size, driver_features); !st) return st;
+  q.queue.setPosition(saved.position);
+  return {};
+}
+
 UniqueFd makeEventFd() { return UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)); }
 
 void signalEventFd(int fd) {

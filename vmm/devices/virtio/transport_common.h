@@ -10,6 +10,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "vmm/devices/device_state.h"
 #include "vmm/devices/virtio/virtio_device.h"
 #include "vmm/devices/virtio/virtqueue.h"
 #include "vmm/platform/guest_memory.h"
@@ -54,6 +55,29 @@ struct QueueRegisters {
 // maximum, the rings against guest memory (Virtqueue::configure).
 Status enableQueue(QueueRegisters& q, const GuestMemory& memory, uint16_t max_size, uint64_t driver_features);
 
+// Saved state of one queue as both transports keep it: size, enabled, ring addresses and the
+// device's position in the rings (virtio-blk is drained first, so nothing is in flight).
+void saveQueue(StateWriter& out, const QueueRegisters& q);
+struct SavedQueue {
+  bool enabled = false;
+  Virtqueue::Position position;
+};
+// Reads what saveQueue wrote into `q`'s registers; the ring is set up by restoreQueue.
+SavedQueue loadQueueRegisters(StateReader& in, QueueRegisters& q);
+// Enables a queue that was enabled (its rings checked against guest memory again) and puts the
+// device where it was in them.
+Status restoreQueue(QueueRegisters& q, const SavedQueue& saved, const GuestMemory& memory, uint16_t max_size,
+                    uint64_t driver_features);
+
+// After a load: serves every enabled queue once, as if kicked, so requests the driver offered
+// before the source stopped are not left waiting for a kick that already came.
+template <typename Queue>
+void kickEnabledQueues(Transport& transport, const std::vector<Queue>& queues) {
+  for (uint16_t index = 0; index < queues.size(); ++index) {
+    if (queues[index].enabled) transport.kickAgain(index);
+  }
+}
+
 // An eventfd for kicks or interrupts (non-blocking, close-on-exec); one count added to one; all
 // counts taken from one (what the main loop does before serving a kick).
 UniqueFd makeEventFd();
@@ -74,7 +98,7 @@ void watchKicks(const FdWatcher& watch, VirtioDevice& device, std::vector<Queue>
     watch(fd, [&device, runs, index, fd] {
       drainEventFd(fd);
       auto lock = device.lock();
-      if (runs(index)) device.kick(index);
+      if (!device.ioStopped() && runs(index)) device.kick(index);
     });
   }
 }

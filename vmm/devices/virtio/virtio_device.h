@@ -75,9 +75,32 @@ class VirtioDevice : public Device {
   // so nothing writes into guest memory that is about to be reused or unmapped).
   virtual void quiesce() {}
 
+  // Machine::stopDeviceIo (migration, snapshots), with the lock held: until resumeIo() the device
+  // serves no kick and writes no host input (frames, console bytes, control messages) into guest
+  // memory, so its state and the guest's rings stay as saved. Requests already handed to I/O
+  // threads still complete: the machine drains them.
+  void stopIo() {
+    io_stopped_ = true;
+    hostInputStopped();
+  }
+  void resumeIo() {
+    io_stopped_ = false;
+    hostInputResumed();
+  }
+  bool ioStopped() const { return io_stopped_; }
+  // Requests handed to I/O threads whose completion has not reached the guest (virtio-blk).
+  virtual size_t requestsInFlight() const { return 0; }
+
  protected:
+  // A device with host-side input stops watching it / takes what waited (and watches again).
+  virtual void hostInputStopped() {}
+  virtual void hostInputResumed() {}
+
   Transport* transport_ = nullptr;  // bound for the device's whole life
   bool active_ = false;             // the device sets it in activate(), clears it in reset()
+
+ private:
+  bool io_stopped_ = false;
 };
 
 }  // namespace vmmd::virtio

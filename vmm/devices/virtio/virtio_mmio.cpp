@@ -57,6 +57,63 @@ void VirtioMmio::resetLocked() {
   updateLine();
 }
 
+Result<DeviceState> VirtioMmio::saveState() const {
+  auto lock = device_->lock();
+  auto device_state = device_->saveState();
+  if (!device_state) return device_state.error();
+  StateWriter out;
+  out.u8(status_);
+  out.u64(driver_features_);
+  out.u32(device_features_sel_);
+  out.u32(driver_features_sel_);
+  out.u32(queue_sel_);
+  out.u32(interrupt_status_);
+  out.u8(config_generation_);
+  out.boolean(active_);
+  out.u16(static_cast<uint16_t>(queues_.size()));
+  for (const auto& q : queues_) saveQueue(out, q);
+  out.state(*device_state);
+  return DeviceState{kStateKind, kStateVersion, out.take()};
+}
+
+Status VirtioMmio::loadState(const DeviceState& state) {
+  if (auto st = checkState(state, kStateKind, kStateVersion); !st) return st;
+  auto lock = device_->lock();
+  resetLocked();
+  StateReader in(state.bytes);
+  status_ = in.u8();
+  driver_features_ = in.u64();
+  device_features_sel_ = in.u32();
+  driver_features_sel_ = in.u32();
+  queue_sel_ = in.u32();
+  uint32_t interrupt_status = in.u32();
+  config_generation_ = in.u8();
+  bool active = in.boolean();
+  if (uint16_t count = in.u16(); count != queues_.size()) {
+    in.reject(std::to_string(count) + " queues, this device has " + std::to_string(queues_.size()));
+  }
+  std::vector<SavedQueue> saved_queues;
+  for (auto& q : queues_) saved_queues.push_back(loadQueueRegisters(in, q));
+  if (interrupt_status & ~(kInterruptUsedBuffer | kInterruptConfigChange)) in.reject("interrupt status " + std::to_string(interrupt_status));
+  DeviceState device_state = in.state();
+  Status loaded = in.finish(device_->name());
+  for (size_t i = 0; loaded && i < queues_.size(); ++i) {
+    loaded = restoreQueue(queues_[i], saved_queues[i], memory_, device_->queueMaxSize(), driver_features_);
+    if (!loaded) loaded = loaded.error().withContext("queue " + std::to_string(i));
+  }
+  if (loaded) loaded = device_->loadState(device_state);
+  if (!loaded) {
+    resetLocked();
+    return loaded;
+  }
+  interrupt_status_ = interrupt_status;
+  updateLine();
+  active_ = active;
+  if (active_) device_->activate();
+  kickEnabledQueues(*this, queues_);
+  return {};
+}
+
 uint8_t VirtioMmio::status() const {
   auto lock = device_->lock();
   return status_;

@@ -54,6 +54,14 @@ class VirtioMmio : public BusDevice, public Transport {
   // Machine reset.
   void resetDevice();
 
+  // The transport's registers, queues and interrupt status with the device's state inside; taken
+  // with the machine paused (virtio-blk drained). A load checks the queues against guest memory
+  // again and drives the interrupt line to the saved status.
+  Result<DeviceState> saveState() const;
+  Status loadState(const DeviceState& state);
+  static constexpr const char* kStateKind = "virtio-mmio";
+  static constexpr uint32_t kStateVersion = 1;
+
   VirtioDevice& device() { return *device_; }
   uint64_t base() const { return base_; }
   uint32_t gsi() const { return irq_.gsi(); }

@@ -327,16 +327,8 @@ Result<DeviceState> VirtioPci::saveState() const {
   out.boolean(active_);
   out.u16(static_cast<uint16_t>(queues_.size()));
   for (const auto& q : queues_) {
-    out.u16(q.size);
+    saveQueue(out, q);
     out.u16(q.msix_vector);
-    out.boolean(q.enabled);
-    out.u64(q.desc);
-    out.u64(q.driver);
-    out.u64(q.device);
-    Virtqueue::Position position = q.queue.position();
-    out.u16(position.next_avail);
-    out.u16(position.next_used);
-    out.u16(position.signalled_used);
   }
   msix_.save(out);
   out.state(*device_state);
@@ -357,28 +349,20 @@ Status VirtioPci::loadState(const DeviceState& state) {
   config_generation_ = in.u8();
   isr_ = in.u8();
   bool active = in.boolean();
-  std::vector<std::pair<bool, Virtqueue::Position>> saved_queues;
+  std::vector<SavedQueue> saved_queues;
   if (uint16_t count = in.u16(); count != queues_.size()) {
     in.reject(std::to_string(count) + " queues, this device has " + std::to_string(queues_.size()));
   }
   for (auto& q : queues_) {
-    q.size = in.u16();
+    saved_queues.push_back(loadQueueRegisters(in, q));
     q.msix_vector = in.u16();
-    bool enabled = in.boolean();
-    q.desc = in.u64();
-    q.driver = in.u64();
-    q.device = in.u64();
-    Virtqueue::Position position{in.u16(), in.u16(), in.u16()};
-    saved_queues.emplace_back(enabled, position);
   }
   msix_.load(in);
   DeviceState device_state = in.state();
   Status loaded = in.finish(device_->name());
   for (size_t i = 0; loaded && i < queues_.size(); ++i) {
-    if (!saved_queues[i].first) continue;
-    loaded = enableQueue(queues_[i], memory_, device_->queueMaxSize(), driver_features_);
+    loaded = restoreQueue(queues_[i], saved_queues[i], memory_, device_->queueMaxSize(), driver_features_);
     if (!loaded) loaded = loaded.error().withContext("queue " + std::to_string(i));
-    queues_[i].queue.setPosition(saved_queues[i].second);
   }
   if (loaded) loaded = device_->loadState(device_state);
   if (!loaded) {
@@ -390,6 +374,7 @@ Status VirtioPci::loadState(const DeviceState& state) {
   for (size_t i = 0; i < vectors_.size(); ++i) updateVectorRoute(i);
   active_ = active;
   if (active_) device_->activate();
+  kickEnabledQueues(*this, queues_);
   return {};
 }
 

@@ -190,6 +190,7 @@ Status Virtqueue::walk(uint16_t head, DescriptorChain& chain) {
 Status Virtqueue::push(uint16_t head, uint32_t written) {
   if (!ready_) return Error("virtqueue: not ready");
   markHead(head, false);
+  if (memory_->trackingHostWrites()) markChainWritten(head);
   uint8_t* element = used_ + 4 + 8 * (next_used_ % layout_.size);
   uint32_t id = head;
   std::memcpy(element, &id, 4);
@@ -199,6 +200,16 @@ Status Virtqueue::push(uint16_t head, uint32_t written) {
   std::atomic_thread_fence(std::memory_order_release);
   std::memcpy(used_ + 2, &next_used_, 2);
   return {};
+}
+
+// A migration is tracking host writes: the pages the device wrote for this chain (found again
+// from the descriptor table, which the driver may not change while the chain is in flight) and
+// the used ring must reach the destination.
+void Virtqueue::markChainWritten(uint16_t head) {
+  if (walk(head, written_scratch_)) {
+    for (const Buffer& buffer : written_scratch_.writable) memory_->markWritten(buffer.data, buffer.length);
+  }
+  memory_->markWritten(used_, 6 + 8 * uint64_t{layout_.size});
 }
 
 bool Virtqueue::shouldNotify() {
@@ -219,9 +230,11 @@ bool Virtqueue::enableNotifications() {
   if (event_idx_) {
     // avail_event lives after the used ring: ask for a kick at the next new entry.
     std::memcpy(used_ + 4 + 8 * layout_.size, &next_avail_, 2);
+    memory_->markWritten(used_ + 4 + 8 * layout_.size, 2);
   } else {
     uint16_t flags = 0;  // VIRTQ_USED_F_NO_NOTIFY cleared
     std::memcpy(used_, &flags, 2);
+    memory_->markWritten(used_, 2);
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return availIndex() != next_avail_;

@@ -95,6 +95,7 @@ class Virtqueue {
 
  private:
   Status walk(uint16_t head, DescriptorChain& chain);
+  void markChainWritten(uint16_t head);
   uint16_t availIndex() const;
   uint16_t availRing(uint16_t slot) const;
   uint16_t availFlags() const;
@@ -113,6 +114,7 @@ class Virtqueue {
   std::vector<uint64_t> in_flight_heads_;  // one bit per head popped and not pushed
   bool headInFlight(uint16_t head) const { return in_flight_heads_[head / 64] >> (head % 64) & 1; }
   void markHead(uint16_t head, bool in_flight);
+  DescriptorChain written_scratch_;  // markChainWritten's, kept to reuse its storage
 };
 
 }  // namespace vmmd::virtio

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "tests/vmm/devices/state_checks.h"
 #include "tests/vmm/devices/virtio/virtio_driver_harness.h"
 #include "vmm/devices/virtio/console.h"
 #include "vmm/devices/virtio/net.h"
@@ -203,11 +204,50 @@ TEST_F(VirtioPciTest, KickAgainMakesTheQueueNotificationReadable) {
   pci->kickAgain(7);  // no such queue: ignored
 }
 
-TEST_F(VirtioPciTest, ADeviceWithoutStateSupportFailsTheSave) {
+TEST_F(VirtioPciTest, AVirtioSerialStateLoadsOnlyIntoOneWithAsManyPorts) {
   auto console = transport(std::make_unique<VirtioConsole>(1, std::vector<PortSpec>{}, nullptr));
-  auto saved = console->saveState();
-  ASSERT_FALSE(saved.ok());
-  EXPECT_EQ(saved.error().message(), "virtio-serial-pci: saving device state is not supported");
+  auto target = transport(std::make_unique<VirtioConsole>(1, std::vector<PortSpec>{}, nullptr));
+  auto saved = vmmd::testing::expectRoundTrip(*console, *target);
+  EXPECT_EQ(saved.kind, "virtio-pci");
+  auto bigger = transport(std::make_unique<VirtioConsole>(4, std::vector<PortSpec>{}, nullptr));
+  auto refused = bigger->loadState(saved);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("queues"));
+}
+
+TEST_F(VirtioPciTest, HostileTransportStatesAreRefused) {
+  auto source = rng();
+  DriverHarness driver(*memory_, kQueueSize, kQueueBase);
+  bringUp(*source, driver);
+  auto saved = source->saveState();
+  ASSERT_TRUE(saved.ok());
+  auto target = rng();
+  vmmd::testing::expectHostileStatesRefused(*target, *saved);
+}
+
+// The PCI function's configuration space: what the guest wrote (BAR, command, MSI-X enable)
+// comes along; a state of another device (its read-only identity differs) is refused.
+TEST_F(VirtioPciTest, ConfigurationSpaceRoundTripsAndNamesAnotherDevice) {
+  auto source = rng();
+  enableMsix(*source);
+  source->configWrite(0x04, 2, 0x0006);      // memory decoding, bus master
+  source->configWrite(0x10, 4, 0xC0010000);  // BAR0 moved by the guest
+  StateWriter out;
+  source->saveConfig(out);
+  auto bytes = out.take();
+
+  auto target = rng();
+  StateReader in(bytes);
+  ASSERT_TRUE(target->loadConfig(in).ok());
+  ASSERT_TRUE(in.finish("config").ok());
+  for (uint16_t offset = 0; offset < 256; offset += 4) EXPECT_EQ(target->configRead(offset, 4), source->configRead(offset, 4)) << offset;
+  EXPECT_EQ(target->barAddress(0), 0xC0010000u);
+
+  auto net = transport(makeNet(0x56));
+  StateReader other(bytes);
+  auto refused = net->loadConfig(other);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("another device"));
 }
 
 TEST(VirtioNetState, LinkStatusRoundTripsForTheSameMac) {

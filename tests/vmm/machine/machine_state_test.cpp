@@ -1,0 +1,217 @@
+// The machine's state as sections (machine_state.h): its encoding under hostile input (no KVM),
+// and, on a real /dev/kvm (RealKvmMachineState.*), the probe guest counting LAPIC timer ticks,
+// paused and saved mid-count, loaded into a second, fresh machine with a copy of its RAM, going
+// on from the next count there.
+#include "vmm/machine/machine_state.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <regex>
+#include <string>
+
+#include "tests/support/cannot_run.h"
+#include "tests/vmm/machine/no_host.h"
+#include "vmm/config/option_parser.h"
+#include "vmm/machine/machine.h"
+
+namespace vmmd {
+namespace {
+
+using ::testing::HasSubstr;
+
+MachineState sampleState() {
+  return MachineState{{{"cpu/0", {"cpu", 1, {1, 2, 3}}}, {"serial/0x3f8", {"isa-serial", 1, {}}}}};
+}
+
+TEST(MachineStateEncoding, RoundTrips) {
+  auto bytes = encodeMachineState(sampleState());
+  auto decoded = decodeMachineState(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message();
+  ASSERT_EQ(decoded->sections.size(), 2u);
+  EXPECT_EQ(decoded->sections[0].id, "cpu/0");
+  EXPECT_EQ(decoded->sections[0].state.bytes, (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(decoded->find("serial/0x3f8")->state.kind, "isa-serial");
+  EXPECT_EQ(decoded->find("cpu/1"), nullptr);
+  EXPECT_EQ(encodeMachineState(*decoded), bytes);
+}
+
+TEST(MachineStateEncoding, TruncatedGarbageAndHugeCountsAreRefused) {
+  auto bytes = encodeMachineState(sampleState());
+  for (size_t length = 0; length < bytes.size(); ++length) {
+    EXPECT_FALSE(decodeMachineState({bytes.data(), length}).ok()) << length;
+  }
+  std::vector<uint8_t> huge = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
+  auto refused = decodeMachineState(huge);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("sections in 8 bytes"));
+  auto longer = bytes;
+  longer.push_back(7);
+  EXPECT_THAT(decodeMachineState(longer).error().message(), HasSubstr("left over"));
+}
+
+// Serial output collected from the vCPU thread, and waited for.
+struct RecordingHost : testing::NoHost {
+  void serialOutput(std::span<const uint8_t> bytes) override {
+    std::lock_guard lock(mutex);
+    output.append(bytes.begin(), bytes.end());
+    changed.notify_all();
+  }
+  bool waitFor(const std::string& text, std::chrono::seconds limit) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, limit, [&] { return output.find(text) != std::string::npos; });
+  }
+  std::string text() {
+    std::lock_guard lock(mutex);
+    return output;
+  }
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::string output;
+};
+
+// The counts the probe printed (`PROBE name=count n=N`), in order.
+std::vector<unsigned> counts(const std::string& output) {
+  std::vector<unsigned> out;
+  std::regex line("name=count n=([0-9]+)");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), line); it != std::sregex_iterator(); ++it) {
+    out.push_back(static_cast<unsigned>(std::stoul((*it)[1])));
+  }
+  return out;
+}
+
+Status copyRam(const GuestMemory& from, const GuestMemory& to) {
+  if (from.regions().size() != to.regions().size()) return Error("different memory layouts");
+  for (size_t i = 0; i < from.regions().size(); ++i) {
+    const auto& a = from.regions()[i];
+    const auto& b = to.regions()[i];
+    if (a.guest_address != b.guest_address || a.size != b.size) return Error("different memory layouts");
+    std::memcpy(b.host, a.host, a.size);
+  }
+  return {};
+}
+
+class RealKvmMachineState : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!kvm::Kvm::open()) VMMD_CANNOT_RUN("no usable /dev/kvm");
+    auto parsed = config::parseCommandLine({"-M", "pc", "-m", "64", "-smp", "1", "-nodefaults", "-kernel", VMMD_PROBE_ELF,
+                                            "-append", "nochecks count", "-device", "virtio-rng-pci"});
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+    config_ = std::move(*parsed);
+  }
+
+  std::unique_ptr<Machine> machine(RecordingHost& host) {
+    auto made = Machine::create(config_, host);
+    EXPECT_TRUE(made.ok()) << made.error().message();
+    return made.ok() ? std::move(*made) : nullptr;
+  }
+
+  // Runs a machine until the probe has counted to 3, then pauses and saves it.
+  MachineState runAndSave(RecordingHost& host, std::unique_ptr<Machine>& source) {
+    source = machine(host);
+    if (!source) return {};
+    auto on = source->powerOn(false);
+    EXPECT_TRUE(on.ok()) << on.error().message();
+    EXPECT_TRUE(host.waitFor("name=count n=3 ", std::chrono::seconds(30))) << host.text();
+    source->pause();
+    source->stopDeviceIo();
+    EXPECT_TRUE(source->paused());
+    EXPECT_EQ(source->requestsInFlight(), 0u);
+    auto state = source->saveState();
+    EXPECT_TRUE(state.ok()) << state.error().message();
+    return state.ok() ? std::move(*state) : MachineState{};
+  }
+
+  config::MachineConfig config_;
+};
+
+TEST_F(RealKvmMachineState, AGuestLoadedIntoAFreshMachineCountsOnFromWhereItWasSaved) {
+  RecordingHost source_host;
+  std::unique_ptr<Machine> source;
+  MachineState state = runAndSave(source_host, source);
+  ASSERT_FALSE(state.sections.empty());
+  for (const char* id : {"cpu/0", "kvm/irqchip", "kvm/pit", "kvm/clock", "serial/0x3f8", "cmos/0x70", "acpi-pm/0x600",
+                         "pci-host/0xcf8", "pci/0000:00:01.0/virtio-rng-pci"}) {
+    EXPECT_NE(state.find(id), nullptr) << id;
+  }
+  auto saved_counts = counts(source_host.text());
+  ASSERT_FALSE(saved_counts.empty());
+  unsigned last = saved_counts.back();
+  // Through the encoding, as a snapshot file would carry it.
+  auto decoded = decodeMachineState(encodeMachineState(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message();
+
+  RecordingHost target_host;
+  auto target = machine(target_host);
+  ASSERT_TRUE(target);
+  ASSERT_TRUE(target->powerOn(true).ok());
+  ASSERT_TRUE(copyRam(source->memory(), target->memory()).ok());
+  source.reset();  // the source is gone before the target runs, as after a migration
+  auto loaded = target->loadState(*decoded);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  target->resume();
+  unsigned next = last + 1, after = last + 3;
+  ASSERT_TRUE(target_host.waitFor("name=count n=" + std::to_string(after) + " ", std::chrono::seconds(30)))
+      << "saved at n=" << last << "; the target printed:\n" << target_host.text();
+  auto target_counts = counts(target_host.text());
+  ASSERT_FALSE(target_counts.empty());
+  EXPECT_EQ(target_counts.front(), next) << "the count goes on from the saved one, not from a new boot";
+  EXPECT_EQ(target_host.text().find("name=ready"), std::string::npos) << "the guest did not boot again";
+
+  // Saved again on the target: the same sections, each of the same kind and version.
+  target->pause();
+  auto again = target->saveState();
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  ASSERT_EQ(again->sections.size(), state.sections.size());
+  for (size_t i = 0; i < state.sections.size(); ++i) {
+    EXPECT_EQ(again->sections[i].id, state.sections[i].id);
+    EXPECT_EQ(again->sections[i].state.kind, state.sections[i].state.kind);
+  }
+}
+
+TEST_F(RealKvmMachineState, AStateForAnotherConfigurationIsRefusedNamingTheSection) {
+  RecordingHost source_host;
+  std::unique_ptr<Machine> source;
+  MachineState state = runAndSave(source_host, source);
+  ASSERT_FALSE(state.sections.empty());
+
+  RecordingHost target_host;
+  auto target = machine(target_host);
+  ASSERT_TRUE(target);
+  auto running = target->loadState(state);
+  ASSERT_FALSE(running.ok());
+  EXPECT_THAT(running.error().message(), HasSubstr("not powered on"));
+  ASSERT_TRUE(target->powerOn(true).ok());
+
+  MachineState missing = state;
+  missing.sections.erase(missing.sections.begin());
+  EXPECT_THAT(target->loadState(missing).error().message(), HasSubstr("no section for cpu/0"));
+
+  MachineState extra = state;
+  extra.sections.push_back({"pci/0000:00:05.0/virtio-blk-pci", {"virtio-blk-pci", 1, {}}});
+  EXPECT_THAT(target->loadState(extra).error().message(), HasSubstr("pci/0000:00:05.0/virtio-blk-pci"));
+
+  MachineState swapped = state;
+  for (auto& section : swapped.sections) {
+    if (section.id == "kvm/pit") section.state = state.find("cpu/0")->state;
+  }
+  auto refused = target->loadState(swapped);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.error().message(), HasSubstr("kvm/pit"));
+
+  MachineState truncated = state;
+  for (auto& section : truncated.sections) {
+    if (section.id == "cpu/0") section.state.bytes.resize(section.state.bytes.size() / 2);
+  }
+  auto cut = target->loadState(truncated);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_THAT(cut.error().message(), HasSubstr("cpu/0"));
+}
+
+}  // namespace
+}  // namespace vmmd

@@ -1,0 +1,90 @@
+// Where a migration stream goes and comes from: a connected socket, a pipe, a file (ByteSink /
+// ByteSource over an fd), or memory (tests, the fuzz target). The fd sink honours max-bandwidth
+// and stops when the migration is cancelled; the fd source waits with a poll so a cancel or a
+// dead peer ends it instead of blocking forever.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/result.h"
+
+namespace vmmd::migration {
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual Status write(std::span<const uint8_t> bytes) = 0;
+};
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Exactly bytes.size() bytes, or an error (a stream that ends early says so).
+  virtual Status read(std::span<uint8_t> bytes) = 0;
+};
+
+// Limits the rate of bytes through a sink: at most `bytes_per_second` on average, in slices of
+// 100 ms as QEMU's rate limiter does. 0 = unlimited. Changing the limit takes effect at once.
+class RateLimiter {
+ public:
+  void setLimit(uint64_t bytes_per_second) { limit_.store(bytes_per_second); }
+  uint64_t limit() const { return limit_.load(); }
+  // Sleeps as long as sending `bytes` now would exceed the limit, unless `stop` becomes true.
+  void account(uint64_t bytes, const std::atomic<bool>& stop);
+
+ private:
+  std::atomic<uint64_t> limit_{0};
+  std::chrono::steady_clock::time_point slice_start_{};
+  uint64_t slice_bytes_ = 0;
+};
+
+class FdSink final : public ByteSink {
+ public:
+  // `fd` stays owned by the caller. `cancel` true makes the next write fail with "cancelled".
+  FdSink(int fd, RateLimiter& limiter, const std::atomic<bool>& cancel) : fd_(fd), limiter_(limiter), cancel_(cancel) {}
+  Status write(std::span<const uint8_t> bytes) override;
+  uint64_t written() const { return written_.load(); }
+
+ private:
+  int fd_;
+  RateLimiter& limiter_;
+  const std::atomic<bool>& cancel_;
+  std::atomic<uint64_t> written_{0};
+};
+
+class FdSource final : public ByteSource {
+ public:
+  FdSource(int fd, const std::atomic<bool>& cancel) : fd_(fd), cancel_(cancel) {}
+  Status read(std::span<uint8_t> bytes) override;
+  uint64_t consumed() const { return consumed_; }
+
+ private:
+  int fd_;
+  const std::atomic<bool>& cancel_;
+  uint64_t consumed_ = 0;
+};
+
+class MemorySink final : public ByteSink {
+ public:
+  Status write(std::span<const uint8_t> bytes) override {
+    data.insert(data.end(), bytes.begin(), bytes.end());
+    return {};
+  }
+  std::vector<uint8_t> data;
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::span<const uint8_t> data) : data_(data) {}
+  Status read(std::span<uint8_t> bytes) override;
+
+ private:
+  std::span<const uint8_t> data_;
+  size_t at_ = 0;
+};
+
+}  // namespace vmmd::migration

@@ -1,0 +1,232 @@
+#include "vmm/migration/migration_uri.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace vmmd::migration {
+namespace {
+
+Error badUri() { return Error("Parameter 'uri' expects a valid migration protocol"); }
+
+Result<sockaddr_un> unixAddress(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof address.sun_path) return Error("unix socket path '" + path + "' is empty or too long");
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return address;
+}
+
+Result<addrinfo*> resolve(const MigrationUri& uri, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  addrinfo* found = nullptr;
+  const char* host = uri.host.empty() || (passive && uri.host == "0") ? nullptr : uri.host.c_str();
+  int rc = ::getaddrinfo(host, uri.port.c_str(), &hints, &found);
+  if (rc != 0) return Error("address resolution failed for " + uri.host + ":" + uri.port + ": " + gai_strerror(rc));
+  return found;
+}
+
+// Starts `command` with /bin/sh, its stdin (source) or stdout (destination) on a pipe whose
+// other end is returned.
+Result<Channel> startCommand(const std::string& command, bool to_stdin) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Error::fromErrno("exec: pipe");
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::fromErrno("exec: fork");
+  if (pid == 0) {
+    int child_end = to_stdin ? read_end.get() : write_end.get();
+    ::dup2(child_end, to_stdin ? STDIN_FILENO : STDOUT_FILENO);  // dup2 clears close-on-exec
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  Channel channel;
+  channel.fd = to_stdin ? std::move(write_end) : std::move(read_end);
+  channel.child = ChildProcess(pid);
+  return channel;
+}
+
+Result<UniqueFd> takeFd(const MigrationUri& uri, const FdLookup& fds) {
+  if (auto fd = fds(uri.fd_name)) return std::move(*fd);
+  // A number names a descriptor the process inherited (QEMU accepts both).
+  if (!uri.fd_name.empty() && uri.fd_name.find_first_not_of("0123456789") == std::string::npos && uri.fd_name.size() < 8) {
+    int number = std::stoi(uri.fd_name);
+    if (number > 2 && ::fcntl(number, F_GETFD) >= 0) {
+      (void)::fcntl(number, F_SETFD, FD_CLOEXEC);
+      return UniqueFd(number);
+    }
+  }
+  return Error("File descriptor named '" + uri.fd_name + "' has not been found");
+}
+
+}  // namespace
+
+Result<MigrationUri> parseMigrationUri(const std::string& uri) {
+  auto colon = uri.find(':');
+  if (colon == std::string::npos) return badUri();
+  std::string scheme = uri.substr(0, colon), rest = uri.substr(colon + 1);
+  MigrationUri parsed{};
+  if (scheme == "unix") {
+    parsed.kind = MigrationUri::Kind::Unix;
+    parsed.path = rest;
+    if (rest.empty()) return badUri();
+  } else if (scheme == "tcp") {
+    parsed.kind = MigrationUri::Kind::Tcp;
+    auto port_colon = rest.rfind(':');
+    if (port_colon == std::string::npos) return badUri();
+    parsed.host = rest.substr(0, port_colon);
+    parsed.port = rest.substr(port_colon + 1);
+    if (parsed.host.size() >= 2 && parsed.host.front() == '[' && parsed.host.back() == ']') {
+      parsed.host = parsed.host.substr(1, parsed.host.size() - 2);
+    }
+    // QEMU's tcp: takes options after a comma (",to=", ",ipv4"); vmm has none.
+    if (parsed.port.empty() || parsed.port.find(',') != std::string::npos) return badUri();
+  } else if (scheme == "fd") {
+    parsed.kind = MigrationUri::Kind::Fd;
+    parsed.fd_name = rest;
+    if (rest.empty()) return badUri();
+  } else if (scheme == "exec") {
+    parsed.kind = MigrationUri::Kind::Exec;
+    parsed.command = rest;
+    if (rest.empty()) return badUri();
+  } else {
+    return badUri();
+  }
+  return parsed;
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    ChildProcess dropped(std::move(*this));
+    pid_ = std::exchange(other.pid_, -1);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+Status ChildProcess::wait() {
+  if (pid_ <= 0) return {};
+  int status = 0;
+  pid_t pid = std::exchange(pid_, -1);
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return Error::fromErrno("exec: waitpid");
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  if (WIFEXITED(status)) return Error("exec: the command exited with status " + std::to_string(WEXITSTATUS(status)));
+  return Error("exec: the command was killed by signal " + std::to_string(WTERMSIG(status)));
+}
+
+Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds) {
+  Channel channel;
+  switch (uri.kind) {
+    case MigrationUri::Kind::Unix: {
+      auto address = unixAddress(uri.path);
+      if (!address) return address.error();
+      channel.fd = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!channel.fd) return Error::fromErrno("socket");
+      if (::connect(channel.fd.get(), reinterpret_cast<sockaddr*>(&*address), sizeof *address) != 0) {
+        return Error::fromErrno("Failed to connect to '" + uri.path + "'");
+      }
+      return channel;
+    }
+    case MigrationUri::Kind::Tcp: {
+      auto found = resolve(uri, false);
+      if (!found) return found.error();
+      Error last("Failed to connect to '" + uri.host + ":" + uri.port + "'");
+      for (addrinfo* ai = *found; ai; ai = ai->ai_next) {
+        UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+        if (!fd) continue;
+        if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
+          int one = 1;
+          (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          channel.fd = std::move(fd);
+          break;
+        }
+        last = Error::fromErrno("Failed to connect to '" + uri.host + ":" + uri.port + "'");
+      }
+      ::freeaddrinfo(*found);
+      if (!channel.fd) return last;
+      return channel;
+    }
+    case MigrationUri::Kind::Fd: {
+      auto fd = takeFd(uri, fds);
+      if (!fd) return fd.error();
+      channel.fd = std::move(*fd);
+      return channel;
+    }
+    case MigrationUri::Kind::Exec:
+      return startCommand(uri.command, /*to_stdin=*/true);
+  }
+  return badUri();
+}
+
+Result<IncomingEndpoint> openIncoming(const MigrationUri& uri, const FdLookup& fds) {
+  IncomingEndpoint endpoint;
+  switch (uri.kind) {
+    case MigrationUri::Kind::Unix: {
+      auto address = unixAddress(uri.path);
+      if (!address) return address.error();
+      endpoint.listener = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!endpoint.listener) return Error::fromErrno("socket");
+      ::unlink(uri.path.c_str());  // a stale socket from an earlier run, as QEMU does
+      if (::bind(endpoint.listener.get(), reinterpret_cast<sockaddr*>(&*address), sizeof *address) != 0) {
+        return Error::fromErrno("Failed to bind socket to " + uri.path);
+      }
+      if (::listen(endpoint.listener.get(), 1) != 0) return Error::fromErrno("listen " + uri.path);
+      return endpoint;
+    }
+    case MigrationUri::Kind::Tcp: {
+      auto found = resolve(uri, true);
+      if (!found) return found.error();
+      Error last("Failed to find an available port for " + uri.host + ":" + uri.port);
+      for (addrinfo* ai = *found; ai; ai = ai->ai_next) {
+        UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+        if (!fd) continue;
+        int one = 1;
+        (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd.get(), 1) == 0) {
+          endpoint.listener = std::move(fd);
+          break;
+        }
+        last = Error::fromErrno("Failed to bind socket to " + uri.host + ":" + uri.port);
+      }
+      ::freeaddrinfo(*found);
+      if (!endpoint.listener) return last;
+      return endpoint;
+    }
+    case MigrationUri::Kind::Fd: {
+      auto fd = takeFd(uri, fds);
+      if (!fd) return fd.error();
+      endpoint.stream.fd = std::move(*fd);
+      return endpoint;
+    }
+    case MigrationUri::Kind::Exec: {
+      auto channel = startCommand(uri.command, /*to_stdin=*/false);
+      if (!channel) return channel.error();
+      endpoint.stream = std::move(*channel);
+      return endpoint;
+    }
+  }
+  return badUri();
+}
+
+}  // namespace vmmd::migration

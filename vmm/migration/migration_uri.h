@@ -1,0 +1,64 @@
+// Where a migration goes or comes from, in QEMU's URI syntax: unix:PATH, tcp:HOST:PORT,
+// fd:NAME (a descriptor given with QMP getfd, or an inherited descriptor's number) and exec:CMD
+// (the stream goes to the command's stdin on the source, comes from its stdout on the
+// destination; run with /bin/sh -c).
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace vmmd::migration {
+
+struct MigrationUri {
+  enum class Kind { Unix, Tcp, Fd, Exec };
+  Kind kind;
+  std::string path;     // unix
+  std::string host;     // tcp
+  std::string port;     // tcp
+  std::string fd_name;  // fd
+  std::string command;  // exec
+};
+
+// QEMU's error for anything else: "Parameter 'uri' expects a valid migration protocol".
+Result<MigrationUri> parseMigrationUri(const std::string& uri);
+
+// A command started for exec:, killed (if still running) and reaped when this goes away.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ~ChildProcess();
+  // Waits for it to exit; an error when it failed (exit status, signal).
+  Status wait();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The open end of a migration stream, and the command behind it for exec:.
+struct Channel {
+  UniqueFd fd;
+  ChildProcess child;
+};
+
+// Resolves fd:NAME: the descriptor getfd stored under NAME (taken: the caller owns it), or none.
+using FdLookup = std::function<std::optional<UniqueFd>(const std::string& name)>;
+
+// Source side: connects (unix, tcp), takes the named descriptor (fd) or starts the command (exec).
+Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds);
+// Destination side, first step: a listening socket (unix, tcp), or the stream itself (fd, exec).
+struct IncomingEndpoint {
+  UniqueFd listener;  // unix, tcp: accept one connection from it
+  Channel stream;     // fd, exec: read from it directly
+};
+Result<IncomingEndpoint> openIncoming(const MigrationUri& uri, const FdLookup& fds);
+
+}  // namespace vmmd::migration

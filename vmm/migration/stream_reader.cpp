@@ -1,0 +1,156 @@
+#include "vmm/migration/stream_reader.h"
+
+#include <zlib.h>
+
+#include <cstring>
+
+namespace vmmd::migration {
+namespace {
+
+uint32_t loadU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+uint64_t loadU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+const char* typeName(SectionType type) {
+  switch (type) {
+    case SectionType::Summary: return "summary";
+    case SectionType::Ram: return "RAM";
+    case SectionType::State: return "state";
+    case SectionType::End: return "end";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Status StreamLoader::header() {
+  uint8_t head[16];
+  if (auto st = source_.read(head); !st) return st;
+  offset_ += sizeof head;
+  if (std::memcmp(head, kStreamMagic, sizeof kStreamMagic) != 0) return Error("migration stream: not a vmm migration stream (bad magic)");
+  uint32_t version = loadU32(head + 8);
+  if (version != kStreamVersion) {
+    return Error("migration stream: version " + std::to_string(version) + " is not supported (this vmm reads version " +
+                 std::to_string(kStreamVersion) + ")");
+  }
+  if (loadU32(head + 12) != 0) return Error("migration stream: unknown header flags");
+  return {};
+}
+
+Result<StreamLoader::Section> StreamLoader::next() {
+  uint64_t at = offset_;
+  uint8_t head[8];
+  if (auto st = source_.read(head); !st) return st.error();
+  uint32_t type = loadU32(head);
+  uint32_t length = loadU32(head + 4);
+  if (type < static_cast<uint32_t>(SectionType::Summary) || type > static_cast<uint32_t>(SectionType::End)) {
+    return Error("migration stream: unknown section type " + std::to_string(type) + " at byte " + std::to_string(at));
+  }
+  if (length > kMaxSectionPayload) {
+    return Error("migration stream: section at byte " + std::to_string(at) + " claims " + std::to_string(length) + " bytes");
+  }
+  Section section{static_cast<SectionType>(type), std::vector<uint8_t>(length)};
+  if (auto st = source_.read(section.payload); !st) return st.error();
+  uint8_t tail[4];
+  if (auto st = source_.read(tail); !st) return st.error();
+  offset_ += sizeof head + length + sizeof tail;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, head, sizeof head);
+  crc = crc32(crc, section.payload.data(), static_cast<uInt>(length));
+  if (static_cast<uint32_t>(crc) != loadU32(tail)) {
+    return Error(std::string("migration stream: checksum mismatch in the ") + typeName(section.type) + " section at byte " +
+                 std::to_string(at));
+  }
+  return section;
+}
+
+uint8_t* StreamLoader::hostRange(uint64_t address, uint64_t length) const {
+  for (const auto& region : ram_) {
+    if (address >= region.guest_address && length <= region.size && address - region.guest_address <= region.size - length) {
+      return region.host + (address - region.guest_address);
+    }
+  }
+  return nullptr;
+}
+
+Status StreamLoader::applyRam(std::span<const uint8_t> payload, LoadedStream& loaded) {
+  if (payload.size() < 4) return Error("migration stream: RAM section without a pass number");
+  uint32_t pass = loadU32(payload.data());
+  loaded.passes = std::max(loaded.passes, pass + 1);
+  size_t at = 4;
+  while (at < payload.size()) {
+    if (payload.size() - at < 13) return Error("migration stream: RAM section ends inside a page run");
+    uint64_t address = loadU64(payload.data() + at);
+    uint64_t count = loadU32(payload.data() + at + 8);
+    auto encoding = payload[at + 12];
+    at += 13;
+    uint64_t length = count * kPageSize;
+    uint8_t* host = address % kPageSize == 0 ? hostRange(address, length) : nullptr;
+    if (!host || count == 0) {
+      return Error("migration stream: " + std::to_string(count) + " pages at guest address " + std::to_string(address) +
+                   " are not inside this machine's RAM");
+    }
+    if (encoding == static_cast<uint8_t>(PageEncoding::Zero)) {
+      std::memset(host, 0, length);
+    } else if (encoding == static_cast<uint8_t>(PageEncoding::Data)) {
+      if (payload.size() - at < length) return Error("migration stream: RAM section ends inside page data");
+      std::memcpy(host, payload.data() + at, length);
+      at += length;
+    } else {
+      return Error("migration stream: unknown page encoding " + std::to_string(encoding));
+    }
+    loaded.pages += count;
+  }
+  return {};
+}
+
+Result<LoadedStream> StreamLoader::load() {
+  if (auto st = header(); !st) return st.error();
+  LoadedStream loaded;
+  bool have_summary = false;
+  while (true) {
+    auto section = next();
+    if (!section) return section.error();
+    if (!have_summary && section->type != SectionType::Summary) {
+      return Error(std::string("migration stream: a ") + typeName(section->type) + " section before the machine summary");
+    }
+    switch (section->type) {
+      case SectionType::Summary: {
+        if (have_summary) return Error("migration stream: a second machine summary");
+        auto summary = MachineSummary::decode(section->payload);
+        if (!summary) return summary.error().withContext("migration stream");
+        if (auto st = checkCompatible(*summary, local_); !st) return st.error().withContext("the destination does not match the source");
+        loaded.source = std::move(*summary);
+        have_summary = true;
+        break;
+      }
+      case SectionType::Ram:
+        if (!loaded.machine.sections.empty()) return Error("migration stream: RAM after the device states");
+        if (auto st = applyRam(section->payload, loaded); !st) return st.error();
+        break;
+      case SectionType::State: {
+        StateReader in(section->payload);
+        SectionState state;
+        state.id = in.string();
+        state.state = in.state();
+        if (auto st = in.finish("migration stream: state section"); !st) return st.error();
+        loaded.machine.sections.push_back(std::move(state));
+        break;
+      }
+      case SectionType::End:
+        if (!section->payload.empty()) return Error("migration stream: the end marker has a payload");
+        loaded.bytes_read = offset_;
+        return loaded;
+    }
+  }
+}
+
+}  // namespace vmmd::migration

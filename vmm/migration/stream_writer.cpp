@@ -1,0 +1,92 @@
+#include "vmm/migration/stream_writer.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace vmmd::migration {
+namespace {
+
+void appendU32(std::vector<uint8_t>& out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+}
+
+void appendU64(std::vector<uint8_t>& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
+}
+
+bool isZeroPage(const uint8_t* page) {
+  // The first word decides most pages; only all-zero candidates are scanned fully.
+  uint64_t first;
+  std::memcpy(&first, page, sizeof first);
+  if (first != 0) return false;
+  return std::all_of(page, page + kPageSize, [](uint8_t b) { return b == 0; });
+}
+
+}  // namespace
+
+Status StreamWriter::header() {
+  std::vector<uint8_t> out(std::begin(kStreamMagic), std::end(kStreamMagic));
+  appendU32(out, kStreamVersion);
+  appendU32(out, 0);  // flags: none defined
+  bytes_written_ += out.size();
+  return sink_.write(out);
+}
+
+Status StreamWriter::section(SectionType type, std::span<const uint8_t> payload) {
+  if (payload.size() > kMaxSectionPayload) return Error("migration stream: a section of " + std::to_string(payload.size()) + " bytes is too large");
+  std::vector<uint8_t> head;
+  appendU32(head, static_cast<uint32_t>(type));
+  appendU32(head, static_cast<uint32_t>(payload.size()));
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32(crc, head.data(), static_cast<uInt>(head.size()));
+  crc = crc32(crc, payload.data(), static_cast<uInt>(payload.size()));
+  std::vector<uint8_t> tail;
+  appendU32(tail, static_cast<uint32_t>(crc));
+  if (auto st = sink_.write(head); !st) return st;
+  if (auto st = sink_.write(payload); !st) return st;
+  if (auto st = sink_.write(tail); !st) return st;
+  bytes_written_ += head.size() + payload.size() + tail.size();
+  return {};
+}
+
+Status StreamWriter::summary(const MachineSummary& summary) { return section(SectionType::Summary, summary.encode()); }
+
+Result<uint64_t> StreamWriter::ram(uint32_t pass, uint64_t address, std::span<const uint8_t> pages) {
+  if (address % kPageSize || pages.size() % kPageSize || pages.size() > kRamChunkBytes) {
+    return Error("migration stream: RAM run at " + std::to_string(address) + " is not whole pages");
+  }
+  buffer_.clear();
+  appendU32(buffer_, pass);
+  uint64_t zero_pages = 0;
+  size_t count = pages.size() / kPageSize;
+  size_t i = 0;
+  while (i < count) {
+    bool zero = isZeroPage(pages.data() + i * kPageSize);
+    size_t j = i + 1;
+    while (j < count && isZeroPage(pages.data() + j * kPageSize) == zero) ++j;
+    appendU64(buffer_, address + i * kPageSize);
+    appendU32(buffer_, static_cast<uint32_t>(j - i));
+    buffer_.push_back(static_cast<uint8_t>(zero ? PageEncoding::Zero : PageEncoding::Data));
+    if (zero) {
+      zero_pages += j - i;
+    } else {
+      buffer_.insert(buffer_.end(), pages.data() + i * kPageSize, pages.data() + j * kPageSize);
+    }
+    i = j;
+  }
+  if (auto st = section(SectionType::Ram, buffer_); !st) return st.error();
+  return zero_pages;
+}
+
+Status StreamWriter::state(const SectionState& state) {
+  StateWriter out;
+  out.string(state.id);
+  out.state(state.state);
+  return section(SectionType::State, out.take());
+}
+
+Status StreamWriter::end() { return section(SectionType::End, {}); }
+
+}  // namespace vmmd::migration
