@@ -72,13 +72,13 @@ Result<std::unique_ptr<Image>> Image::open(std::unique_ptr<ImageFile> file, cons
     if ((h->incompatible & kIncompatDirty) && !options.repair) {
       return Error(path + ": image is dirty (its refcounts may be stale); repair it with 'vmm-img check -r all'");
     }
-    if (h->nbSnapshots) return Error(path + ": writing images with internal snapshots is not supported");
   }
   std::unique_ptr<Image> img(new Image(std::move(file), *h));
   img->writeBarriers_ = options.writeBarriers;
   img->hostEnd_ = (*fsize + img->cs_ - 1) & ~(img->cs_ - 1);
   if (auto r = img->loadL1(); !r) return r.error();
   if (auto r = img->loadRefTable(); !r) return r.error();
+  if (auto r = img->loadSnapshots(); !r) return r.error();
   if (!h->backingFile.empty() && options.openBacking) {
     // Never probed: a guest that writes a qcow2 header into its raw base image would choose which
     // file is opened next (QEMU 7.2 still probes on open; it refuses only `create -b` without -F).

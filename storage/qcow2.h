@@ -9,6 +9,7 @@
 #include "storage/block_device.h"
 #include "storage/image_file.h"
 #include "storage/qcow2_header.h"
+#include "storage/qcow2_snapshot_table.h"
 
 namespace vmmd::storage {
 
@@ -37,6 +38,24 @@ struct CheckResult {
   std::vector<std::string> messages;  // one per problem, in qemu-img's words
 };
 
+// A new internal snapshot. The date defaults to now; the VM clock and state size stay 0 for a
+// disk-only snapshot (vmm keeps the memory state in a file beside the image, not in it).
+struct SnapshotRequest {
+  std::string name;
+  std::string id;  // empty: the next free number, as QEMU picks
+  uint64_t vmClockNsec = 0;
+  uint64_t vmStateSize = 0;
+  int64_t icount = -1;
+  uint32_t dateSec = 0;  // 0: now
+  uint32_t dateNsec = 0;
+};
+
+// The first snapshot whose id is `id` (when not empty) and whose name is `name` (when not
+// empty): QEMU's find_snapshot_by_id_and_name. -1 when none.
+int findSnapshot(const std::vector<qcow2::SnapshotEntry>& list, const std::string& id, const std::string& name);
+// qemu-img's TAG: an id first, else a name.
+int findSnapshotByIdOrName(const std::vector<qcow2::SnapshotEntry>& list, const std::string& tag);
+
 class Qcow2Device : public BlockDevice {
  public:
   virtual const qcow2::Header& header() const = 0;
@@ -48,6 +67,20 @@ class Qcow2Device : public BlockDevice {
   // cluster size (or the rest of the disk for the last cluster). Falls back to a normal write
   // when the data does not compress.
   virtual Result<void> writeCompressed(uint64_t offset, std::span<const uint8_t> data) = 0;
+
+  // Internal snapshots (the qcow2 snapshot table). Each operation quiesces the image's I/O (it
+  // waits for requests in flight and holds new ones until it is done) and is crash safe: a kill
+  // or power loss at any point leaves the old or the new table, and at worst leaked clusters.
+  virtual std::vector<qcow2::SnapshotEntry> snapshots() const = 0;
+  // Copies the active L1 table, raises the refcount of every cluster it reaches, so that later
+  // guest writes copy on write. Error (EEXIST) when the id is taken.
+  virtual Result<qcow2::SnapshotEntry> createSnapshot(const SnapshotRequest& request) = 0;
+  // Makes the snapshot's disk the active one (the disk's size too); what the active disk held
+  // since is freed. The snapshot stays.
+  virtual Result<void> applySnapshot(const std::string& id) = 0;
+  // Removes the first snapshot matching id and name (either may be empty, not both) and frees
+  // what only it referenced; returns what it was.
+  virtual Result<qcow2::SnapshotEntry> deleteSnapshot(const std::string& id, const std::string& name) = 0;
 };
 
 // Opens a name from the header's backing file field with the header's backing format (never

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <unordered_set>
 #include <shared_mutex>
@@ -45,6 +46,10 @@ class Image final : public Qcow2Device {
   uint32_t clusterSize() const override { return cs_; }
   Result<CheckResult> check(RepairMode repair) override;
   Result<void> writeCompressed(uint64_t offset, std::span<const uint8_t> data) override;
+  std::vector<SnapshotEntry> snapshots() const override;
+  Result<SnapshotEntry> createSnapshot(const SnapshotRequest& request) override;
+  Result<void> applySnapshot(const std::string& id) override;
+  Result<SnapshotEntry> deleteSnapshot(const std::string& id, const std::string& name) override;
 
  private:
   enum class Kind { Unallocated, Zero, Normal, Compressed };
@@ -64,10 +69,33 @@ class Image final : public Qcow2Device {
   Result<void> loadL1();
   Result<std::vector<uint64_t>*> l2Table(uint64_t l2Offset);
   Result<void> setL2Entries(uint64_t l2Offset, uint64_t first, std::span<const uint64_t> values);
+  // The L2 table of an L1 entry, for changing it: allocated when there is none, copied when it is
+  // shared with a snapshot (its L1 entry lacks bit 63).
   Result<uint64_t> ensureL2(uint64_t l1Index);
+  Result<uint64_t> copyL2OnWrite(uint64_t l1Index);
   // cachedOnly (meta_ held shared): touches nothing; sets *missed when the L2 table is not cached.
   Result<Run> lookup(uint64_t offset, uint64_t maxLength, bool cachedOnly = false, bool* missed = nullptr);
   Result<void> growL1(uint64_t entries);
+
+  // qcow2_check.cpp
+  Result<void> checkCopiedFlags(CheckResult& res, bool fix);
+
+  // qcow2_snapshot.cpp (io_ and meta_ held exclusively)
+  Result<void> loadSnapshots();
+  Result<std::vector<uint64_t>> readL1(uint64_t offset, uint32_t entries);
+  // Every cluster an L1 table reaches (its L2 tables and what they point to), once per path, as
+  // the refcounts count them: sorted, with repeats.
+  Result<std::vector<uint64_t>> referencedClusters(std::span<const uint64_t> l1);
+  // Error (nothing changed) when one more reference per path would overflow a refcount.
+  Result<void> refcountsFit(std::span<const uint64_t> sortedClusters);
+  Result<void> changeRefcountsOf(std::span<const uint64_t> sortedClusters, int64_t delta);
+  // Sets bit 63 of the active L1 and L2 entries where `copied` says so (the rest cleared),
+  // writing only the tables that change.
+  Result<void> rewriteCopiedFlags(const std::function<Result<bool>(uint64_t cluster)>& copied);
+  Result<void> writeSnapshotTable(std::vector<SnapshotEntry> entries);
+  Result<SnapshotEntry> createSnapshotLocked(const SnapshotRequest& request);
+  Result<void> applySnapshotLocked(const SnapshotEntry& snapshot);
+  Result<SnapshotEntry> deleteSnapshotLocked(size_t index);
 
   // qcow2_refcount.cpp (meta_ held)
   Result<void> loadRefTable();
@@ -143,8 +171,10 @@ class Image final : public Qcow2Device {
 
   RwLock io_;
   std::atomic<bool> markedCorrupt_{false};
-  RwLock meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
+  mutable RwLock meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
   std::vector<uint64_t> l1_;
+  std::vector<SnapshotEntry> snapshots_;
+  uint64_t snapshotTableBytes_ = 0;  // as on disk
   struct CachedL2 {
     std::vector<uint64_t> entries;
     uint64_t lastUse = 0;

@@ -47,7 +47,9 @@ Result<void> Image::setL2Entries(uint64_t l2Offset, uint64_t first, std::span<co
 
 Result<uint64_t> Image::ensureL2(uint64_t l1Index) {
   if (l1Index >= l1_.size()) return corrupt("guest offset beyond the L1 table");
-  if (uint64_t off = l1_[l1Index] & kOffsetMask) return off;
+  const uint64_t current = l1_[l1Index] & kOffsetMask;
+  if (current && (l1_[l1Index] & kOflagCopied)) return current;
+  if (current) return copyL2OnWrite(l1Index);
   auto off = allocClusters(1);
   if (!off) return off;
   std::vector<uint8_t> zero(cs_, 0);
@@ -59,6 +61,41 @@ Result<uint64_t> Image::ensureL2(uint64_t l1Index) {
   if (auto r = file_->write(h_.l1TableOffset + l1Index * 8, entry); !r) return r.error();
   l1_[l1Index] = *off | kOflagCopied;
   l2Cache_[*off] = CachedL2{std::vector<uint64_t>(cs_ / 8, 0), ++useClock_};
+  return *off;
+}
+
+Result<uint64_t> Image::copyL2OnWrite(uint64_t l1Index) {
+  const uint64_t old = l1_[l1Index] & kOffsetMask;
+  auto rc = refcount(old >> cb_);
+  if (!rc) return rc.error();
+  auto table = l2Table(old);
+  if (!table) return table.error();
+  uint8_t entry[8];
+  if (*rc == 1) {
+    // Only a stale bit 63 (a crash between steps of a snapshot operation): the table is ours.
+    storeBe64(entry, old | kOflagCopied);
+    if (auto r = file_->write(h_.l1TableOffset + l1Index * 8, entry); !r) return r.error();
+    l1_[l1Index] = old | kOflagCopied;
+    return old;
+  }
+  // Shared with a snapshot: the active disk gets its own copy. Every cluster the table reaches is
+  // reached through the snapshot too (refcount >= 2), so none of the copied entries is COPIED;
+  // their refcounts stay (the snapshot's path through the old table, ours through the new one).
+  std::vector<uint64_t> entries = **table;
+  for (auto& e : entries) e &= ~kOflagCopied;
+  auto off = allocClusters(1);
+  if (!off) return off;
+  std::vector<uint8_t> raw(cs_);
+  for (size_t i = 0; i < entries.size(); ++i) storeBe64(&raw[i * 8], entries[i]);
+  if (auto r = file_->write(*off, raw); !r) return r.error();
+  noteAllocationWritten();
+  if (auto r = syncAllocations(); !r) return r.error();  // the copy and its refcount before the L1 entry
+  storeBe64(entry, *off | kOflagCopied);
+  if (auto r = file_->write(h_.l1TableOffset + l1Index * 8, entry); !r) return r.error();
+  l1_[l1Index] = *off | kOflagCopied;
+  l2Cache_[*off] = CachedL2{std::move(entries), ++useClock_};
+  if (auto r = barrier(); !r) return r.error();  // the switched entry before the old table's refcount drops
+  if (auto r = changeRefcounts(old >> cb_, 1, -1); !r) return r.error();
   return *off;
 }
 

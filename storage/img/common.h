@@ -5,9 +5,11 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "storage/block_device.h"
+#include "storage/qcow2_snapshot_table.h"
 
 namespace vmmd::img {
 
@@ -34,5 +36,9 @@ int cmdConvert(int argc, char** argv);
 int cmdResize(int argc, char** argv);
 int cmdCompare(int argc, char** argv);
 int cmdBench(int argc, char** argv);
+int cmdSnapshot(int argc, char** argv);
+
+// qemu-img's snapshot table listing (header and one line per snapshot), for snapshot -l and info.
+std::string snapshotListing(const std::vector<storage::qcow2::SnapshotEntry>& list);
 
 }  // namespace vmmd::img

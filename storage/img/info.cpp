@@ -58,6 +58,33 @@ int cmdInfo(int argc, char** argv) {
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
     w.SetIndent(' ', 4);
     w.StartObject();
+    if (q && !q->snapshots().empty()) {
+      w.Key("snapshots");
+      w.StartArray();
+      for (const auto& sn : q->snapshots()) {
+        w.StartObject();
+        if (sn.icount != -1) {
+          w.Key("icount");
+          w.Int64(sn.icount);
+        }
+        w.Key("vm-clock-nsec");
+        w.Uint64(sn.vmClockNsec % 1000000000);
+        w.Key("name");
+        w.String(sn.name.c_str());
+        w.Key("date-sec");
+        w.Uint64(sn.dateSec);
+        w.Key("date-nsec");
+        w.Uint64(sn.dateNsec);
+        w.Key("vm-clock-sec");
+        w.Uint64(sn.vmClockNsec / 1000000000);
+        w.Key("id");
+        w.String(sn.id.c_str());
+        w.Key("vm-state-size");
+        w.Uint64(sn.vmStateSize);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
     w.Key("virtual-size");
     w.Uint64(size);
     w.Key("filename");
@@ -123,6 +150,7 @@ int cmdInfo(int argc, char** argv) {
       std::printf("\n");
       if (!backingFmt.empty()) std::printf("backing file format: %s\n", backingFmt.c_str());
     }
+    if (!q->snapshots().empty()) std::printf("Snapshot list:\n%s", snapshotListing(q->snapshots()).c_str());
     std::printf("Format specific information:\n    compat: %s\n", h.version == 2 ? "0.10" : "1.1");
     if (h.version >= 3) {
       std::printf("    compression type: zlib\n    lazy refcounts: %s\n",

@@ -16,6 +16,7 @@ const char kUsage[] =
     "  resize [-f FMT] [--shrink] [-q] FILE [+|-]SIZE\n"
     "  compare [-f FMT] [-F FMT] [-s] [-q] FILE1 FILE2\n"
     "  bench [-c COUNT] [-d DEPTH] [-f FMT] [-n] [-o OFFSET] [-s SIZE] [-S STEP] [-t CACHE] [-w] [-q] FILE\n"
+    "  snapshot [-f FMT] [-q] -l|-a TAG|-c TAG|-d TAG FILE\n"
     "SIZE: bytes, or with a K, M, G, T, P or E suffix in either case (powers of 1024; \"1.5G\").\n"
     "CACHE: writeback, none, writethrough, directsync or unsafe (QEMU's cache modes).\n";
 
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   if (cmd == "resize") return cmdResize(subArgc, subArgv);
   if (cmd == "compare") return cmdCompare(subArgc, subArgv);
   if (cmd == "bench") return cmdBench(subArgc, subArgv);
+  if (cmd == "snapshot") return cmdSnapshot(subArgc, subArgv);
   std::fprintf(stderr, "vmm-img: unknown command '%s'\n%s", cmd.c_str(), kUsage);
   return 1;
 }

@@ -1,5 +1,7 @@
 // libFuzzer target: arbitrary bytes as an image file; open (auto-probed, read-only, no backing
-// files) and read, map and check it. Nothing may crash, hang or allocate without bound.
+// files) and read, map and check it; with internal snapshots, also open it for writing and apply,
+// delete and create snapshots (hostile snapshot tables and their L1/L2 tables). Nothing may
+// crash, hang or allocate without bound.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -36,6 +38,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!st.ok() || st->length == 0) break;
     off += st->length;
   }
-  if (auto* q = dynamic_cast<Qcow2Device*>(&d); q && size < (1 << 20)) (void)q->check(RepairMode::None);
+  auto* q = dynamic_cast<Qcow2Device*>(&d);
+  if (!q || size >= (1 << 20)) return 0;
+  (void)q->check(RepairMode::None);
+  const auto snapshots = q->snapshots();
+  if (snapshots.empty()) return 0;
+  dev->reset();
+  o.readOnly = false;
+  auto rw = openImage(path, o);
+  if (!rw.ok()) return 0;
+  auto* w = dynamic_cast<Qcow2Device*>(rw->get());
+  (void)w->applySnapshot(snapshots[0].id);
+  (void)w->deleteSnapshot(snapshots.back().id, "");
+  SnapshotRequest request;
+  request.name = "fuzz";
+  (void)w->createSnapshot(request);
+  (void)w->check(RepairMode::None);
   return 0;
 }

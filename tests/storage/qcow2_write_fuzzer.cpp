@@ -1,14 +1,16 @@
-// libFuzzer target: sequences of write, writeZeroes, discard, flush and reopen on a new qcow2
-// image whose geometry (cluster size, version, refcount width, size) the first bytes choose.
+// libFuzzer target: sequences of write, writeZeroes, discard, flush, reopen and internal snapshot
+// create, apply and delete on a new qcow2 image whose geometry (cluster size, version, refcount width, size) the first bytes choose.
 // Every range read back matches a shadow copy of the disk (a discarded byte may read as zero or
-// as before), and the library's own check finds neither corruption nor leaks after each reopen
+// as before; a reverted disk matches the shadow saved with its snapshot), and the library's own check finds neither corruption nor leaks after each reopen
 // and at the end.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cerrno>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -90,9 +92,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!createQcow2(path, c).ok()) return 0;
   auto dev = openRw(path);
   std::vector<uint8_t> shadow(c.size, 0);
+  std::map<std::string, std::vector<uint8_t>> saved;  // snapshot id -> the disk it holds
   uint8_t stamp = 1;
   for (int ops = 0; ops < 64 && !in.empty(); ++ops) {
-    const int kind = static_cast<int>(in.take(1) % 8);
+    const int kind = static_cast<int>(in.take(1) % 10);
     // Few bytes per request (short inputs reach whole clusters): offset in 64-byte steps, length in
     // sectors plus a few bytes.
     const uint64_t offset = in.take(2) * 64 % c.size;
@@ -131,6 +134,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         dev = openRw(path);
         expectConsistent(*dev);
         break;
+      case 8: {  // a snapshot (1-bit refcounts cannot share a cluster: refused, nothing changed)
+        auto* q = dynamic_cast<Qcow2Device*>(dev.get());
+        SnapshotRequest request;
+        request.name = "s" + std::to_string(ops);
+        auto made = q->createSnapshot(request);
+        if (!made.ok() && made.error().code() == EOVERFLOW) break;
+        expectOk(made.ok() ? vmmd::Result<void>() : vmmd::Result<void>(made.error()), "createSnapshot");
+        saved[made->id] = shadow;
+        break;
+      }
+      case 9: {  // revert to a snapshot (even offset) or delete it (odd)
+        if (saved.empty()) break;
+        auto* q = dynamic_cast<Qcow2Device*>(dev.get());
+        auto it = std::next(saved.begin(), static_cast<ptrdiff_t>(offset / 64 % saved.size()));
+        if (offset / 64 % 2 == 0) {
+          auto r = q->applySnapshot(it->first);
+          if (!r.ok() && r.error().code() == EOVERFLOW) break;
+          expectOk(r, "applySnapshot");
+          shadow = it->second;
+          expectShadow(*dev, shadow, 0, c.size);
+        } else {
+          auto gone = q->deleteSnapshot(it->first, "");
+          expectOk(gone.ok() ? vmmd::Result<void>() : vmmd::Result<void>(gone.error()), "deleteSnapshot");
+          saved.erase(it);
+        }
+        break;
+      }
       default: expectShadow(*dev, shadow, offset, length); break;
     }
   }

@@ -19,6 +19,52 @@ using test::vmmImg;
 
 std::string img(const std::string& args) { return vmmImg() + " " + args; }
 
+// vmm-img snapshot: qemu-img's listing, messages and exit statuses; info shows the snapshots as
+// qemu-img info does (human and JSON).
+TEST(StorageVmmImg, SnapshotCommandAsQemuImg) {
+  REQUIRE_QEMU_IMG();
+  ScratchDir dir;
+  const std::string a = dir / "a.qcow2";
+  ASSERT_EQ(run(img("create -q -f qcow2 " + a + " 1M")).status, 0);
+  auto r = run(img("snapshot -c first " + a));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+  ASSERT_EQ(run("qemu-img snapshot -c second " + a).status, 0);
+  EXPECT_EQ(run(img("snapshot -l " + a)).output, run("qemu-img snapshot -l " + a).output);
+  EXPECT_EQ(run(img("snapshot " + a)).output, run("qemu-img snapshot -l " + a).output);  // -l is the default
+  auto human = run(img("info " + a)).output, theirs = run("qemu-img info " + a).output;
+  auto section = [](const std::string& text) {
+    auto from = text.find("Snapshot list:");
+    return from == std::string::npos ? std::string() : text.substr(from, text.find("Format specific") - from);
+  };
+  EXPECT_FALSE(section(human).empty()) << human;
+  EXPECT_EQ(section(human), section(theirs));
+  rapidjson::Document ours, qemu;
+  ASSERT_FALSE(ours.Parse(run(img("info --output=json " + a)).output.c_str()).HasParseError());
+  ASSERT_FALSE(qemu.Parse(run("qemu-img info --output=json " + a).output.c_str()).HasParseError());
+  ASSERT_TRUE(ours.HasMember("snapshots"));
+  EXPECT_TRUE(ours["snapshots"] == qemu["snapshots"]);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"snapshot -a nope " + a, "Could not apply snapshot 'nope': "},
+           {"snapshot -d nope " + a, "Could not delete snapshot 'nope': snapshot not found"},
+           {"snapshot -l -c x " + a, "Cannot mix '-l', '-a', '-c', '-d'"},
+           {"snapshot -c x", "Expecting one image file name"},
+           {"snapshot -c x " + a + " " + a, "Expecting one image file name"}}) {
+    r = run(img(args));
+    EXPECT_EQ(r.status, 1) << args << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << ": " << r.output;
+  }
+  const std::string raw = dir / "r.raw";
+  ASSERT_EQ(run(img("create -q -f raw " + raw + " 1M")).status, 0);
+  r = run(img("snapshot -c x " + raw));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("does not support snapshots"), std::string::npos) << r.output;
+  ASSERT_EQ(run(img("snapshot -d first " + a)).status, 0);
+  ASSERT_EQ(run(img("snapshot -d 2 " + a)).status, 0);  // by id
+  EXPECT_EQ(run(img("snapshot -l " + a)).output, "");
+  EXPECT_EQ(test::qemuCheck(a).status, 0);
+}
+
 TEST(StorageVmmImg, CreateAndInfoJsonMatchesQemuImg) {
   REQUIRE_QEMU_IMG();
   ScratchDir dir;

@@ -172,7 +172,7 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     if (!disk) return disk.error().withContext("drive " + drive->id);
     std::shared_ptr<storage::BlockDevice> shared = std::move(*disk);
     planned.disk = DiskInfo{drive->id, drive->path, storage::formatName(shared->format()), drive->read_only,
-                            drive->direct, drive->no_flush, shared->size()};
+                            drive->direct, drive->no_flush, shared->size(), shared};
     std::string device_id = drive->id;
     DeviceHost& host = context.host;
     planned.device = std::make_unique<virtio::VirtioBlk>(

@@ -25,6 +25,8 @@ struct DiskInfo {
   bool direct;
   bool no_flush;
   uint64_t size;
+  // The open image the device serves (QMP's internal snapshots work on it).
+  std::shared_ptr<storage::BlockDevice> image;
 };
 
 struct PlannedDevice {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "vmm/backends/chardev.h"
+#include "vmm/monitor/block_snapshot.h"
 #include "vmm/monitor/monitored_vm.h"
 #include "vmm/monitor/qmp_migration.h"
 #include "vmm/monitor/query_stats.h"
@@ -167,6 +168,7 @@ void QmpMonitor::registerCommands() {
   MonitoredVm& w = vm_;
   registerQueryStats(registry_, w);
   registerMigrationCommands(registry_, w);
+  registerBlockSnapshotCommands(registry_, w, std::chrono::steady_clock::now());
   registry_.addSync({"query-status", {}, "StatusInfo"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     Json info = emptyObject();
     putString(info, "status", runStateName(w.state()));
