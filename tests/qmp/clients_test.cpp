@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -122,6 +123,75 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
     client.reset();
     t.deferred.clear();
   });
+}
+
+// executeWithFd passes a descriptor with the command, as QEMU's getfd expects: real QEMU 7.2 then
+// knows it by name (closefd succeeds once, and not for a name it never got).
+TEST(RealQemu, UvClientPassesDescriptorsForGetfd) {
+  if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu-system-x86_64 not installed";
+  std::string path = socketPath("qemu-fd");
+  ::unlink(path.c_str());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string qmp = "unix:" + path + ",server=on,wait=off";
+    ::execl("/usr/bin/qemu-system-x86_64", "qemu-system-x86_64", "-M", "none", "-accel", "tcg", "-S", "-nodefaults",
+            "-display", "none", "-qmp", qmp.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 500 && ::access(path.c_str(), F_OK) != 0; ++i) std::this_thread::sleep_for(10ms);
+  testing::LoopThread loop;
+  std::unique_ptr<UvClient> client;
+  std::mutex mu;
+  std::vector<std::string> log;
+  auto record = [&](std::string s) {
+    std::lock_guard g(mu);
+    log.push_back(std::move(s));
+  };
+  auto logged = [&](size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard g(mu);
+        if (log.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  auto outcome = [](Result<CommandResult>&& r) {
+    if (!r) return "failed: " + r.error().message();
+    if (auto* e = std::get_if<QmpError>(&*r)) return "error: " + e->desc;
+    return std::string("ok");
+  };
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  Json name = parseJson(R"({"fdname": "stream"})").value();
+  loop.run([&] {
+    client = std::make_unique<UvClient>(loop.loop());
+    // Not negotiated yet: refused rather than queued (the descriptor must travel with its command).
+    client->executeWithFd("getfd", &name, pipe_fds[1], [&](Result<CommandResult>&& r) { record("early " + outcome(std::move(r))); });
+    client->connect(path, [&](Status s) { record(s.ok() ? "connected" : "connect failed: " + s.error().message()); });
+  });
+  ASSERT_TRUE(logged(2));
+  loop.run([&] {
+    client->executeWithFd("getfd", &name, pipe_fds[1], [&](Result<CommandResult>&& r) { record("getfd " + outcome(std::move(r))); });
+    client->execute("closefd", &name, [&](Result<CommandResult>&& r) { record("closefd " + outcome(std::move(r))); });
+    client->execute("closefd", &name, [&](Result<CommandResult>&& r) { record("again " + outcome(std::move(r))); });
+  });
+  ASSERT_TRUE(logged(5));
+  {
+    std::lock_guard g(mu);
+    EXPECT_EQ(log[0], "early failed: QMP client not connected");
+    EXPECT_EQ(log[1], "connected");
+    EXPECT_EQ(log[2], "getfd ok");
+    EXPECT_EQ(log[3], "closefd ok");
+    EXPECT_EQ(log[4], "again error: File descriptor named 'stream' not found");
+  }
+  loop.run([&] { client.reset(); });
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::unlink(path.c_str());
 }
 
 // The same raw inputs to real QEMU 7.2 and to a Session with the test registry must produce the
