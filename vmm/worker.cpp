@@ -1,6 +1,7 @@
 #include "vmm/worker.h"
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -429,7 +430,11 @@ void Worker::outgoingEnded(bool completed) {
 
 Status Worker::incomingLoaded(const MachineState& state) {
   if (state_ != RunState::Inmigrate) return Error(std::string("the guest is in state ") + runStateName(state_));
+  auto start = std::chrono::steady_clock::now();
   if (auto st = machine_->loadState(state); !st) return st;
+  log::debug("migration: machine state loaded in " +
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count()) +
+             " us");
   if (autostart_) {
     machine_->resume();
     state_ = RunState::Running;

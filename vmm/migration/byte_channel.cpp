@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -50,8 +51,11 @@ Status FdSink::write(std::span<const uint8_t> bytes) {
   size_t done = 0;
   while (done < bytes.size()) {
     if (auto st = waitFor(fd_, POLLOUT, cancel_, "migration stream"); !st) return st;
-    // Small writes, so the limiter and a cancel act within a slice.
-    size_t chunk = std::min<size_t>(bytes.size() - done, 256u << 10);
+    // Writes no larger than a tenth of a second's budget, so the limiter paces evenly and a
+    // cancel acts within a slice.
+    uint64_t limit = limiter_.limit();
+    size_t most = limit ? static_cast<size_t>(std::clamp<uint64_t>(limit / 10, 4096, 256u << 10)) : 256u << 10;
+    size_t chunk = std::min<size_t>(bytes.size() - done, most);
     ssize_t n = ::send(fd_, bytes.data() + done, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == ENOTSOCK) n = ::write(fd_, bytes.data() + done, chunk);
     if (n < 0) {
@@ -79,6 +83,27 @@ Status FdSource::read(std::span<uint8_t> bytes) {
   }
   consumed_ += done;
   return {};
+}
+
+bool isSocket(int fd) {
+  int type = 0;
+  socklen_t length = sizeof type;
+  return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0;
+}
+
+Status awaitLoadedAck(int fd, const std::atomic<bool>& cancel, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto st = waitFor(fd, POLLIN, cancel, "waiting for the destination"); !st) return st;
+    uint8_t ack = 0;
+    ssize_t n = ::read(fd, &ack, 1);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return Error::fromErrno("the destination did not confirm the load");
+    if (n == 0) return Error("the destination closed the connection without loading the stream (see its log)");
+    if (ack != kLoadedAck) return Error("the destination answered " + std::to_string(ack) + " instead of its load confirmation");
+    return {};
+  }
+  return Error("the destination did not confirm the load within " + std::to_string(timeout.count()) + " s");
 }
 
 Status MemorySource::read(std::span<uint8_t> bytes) {

@@ -42,6 +42,15 @@ class RateLimiter {
   uint64_t slice_bytes_ = 0;
 };
 
+// The destination's word that it loaded the stream and runs the guest: one byte back on a
+// socket (unix, tcp, an fd: that is a socket). Pipes and files have no way back: there the source
+// completes once the stream is written, as QEMU's pre-copy does.
+inline constexpr uint8_t kLoadedAck = 'K';
+bool isSocket(int fd);
+// Source: waits for the ack (its write side already shut down); an error when the destination
+// closed without it (it refused or failed to load the stream), after `timeout`, or on a cancel.
+Status awaitLoadedAck(int fd, const std::atomic<bool>& cancel, std::chrono::seconds timeout);
+
 class FdSink final : public ByteSink {
  public:
   // `fd` stays owned by the caller. `cancel` true makes the next write fail with "cancelled".

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <future>
+#include <unistd.h>
 
 #include "vmm/migration/stream_reader.h"
 
@@ -61,16 +63,29 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
     info.ram.normal = pages;
     info.total_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
   });
+  // The main loop applies the state and starts the guest; the result goes back to the source
+  // as the ack (on a socket), so a source whose destination failed keeps its guest.
   auto state = std::make_shared<MachineState>(std::move(loaded->machine));
-  host.runOnLoop([&manager, state] {
+  auto applied = std::make_shared<std::promise<bool>>();
+  auto done = applied->get_future();
+  host.runOnLoop([&manager, state, applied] {
     if (auto st = manager.host().incomingLoaded(*state); !st) {
       std::string why = "load of migration failed: " + st.error().message();
       manager.setStatus(MigrationStatus::Failed, why);
       manager.host().incomingFailed(why);
+      applied->set_value(false);
       return;
     }
     manager.setStatus(MigrationStatus::Completed);
+    applied->set_value(true);
   });
+  while (done.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (manager.cancelled().load()) return;
+  }
+  if (done.get() && isSocket(channel->fd.get())) {
+    uint8_t ack = kLoadedAck;
+    (void)!::write(channel->fd.get(), &ack, 1);
+  }
 }
 
 }  // namespace vmmd::migration

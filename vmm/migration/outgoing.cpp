@@ -5,6 +5,7 @@
 #include <bit>
 #include <chrono>
 #include <future>
+#include <optional>
 
 #include "base/log.h"
 #include "vmm/migration/stream_writer.h"
@@ -13,6 +14,7 @@ namespace vmmd::migration {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kAckTimeout{60};
 using Bitmaps = std::vector<std::vector<uint64_t>>;
 
 uint64_t msSince(Clock::time_point start) {
@@ -33,6 +35,8 @@ class Sender {
       : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled()), writer_(sink_) {}
 
   Status run();
+  // When the guest stopped for the final pass (once run() got there).
+  std::optional<Clock::time_point> stoppedAt() const { return stopped_at_; }
 
  private:
   // Sends the pages set in `dirty`, as runs of contiguous pages of at most kRamChunkBytes.
@@ -45,6 +49,7 @@ class Sender {
   FdSink sink_;
   StreamWriter writer_;
   uint64_t normal_ = 0, duplicate_ = 0, precopy_bytes_ = 0;
+  std::optional<Clock::time_point> stopped_at_;
 };
 
 Status Sender::sendPages(const Bitmaps& dirty, uint32_t pass, bool downtime) {
@@ -162,6 +167,7 @@ Status Sender::run() {
   auto stop_start = Clock::now();
   auto state = stopGuest();
   if (!state) return state.error().withContext("stopping the guest");
+  log::debug("migration: guest stopped and its state saved in " + std::to_string(msSince(stop_start)) + " ms");
   manager_.setStatus(MigrationStatus::Device);
   auto last = machine_.takeDirtyPages();
   if (!last) return last.error();
@@ -171,6 +177,8 @@ Status Sender::run() {
     if (auto st = writer_.state(section); !st) return st;
   }
   if (auto st = writer_.end(); !st) return st;
+  log::debug("migration: stream ended " + std::to_string(msSince(stop_start)) + " ms after the stop");
+  stopped_at_ = stop_start;
   manager_.update([&](MigrationInfo& info) {
     info.downtime_ms = msSince(stop_start);
     info.ram.transferred = writer_.bytesWritten();
@@ -197,10 +205,18 @@ void runOutgoing(MigrationManager& manager, MigrationUri uri) {
     result = sender.run();
     machine.stopDirtyLog();
     if (result) {
-      // The stream is whole: tell the reader nothing follows, and for exec: let the command finish.
-      (void)::shutdown(channel->fd.get(), SHUT_WR);
+      // The stream is whole: tell the reader nothing follows; on a socket, wait for its word that
+      // it loaded the stream (else the guest would run nowhere); for exec: let the command finish.
+      int fd = channel->fd.get();
+      bool socket = isSocket(fd);
+      (void)::shutdown(fd, SHUT_WR);
+      if (socket) result = awaitLoadedAck(fd, manager.cancelled(), kAckTimeout);
       channel->fd.reset();
-      result = channel->child.wait();
+      if (result) result = channel->child.wait();
+      // Downtime ends when the destination has the guest (its ack), not when the last byte left.
+      if (result && sender.stoppedAt()) {
+        manager.update([&](MigrationInfo& info) { info.downtime_ms = msSince(*sender.stoppedAt()); });
+      }
     }
   }
   if (!result && !manager.cancelled().load()) log::warning("migration failed: " + result.error().message());

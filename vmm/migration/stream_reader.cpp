@@ -64,7 +64,8 @@ Result<StreamLoader::Section> StreamLoader::next() {
   offset_ += sizeof head + length + sizeof tail;
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, head, sizeof head);
-  crc = crc32(crc, section.payload.data(), static_cast<uInt>(length));
+  // (zlib's crc32 of a null buffer is its initial value, not a no-op: an empty payload adds nothing)
+  if (length > 0) crc = crc32(crc, section.payload.data(), static_cast<uInt>(length));
   if (static_cast<uint32_t>(crc) != loadU32(tail)) {
     return Error(std::string("migration stream: checksum mismatch in the ") + typeName(section.type) + " section at byte " +
                  std::to_string(at));

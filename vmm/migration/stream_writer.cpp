@@ -36,18 +36,16 @@ Status StreamWriter::header() {
 
 Status StreamWriter::section(SectionType type, std::span<const uint8_t> payload) {
   if (payload.size() > kMaxSectionPayload) return Error("migration stream: a section of " + std::to_string(payload.size()) + " bytes is too large");
-  std::vector<uint8_t> head;
-  appendU32(head, static_cast<uint32_t>(type));
-  appendU32(head, static_cast<uint32_t>(payload.size()));
+  // One write per section: the sink's syscalls and rate accounting are per write.
+  framed_.clear();
+  appendU32(framed_, static_cast<uint32_t>(type));
+  appendU32(framed_, static_cast<uint32_t>(payload.size()));
+  framed_.insert(framed_.end(), payload.begin(), payload.end());
   uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32(crc, head.data(), static_cast<uInt>(head.size()));
-  crc = crc32(crc, payload.data(), static_cast<uInt>(payload.size()));
-  std::vector<uint8_t> tail;
-  appendU32(tail, static_cast<uint32_t>(crc));
-  if (auto st = sink_.write(head); !st) return st;
-  if (auto st = sink_.write(payload); !st) return st;
-  if (auto st = sink_.write(tail); !st) return st;
-  bytes_written_ += head.size() + payload.size() + tail.size();
+  crc = crc32(crc, framed_.data(), static_cast<uInt>(framed_.size()));
+  appendU32(framed_, static_cast<uint32_t>(crc));
+  if (auto st = sink_.write(framed_); !st) return st;
+  bytes_written_ += framed_.size();
   return {};
 }
 

@@ -33,7 +33,8 @@ class StreamWriter {
 
   ByteSink& sink_;
   uint64_t bytes_written_ = 0;
-  std::vector<uint8_t> buffer_;
+  std::vector<uint8_t> buffer_;  // a RAM section's payload
+  std::vector<uint8_t> framed_;  // a section with its header and checksum
 };
 
 }  // namespace vmmd::migration

@@ -47,7 +47,7 @@ std::vector<uint8_t> framed(const uint8_t* data, size_t size) {
     putU32(head, type);
     putU32(head, static_cast<uint32_t>(length));
     uLong crc = crc32(crc32(0L, Z_NULL, 0), head.data(), 8);
-    crc = crc32(crc, data + at, static_cast<uInt>(length));
+    if (length > 0) crc = crc32(crc, data + at, static_cast<uInt>(length));
     out.insert(out.end(), head.begin(), head.end());
     out.insert(out.end(), data + at, data + at + length);
     putU32(out, static_cast<uint32_t>(crc));
