@@ -46,9 +46,16 @@ Result<void> Image::noteCorruption(Result<void> r) {
   return r;
 }
 
+Result<void> Image::writable() const {
+  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
+  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  return {};
+}
+
 Result<void> Image::rangeCheck(uint64_t offset, uint64_t length, bool forWrite) const {
-  if (forWrite && readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (forWrite && markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (forWrite) {
+    if (auto r = writable(); !r) return r;
+  }
   if (offset > size_ || length > size_ - offset) {
     return Error(path() + ": request at offset " + std::to_string(offset) + " length " + std::to_string(length) +
                  " is beyond the end of the disk (" + std::to_string(size_) + " bytes)");

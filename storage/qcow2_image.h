@@ -63,6 +63,8 @@ class Image final : public Qcow2Device {
   Image(std::unique_ptr<ImageFile> file, const Header& h);
   Kind kindOf(uint64_t entry) const;
   Error corrupt(const std::string& what) const;
+  // Error unless the image may be changed: read-only, or marked corrupt.
+  Result<void> writable() const;
   Result<void> rangeCheck(uint64_t offset, uint64_t length, bool forWrite) const;
 
   // qcow2_tables.cpp (meta_ held)

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <unordered_set>
 
 #include "storage/endian.h"
 #include "storage/qcow2_image.h"
@@ -69,6 +70,11 @@ Result<void> Image::loadSnapshots() {
       overlaps(h_.snapshotsOffset, tableBytes, h_.refcountTableOffset, refBytes)) {
     return Error(bad + "overlaps the header, the L1 table or the refcount table");
   }
+  // Every snapshot has an L1 table of its own clusters: together they fit in the file. (Bounds
+  // the work of walking them: a hostile table cannot name one huge L1 table 65536 times.)
+  uint64_t l1Total = 0;
+  for (const auto& e : *list) l1Total += (uint64_t(e.l1Size) * 8 + cs_ - 1) & ~(cs_ - 1);
+  if (l1Total > *fsize) return Error(bad + "names L1 tables larger together than the file");
   for (size_t i = 0; i < list->size(); ++i) {
     const auto& e = (*list)[i];
     const uint64_t bytes = uint64_t(e.l1Size) * 8;
@@ -87,11 +93,17 @@ Result<std::vector<uint64_t>> Image::referencedClusters(std::span<const uint64_t
   std::vector<uint64_t> out;
   const uint64_t l2n = 1ull << l2Bits_;
   auto inside = [&](uint64_t off, uint64_t len) { return off + len <= hostEnd_; };
+  // A sound L1 table names each L2 table once; a hostile one naming one table a million times
+  // would make this list grow without bound.
+  std::unordered_set<uint64_t> seen;
   for (uint64_t i = 0; i < l1.size(); ++i) {
     const uint64_t l2off = l1[i] & kOffsetMask;
     if (!l2off) continue;
     if ((l2off & (cs_ - 1)) || !inside(l2off, cs_)) {
       return corrupt("L2 table at offset " + std::to_string(l2off) + " is misaligned or outside the file");
+    }
+    if (!seen.insert(l2off).second) {
+      return corrupt("L2 table at offset " + std::to_string(l2off) + " is named twice in one L1 table");
     }
     out.push_back(l2off >> cb_);
     auto table = l2Table(l2off);
@@ -199,9 +211,7 @@ Result<void> Image::rewriteCopiedFlags(const std::function<Result<bool>(uint64_t
     }
   }
   if (newL1 != l1_) {
-    std::vector<uint8_t> raw(newL1.size() * 8);
-    for (size_t i = 0; i < newL1.size(); ++i) storeBe64(&raw[i * 8], newL1[i]);
-    if (auto r = file_->write(h_.l1TableOffset, raw); !r) return r;
+    if (auto r = file_->write(h_.l1TableOffset, bigEndianTable(newL1)); !r) return r;
     l1_ = std::move(newL1);
   }
   return {};
@@ -242,8 +252,7 @@ std::vector<SnapshotEntry> Image::snapshots() const {
 }
 
 Result<SnapshotEntry> Image::createSnapshot(const SnapshotRequest& request) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   auto r = createSnapshotLocked(request);
@@ -289,9 +298,9 @@ Result<SnapshotEntry> Image::createSnapshotLocked(const SnapshotRequest& request
     const uint64_t clusters = (uint64_t(e.l1Size) * 8 + cs_ - 1) >> cb_;
     auto at = allocClusters(clusters);
     if (!at) return at.error();
-    std::vector<uint8_t> raw(clusters << cb_, 0);
-    for (size_t i = 0; i < l1_.size(); ++i) storeBe64(&raw[i * 8], l1_[i] & ~kOflagCopied);
-    if (auto r = file_->write(*at, raw); !r) return r.error();
+    std::vector<uint64_t> copy = l1_;
+    for (auto& entry : copy) entry &= ~kOflagCopied;
+    if (auto r = file_->write(*at, bigEndianTable(copy, clusters << cb_)); !r) return r.error();
     noteAllocationWritten();
     e.l1Offset = *at;
   }
@@ -308,8 +317,7 @@ Result<SnapshotEntry> Image::createSnapshotLocked(const SnapshotRequest& request
 }
 
 Result<void> Image::applySnapshot(const std::string& id) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   int i = findSnapshot(snapshots_, id, "");
@@ -338,9 +346,7 @@ Result<void> Image::applySnapshotLocked(const SnapshotEntry& sn) {
   if (auto r = syncAllocations(); !r) return r;
   // 2. The switch: the active L1 table in one write (every entry shared, so none marked COPIED),
   //    and the snapshot's disk size.
-  std::vector<uint8_t> raw(newL1.size() * 8);
-  for (size_t i = 0; i < newL1.size(); ++i) storeBe64(&raw[i * 8], newL1[i]);
-  if (auto r = file_->write(h_.l1TableOffset, raw); !r) return r;
+  if (auto r = file_->write(h_.l1TableOffset, bigEndianTable(newL1)); !r) return r;
   l1_ = newL1;
   if (sn.diskSize != size_) {
     uint8_t v[8];
@@ -362,8 +368,7 @@ Result<void> Image::applySnapshotLocked(const SnapshotEntry& sn) {
 }
 
 Result<SnapshotEntry> Image::deleteSnapshot(const std::string& id, const std::string& name) {
-  if (readOnly()) return Error(path() + ": image is read-only", EROFS);
-  if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (auto r = writable(); !r) return r.error();
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   int i = findSnapshot(snapshots_, id, name);

@@ -85,9 +85,7 @@ Result<uint64_t> Image::copyL2OnWrite(uint64_t l1Index) {
   for (auto& e : entries) e &= ~kOflagCopied;
   auto off = allocClusters(1);
   if (!off) return off;
-  std::vector<uint8_t> raw(cs_);
-  for (size_t i = 0; i < entries.size(); ++i) storeBe64(&raw[i * 8], entries[i]);
-  if (auto r = file_->write(*off, raw); !r) return r.error();
+  if (auto r = file_->write(*off, bigEndianTable(entries)); !r) return r.error();
   noteAllocationWritten();
   if (auto r = syncAllocations(); !r) return r.error();  // the copy and its refcount before the L1 entry
   storeBe64(entry, *off | kOflagCopied);

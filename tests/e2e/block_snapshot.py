@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """QMP internal snapshots on a running guest's qcow2 disk, end to end: blockdev-snapshot-internal-sync
 and blockdev-snapshot-delete-internal-sync with QEMU 7.2's replies and error texts. A snapshot is
-taken before the guest (the hostile guest's benign "blkrw" word) writes sector 1 and one after;
+taken before the guest (the hostile guest's benign "blkrw" word) writes sector 1 and one after,
+with the worker under -sandbox on (the snapshot's metadata writes run on its main loop);
 qemu-img then lists them, finds the image clean, reads sector 1 as it was in each, and vmm-img
 reverting to the first brings the old sector back.
 
@@ -59,6 +60,7 @@ with temp_dir("vmm-block-snapshot-") as tmp:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", ro, "1M"], check=True)
     sock = os.path.join(tmp, "qmp.sock")
     proc = subprocess.Popen([vmm, "-nodefaults", "-m", "64", "-kernel", guest, "-append", "blkrw", "-serial", "stdio", "-S",
+                             "-sandbox", "on",
                              "-drive", f"file={disk},format=qcow2,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0",
                              "-drive", f"file={raw},format=raw,if=none,id=r0", "-device", "virtio-blk-pci,drive=r0",
                              "-drive", f"file={ro},format=qcow2,if=none,id=ro0,readonly=on",

@@ -41,6 +41,10 @@ constexpr int kMainLoop[] = {
     SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_getaffinity), SCMP_SYS(fstat),
     SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(unlink), SCMP_SYS(dup2), SCMP_SYS(dup3),
     SCMP_SYS(pread64),  // a reset loads the kernel and initrd again from their open files
+    // QMP's internal snapshots (blockdev-snapshot-*-internal-sync) rewrite qcow2 metadata on the
+    // main loop, synchronously as in QEMU: table writes, barriers, freed clusters, file size.
+    SCMP_SYS(preadv), SCMP_SYS(pwrite64), SCMP_SYS(pwritev), SCMP_SYS(fdatasync), SCMP_SYS(fallocate),
+    SCMP_SYS(ftruncate),
 };
 
 // vCPU threads: KVM_RUN and what device emulation does on them (IRQ lines, MSI routes, the
