@@ -15,6 +15,7 @@ struct VirtioConsole::Port {
   PortSpec spec;
   bool guest_ready = false;   // PORT_READY received
   bool guest_open = false;    // the guest has the port open
+  bool told_connected = false;  // what the guest was last told of the host end (PORT_OPEN)
   // A guest->host chain being written: the buffers still to send, and the chain's head.
   std::optional<DescriptorChain> sending;
   size_t sending_buffer = 0;
@@ -41,7 +42,7 @@ VirtioConsole::VirtioConsole(uint32_t max_ports, std::vector<PortSpec> ports,
     port->spec.backend->on_connection = [this, raw](bool connected) {
       auto guard = lock();
       // Host connect/disconnect reaches the guest as the port opening or closing.
-      if (active_ && raw->guest_ready) sendControl(raw->spec.number, kPortOpen, connected ? 1 : 0);
+      if (active_ && raw->guest_ready) tellHostConnection(*raw, connected);
       if (!connected && raw->sending && active_) {
         // What the guest was sending has nowhere to go: hand the buffer back.
         (void)transport_->queue(txQueue(raw->spec.number)).push(raw->sending->head, 0);
@@ -76,7 +77,7 @@ void VirtioConsole::reset() {
   driver_ready_ = false;
   control_out_.clear();
   for (auto& port : ports_) {
-    port->guest_ready = port->guest_open = false;
+    port->guest_ready = port->guest_open = port->told_connected = false;
     port->sending.reset();
     port->waiting_writable = false;
     port->spec.backend->waitReadable(false);
@@ -95,6 +96,7 @@ Result<DeviceState> VirtioConsole::saveState() const {
     out.u32(port->spec.number);
     out.boolean(port->guest_ready);
     out.boolean(port->guest_open);
+    out.boolean(port->told_connected);
   }
   out.u32(static_cast<uint32_t>(control_out_.size()));
   for (const auto& message : control_out_) out.bytes(message);
@@ -107,7 +109,10 @@ Status VirtioConsole::loadState(const DeviceState& state) {
   bool driver_ready = in.boolean();
   uint32_t count = in.u32();
   if (count != ports_.size()) in.reject(std::to_string(count) + " ports, this device has " + std::to_string(ports_.size()));
-  std::vector<std::pair<bool, bool>> flags;
+  struct Flags {
+    bool ready, open, told_connected;
+  };
+  std::vector<Flags> flags;
   for (const auto& port : ports_) {
     if (in.failed()) break;
     if (uint32_t number = in.u32(); number != port->spec.number) {
@@ -115,7 +120,7 @@ Status VirtioConsole::loadState(const DeviceState& state) {
     }
     bool ready = in.boolean();
     bool open = in.boolean();
-    flags.emplace_back(ready, open);
+    flags.push_back({ready, open, in.boolean()});
   }
   uint32_t messages = in.u32();
   if (messages > kMaxPendingControl) in.reject(std::to_string(messages) + " control messages");
@@ -126,8 +131,9 @@ Status VirtioConsole::loadState(const DeviceState& state) {
   driver_ready_ = driver_ready;
   control_out_ = std::move(control);
   for (size_t i = 0; i < ports_.size(); ++i) {
-    ports_[i]->guest_ready = flags[i].first;
-    ports_[i]->guest_open = flags[i].second;
+    ports_[i]->guest_ready = flags[i].ready;
+    ports_[i]->guest_open = flags[i].open;
+    ports_[i]->told_connected = flags[i].told_connected;
   }
   return {};
 }
@@ -138,9 +144,15 @@ void VirtioConsole::activate() {
   if (!restored) return;
   for (auto& port : ports_) {
     if (!port->guest_ready) continue;
-    sendControl(port->spec.number, kPortOpen, port->spec.backend->connected() ? 1 : 0);
-    if (port->spec.backend->connected()) receive(*port);
+    // The host end here may differ from the source's: the guest learns of it as of a (dis)connect.
+    if (port->spec.backend->connected() != port->told_connected) tellHostConnection(*port, port->spec.backend->connected());
+    receive(*port);
   }
+}
+
+void VirtioConsole::tellHostConnection(Port& port, bool connected) {
+  port.told_connected = connected;
+  sendControl(port.spec.number, kPortOpen, connected ? 1 : 0);
 }
 
 void VirtioConsole::hostInputStopped() {
@@ -251,7 +263,7 @@ void VirtioConsole::handleControl() {
         port->guest_ready = true;
         if (port->spec.console) sendControl(id, kConsolePort, 1);
         if (!port->spec.name.empty()) sendControl(id, kPortName, 1, port->spec.name);
-        if (port->spec.backend->connected()) sendControl(id, kPortOpen, 1);
+        if (port->spec.backend->connected()) tellHostConnection(*port, true);
       }
     } else if (event == kPortOpen) {
       for (auto& port : ports_) {

@@ -82,6 +82,7 @@ class VirtioConsole : public VirtioDevice {
   void receive(Port& port);
   Port* portByQueue(uint16_t queue, bool& is_tx);
   void fail(const std::string& why);
+  void tellHostConnection(Port& port, bool connected);
   void hostInputStopped() override;
   void hostInputResumed() override;
 

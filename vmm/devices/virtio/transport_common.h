@@ -69,6 +69,36 @@ SavedQueue loadQueueRegisters(StateReader& in, QueueRegisters& q);
 Status restoreQueue(QueueRegisters& q, const SavedQueue& saved, const GuestMemory& memory, uint16_t max_size,
                     uint64_t driver_features);
 
+// A transport's saved queues: the count (it must be this device's), then per queue the fields of
+// saveQueue and whatever `extra(in, queue)` reads after them (virtio-pci's MSI-X vector).
+template <typename Queue, typename Extra>
+std::vector<SavedQueue> loadQueues(StateReader& in, std::vector<Queue>& queues, Extra extra) {
+  if (uint16_t count = in.u16(); count != queues.size()) {
+    in.reject(std::to_string(count) + " queues, this device has " + std::to_string(queues.size()));
+  }
+  std::vector<SavedQueue> saved;
+  for (auto& q : queues) {
+    saved.push_back(loadQueueRegisters(in, q));
+    extra(in, q);
+  }
+  return saved;
+}
+
+// The end of a transport's load: the reader must be done, every queue that was enabled is
+// enabled again, then the device takes its own state. An error names the device (and queue).
+template <typename Queue>
+Status restoreQueuesAndDevice(const StateReader& in, std::vector<Queue>& queues, const std::vector<SavedQueue>& saved,
+                              const GuestMemory& memory, VirtioDevice& device, uint64_t driver_features,
+                              const DeviceState& device_state) {
+  if (auto st = in.finish(device.name()); !st) return st;
+  for (size_t i = 0; i < queues.size(); ++i) {
+    if (auto st = restoreQueue(queues[i], saved[i], memory, device.queueMaxSize(), driver_features); !st) {
+      return st.error().withContext("queue " + std::to_string(i));
+    }
+  }
+  return device.loadState(device_state);
+}
+
 // After a load: serves every enabled queue once, as if kicked, so requests the driver offered
 // before the source stopped are not left waiting for a kick that already came.
 template <typename Queue>

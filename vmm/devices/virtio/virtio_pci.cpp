@@ -349,22 +349,10 @@ Status VirtioPci::loadState(const DeviceState& state) {
   config_generation_ = in.u8();
   isr_ = in.u8();
   bool active = in.boolean();
-  std::vector<SavedQueue> saved_queues;
-  if (uint16_t count = in.u16(); count != queues_.size()) {
-    in.reject(std::to_string(count) + " queues, this device has " + std::to_string(queues_.size()));
-  }
-  for (auto& q : queues_) {
-    saved_queues.push_back(loadQueueRegisters(in, q));
-    q.msix_vector = in.u16();
-  }
+  auto saved_queues = loadQueues(in, queues_, [](StateReader& reader, QueueState& q) { q.msix_vector = reader.u16(); });
   msix_.load(in);
   DeviceState device_state = in.state();
-  Status loaded = in.finish(device_->name());
-  for (size_t i = 0; loaded && i < queues_.size(); ++i) {
-    loaded = restoreQueue(queues_[i], saved_queues[i], memory_, device_->queueMaxSize(), driver_features_);
-    if (!loaded) loaded = loaded.error().withContext("queue " + std::to_string(i));
-  }
-  if (loaded) loaded = device_->loadState(device_state);
+  Status loaded = restoreQueuesAndDevice(in, queues_, saved_queues, memory_, *device_, driver_features_, device_state);
   if (!loaded) {
     resetLocked();
     msix_.reset();

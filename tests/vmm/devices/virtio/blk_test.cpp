@@ -11,6 +11,7 @@
 
 #include "storage/raw.h"
 #include "tests/storage/test_util.h"
+#include "tests/vmm/devices/state_checks.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
 #include "vmm/backends/io_executor.h"
@@ -470,6 +471,45 @@ TEST_F(BlkMalformedTest, ResetDropsCompletionsOfRequestsInFlight) {
   rig_.drain();                    // runs the stale completion: it must not touch the queue
   EXPECT_EQ(rig_.driver().usedIndex(), 0);
   EXPECT_EQ(*rig_.at(kStatus), 0xCC);
+}
+
+}  // namespace
+}  // namespace vmmd::virtio
+
+namespace vmmd::virtio {
+namespace {
+
+// A request handed to the I/O threads is in flight until its completion runs on the loop: the
+// state is refused until then (the machine drains first); a state loads only for the same disk.
+TEST(BlkState, RefusedWhileARequestIsInFlightAndOnlyForTheSameDisk) {
+  REQUIRE_QEMU_IMG();
+  storage::test::ScratchDir dir;
+  BlkRig rig;
+  ASSERT_TRUE(rig.start(makeImage(dir, "raw"), false).ok());
+  auto idle = rig.device().saveState();
+  ASSERT_TRUE(idle.ok()) << idle.error().message();
+  EXPECT_EQ(rig.device().requestsInFlight(), 0u);
+
+  rig.writeHeader(kIn, 0);
+  rig.driver().offerChain({{kHeader, 16, false}, {kPayload, 4096, true}, {kStatus, 1, true}});
+  rig.transport().kick(0);
+  EXPECT_EQ(rig.device().requestsInFlight(), 1u);
+  auto busy = rig.device().saveState();
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().message().find("1 requests in flight"), std::string::npos) << busy.error().message();
+  ASSERT_TRUE(rig.waitForUsed(1));
+  EXPECT_EQ(rig.device().requestsInFlight(), 0u);
+  auto drained = rig.device().saveState();
+  ASSERT_TRUE(drained.ok()) << drained.error().message();
+  EXPECT_EQ(drained->bytes, idle->bytes);
+  EXPECT_TRUE(rig.device().loadState(*drained).ok());
+  vmmd::testing::expectHostileStatesRefused(rig.device(), *drained);
+
+  BlkRig read_only;
+  ASSERT_TRUE(read_only.start(makeImage(dir, "qcow2"), true).ok());
+  auto refused = read_only.device().loadState(*drained);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("for a writable disk"), std::string::npos) << refused.error().message();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "tests/vmm/devices/fake_line.h"
+#include "tests/vmm/devices/state_checks.h"
 #include "tests/vmm/devices/virtio/virtio_driver_harness.h"
 #include "vmm/devices/virtio/net.h"
 #include "vmm/devices/virtio/rng.h"
@@ -289,6 +290,70 @@ TEST_F(VirtioMmioTest, KickAgainMakesTheQueueNotificationReadable) {
   ASSERT_EQ(::read(fds[0], &count, sizeof count), static_cast<ssize_t>(sizeof count));
   EXPECT_EQ(count, 1u);
   mmio->kickAgain(9);  // no such queue: ignored
+}
+
+}  // namespace
+}  // namespace vmmd::virtio
+
+namespace vmmd::virtio {
+namespace {
+
+// Saved mid-run with an interrupt pending, loaded into a fresh transport: the registers read back
+// the same, the line is high again, and the next buffer is served from where the source stopped.
+TEST_F(VirtioMmioTest, ALoadedTransportReadsBackAsTheSavedOneAndResumesItsRings) {
+  auto source = rng();
+  DriverHarness driver(*memory_, kQueueSize, kQueueBase);
+  bringUp(*source, driver);
+  driver.offerChain({{kData, 64, true}});
+  write32(*source, R::kQueueNotify, 0);
+  runLoop();
+  ASSERT_EQ(driver.usedIndex(), 1);
+  auto saved = source->saveState();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+  std::vector<uint32_t> registers;
+  for (uint64_t offset : {R::kStatus, R::kInterruptStatus, R::kQueueReady, R::kQueueNum}) registers.push_back(read32(*source, offset));
+  notify_.clear();
+  source.reset();
+
+  RecordedLine target_line(16);
+  auto mmio = VirtioMmio::create(*VirtioRng::create("/dev/zero"), *memory_, kBase, target_line.line());
+  ASSERT_TRUE(mmio.ok());
+  auto& target = **mmio;
+  target.watchNotifications([this](int, std::function<void()> on_readable) { notify_.push_back(std::move(on_readable)); });
+  auto loaded = target.loadState(*saved);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  EXPECT_TRUE(target_line.level()) << "the pending interrupt is raised again";
+  std::vector<uint32_t> loaded_registers;
+  for (uint64_t offset : {R::kStatus, R::kInterruptStatus, R::kQueueReady, R::kQueueNum}) loaded_registers.push_back(read32(target, offset));
+  EXPECT_EQ(loaded_registers, registers);
+  auto again = target.saveState();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->bytes, saved->bytes);
+
+  // Stopped (Machine::stopDeviceIo) the device serves no kick; resumed, the kick is served.
+  driver.offerChain({{kData + 4096, 16, true}});
+  {
+    auto lock = target.device().lock();
+    target.device().stopIo();
+  }
+  write32(target, R::kQueueNotify, 0);
+  runLoop();
+  EXPECT_EQ(driver.usedIndex(), 1) << "a stopped device served a kick";
+  {
+    auto lock = target.device().lock();
+    target.device().resumeIo();
+  }
+  target.kickAgain(0);
+  runLoop();
+  EXPECT_EQ(driver.usedIndex(), 2);
+  EXPECT_EQ(driver.usedElement(1).second, 16u);
+
+  auto fresh = rng();
+  vmmd::testing::expectHostileStatesRefused(*fresh, *saved);
+  auto net = transport(std::make_unique<VirtioNet>(std::make_unique<NullNetBackend>(), std::array<uint8_t, 6>{0x52, 0x54, 0, 1, 2, 3}));
+  auto refused = net->loadState(*saved);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("queues, this device has 2"), std::string::npos) << refused.error().message();
 }
 
 }  // namespace
