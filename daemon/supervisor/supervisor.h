@@ -295,6 +295,9 @@ class Supervisor {
   void migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done);
   void migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done);
   void endOperation(Vm& vm);
+  // Ends the worker with QMP `quit` (images flushed and closed), SIGKILL after a grace period;
+  // completes at its exit. A worker without a QMP connection is destroyed at once.
+  void quitWorker(const std::string& name, StopCompletion done);
   void autostart();
 
   // A VM arriving by migration (destination side), from vm-migrate-incoming until it runs

@@ -134,7 +134,7 @@ void Supervisor::migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<M
       log::info(vmText(name) + ": moved to " + outcome.destination);
       endOperation(vm);
       vm.outgoing.reset();
-      destroy(name, [this, name, outcome = std::make_shared<MigrationOutcome>(std::move(outcome)), done](VmResult<StopOutcome> stopped) {
+      quitWorker(name, [this, name, outcome = std::make_shared<MigrationOutcome>(std::move(outcome)), done](VmResult<StopOutcome> stopped) {
         if (!stopped) log::error(vmText(name) + ": after its migration: " + stopped.error().message);
         finishMigration(name, done, outcome);
       });

@@ -236,7 +236,7 @@ void Supervisor::snapshotRevert(const std::string& name, const std::string& tag,
   };
   if (active(name)) {
     // The running worker holds the images: it goes first (nothing of its state is kept).
-    destroy(name, [revert, done](VmResult<StopOutcome> stopped) {
+    quitWorker(name, [revert, done](VmResult<StopOutcome> stopped) {
       if (!stopped) return done(stopped.error());
       revert();
     });
