@@ -302,12 +302,17 @@ class Supervisor {
 
   // A VM arriving by migration (destination side), from vm-migrate-incoming until it runs
   // (commitIncoming) or is given up (abortIncoming, a failed load).
+  // Its worker loads the state and waits paused: the guest runs only once the source, its own
+  // migration completed, commits (so a source that fails or is cancelled at the very end never
+  // leaves the guest running on both hosts).
   struct Arrival {
-    bool arrived = false;
+    bool loaded = false;
+    bool run = true;  // the guest ran at the source: `cont` at the commit
     std::optional<VmError> failed;
     std::vector<Completion<Done>> commit_waiters;
   };
-  void arrivalEnded(const std::string& name, const VmResult<Done>& outcome);
+  void arrivalLoaded(const std::string& name, const VmResult<Done>& outcome);
+  void finishArrival(const std::string& name);
   // At recover: VMs whose incoming migration a previous vmmd did not finish are dropped.
   void dropUnfinishedArrivals();
   // Undefines `name` once it has no worker any more (a failed start is still killing it).

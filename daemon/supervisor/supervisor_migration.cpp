@@ -231,11 +231,11 @@ void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, boo
     (void)undefine(name);
     return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + listener.error().message()));
   }
-  arrivals_[name] = Arrival{};
+  arrivals_[name] = Arrival{false, run, std::nullopt, {}};
   auto answered = std::make_shared<bool>(false);
   IncomingPlan plan;
   plan.listener = std::move(*listener);
-  plan.run = run;
+  plan.run = false;  // the commit lets it run
   plan.on_listening = [name, answered, done](const std::string& socket) {
     *answered = true;
     done(IncomingEndpoint{name, socket});
@@ -245,20 +245,17 @@ void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, boo
       *answered = true;
       done(started.error());
     }
-    arrivalEnded(name, started);
+    arrivalLoaded(name, started);
   });
 }
 
-void Supervisor::arrivalEnded(const std::string& name, const VmResult<Done>& outcome) {
+void Supervisor::arrivalLoaded(const std::string& name, const VmResult<Done>& outcome) {
   auto it = arrivals_.find(name);
   if (it == arrivals_.end()) return;
   if (outcome) {
-    log::info(vmText(name) + ": arrived by migration");
-    if (auto cleared = store_.setArriving(name, false); !cleared) log::error(vmText(name) + ": " + cleared.error().message());
-    it->second.arrived = true;
-    auto waiters = std::exchange(it->second.commit_waiters, {});
-    arrivals_.erase(it);
-    for (auto& w : waiters) w(Done{});
+    log::info(vmText(name) + ": state loaded; waiting for the source's commit");
+    it->second.loaded = true;
+    if (!it->second.commit_waiters.empty()) finishArrival(name);
     return;
   }
   log::warning(vmText(name) + ": incoming migration failed: " + outcome.error().message);
@@ -266,6 +263,27 @@ void Supervisor::arrivalEnded(const std::string& name, const VmResult<Done>& out
   it->second.failed = outcome.error();
   undefineWhenStopped(name, 200);
   for (auto& w : waiters) w(outcome.error());
+}
+
+// The source's migration completed: the guest runs here (as it ran there) and the VM is ours.
+void Supervisor::finishArrival(const std::string& name) {
+  auto it = arrivals_.find(name);
+  if (it == arrivals_.end() || !it->second.loaded) return;
+  auto settle = [this, name](VmResult<Done> resumed) {
+    auto at = arrivals_.find(name);
+    if (at == arrivals_.end()) return;
+    auto waiters = std::exchange(at->second.commit_waiters, {});
+    if (!resumed) {
+      for (auto& w : waiters) w(resumed.error());
+      return;
+    }
+    arrivals_.erase(at);
+    if (auto cleared = store_.setArriving(name, false); !cleared) log::error(vmText(name) + ": " + cleared.error().message());
+    log::info(vmText(name) + ": arrived by migration");
+    for (auto& w : waiters) w(Done{});
+  };
+  if (!it->second.run) return settle(Done{});
+  resume(name, settle);
 }
 
 void Supervisor::commitIncoming(const std::string& name, Completion<Done> done) {
@@ -277,6 +295,7 @@ void Supervisor::commitIncoming(const std::string& name, Completion<Done> done) 
   }
   if (it->second.failed) return done(*it->second.failed);
   it->second.commit_waiters.push_back(std::move(done));
+  if (it->second.loaded && it->second.commit_waiters.size() == 1) finishArrival(name);
 }
 
 void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {

@@ -246,8 +246,9 @@ def scenario_migrate(daemons):
 
 
 def slow_migration(client, name):
-    """1 MiB/s: the probe's 64 MiB take long enough to act mid-way."""
-    client.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 20}})
+    """32 KiB/s: even the probe's few used pages (and the headers of its zero pages) take long
+    enough to act mid-way."""
+    client.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
 
 
 def start_migration_thread(src, dst, name):
