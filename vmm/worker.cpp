@@ -324,13 +324,25 @@ Status Worker::systemReset() {
 
 void Worker::requestQuit() {
   monitor_->causeEvent("SHUTDOWN", false, "host-qmp-quit");
+  // Next loop turn: the {"return": {}} is written before the sockets close.
+  quitLater(0, 0, "quit requested over QMP");
+}
+
+void Worker::quitLater(int exit_status, uint64_t delay_ms, std::string why) {
   if (quit_timer_) return;
   auto timer = std::make_unique<uv_timer_t>();
   uv_timer_init(&loop_, timer.get());
   quit_timer_.reset(timer.release());
   quit_timer_->data = this;
-  // Next loop turn: the {"return": {}} is written before the sockets close.
-  uv_timer_start(quit_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->quit(0, "quit requested over QMP"); }, 0, 0);
+  quit_status_ = exit_status;
+  quit_why_ = std::move(why);
+  uv_timer_start(
+      quit_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Worker*>(t->data);
+        self->quit(self->quit_status_, self->quit_why_);
+      },
+      delay_ms, 0);
 }
 
 std::vector<ChardevInfo> Worker::chardevInfo() const {
@@ -449,12 +461,7 @@ void Worker::incomingFailed(const std::string& why) {
   // As QEMU: the destination reports why and exits with status 1; its guest never ran. The exit
   // waits one loop turn so the MIGRATION event and any reply in flight go out first.
   log::error(why);
-  if (quit_timer_) return;
-  auto timer = std::make_unique<uv_timer_t>();
-  uv_timer_init(&loop_, timer.get());
-  quit_timer_.reset(timer.release());
-  quit_timer_->data = this;
-  uv_timer_start(quit_timer_.get(), [](uv_timer_t* t) { static_cast<Worker*>(t->data)->quit(1, "load of migration failed"); }, 10, 0);
+  quitLater(1, 10, "load of migration failed");
 }
 
 }  // namespace vmmd

@@ -50,7 +50,6 @@ class Worker : public MonitoredVm, public DeviceHost, public migration::Migratio
   Status systemReset() override;
   void requestQuit() override;
   migration::MigrationManager& migration() override { return *migration_; }
-  bool incomingDeferred() const override { return config_.incoming == "defer"; }
 
   // MigrationHost (the migration threads use these, through the main loop)
   void runOnLoop(std::function<void()> task) override;
@@ -84,6 +83,8 @@ class Worker : public MonitoredVm, public DeviceHost, public migration::Migratio
   // when the migration ended meanwhile).
   void finishStopWhenDrained();
   void resumeAfterMigration();
+  // quit() from a timer `delay_ms` later: replies and events in flight go out first.
+  void quitLater(int exit_status, uint64_t delay_ms, std::string why);
   Status enterSandbox();     // -sandbox on: filters installed, the I/O pool started
   void post(Event event);    // any thread
   void drainEvents();        // main loop thread
@@ -111,6 +112,8 @@ class Worker : public MonitoredVm, public DeviceHost, public migration::Migratio
   bool abandon_stop_ = false;
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_timer_t> quit_timer_;
+  int quit_status_ = 0;
+  std::string quit_why_;
   RunState state_ = RunState::Prelaunch;
   std::optional<int> exit_status_;
 

@@ -161,6 +161,20 @@ def compare(path, ours, theirs, allowed, problems):
         problems.append(f"{path}: vmm {json.dumps(ours)} QEMU {json.dumps(theirs)}")
 
 
+def compare_transcripts(ours, theirs, differences, show, what):
+    """Compares two [(step, value)] lists step by step (printing both with `show`); the verdict
+    of report(): 0 when they agree but for the differences listed in the file `differences`."""
+    if show:
+        for (name, a), (_, b) in zip(ours, theirs):
+            print(f"{name}\n  vmm : {json.dumps(a)}\n  qemu: {json.dumps(b)}")
+    allowed = load_differences(differences)
+    problems = []
+    for (name, a), (name_b, b) in zip(ours, theirs):
+        assert name == name_b
+        compare(name, a, b, allowed, problems)
+    return report(problems, f"vmm and QEMU agree on {len(ours)} {what} (listed differences excepted)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     for opt in ("--vmm", "--qemu", "--probe", "--differences"):
@@ -175,16 +189,8 @@ def main():
     with temp_dir("vmm-qmp-transcript-") as tmp:
         theirs = run([opts.qemu], common, tmp, "qemu")
         ours = run([opts.vmm], common, tmp, "vmm")
-    if opts.show:
-        for (name, a), (_, b) in zip(ours, theirs):
-            print(f"{name}\n  vmm : {json.dumps(a)}\n  qemu: {json.dumps(b)}")
-    allowed = load_differences(opts.differences)
     # Timestamps and host thread ids are never equal; only their types are compared.
-    problems = []
-    for (name, a), (name_b, b) in zip(ours, theirs):
-        assert name == name_b
-        compare(name, a, b, allowed, problems)
-    return report(problems, f"vmm and QEMU agree on {len(ours)} transcript steps (listed differences excepted)")
+    return compare_transcripts(ours, theirs, opts.differences, opts.show, "transcript steps")
 
 
 if __name__ == "__main__":

@@ -99,24 +99,22 @@ Result<Vm> Vm::create(const Kvm& kvm) {
   return Vm(UniqueFd(fd));
 }
 
-Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool read_only) {
+Status Vm::setMemorySlot(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, uint32_t flags) {
   kvm_userspace_memory_region region{};
   region.slot = slot;
-  region.flags = read_only ? KVM_MEM_READONLY : 0;
+  region.flags = flags;
   region.guest_phys_addr = guest_phys;
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);
   return check(ioctlRetry(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
 }
 
+Status Vm::setUserMemoryRegion(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool read_only) {
+  return setMemorySlot(slot, guest_phys, size, host, read_only ? KVM_MEM_READONLY : 0);
+}
+
 Status Vm::setDirtyLogging(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, bool on) {
-  kvm_userspace_memory_region region{};
-  region.slot = slot;
-  region.flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
-  region.guest_phys_addr = guest_phys;
-  region.memory_size = size;
-  region.userspace_addr = reinterpret_cast<uint64_t>(host);
-  return check(ioctlRetry(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION (dirty logging)");
+  return setMemorySlot(slot, guest_phys, size, host, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
 }
 
 Status Vm::getDirtyLog(uint32_t slot, std::span<uint64_t> bitmap) {

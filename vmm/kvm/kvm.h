@@ -91,6 +91,7 @@ class Vm {
 
  private:
   explicit Vm(UniqueFd fd) : fd_(std::move(fd)) {}
+  Status setMemorySlot(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host, uint32_t flags);
   UniqueFd fd_;
 };
 

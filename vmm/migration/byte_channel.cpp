@@ -60,6 +60,7 @@ Status FdSink::write(std::span<const uint8_t> bytes) {
     if (n < 0 && errno == ENOTSOCK) n = ::write(fd_, bytes.data() + done, chunk);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EPIPE || errno == ECONNRESET) return Error::fromErrno("the destination closed the migration stream (see its log)");
       return Error::fromErrno("migration stream: write");
     }
     done += static_cast<size_t>(n);

@@ -54,15 +54,17 @@ Status awaitLoadedAck(int fd, const std::atomic<bool>& cancel, std::chrono::seco
 class FdSink final : public ByteSink {
  public:
   // `fd` stays owned by the caller. `cancel` true makes the next write fail with "cancelled".
-  FdSink(int fd, RateLimiter& limiter, const std::atomic<bool>& cancel) : fd_(fd), limiter_(limiter), cancel_(cancel) {}
+  // `written` counts the bytes as they leave (query-migrate reads it while a large section is
+  // still on its way).
+  FdSink(int fd, RateLimiter& limiter, const std::atomic<bool>& cancel, std::atomic<uint64_t>& written)
+      : fd_(fd), limiter_(limiter), cancel_(cancel), written_(written) {}
   Status write(std::span<const uint8_t> bytes) override;
-  uint64_t written() const { return written_.load(); }
 
  private:
   int fd_;
   RateLimiter& limiter_;
   const std::atomic<bool>& cancel_;
-  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t>& written_;
 };
 
 class FdSource final : public ByteSource {

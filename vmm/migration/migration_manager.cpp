@@ -28,6 +28,17 @@ void MigrationManager::joinFinished() {
   if (thread_.joinable()) thread_.join();
 }
 
+void MigrationManager::begin(bool outgoing) {
+  cancel_ = false;
+  {
+    std::lock_guard lock(mutex_);
+    info_ = {};
+    info_.outgoing = outgoing;
+    started_ = std::chrono::steady_clock::now();
+  }
+  setStatus(MigrationStatus::Setup);
+}
+
 bool MigrationManager::active() const {
   std::lock_guard lock(mutex_);
   return !isFinished(info_.status);
@@ -38,15 +49,9 @@ Status MigrationManager::startOutgoing(const std::string& uri) {
   auto parsed = parseMigrationUri(uri);
   if (!parsed) return parsed.error();
   joinFinished();
-  cancel_ = false;
+  wire_bytes_ = 0;
   limiter_.setLimit(max_bandwidth_.load());
-  {
-    std::lock_guard lock(mutex_);
-    info_ = {};
-    info_.outgoing = true;
-    started_ = std::chrono::steady_clock::now();
-  }
-  setStatus(MigrationStatus::Setup);
+  begin(/*outgoing=*/true);
   thread_ = std::thread(runOutgoing, std::ref(*this), std::move(*parsed));
   return {};
 }
@@ -58,14 +63,7 @@ Status MigrationManager::startIncoming(const std::string& uri) {
   auto endpoint = openIncoming(*parsed, [this](const std::string& name) { return takeFd(name); });
   if (!endpoint) return endpoint.error();
   incoming_started_ = true;
-  cancel_ = false;
-  {
-    std::lock_guard lock(mutex_);
-    info_ = {};
-    info_.outgoing = false;
-    started_ = std::chrono::steady_clock::now();
-  }
-  setStatus(MigrationStatus::Setup);
+  begin(/*outgoing=*/false);
   thread_ = std::thread(runIncoming, std::ref(*this), std::move(*endpoint));
   return {};
 }
@@ -107,6 +105,7 @@ void MigrationManager::setStatus(MigrationStatus status, const std::string& erro
 MigrationInfo MigrationManager::info() const {
   std::lock_guard lock(mutex_);
   MigrationInfo copy = info_;
+  if (copy.outgoing) copy.ram.transferred = std::max(copy.ram.transferred, wire_bytes_.load());
   if (!isFinished(copy.status)) {
     copy.total_ms = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count());

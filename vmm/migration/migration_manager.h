@@ -69,11 +69,14 @@ class MigrationManager {
   }
   const std::atomic<bool>& cancelled() const { return cancel_; }
   RateLimiter& limiter() { return limiter_; }
+  std::atomic<uint64_t>& wireBytes() { return wire_bytes_; }
   uint64_t downtimeLimitMs() const { return downtime_limit_ms_.load(); }
   std::optional<UniqueFd> takeFd(const std::string& name);
 
  private:
   void joinFinished();
+  // A fresh MigrationInfo in status setup.
+  void begin(bool outgoing);
 
   MigrationHost& host_;
   mutable std::mutex mutex_;
@@ -83,6 +86,7 @@ class MigrationManager {
   std::atomic<uint64_t> downtime_limit_ms_{Parameters{}.downtime_limit_ms};
   std::atomic<uint64_t> max_bandwidth_{Parameters{}.max_bandwidth};
   RateLimiter limiter_;
+  std::atomic<uint64_t> wire_bytes_{0};  // of the outgoing stream, as they leave
   std::atomic<bool> cancel_{false};
   std::thread thread_;
   bool incoming_started_ = false;

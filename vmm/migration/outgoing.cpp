@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <optional>
 
@@ -32,7 +33,7 @@ uint64_t countPages(const Bitmaps& bitmaps) {
 class Sender {
  public:
   Sender(MigrationManager& manager, int fd)
-      : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled()), writer_(sink_) {}
+      : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled(), manager.wireBytes()), writer_(sink_) {}
 
   Status run();
   // When the guest stopped for the final pass (once run() got there).
@@ -135,7 +136,8 @@ Status Sender::run() {
     // Expected downtime: what remains at the rate just measured (a pass of zero pages says
     // nothing about the link: then the limit itself, if any, is the best estimate).
     double rate = bandwidth > 0 ? bandwidth : static_cast<double>(manager_.limiter().limit());
-    uint64_t expected_ms = rate > 0 ? static_cast<uint64_t>(static_cast<double>(remaining) * 1000.0 / rate) : 0;
+    // Rounded up: any page left takes time, so a limit of 0 is met only by nothing left (QEMU's rule).
+    uint64_t expected_ms = rate > 0 ? static_cast<uint64_t>(std::ceil(static_cast<double>(remaining) * 1000.0 / rate)) : 0;
     manager_.update([&](MigrationInfo& info) {
       info.ram.dirty_sync_count = pass + 1;
       info.ram.remaining = remaining;
@@ -169,10 +171,14 @@ Status Sender::run() {
   if (!state) return state.error().withContext("stopping the guest");
   log::debug("migration: guest stopped and its state saved in " + std::to_string(msSince(stop_start)) + " ms");
   manager_.setStatus(MigrationStatus::Device);
+  // What the last sync found and was not sent yet, plus what the guest wrote since.
   auto last = machine_.takeDirtyPages();
   if (!last) return last.error();
-  manager_.update([&](MigrationInfo& info) { info.ram.remaining = countPages(*last) * kPageSize; });
-  if (auto st = sendPages(*last, kMaxPasses, true); !st) return st;
+  for (size_t r = 0; r < dirty.size(); ++r) {
+    for (size_t w = 0; w < dirty[r].size(); ++w) dirty[r][w] |= (*last)[r][w];
+  }
+  manager_.update([&](MigrationInfo& info) { info.ram.remaining = countPages(dirty) * kPageSize; });
+  if (auto st = sendPages(dirty, kMaxPasses, true); !st) return st;
   for (const auto& section : state->sections) {
     if (auto st = writer_.state(section); !st) return st;
   }

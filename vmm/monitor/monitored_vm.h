@@ -45,8 +45,6 @@ class MonitoredVm {
   virtual Machine& machine() = 0;
   virtual std::vector<ChardevInfo> chardevInfo() const = 0;
   virtual migration::MigrationManager& migration() = 0;
-  // Started with -incoming defer: migrate-incoming may name the source.
-  virtual bool incomingDeferred() const = 0;
 
   // Host-initiated actions; each emits QEMU's events.
   virtual void stop() = 0;        // running -> paused

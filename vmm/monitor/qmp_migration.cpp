@@ -100,7 +100,8 @@ void registerMigrationCommands(qmp::CommandRegistry& registry, MonitoredVm& vm) 
                      return qmp::jsonObject();
                    });
   registry.addSync({"migrate-incoming", {{"uri", ArgType::Str}}}, [&vm](const JsonValue& args, qmp::Session&) -> CommandResult {
-    if (!vm.incomingDeferred()) return QmpError::generic("'-incoming' was not specified on the command line");
+    // QEMU: no -incoming at all, or one with a URI (whose migration is already under way).
+    if (vm.config().incoming.empty()) return QmpError::generic("'-incoming' was not specified on the command line");
     auto st = vm.migration().startIncoming(std::string(qmp::jsonStringView(args["uri"])));
     if (!st) return QmpError::generic(st.error().message());
     return qmp::jsonObject();

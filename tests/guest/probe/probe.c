@@ -6,7 +6,7 @@
  *
  * Words on the command line (PVH cmdline, `-append`) choose the checks and the final action:
  *   checks:  serial cmdline memmap acpi cpus      (none named: all of them; `nochecks`: none)
- *   action:  poweroff (default) reset powerbutton idle count
+ *   action:  poweroff (default) reset powerbutton idle count dirty
  * Other words are ignored. See README.md in this folder for the lines and what they mean.
  *
  * Every wait is bounded: a failed check prints ok=0 with a reason, never hangs.
@@ -1085,6 +1085,38 @@ static void action_count(void) {
   action_poweroff();
 }
 
+/* Dirties memory without pause, for live-migration tests: rewrites the first word of each page
+ * of 4 MiB at 16 MiB, round after round, after checking that the page still holds what the
+ * previous round wrote (bad= counts pages that do not: memory lost or stale after a migration).
+ * At each ~50 ms timer tick it prints `PROBE name=dirty n=ROUNDS bad=BAD ticks=T`. Bounded to
+ * 12000 ticks (~10 minutes), then powers off. */
+#define DIRTY_BASE 0x1000000ull
+#define DIRTY_PAGES 1024u
+static void action_dirty(void) {
+  lapic_timer_start();
+  kprintf("PROBE name=ready action=dirty pages=%u\n", DIRTY_PAGES);
+  volatile uint64_t *base = (volatile uint64_t *)DIRTY_BASE;
+  uint64_t round = 0;
+  uint32_t bad = 0, last_ticks = 0;
+  __asm__ volatile("sti");
+  while (irq_count[VEC_TIMER] < 12000) {
+    for (uint32_t p = 0; p < DIRTY_PAGES; p++) {
+      volatile uint64_t *word = base + (uint64_t)p * 512;
+      if (round && *word != ((round << 32) | p)) bad++;
+      *word = ((round + 1) << 32) | p;
+    }
+    round++;
+    uint32_t ticks = irq_count[VEC_TIMER];
+    if (ticks != last_ticks) {
+      last_ticks = ticks;
+      kprintf("PROBE name=dirty n=%u bad=%u ticks=%u\n", (uint32_t)round, bad, ticks);
+    }
+  }
+  __asm__ volatile("cli");
+  lapic_write(0x320, 1u << 16);
+  action_poweroff();
+}
+
 /* ------------------------------------------------------------------ main */
 
 void probe_main(uint32_t start_info_paddr) {
@@ -1124,6 +1156,7 @@ void probe_main(uint32_t start_info_paddr) {
   else if (has_word("powerbutton")) action_powerbutton();
   else if (has_word("idle")) action_idle();
   else if (has_word("count")) action_count();
+  else if (has_word("dirty")) action_dirty();
   else action_poweroff();
   /* Only reached when the action failed (its line says why): nothing else to do. */
   kprintf("PROBE name=halted\n");

@@ -115,6 +115,7 @@ const std::map<std::string, OptionSample>& optionSamples() {
           EXPECT_EQ(c.add_fds[0].opaque, "/dev/kvm");
         }}},
       {"smp", {{"-smp", "3"}, [](const MachineConfig& c) { EXPECT_EQ(c.vcpus, 3u); }}},
+      {"incoming", {{"-incoming", "unix:/run/mig.sock"}, [](const MachineConfig& c) { EXPECT_EQ(c.incoming, "unix:/run/mig.sock"); }}},
       {"cpu",
        {{"-cpu", "max,+vmx"},
         [](const MachineConfig& c) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/vmm/devices/virtio/virtio_driver_harness.h"
 
 namespace vmmd::virtio {
@@ -273,6 +275,50 @@ TEST(VirtqueueEventIdx, NotifiesOnlyWhenUsedEventIsCrossed) {
   }
   EXPECT_FALSE(queue.enableNotifications());  // nothing new offered
   EXPECT_EQ(driver.availEvent(), 3);
+}
+
+}  // namespace
+}  // namespace vmmd::virtio
+
+namespace vmmd::virtio {
+namespace {
+
+bool pageMarked(const std::vector<uint64_t>& bitmap, uint64_t address) {
+  uint64_t page = address / 4096;
+  return bitmap[page / 64] >> (page % 64) & 1;
+}
+
+// Live migration: pages the device writes for the guest (the buffers of a returned chain, the
+// used ring) are marked while host-write tracking is on, and nothing is marked while it is off.
+TEST_F(VirtqueueTest, PushMarksWrittenPagesWhileTracking) {
+  driver_->setDescriptor(0, {DriverHarness::kData, 16, kNext, 1});
+  driver_->setDescriptor(1, {DriverHarness::kData + 0x3000, 512, kWrite, 0});
+  std::vector<uint64_t> bitmap((4u << 20) / 4096 / 64, 0);
+
+  driver_->offer(0);
+  auto chain = queue_.pop();
+  ASSERT_TRUE(chain.ok() && chain->has_value());
+  ASSERT_TRUE(queue_.push(0, 512).ok());
+  memory_->takeHostWritten(0, bitmap);
+  EXPECT_EQ(std::count(bitmap.begin(), bitmap.end(), 0u), static_cast<std::ptrdiff_t>(bitmap.size())) << "tracking is off";
+
+  memory_->startHostWriteTracking();
+  driver_->offer(0);
+  chain = queue_.pop();
+  ASSERT_TRUE(chain.ok() && chain->has_value());
+  ASSERT_TRUE(queue_.push(0, 512).ok());
+  memory_->takeHostWritten(0, bitmap);
+  EXPECT_TRUE(pageMarked(bitmap, DriverHarness::kData + 0x3000)) << "the device-writable buffer";
+  EXPECT_FALSE(pageMarked(bitmap, DriverHarness::kData)) << "the device-readable buffer";
+  EXPECT_TRUE(pageMarked(bitmap, driver_->layout().device_area)) << "the used ring";
+
+  std::fill(bitmap.begin(), bitmap.end(), 0);
+  memory_->takeHostWritten(0, bitmap);
+  EXPECT_EQ(std::count(bitmap.begin(), bitmap.end(), 0u), static_cast<std::ptrdiff_t>(bitmap.size())) << "taking clears";
+  ASSERT_TRUE(memory_->write(0x5000, std::vector<uint8_t>(2, 1)).ok());
+  memory_->takeHostWritten(0, bitmap);
+  EXPECT_TRUE(pageMarked(bitmap, 0x5000)) << "GuestMemory::write";
+  memory_->stopHostWriteTracking();
 }
 
 }  // namespace

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Live migration end to end: two vmm processes with the probe guest counting timer ticks
+("count"), the source migrating to a destination over each transport, and what must fail.
+
+  unix:   -incoming unix:PATH; the guest counts on at the destination from where it stopped,
+          the source ends in postmigrate, query-migrate's figures are sane, MIGRATION and
+          MIGRATION_PASS events arrive in order, STOP on the source and RESUME on the destination
+  tcp:    -incoming defer + migrate-incoming tcp:127.0.0.1:PORT
+  fd:     a socketpair, one end inherited by each process (migrate fd:N, -incoming fd:N)
+  exec:   migrate "exec:cat > FILE", then a destination with -incoming "exec:cat FILE"; -S keeps it paused
+  refused: a corrupted and a truncated stream file, a destination with other RAM or devices: the
+          destination exits 1 naming the problem (QEMU's behaviour) and never runs the guest; on a
+          socket the source is told and keeps running (status failed)
+  cancel: migrate_cancel mid-way (max-bandwidth low): cancelled, the source runs on
+  killed:  the destination killed mid-way: failed with error-desc, the source runs on
+  no convergence: downtime-limit 0 on a guest that always dirties a page: failed after a bounded
+                  number of passes with the reason
+
+    migration.py VMM PROBE_ELF
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
+from vmmd_testlib.qmp import QmpClient, QmpError  # noqa: E402
+from vmmd_testlib.tempdir import temp_dir  # noqa: E402
+
+vmm, probe = sys.argv[1], sys.argv[2]
+if (status := require_kvm()) is not None:
+    sys.exit(status)
+failures = []
+FINAL = ("completed", "failed", "cancelled")
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what)
+    if not condition:
+        failures.append(what)
+    return condition
+
+
+class Vm:
+    """One vmm process: the probe counting, its serial console in a file, QMP negotiated."""
+
+    def __init__(self, tmp, name, extra=(), pass_fds=(), wait_qmp=True, action="count"):
+        self.name = name
+        self.serial = os.path.join(tmp, name + ".serial")
+        self.qmp_path = os.path.join(tmp, name + ".qmp")
+        self.log = os.path.join(tmp, name + ".log")
+        argv = [vmm, "-nodefaults", "-m", "64", "-smp", "1", "-kernel", probe, "-append", "nochecks " + action,
+                "-serial", "file:" + self.serial, "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *extra]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "w"), pass_fds=pass_fds)
+        self.qmp = QmpClient.connect(self.qmp_path, alive=lambda: self.proc.poll() is None) if wait_qmp else None
+
+    def lines(self):
+        """(n, bad) of each count or dirty line: bad is None for `count`."""
+        try:
+            with open(self.serial) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return []
+        return [(int(n), int(bad) if bad else None) for n, bad in re.findall(r"PROBE name=(?:count|dirty) n=(\d+)(?: bad=(\d+))?", text)]
+
+    def counts(self):
+        return [n for n, _ in self.lines()]
+
+    def wait_count(self, above, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            c = self.counts()
+            if c and c[-1] > above:
+                return c[-1]
+            time.sleep(0.05)
+        return None
+
+    def status(self):
+        return self.qmp.execute("query-status")["status"]
+
+    def stderr(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_migration(vm, timeout=60, final=FINAL):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = vm.qmp.execute("query-migrate")
+        if info.get("status") in final:
+            return info
+        time.sleep(0.05)
+    return vm.qmp.execute("query-migrate")
+
+
+def wait_status(vm, wanted, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (s := vm.status()) == wanted:
+            return s
+        time.sleep(0.05)
+    return vm.status()
+
+
+def check_moved(src, dst, label):
+    """The source stopped at count N in postmigrate; the destination counts on from N+1."""
+    check(wait_status(src, "postmigrate") == "postmigrate", f"{label}: the source ends in postmigrate")
+    check(wait_status(dst, "running") == "running", f"{label}: the destination runs")
+    last_src = src.counts()[-1]
+    time.sleep(0.3)
+    check(src.counts()[-1] == last_src, f"{label}: the source's guest no longer counts ({last_src})")
+    check(dst.wait_count(last_src + 3) is not None, f"{label}: the destination's guest counts past {last_src + 3}")
+    first = dst.counts()[0] if dst.counts() else None
+    check(first == last_src + 1, f"{label}: the destination's count continues the source's ({last_src} -> {first})")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+with temp_dir("vmm-migration-") as tmp:
+    vms = []
+
+    def new_vm(*args, **kwargs):
+        vm = Vm(tmp, *args, **kwargs)
+        vms.append(vm)
+        return vm
+
+    try:
+        # ---- unix: ------------------------------------------------------------------------------
+        src = new_vm("unix-src")
+        dst = new_vm("unix-dst", ["-incoming", f"unix:{tmp}/unix.mig"])
+        check(dst.status() == "inmigrate", "unix: the destination waits in inmigrate")
+        check(src.qmp.execute("query-migrate") == {}, "unix: query-migrate before any migration is {}")
+        check(src.wait_count(3) is not None, "unix: the source's guest counts")
+        src.qmp.execute("migrate-set-capabilities", {"capabilities": [{"capability": "events", "state": True}]})
+        caps = {c["capability"]: c["state"] for c in src.qmp.execute("query-migrate-capabilities")}
+        check(caps.get("events") is True and caps.get("xbzrle") is False, "unix: capability events on, the rest off")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/unix.mig"})
+        info = wait_migration(src)
+        check(info.get("status") == "completed", f"unix: completed ({info.get('status')} {info.get('error-desc', '')})")
+        ram = info.get("ram", {})
+        check(ram.get("total") == 64 << 20, f"unix: ram total is the guest's 64 MiB ({ram.get('total')})")
+        check(ram.get("remaining") == 0, "unix: nothing remains")
+        check(0 < ram.get("transferred", 0) < 64 << 20, f"unix: transferred {ram.get('transferred')} bytes (zero pages as counts)")
+        check(ram.get("duplicate", 0) + ram.get("normal", 0) >= 16384, "unix: every page was sent once at least")
+        check(ram.get("dirty-sync-count", 0) >= 1, f"unix: dirty-sync-count {ram.get('dirty-sync-count')}")
+        check(0 <= info.get("downtime", -1) <= info.get("total-time", -1), f"unix: downtime {info.get('downtime')} ms <= total {info.get('total-time')} ms")
+        check(0 <= info.get("setup-time", -1) <= info.get("total-time", -1), "unix: setup-time within total-time")
+        print(f"     figures: total-time {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
+              f"{ram.get('transferred')} bytes, {ram.get('dirty-sync-count')} passes")
+        check_moved(src, dst, "unix")
+        statuses = [e["data"]["status"] for e in src.qmp.take_events(20, timeout=1) if e["event"] == "MIGRATION"]
+        src.qmp.events.clear()
+        check(statuses[:2] == ["setup", "active"] and statuses[-1] == "completed", f"unix: MIGRATION events {statuses}")
+        check(src.qmp.execute("query-migrate")["status"] == "completed", "unix: query-migrate still completed")
+        dst_info = dst.qmp.execute("query-migrate")
+        check(dst_info.get("status") == "completed", f"unix: the destination's query-migrate says completed ({dst_info})")
+        try:
+            src.qmp.execute("migrate-incoming", {"uri": "unix:/nonexistent"})
+            check(False, "unix: migrate-incoming without -incoming defer is refused")
+        except QmpError as e:
+            check("'-incoming' was not specified" in e.desc, f"unix: migrate-incoming refused: {e.desc}")
+        src.kill()
+        dst.kill()
+
+        # ---- tcp: with -incoming defer ----------------------------------------------------------
+        port = free_port()
+        src = new_vm("tcp-src")
+        dst = new_vm("tcp-dst", ["-incoming", "defer"])
+        check(dst.status() == "inmigrate", "tcp: -incoming defer waits in inmigrate")
+        dst.qmp.execute("migrate-incoming", {"uri": f"tcp:127.0.0.1:{port}"})
+        try:
+            dst.qmp.execute("migrate-incoming", {"uri": f"tcp:127.0.0.1:{port + 1}"})
+            check(False, "tcp: a second migrate-incoming is refused")
+        except QmpError as e:
+            check("already been started" in e.desc, f"tcp: a second migrate-incoming is refused: {e.desc}")
+        check(src.wait_count(3) is not None, "tcp: the source's guest counts")
+        src.qmp.execute("migrate-set-capabilities", {"capabilities": [{"capability": "events", "state": True}]})
+        src.qmp.execute("migrate", {"uri": f"tcp:127.0.0.1:{port}"})
+        info = wait_migration(src)
+        check(info.get("status") == "completed", f"tcp: completed ({info.get('status')} {info.get('error-desc', '')})")
+        passes = [e for e in src.qmp.take_events(20, timeout=1) if e["event"] == "MIGRATION_PASS"]
+        check(passes and passes[0]["data"]["pass"] == 1, f"tcp: MIGRATION_PASS events {[p['data'] for p in passes]}")
+        check_moved(src, dst, "tcp")
+        src.kill()
+        dst.kill()
+
+        # ---- fd: an inherited socketpair ---------------------------------------------------------
+        a, b = socket.socketpair()
+        a_fd, b_fd = a.fileno(), b.fileno()
+        src = new_vm("fd-src", pass_fds=[a_fd])
+        dst = new_vm("fd-dst", ["-incoming", f"fd:{b_fd}"], pass_fds=[b_fd])
+        a.close()
+        b.close()
+        check(src.wait_count(3) is not None, "fd: the source's guest counts")
+        src.qmp.execute("migrate", {"uri": f"fd:{a_fd}"})
+        info = wait_migration(src)
+        check(info.get("status") == "completed", f"fd: completed ({info.get('status')} {info.get('error-desc', '')})")
+        check_moved(src, dst, "fd")
+        src.kill()
+        dst.kill()
+
+        # ---- exec: through a file; corrupted, truncated and mismatched streams -------------------
+        stream = os.path.join(tmp, "stream.bin")
+        src = new_vm("exec-src")
+        check(src.wait_count(3) is not None, "exec: the source's guest counts")
+        src.qmp.execute("migrate", {"uri": f"exec:cat > {stream}"})
+        info = wait_migration(src)
+        check(info.get("status") == "completed", f"exec: completed ({info.get('status')} {info.get('error-desc', '')})")
+        check(wait_status(src, "postmigrate") == "postmigrate", "exec: the source ends in postmigrate")
+        last_src = src.counts()[-1]
+        src.kill()
+        dst = new_vm("exec-dst", ["-S", "-incoming", f"exec:cat {stream}"])
+        check(wait_status(dst, "paused") == "paused", "exec: with -S the loaded destination stays paused")
+        dst.qmp.execute("cont")
+        check(dst.wait_count(last_src + 2) is not None and dst.counts()[0] == last_src + 1,
+              f"exec: after cont the guest counts on from {last_src + 1}")
+        dst.kill()
+
+        with open(stream, "rb") as f:
+            data = bytearray(f.read())
+        refused = {
+            "corrupted": (bytes(data[:len(data) // 2]) + bytes([data[len(data) // 2] ^ 0x10]) + bytes(data[len(data) // 2 + 1:]),
+                          [], "checksum mismatch"),
+            "truncated": (bytes(data[:len(data) - 100]), [], "ended early"),
+            "other RAM size": (bytes(data), ["-m", "128"], "RAM size differs"),
+            "another device": (bytes(data), ["-device", "virtio-rng-pci,id=rng0"], "device #0 virtio-rng-pci (id rng0): the source has none"),
+        }
+        for label, (content, extra, reason) in refused.items():
+            bad = os.path.join(tmp, "bad.bin")
+            with open(bad, "wb") as f:
+                f.write(content)
+            dst = Vm(tmp, "refused", ["-incoming", f"exec:cat {bad}", *extra], wait_qmp=False)
+            vms.append(dst)
+            code = dst.wait_exit()
+            err = dst.stderr()
+            check(code == 1 and reason in err, f"{label}: the destination exits 1 naming it ({code}: {err.strip()[-160:]})")
+            check(dst.counts() == [], f"{label}: the destination's guest never ran")
+
+        # A mismatched destination on a socket: the source learns it and keeps its guest.
+        src = new_vm("mismatch-src")
+        dst = new_vm("mismatch-dst", ["-m", "128", "-incoming", f"unix:{tmp}/mismatch.mig"])
+        check(src.wait_count(2) is not None, "mismatch: the source's guest counts")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/mismatch.mig"})
+        info = wait_migration(src)
+        check(info.get("status") == "failed", f"mismatch: the source's migration failed ({info})")
+        check(dst.wait_exit() == 1 and "RAM size differs" in dst.stderr(), "mismatch: the destination exits 1 naming the RAM size")
+        check(wait_status(src, "running") == "running", "mismatch: the source runs on")
+        n = src.counts()[-1]
+        check(src.wait_count(n + 2) is not None, "mismatch: the source's guest counts on")
+        src.kill()
+
+        # ---- migrate_cancel mid-way ----------------------------------------------------------
+        src = new_vm("cancel-src")
+        dst = new_vm("cancel-dst", ["-incoming", f"unix:{tmp}/cancel.mig"])
+        check(src.wait_count(2) is not None, "cancel: the source's guest counts")
+        src.qmp.execute("migrate-set-parameters", {"max-bandwidth": 20000})
+        check(src.qmp.execute("query-migrate-parameters")["max-bandwidth"] == 20000, "cancel: max-bandwidth set")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/cancel.mig"})
+        info = wait_migration(src, timeout=10, final=("active",))
+        time.sleep(0.5)
+        info = src.qmp.execute("query-migrate")
+        check(info.get("status") == "active" and "expected-downtime" in info, f"cancel: active mid-way ({info.get('status')})")
+        sent = info.get("ram", {}).get("transferred", 0)
+        check(0 < sent < 60000, f"cancel: max-bandwidth 20000 B/s honoured ({sent} bytes after ~0.5 s)")
+        src.qmp.execute("migrate_cancel")
+        info = wait_migration(src, timeout=10)
+        check(info.get("status") == "cancelled", f"cancel: cancelled ({info.get('status')})")
+        check(src.status() == "running", "cancel: the source runs on")
+        n = src.counts()[-1]
+        check(src.wait_count(n + 2) is not None, "cancel: the source's guest counts on")
+        check(dst.wait_exit() == 1, "cancel: the destination gives up (exit 1)")
+        src.kill()
+
+        # ---- the destination killed mid-way --------------------------------------------------
+        src = new_vm("killed-src")
+        dst = new_vm("killed-dst", ["-incoming", f"unix:{tmp}/killed.mig"])
+        check(src.wait_count(2) is not None, "killed: the source's guest counts")
+        src.qmp.execute("migrate-set-parameters", {"max-bandwidth": 20000})
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/killed.mig"})
+        wait_migration(src, timeout=10, final=("active",))
+        time.sleep(0.3)
+        dst.kill()
+        info = wait_migration(src, timeout=10)
+        check(info.get("status") == "failed" and info.get("error-desc"), f"killed: failed with a reason ({info.get('error-desc')})")
+        check(src.status() == "running", "killed: the source runs on")
+        n = src.counts()[-1]
+        check(src.wait_count(n + 2) is not None, "killed: the source's guest counts on")
+        src.kill()
+
+        # ---- a guest dirtying 4 MiB without pause: converges under the default limits --------
+        src = new_vm("dirty-src", action="dirty")
+        dst = new_vm("dirty-dst", ["-incoming", f"unix:{tmp}/dirty.mig"], action="dirty")
+        check(src.wait_count(3) is not None, "dirty: the source's guest dirties memory")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/dirty.mig"})
+        info = wait_migration(src)
+        ram = info.get("ram", {})
+        check(info.get("status") == "completed", f"dirty: completed ({info.get('status')} {info.get('error-desc', '')})")
+        check(ram.get("dirty-sync-count", 0) >= 1 and ram.get("normal", 0) > 1024,
+              f"dirty: {ram.get('normal')} pages with data over {ram.get('dirty-sync-count')} passes")
+        print(f"     figures (dirtying guest): total-time {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
+              f"{ram.get('transferred')} bytes, {ram.get('dirty-sync-count')} passes, dirty-pages-rate {ram.get('dirty-pages-rate')}")
+        check(wait_status(dst, "running") == "running", "dirty: the destination runs")
+        last_src = src.counts()[-1]
+        check(dst.wait_count(last_src + 10) is not None, "dirty: the destination's guest dirties on")
+        dst_lines = dst.lines()
+        check(dst_lines and dst_lines[0][0] >= last_src and all(bad == 0 for _, bad in dst_lines),
+              f"dirty: every page holds what the guest last wrote (source ended at round {last_src}, destination {dst_lines[:2]})")
+        src.kill()
+        dst.kill()
+
+        # ---- a guest that never gets under the downtime limit ---------------------------------
+        src = new_vm("converge-src", action="dirty")
+        dst = new_vm("converge-dst", ["-incoming", f"unix:{tmp}/converge.mig"], action="dirty")
+        check(src.wait_count(2) is not None, "converge: the source's guest dirties memory")
+        # Passes of ~1/2 s (4 MiB at 8 MiB/s): long enough that the guest runs in each, even on a
+        # loaded host, so every sync finds pages to send and a limit of 0 is never met.
+        src.qmp.execute("migrate-set-parameters", {"downtime-limit": 0, "max-bandwidth": 8 << 20})
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/converge.mig"})
+        info = wait_migration(src, timeout=60)
+        check(info.get("status") == "failed" and "did not converge" in info.get("error-desc", ""),
+              f"converge: failed after bounded passes ({info})")
+        check(info.get("ram", {}).get("dirty-sync-count") is None, "converge: a failed migration reports no ram (QEMU)")
+        check(src.status() == "running", "converge: the source runs on")
+        n = src.counts()[-1]
+        check(src.wait_count(n + 2) is not None, "converge: the source's guest dirties on")
+        src.kill()
+        dst.kill()
+    finally:
+        for vm in vms:
+            vm.kill()
+
+print(f"{len(failures)} failure(s)" if failures else "all migration checks passed")
+sys.exit(1 if failures else 0)
