@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <functional>
+#include <random>
+
 #include "storage/endian.h"
 #include "storage/qcow2.h"
 #include "storage/raw.h"
@@ -307,22 +310,10 @@ TEST(StorageHostileChain, ChainTooDeep) {
 }
 
 // Random corruption of a valid image: opening and reading may fail but must not crash (this runs
-// under ASan/UBSan too).
-TEST(StorageHostileRandom, MutatedImagesNeverCrash) {
-  ScratchDir dir;
-  std::string good = dir / "good.qcow2";
-  Qcow2CreateOptions c;
-  c.size = 2 << 20;
-  c.clusterSize = 4096;
-  ASSERT_TRUE(createQcow2(good, c).ok());
-  {
-    auto dev = test::openOrDie(good);
-    std::vector<uint8_t> d(300000, 0x5c);
-    ASSERT_TRUE(dev->write(1000, d).ok());
-    auto* q = dynamic_cast<Qcow2Device*>(dev.get());
-    std::vector<uint8_t> cl(4096, 0x12);
-    ASSERT_TRUE(q->writeCompressed(1 << 20, cl).ok());
-  }
+// under ASan/UBSan too). `hot`: how many leading bytes hold the metadata most flips go to;
+// `more` exercises a writable image further.
+void mutateAndExercise(const std::string& good, size_t hot, uint64_t seed,
+                       const std::function<void(Qcow2Device&, std::mt19937_64&)>& more) {
   std::string bytes;
   {
     FILE* f = std::fopen(good.c_str(), "rb");
@@ -331,14 +322,13 @@ TEST(StorageHostileRandom, MutatedImagesNeverCrash) {
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
     std::fclose(f);
   }
-  std::mt19937_64 rng(42);
-  std::string bad = dir / "bad.qcow2";
+  std::mt19937_64 rng(seed);
+  std::string bad = good + ".bad";
   for (int iter = 0; iter < 300; ++iter) {
     std::string m = bytes;
     int flips = 1 + rng() % 8;
     for (int i = 0; i < flips; ++i) {
-      // Mostly metadata: header, refcount table/block, L1, L2.
-      size_t pos = (rng() % 4 == 0) ? rng() % m.size() : rng() % std::min<size_t>(m.size(), 6 * 4096);
+      size_t pos = (rng() % 4 == 0) ? rng() % m.size() : rng() % std::min<size_t>(m.size(), hot);
       m[pos] = static_cast<char>(rng());
     }
     FILE* f = std::fopen(bad.c_str(), "wb");
@@ -359,8 +349,67 @@ TEST(StorageHostileRandom, MutatedImagesNeverCrash) {
       (void)(*dev)->write(rng() % std::min<uint64_t>((*dev)->size() - 5000, 4 << 20), d);
       (void)(*dev)->discard(0, 1 << 20);
     }
-    if (auto* q = dynamic_cast<Qcow2Device*>(dev->get())) (void)q->check(RepairMode::None);
+    auto* q = dynamic_cast<Qcow2Device*>(dev->get());
+    if (!q) continue;
+    if (!o.readOnly) more(*q, rng);
+    (void)q->check(RepairMode::None);
   }
+}
+
+TEST(StorageHostileRandom, MutatedImagesNeverCrash) {
+  ScratchDir dir;
+  std::string good = dir / "good.qcow2";
+  Qcow2CreateOptions c;
+  c.size = 2 << 20;
+  c.clusterSize = 4096;
+  ASSERT_TRUE(createQcow2(good, c).ok());
+  {
+    auto dev = test::openOrDie(good);
+    std::vector<uint8_t> d(300000, 0x5c);
+    ASSERT_TRUE(dev->write(1000, d).ok());
+    auto* q = dynamic_cast<Qcow2Device*>(dev.get());
+    std::vector<uint8_t> cl(4096, 0x12);
+    ASSERT_TRUE(q->writeCompressed(1 << 20, cl).ok());
+  }
+  // Mostly metadata: header, refcount table/block, L1, L2.
+  mutateAndExercise(good, 6 * 4096, 42, [](Qcow2Device&, std::mt19937_64&) {});
+}
+
+// The same with internal snapshots: flips in the snapshot table and the snapshots' L1 and L2
+// tables, then apply, delete and create on what still opens.
+TEST(StorageHostileRandom, MutatedSnapshotImagesNeverCrash) {
+  ScratchDir dir;
+  std::string good = dir / "good.qcow2";
+  Qcow2CreateOptions c;
+  c.size = 2 << 20;
+  c.clusterSize = 4096;
+  ASSERT_TRUE(createQcow2(good, c).ok());
+  {
+    auto dev = test::openOrDie(good);
+    auto* q = dynamic_cast<Qcow2Device*>(dev.get());
+    std::vector<uint8_t> d(100000, 0x5c);
+    SnapshotRequest request;
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(dev->write(i * 200000, d).ok());
+      request.name = "s" + std::to_string(i);
+      ASSERT_TRUE(q->createSnapshot(request).ok());
+    }
+  }
+  uint64_t hot = 0;  // up to the end of the snapshot table, the last metadata written
+  {
+    auto dev = test::openOrDie(good, true);
+    hot = dynamic_cast<Qcow2Device*>(dev.get())->header().snapshotsOffset + 4096;
+  }
+  mutateAndExercise(good, hot, 43, [](Qcow2Device& q, std::mt19937_64& rng) {
+    auto list = q.snapshots();
+    if (!list.empty()) (void)q.applySnapshot(list[rng() % list.size()].id);
+    if (!list.empty()) (void)q.deleteSnapshot(list[rng() % list.size()].id, "");
+    SnapshotRequest request;
+    request.name = "again";
+    (void)q.createSnapshot(request);
+    std::vector<uint8_t> d(5000, 2);
+    if (q.size() > 10000) (void)q.write(rng() % (q.size() - 5000), d);
+  });
 }
 
 }  // namespace

@@ -38,8 +38,11 @@ std::vector<uint8_t> readAll(BlockDevice& dev) {
 }
 
 std::vector<uint8_t> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::vector<uint8_t> bytes(static_cast<size_t>(in.tellg()));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));  // one call: fast in debug builds too
+  return bytes;
 }
 
 // The snapshot's disk as qemu-img sees it (convert -l), as bytes.
@@ -418,6 +421,7 @@ TEST(StorageSnapshotInterop, QemuSavevmSnapshot) {
     Result<void> r;
     switch (rng() % 5) {
       case 0: {
+        if (q->snapshots().size() >= 4) break;  // few snapshots: each is read back after every kill
         auto e = q->createSnapshot(named("k" + std::to_string(seed) + "_" + std::to_string(n)));
         if (!e.ok()) ::_exit(11);
         break;
@@ -450,7 +454,7 @@ TEST(StorageSnapshotCrash, KilledDuringSnapshotOperations) {
   const std::string path = dir / "c.qcow2", copy = dir / "copy.qcow2";
   ASSERT_TRUE(createQcow2(path, test::qcow2Options(4 << 20, 4096)).ok());
   std::mt19937_64 rng(5);
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 10; ++i) {
     // What qemu-img reads in every snapshot now, by name (unique: ids are reused after a delete).
     // The writer deletes some of them before the kill; none that stays may change.
     std::map<std::string, std::vector<uint8_t>> before;
