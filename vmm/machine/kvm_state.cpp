@@ -10,27 +10,31 @@ namespace {
 
 enum class FpuFormat : uint8_t { Xsave = 1, Legacy = 2 };
 
-kvm_sregs2 toSregs2(const kvm_sregs& old) {
-  kvm_sregs2 out{};
-  out.cs = old.cs, out.ds = old.ds, out.es = old.es, out.fs = old.fs, out.gs = old.gs, out.ss = old.ss;
-  out.tr = old.tr, out.ldt = old.ldt, out.gdt = old.gdt, out.idt = old.idt;
-  out.cr0 = old.cr0, out.cr2 = old.cr2, out.cr3 = old.cr3, out.cr4 = old.cr4, out.cr8 = old.cr8;
-  out.efer = old.efer, out.apic_base = old.apic_base;
-  return out;
+// The fields kvm_sregs and kvm_sregs2 share.
+template <typename From, typename To>
+To copySharedSregs(const From& from) {
+  To to{};
+  to.cs = from.cs, to.ds = from.ds, to.es = from.es, to.fs = from.fs, to.gs = from.gs, to.ss = from.ss;
+  to.tr = from.tr, to.ldt = from.ldt, to.gdt = from.gdt, to.idt = from.idt;
+  to.cr0 = from.cr0, to.cr2 = from.cr2, to.cr3 = from.cr3, to.cr4 = from.cr4, to.cr8 = from.cr8;
+  to.efer = from.efer, to.apic_base = from.apic_base;
+  return to;
 }
+
+kvm_sregs2 toSregs2(const kvm_sregs& old) { return copySharedSregs<kvm_sregs, kvm_sregs2>(old); }
 
 // Without KVM_CAP_SREGS2 the PDPTRs are read again from CR3 by KVM; a pending interrupt is in
 // the vCPU events, not the old interrupt bitmap.
-kvm_sregs toSregs(const kvm_sregs2& s) {
-  kvm_sregs out{};
-  out.cs = s.cs, out.ds = s.ds, out.es = s.es, out.fs = s.fs, out.gs = s.gs, out.ss = s.ss;
-  out.tr = s.tr, out.ldt = s.ldt, out.gdt = s.gdt, out.idt = s.idt;
-  out.cr0 = s.cr0, out.cr2 = s.cr2, out.cr3 = s.cr3, out.cr4 = s.cr4, out.cr8 = s.cr8;
-  out.efer = s.efer, out.apic_base = s.apic_base;
-  return out;
-}
+kvm_sregs toSregs(const kvm_sregs2& s) { return copySharedSregs<kvm_sregs2, kvm_sregs>(s); }
 
 Error failed(const kvm::Vcpu& vcpu, const Error& error) { return error.withContext("vCPU " + std::to_string(vcpu.id())); }
+
+// What `get` reads when this host's KVM has it (`supported`), else a zeroed T.
+template <typename T, typename Get>
+Result<T> readIfSupported(bool supported, Get get) {
+  if (!supported) return T{};
+  return get();
+}
 
 }  // namespace
 
@@ -78,13 +82,9 @@ Result<DeviceState> saveVcpuState(const kvm::Vcpu& vcpu, const KvmStateSupport& 
     out.u8(static_cast<uint8_t>(FpuFormat::Legacy));
     out.object(*fpu);
   }
-  kvm_xcrs xcrs{};
-  if (support.xcrs) {
-    auto got = vcpu.xcrs();
-    if (!got) return failed(vcpu, got.error());
-    xcrs = *got;
-  }
-  out.object(xcrs);  // nr_xcrs 0: none saved
+  auto xcrs = readIfSupported<kvm_xcrs>(support.xcrs, [&] { return vcpu.xcrs(); });
+  if (!xcrs) return failed(vcpu, xcrs.error());
+  out.object(*xcrs);  // nr_xcrs 0: none saved
   auto msrs = vcpu.readMsrs(support.msrs);
   if (!msrs) return failed(vcpu, msrs.error());
   out.u32(static_cast<uint32_t>(msrs->size()));
@@ -95,25 +95,17 @@ Result<DeviceState> saveVcpuState(const kvm::Vcpu& vcpu, const KvmStateSupport& 
   auto lapic = vcpu.lapic();
   if (!lapic) return failed(vcpu, lapic.error());
   out.object(*lapic);
-  kvm_vcpu_events events{};
-  if (support.vcpu_events) {
-    auto got = vcpu.events();
-    if (!got) return failed(vcpu, got.error());
-    events = *got;
-  }
+  auto events = readIfSupported<kvm_vcpu_events>(support.vcpu_events, [&] { return vcpu.events(); });
+  if (!events) return failed(vcpu, events.error());
   out.boolean(support.vcpu_events);
-  out.object(events);
+  out.object(*events);
   auto mp = vcpu.mpState();
   if (!mp) return failed(vcpu, mp.error());
   out.u32(mp->mp_state);
-  kvm_debugregs debug{};
-  if (support.debug_regs) {
-    auto got = vcpu.debugRegs();
-    if (!got) return failed(vcpu, got.error());
-    debug = *got;
-  }
+  auto debug = readIfSupported<kvm_debugregs>(support.debug_regs, [&] { return vcpu.debugRegs(); });
+  if (!debug) return failed(vcpu, debug.error());
   out.boolean(support.debug_regs);
-  out.object(debug);
+  out.object(*debug);
   auto khz = vcpu.tscKhz();
   out.u32(khz ? *khz : 0);  // 0: this host's KVM did not say
   return DeviceState{kVcpuStateKind, kVcpuStateVersion, out.take()};

@@ -8,8 +8,9 @@
 //   "kvm/irqchip"                     PIC master, PIC slave, IOAPIC (KVM_GET_IRQCHIP)
 //   "kvm/pit"                         the in-kernel PIT (KVM_GET_PIT2), when the machine has one
 //   "cpu/N"                           vCPU N: registers, XSAVE, MSRs, LAPIC, events, ...
-//   "serial/0x3f8" "cmos/0x70" "acpi-pm/0x600" "reset/0xcf9" "fw-cfg/0x510" "i8042/0x60"
-//   "port92/0x92"                     the legacy devices the machine has
+//   "serial/0x3f8" "cmos/0x70" "acpi-pm/0x600" "fw-cfg/0x510" "i8042/0x60"
+//                                     the legacy devices the machine has (port 0x92, the reset
+//                                     register and port 0x80 have no state, so no section)
 //   "pci-host/0xcf8"                  the host bridge: CONFIG_ADDRESS and its own config space
 //   "pci/0000:00:SS.0/NAME"           a PCI function: config space + transport + device (NAME:
 //                                     "virtio-blk-pci", ...)

@@ -36,9 +36,9 @@ VcpuControl::Target VcpuControl::target() const {
   return target_;
 }
 
-VcpuControl::Target VcpuControl::parkWhilePaused() {
+VcpuControl::Target VcpuControl::parkWhilePaused(bool may_park) {
   std::unique_lock lock(mutex_);
-  if (target_ != Target::Pause) return target_;
+  if (target_ != Target::Pause || !may_park) return target_;
   ++parked_;
   changed_.notify_all();
   changed_.wait(lock, [&] { return target_ != Target::Pause; });
@@ -118,17 +118,26 @@ void VcpuRunner::loop() {
   for (;;) {
     // Clear immediate_exit only after reading the target: a kick that lands after this read
     // sets it again and KVM_RUN returns at once.
-    VcpuControl::Target target = control_.parkWhilePaused();
+    VcpuControl::Target target = control_.parkWhilePaused(!exit_to_complete_);
     if (target == VcpuControl::Target::Stop) return;
+    if (target == VcpuControl::Target::Pause) {
+      // Completes the I/O instruction and returns before the guest runs another one.
+      run->immediate_exit = 1;
+      (void)vcpu_.run();
+      exit_to_complete_ = false;
+      continue;
+    }
     run->immediate_exit = 0;
     if (control_.target() != VcpuControl::Target::Run) continue;
     auto status = vcpu_.run();
+    exit_to_complete_ = false;
     if (!status) {
       if (status.error().code() == EINTR) stats_.count(ExitReason::Intr);  // a kick
       if (status.error().code() == EINTR || status.error().code() == EAGAIN) continue;
       handlers_.fatal(describeState("KVM_RUN failed: " + status.error().message()));
       return;
     }
+    exit_to_complete_ = run->exit_reason == KVM_EXIT_IO || run->exit_reason == KVM_EXIT_MMIO;
     if (!handleExit()) return;
   }
 }

@@ -28,8 +28,10 @@ class VcpuControl {
   // For a new set of vCPU threads: no thread is parked yet.
   void restart(Target target);
   Target target() const;
-  // Parks the calling vCPU thread while the target is Pause; returns the target it woke to.
-  Target parkWhilePaused();
+  // Parks the calling vCPU thread while the target is Pause; returns the target it woke to. A
+  // thread that may not park yet (`may_park` false: an I/O exit to complete first) gets Pause
+  // back at once, decided under the same lock as the park, so no pause slips in between.
+  Target parkWhilePaused(bool may_park = true);
   // Waits until `count` vCPU threads are parked (or gone).
   void waitParked(size_t count);
   // The target is Pause and `count` vCPU threads are parked (or gone).
@@ -84,6 +86,11 @@ class VcpuRunner {
   std::atomic<pthread_t> native_{};
   std::atomic<int> thread_id_{0};
   std::atomic<bool> running_{false};
+  // The last exit was port I/O or MMIO: KVM finishes that instruction only at the next KVM_RUN,
+  // and keeps what it needs for that nowhere userspace can save it, so a pause (a saved state)
+  // must not come in between (KVM API: "userspace should ensure that the operation is
+  // completed before performing a live migration").
+  bool exit_to_complete_ = false;
 };
 
 }  // namespace vmmd

@@ -13,6 +13,7 @@
 #include "base/unique_fd.h"
 #include "qmp/unix_socket.h"
 #include "tests/storage/test_util.h"
+#include "tests/vmm/devices/state_checks.h"
 #include "tests/vmm/devices/virtio/harness_transport.h"
 #include "tests/vmm/devices/virtio/hostile_chains.h"
 #include "vmm/backends/socket_port.h"
@@ -335,6 +336,60 @@ INSTANTIATE_TEST_SUITE_P(Hostile, ConsoleHostileChainTest, ::testing::ValuesIn(h
                                                                               : "port_rx";
                            return std::string(queue) + "_" + testing::hostileChainName(info.param.chain.name);
                          });
+
+}  // namespace
+}  // namespace vmmd::virtio
+
+namespace vmmd::virtio {
+namespace {
+
+// The handshake's outcome is state: a loaded device tells the guest nothing again, except that a
+// host end is not connected here while the guest was told it was.
+TEST_F(ConsoleTest, StateKeepsTheHandshakeAndTellsOnlyOfAChangedHostEnd) {
+  UniqueFd client = connectClient(1);
+  handshake();
+  auto saved = console_->saveState();
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+  {
+    auto lock = console_->lock();
+    console_->reset();
+    ASSERT_TRUE(console_->loadState(*saved).ok());
+    console_->activate();
+  }
+  EXPECT_TRUE(receivedControl().empty()) << "same host end: nothing to tell";
+  auto again = console_->saveState();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->bytes, saved->bytes);
+
+  client.reset();  // the "destination" has no peer on port 1
+  while (backends_[1]->connected()) uv_run(&loop_, UV_RUN_ONCE);
+  (void)receivedControl();
+  {
+    auto lock = console_->lock();
+    console_->reset();
+    ASSERT_TRUE(console_->loadState(*saved).ok());
+    console_->activate();
+  }
+  EXPECT_EQ(receivedControl(), (std::vector<ControlMessage>{{1, kPortOpen, 0, ""}}));
+  vmmd::testing::expectHostileStatesRefused(*console_, *saved);
+}
+
+// Stopped (Machine::stopDeviceIo), a host connection is queued, not written into guest memory,
+// until the device runs again.
+TEST_F(ConsoleTest, AStoppedDeviceWritesNoControlMessageUntilResumed) {
+  handshake();
+  {
+    auto lock = console_->lock();
+    console_->stopIo();
+  }
+  UniqueFd client = connectClient(1);
+  EXPECT_TRUE(receivedControl().empty());
+  {
+    auto lock = console_->lock();
+    console_->resumeIo();
+  }
+  EXPECT_EQ(receivedControl(), (std::vector<ControlMessage>{{1, kPortOpen, 1, ""}}));
+}
 
 }  // namespace
 }  // namespace vmmd::virtio
