@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -123,6 +125,72 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
     client.reset();
     t.deferred.clear();
   });
+}
+
+// A server with maxPassedFds takes the descriptors a client passes (the newest for the command
+// that came with it); one without takes none (the kernel closes them).
+TEST(UvServer, TakesPassedDescriptorsOnlyWhenAsked) {
+  for (size_t limit : {size_t{0}, size_t{2}}) {
+    CommandRegistry registry;
+    registry.addSync({"whatfd"}, [](const JsonValue&, Session& session) -> CommandResult {
+      auto fd = session.takePassedFd();
+      Json r = jsonObject();
+      struct stat st {};
+      r.AddMember("ino", fd && ::fstat(fd->get(), &st) == 0 ? static_cast<uint64_t>(st.st_ino) : uint64_t{0}, r.GetAllocator());
+      return r;
+    });
+    testing::LoopThread loop;
+    std::unique_ptr<UvServer> server;
+    std::unique_ptr<UvClient> client;
+    std::string path = socketPath(limit ? "fds" : "nofds");
+    std::mutex mu;
+    std::vector<uint64_t> inodes;
+    std::atomic<bool> connected{false};
+    loop.run([&] {
+      UvServerOptions options;
+      options.maxPassedFds = limit;
+      server = std::make_unique<UvServer>(loop.loop(), registry, options);
+      ASSERT_TRUE(server->listen(path).ok());
+      client = std::make_unique<UvClient>(loop.loop());
+      client->connect(path, [&](Status st) { connected = st.ok(); });
+    });
+    for (int i = 0; i < 500 && !connected; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(connected);
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(pipe_fds[0], &st), 0);
+    auto ask = [&](bool with_fd) {
+      loop.run([&] {
+        auto record = [&](Result<CommandResult>&& r) {
+          std::lock_guard g(mu);
+          inodes.push_back(r.ok() && std::holds_alternative<Json>(*r) ? std::get<Json>(*r)["ino"].GetUint64() : ~uint64_t{0});
+        };
+        if (with_fd) client->executeWithFd("whatfd", nullptr, pipe_fds[0], record);
+        else client->execute("whatfd", nullptr, record);
+      });
+      for (int i = 0; i < 500; ++i) {
+        {
+          std::lock_guard g(mu);
+          if (!inodes.empty()) break;
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+      std::lock_guard g(mu);
+      uint64_t got = inodes.empty() ? ~uint64_t{1} : inodes.back();
+      inodes.clear();
+      return got;
+    };
+    uint64_t pipe_ino = st.st_ino;
+    EXPECT_EQ(ask(true), limit ? pipe_ino : 0u) << "limit " << limit;
+    EXPECT_EQ(ask(false), 0u) << "a descriptor is taken once";
+    loop.run([&] {
+      client.reset();
+      server.reset();
+    });
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }
 }
 
 // executeWithFd passes a descriptor with the command, as QEMU's getfd expects: real QEMU 7.2 then
