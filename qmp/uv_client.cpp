@@ -1,11 +1,10 @@
 #include "qmp/uv_client.h"
 
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <cerrno>
-#include <cstring>
 
+#include "base/fd_passing.h"
 #include "base/uv_handle.h"
 #include "qmp/json_stream_reader.h"
 #include "qmp/session.h"
@@ -132,22 +131,7 @@ void UvClient::executeWithFd(std::string_view command, const JsonValue* args, in
   uint64_t id = nextId_++;
   std::string line;
   appendCommand(line, command, args, std::to_string(id));
-  iovec iov{line.data(), line.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  ssize_t sent;
-  do {
-    sent = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
+  ssize_t sent = sendWithFd(socket_fd, line.data(), line.size(), fd);
   if (sent < 0) {
     callback(Error::fromErrno("QMP write of '" + std::string(command) + "' with a descriptor"));
     return;

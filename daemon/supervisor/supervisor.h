@@ -288,6 +288,8 @@ class Supervisor {
   // getfd + migrate to `stream`, then query-migrate until it ends; `done` with the last status.
   void migrateWorker(Vm& vm, UniqueFd stream, Completion<qmp::Json> done);
   void pollOutgoing(Vm& vm, std::shared_ptr<Completion<qmp::Json>> done);
+  // The VM's definition and its snapshot `tag`, or why not (not defined, no such snapshot).
+  VmResult<std::pair<StoredDefinition, SnapshotRecord>> storedSnapshot(const std::string& name, const std::string& tag);
   void takeDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
   void deleteDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
   void finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_running, VmResult<qmp::Json> migrated,

@@ -200,31 +200,38 @@ void imageToolEach(uv_loop_t* loop, const std::string& tool, std::vector<std::st
 
 }  // namespace
 
-void Supervisor::snapshotRevert(const std::string& name, const std::string& tag, Completion<Done> done) {
+VmResult<std::pair<StoredDefinition, SnapshotRecord>> Supervisor::storedSnapshot(const std::string& name, const std::string& tag) {
   auto stored = store_.definition(name);
-  if (!stored) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + stored.error().message()));
-  if (!*stored) return done(vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined"));
+  if (!stored) return vmError(VmErrorCode::kInternal, vmText(name) + ": " + stored.error().message());
+  if (!*stored) return vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined");
   auto record = store_.snapshot(name, tag);
-  if (!record) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + record.error().message()));
-  if (!*record) return done(vmError(VmErrorCode::kNotFound, vmText(name) + " has no snapshot '" + tag + "'"));
+  if (!record) return vmError(VmErrorCode::kInternal, vmText(name) + ": " + record.error().message());
+  if (!*record) return vmError(VmErrorCode::kNotFound, vmText(name) + " has no snapshot '" + tag + "'");
+  return std::pair(std::move(**stored), std::move(**record));
+}
+
+void Supervisor::snapshotRevert(const std::string& name, const std::string& tag, Completion<Done> done) {
+  auto found = storedSnapshot(name, tag);
+  if (!found) return done(found.error());
+  auto& [stored, record] = *found;
   std::vector<std::string> paths;
-  for (const std::string& id : (*record)->disks) {
-    const DiskSpec* disk = diskById((*stored)->definition, id);
+  for (const std::string& id : record.disks) {
+    const DiskSpec* disk = diskById(stored.definition, id);
     if (!disk || disk->format != DiskFormat::kQcow2) {
       return done(vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": snapshot '" + tag + "' has disk '" + id +
                                                              "', which the VM's definition no longer has as a qcow2 disk"));
     }
     paths.push_back(disk->path);
   }
-  if ((*stored)->definition.disks.size() != paths.size()) {
+  if (stored.definition.disks.size() != paths.size()) {
     return done(vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": the VM has disks that snapshot '" + tag + "' does not cover"));
   }
   if (Vm* vm = active(name); vm && !vm->operation.empty()) {
     return done(vmError(VmErrorCode::kWrongState, vmText(name) + ": " + vm->operation + " is in progress"));
   }
-  auto state = std::make_shared<UniqueFd>(::open((*record)->state_file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!*state) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + Error::fromErrno("open " + (*record)->state_file).message()));
-  Owner owner = (*stored)->owner;
+  auto state = std::make_shared<UniqueFd>(::open(record.state_file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!*state) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + Error::fromErrno("open " + record.state_file).message()));
+  Owner owner = stored.owner;
   auto revert = [this, name, tag, paths, owner, state, done] {
     imageToolEach(loop_, config_.img_tool, {"snapshot", "-a", tag}, paths, 0, owner, [this, name, state, done](Status reverted) {
       if (!reverted) return done(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": revert the disks: " + reverted.error().message()));
@@ -246,13 +253,10 @@ void Supervisor::snapshotRevert(const std::string& name, const std::string& tag,
 }
 
 void Supervisor::snapshotDelete(const std::string& name, const std::string& tag, Completion<Done> done) {
-  auto stored = store_.definition(name);
-  if (!stored) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + stored.error().message()));
-  if (!*stored) return done(vmError(VmErrorCode::kNotFound, vmText(name) + " is not defined"));
-  auto record = store_.snapshot(name, tag);
-  if (!record) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + record.error().message()));
-  if (!*record) return done(vmError(VmErrorCode::kNotFound, vmText(name) + " has no snapshot '" + tag + "'"));
-  auto forget_record = [this, name, tag, file = (*record)->state_file, done](VmResult<Done> disks) {
+  auto found = storedSnapshot(name, tag);
+  if (!found) return done(found.error());
+  auto& [stored, record] = *found;
+  auto forget_record = [this, name, tag, file = record.state_file, done](VmResult<Done> disks) {
     if (!disks) return done(disks.error());
     ::unlink(file.c_str());
     if (auto st = store_.removeSnapshot(name, tag); !st) return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + st.error().message()));
@@ -266,10 +270,10 @@ void Supervisor::snapshotDelete(const std::string& name, const std::string& tag,
     return;
   }
   std::vector<std::string> paths;
-  for (const std::string& id : (*record)->disks) {
-    if (const DiskSpec* disk = diskById((*stored)->definition, id)) paths.push_back(disk->path);
+  for (const std::string& id : record.disks) {
+    if (const DiskSpec* disk = diskById(stored.definition, id)) paths.push_back(disk->path);
   }
-  imageToolEach(loop_, config_.img_tool, {"snapshot", "-d", tag}, paths, 0, (*stored)->owner, [name, forget_record](Status st) {
+  imageToolEach(loop_, config_.img_tool, {"snapshot", "-d", tag}, paths, 0, stored.owner, [name, forget_record](Status st) {
     if (!st) return forget_record(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + st.error().message()));
     forget_record(Done{});
   });

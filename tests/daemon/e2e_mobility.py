@@ -262,24 +262,25 @@ def scenario_migrate(daemons):
     check(state_of(ca, "m1") == "running", "m1 stopped by a migration to nowhere")
 
 
-def slow_migration(client, name):
-    """32 KiB/s: even the probe's few used pages (and the headers of its zero pages) take long
-    enough to act mid-way."""
-    client.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
-
-
-def start_migration_thread(src, dst, name):
+def begin_slow_migration(daemons, name):
+    """Starts VM `name` on the first vmmd and `vmctl migrate` to the second in a thread, slowed to
+    32 KiB/s (even the probe's few used pages and the headers of its zero pages then take long
+    enough to act mid-way); returns once the stream flows, with the clients, the thread and its
+    result."""
+    a, b = daemons
+    ca, cb = a.start(), b.start()
+    ca.execute("vm-define", {"definition": probe_definition(name)})
+    ca.execute("vm-start", {"name": name})
+    ready(a, name)
+    ca.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
     result = {}
 
     def run():
-        result["proc"] = vmctl(src, "migrate", name, "--to", dst.socket, check_rc=False)
+        result["proc"] = vmctl(a, "migrate", name, "--to", b.socket, check_rc=False)
     t = threading.Thread(target=run)
     t.start()
-    return t, result
-
-
-def wait_active(client, name):
-    wait_until(lambda: client.execute("vm-migrate-status", {"name": name})["phase"] == "active", 30, "migration active")
+    wait_until(lambda: ca.execute("vm-migrate-status", {"name": name})["phase"] == "active", 30, "migration active")
+    return ca, cb, t, result
 
 
 def check_source_runs(ca, cb, name):
@@ -290,13 +291,7 @@ def check_source_runs(ca, cb, name):
 
 def scenario_migrate_cancel(daemons):
     a, b = daemons
-    ca, cb = a.start(), b.start()
-    ca.execute("vm-define", {"definition": probe_definition("c1")})
-    ca.execute("vm-start", {"name": "c1"})
-    ready(a, "c1")
-    slow_migration(ca, "c1")
-    t, result = start_migration_thread(a, b, "c1")
-    wait_active(ca, "c1")
+    ca, cb, t, result = begin_slow_migration(daemons, "c1")
     check("active" in vmctl(a, "migrate-status", "c1").stdout, "migrate-status while active")
     check(ca.execute("vm-info", {"name": "c1"}).get("operation", "").startswith("migration to"), "vm-info operation")
     vmctl(a, "migrate-cancel", "c1")
@@ -311,13 +306,7 @@ def scenario_migrate_cancel(daemons):
 
 def scenario_migrate_dest_killed(daemons):
     a, b = daemons
-    ca, cb = a.start(), b.start()
-    ca.execute("vm-define", {"definition": probe_definition("k1")})
-    ca.execute("vm-start", {"name": "k1"})
-    ready(a, "k1")
-    slow_migration(ca, "k1")
-    t, result = start_migration_thread(a, b, "k1")
-    wait_active(ca, "k1")
+    ca, cb, t, result = begin_slow_migration(daemons, "k1")
     dest_pid = cb.execute("vm-info", {"name": "k1"})["pid"]
     b.kill9()
     os.kill(dest_pid, signal.SIGKILL)

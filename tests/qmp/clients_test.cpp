@@ -21,6 +21,31 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// What the loop thread's callbacks recorded, read from the test's thread.
+class CallbackLog {
+ public:
+  void record(std::string line) {
+    std::lock_guard g(mu_);
+    lines_.push_back(std::move(line));
+  }
+  // Whether `n` lines came within 10 s.
+  bool waitFor(size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      if (lines().size() >= n) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  std::vector<std::string> lines() {
+    std::lock_guard g(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
 std::string socketPath(const char* tag) {
   return "/tmp/vmmd-qmp-client-" + std::to_string(::getpid()) + "-" + tag + ".sock";
 }
@@ -66,22 +91,9 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   std::unique_ptr<UvServer> server;
   std::unique_ptr<UvClient> client;
   std::string path = socketPath("uv");
-  std::mutex mu;
-  std::vector<std::string> log;
-  auto record = [&](std::string s) {
-    std::lock_guard g(mu);
-    log.push_back(std::move(s));
-  };
-  auto logged = [&](size_t n) {
-    for (int i = 0; i < 500; ++i) {
-      {
-        std::lock_guard g(mu);
-        if (log.size() >= n) return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  };
+  CallbackLog calls;
+  auto record = [&](std::string s) { calls.record(std::move(s)); };
+  auto logged = [&](size_t n) { return calls.waitFor(n); };
   loop.run([&] {
     server = std::make_unique<UvServer>(loop.loop(), t.registry);
     ASSERT_TRUE(server->listen(path).ok());
@@ -106,7 +118,7 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   });
   ASSERT_TRUE(logged(4));
   {
-    std::lock_guard g(mu);
+    auto log = calls.lines();
     EXPECT_EQ(log[0], "connected");
     EXPECT_EQ(log[1], R"(status {"status": "prelaunch", "singlestep": false, "running": false})");
     // The event is broadcast at once; the reply follows its request through the socket.
@@ -117,7 +129,7 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   loop.run([&] { server.reset(); });
   ASSERT_TRUE(logged(6));
   {
-    std::lock_guard g(mu);
+    auto log = calls.lines();
     EXPECT_EQ(log[4], "slow failed: QMP connection closed");
     EXPECT_EQ(log[5], "disconnect QMP connection closed");
   }
@@ -209,22 +221,9 @@ TEST(RealQemu, UvClientPassesDescriptorsForGetfd) {
   for (int i = 0; i < 500 && ::access(path.c_str(), F_OK) != 0; ++i) std::this_thread::sleep_for(10ms);
   testing::LoopThread loop;
   std::unique_ptr<UvClient> client;
-  std::mutex mu;
-  std::vector<std::string> log;
-  auto record = [&](std::string s) {
-    std::lock_guard g(mu);
-    log.push_back(std::move(s));
-  };
-  auto logged = [&](size_t n) {
-    for (int i = 0; i < 1000; ++i) {
-      {
-        std::lock_guard g(mu);
-        if (log.size() >= n) return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  };
+  CallbackLog calls;
+  auto record = [&](std::string s) { calls.record(std::move(s)); };
+  auto logged = [&](size_t n) { return calls.waitFor(n); };
   auto outcome = [](Result<CommandResult>&& r) {
     if (!r) return "failed: " + r.error().message();
     if (auto* e = std::get_if<QmpError>(&*r)) return "error: " + e->desc;
@@ -247,7 +246,7 @@ TEST(RealQemu, UvClientPassesDescriptorsForGetfd) {
   });
   ASSERT_TRUE(logged(5));
   {
-    std::lock_guard g(mu);
+    auto log = calls.lines();
     EXPECT_EQ(log[0], "early failed: QMP client not connected");
     EXPECT_EQ(log[1], "connected");
     EXPECT_EQ(log[2], "getfd ok");
