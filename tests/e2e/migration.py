@@ -70,7 +70,7 @@ class Vm:
     def counts(self):
         return [n for n, _ in self.lines()]
 
-    def wait_count(self, above, timeout=20):
+    def wait_count(self, above, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             c = self.counts()
@@ -86,7 +86,7 @@ class Vm:
         with open(self.log) as f:
             return f.read()
 
-    def wait_exit(self, timeout=20):
+    def wait_exit(self, timeout=60):
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -108,7 +108,7 @@ def wait_migration(vm, timeout=60, final=FINAL):
     return vm.qmp.execute("query-migrate")
 
 
-def wait_status(vm, wanted, timeout=20):
+def wait_status(vm, wanted, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (s := vm.status()) == wanted:
@@ -180,6 +180,27 @@ with temp_dir("vmm-migration-") as tmp:
             check("'-incoming' was not specified" in e.desc, f"unix: migrate-incoming refused: {e.desc}")
         src.kill()
         dst.kill()
+
+        # ---- bad -incoming URIs: refused at start with the reason ------------------------------
+        for uri, reason in (("bogus:x", "expects a valid migration protocol"),
+                            ("unix:/nonexistent/x", "Failed to bind socket to /nonexistent/x"),
+                            ("fd:77", "File descriptor named '77' has not been found")):
+            bad = Vm(tmp, "bad-incoming", ["-incoming", uri], wait_qmp=False)
+            vms.append(bad)
+            code = bad.wait_exit()
+            check(code == 1 and reason in bad.stderr(), f"-incoming {uri}: refused at start ({code}: {bad.stderr().strip()})")
+        try:
+            src = new_vm("bad-uri-src")
+            src.qmp.execute("migrate", {"uri": "bogus:x"})
+            check(False, "migrate bogus:x is refused")
+        except QmpError as e:
+            check("expects a valid migration protocol" in e.desc, f"migrate bogus:x refused: {e.desc}")
+        src.qmp.execute("migrate", {"uri": f"unix:{tmp}/nobody.mig"})
+        info = wait_migration(src)
+        check(info.get("status") == "failed" and "Failed to connect" in info.get("error-desc", ""),
+              f"migrate to a socket nobody listens on: failed with the reason ({info.get('error-desc')})")
+        check(src.status() == "running", "migrate to nobody: the guest runs on")
+        src.kill()
 
         # ---- tcp: with -incoming defer ----------------------------------------------------------
         port = free_port()
