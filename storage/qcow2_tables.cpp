@@ -7,10 +7,9 @@
 namespace vmmd::storage::qcow2 {
 
 Result<void> Image::loadL1() {
-  std::vector<uint8_t> raw(uint64_t(h_.l1Size) * 8);
-  if (auto r = file_->read(h_.l1TableOffset, raw); !r) return r;
-  l1_.resize(h_.l1Size);
-  for (size_t i = 0; i < l1_.size(); ++i) l1_[i] = loadBe64(&raw[i * 8]);
+  auto l1 = readL1(h_.l1TableOffset, h_.l1Size);
+  if (!l1) return l1.error();
+  l1_ = std::move(*l1);
   return {};
 }
 
