@@ -62,6 +62,8 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
   if (auto interrupted = std::exchange(vm.on_worker_exit, nullptr)) {
     vm.operation.clear();
     interrupted(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
+    // Its steps still pending (the destination's answers) must not act on a restarted worker.
+    vm.outgoing.reset();
   }
   log::info(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 

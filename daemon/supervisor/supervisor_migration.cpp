@@ -29,16 +29,15 @@ qmp::Json nameArgs(const std::string& name) {
   return args;
 }
 
-qmp::Json ownerJson(const Owner& owner, qmp::Json::AllocatorType& a) {
-  qmp::Json o = qmp::jsonObject();
+// {"uid": N, "gid": N, "groups": [N...]}, built with `a` (the request's allocator).
+qmp::JsonValue ownerJson(const Owner& owner, qmp::Json::AllocatorType& a) {
   qmp::JsonValue value(rapidjson::kObjectType);
   value.AddMember("uid", static_cast<uint64_t>(owner.uid), a);
   value.AddMember("gid", static_cast<uint64_t>(owner.gid), a);
   qmp::JsonValue groups(rapidjson::kArrayType);
   for (gid_t g : owner.groups) groups.PushBack(static_cast<uint64_t>(g), a);
   value.AddMember("groups", groups, a);
-  o.CopyFrom(value, o.GetAllocator());
-  return o;
+  return value;
 }
 
 // The destination's answer as a VmError: its own message, or the connection's failure.
@@ -94,10 +93,7 @@ void Supervisor::migrateTo(const std::string& name, const std::string& destinati
       qmp::JsonValue definition;
       definition.CopyFrom(*def, a);
       args->AddMember("definition", definition, a);
-      qmp::Json owner = ownerJson(vm.owner, a);
-      qmp::JsonValue owner_value;
-      owner_value.CopyFrom(owner, a);
-      args->AddMember("owner", owner_value, a);
+      args->AddMember("owner", ownerJson(vm.owner, a), a);
       args->AddMember("run", vm.outgoing->was_running, a);
       vm.outgoing->peer->execute("vm-migrate-incoming", args.get(), [this, &vm, destination, args, done](Result<qmp::CommandResult>&& reply) {
         if (peerFailed(reply)) return migrationEnded(vm, fromPeer(destination, "vm-migrate-incoming", reply), done);
