@@ -114,6 +114,9 @@ void Supervisor::retire(Vm& vm, VmEvent event, const std::string& reason) {
   RuntimeRecord record = vm.record;
   forget(vm);
   saveIdle(name, state, reason, &record);
+  if (drop_when_retired_.erase(name) > 0) {
+    if (auto undefined = undefine(name); !undefined) log::error(vmText(name) + ": drop the failed arrival: " + undefined.error().message);
+  }
 }
 
 void Supervisor::saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base) {

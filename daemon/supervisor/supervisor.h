@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 
@@ -317,13 +318,14 @@ class Supervisor {
   void finishArrival(const std::string& name);
   // At recover: VMs whose incoming migration a previous vmmd did not finish are dropped.
   void dropUnfinishedArrivals();
-  // Undefines `name` once it has no worker any more (a failed start is still killing it).
-  void undefineWhenStopped(const std::string& name, int attempts_left);
+  // Undefines `name` now, or once its supervision ends (a failed start is still killing it).
+  void undefineWhenStopped(const std::string& name);
   void finishMigration(const std::string& name, Completion<MigrationOutcome> done, std::shared_ptr<MigrationOutcome> outcome);
 
   uv_loop_t* loop_;
   Store& store_;
   std::map<std::string, Arrival, std::less<>> arrivals_;
+  std::set<std::string, std::less<>> drop_when_retired_;  // undefineWhenStopped
   SupervisorConfig config_;
   std::unique_ptr<WorkerHost> workers_;
   std::optional<WorkerIdAllocator> worker_ids_;  // before vms_: their leases go back to it

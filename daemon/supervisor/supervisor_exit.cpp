@@ -74,8 +74,11 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     if (!last.empty()) why += ": " + last;
     log::error(vmText(name) + ": start failed: worker " + how + (last.empty() ? "" : ": " + last));
     auto waiters = std::exchange(vm.start_waiters, {});
+    // A destroy while it started (an aborted incoming migration) is answered too.
+    auto stops = std::exchange(vm.stop_waiters, {});
     retire(vm, VmEvent::kStopped, "start failed: " + how);
     for (auto& done : waiters) done(vmError(VmErrorCode::kWorkerFailed, why));
+    for (auto& done : stops) done(StopOutcome{false});
     return;
   }
 

@@ -22,6 +22,9 @@
 namespace vmmd::daemon {
 namespace {
 
+// How long a destination holds a loaded, paused arrival for the source's commit.
+constexpr uint64_t kCommitWaitMs = 60000;
+
 qmp::Json nameArgs(const std::string& name) {
   qmp::Json args = qmp::jsonObject();
   auto& a = args.GetAllocator();
@@ -251,13 +254,23 @@ void Supervisor::arrivalLoaded(const std::string& name, const VmResult<Done>& ou
   if (outcome) {
     log::info(vmText(name) + ": state loaded; waiting for the source's commit");
     it->second.loaded = true;
-    if (!it->second.commit_waiters.empty()) finishArrival(name);
+    if (!it->second.commit_waiters.empty()) return finishArrival(name);
+    // The source commits right after its migration completes; a source (vmmd) that went away
+    // meanwhile still holds the guest (paused): the half here goes, never a second running copy.
+    if (Vm* vm = active(name)) {
+      schedule(*vm, kCommitWaitMs, [this, name] {
+        auto at = arrivals_.find(name);
+        if (at == arrivals_.end() || !at->second.commit_waiters.empty()) return;
+        log::warning(vmText(name) + ": no commit from the source within " + std::to_string(kCommitWaitMs / 1000) + " s; dropping the arrival");
+        abortIncoming(name, [](VmResult<Done>) {});
+      });
+    }
     return;
   }
   log::warning(vmText(name) + ": incoming migration failed: " + outcome.error().message);
   auto waiters = std::exchange(it->second.commit_waiters, {});
   it->second.failed = outcome.error();
-  undefineWhenStopped(name, 200);
+  undefineWhenStopped(name);
   for (auto& w : waiters) w(outcome.error());
 }
 
@@ -265,6 +278,10 @@ void Supervisor::arrivalLoaded(const std::string& name, const VmResult<Done>& ou
 void Supervisor::finishArrival(const std::string& name) {
   auto it = arrivals_.find(name);
   if (it == arrivals_.end() || !it->second.loaded) return;
+  if (Vm* vm = active(name)) {  // the commit came: no more waiting for it
+    uv_timer_stop(vm->timer.get());
+    vm->on_timer = nullptr;
+  }
   auto settle = [this, name](VmResult<Done> resumed) {
     auto at = arrivals_.find(name);
     if (at == arrivals_.end()) return;
@@ -315,7 +332,7 @@ void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {
   }
   destroy(name, [this, name, done](VmResult<StopOutcome>) {
     arrivals_.erase(name);
-    undefineWhenStopped(name, 200);
+    undefineWhenStopped(name);
     done(Done{});
   });
 }
@@ -342,11 +359,13 @@ void Supervisor::dropUnfinishedArrivals() {
   }
 }
 
-void Supervisor::undefineWhenStopped(const std::string& name, int attempts_left) {
-  if (Vm* vm = active(name); vm && attempts_left > 0) {
-    return schedule(*vm, 50, [this, name, attempts_left] { undefineWhenStopped(name, attempts_left - 1); });
-  }
+void Supervisor::undefineWhenStopped(const std::string& name) {
   arrivals_.erase(name);
+  // Still ending (a failed start kills its worker): retire() undefines it at the end.
+  if (active(name)) {
+    drop_when_retired_.insert(name);
+    return;
+  }
   auto stored = store_.definition(name);
   if (!stored || !*stored) return;
   if (auto undefined = undefine(name); !undefined) log::error(vmText(name) + ": drop the failed arrival: " + undefined.error().message);

@@ -10,6 +10,8 @@ usage: e2e_mobility.py SCENARIO [vmm|vmm-unconfined|qemu]
   migrate_cancel     vmctl migrate-cancel during a slowed migration: the VM runs on the source
   migrate_dest_killed  the destination's worker and vmmd killed mid-way: the VM runs on the source,
                      and the restarted destination holds nothing of it
+  incoming_refusals  the destination's half alone: a bad stream, an abort, commands for VMs that
+                     are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
 QEMU's QMP (getfd, migrate fd:, -incoming defer, migrate-incoming, blockdev-snapshot-internal-sync)."""
 import os
@@ -319,6 +321,47 @@ def scenario_migrate_dest_killed(daemons):
     cb = b.start()
     wait_until(lambda: "k1" not in [vm["name"] for vm in cb.execute("vm-list")], 20, "half-arrived VM dropped")
     check(not pid_alive(dest_pid), "the destination's worker survived")
+
+
+def scenario_incoming_refusals(daemons):
+    """The destination's half on its own: a stream that is not a migration, an abort before any
+    stream, and commands for VMs that are not arriving."""
+    import socket as sk
+    b = daemons[0]
+    cb = b.start()
+    vms = lambda: [vm["name"] for vm in cb.execute("vm-list")]  # noqa: E731
+    ep = cb.execute("vm-migrate-incoming", {"definition": probe_definition("in1"), "run": True})
+    check(ep["name"] == "in1" and os.path.exists(ep["socket"]), f"vm-migrate-incoming: {ep}")
+    check("in1" in vms(), "the arriving VM is not defined")
+    s = sk.socket(sk.AF_UNIX)
+    s.connect(ep["socket"])
+    s.sendall(b"this is not a migration stream\n" * 64)
+    s.close()
+    wait_until(lambda: "in1" not in vms(), 30, "a VM whose stream failed dropped")
+    try:
+        cb.execute("vm-migrate-commit", {"name": "in1"})
+        raise AssertionError("commit of a failed arrival succeeded")
+    except QmpError as e:
+        check("not arriving" in str(e) or "not defined" in str(e), f"commit after a failed arrival: {e}")
+
+    ep = cb.execute("vm-migrate-incoming", {"definition": probe_definition("in2")})
+    cb.execute("vm-migrate-abort", {"name": "in2"})
+    wait_until(lambda: "in2" not in vms(), 30, "an aborted arrival dropped")
+    check(not os.path.exists(ep["socket"]), "the incoming socket outlived the abort")
+
+    cb.execute("vm-define", {"definition": probe_definition("here")})
+    for command in ("vm-migrate-commit", "vm-migrate-abort"):
+        try:
+            cb.execute(command, {"name": "here"})
+            raise AssertionError(f"{command} of a VM that is not arriving succeeded")
+        except QmpError as e:
+            check("is not arriving here" in str(e), f"{command}: {e}")
+    try:
+        cb.execute("vm-migrate-incoming", {"definition": probe_definition("here")})
+        raise AssertionError("an arrival replaced a defined VM")
+    except QmpError as e:
+        check("already defined" in str(e), f"arrival under a taken name: {e}")
+    check(cb.execute("vm-info", {"name": "here"})["state"] == "shut-off", "the defined VM changed")
 
 
 def main():
