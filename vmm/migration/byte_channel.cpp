@@ -108,6 +108,7 @@ Status awaitLoadedAck(int fd, const std::atomic<bool>& cancel, std::chrono::seco
 }
 
 Status MemorySource::read(std::span<uint8_t> bytes) {
+  if (bytes.empty()) return {};  // an empty payload: no copy (its pointer may be null)
   if (data_.size() - at_ < bytes.size()) return Error("migration stream: ended early, after " + std::to_string(data_.size()) + " bytes");
   std::memcpy(bytes.data(), data_.data() + at_, bytes.size());
   at_ += bytes.size();

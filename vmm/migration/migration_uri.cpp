@@ -6,24 +6,17 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "qmp/unix_socket.h"
+
 namespace vmmd::migration {
 namespace {
 
 Error badUri() { return Error("Parameter 'uri' expects a valid migration protocol"); }
-
-Result<sockaddr_un> unixAddress(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof address.sun_path) return Error("unix socket path '" + path + "' is empty or too long");
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  return address;
-}
 
 Result<addrinfo*> resolve(const MigrationUri& uri, bool passive) {
   addrinfo hints{};
@@ -139,13 +132,9 @@ Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds) {
   Channel channel;
   switch (uri.kind) {
     case MigrationUri::Kind::Unix: {
-      auto address = unixAddress(uri.path);
-      if (!address) return address.error();
-      channel.fd = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!channel.fd) return Error::fromErrno("socket");
-      if (::connect(channel.fd.get(), reinterpret_cast<sockaddr*>(&*address), sizeof *address) != 0) {
-        return Error::fromErrno("Failed to connect to '" + uri.path + "'");
-      }
+      auto fd = qmp::connectUnix(uri.path);
+      if (!fd) return fd.error().withContext("Failed to connect to '" + uri.path + "'");
+      channel.fd = std::move(*fd);
       return channel;
     }
     case MigrationUri::Kind::Tcp: {
@@ -183,15 +172,10 @@ Result<IncomingEndpoint> openIncoming(const MigrationUri& uri, const FdLookup& f
   IncomingEndpoint endpoint;
   switch (uri.kind) {
     case MigrationUri::Kind::Unix: {
-      auto address = unixAddress(uri.path);
-      if (!address) return address.error();
-      endpoint.listener = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!endpoint.listener) return Error::fromErrno("socket");
-      ::unlink(uri.path.c_str());  // a stale socket from an earlier run, as QEMU does
-      if (::bind(endpoint.listener.get(), reinterpret_cast<sockaddr*>(&*address), sizeof *address) != 0) {
-        return Error::fromErrno("Failed to bind socket to " + uri.path);
-      }
-      if (::listen(endpoint.listener.get(), 1) != 0) return Error::fromErrno("listen " + uri.path);
+      // Replaces a socket a dead process left there (as QEMU unlinks it), never another file.
+      auto listener = qmp::listenUnix(uri.path, 1);
+      if (!listener) return listener.error().withContext("Failed to bind socket to " + uri.path);
+      endpoint.listener = std::move(*listener);
       return endpoint;
     }
     case MigrationUri::Kind::Tcp: {
