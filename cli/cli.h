@@ -66,6 +66,7 @@ int runAgentCommand(const Invocation& inv);   // agent
 int runExecCommand(const Invocation& inv);    // exec
 int runCopyCommand(const Invocation& inv);    // cp
 int runNetCommand(const Invocation& inv);     // net-define net-undefine net-start net-stop net-list net-info net-autostart
+int runMobilityCommand(const Invocation& inv);  // snapshot migrate migrate-cancel migrate-status
 
 std::string usageText();
 

@@ -27,6 +27,15 @@ Life cycle
   destroy NAME                      kill the VM's worker at once
   reboot NAME                       hard reset of the guest
   pause NAME | resume NAME          stop / continue the vCPUs
+Snapshots (qcow2 disks: internal snapshots; memory and devices: a state file beside vmmd's store)
+  snapshot save NAME TAG            pause, snapshot every disk and the guest state, resume
+  snapshot list NAME                tag, date, state size and disks of each snapshot
+  snapshot revert NAME TAG          disks back to TAG, the guest resumed from its saved state
+  snapshot delete NAME TAG          remove the disk snapshots and the state file
+Migration (storage both hosts reach)
+  migrate NAME --to SOCKET          move the running VM to the vmmd listening on SOCKET (its
+                                    control socket); on failure it keeps running here
+  migrate-cancel NAME               cancel it; migrate-status NAME: its progress
 Inspection
   list                              name, state, vCPUs, memory, uptime, IPv4 addresses of every VM
   info NAME                         everything vmmd knows about one VM (each NIC: MAC, network
@@ -60,7 +69,7 @@ Networks (root only; see the README's "Networks")
 
 Options
   --socket PATH   vmmd's control socket (default $VMMD_SOCKET, else /run/vmmd/vmmd.sock)
-  --json          machine-readable output (list, info, events, qmp, dumpxml, net-list, net-info)
+  --json          machine-readable output (list, info, events, qmp, dumpxml, net-list, net-info, snapshot, migrate)
 
 Exit codes
   0 success   1 vmmd (or the guest agent) reported an error   2 usage error
@@ -124,5 +133,8 @@ int main(int argc, char** argv) {
   if (inv.command == "exec") return runExecCommand(inv);
   if (inv.command == "cp") return runCopyCommand(inv);
   if (inv.command.rfind("net-", 0) == 0) return runNetCommand(inv);
+  if (inv.command == "snapshot" || inv.command == "migrate" || inv.command == "migrate-cancel" || inv.command == "migrate-status") {
+    return runMobilityCommand(inv);
+  }
   return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
 }

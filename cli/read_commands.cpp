@@ -4,18 +4,10 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/table.h"
 
 namespace vmmd::cli {
 namespace {
-
-std::string field(const qmp::JsonValue& row, const char* key) {
-  auto it = row.FindMember(key);
-  if (it == row.MemberEnd()) return "-";
-  if (it->value.IsString()) return it->value.GetString();
-  if (it->value.IsBool()) return it->value.GetBool() ? "yes" : "no";
-  if (it->value.IsInt64()) return std::to_string(it->value.GetInt64());
-  return qmp::toJson(it->value);
-}
 
 std::string uptimeText(const qmp::JsonValue& row) {
   auto it = row.FindMember("uptime");
@@ -50,22 +42,6 @@ std::string nicText(const qmp::JsonValue& nic) {
   return text;
 }
 
-void printTable(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& row : rows) {
-    width.resize(std::max(width.size(), row.size()));
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 int list(const Invocation& inv, qmp::SyncClient& client) {
   if (!inv.args.empty()) return failWith(kUsage, "usage: vmctl list [--json]");
   auto result = call(client, "vm-list");
@@ -93,7 +69,7 @@ int info(const Invocation& inv, qmp::SyncClient& client) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const char* key : {"name", "state", "vcpus", "memory", "boot", "autostart", "pid", "uptime", "console", "qmp",
-                          "exit-status", "exit-signal", "restart-count"}) {
+                          "exit-status", "exit-signal", "restart-count", "operation", "snapshots"}) {
     if (!result->HasMember(key)) continue;
     std::string value = std::string(key) == "uptime" ? uptimeText(*result) : field(*result, key);
     if (std::string(key) == "memory") value += " MiB";

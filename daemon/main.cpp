@@ -78,6 +78,11 @@ int main(int argc, char** argv) {
     if (!vmm) return fail(vmm.error().message());
     options->vmm = *vmm;
   }
+  if (options->img.empty()) {
+    // Only snapshots of stopped VMs need it: a vmmd without it runs, and says why such a command fails.
+    auto img = findImageTool("/proc/self/exe");
+    options->img = img ? *img : "vmm-img";
+  }
   std::optional<gid_t> gid;
   if (options->group) {
     auto resolved = resolveGroup(*options->group);
@@ -102,6 +107,8 @@ int main(int argc, char** argv) {
     NetworkManager networks(&loop, *store, NetworkManagerConfig{options->state_dir});
     SupervisorConfig config{options->run_dir, options->vmm, gid};
     config.networks = &networks;
+    config.snapshot_dir = options->state_dir + "/snapshots";
+    config.img_tool = options->img;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {

@@ -159,8 +159,21 @@ void Session::sendEvent(std::string_view eventLine) {
   if (negotiated_) write(eventLine);
 }
 
+void Session::addPassedFd(UniqueFd fd, size_t limit) {
+  passedFds_.push_back(std::move(fd));
+  while (passedFds_.size() > limit) passedFds_.pop_front();
+}
+
+std::optional<UniqueFd> Session::takePassedFd() {
+  if (passedFds_.empty()) return std::nullopt;
+  UniqueFd newest = std::move(passedFds_.back());
+  passedFds_.clear();
+  return newest;
+}
+
 void Session::close() {
   closed_ = true;
+  passedFds_.clear();
   queue_.clear();
   output_ = nullptr;
 }

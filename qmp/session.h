@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/unique_fd.h"
 #include "qmp/command_registry.h"
 #include "qmp/json.h"
 #include "qmp/json_stream_reader.h"
@@ -73,6 +74,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // Unique per process; lets owners key per-connection state.
   uint64_t id() const { return id_; }
 
+  // Descriptors the client passed (SCM_RIGHTS; UvServerOptions::maxPassedFds) for QEMU's getfd:
+  // the newest is taken, older ones are closed with it; at most `limit` are held.
+  void addPassedFd(UniqueFd fd, size_t limit);
+  std::optional<UniqueFd> takePassedFd();
+
   // Used by the built-in qmp_capabilities; the error when negotiation was already done.
   std::optional<QmpError> negotiate(bool enableOob);
 
@@ -80,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<void> userData;
 
  private:
+  std::deque<UniqueFd> passedFds_;
   friend class Reply;
   Session(const CommandRegistry& registry, SessionOptions options, Output output);
   void onParsed(Result<Json>&& item);

@@ -2,6 +2,9 @@
 
 #include <signal.h>
 
+#include <cerrno>
+
+#include "base/fd_passing.h"
 #include "base/uv_handle.h"
 #include "qmp/json_stream_reader.h"
 #include "qmp/session.h"
@@ -109,6 +112,33 @@ void UvClient::execute(std::string_view command, const JsonValue* args, ReplyCal
     return;
   }
   sendLine(std::move(line));
+}
+
+void UvClient::executeWithFd(std::string_view command, const JsonValue* args, int fd, ReplyCallback callback) {
+  if (!conn_ || conn_->closing || !ready_) {
+    callback(Error("QMP client not connected", ENOTCONN));
+    return;
+  }
+  if (conn_->output.backlog() > 0) {
+    callback(Error("cannot pass a descriptor with '" + std::string(command) + "' now: output is queued", EAGAIN));
+    return;
+  }
+  uv_os_fd_t socket_fd = -1;
+  if (int rc = uv_fileno(reinterpret_cast<uv_handle_t*>(&conn_->pipe), &socket_fd); rc < 0) {
+    callback(Error(std::string("QMP socket: ") + uv_strerror(rc)));
+    return;
+  }
+  uint64_t id = nextId_++;
+  std::string line;
+  appendCommand(line, command, args, std::to_string(id));
+  ssize_t sent = sendWithFd(socket_fd, line.data(), line.size(), fd);
+  if (sent < 0) {
+    callback(Error::fromErrno("QMP write of '" + std::string(command) + "' with a descriptor"));
+    return;
+  }
+  pending_.emplace(id, std::move(callback));
+  // The descriptor went with the first byte; the rest (a full socket buffer) follows as usual.
+  if (static_cast<size_t>(sent) < line.size()) sendLine(line.substr(static_cast<size_t>(sent)));
 }
 
 void UvClient::onMessage(Result<Json>&& message) {

@@ -42,6 +42,10 @@ class UvClient {
   void connect(const std::string& path, std::function<void(Status)> done);
   // Commands sent before negotiation completes are queued behind it.
   void execute(std::string_view command, const JsonValue* args, ReplyCallback callback);
+  // As execute, with `fd` passed along (SCM_RIGHTS on the same message), as QEMU's `getfd` and
+  // `add-fd` expect; the caller keeps its own copy. Only once negotiated and with nothing queued
+  // to send (the descriptor must arrive with this command's first byte), else an Error (EAGAIN).
+  void executeWithFd(std::string_view command, const JsonValue* args, int fd, ReplyCallback callback);
   void close();
 
   bool connected() const { return ready_; }

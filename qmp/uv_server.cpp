@@ -4,6 +4,7 @@
 #include "qmp/unix_socket.h"
 #include "qmp/uv_output.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -127,8 +128,27 @@ struct UvServer::Client {
     *buf = uv_buf_init(b.data(), static_cast<unsigned>(b.size()));
   }
 
+  // The descriptors that came with the bytes being read go to the session before those bytes
+  // (a getfd in them takes its descriptor).
+  void takePassedFds() {
+    auto* stream = reinterpret_cast<uv_stream_t*>(&pipe);
+    while (uv_pipe_pending_count(&pipe) > 0) {
+      auto holder = std::make_unique<uv_pipe_t>();
+      uv_pipe_init(pipe.loop, holder.get(), 0);
+      uv_os_fd_t fd = -1;
+      if (uv_accept(stream, reinterpret_cast<uv_stream_t*>(holder.get())) == 0 &&
+          uv_fileno(reinterpret_cast<uv_handle_t*>(holder.get()), &fd) == 0) {
+        UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (copy) session->addPassedFd(std::move(copy), server->options_.maxPassedFds);
+      }
+      uv_close(reinterpret_cast<uv_handle_t*>(holder.release()),
+               [](uv_handle_t* h) { std::unique_ptr<uv_pipe_t> done(reinterpret_cast<uv_pipe_t*>(h)); });
+    }
+  }
+
   static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<Client*>(stream->data);
+    if (self->server->options_.maxPassedFds > 0 && !self->closing) self->takePassedFds();
     if (nread < 0) {
       self->server->dropClient(self);
       return;
@@ -238,7 +258,8 @@ Status UvServer::adoptListeningFd(int fd, std::string unlink_path) {
 
 Status UvServer::adoptConnectedFd(int fd) {
   auto client = std::make_unique<Client>();
-  uv_pipe_init(loop_, &client->pipe, 0);
+  // ipc: read with recvmsg, so descriptors passed with the bytes can be taken.
+  uv_pipe_init(loop_, &client->pipe, options_.maxPassedFds > 0 ? 1 : 0);
   client->pipe.data = client.get();
   int rc = uv_pipe_open(&client->pipe, fd);
   Client* raw = client.release();  // owned by the handle from here on
@@ -254,7 +275,7 @@ void UvServer::onConnection(uv_stream_t* stream, int status) {
   UvServer* self = listener->server;
   if (status < 0) return;
   auto client = std::make_unique<Client>();
-  uv_pipe_init(self->loop_, &client->pipe, 0);
+  uv_pipe_init(self->loop_, &client->pipe, self->options_.maxPassedFds > 0 ? 1 : 0);
   client->pipe.data = client.get();
   Client* raw = client.release();
   if (uv_accept(stream, reinterpret_cast<uv_stream_t*>(&raw->pipe)) < 0) {

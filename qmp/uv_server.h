@@ -41,6 +41,10 @@ struct UvServerOptions {
   // complete message (or its connection) is disconnected. 0: never. A negotiated client that
   // only waits (for events, for a long command's reply) is not idle.
   uint64_t idleTimeoutMs = 0;
+  // Descriptors a client may pass with its messages (SCM_RIGHTS, for QEMU's getfd; see
+  // Session::takePassedFd), held per client at most. 0: none are taken (the socket is read
+  // without ancillary data, so the kernel closes any that come).
+  size_t maxPassedFds = 0;
 };
 
 class UvServer {

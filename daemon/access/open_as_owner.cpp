@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/fd_passing.h"
+
 namespace vmmd::daemon {
 namespace {
 
@@ -79,23 +81,7 @@ Outcome openChecked(const char* path, int flags, bool block_allowed, int& fd_out
   } else {
     outcome = openChecked(path, flags, /*block_allowed=*/false, fd);
   }
-  iovec iov{&outcome, sizeof outcome};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  }
-  ssize_t sent;
-  do sent = ::sendmsg(channel, &msg, MSG_NOSIGNAL);
-  while (sent < 0 && errno == EINTR);
+  ssize_t sent = sendWithFd(channel, &outcome, sizeof outcome, fd);
   ::_exit(sent == static_cast<ssize_t>(sizeof outcome) ? 0 : 1);
 }
 

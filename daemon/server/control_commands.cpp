@@ -103,6 +103,91 @@ void startAsOwner(Supervisor& supervisor, qmp::Request& request, const std::stri
   });
 }
 
+// A command on VM `name` with one more string argument (a snapshot tag, a destination).
+template <typename T>
+using VmAction2 = void (Supervisor::*)(const std::string&, const std::string&, Supervisor::Completion<T>);
+
+template <typename T>
+void addVmAction2(qmp::CommandRegistry& registry, Supervisor& supervisor, const char* command, const char* second,
+                  VmAction2<T> action) {
+  registry.add({command, {{"name", ArgType::Str}, {second, ArgType::Str}}, "any"},
+               [&supervisor, command, second, action](qmp::Request& request) {
+                 std::string name = stringArg(request.args, "name");
+                 std::string value = stringArg(request.args, second);
+                 audit(request.session, command, "name=" + name + " " + second + "=" + value);
+                 if (refused(supervisor, request, name)) return;
+                 (supervisor.*action)(name, value, deferred<T>(request));
+               });
+}
+
+// The owner named in vm-migrate-incoming: only root may define a VM for someone else (the source
+// vmmd, root, passes the VM's owner); anyone else defines it as themselves.
+Result<Owner> arrivingOwner(const JsonValue& args, const Owner& caller) {
+  auto it = args.FindMember("owner");
+  if (it == args.MemberEnd()) return caller;
+  const JsonValue& o = it->value;
+  if (!o.HasMember("uid") || !o["uid"].IsUint() || !o.HasMember("gid") || !o["gid"].IsUint()) {
+    return Error("Parameter 'owner' must be {\"uid\": N, \"gid\": N, \"groups\": [N...]}");
+  }
+  Owner owner{o["uid"].GetUint(), o["gid"].GetUint(), {}};
+  if (o.HasMember("groups") && o["groups"].IsArray()) {
+    for (const auto& g : o["groups"].GetArray()) {
+      if (!g.IsUint()) return Error("Parameter 'owner': groups must be numbers");
+      owner.groups.push_back(g.GetUint());
+    }
+  }
+  if (!caller.isRoot() && owner.uid != caller.uid) return Error("permission denied: only root may receive a VM for another user");
+  return owner;
+}
+
+void registerMobilityCommands(qmp::CommandRegistry& registry, Supervisor& supervisor) {
+  addVmAction2(registry, supervisor, "vm-snapshot-save", "tag", &Supervisor::snapshotSave);
+  addVmAction2(registry, supervisor, "vm-snapshot-revert", "tag", &Supervisor::snapshotRevert);
+  addVmAction2(registry, supervisor, "vm-snapshot-delete", "tag", &Supervisor::snapshotDelete);
+  registry.addSync({"vm-snapshot-list", {{"name", ArgType::Str}}, "any"},
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     std::string name = stringArg(args, "name");
+                     if (auto refusal_error = refusal(supervisor, callerOf(session), name)) return *refusal_error;
+                     return toCommandResult(supervisor.snapshots(name));
+                   });
+
+  addVmAction2(registry, supervisor, "vm-migrate", "destination", &Supervisor::migrateTo);
+  addVmAction(registry, supervisor, "vm-migrate-cancel", &Supervisor::migrateCancel);
+  registry.addSync({"vm-migrate-status", {{"name", ArgType::Str}}, "any"},
+                   [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {
+                     std::string name = stringArg(args, "name");
+                     if (auto refusal_error = refusal(supervisor, callerOf(session), name)) return *refusal_error;
+                     return toCommandResult(supervisor.migrationStatus(name));
+                   });
+  // The destination's half, called by the source vmmd: the definition (with its owner), the
+  // files checked as that owner, then a worker waiting for the stream.
+  registry.add({"vm-migrate-incoming", {{"definition", ArgType::Object}, {"owner", ArgType::Object, true}, {"run", ArgType::Bool, true}}, "any"},
+               [&supervisor](qmp::Request& request) {
+                 auto def = parseDefinition(qmp::toJson(request.args["definition"]));
+                 if (!def) {
+                   request.reply.error(qmp::QmpError::generic("invalid definition: " + def.error().message()));
+                   return;
+                 }
+                 auto owner = arrivingOwner(request.args, callerOf(request.session));
+                 if (!owner) {
+                   request.reply.error(qmp::QmpError::generic("VM '" + def->name + "': " + owner.error().message()));
+                   return;
+                 }
+                 bool run = !request.args.HasMember("run") || request.args["run"].GetBool();
+                 audit(request.session, "vm-migrate-incoming", "name=" + def->name + " for " + owner->describe());
+                 auto done = deferred<IncomingEndpoint>(request);
+                 checkFilesOffLoop(supervisor, *def, *owner, [&supervisor, def = *def, owner = *owner, run, done](Status checked) {
+                   if (!checked) {
+                     done(VmError{VmErrorCode::kInvalidArgument, "VM '" + def.name + "': " + checked.error().message(), {}});
+                     return;
+                   }
+                   supervisor.acceptIncoming(def, owner, run, done);
+                 });
+               });
+  addVmAction(registry, supervisor, "vm-migrate-commit", &Supervisor::commitIncoming);
+  addVmAction(registry, supervisor, "vm-migrate-abort", &Supervisor::abortIncoming);
+}
+
 }  // namespace
 
 Result<qmp::Json> agentRequestArg(const JsonValue& command) {
@@ -259,6 +344,7 @@ void registerControlCommands(qmp::CommandRegistry& registry, Supervisor& supervi
                  const JsonValue* arguments = it != request.args.MemberEnd() ? &it->value : nullptr;
                  supervisor.forward(name, command, arguments, deferred<qmp::Json>(request));
                });
+  registerMobilityCommands(registry, supervisor);
 }
 
 }  // namespace vmmd::daemon

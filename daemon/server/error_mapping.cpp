@@ -92,6 +92,8 @@ qmp::Json toJson(const VmDetails& details) {
     putIf(result, result, "exit-signal", details.exit_signal);
     putNumber(result, result, "restart-count", details.restart_count);
   }
+  putIf(result, result, "operation", details.operation);
+  putNumber(result, result, "snapshots", static_cast<uint64_t>(details.snapshots));
   put(result, result, "boot", describeBoot(details.definition));  // how it boots, for people
   auto def = qmp::parseJson(serializeDefinition(details.definition));
   if (def) result.AddMember("definition", qmp::JsonValue(*def, result.GetAllocator()), result.GetAllocator());
@@ -107,6 +109,52 @@ qmp::Json toJson(const StopOutcome& outcome) {
 qmp::Json toJson(const DomainXml& xml) {
   qmp::Json result = qmp::jsonObject();
   result.AddMember("xml", qmp::jsonString(xml.text, result.GetAllocator()), result.GetAllocator());
+  return result;
+}
+
+namespace {
+
+void describe(qmp::Json& doc, qmp::JsonValue& obj, const SnapshotRecord& s) {
+  put(doc, obj, "tag", s.tag);
+  putNumber(doc, obj, "time-us", s.created_us);
+  put(doc, obj, "state-file", s.state_file);
+  putNumber(doc, obj, "state-bytes", s.state_bytes);
+  qmp::JsonValue disks(rapidjson::kArrayType);
+  for (const std::string& id : s.disks) disks.PushBack(qmp::jsonString(id, doc.GetAllocator()), doc.GetAllocator());
+  obj.AddMember("disks", disks, doc.GetAllocator());
+}
+
+}  // namespace
+
+qmp::Json toJson(const SnapshotRecord& snapshot) {
+  qmp::Json result = qmp::jsonObject();
+  describe(result, result, snapshot);
+  return result;
+}
+
+qmp::Json toJson(const std::vector<SnapshotRecord>& snapshots) {
+  qmp::Json result = qmp::jsonArray();
+  for (const SnapshotRecord& s : snapshots) {
+    qmp::JsonValue row(rapidjson::kObjectType);
+    describe(result, row, s);
+    result.PushBack(row, result.GetAllocator());
+  }
+  return result;
+}
+
+qmp::Json toJson(const MigrationOutcome& outcome) {
+  qmp::Json result = qmp::jsonObject();
+  put(result, result, "destination", outcome.destination);
+  qmp::JsonValue status;
+  status.CopyFrom(outcome.status, result.GetAllocator());
+  result.AddMember("migration", status, result.GetAllocator());
+  return result;
+}
+
+qmp::Json toJson(const IncomingEndpoint& endpoint) {
+  qmp::Json result = qmp::jsonObject();
+  put(result, result, "name", endpoint.name);
+  put(result, result, "socket", endpoint.socket);
   return result;
 }
 

@@ -19,6 +19,10 @@ qmp::Json toJson(const std::vector<VmSummary>& rows);
 qmp::Json toJson(const VmDetails& details);
 qmp::Json toJson(const StopOutcome& outcome);
 qmp::Json toJson(const DomainXml& xml);  // {"xml": text}
+qmp::Json toJson(const SnapshotRecord& snapshot);
+qmp::Json toJson(const std::vector<SnapshotRecord>& snapshots);
+qmp::Json toJson(const MigrationOutcome& outcome);
+qmp::Json toJson(const IncomingEndpoint& endpoint);
 inline qmp::Json toJson(qmp::Json&& value) { return std::move(value); }
 
 template <typename T>

@@ -23,7 +23,7 @@ Result<std::string> absolute(const std::string& option, const std::string& path)
 }  // namespace
 
 std::string daemonUsage() {
-  return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH]\n"
+  return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH] [--img PATH]\n"
          "            [--worker-ids BASE:COUNT] [--max-clients-per-user N] [--client-idle-timeout S] [--foreground]\n"
          "       vmmd --release-cgroups\n"
          "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
@@ -33,6 +33,7 @@ std::string daemonUsage() {
          "  --max-clients-per-user N  control connections one non-root uid may hold (default 64)\n"
          "  --client-idle-timeout S   drop a client that sent an unfinished message or nothing for S s (default 60)\n"
          "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
+         "  --img PATH       image tool for snapshots of stopped VMs (default: vmm-img next to vmmd, then PATH)\n"
          "  --worker-ids BASE:COUNT  uids/gids for workers, one per running VM, when vmmd is root\n"
          "                   (default 1879048192:65536)\n"
          "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n"
@@ -71,7 +72,7 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       auto n = parseUnsigned(*v);
       if (!n || *n < 1 || *n > 1000000) return Error(name + ": expected a number from 1 to 1000000, got '" + *v + "'");
       (name == "--max-clients-per-user" ? options.max_clients_per_user : options.client_idle_timeout_s) = static_cast<uint32_t>(*n);
-    } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--group")) {
+    } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--img") || is("--group")) {
       std::string name = arg.substr(0, arg.find('='));
       auto v = value(name);
       if (!v) return v.error();
@@ -85,6 +86,7 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       if (name == "--state-dir") options.state_dir = *abs;
       else if (name == "--run-dir") options.run_dir = *abs;
       else if (name == "--socket") socket = *abs;
+      else if (name == "--img") options.img = *abs;
       else options.vmm = *abs;
     } else {
       return Error("unknown argument '" + arg + "'");
@@ -102,12 +104,16 @@ Result<gid_t> resolveGroup(const std::string& name) {
   return g->gr_gid;
 }
 
-Result<std::string> findWorkerBinary(const std::string& self_exe) {
+namespace {
+
+// `name` next to `self_exe`, or at `build_dir`/`name` beside its directory (the build tree), else
+// on PATH.
+Result<std::string> findBinary(const std::string& self_exe, const std::string& name, const std::string& build_dir,
+                               const std::string& option) {
   std::error_code ec;
   auto self = std::filesystem::canonical(self_exe, ec);
   if (!ec) {
-    // In the build tree vmmd is build/daemon/vmmd and the worker build/vmm/vmm.
-    for (auto candidate : {self.parent_path() / "vmm", self.parent_path().parent_path() / "vmm" / "vmm"}) {
+    for (auto candidate : {self.parent_path() / name, self.parent_path().parent_path() / build_dir / name}) {
       if (::access(candidate.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(candidate, ec)) return candidate.string();
     }
   }
@@ -116,10 +122,21 @@ Result<std::string> findWorkerBinary(const std::string& self_exe) {
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
     if (dir.empty()) continue;
-    std::string candidate = dir + "/vmm";
+    std::string candidate = dir + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  return Error("cannot find the worker binary 'vmm' next to vmmd or on PATH (use --vmm)");
+  return Error("cannot find '" + name + "' next to vmmd or on PATH (use " + option + ")");
 }
+
+}  // namespace
+
+// In the build tree vmmd is build/daemon/vmmd, the worker build/vmm/vmm, vmm-img build/storage/vmm-img.
+Result<std::string> findWorkerBinary(const std::string& self_exe) {
+  auto found = findBinary(self_exe, "vmm", "vmm", "--vmm");
+  if (!found) return Error("cannot find the worker binary 'vmm' next to vmmd or on PATH (use --vmm)");
+  return found;
+}
+
+Result<std::string> findImageTool(const std::string& self_exe) { return findBinary(self_exe, "vmm-img", "storage", "--img"); }
 
 }  // namespace vmmd::daemon

@@ -21,6 +21,7 @@ struct DaemonOptions {
   uint32_t max_clients_per_user = 64;       // connections per non-root uid; root gets 16 times as many
   uint32_t client_idle_timeout_s = 60;      // a client that never completes a message is dropped after this
   std::string vmm;                          // default: `vmm` next to vmmd, else from PATH
+  std::string img;                          // vmm-img (offline snapshot revert/delete); found like vmm
   WorkerIdRange worker_ids;                 // the uids/gids of workers (a root vmmd)
   bool foreground = false;
   bool help = false;
@@ -36,5 +37,7 @@ Result<gid_t> resolveGroup(const std::string& name);
 
 // Where `vmm` is: next to `self_exe`, else the first executable `vmm` on PATH.
 Result<std::string> findWorkerBinary(const std::string& self_exe);
+// Where `vmm-img` is: next to `self_exe` (or build/storage/ in the build tree), else on PATH.
+Result<std::string> findImageTool(const std::string& self_exe);
 
 }  // namespace vmmd::daemon

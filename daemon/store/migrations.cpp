@@ -85,6 +85,23 @@ CREATE TABLE network_leases (
   PRIMARY KEY (network, mac),
   UNIQUE (network, ipv4)
 ) STRICT;
+// Snapshots of a VM (vmctl snapshot): the qcow2 internal snapshot named `tag` on each disk listed
+// in `disks` (their ids, comma-separated) and the guest's memory and device state, written by its
+// worker as a migration stream to `state_file`. They go with the VM's definition.
+constexpr std::string_view kVersion5 = R"sql(
+CREATE TABLE snapshots (
+  vm          TEXT NOT NULL REFERENCES definitions(name) ON DELETE CASCADE,
+  tag         TEXT NOT NULL,
+  created_us  INTEGER NOT NULL,
+  state_file  TEXT NOT NULL,
+  state_bytes INTEGER NOT NULL,
+  disks       TEXT NOT NULL,
+  PRIMARY KEY (vm, tag)
+) STRICT;
+
+-- A VM defined here by an incoming migration that has not arrived yet: a vmmd restarted before it
+-- arrived drops it (its source still runs it).
+ALTER TABLE definitions ADD COLUMN arriving INTEGER NOT NULL DEFAULT 0;
 )sql";
 
 constexpr std::array<Migration, 4> kMigrations = {{
@@ -92,6 +109,7 @@ constexpr std::array<Migration, 4> kMigrations = {{
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
     {3, "the owner of each VM (uid, gid, groups)", kVersion3},
     {4, "networks and their static DHCP leases", kVersion4},
+    {5, "snapshots (disk snapshot tag, state file) per VM; VMs still arriving by migration", kVersion5},
 }};
 
 }  // namespace

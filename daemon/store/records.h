@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon/access/owner.h"
 #include "daemon/definition/vm_definition.h"
@@ -54,6 +55,19 @@ struct RuntimeRecord {
   int64_t updated_us = 0;  // set by the store on save
 
   bool operator==(const RuntimeRecord&) const = default;
+};
+
+// One snapshot of a VM (vmctl snapshot save): the internal snapshot `tag` in each of `disks`
+// (qcow2 images, by disk id) and the guest state in `state_file`.
+struct SnapshotRecord {
+  std::string vm;
+  std::string tag;
+  int64_t created_us = 0;  // Unix time, microseconds
+  std::string state_file;  // absolute path of the migration stream
+  int64_t state_bytes = 0;
+  std::vector<std::string> disks;  // disk ids, in definition order
+
+  bool operator==(const SnapshotRecord&) const = default;
 };
 
 struct EventRecord {

@@ -52,6 +52,20 @@ class Store {
   Result<std::optional<RuntimeRecord>> runtime(std::string_view name);
   Result<std::vector<RuntimeRecord>> runtimes();
 
+  // A new snapshot of a defined VM, with a "snapshot" event; EEXIST (kStoreNameTaken) when the
+  // VM has one with that tag.
+  Status addSnapshot(const SnapshotRecord& snapshot);
+  // Oldest first.
+  Result<std::vector<SnapshotRecord>> snapshots(std::string_view vm);
+  Result<std::optional<SnapshotRecord>> snapshot(std::string_view vm, std::string_view tag);
+  // ENOENT (kStoreNotDefined) when there is no such snapshot.
+  Status removeSnapshot(std::string_view vm, std::string_view tag);
+
+  // Marks a VM as defined by an incoming migration that has not completed (or clears the mark).
+  Status setArriving(std::string_view vm, bool arriving);
+  // VMs whose incoming migration never completed, by name.
+  Result<std::vector<std::string>> arrivingVms();
+
   Result<int64_t> appendEvent(std::string_view vm, const EventDraft& event);
   // Oldest first.
   Result<std::vector<EventRecord>> events(const EventQuery& query = {});

@@ -21,6 +21,14 @@ void DeadlineLink::connect(const std::string& socket_path, std::function<void(St
 }
 
 void DeadlineLink::execute(std::string_view command, const qmp::JsonValue* args, ReplyCallback callback) {
+  track(command, std::move(callback), [&](ReplyCallback reply) { inner_->execute(command, args, std::move(reply)); });
+}
+
+void DeadlineLink::executeWithFd(std::string_view command, const qmp::JsonValue* args, int fd, ReplyCallback callback) {
+  track(command, std::move(callback), [&](ReplyCallback reply) { inner_->executeWithFd(command, args, fd, std::move(reply)); });
+}
+
+void DeadlineLink::track(std::string_view command, ReplyCallback callback, const std::function<void(ReplyCallback)>& send) {
   uint64_t id = next_id_++;
   auto pending = std::make_unique<Pending>();
   pending->command = std::string(command);
@@ -35,7 +43,7 @@ void DeadlineLink::execute(std::string_view command, const qmp::JsonValue* args,
     p->owner->expire(p->id);
   }, timeout_ms_, 0);
   pending_.emplace(id, std::move(pending));
-  inner_->execute(command, args, [this, alive = std::weak_ptr<int>(alive_), id](Result<qmp::CommandResult>&& reply) {
+  send([this, alive = std::weak_ptr<int>(alive_), id](Result<qmp::CommandResult>&& reply) {
     if (alive.expired()) return;
     auto it = pending_.find(id);
     if (it == pending_.end()) return;  // answered after its deadline: the caller has its error already

@@ -22,9 +22,12 @@ class DeadlineLink : public WorkerLink {
 
   void connect(const std::string& socket_path, std::function<void(Status)> done) override;
   void execute(std::string_view command, const qmp::JsonValue* args, ReplyCallback callback) override;
+  void executeWithFd(std::string_view command, const qmp::JsonValue* args, int fd, ReplyCallback callback) override;
   void close() override;
 
  private:
+  // Arms the deadline for `command`, then hands the inner link's request `send` its callback.
+  void track(std::string_view command, ReplyCallback callback, const std::function<void(ReplyCallback)>& send);
   struct Pending {
     std::string command;
     ReplyCallback callback;

@@ -39,6 +39,9 @@ class QmpWorkerLink : public WorkerLink {
   void execute(std::string_view command, const qmp::JsonValue* args, ReplyCallback callback) override {
     client_.execute(command, args, std::move(callback));
   }
+  void executeWithFd(std::string_view command, const qmp::JsonValue* args, int fd, ReplyCallback callback) override {
+    client_.executeWithFd(command, args, fd, std::move(callback));
+  }
   void close() override { client_.close(); }
 
  private:

@@ -119,6 +119,9 @@ void Supervisor::retire(Vm& vm, VmEvent event, const std::string& reason) {
   RuntimeRecord record = vm.record;
   forget(vm);
   saveIdle(name, state, reason, &record);
+  if (drop_when_retired_.erase(name) > 0) {
+    if (auto undefined = undefine(name); !undefined) log::error(vmText(name) + ": drop the failed arrival: " + undefined.error().message);
+  }
 }
 
 void Supervisor::saveIdle(const std::string& name, VmState state, const std::string& reason, const RuntimeRecord* base) {
@@ -219,6 +222,11 @@ std::optional<VmError> Supervisor::spawnWorker(Vm& vm) {
   }
   // -S: the guest waits until the console relay is attached, so its first line is not lost.
   args.push_back("-S");
+  if (vm.incoming) {
+    // The state comes through QMP (getfd + migrate-incoming): the worker opens nothing itself.
+    args.push_back("-incoming");
+    args.push_back("defer");
+  }
   // The intent first: a vmmd killed between the spawn and the pid's commit below finds the
   // worker by its pidfile lock when it restarts (reattach), instead of leaving it orphaned.
   RuntimeRecord intent = vm.record;
@@ -406,6 +414,7 @@ void Supervisor::onQmpReady(Vm& vm) {
 
 // Asks the worker where it stands; a worker still in prelaunch (-S) is let go now.
 void Supervisor::settleRunState(Vm& vm) {
+  if (vm.incoming && !vm.incoming->loading) return loadIncoming(vm);
   vm.qmp->execute("query-status", nullptr, [this, &vm](Result<qmp::CommandResult>&& reply) {
     std::string status;
     if (reply && std::holds_alternative<qmp::Json>(*reply)) {

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 
@@ -63,6 +64,11 @@ struct SupervisorConfig {
   // When set, opens the VM's files with its owner's credentials instead (vmmd: openAsOwner), so a
   // worker gets only what the VM's owner could open; open_file is then unused.
   std::function<FileOpener(const Owner& owner)> open_file_as = nullptr;
+  // Snapshot state files live in <snapshot_dir>/<vm>/<tag>.state (vmmd: <state dir>/snapshots).
+  std::string snapshot_dir = {};
+  // The image tool that reverts and deletes qcow2 internal snapshots of a VM without a worker
+  // (`IMG snapshot -a|-d TAG FILE`, as qemu-img): vmm-img. Run as the VM's owner.
+  std::string img_tool = "vmm-img";
   // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
   FileOpener open_device = openPlainFile;
   // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
@@ -112,6 +118,8 @@ struct VmDetails {
   std::optional<AgentChannel::State> agent;  // while a worker runs, for "agent": true
   std::optional<int64_t> exit_status, exit_signal;
   int64_t restart_count = 0;
+  std::optional<std::string> operation;  // a snapshot or migration in progress ("migration to ...")
+  size_t snapshots = 0;
   VmDefinition definition;
 };
 
@@ -120,10 +128,24 @@ struct DomainXml {
   std::string text;
 };
 
+// vm-migrate's answer.
+struct MigrationOutcome {
+  std::string destination;
+  qmp::Json status;  // the worker's last query-migrate answer (ram statistics, times)
+};
+
+// vm-migrate-incoming's answer: where the source's stream goes.
+struct IncomingEndpoint {
+  std::string name;
+  std::string socket;
+};
+
 // vm-shutdown's and vm-destroy's answer: whether the worker had to be killed after the timeout.
 struct StopOutcome {
   bool forced = false;
 };
+
+struct IncomingPlan;
 
 class Supervisor {
  public:
@@ -187,6 +209,33 @@ class Supervisor {
   // "guest agent: "), or kAgentNotConnected "VM 'x': guest agent is not connected (...)" when no
   // agent answers in time.
   void agentCommand(const std::string& name, qmp::Json request, uint32_t timeout_ms, Completion<qmp::Json> done);
+
+  // Snapshots (snapshot_dir, img_tool): the guest paused, the qcow2 internal snapshot `tag` on
+  // every disk (a raw or read-only disk refuses the save), the memory and device state written by
+  // the worker as a migration stream to a file vmmd passes it, the guest resumed.
+  void snapshotSave(const std::string& name, const std::string& tag, Completion<SnapshotRecord> done);
+  VmResult<std::vector<SnapshotRecord>> snapshots(const std::string& name);
+  // The disks reverted to `tag` while no worker has them open, then a new worker loads the state
+  // file (-incoming defer + migrate-incoming) and the guest runs from that point; a running
+  // worker is destroyed first.
+  void snapshotRevert(const std::string& name, const std::string& tag, Completion<Done> done);
+  void snapshotDelete(const std::string& name, const std::string& tag, Completion<Done> done);
+
+  // Moves a running VM to the vmmd listening on `destination` (its control socket): that vmmd
+  // defines it (same owner) and starts a worker waiting for the stream; this worker migrates to
+  // it; on completion this worker is stopped and the VM undefined here. Any failure leaves the VM
+  // running here and nothing of it there.
+  void migrateTo(const std::string& name, const std::string& destination, Completion<MigrationOutcome> done);
+  void migrateCancel(const std::string& name, Completion<Done> done);
+  // The migration in progress (phase, destination, the worker's query-migrate answer).
+  VmResult<qmp::Json> migrationStatus(const std::string& name);
+  // The destination side: defines the VM for `owner` and starts its worker waiting for a stream
+  // on a socket in its run directory; answers once the worker waits. The VM is undefined again
+  // when the stream fails, the worker exits, or abortIncoming is called before it runs.
+  void acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done);
+  // Completes once the arriving VM's guest runs (or is paused, as the source's was).
+  void commitIncoming(const std::string& name, Completion<Done> done);
+  void abortIncoming(const std::string& name, Completion<Done> done);
 
   StateListener onStateChange;
 
@@ -262,10 +311,51 @@ class Supervisor {
   Result<std::optional<WorkerIdentity>> workerIdentity(Vm& vm);
   
   std::unique_ptr<Vm> makeVm(const StoredDefinition& stored);
+  // start() with the worker loading its state from `plan` instead of booting.
+  void startIncoming(const std::string& name, IncomingPlan plan, Completion<Done> done);
+  void loadIncoming(Vm& vm);
+  void feedIncoming(Vm& vm, UniqueFd stream);
+  void pollIncoming(Vm& vm);
+  // getfd + migrate to `stream`, then query-migrate until it ends; `done` with the last status.
+  void migrateWorker(Vm& vm, UniqueFd stream, Completion<qmp::Json> done);
+  void pollOutgoing(Vm& vm, std::shared_ptr<Completion<qmp::Json>> done);
+  // The VM's definition and its snapshot `tag`, or why not (not defined, no such snapshot).
+  VmResult<std::pair<StoredDefinition, SnapshotRecord>> storedSnapshot(const std::string& name, const std::string& tag);
+  void takeDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
+  void deleteDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
+  void finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_running, VmResult<qmp::Json> migrated,
+                          Completion<SnapshotRecord> done);
+  void migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done);
+  void migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done);
+  void endOperation(Vm& vm);
+  // Ends the worker with QMP `quit` (images flushed and closed), SIGKILL after a grace period;
+  // completes at its exit. A worker without a QMP connection is destroyed at once.
+  void quitWorker(const std::string& name, StopCompletion done);
   void autostart();
+
+  // A VM arriving by migration (destination side), from vm-migrate-incoming until it runs
+  // (commitIncoming) or is given up (abortIncoming, a failed load).
+  // Its worker loads the state and waits paused: the guest runs only once the source, its own
+  // migration completed, commits (so a source that fails or is cancelled at the very end never
+  // leaves the guest running on both hosts).
+  struct Arrival {
+    bool loaded = false;
+    bool run = true;  // the guest ran at the source: `cont` at the commit
+    std::optional<VmError> failed;
+    std::vector<Completion<Done>> commit_waiters;
+  };
+  void arrivalLoaded(const std::string& name, const VmResult<Done>& outcome);
+  void finishArrival(const std::string& name);
+  // At recover: VMs whose incoming migration a previous vmmd did not finish are dropped.
+  void dropUnfinishedArrivals();
+  // Undefines `name` now, or once its supervision ends (a failed start is still killing it).
+  void undefineWhenStopped(const std::string& name);
+  void finishMigration(const std::string& name, Completion<MigrationOutcome> done, std::shared_ptr<MigrationOutcome> outcome);
 
   uv_loop_t* loop_;
   Store& store_;
+  std::map<std::string, Arrival, std::less<>> arrivals_;
+  std::set<std::string, std::less<>> drop_when_retired_;  // undefineWhenStopped
   SupervisorConfig config_;
   std::unique_ptr<WorkerHost> workers_;
   std::optional<WorkerIdAllocator> worker_ids_;  // before vms_: their leases go back to it

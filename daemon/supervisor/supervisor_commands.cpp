@@ -11,19 +11,8 @@
 namespace vmmd::daemon {
 namespace {
 
-// The worker's reply as the command's result: its value, its own error (class kept), or — the
-// connection lost — an error naming the VM.
-VmResult<qmp::Json> fromWorker(const std::string& name, Result<qmp::CommandResult>&& reply) {
-  if (!reply) return vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker did not answer: " + reply.error().message());
-  if (auto* err = std::get_if<qmp::QmpError>(&*reply)) return VmError{VmErrorCode::kWorkerRefused, err->desc, err->errorClass};
-  return std::move(std::get<qmp::Json>(*reply));
-}
-
-// A worker's answer when only success matters.
-VmResult<Done> asDone(VmResult<qmp::Json>&& result) {
-  if (!result) return result.error();
-  return Done{};
-}
+// How long a worker told to `quit` (quitWorker) has before it is killed.
+constexpr uint64_t kQuitGraceMs = 10000;
 
 }  // namespace
 
@@ -147,6 +136,22 @@ void Supervisor::destroy(const std::string& name, StopCompletion done) {
     finishStops(*vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": " + st.error().message()));
   }
   chaosPoint("after-kill");
+}
+
+void Supervisor::quitWorker(const std::string& name, StopCompletion done) {
+  Vm* vm = active(name);
+  if (!vm || !vm->process || vm->link != QmpLink::kReady) return destroy(name, std::move(done));
+  vm->stop_waiters.push_back(std::move(done));
+  vm->shutdown.reset();
+  if (auto next = transition(vm->lifecycle, VmEvent::kDestroyRequested)) vm->lifecycle = *next;
+  // Recorded as a destroy: a restarted vmmd that finds the worker still running kills it.
+  commitStop(*vm, StopIntent::kDestroy);
+  // `quit` lets the worker flush and close its images (a SIGKILL can leave leaked clusters);
+  // one that does not exit in time is killed.
+  vm->qmp->execute("quit", nullptr, [](Result<qmp::CommandResult>&&) {});
+  schedule(*vm, kQuitGraceMs, [vm] {
+    if (vm->process && !vm->process->exited()) (void)vm->process->signal(SIGKILL);
+  });
 }
 
 void Supervisor::reboot(const std::string& name, Completion<Done> done) {

@@ -61,6 +61,12 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     }
   }
   runAwaiting(vm, vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
+  if (auto interrupted = std::exchange(vm.on_worker_exit, nullptr)) {
+    vm.operation.clear();
+    interrupted(vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker " + how));
+    // Its steps still pending (the destination's answers) must not act on a restarted worker.
+    vm.outgoing.reset();
+  }
   log::info(vmText(name) + ": worker " + std::to_string(vm.process ? vm.process->pid() : -1) + " " + how);
 
   if (!vm.start_waiters.empty()) {
@@ -70,8 +76,11 @@ void Supervisor::onWorkerExit(Vm& vm, const WorkerExit& exit) {
     if (!last.empty()) why += ": " + last;
     log::error(vmText(name) + ": start failed: worker " + how + (last.empty() ? "" : ": " + last));
     auto waiters = std::exchange(vm.start_waiters, {});
+    // A destroy while it started (an aborted incoming migration) is answered too.
+    auto stops = std::exchange(vm.stop_waiters, {});
     retire(vm, VmEvent::kStopped, "start failed: " + how);
     for (auto& done : waiters) done(vmError(VmErrorCode::kWorkerFailed, why));
+    for (auto& done : stops) done(StopOutcome{false});
     return;
   }
 

@@ -77,6 +77,12 @@ VmResult<Done> Supervisor::undefine(const std::string& name) {
   if (auto st = store_.undefine(name); !st) {
     return st.error().code() == kStoreNotDefined ? notDefined(name) : storeFailed(name, st.error());
   }
+  if (!config_.snapshot_dir.empty()) {
+    // The snapshots' state files went out of the store with the definition.
+    std::error_code ec;
+    std::filesystem::remove_all(config_.snapshot_dir + "/" + name, ec);
+    if (ec) log::warning(vmText(name) + ": remove its snapshot state files: " + ec.message());
+  }
   if (auto paths = workerPathsFor(config_.run_dir, name)) {
     std::error_code ignored;
     std::filesystem::remove_all(paths->dir, ignored);
@@ -165,6 +171,8 @@ VmResult<VmDetails> Supervisor::info(const std::string& name) {
     details.exit_signal = record->exit_signal;
     details.restart_count = record->restart_count;
   }
+  if (Vm* vm = active(name); vm && !vm->operation.empty()) details.operation = vm->operation;
+  if (auto snapshots = store_.snapshots(name)) details.snapshots = snapshots->size();
   return details;
 }
 

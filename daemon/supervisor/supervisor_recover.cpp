@@ -12,6 +12,7 @@
 namespace vmmd::daemon {
 
 void Supervisor::recover() {
+  dropUnfinishedArrivals();
   auto runtimes = store_.runtimes();
   if (!runtimes) {
     log::error("cannot read runtime records: " + runtimes.error().message());

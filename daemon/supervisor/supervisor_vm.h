@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "base/uv_handle.h"
+#include "daemon/supervisor/stream_listener.h"
+#include "daemon/supervisor/outgoing_migration.h"
 #include "daemon/launch/worker_paths.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/console_relay.h"
@@ -37,6 +40,17 @@ struct AgentAddresses {
   int64_t answered_us = 0;                         // when it answered; 0: never
   int64_t asked_us = 0;
   bool in_flight = false;
+};
+
+// The worker is started with `-incoming defer` and loads its state from `stream` (a state file, or
+// the connection `listener` accepts) through getfd + migrate-incoming before the guest runs.
+struct IncomingPlan {
+  UniqueFd stream;
+  std::unique_ptr<StreamListener> listener;
+  bool run = true;  // `cont` once loaded; else the guest stays paused
+  // Once the worker waits for a stream that `listener` has not accepted yet: the socket's path.
+  std::function<void(const std::string& socket)> on_listening;
+  bool loading = false;
 };
 
 struct Supervisor::Vm {
@@ -71,6 +85,13 @@ struct Supervisor::Vm {
   int64_t link_lost_us = 0;
   std::vector<Completion<Done>> start_waiters;  // vm-start callers, answered once the guest runs
   std::vector<StopCompletion> stop_waiters;     // vm-shutdown / vm-destroy callers, answered at exit
+  // A worker that starts from a migration stream (snapshot revert, the destination of a migration).
+  std::optional<IncomingPlan> incoming;
+  // The snapshot or migration in progress ("snapshot save", "migration to ..."): one at a time.
+  std::string operation;
+  // Told when the worker ends while `operation` runs.
+  std::function<void(const VmError& why)> on_worker_exit;
+  std::unique_ptr<OutgoingMigration> outgoing;  // the source side of a migration in progress
   // Commands that came while the QMP connection was being made (see withWorker).
   std::vector<std::pair<WorkerAction, WorkerUnavailable>> awaiting_qmp;
 
@@ -79,6 +100,9 @@ struct Supervisor::Vm {
   // A stop was asked for (vm-shutdown, vm-destroy, a failed start): the worker's end is no crash.
   bool stopping() const { return lifecycle.phase == VmPhase::kShuttingDown || lifecycle.phase == VmPhase::kDestroying; }
 };
+
+// <snapshot_dir>/<vm>/<tag>.state
+std::string snapshotStatePath(const std::string& snapshot_dir, const std::string& vm, const std::string& tag);
 
 inline std::string workerLogPath(const WorkerPaths& paths) { return paths.dir + "/worker.log"; }
 inline std::string ttyPath(const WorkerPaths& paths) { return paths.dir + "/tty.sock"; }
@@ -90,6 +114,20 @@ inline VmError vmError(VmErrorCode code, std::string message) { return VmError{c
 
 inline VmError noAgentChannel(const std::string& name) {
   return vmError(VmErrorCode::kInvalidArgument, vmText(name) + " has no guest agent channel (\"agent\": true in its definition)");
+}
+
+// The worker's reply as the command's result: its value, its own error (class kept), or — the
+// connection lost — an error naming the VM.
+inline VmResult<qmp::Json> fromWorker(const std::string& name, Result<qmp::CommandResult>&& reply) {
+  if (!reply) return vmError(VmErrorCode::kWorkerFailed, vmText(name) + ": worker did not answer: " + reply.error().message());
+  if (auto* err = std::get_if<qmp::QmpError>(&*reply)) return VmError{VmErrorCode::kWorkerRefused, err->desc, err->errorClass};
+  return std::move(std::get<qmp::Json>(*reply));
+}
+
+// A worker's answer when only success matters.
+inline VmResult<Done> asDone(VmResult<qmp::Json>&& result) {
+  if (!result) return result.error();
+  return Done{};
 }
 
 // withWorker's `unavailable` for a command that completes with the error.

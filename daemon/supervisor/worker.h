@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +47,13 @@ class WorkerLink {
   // Completes once QMP is negotiated, or with why not.
   virtual void connect(const std::string& socket_path, std::function<void(Status)> done) = 0;
   virtual void execute(std::string_view command, const qmp::JsonValue* args, ReplyCallback callback) = 0;
+  // As execute, with `fd` passed on the same message (QMP `getfd`); the caller keeps its copy.
+  // Links that cannot pass descriptors answer with an Error (ENOTSUP).
+  virtual void executeWithFd(std::string_view command, const qmp::JsonValue* args, int fd, ReplyCallback callback) {
+    (void)args;
+    (void)fd;
+    callback(Error("this QMP link cannot pass a descriptor with '" + std::string(command) + "'", ENOTSUP));
+  }
   virtual void close() = 0;
 
   std::function<void(const qmp::Json& event)> onEvent;

@@ -360,5 +360,74 @@ TEST(StoreSchema, MigratesStepByStepAndAtomically) {
             "database schema version 2 is newer than this vmmd supports (1); was it written by a newer vmmd?");
 }
 
+// Version 4 adds snapshots: a version-3 file is upgraded in place; a snapshot belongs to a defined
+// VM, its tag is unique per VM, and it goes with the VM's definition.
+TEST(Store, Version3FileGainsSnapshotsThatGoWithTheirVm) {
+  test_support::TempDir dir;
+  std::string path = dir.file("vmmd.db");
+  {
+    auto db = sqlite::Database::open(path, true);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE(migrateStore(*db, storeMigrations().first(3)).ok());
+  }
+  rawExec(path, "INSERT INTO definitions (name, uuid, json, created_us, updated_us) VALUES ('web1', 'u1', '{}', 1, 1);");
+  auto store = Store::open(path);
+  ASSERT_TRUE(store.ok()) << store.error().message();
+  auto none = store->snapshots("web1");
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_TRUE(none->empty());
+
+  SnapshotRecord first{"web1", "before-upgrade", 1700000000000000, "/var/lib/vmmd/snapshots/web1/before-upgrade.state", 4096,
+                       {"disk0", "data"}};
+  ASSERT_TRUE(store->addSnapshot(first).ok());
+  SnapshotRecord second = first;
+  second.tag = "after";
+  second.created_us += 1;
+  second.disks = {"disk0"};
+  ASSERT_TRUE(store->addSnapshot(second).ok());
+  auto again = store->addSnapshot(first);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), kStoreNameTaken);
+  EXPECT_EQ(again.error().message(), "vm 'web1' has a snapshot 'before-upgrade' already");
+  SnapshotRecord orphan = first;
+  orphan.vm = "nobody";
+  EXPECT_EQ(store->addSnapshot(orphan).error().code(), kStoreNotDefined);
+
+  auto all = store->snapshots("web1");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0], first);
+  EXPECT_EQ((*all)[1], second);
+  auto one = store->snapshot("web1", "after");
+  ASSERT_TRUE(one.ok() && *one);
+  EXPECT_EQ(**one, second);
+
+  ASSERT_TRUE(store->removeSnapshot("web1", "after").ok());
+  EXPECT_EQ(store->removeSnapshot("web1", "after").error().code(), kStoreNotDefined);
+  EXPECT_FALSE(*store->snapshot("web1", "after"));
+  auto events = store->events({.vm = "web1"});
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[2].detail, "deleted after");
+
+  ASSERT_TRUE(store->undefine("web1").ok());
+  EXPECT_TRUE(store->snapshots("web1")->empty());
+}
+
+// A VM defined by an incoming migration is marked until it arrives.
+TEST(Store, ArrivingMarkIsKeptUntilCleared) {
+  test_support::TempDir dir;
+  auto store = Store::open(dir.file("vmmd.db"));
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(store->define(makeDefinition("a")).ok());
+  ASSERT_TRUE(store->define(makeDefinition("b")).ok());
+  EXPECT_TRUE(store->arrivingVms()->empty());
+  ASSERT_TRUE(store->setArriving("b", true).ok());
+  EXPECT_EQ(*store->arrivingVms(), std::vector<std::string>{"b"});
+  ASSERT_TRUE(store->setArriving("b", false).ok());
+  EXPECT_TRUE(store->arrivingVms()->empty());
+  EXPECT_EQ(store->setArriving("nobody", true).error().code(), kStoreNotDefined);
+}
+
 }  // namespace
 }  // namespace vmmd::daemon

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -17,6 +20,31 @@ namespace vmmd::qmp {
 namespace {
 
 using namespace std::chrono_literals;
+
+// What the loop thread's callbacks recorded, read from the test's thread.
+class CallbackLog {
+ public:
+  void record(std::string line) {
+    std::lock_guard g(mu_);
+    lines_.push_back(std::move(line));
+  }
+  // Whether `n` lines came within 10 s.
+  bool waitFor(size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      if (lines().size() >= n) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  std::vector<std::string> lines() {
+    std::lock_guard g(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
 
 std::string socketPath(const char* tag) {
   return "/tmp/vmmd-qmp-client-" + std::to_string(::getpid()) + "-" + tag + ".sock";
@@ -63,22 +91,9 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   std::unique_ptr<UvServer> server;
   std::unique_ptr<UvClient> client;
   std::string path = socketPath("uv");
-  std::mutex mu;
-  std::vector<std::string> log;
-  auto record = [&](std::string s) {
-    std::lock_guard g(mu);
-    log.push_back(std::move(s));
-  };
-  auto logged = [&](size_t n) {
-    for (int i = 0; i < 500; ++i) {
-      {
-        std::lock_guard g(mu);
-        if (log.size() >= n) return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  };
+  CallbackLog calls;
+  auto record = [&](std::string s) { calls.record(std::move(s)); };
+  auto logged = [&](size_t n) { return calls.waitFor(n); };
   loop.run([&] {
     server = std::make_unique<UvServer>(loop.loop(), t.registry);
     ASSERT_TRUE(server->listen(path).ok());
@@ -103,7 +118,7 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   });
   ASSERT_TRUE(logged(4));
   {
-    std::lock_guard g(mu);
+    auto log = calls.lines();
     EXPECT_EQ(log[0], "connected");
     EXPECT_EQ(log[1], R"(status {"status": "prelaunch", "singlestep": false, "running": false})");
     // The event is broadcast at once; the reply follows its request through the socket.
@@ -114,7 +129,7 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   loop.run([&] { server.reset(); });
   ASSERT_TRUE(logged(6));
   {
-    std::lock_guard g(mu);
+    auto log = calls.lines();
     EXPECT_EQ(log[4], "slow failed: QMP connection closed");
     EXPECT_EQ(log[5], "disconnect QMP connection closed");
   }
@@ -122,6 +137,128 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
     client.reset();
     t.deferred.clear();
   });
+}
+
+// A server with maxPassedFds takes the descriptors a client passes (the newest for the command
+// that came with it); one without takes none (the kernel closes them).
+TEST(UvServer, TakesPassedDescriptorsOnlyWhenAsked) {
+  for (size_t limit : {size_t{0}, size_t{2}}) {
+    CommandRegistry registry;
+    registry.addSync({"whatfd"}, [](const JsonValue&, Session& session) -> CommandResult {
+      auto fd = session.takePassedFd();
+      Json r = jsonObject();
+      struct stat st {};
+      r.AddMember("ino", fd && ::fstat(fd->get(), &st) == 0 ? static_cast<uint64_t>(st.st_ino) : uint64_t{0}, r.GetAllocator());
+      return r;
+    });
+    testing::LoopThread loop;
+    std::unique_ptr<UvServer> server;
+    std::unique_ptr<UvClient> client;
+    std::string path = socketPath(limit ? "fds" : "nofds");
+    std::mutex mu;
+    std::vector<uint64_t> inodes;
+    std::atomic<bool> connected{false};
+    loop.run([&] {
+      UvServerOptions options;
+      options.maxPassedFds = limit;
+      server = std::make_unique<UvServer>(loop.loop(), registry, options);
+      ASSERT_TRUE(server->listen(path).ok());
+      client = std::make_unique<UvClient>(loop.loop());
+      client->connect(path, [&](Status st) { connected = st.ok(); });
+    });
+    for (int i = 0; i < 500 && !connected; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(connected);
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(pipe_fds[0], &st), 0);
+    auto ask = [&](bool with_fd) {
+      loop.run([&] {
+        auto record = [&](Result<CommandResult>&& r) {
+          std::lock_guard g(mu);
+          inodes.push_back(r.ok() && std::holds_alternative<Json>(*r) ? std::get<Json>(*r)["ino"].GetUint64() : ~uint64_t{0});
+        };
+        if (with_fd) client->executeWithFd("whatfd", nullptr, pipe_fds[0], record);
+        else client->execute("whatfd", nullptr, record);
+      });
+      for (int i = 0; i < 500; ++i) {
+        {
+          std::lock_guard g(mu);
+          if (!inodes.empty()) break;
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+      std::lock_guard g(mu);
+      uint64_t got = inodes.empty() ? ~uint64_t{1} : inodes.back();
+      inodes.clear();
+      return got;
+    };
+    uint64_t pipe_ino = st.st_ino;
+    EXPECT_EQ(ask(true), limit ? pipe_ino : 0u) << "limit " << limit;
+    EXPECT_EQ(ask(false), 0u) << "a descriptor is taken once";
+    loop.run([&] {
+      client.reset();
+      server.reset();
+    });
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  }
+}
+
+// executeWithFd passes a descriptor with the command, as QEMU's getfd expects: real QEMU 7.2 then
+// knows it by name (closefd succeeds once, and not for a name it never got).
+TEST(RealQemu, UvClientPassesDescriptorsForGetfd) {
+  if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu-system-x86_64 not installed";
+  std::string path = socketPath("qemu-fd");
+  ::unlink(path.c_str());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string qmp = "unix:" + path + ",server=on,wait=off";
+    ::execl("/usr/bin/qemu-system-x86_64", "qemu-system-x86_64", "-M", "none", "-accel", "tcg", "-S", "-nodefaults",
+            "-display", "none", "-qmp", qmp.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 500 && ::access(path.c_str(), F_OK) != 0; ++i) std::this_thread::sleep_for(10ms);
+  testing::LoopThread loop;
+  std::unique_ptr<UvClient> client;
+  CallbackLog calls;
+  auto record = [&](std::string s) { calls.record(std::move(s)); };
+  auto logged = [&](size_t n) { return calls.waitFor(n); };
+  auto outcome = [](Result<CommandResult>&& r) {
+    if (!r) return "failed: " + r.error().message();
+    if (auto* e = std::get_if<QmpError>(&*r)) return "error: " + e->desc;
+    return std::string("ok");
+  };
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  Json name = parseJson(R"({"fdname": "stream"})").value();
+  loop.run([&] {
+    client = std::make_unique<UvClient>(loop.loop());
+    // Not negotiated yet: refused rather than queued (the descriptor must travel with its command).
+    client->executeWithFd("getfd", &name, pipe_fds[1], [&](Result<CommandResult>&& r) { record("early " + outcome(std::move(r))); });
+    client->connect(path, [&](Status s) { record(s.ok() ? "connected" : "connect failed: " + s.error().message()); });
+  });
+  ASSERT_TRUE(logged(2));
+  loop.run([&] {
+    client->executeWithFd("getfd", &name, pipe_fds[1], [&](Result<CommandResult>&& r) { record("getfd " + outcome(std::move(r))); });
+    client->execute("closefd", &name, [&](Result<CommandResult>&& r) { record("closefd " + outcome(std::move(r))); });
+    client->execute("closefd", &name, [&](Result<CommandResult>&& r) { record("again " + outcome(std::move(r))); });
+  });
+  ASSERT_TRUE(logged(5));
+  {
+    auto log = calls.lines();
+    EXPECT_EQ(log[0], "early failed: QMP client not connected");
+    EXPECT_EQ(log[1], "connected");
+    EXPECT_EQ(log[2], "getfd ok");
+    EXPECT_EQ(log[3], "closefd ok");
+    EXPECT_EQ(log[4], "again error: File descriptor named 'stream' not found");
+  }
+  loop.run([&] { client.reset(); });
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ::unlink(path.c_str());
 }
 
 // The same raw inputs to real QEMU 7.2 and to a Session with the test registry must produce the

@@ -5,6 +5,7 @@
 #include "vmm/backends/chardev.h"
 #include "vmm/monitor/block_snapshot.h"
 #include "vmm/monitor/monitored_vm.h"
+#include "vmm/monitor/qmp_fds.h"
 #include "vmm/monitor/qmp_migration.h"
 #include "vmm/monitor/query_stats.h"
 
@@ -54,6 +55,7 @@ Status QmpMonitor::listen(const config::ChardevConfig& chardev, bool pretty) {
   if (!listener) return listener.error();
   qmp::UvServerOptions options;
   options.session.versionJson = qmpVersionJson();
+  options.maxPassedFds = kMaxPassedFds;  // getfd
   auto server = std::make_unique<qmp::UvServer>(loop_, registry_, options);
   // A socket passed by fd (vmmd's) stays where its owner bound it; one we bound goes with us.
   if (auto st = server->adoptListeningFd(listener->release(), chardev.fd < 0 ? chardev.path : ""); !st) {
@@ -167,8 +169,9 @@ void QmpMonitor::registerSchema() {
 void QmpMonitor::registerCommands() {
   MonitoredVm& w = vm_;
   registerQueryStats(registry_, w);
-  registerBlockSnapshotCommands(registry_, w, std::chrono::steady_clock::now());
   registerMigrationCommands(registry_, w);
+  registerFdCommands(registry_, w);
+  registerBlockSnapshotCommands(registry_, w, std::chrono::steady_clock::now());
   registry_.addSync({"query-status", {}, "StatusInfo"}, [&w](const JsonValue&, qmp::Session&) -> CommandResult {
     Json info = emptyObject();
     putString(info, "status", runStateName(w.state()));

@@ -1,0 +1,28 @@
+// The source side of a migration to another vmmd (vm-migrate): the control connection to the
+// destination vmmd, the poll of the worker's query-migrate, and what vm-migrate-status shows.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/uv_handle.h"
+#include "qmp/json.h"
+#include "qmp/uv_client.h"
+
+namespace vmmd::daemon {
+
+struct OutgoingMigration {
+  std::string destination;  // the destination vmmd's control socket
+  std::string phase = "connecting";  // connecting, preparing, active, committing, cleaning-up
+  bool was_running = true;  // the guest ran when the migration began (it runs again on failure)
+  bool cancel_requested = false;
+  std::unique_ptr<qmp::UvClient> peer;  // the control connection to the destination vmmd
+  UvHandle<uv_timer_t> poll_timer;
+  std::function<void()> on_poll;
+  qmp::Json last_status = qmp::jsonObject();  // the worker's last query-migrate answer
+};
+
+}  // namespace vmmd::daemon
