@@ -85,6 +85,8 @@ CREATE TABLE network_leases (
   PRIMARY KEY (network, mac),
   UNIQUE (network, ipv4)
 ) STRICT;
+)sql";
+
 // Snapshots of a VM (vmctl snapshot): the qcow2 internal snapshot named `tag` on each disk listed
 // in `disks` (their ids, comma-separated) and the guest's memory and device state, written by its
 // worker as a migration stream to `state_file`. They go with the VM's definition.
@@ -104,7 +106,7 @@ CREATE TABLE snapshots (
 ALTER TABLE definitions ADD COLUMN arriving INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations = {{
+constexpr std::array<Migration, 5> kMigrations = {{
     {1, "definitions, runtime state, event history", kVersion1},
     {2, "stop intents and their deadlines, the worker's boot id and binary", kVersion2},
     {3, "the owner of each VM (uid, gid, groups)", kVersion3},
