@@ -72,7 +72,7 @@ Status load(const Program& program, unsigned flags, const char* what) {
 Status prepare() {
   if (programs) return {};
   auto compiled = std::make_unique<Programs>();
-  auto process = compile({Role::Main, Role::Vcpu, Role::Io});
+  auto process = compile({Role::Main, Role::Vcpu, Role::Io, Role::Migration});
   if (!process) return process.error();
   compiled->process = std::move(*process);
   for (Role role : kAllRoles) {
