@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -115,6 +116,27 @@ TEST(Sandbox, EveryRoleKeepsTheCallsItNeeds) {
     kvm_dirty_log log{};
     if (::ioctl(far.get(), KVM_GET_DIRTY_LOG, &log) == 0 || errno != ENOTTY) ::_exit(9);
   }).exitedWith(0));
+}
+
+// A thread's large buffers, freed, must not make glibc shrink a thread arena: that reads
+// /proc/sys/vm/overcommit_memory (the migration thread's stream buffers did, and died by SIGSYS).
+TEST(Sandbox, AThreadFreeingLargeBuffersOpensNoFile) {
+  auto end = runConfined(Role::Main, [] {
+    std::thread([] {
+      if (!confineThread(Role::Migration)) ::_exit(4);
+      // A freed 4 MiB mapping raises malloc's mmap threshold (to 4 MiB, trim threshold 8 MiB):
+      // twelve 2 MiB buffers then come from the arena's heap, and freeing them trims it.
+      {
+        std::vector<uint8_t> mapped(size_t{4} << 20, 1);
+        if (mapped.back() != 1) ::_exit(5);
+      }
+      std::vector<std::vector<uint8_t>> buffers;
+      for (int i = 0; i < 12; ++i) buffers.emplace_back(size_t{2} << 20, 1);
+      if (buffers.back().back() != 1) ::_exit(5);
+      buffers.clear();
+    }).join();
+  });
+  EXPECT_TRUE(end.exitedWith(0)) << end.status << " " << end.stderr_text;
 }
 
 TEST(Sandbox, TheMigrationThreadMakesNoSocketAndRunsNoVcpu) {
