@@ -115,7 +115,6 @@ Status Worker::start() {
   if (!config_.incoming.empty()) {
     // A destination: the machine is built with its vCPUs parked, and runs only once the stream
     // has loaded (unless -S). The boot setup powerOn writes is overwritten by the stream.
-    if (config_.sandbox) return Error("-incoming: migration is not supported with -sandbox on yet");
     if (auto st = machine_->powerOn(true); !st) return st;
     state_ = RunState::Inmigrate;
     autostart_ = !config_.start_paused;

@@ -7,6 +7,9 @@
           MIGRATION_PASS events arrive in order, STOP on the source and RESUME on the destination
   tcp:    -incoming defer + migrate-incoming tcp:127.0.0.1:PORT
   fd:     a socketpair, one end inherited by each process (migrate fd:N, -incoming fd:N)
+  sandbox: the same with both under -sandbox on (the migration thread's seccomp role): the guest
+          counts on, no forbidden system call; unix:, tcp: and exec: are refused naming the
+          sandbox and pointing at fd:, from migrate and from -incoming
   exec:   migrate "exec:cat > FILE", then a destination with -incoming "exec:cat FILE"; -S keeps it paused
   refused: a corrupted and a truncated stream file, a destination with other RAM or devices: the
           destination exits 1 naming the problem (QEMU's behaviour) and never runs the guest; on a
@@ -251,6 +254,38 @@ with temp_dir("vmm-migration-") as tmp:
         check_moved(src, dst, "fd")
         src.kill()
         dst.kill()
+
+        # ---- sandbox: fd: under -sandbox on on both sides; other URIs refused with the reason -----
+        a, b = socket.socketpair()
+        a_fd, b_fd = a.fileno(), b.fileno()
+        src = new_vm("sandbox-src", ["-sandbox", "on"], pass_fds=[a_fd])
+        dst = new_vm("sandbox-dst", ["-sandbox", "on", "-incoming", f"fd:{b_fd}"], pass_fds=[b_fd])
+        a.close()
+        b.close()
+        check(src.wait_count(3) is not None, "sandbox: the source's guest counts")
+        for uri, reason in ((f"unix:{tmp}/sandbox.mig", "unix: and tcp: need socket"),
+                            ("tcp:127.0.0.1:1", "unix: and tcp: need socket"),
+                            ("exec:cat > /dev/null", "exec: needs fork and execve")):
+            try:
+                src.qmp.execute("migrate", {"uri": uri})
+                check(False, f"sandbox: migrate {uri} is refused")
+            except QmpError as e:
+                check("-sandbox on" in e.desc and reason in e.desc and "fd:" in e.desc, f"sandbox: migrate {uri} refused: {e.desc}")
+        src.qmp.execute("migrate", {"uri": f"fd:{a_fd}"})
+        info = wait_migration(src)
+        check(info.get("status") == "completed", f"sandbox: completed ({info.get('status')} {info.get('error-desc', '')})")
+        check_moved(src, dst, "sandbox")
+        for vm in (src, dst):
+            check(vm.proc.poll() is None and "seccomp" not in vm.stderr(),
+                  f"sandbox: {vm.name} alive, no forbidden system call ({vm.stderr().strip()[-200:]})")
+        src.kill()
+        dst.kill()
+        for uri, reason in ((f"unix:{tmp}/sandbox-in.mig", "unix: and tcp: need socket"), ("exec:cat /dev/null", "exec: needs fork")):
+            bad = Vm(tmp, "sandbox-bad-incoming", ["-sandbox", "on", "-incoming", uri], wait_qmp=False)
+            vms.append(bad)
+            code = bad.wait_exit()
+            check(code == 1 and "-sandbox on" in bad.stderr() and reason in bad.stderr() and "fd:" in bad.stderr(),
+                  f"sandbox: -incoming {uri} refused at start ({code}: {bad.stderr().strip()})")
 
         # ---- exec: through a file; corrupted, truncated and mismatched streams -------------------
         stream = os.path.join(tmp, "stream.bin")

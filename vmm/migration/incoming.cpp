@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "vmm/migration/stream_reader.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd::migration {
 namespace {
@@ -45,6 +46,8 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
       manager.host().incomingFailed(why);
     });
   };
+  // Under -sandbox on the thread narrows the main loop's filter (inherited) to its own.
+  if (auto st = sandbox::confineThread(sandbox::Role::Migration); !st) return fail(st.error());
   auto channel = acceptSource(endpoint, manager.cancelled());
   if (!channel) return fail(channel.error());
   auto start = Clock::now();

@@ -4,6 +4,7 @@
 
 #include "vmm/migration/incoming.h"
 #include "vmm/migration/outgoing.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd::migration {
 
@@ -16,6 +17,19 @@ const std::vector<std::string>& capabilityNames() {
       "postcopy-preempt"};
   return names;
 }
+
+namespace {
+
+// -sandbox on forbids making sockets and starting processes: only a descriptor the worker already
+// has (fd:) can carry the stream.
+Status allowedUnderSandbox(const MigrationUri& uri) {
+  if (!sandbox::active() || uri.kind == MigrationUri::Kind::Fd) return {};
+  const char* needs = uri.kind == MigrationUri::Kind::Exec ? "exec: needs fork and execve" : "unix: and tcp: need socket, connect, bind and listen";
+  return Error(std::string("Migration over this URI is not possible with -sandbox on (") + needs +
+               ", which the sandbox forbids): pass an open descriptor and use fd:NAME (QMP getfd) or an inherited fd:N");
+}
+
+}  // namespace
 
 MigrationManager::~MigrationManager() { shutdown(); }
 
@@ -48,6 +62,7 @@ Status MigrationManager::startOutgoing(const std::string& uri) {
   if (active()) return Error("There's a migration process in progress");
   auto parsed = parseMigrationUri(uri);
   if (!parsed) return parsed.error();
+  if (auto st = allowedUnderSandbox(*parsed); !st) return st;
   joinFinished();
   wire_bytes_ = 0;
   limiter_.setLimit(max_bandwidth_.load());
@@ -60,6 +75,7 @@ Status MigrationManager::startIncoming(const std::string& uri) {
   if (incoming_started_) return Error("The incoming migration has already been started");
   auto parsed = parseMigrationUri(uri);
   if (!parsed) return parsed.error();
+  if (auto st = allowedUnderSandbox(*parsed); !st) return st;
   auto endpoint = openIncoming(*parsed, [this](const std::string& name) { return takeFd(name); });
   if (!endpoint) return endpoint.error();
   incoming_started_ = true;

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "vmm/migration/stream_writer.h"
+#include "vmm/sandbox/sandbox.h"
 
 namespace vmmd::migration {
 namespace {
@@ -200,7 +201,9 @@ Status Sender::run() {
 void runOutgoing(MigrationManager& manager, MigrationUri uri) {
   auto setup_start = Clock::now();
   Machine& machine = manager.host().machine();
-  auto channel = openOutgoing(uri, [&manager](const std::string& name) { return manager.takeFd(name); });
+  // Under -sandbox on the thread narrows the main loop's filter (inherited) to its own.
+  Status confined = sandbox::confineThread(sandbox::Role::Migration);
+  auto channel = confined ? openOutgoing(uri, [&manager](const std::string& name) { return manager.takeFd(name); }) : Result<Channel>(confined.error());
   Status result;
   if (!channel) {
     result = channel.error();

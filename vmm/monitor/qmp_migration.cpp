@@ -94,7 +94,6 @@ void registerMigrationCommands(qmp::CommandRegistry& registry, MonitoredVm& vm) 
                        return QmpError::generic("Cannot resume if there is no paused migration");
                      }
                      if (vm.state() == RunState::Inmigrate) return QmpError::generic("Guest is waiting for an incoming migration");
-                     if (vm.config().sandbox) return QmpError::generic("Migration is not supported with -sandbox on yet");
                      auto st = vm.migration().startOutgoing(std::string(qmp::jsonStringView(args["uri"])));
                      if (!st) return QmpError::generic(st.error().message());
                      return qmp::jsonObject();

@@ -2,6 +2,7 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -72,7 +73,7 @@ Status load(const Program& program, unsigned flags, const char* what) {
 Status prepare() {
   if (programs) return {};
   auto compiled = std::make_unique<Programs>();
-  auto process = compile({Role::Main, Role::Vcpu, Role::Io});
+  auto process = compile({Role::Main, Role::Vcpu, Role::Io, Role::Migration});
   if (!process) return process.error();
   compiled->process = std::move(*process);
   for (Role role : kAllRoles) {
@@ -83,6 +84,12 @@ Status prepare() {
   if (auto st = installViolationReporter(); !st) return st;
   // The RTC's localtime_r loads the time zone on its first call, from a vCPU thread: load it now.
   ::tzset();
+  // One malloc arena, the main one, for every thread started from here on: glibc shrinks a
+  // thread arena's heap only after reading /proc/sys/vm/overcommit_memory (check_may_shrink_heap),
+  // an open(2) the filters forbid; the migration thread's freed stream buffers hit it. The main
+  // arena gives memory back with brk, which every role may call. (The sanitizer runtimes'
+  // allocator has no arenas and ignores mallopt: its result is not checked.)
+  (void)::mallopt(M_ARENA_MAX, 1);
   programs = compiled.release();  // lives as long as the process: threads read it until they exit
   return {};
 }

@@ -59,6 +59,23 @@ constexpr int kIoPool[] = {
     SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
 };
 
+// The migration thread (vmm/migration, started by the main loop for migrate / -incoming): the
+// stream on an already open descriptor (fd:, the only kind allowed under the sandbox): poll with
+// the cancel timeout, send/recv on a socket, read/write on a pipe or file, getsockopt(SO_TYPE)
+// to tell a socket, shutdown(SHUT_WR) at the end of the stream, fcntl on an inherited fd:N (is
+// it open, close-on-exec), close of the stream when done. Socket creation, connect, bind,
+// listen, accept and fork/execve (unix:, tcp:, exec:) stay forbidden.
+constexpr int kMigration[] = {
+    SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg), SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(fcntl), SCMP_SYS(close),
+};
+
+// Its KVM dirty logging on the source: the log flag set and cleared on each memory slot
+// (KVM_SET_USER_MEMORY_REGION, same slot and address), and the bitmap fetched and cleared per
+// pass (KVM_GET_DIRTY_LOG; vmm/kvm does not use manual-protect, so no KVM_CLEAR_DIRTY_LOG).
+// The state is saved and loaded on the main loop (kMainIoctls).
+constexpr unsigned long kMigrationIoctls[] = {KVM_SET_USER_MEMORY_REGION, KVM_GET_DIRTY_LOG};
+
 constexpr unsigned long kVcpuIoctls[] = {
     KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI,
     KVM_IRQFD, KVM_IOEVENTFD, kvm::kSetGsiRouting, TUNSETOFFLOAD,
@@ -178,6 +195,7 @@ const char* roleName(Role role) {
     case Role::Main: return "main loop";
     case Role::Vcpu: return "vCPU";
     case Role::Io: return "I/O pool";
+    case Role::Migration: return "migration";
   }
   return "unknown";
 }
@@ -196,6 +214,9 @@ Status addAllowlist(scmp_filter_ctx filter, Role role) {
       if (auto st = allowAll(filter, kVcpu); !st) return st;
       if (auto st = allowIoctls(filter, kVcpuIoctls); !st) return st;
       if (auto st = allowAll(filter, kMainLoop); !st) return st;
+      // The migration thread starts from the main loop too, with its filter beneath.
+      if (auto st = allowAll(filter, kMigration); !st) return st;
+      if (auto st = allowIoctls(filter, kMigrationIoctls); !st) return st;
       if (auto st = allowThreadCreation(filter); !st) return st;
       return allowIoctls(filter, kMainIoctls);
     case Role::Vcpu:
@@ -203,6 +224,9 @@ Status addAllowlist(scmp_filter_ctx filter, Role role) {
       return allowIoctls(filter, kVcpuIoctls);
     case Role::Io:
       return allowAll(filter, kIoPool);
+    case Role::Migration:
+      if (auto st = allowAll(filter, kMigration); !st) return st;
+      return allowIoctls(filter, kMigrationIoctls);
   }
   return {};
 }

@@ -9,11 +9,11 @@
 
 namespace vmmd::sandbox {
 
-enum class Role { Main, Vcpu, Io };
+enum class Role { Main, Vcpu, Io, Migration };
 
-inline constexpr Role kAllRoles[] = {Role::Main, Role::Vcpu, Role::Io};
+inline constexpr Role kAllRoles[] = {Role::Main, Role::Vcpu, Role::Io, Role::Migration};
 
-// "main loop", "vCPU", "I/O pool": the words of a violation report.
+// "main loop", "vCPU", "I/O pool", "migration": the words of a violation report.
 const char* roleName(Role role);
 
 // Adds `role`'s allowlist to `filter` (made with a trapping default action). Adding several

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +97,55 @@ TEST(Sandbox, EveryRoleKeepsTheCallsItNeeds) {
     if (::pread(STDIN_FILENO, &byte, 0, 0) < 0 && errno != ESPIPE) ::_exit(4);
     (void)::fdatasync(STDERR_FILENO);  // EINVAL on a pipe: the call itself is allowed
   }).exitedWith(0));
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd near(pair[0]), far(pair[1]);
+  EXPECT_TRUE(runConfined(Role::Migration, [&] {
+    everyone();
+    // The stream on an fd: descriptor: send, poll, recv, tell a socket, end it, close it.
+    uint8_t byte = 7;
+    if (::send(near.get(), &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) ::_exit(4);
+    pollfd p{far.get(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) != 1) ::_exit(5);
+    if (::recv(far.get(), &byte, 1, 0) != 1) ::_exit(6);
+    int type = 0;
+    socklen_t length = sizeof type;
+    if (::getsockopt(near.get(), SOL_SOCKET, SO_TYPE, &type, &length) != 0) ::_exit(7);
+    if (::fcntl(near.get(), F_GETFD) < 0 || ::shutdown(near.get(), SHUT_WR) != 0 || ::close(near.release()) != 0) ::_exit(8);
+    // KVM dirty logging: ENOTTY on a socket, but the request itself is allowed.
+    kvm_dirty_log log{};
+    if (::ioctl(far.get(), KVM_GET_DIRTY_LOG, &log) == 0 || errno != ENOTTY) ::_exit(9);
+  }).exitedWith(0));
+}
+
+// A thread's large buffers, freed, must not make glibc shrink a thread arena: that reads
+// /proc/sys/vm/overcommit_memory (the migration thread's stream buffers did, and died by SIGSYS).
+TEST(Sandbox, AThreadFreeingLargeBuffersOpensNoFile) {
+  auto end = runConfined(Role::Main, [] {
+    std::thread([] {
+      if (!confineThread(Role::Migration)) ::_exit(4);
+      // A freed 4 MiB mapping raises malloc's mmap threshold (to 4 MiB, trim threshold 8 MiB):
+      // twelve 2 MiB buffers then come from the arena's heap, and freeing them trims it.
+      {
+        std::vector<uint8_t> mapped(size_t{4} << 20, 1);
+        if (mapped.back() != 1) ::_exit(5);
+      }
+      std::vector<std::vector<uint8_t>> buffers;
+      for (int i = 0; i < 12; ++i) buffers.emplace_back(size_t{2} << 20, 1);
+      if (buffers.back().back() != 1) ::_exit(5);
+      buffers.clear();
+    }).join();
+  });
+  EXPECT_TRUE(end.exitedWith(0)) << end.status << " " << end.stderr_text;
+}
+
+TEST(Sandbox, TheMigrationThreadMakesNoSocketAndRunsNoVcpu) {
+  auto socket = runConfined(Role::Migration, [] { (void)::socket(AF_UNIX, SOCK_STREAM, 0); });
+  EXPECT_TRUE(socket.killedBy(SIGSYS)) << socket.status;
+  EXPECT_EQ(socket.stderr_text, "vmm: seccomp: migration thread made a forbidden system call 41 (socket)\n");
+  auto kvm = runConfined(Role::Migration, [] { (void)::ioctl(STDIN_FILENO, KVM_RUN, 0); });
+  EXPECT_TRUE(kvm.killedBy(SIGSYS)) << kvm.status;
+  EXPECT_EQ(kvm.stderr_text, "vmm: seccomp: migration thread made a forbidden system call 16 (ioctl) request 0xae80\n");
 }
 
 TEST(Sandbox, AForbiddenCallKillsBySigsysAndSaysWhich) {
