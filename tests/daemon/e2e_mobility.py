@@ -2,7 +2,7 @@
 """End-to-end tests of vmmd's snapshots and of migration between two vmmd instances on one host
 (each with its own state dir, run dir and control socket), with probe guests.
 
-usage: e2e_mobility.py SCENARIO [vmm|vmm-unconfined|qemu]
+usage: e2e_mobility.py SCENARIO [vmm|qemu]
   snapshot           save / list / revert / delete with a qcow2 disk: data written between save
                      and revert is gone after it; qemu-img lists the tag and checks clean
   snapshot_refusals  raw and read-only disks, bad tags, a taken tag, another user's VM
@@ -43,25 +43,8 @@ exec qemu-system-x86_64 "${a[@]}"
 """
 
 
-UNCONFINED_WRAPPER = r"""#!/bin/bash
-# vmm without -sandbox on (vmm does not migrate under its seccomp filter yet).
-a=()
-while [ $# -gt 0 ]; do
-  if [ "$1" = -sandbox ]; then shift 2; continue; fi
-  a+=("$1"); shift
-done
-exec "%s" "${a[@]}"
-"""
-
-
 def new_daemon(worker):
     d = Daemon()
-    if worker == "vmm-unconfined":
-        path = os.path.join(d.tmp, "vmm-unconfined")
-        with open(path, "w") as f:
-            f.write(UNCONFINED_WRAPPER % os.path.abspath(VMM))
-        os.chmod(path, 0o755)
-        d.extra_args += ["--vmm", path]
     if worker == "qemu":
         path = os.path.join(d.tmp, "qemu-worker")
         with open(path, "w") as f:
@@ -368,7 +351,7 @@ def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else ""
     worker = sys.argv[2] if len(sys.argv) > 2 else "vmm"
     fn = globals().get("scenario_" + scenario)
-    if not fn or worker not in ("vmm", "vmm-unconfined", "qemu"):
+    if not fn or worker not in ("vmm", "qemu"):
         print(__doc__)
         return 2
     if worker != "qemu" and (status := require_kvm()) is not None:
