@@ -18,6 +18,7 @@ W=/tmp/migrate-linux
 rm -rf "$W" && mkdir -p "$W"
 nic=$(virtio_dev virtio-net)
 l1_net_modules >"$W/setup.log" 2>&1
+$IP link set lo up  # the tcp: migration goes over 127.0.0.1
 $IP link add migbr0 type bridge && $IP addr add 10.0.2.1/24 dev migbr0 && $IP link set migbr0 up
 (sleep 400 | nc -l -p 7000 >"$W/tcp") &
 receiver=$!
@@ -40,13 +41,7 @@ vmm_start() {
   ) &
 }
 console() { cat "/tmp/l2-$SCENARIO-$1-$VMM.log" 2>/dev/null; }
-# qmp NAME COMMAND...: one QMP conversation with NAME's monitor (capabilities negotiated first).
-qmp() {
-  name=$1; shift
-  { echo '{"execute":"qmp_capabilities"}'; for c in "$@"; do echo "$c"; done; } | unixcat "$W/$name.qmp"
-}
-# json NAME TEXT: the first value of the JSON member NAME in TEXT (numbers and plain strings).
-json() { echo "$2" | grep -o "\"$1\": *\"*[^,}\"]*" | head -n1 | sed 's/.*: *"*//'; }
+qmp() { name=$1; shift; qmp_talk "$W/$name.qmp" "$@"; }
 rounds() { console "$1" | grep -c 'MIGMEM round=.* ok '; }
 # wait_rounds NAME N SECONDS: until NAME's console has N more verified rounds than now.
 wait_rounds() {
@@ -54,20 +49,8 @@ wait_rounds() {
   while [ "$n" -gt 0 ]; do [ "$(rounds "$1")" -ge "$target" ] && return 0; sleep 0.5; n=$((n - 1)); done
   return 1
 }
-# migrate SRC URI LABEL: migrates SRC to URI, waits for an end state (120 s); records LABEL's
-# status, times and RAM transferred, and SRC's run state afterwards, in $W/LABEL.
-migrate() {
-  qmp "$1" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$2\"}}" >"$W/$3.start"
-  n=240 info=
-  while [ "$n" -gt 0 ]; do
-    info=$(qmp "$1" '{"execute":"query-migrate"}' | grep '"status"' | tail -n1)
-    case $(json status "$info") in completed|failed|cancelled) break ;; esac
-    sleep 0.5; n=$((n - 1))
-  done
-  state=$(json status "$(qmp "$1" '{"execute":"query-status"}' | grep '"running"' | tail -n1)")
-  echo "status=$(json status "$info") total_ms=$(json total-time "$info") downtime_ms=$(json downtime "$info")" \
-    "setup_ms=$(json setup-time "$info") ram_bytes=$(json transferred "$info") iterations=$(json dirty-sync-count "$info") state=$state" >"$W/$3"
-}
+# migrate SRC URI LABEL: SRC's VMM migrates to URI; the outcome (qmp_migrate) in $W/LABEL.
+migrate() { qmp_migrate "$W/$1.qmp" "$2" >"$W/$3"; }
 : >"$W/detail"
 step() { printf ',%s' "$1" >>"$W/detail"; }
 tcp_lines() { wc -l <"$W/tcp"; }
@@ -107,13 +90,15 @@ grep -q 'status=completed .*state=postmigrate' "$W/mig-tcp" || { finish fail tcp
 wait_rounds c 3 60 || { finish fail c-rounds; return 0 2>/dev/null || exit 0; }
 tcp_c=$(tcp_lines)
 
-# The guest's own view across the three consoles.
-boots=$(for v in a b c; do console $v; done | grep -o 'MIGMEM round=.* boot=[0-9a-f-]*' | sed 's/.*boot=//' | sort -u)
+# The guest's own view across the three consoles. A line the move cut in two (its start on one
+# console, the rest on the next) is left out.
+round_lines() { console "$1" | grep -E 'MIGMEM round=[0-9]+ (ok|MISMATCH) bad=[0-9]+ boot=[0-9a-f-]{36} uptime=[0-9.]+$'; }
+boots=$(for v in a b c; do round_lines $v; done | sed 's/.*boot=\([0-9a-f-]*\).*/\1/' | sort -u)
 [ "$(echo "$boots" | wc -l)" = 1 ] && [ -n "$boots" ] && step one-boot-id || { finish fail "boot-ids=$(echo $boots | tr ' ' '/')"; return 0 2>/dev/null || exit 0; }
 ! for v in a b c; do console $v; done | grep -q MISMATCH && step no-mismatch || { finish fail mismatch; return 0 2>/dev/null || exit 0; }
 # last_of/first_of NAME FIELD: FIELD of NAME's last/first round line
-last_of() { console "$1" | grep 'MIGMEM round=' | tail -n1 | grep -o "$2=[0-9.]*" | cut -d= -f2; }
-first_of() { console "$1" | grep 'MIGMEM round=' | head -n1 | grep -o "$2=[0-9.]*" | cut -d= -f2; }
+last_of() { round_lines "$1" | tail -n1 | grep -o "$2=[0-9.]*" | cut -d= -f2; }
+first_of() { round_lines "$1" | head -n1 | grep -o "$2=[0-9.]*" | cut -d= -f2; }
 continues() { awk -v a="$(last_of "$1" "$3")" -v b="$(first_of "$2" "$3")" 'BEGIN { exit !(a != "" && b != "" && b > a) }'; }
 for f in round uptime; do
   continues a b $f && continues b c $f && step "$f-continues" || { finish fail "$f:a=$(last_of a $f),b=$(first_of b $f)..$(last_of b $f),c=$(first_of c $f)"; return 0 2>/dev/null || exit 0; }
