@@ -63,12 +63,12 @@ KIT_QUIET=1 "$top/tests/guest/kit/build.sh" >/dev/null
 source "$VMMD_CACHE/kit/$(kit_kernel_package | sed 's/^linux-image-//')/env"
 
 # l1run: the static helper that runs and times L2 in L1.
-l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c")"
+l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c" "$here/l1/connect_unix.h")"
 if [ ! -x "$l1run" ]; then
   gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.tmp" "$here/l1/l1run.c" && mv "$l1run.tmp" "$l1run"
 fi
 # unixcat: a unix-socket client for the scenarios' QMP conversations (busybox nc has none).
-unixcat="$VMMD_CACHE/nested/unixcat-$(kit_hash "$here/l1/unixcat.c")"
+unixcat="$VMMD_CACHE/nested/unixcat-$(kit_hash "$here/l1/unixcat.c" "$here/l1/connect_unix.h")"
 if [ ! -x "$unixcat" ]; then
   gcc -static -O2 -Wall -Wextra -Werror -o "$unixcat.tmp" "$here/l1/unixcat.c" && mv "$unixcat.tmp" "$unixcat"
 fi

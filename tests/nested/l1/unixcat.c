@@ -15,18 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int connect_unix(const char *path) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
-  for (int tries = 0; tries < 50; tries++) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
-    close(fd);
-    usleep(100000);
-  }
-  return -1;
-}
+#include "connect_unix.h"
 
 static int write_all(int fd, const char *buf, ssize_t n) {
   while (n > 0) {
