@@ -22,9 +22,9 @@ for kind in ${BENCH_KINDS:-vmm-pc qemu-pc}; do
       [ $side = src ] && extra="" || extra="-incoming unix:$W/mig.sock"
       (
         SCENARIO=mig-bench-$load-$side
-        MEM=$mem TIMEOUT=300 APPEND="$append" l2_run -qmp "unix:$W/$side.qmp,server=on,wait=off" $extra
+        KERNEL=$L2_BZIMAGE SMP=1 MEM=$mem TIMEOUT=300 APPEND="$append" l2_run -qmp "unix:$W/$side.qmp,server=on,wait=off" $extra
         echo "exit=$RUN_EXIT" >"$W/$side.exit"
-      ) &
+      ) 2>"/tmp/mig-bench-$side.err" &
       [ $side = src ] && { wait_for 150 grep -q "$mark" "/tmp/l2-mig-bench-$load-src-$kind.log" || break; }
     done
     result="status=no-guest"
@@ -33,7 +33,15 @@ for kind in ${BENCH_KINDS:-vmm-pc qemu-pc}; do
       result=$(qmp_migrate "$W/src.qmp" "unix:$W/mig.sock")
     fi
     echo "BENCH vmm=$kind load=$load $result"
-    case "$result" in status=completed*) ;; *) failed="$failed,$kind-$load" ;; esac
+    case "$result" in
+      status=completed*) ;;
+      *) failed="$failed,$kind-$load"
+         ls /tmp | sed "s|^|NESTED-LOG mig-bench tmp: |"
+         for side in src dst; do
+           sed "s|^|NESTED-LOG mig-bench $kind $load $side stderr: |" "/tmp/mig-bench-$side.err" 2>/dev/null
+           tail -n 15 "/tmp/l2-mig-bench-$load-$side-$kind.log" 2>/dev/null | sed "s|^|NESTED-LOG mig-bench $kind $load $side: |"
+         done ;;
+    esac
     for side in src dst; do [ -S "$W/$side.qmp" ] && qmp_talk "$W/$side.qmp" '{"execute":"quit"}' >/dev/null 2>&1; done
     wait_for 30 test -e "$W/src.exit" -a -e "$W/dst.exit"
     wait
