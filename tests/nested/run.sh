@@ -63,9 +63,14 @@ KIT_QUIET=1 "$top/tests/guest/kit/build.sh" >/dev/null
 source "$VMMD_CACHE/kit/$(kit_kernel_package | sed 's/^linux-image-//')/env"
 
 # l1run: the static helper that runs and times L2 in L1.
-l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c")"
+l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c" "$here/l1/connect_unix.h")"
 if [ ! -x "$l1run" ]; then
   gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.tmp" "$here/l1/l1run.c" && mv "$l1run.tmp" "$l1run"
+fi
+# unixcat: a unix-socket client for the scenarios' QMP conversations (busybox nc has none).
+unixcat="$VMMD_CACHE/nested/unixcat-$(kit_hash "$here/l1/unixcat.c" "$here/l1/connect_unix.h")"
+if [ ! -x "$unixcat" ]; then
+  gcc -static -O2 -Wall -Wextra -Werror -o "$unixcat.tmp" "$here/l1/unixcat.c" && mv "$unixcat.tmp" "$unixcat"
 fi
 
 # L1 base (cached): busybox, kvm modules, the network modules, the host's QEMU with its libraries
@@ -124,6 +129,7 @@ mkdir -p "$stage/nested/scenarios" "$stage/bin"
 install -m 0755 "$here/l1/init" "$stage/init"
 install -m 0644 "$here/l1/lib.sh" "$stage/nested/lib.sh"
 install -m 0755 "$l1run" "$stage/bin/l1run"
+install -m 0755 "$unixcat" "$stage/bin/unixcat"
 for d in "${scen_dirs[@]}"; do cp "$d"/*.sh "$stage/nested/scenarios/" 2>/dev/null || true; done
 : >"$stage/nested/env"
 for e in "${envs[@]}"; do printf '%s=%q\n' "${e%%=*}" "${e#*=}" >>"$stage/nested/env"; done

@@ -33,23 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connect_unix.h"
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int connect_unix(const char *path) {
-  struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
-  for (int tries = 0; tries < 50; tries++) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) return fd;
-    close(fd);
-    usleep(100000);
-  }
-  return -1;
 }
 
 // VmRSS of a process in kB, -1 if unreadable.

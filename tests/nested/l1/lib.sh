@@ -248,3 +248,30 @@ vmctl_state() {
   /opt/vmm/bin/vmctl --json info "$1" 2>>"${VMCTL_ERR:-/dev/stderr}" | grep -o '"state": *"[a-z-]*"' | head -n1 |
     sed 's/.*"\([a-z-]*\)"$/\1/'
 }
+
+# QMP from the shell (unixcat: busybox nc has no unix sockets).
+# qmp_talk SOCKET COMMAND...: one conversation with the monitor at SOCKET, capabilities negotiated
+# first; prints the greeting, the replies and any events, one JSON object a line.
+qmp_talk() {
+  sock=$1; shift
+  { echo '{"execute":"qmp_capabilities"}'; for c in "$@"; do echo "$c"; done; } | unixcat "$sock"
+}
+# json_value NAME TEXT: the first value of the JSON member NAME in TEXT (a number or plain string).
+json_value() { echo "$2" | grep -o "\"$1\": *\"*[^,}\"]*" | head -n1 | sed 's/.*: *"*//'; }
+# qmp_migrate SOCKET URI: `migrate` to URI through the monitor at SOCKET, then query-migrate every
+# 0.5 s until an end state (at most 120 s); prints what QEMU's query-migrate says and the run state
+# the source is left in:
+#   status=S total_ms=T downtime_ms=D setup_ms=U ram_bytes=B iterations=I state=R
+qmp_migrate() {
+  qmp_talk "$1" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$2\"}}" >/dev/null
+  n=240 info=
+  while [ "$n" -gt 0 ]; do
+    info=$(qmp_talk "$1" '{"execute":"query-migrate"}' | grep '"status"' | tail -n1)
+    case $(json_value status "$info") in completed|failed|cancelled) break ;; esac
+    sleep 0.5; n=$((n - 1))
+  done
+  state=$(json_value status "$(qmp_talk "$1" '{"execute":"query-status"}' | grep '"running"' | tail -n1)")
+  echo "status=$(json_value status "$info") total_ms=$(json_value total-time "$info")" \
+    "downtime_ms=$(json_value downtime "$info") setup_ms=$(json_value setup-time "$info")" \
+    "ram_bytes=$(json_value transferred "$info") iterations=$(json_value dirty-sync-count "$info") state=$state"
+}

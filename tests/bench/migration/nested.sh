@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Live-migration benchmark in the nested tier: a Linux guest (the kit's, 256 MiB, 1 vCPU, -M pc)
+# migrated over unix: between two VMMs of one kind in one L1, idle and dirtying memory, our vmm
+# against QEMU with the same guest, parameters and link; one L1 boot, one run; prints a table.
+#
+#   tests/bench/migration/nested.sh [--vmm PATH] [--kinds "vmm-pc qemu-pc"] [--mem MIB]
+#
+# Everything in L2 runs under TCG-emulated nested virtualization (L1 is QEMU TCG): the figures
+# compare the VMMs with each other, not with hardware. Downtime and total time are what each
+# source's query-migrate reports.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../../.." && pwd)
+source "$top/tests/guest/kit/lib.sh"
+vmm="$top/build/vmm/vmm" kinds="vmm-pc qemu-pc" mem=256
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vmm) vmm=$2; shift 2 ;;
+    --kinds) kinds=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench/migration: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -x "$vmm" ] || { echo "bench/migration: $vmm is not built" >&2; exit 2; }
+log="$VMMD_CACHE/bench-migration-nested.log"
+status=0
+"$top/tests/nested/run.sh" --vmm "$vmm" --scenario-dir "$here/l1" --log "$log" \
+  --env BENCH_KINDS="$kinds" --env BENCH_MEM="$mem" --timeout $((240 + $(echo "$kinds" | wc -w) * 400)) \
+  mig-bench@vmm || status=1
+
+echo
+echo "Live migration over unix: in one L1 (nested tier, L1 = QEMU TCG), ${mem} MiB guest, 1 vCPU, -M pc, one run;"
+echo "downtime-limit 300 ms, max-bandwidth 128 MiB/s on both; idle = kit services only, dirty = 16 MiB tmpfs copy every ~0.7 s"
+awk '/^BENCH vmm=/ {
+  for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  printf "%-8s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", v["vmm"], v["load"], v["status"], v["total_ms"], v["downtime_ms"],
+    v["setup_ms"], sprintf("%.1f", v["ram_bytes"] / 1048576), v["iterations"], v["state"]
+  delete v
+}
+BEGIN { printf "%-8s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", "vmm", "load", "status", "total_ms", "downtime_ms", "setup_ms", "ram_MiB", "iters", "source_state" }' \
+  <(grep -ao 'BENCH vmm=.*' "$log" | tr -d '\r' | awk '!seen[$0]++')
+exit $status
