@@ -151,7 +151,19 @@ void registerMobilityCommands(qmp::CommandRegistry& registry, Supervisor& superv
                      return toCommandResult(supervisor.snapshots(name));
                    });
 
-  addVmAction2(registry, supervisor, "vm-migrate", "destination", &Supervisor::migrateTo);
+  // Root's only: the source vmmd speaks to the destination with its own (root) identity, which the
+  // destination trusts to name the VM's owner; a user could otherwise reach, through it, a vmmd
+  // socket or any other socket they may not connect to themselves.
+  registry.add({"vm-migrate", {{"name", ArgType::Str}, {"destination", ArgType::Str}}, "any"}, [&supervisor](qmp::Request& request) {
+    std::string name = stringArg(request.args, "name");
+    std::string destination = stringArg(request.args, "destination");
+    audit(request.session, "vm-migrate", "name=" + name + " destination=" + destination);
+    if (!callerOf(request.session).isRoot()) {
+      return request.reply.error(qmp::QmpError::generic("vm-migrate: permission denied: moving a VM to another vmmd is root's"));
+    }
+    if (refused(supervisor, request, name)) return;
+    supervisor.migrateTo(name, destination, deferred<MigrationOutcome>(request));
+  });
   addVmAction(registry, supervisor, "vm-migrate-cancel", &Supervisor::migrateCancel);
   registry.addSync({"vm-migrate-status", {{"name", ArgType::Str}}, "any"},
                    [&supervisor](const JsonValue& args, qmp::Session& session) -> CommandResult {

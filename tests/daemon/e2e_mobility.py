@@ -187,6 +187,8 @@ def scenario_snapshot_refusals(daemons):
         p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", VMCTL, "--socket", d.socket] + args,
                            capture_output=True, text=True, timeout=60)
         check(p.returncode == 1 and "permission denied" in p.stderr, f"{args} by uid 65534: {p.returncode} {p.stderr}")
+        if args[0] == "migrate":  # refused before the VM is even looked up: migration is root's
+            check("moving a VM to another vmmd is root's" in p.stderr, f"migrate by uid 65534: {p.stderr}")
     check([s["tag"] for s in c.execute("vm-snapshot-list", {"name": "ok1"})] == ["t1"], "snapshots changed by a refused caller")
     # Undefine takes the snapshots' records and state files along.
     state_dir = os.path.join(d.state, "snapshots", "ok1")

@@ -26,4 +26,5 @@ setup() {
 }
 
 kit_rootfs_tarball packaging setup systemd systemd-sysv udev dbus kmod iproute2 procps linux-image-amd64 \
-  initramfs-tools libuv1 libsqlite3-0 libnettle8 zlib1g libsystemd0 libxml2
+  initramfs-tools libuv1 libsqlite3-0 libnettle8 zlib1g libsystemd0 libxml2 libnl-3-200 libnl-route-3-200 \
+  libnftables1 dnsmasq-base

@@ -82,7 +82,10 @@ wait_rounds b 3 60 || { finish fail b-rounds; return 0 2>/dev/null || exit 0; }
 tcp_b=$(tcp_lines)
 
 vmm_start c migc0 -incoming tcp:127.0.0.1:4446
-wait_for 60 test -S "$W/c.qmp" || { finish fail c-incoming; return 0 2>/dev/null || exit 0; }
+# Its QMP socket comes before its listener (as with QEMU): wait for 127.0.0.1:4446 (0x115E) in
+# state LISTEN (0A) too, else the migrate can come first and be refused.
+c_listening() { grep -q '^ *[0-9]*: 0100007F:115E 00000000:0000 0A ' /proc/net/tcp; }
+wait_for 60 test -S "$W/c.qmp" && wait_for 60 c_listening || { finish fail c-incoming; return 0 2>/dev/null || exit 0; }
 sleep 1
 migrate b tcp:127.0.0.1:4446 mig-tcp
 step "tcp:$(tr ' ' ',' <"$W/mig-tcp")"
