@@ -49,7 +49,8 @@ part host-asan host-asan.log bash -c "cd build-asan && ${asan_env[*]} ctest --ou
 echo "== libFuzzer targets (bounded time each)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVMMD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j "$jobs" --target vmmd_fuzzers
-part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -L fuzz --no-tests=ignore"
+# Each target is one single-threaded process for a fixed time: one per core.
+part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -j $jobs -L fuzz --no-tests=ignore"
 [ "$part_rc" = 0 ] || status=1
 
 echo "== release build: every test but the KVM ones (benchmarks aside)"

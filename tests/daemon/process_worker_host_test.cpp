@@ -12,11 +12,12 @@
 namespace vmmd::daemon {
 namespace {
 
-// A child whose command line holds "-uuid UUID" (sh ignores the extra arguments).
+// A child whose command line holds "-uuid UUID" (sh ignores the extra arguments). Its sleep gets
+// none of the test's output pipes: ctest waits for those to close, and the sleep outlives sh.
 pid_t spawnWithUuid(const std::string& uuid) {
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", "sleep 30", "-uuid", uuid.c_str(), static_cast<char*>(nullptr));
+    ::execl("/bin/sh", "sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1; :", "-uuid", uuid.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   return pid;
