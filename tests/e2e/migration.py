@@ -15,6 +15,8 @@
           destination exits 1 naming the problem (QEMU's behaviour) and never runs the guest; on a
           socket the source is told and keeps running (status failed)
   cancel: migrate_cancel mid-way (max-bandwidth low): cancelled, the source runs on
+  connect-cancel: migrate_cancel while a tcp: connect waits on a host that drops SYNs: cancelled
+          at once, the source runs on
   killed:  the destination killed mid-way: failed with error-desc, the source runs on
   no convergence: downtime-limit 0 on a guest that always dirties a page: failed after a bounded
                   number of passes with the reason
@@ -358,6 +360,32 @@ with temp_dir("vmm-migration-") as tmp:
         check(src.wait_count(n + 2) is not None, "cancel: the source's guest counts on")
         check(dst.wait_exit() == 1, "cancel: the destination gives up (exit 1)")
         src.kill()
+
+        # ---- migrate_cancel while a tcp: connect hangs -----------------------------------------
+        # A listener that never accepts, its queue full: Linux drops further SYNs, so the
+        # source's connect would wait out the kernel's retries (~2 min) if a cancel could not end it.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(0)
+            fillers = [socket.socket() for _ in range(2)]
+            for f in fillers:
+                f.setblocking(False)
+                f.connect_ex(listener.getsockname())
+            src = new_vm("hang-src")
+            check(src.wait_count(2) is not None, "connect-cancel: the source's guest counts")
+            src.qmp.execute("migrate", {"uri": f"tcp:127.0.0.1:{listener.getsockname()[1]}"})
+            time.sleep(1)
+            info = src.qmp.execute("query-migrate")
+            check(info.get("status") == "setup", f"connect-cancel: still connecting after 1 s ({info.get('status')})")
+            src.qmp.execute("migrate_cancel")
+            info = wait_migration(src, timeout=5)
+            check(info.get("status") == "cancelled", f"connect-cancel: cancelled within 5 s ({info})")
+            check(src.status() == "running", "connect-cancel: the source runs on")
+            n = src.counts()[-1]
+            check(src.wait_count(n + 2) is not None, "connect-cancel: the source's guest counts on")
+            src.kill()
+            for f in fillers:
+                f.close()
 
         # ---- the destination killed mid-way --------------------------------------------------
         src = new_vm("killed-src")

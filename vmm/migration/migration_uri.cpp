@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "qmp/unix_socket.h"
+#include "vmm/migration/tcp_connect.h"
 
 namespace vmmd::migration {
 namespace {
@@ -128,7 +129,7 @@ Status ChildProcess::wait() {
   return Error("exec: the command was killed by signal " + std::to_string(WTERMSIG(status)));
 }
 
-Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds) {
+Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds, const std::atomic<bool>& cancelled) {
   Channel channel;
   switch (uri.kind) {
     case MigrationUri::Kind::Unix: {
@@ -144,13 +145,15 @@ Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds) {
       for (addrinfo* ai = *found; ai; ai = ai->ai_next) {
         UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
         if (!fd) continue;
-        if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
+        auto connected = connectCancellable(fd, ai->ai_addr, ai->ai_addrlen, cancelled, uri.host + ":" + uri.port);
+        if (connected) {
           int one = 1;
           (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           channel.fd = std::move(fd);
           break;
         }
-        last = Error::fromErrno("Failed to connect to '" + uri.host + ":" + uri.port + "'");
+        last = connected.error();
+        if (cancelled.load()) break;
       }
       ::freeaddrinfo(*found);
       if (!channel.fd) return last;

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -53,7 +54,8 @@ struct Channel {
 using FdLookup = std::function<std::optional<UniqueFd>(const std::string& name)>;
 
 // Source side: connects (unix, tcp), takes the named descriptor (fd) or starts the command (exec).
-Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds);
+// A pending tcp: connect gives up when `cancelled` becomes true.
+Result<Channel> openOutgoing(const MigrationUri& uri, const FdLookup& fds, const std::atomic<bool>& cancelled);
 // Destination side, first step: a listening socket (unix, tcp), or the stream itself (fd, exec).
 struct IncomingEndpoint {
   UniqueFd listener;  // unix, tcp: accept one connection from it

@@ -203,7 +203,7 @@ void runOutgoing(MigrationManager& manager, MigrationUri uri) {
   Machine& machine = manager.host().machine();
   // Under -sandbox on the thread narrows the main loop's filter (inherited) to its own.
   Status confined = sandbox::confineThread(sandbox::Role::Migration);
-  auto channel = confined ? openOutgoing(uri, [&manager](const std::string& name) { return manager.takeFd(name); }) : Result<Channel>(confined.error());
+  auto channel = confined ? openOutgoing(uri, [&manager](const std::string& name) { return manager.takeFd(name); }, manager.cancelled()) : Result<Channel>(confined.error());
   Status result;
   if (!channel) {
     result = channel.error();
