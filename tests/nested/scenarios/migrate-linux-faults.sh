@@ -84,7 +84,11 @@ exit_of() { sed -n 's/^exit=//p' "$W/$1.exit" 2>/dev/null; }
 said() { console "$1" | grep -qF -- "$2"; }
 word() { echo "$1" | tr ' ,=' '_;:' | cut -c1-"${2:-90}"; }
 : >"$W/detail"
-step() { printf ',%s' "$1" >>"$W/detail"; }
+# step TEXT: one more part of the detail, and a progress line on L1's console (kept in run.sh's log).
+step() {
+  printf ',%s' "$1" >>"$W/detail"
+  echo "NESTED-LOG $SCENARIO $VMM: at $(cut -d' ' -f1 /proc/uptime)s: $1"
+}
 all_exited() { for v in $(cat "$W/started"); do [ -e "$W/$v.exit" ] || return 1; done; }
 finish() {
   for v in $(cat "$W/started"); do [ -e "$W/$v.exit" ] || qmp $v '{"execute":"quit"}' >/dev/null 2>&1; done
