@@ -35,6 +35,10 @@ Result<void> Image::acquire() {
   if (auto r = lockImage(file_->fd(), path(), !readOnly()); !r) return r;
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
+  // Acquired while still ours (never released): a reserved batch would be forgotten below.
+  if (!readOnly()) {
+    if (auto r = releasePool(); !r) return r;
+  }
   auto fsize = file_->size();
   if (!fsize) return fsize.error();
   std::vector<uint8_t> head(std::min<uint64_t>(*fsize, kHeaderReadBytes));

@@ -99,6 +99,19 @@ TEST(StorageHandover, Qcow2MovesBetweenTwoOpensAndBack) {
   expectClean(*reopened);
 }
 
+TEST(StorageHandover, AcquiringAnImageStillHeldLeaksNothing) {
+  ScratchDir dir;
+  const std::string path = dir / "disk.qcow2";
+  ASSERT_TRUE(createQcow2(path, test::qcow2Options(16 << 20)).ok());
+  auto dev = openOrFail(path, true);
+  ASSERT_TRUE(dev);
+  ASSERT_TRUE(dev->write(0, pattern(7, 64 << 10)).ok());  // a batch of clusters reserved beyond it
+  auto acquired = dev->acquire();
+  ASSERT_TRUE(acquired.ok()) << acquired.error().message();
+  expectReads(*dev, 0, pattern(7, 64 << 10));
+  expectClean(*dev);
+}
+
 TEST(StorageHandover, RawDropsAndRetakesItsLocks) {
   ScratchDir dir;
   const std::string path = dir / "disk.raw";
