@@ -86,6 +86,19 @@ class BlockDevice {
   virtual Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) = 0;
   // The next image of the backing chain, or null.
   virtual BlockDevice* backing() const { return nullptr; }
+
+  // Live migration hands the image from one process to another (QEMU's inactivate/activate of a
+  // block node). release(): what was written becomes durable, what the format keeps reserved for
+  // itself is given back, and the image's locks are dropped, so that the other process may open
+  // it for writing; until acquire() nothing is written (writes are refused). acquire(): takes the
+  // locks (also those of an image opened with OpenOptions::lock false) and reads the format's
+  // metadata again, as the other process may have written the image meanwhile. Both need the
+  // device quiesced: no request in flight, none issued concurrently. The defaults suit a device
+  // without locks or cached metadata: release() only flushes.
+  virtual Result<void> release() { return flush(); }
+  virtual Result<void> acquire() { return {}; }
+  // Between release() and acquire().
+  virtual bool released() const { return false; }
 };
 
 // Opens an image and its backing chain (relative backing names resolve against the image's

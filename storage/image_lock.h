@@ -14,5 +14,8 @@ namespace vmmd::storage {
 // Errors read like QEMU's: 'disk.qcow2: Failed to get "write" lock: Is another process using the
 // image?'.
 Result<void> lockImage(int fd, const std::string& path, bool write);
+// Drops every lock byte this descriptor's open file holds (live migration hands the image to
+// another process, which then takes them).
+Result<void> unlockImage(int fd, const std::string& path);
 
 }  // namespace vmmd::storage

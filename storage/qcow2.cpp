@@ -49,6 +49,7 @@ Result<void> Image::noteCorruption(Result<void> r) {
 Result<void> Image::writable() const {
   if (readOnly()) return Error(path() + ": image is read-only", EROFS);
   if (markedCorrupt_) return Error(path() + ": image is marked corrupt; repair it with 'vmm-img check -r all'", EUCLEAN);
+  if (released_) return Error(path() + ": image was handed to another process (migration)", EROFS);
   return {};
 }
 
@@ -411,6 +412,7 @@ Result<void> Image::flush() {
 
 Result<void> Image::resize(uint64_t newSize) {
   if (readOnly()) return Error(path() + ": image is read-only", EROFS);
+  if (released_) return Error(path() + ": image was handed to another process (migration)", EROFS);
   std::unique_lock io(io_);
   std::lock_guard meta(meta_);
   if (newSize < size_) return Error(path() + ": shrinking qcow2 images is not supported");

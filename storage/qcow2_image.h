@@ -50,6 +50,10 @@ class Image final : public Qcow2Device {
   Result<SnapshotEntry> createSnapshot(const SnapshotRequest& request) override;
   Result<void> applySnapshot(const std::string& id) override;
   Result<SnapshotEntry> deleteSnapshot(const std::string& id, const std::string& name) override;
+  // qcow2_handover.cpp
+  Result<void> release() override;
+  Result<void> acquire() override;
+  bool released() const override { return released_; }
 
  private:
   enum class Kind { Unallocated, Zero, Normal, Compressed };
@@ -173,6 +177,7 @@ class Image final : public Qcow2Device {
 
   RwLock io_;
   std::atomic<bool> markedCorrupt_{false};
+  std::atomic<bool> released_{false};  // handed to another process: no writes until acquire()
   mutable RwLock meta_;  // shared: lookups that hit the L2 cache; exclusive: everything else
   std::vector<uint64_t> l1_;
   std::vector<SnapshotEntry> snapshots_;

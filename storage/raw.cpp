@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "storage/image_lock.h"
 
 namespace vmmd::storage {
 namespace {
@@ -56,7 +57,7 @@ class RawDevice final : public BlockDevice {
   }
   Result<void> flush() override { return readOnly() ? Result<void>() : file_->sync(); }
   Result<void> resize(uint64_t newSize) override {
-    if (readOnly()) return Error(file_->path() + ": image is read-only");
+    if (auto r = checkWrite(0, 0); !r) return r;
     if (auto r = file_->truncate(newSize); !r) return r;
     size_ = newSize;
     return {};
@@ -65,6 +66,19 @@ class RawDevice final : public BlockDevice {
   bool readOnly() const override { return file_->readOnly(); }
   ImageFormat format() const override { return ImageFormat::Raw; }
   const std::string& path() const override { return file_->path(); }
+
+  Result<void> release() override {
+    if (auto r = flush(); !r) return r;
+    if (auto r = unlockImage(file_->fd(), path()); !r) return r;
+    released_ = true;
+    return {};
+  }
+  Result<void> acquire() override {
+    if (auto r = lockImage(file_->fd(), path(), !readOnly()); !r) return r;
+    released_ = false;
+    return {};
+  }
+  bool released() const override { return released_; }
 
   Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) override {
     const uint64_t size = size_;
@@ -93,11 +107,13 @@ class RawDevice final : public BlockDevice {
   }
   Result<void> checkWrite(uint64_t offset, uint64_t length) const {
     if (readOnly()) return Error(file_->path() + ": image is read-only", EROFS);
+    if (released_) return Error(file_->path() + ": image was handed to another process (migration)", EROFS);
     return checkRange(offset, length);
   }
 
   std::unique_ptr<ImageFile> file_;
   std::atomic<uint64_t> size_;
+  std::atomic<bool> released_{false};
 };
 
 }  // namespace

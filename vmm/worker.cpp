@@ -293,6 +293,9 @@ Status Worker::cont() {
     return {};
   }
   if (state_ == RunState::FinishMigrate) return Error("the guest is stopping for the end of a migration");
+  if (machine_->disksReleased()) {  // postmigrate: the disks went to the destination (QEMU: activate them)
+    if (auto st = machine_->acquireDisks(); !st) return st.error().withContext("Could not reactivate the disks");
+  }
   if (device_io_stopped_) {  // cont after a completed migration (postmigrate), as QEMU allows
     machine_->resumeDeviceIo();
     device_io_stopped_ = false;
@@ -410,12 +413,27 @@ void Worker::finishStopWhenDrained() {
     return;
   }
   auto state = machine_->saveState();
+  // The destination takes the disks over once it has the stream's end: before that the images
+  // must hold everything this side wrote, and their locks must be free (QEMU inactivates them
+  // at this point too).
+  if (state) {
+    if (auto released = machine_->releaseDisks(); !released) state = released.error().withContext("handing the disks over");
+  }
   if (!state) resumeAfterMigration();
   done(std::move(state));
 }
 
 void Worker::resumeAfterMigration() {
   if (state_ != RunState::FinishMigrate) return;
+  if (machine_->disksReleased()) {
+    if (auto st = machine_->acquireDisks(); !st) {
+      // Another process has the disks (a destination that took them over): running the guest
+      // here too would corrupt them. It stays stopped, as QEMU's does.
+      log::error("migration: the guest stays paused, its disks could not be taken back: " + st.error().message());
+      state_ = RunState::Paused;
+      return;
+    }
+  }
   if (device_io_stopped_) {
     machine_->resumeDeviceIo();
     device_io_stopped_ = false;
@@ -443,6 +461,9 @@ Status Worker::incomingLoaded(const MachineState& state) {
   if (state_ != RunState::Inmigrate) return Error(std::string("the guest is in state ") + runStateName(state_));
   auto start = std::chrono::steady_clock::now();
   if (auto st = machine_->loadState(state); !st) return st;
+  // The source has released the disks (before the stream's end): take their locks and read
+  // their metadata as the source left it.
+  if (auto st = machine_->acquireDisks(); !st) return st;
   log::debug("migration: machine state loaded in " +
              std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count()) +
              " us");

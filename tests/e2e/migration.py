@@ -7,8 +7,10 @@
           MIGRATION_PASS events arrive in order, STOP on the source and RESUME on the destination
   tcp:    -incoming defer + migrate-incoming tcp:127.0.0.1:PORT
   fd:     a socketpair, one end inherited by each process (migrate fd:N, -incoming fd:N)
-  sandbox: the same with both under -sandbox on (the migration thread's seccomp role): the guest
-          counts on, no forbidden system call; unix:, tcp: and exec: are refused naming the
+  sandbox: the same with both under -sandbox on (the migration thread's seccomp role) and one
+          qcow2 disk on both (the destination starts while the source holds its locks; the source
+          hands it over): the guest counts on, no forbidden system call, `cont` on the source is
+          refused while the destination has the disk, the image is clean; unix:, tcp: and exec: are refused naming the
           sandbox and pointing at fd:, from migrate and from -incoming
   exec:   migrate "exec:cat > FILE", then a destination with -incoming "exec:cat FILE"; -S keeps it paused
   refused: a corrupted and a truncated stream file, a destination with other RAM or devices: the
@@ -260,8 +262,13 @@ with temp_dir("vmm-migration-") as tmp:
         # ---- sandbox: fd: under -sandbox on on both sides; other URIs refused with the reason -----
         a, b = socket.socketpair()
         a_fd, b_fd = a.fileno(), b.fileno()
-        src = new_vm("sandbox-src", ["-sandbox", "on"], pass_fds=[a_fd])
-        dst = new_vm("sandbox-dst", ["-sandbox", "on", "-incoming", f"fd:{b_fd}"], pass_fds=[b_fd])
+        # One qcow2 disk on both: the destination starts while the source holds the image's locks,
+        # the source hands the image over at the end (under seccomp, on its main loop).
+        disk = os.path.join(tmp, "sandbox.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "16M"], check=True)
+        drive = ["-drive", f"file={disk},format=qcow2,if=none,id=d0", "-device", "virtio-blk-pci,drive=d0,id=blk0"]
+        src = new_vm("sandbox-src", ["-sandbox", "on", *drive], pass_fds=[a_fd])
+        dst = new_vm("sandbox-dst", ["-sandbox", "on", "-incoming", f"fd:{b_fd}", *drive], pass_fds=[b_fd])
         a.close()
         b.close()
         check(src.wait_count(3) is not None, "sandbox: the source's guest counts")
@@ -277,11 +284,18 @@ with temp_dir("vmm-migration-") as tmp:
         info = wait_migration(src)
         check(info.get("status") == "completed", f"sandbox: completed ({info.get('status')} {info.get('error-desc', '')})")
         check_moved(src, dst, "sandbox")
+        try:
+            src.qmp.execute("cont")
+            check(False, "sandbox: cont on the source is refused while the destination has the disk")
+        except QmpError as e:
+            check("Could not reactivate" in e.desc and "lock" in e.desc, f"sandbox: cont on the source refused: {e.desc}")
         for vm in (src, dst):
             check(vm.proc.poll() is None and "seccomp" not in vm.stderr(),
                   f"sandbox: {vm.name} alive, no forbidden system call ({vm.stderr().strip()[-200:]})")
         src.kill()
         dst.kill()
+        checked = subprocess.run(["qemu-img", "check", "-q", disk], capture_output=True, text=True)
+        check(checked.returncode == 0, f"sandbox: the disk is clean after the hand-over ({checked.stdout}{checked.stderr})")
         for uri, reason in ((f"unix:{tmp}/sandbox-in.mig", "unix: and tcp: need socket"), ("exec:cat /dev/null", "exec: needs fork")):
             bad = Vm(tmp, "sandbox-bad-incoming", ["-sandbox", "on", "-incoming", uri], wait_qmp=False)
             vms.append(bad)

@@ -168,6 +168,9 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     // cache=unsafe (no_flush): the guest gave up durability, so qcow2 skips its ordering barriers.
     open.writeBarriers = !drive->no_flush;
     open.opener = &context.host.files();
+    // A migration destination: the source still runs and writes the image. Its locks and its
+    // metadata are taken once the stream has loaded (Machine::acquireDisks).
+    open.lock = context.machine.incoming.empty();
     auto disk = storage::openImage(drive->path, open);
     if (!disk) return disk.error().withContext("drive " + drive->id);
     std::shared_ptr<storage::BlockDevice> shared = std::move(*disk);

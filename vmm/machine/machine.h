@@ -94,6 +94,16 @@ class Machine {
   // version is an error naming it; after an error the machine must not be resumed.
   Status loadState(const MachineState& state);
 
+  // Live migration hands the disk images between the two processes (storage::BlockDevice's
+  // release/acquire, QEMU's inactivate/activate): the source releases them once its guest has
+  // stopped and no request is in flight (durable, reserved clusters given back, locks dropped),
+  // and acquires them again if its guest runs on; a destination (-incoming) opens them without
+  // locks and acquires them, reading their metadata afresh, when the stream has loaded. Errors
+  // name the drive.
+  Status releaseDisks();
+  Status acquireDisks();
+  bool disksReleased() const;
+
   // Live migration's view of guest RAM: KVM's dirty log on every RAM slot plus the pages device
   // models write (GuestMemory's host-write tracking). takeDirtyPages() returns, per RAM region
   // (memory().regions() order), one bit per 4 KiB page written since the last call, and clears.

@@ -1,5 +1,6 @@
 // Machine::saveState / loadState: the machine's state as id-named sections (machine_state.h),
 // each given to its vCPU, KVM object or device model.
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -125,6 +126,27 @@ void Machine::resumeDeviceIo() {
     // Kicks that came while stopped were not served: serve every queue once.
     for (uint16_t i = 0; i < transport.device().queueCount(); ++i) transport.kickAgain(i);
   });
+}
+
+Status Machine::releaseDisks() {
+  for (size_t i = 0; i < disks_.size(); ++i) {
+    if (auto r = disks_[i].image->release(); !r) {
+      for (size_t j = 0; j < i; ++j) (void)disks_[j].image->acquire();  // all or none
+      return r.error().withContext("drive " + disks_[i].device);
+    }
+  }
+  return {};
+}
+
+Status Machine::acquireDisks() {
+  for (const auto& disk : disks_) {
+    if (auto r = disk.image->acquire(); !r) return r.error().withContext("drive " + disk.device);
+  }
+  return {};
+}
+
+bool Machine::disksReleased() const {
+  return std::any_of(disks_.begin(), disks_.end(), [](const DiskInfo& disk) { return disk.image->released(); });
 }
 
 size_t Machine::requestsInFlight() const {

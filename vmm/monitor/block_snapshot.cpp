@@ -1,5 +1,6 @@
 #include "vmm/monitor/block_snapshot.h"
 
+#include <optional>
 #include <string>
 
 #include "storage/qcow2.h"
@@ -26,6 +27,16 @@ QmpError notFound(const std::string& device) {
   return QmpError::generic("Cannot find device='" + device + "' nor node-name='" + device + "'");
 }
 
+// A disk that a migration handed over (the guest is in postmigrate, e.g. after a save to a file)
+// is taken back first, as QEMU activates an inactive node; refused while a destination has it.
+std::optional<QmpError> takeBackIfReleased(const DiskInfo& disk) {
+  if (!disk.image->released()) return std::nullopt;
+  if (auto taken = disk.image->acquire(); !taken) {
+    return QmpError::generic("Could not reactivate device '" + disk.device + "': " + taken.error().message());
+  }
+  return std::nullopt;
+}
+
 std::string optionalString(const JsonValue& args, const char* key) {
   return args.HasMember(key) ? std::string(qmp::jsonStringView(args[key])) : std::string();
 }
@@ -50,6 +61,7 @@ void registerBlockSnapshotCommands(qmp::CommandRegistry& registry, MonitoredVm& 
                                                 "' does not support internal snapshots");
                      }
                      if (name.empty()) return QmpError::generic("Name is empty");
+                     if (auto refused = takeBackIfReleased(*disk)) return *refused;
                      if (storage::findSnapshot(image->snapshots(), "", name) >= 0) {
                        return QmpError::generic("Snapshot with name '" + name + "' already exists on device '" + device + "'");
                      }
@@ -77,6 +89,7 @@ void registerBlockSnapshotCommands(qmp::CommandRegistry& registry, MonitoredVm& 
                      auto* image = dynamic_cast<storage::Qcow2Device*>(disk->image.get());
                      if (!image) return QmpError::generic("Failed to get a snapshot list: Operation not supported");
                      if (disk->read_only) return QmpError::generic("Device '" + device + "' is read only");
+                     if (auto refused = takeBackIfReleased(*disk)) return *refused;
                      // QEMU matches an empty string given as id or name literally.
                      int index = -1;
                      const auto list = image->snapshots();

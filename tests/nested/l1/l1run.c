@@ -141,6 +141,9 @@ int main(int argc, char **argv) {
     perror(log_path);
     return 2;
   }
+  // Line by line: scenarios read the log while the VMM runs (a stopped VMM's last lines must not
+  // wait in a buffer until it exits).
+  setvbuf(st.log, NULL, _IOLBF, 0);
   int fds[2];
   if (pipe(fds) != 0) {
     perror("pipe");
