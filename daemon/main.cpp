@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
     config.networks = &networks;
     config.snapshot_dir = options->state_dir + "/snapshots";
     config.img_tool = options->img;
+    if (auto vmctl = findVmctl("/proc/self/exe")) config.remote_vmctl = *vmctl;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {

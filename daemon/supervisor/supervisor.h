@@ -26,6 +26,7 @@
 #include "daemon/launch/worker_ids.h"
 #include "daemon/network/network_manager.h"
 #include "daemon/process/cgroup_tree.h"
+#include "daemon/remote/migration_destination.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
@@ -69,6 +70,10 @@ struct SupervisorConfig {
   // The image tool that reverts and deletes qcow2 internal snapshots of a VM without a worker
   // (`IMG snapshot -a|-d TAG FILE`, as qemu-img): vmm-img. Run as the VM's owner.
   std::string img_tool = "vmm-img";
+  // The vmctl a migration over ssh runs on the destination host (`vmctl --socket S stdio-bridge`)
+  // unless the destination names one (vmctl=PATH): the path of this host's, as the same package
+  // installs it at the same place there; else the first vmctl on the remote PATH.
+  std::string remote_vmctl = "vmctl";
   // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
   FileOpener open_device = openPlainFile;
   // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
@@ -325,6 +330,7 @@ class Supervisor {
   void deleteDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
   void finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_running, VmResult<qmp::Json> migrated,
                           Completion<SnapshotRecord> done);
+  void connectToDestination(Vm& vm, const MigrationDestination& destination, std::function<void(Status)> connected);
   void migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done);
   void migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done);
   void endOperation(Vm& vm);
