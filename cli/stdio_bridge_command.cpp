@@ -1,5 +1,5 @@
 // vmctl stdio-bridge: stdin -> the Unix socket --socket names, and that socket -> stdout, until
-// either side closes. It is what a migration's source vmmd runs on the destination host through
+// the socket's side closes (or the ssh session that runs the bridge goes). It is what a migration's source vmmd runs on the destination host through
 // ssh (as libvirt's virt-ssh-helper): one bridge to the destination vmmd's control socket, one to
 // the incoming.sock of the arriving VM. vmmd sees the bridge's credentials (the ssh user's) on the
 // connection, as with any local client.
@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <tuple>
 
 #include "cli/cli.h"
 #include "qmp/unix_socket.h"
@@ -29,14 +28,14 @@ struct Direction {
   bool done() const { return source_ended && pending.empty(); }
 };
 
-enum class Step { kMore, kEnded, kFailed };
+enum class Step { kMore, kReaderGone, kFailed };
 
 // Moves what poll said is ready: a read into an empty buffer, or a write out of a full one.
 Step pump(Direction& d, short revents_from, short revents_to, std::string& why) {
   if (!d.pending.empty() && (revents_to & (POLLOUT | POLLERR | POLLHUP))) {
     ssize_t n = ::write(d.to, d.pending.data(), d.pending.size());
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      if (errno == EPIPE || errno == ECONNRESET) return Step::kEnded;  // the reader went away
+      if (errno == EPIPE || errno == ECONNRESET) return Step::kReaderGone;
       why = std::strerror(errno);
       return Step::kFailed;
     }
@@ -45,12 +44,11 @@ Step pump(Direction& d, short revents_from, short revents_to, std::string& why) 
     char buffer[64 * 1024];
     ssize_t n = ::read(d.from, buffer, sizeof buffer);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      if (errno == ECONNRESET) {
-        d.source_ended = true;
-        return Step::kMore;
+      if (errno != ECONNRESET) {
+        why = std::strerror(errno);
+        return Step::kFailed;
       }
-      why = std::strerror(errno);
-      return Step::kFailed;
+      n = 0;
     }
     if (n == 0) d.source_ended = true;
     if (n > 0) d.pending.assign(buffer, static_cast<size_t>(n));
@@ -69,9 +67,15 @@ int runStdioBridge(const Invocation& inv) {
   ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
   Direction out{STDIN_FILENO, sock, {}};
   Direction back{sock, STDOUT_FILENO, {}};
-  // Either side closing ends the bridge once what it sent has been passed on: the other side then
-  // sees its end of file (a migration stream ends, a control connection closes).
-  while (!out.done() && !back.done()) {
+  bool shut = false;
+  // The end of stdin is passed on as a half-close (shutdown SHUT_WR): a migration stream's source
+  // does that, then waits for the destination's word that it loaded the stream. The bridge ends
+  // when the socket's side has closed and all it sent is out, or when no one reads stdout.
+  while (!back.done()) {
+    if (out.done() && !shut) {
+      ::shutdown(sock, SHUT_WR);
+      shut = true;
+    }
     pollfd fds[3] = {{STDIN_FILENO, 0, 0}, {sock, 0, 0}, {STDOUT_FILENO, 0, 0}};
     if (out.pending.empty() && !out.source_ended) fds[0].events |= POLLIN;
     if (!out.pending.empty()) fds[1].events |= POLLOUT;
@@ -81,12 +85,18 @@ int runStdioBridge(const Invocation& inv) {
       if (errno == EINTR) continue;
       return failWith(kLocalError, std::string("stdio-bridge: poll: ") + std::strerror(errno));
     }
+    // The ssh session went (its reader of our stdout closed): nothing more can be passed back.
+    if (back.pending.empty() && (fds[2].revents & (POLLERR | POLLHUP))) return kOk;
     std::string why;
-    for (auto [d, from, to] : {std::tuple{&out, fds[0].revents, fds[1].revents}, std::tuple{&back, fds[1].revents, fds[2].revents}}) {
-      Step step = pump(*d, from, to, why);
-      if (step == Step::kEnded) return kOk;
-      if (step == Step::kFailed) return failWith(kLocalError, "stdio-bridge: " + why);
+    Step step = pump(out, fds[0].revents, fds[1].revents, why);
+    if (step == Step::kReaderGone) {  // the socket's side stopped reading; what it sends still comes back
+      out.pending.clear();
+      out.source_ended = true;
     }
+    if (step == Step::kFailed) return failWith(kLocalError, "stdio-bridge: " + why);
+    step = pump(back, fds[1].revents, fds[2].revents, why);
+    if (step == Step::kReaderGone) return kOk;
+    if (step == Step::kFailed) return failWith(kLocalError, "stdio-bridge: " + why);
   }
   return kOk;
 }

@@ -10,6 +10,9 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
   migrate_cancel     vmctl migrate-cancel during a slowed migration: the VM runs on the source
   migrate_dest_killed  the destination's worker and vmmd killed mid-way: the VM runs on the source,
                      and the restarted destination holds nothing of it
+  migrate_hosts      two hosts (network namespaces joined by a veth pair, dropbear on each): there
+                     and back 10 times over ssh://; a wrong key, an unknown host key, a stopped ssh
+                     server and a cancel mid-way leave the VM running on the source only
   incoming_refusals  the destination's half alone: a bad stream, an abort, commands for VMs that
                      are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
@@ -22,8 +25,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (VMCTL, VMM, Daemon, QmpError, check, check_sanitizers, console_log, pid_alive,  # noqa: E402
-                          probe_definition, require_kvm, state_of, wait_until)
+from vmmd_harness import (VMCTL, VMM, Daemon, QmpError, cannot_run, check, check_sanitizers, console_log,  # noqa: E402
+                          pid_alive, probe_definition, require_kvm, state_of, wait_until)
+import two_hosts  # noqa: E402
 
 QEMU_WRAPPER = r"""#!/bin/bash
 # QEMU 7.2 as vmmd's worker: TCG (a worker runs as its own uid and QEMU opens /dev/kvm by path),
@@ -202,13 +206,15 @@ def agent_definition(name):
     return probe_definition(name, agent=True)
 
 
-def migrate_once(src, dst, name):
+def migrate_once(src, dst, name, to=None, shown=None):
+    """`vmctl migrate NAME --to TO` (default: dst's socket); vmctl says "moved to SHOWN"."""
     cs, cd = src.client(), dst.client()
-    out = vmctl(src, "migrate", name, "--to", dst.socket).stdout
-    check(f"{name} moved to {dst.socket}" in out, out)
+    out = vmctl(src, "migrate", name, "--to", to or dst.socket).stdout
+    check(f"{name} moved to {shown or dst.socket}" in out, out)
     info = cd.execute("vm-info", {"name": name})
     check(info["state"] == "running", f"not running at the destination: {info}")
     check(name not in [vm["name"] for vm in cs.execute("vm-list")], "still defined at the source")
+    check(name in [vm["name"] for vm in cd.execute("vm-list")], "not listed at the destination")
     status = cd.execute("vm-qmp", {"name": name, "command": "query-status"})
     check(status["status"] == "running", f"destination worker: {status}")
     # The console relay and the agent channel are the destination's.
@@ -308,6 +314,84 @@ def scenario_migrate_dest_killed(daemons):
     check(not pid_alive(dest_pid), "the destination's worker survived")
 
 
+def ssh_children(daemon):
+    """The ssh processes vmmd `daemon` runs (its migration's sessions)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if comm == "ssh" and ppid == daemon.proc.pid:
+            found.append(int(entry))
+    return found
+
+
+def scenario_migrate_hosts(daemons):
+    a, b = daemons
+    hosts = two_hosts.TwoHosts(a.tmp)
+    try:
+        b.prefix = hosts.on("b")  # vmmd B, and the ssh it runs, live on host B
+        ca, cb = a.start(), b.start()
+        ca.execute("vm-define", {"definition": agent_definition("h1")})
+        ca.execute("vm-start", {"name": "h1"})
+        ready(a, "h1")
+        b_ip, a_ip, port = two_hosts.ADDRESSES["b"], two_hosts.ADDRESSES["a"], two_hosts.PORT
+        # There with the host key checked against known_hosts, back with no_verify=1.
+        to_b, shown_b = hosts.uri("b", b.socket), f"ssh://root@{b_ip}:{port}?socket={b.socket}"
+        to_a, shown_a = hosts.uri("a", a.socket, verify=False), f"ssh://root@{a_ip}:{port}?socket={a.socket}"
+        for i in range(10):
+            migrate_once(a, b, "h1", to=to_b, shown=shown_b)
+            migrate_once(b, a, "h1", to=to_a, shown=shown_a)
+        check(state_of(ca, "h1") == "running", "h1 not running at the end")
+        wait_until(lambda: not ssh_children(a) and not ssh_children(b), 10, "the ssh sessions of finished migrations gone")
+
+        def refused(to, expected):
+            p = vmctl(a, "migrate", "h1", "--to", to, check_rc=False)
+            check(p.returncode == 1 and expected in p.stderr, f"migrate --to {to}: exit {p.returncode}: {p.stderr}")
+            check(state_of(ca, "h1") == "running", f"h1 not running at the source after: {p.stderr}")
+            check(ca.execute("vm-qmp", {"name": "h1", "command": "query-status"})["status"] == "running", "source worker stopped")
+            check("h1" not in [vm["name"] for vm in cb.execute("vm-list")], f"h1 left in the destination's store: {p.stderr}")
+            wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of a failed migration gone")
+            return p.stderr
+        refused(hosts.uri("b", b.socket, key=hosts.wrong_key), "Permission denied (publickey)")
+        bad_known = os.path.join(a.tmp, "known_hosts_wrong")
+        with open(bad_known, "w") as f:  # host B's address with host A's key
+            f.write(f"[{b_ip}]:{port} {' '.join(hosts.host_keys['a'].split()[:2])}\n")
+        refused(f"ssh://root@{b_ip}:{port}?socket={b.socket}&keyfile={hosts.key}&known_hosts={bad_known}", "Host key verification failed")
+        # A bare HOST is ssh://root@HOST on port 22, where nothing listens.
+        err = refused(b_ip, f"ssh: connect to host {b_ip} port 22: Connection refused")
+        check(f"destination ssh://root@{b_ip}: " in err, f"the destination is not named: {err}")
+        refused(hosts.uri("b", os.path.join(b.tmp, "nothing.sock")), "cannot connect to")
+        p = vmctl(a, "migrate", "h1", "--to", "ssh://-oProxyCommand=touch%20x", check_rc=False)
+        check(p.returncode == 2 and "starts with '-'" in p.stderr, f"an option as host: {p.returncode} {p.stderr}")
+
+        # Cancelled mid-way: the stream's ssh goes, the VM runs here, nothing of it there.
+        ca.execute("vm-qmp", {"name": "h1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
+        result = {}
+        t = threading.Thread(target=lambda: result.update(proc=vmctl(a, "migrate", "h1", "--to", to_b, check_rc=False)))
+        t.start()
+        wait_until(lambda: ca.execute("vm-migrate-status", {"name": "h1"})["phase"] == "active", 30, "migration active")
+        check(len(ssh_children(a)) == 2, f"ssh sessions while active: {ssh_children(a)}")
+        vmctl(a, "migrate-cancel", "h1")
+        t.join(60)
+        check(result["proc"].returncode == 1 and "cancelled" in result["proc"].stderr, f"cancel: {result['proc'].stderr}")
+        check_source_runs(ca, cb, "h1")
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of a cancelled migration gone")
+        ca.execute("vm-qmp", {"name": "h1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
+
+        hosts.stop_server("b")
+        refused(to_b, f"ssh: connect to host {b_ip} port {port}: Connection refused")
+    except BaseException:
+        print(hosts.server_log(), file=sys.stderr)
+        raise
+    finally:
+        hosts.close()
+
+
 def scenario_incoming_refusals(daemons):
     """The destination's half on its own: a stream that is not a migration, an abort before any
     stream, and commands for VMs that are not arriving."""
@@ -358,6 +442,14 @@ def main():
         return 2
     if worker != "qemu" and (status := require_kvm()) is not None:
         return status
+    if scenario == "migrate_hosts" and os.environ.get("VMMD_TWO_HOSTS") != "1":
+        if os.geteuid() != 0:
+            return cannot_run("migrate_hosts needs root (network namespaces)")
+        if (tool := two_hosts.missing_tool()) is not None:
+            return cannot_run(tool + " is missing (scripts/install-deps.sh installs it)")
+        # Host A is a network namespace of its own: nothing reaches the machine's network.
+        env = dict(os.environ, VMMD_TWO_HOSTS="1")
+        return subprocess.call(["unshare", "-n", sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env=env)
     daemons = [new_daemon(worker) for _ in range(2 if scenario.startswith("migrate") else 1)]
     failed = True
     try:
