@@ -13,6 +13,9 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
   migrate_hosts      two hosts (network namespaces joined by a veth pair, dropbear on each): there
                      and back 10 times over ssh://; a wrong key, an unknown host key, a stopped ssh
                      server and a cancel mid-way leave the VM running on the source only
+  migrate_hosts_link_down  the same two hosts, the link between them down mid-way: the migration
+                     fails (ssh's keepalive), the VM runs on the source; once the link is back the
+                     destination drops its half, and the VM migrates there
   incoming_refusals  the destination's half alone: a bad stream, an abort, commands for VMs that
                      are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
@@ -392,6 +395,41 @@ def scenario_migrate_hosts(daemons):
         hosts.close()
 
 
+def scenario_migrate_hosts_link_down(daemons):
+    a, b = daemons
+    hosts = two_hosts.TwoHosts(a.tmp)
+    try:
+        b.prefix = hosts.on("b")
+        ca, cb = a.start(), b.start()
+        ca.execute("vm-define", {"definition": agent_definition("l1")})
+        ca.execute("vm-start", {"name": "l1"})
+        ready(a, "l1")
+        to_b = hosts.uri("b", b.socket)
+        ca.execute("vm-qmp", {"name": "l1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
+        result = {}
+        t = threading.Thread(target=lambda: result.update(proc=vmctl(a, "migrate", "l1", "--to", to_b, check_rc=False)))
+        t.start()
+        wait_until(lambda: ca.execute("vm-migrate-status", {"name": "l1"})["phase"] == "active", 30, "migration active")
+        check("l1" in [vm["name"] for vm in cb.execute("vm-list")], "no half at the destination while active")
+        hosts.link("down")
+        t.join(90)
+        p = result["proc"]
+        check(p.returncode == 1 and "failed" in p.stderr, f"migration over a link that went down: {p.returncode} {p.stderr}")
+        check(state_of(ca, "l1") == "running", "not running at the source")
+        check(ca.execute("vm-qmp", {"name": "l1", "command": "query-status"})["status"] == "running", "source worker not running")
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of the failed migration gone")
+        # Back up: the destination's sessions end (dropbear's keepalive), its half goes with them.
+        hosts.link("up")
+        wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 60, "the destination's half dropped")
+        ca.execute("vm-qmp", {"name": "l1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
+        migrate_once(a, b, "l1", to=to_b, shown=f"ssh://root@{two_hosts.ADDRESSES['b']}:{two_hosts.PORT}?socket={b.socket}")
+    except BaseException:
+        print(hosts.server_log(), file=sys.stderr)
+        raise
+    finally:
+        hosts.close()
+
+
 def scenario_incoming_refusals(daemons):
     """The destination's half on its own: a stream that is not a migration, an abort before any
     stream, and commands for VMs that are not arriving."""
@@ -442,7 +480,7 @@ def main():
         return 2
     if worker != "qemu" and (status := require_kvm()) is not None:
         return status
-    if scenario == "migrate_hosts" and os.environ.get("VMMD_TWO_HOSTS") != "1":
+    if scenario.startswith("migrate_hosts") and os.environ.get("VMMD_TWO_HOSTS") != "1":
         if os.geteuid() != 0:
             return cannot_run("migrate_hosts needs root (network namespaces)")
         if (tool := two_hosts.missing_tool()) is not None:

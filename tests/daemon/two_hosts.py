@@ -68,8 +68,10 @@ class TwoHosts:
     def start_server(self, host):
         home = os.path.join(self.tmp, "home-" + host)
         log = open(os.path.join(self.tmp, "dropbear-" + host + ".log"), "ab")
-        # -F foreground, -E log to stderr, -s no password logins, -m no motd.
-        script = 'mount --bind "$0" /root && exec dropbear -F -E -s -m -p "$1" -r "$2" -P "$3"'
+        # -F foreground, -E log to stderr, -s no password logins, -m no motd, -K 2: a keepalive every
+        # 2 s, so a session whose client is gone (the link went down) ends after 3 missed answers, as
+        # sshd's ClientAliveInterval would end it.
+        script = 'mount --bind "$0" /root && exec dropbear -F -E -s -m -K 2 -p "$1" -r "$2" -P "$3"'
         proc = subprocess.Popen(self.on(host) + ["unshare", "-m", "sh", "-c", script, home, f"{ADDRESSES[host]}:{PORT}",
                                                  os.path.join(self.tmp, "hostkey-" + host), os.path.join(self.tmp, "dropbear-" + host + ".pid")],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -84,6 +86,12 @@ class TwoHosts:
         proc = self.servers.pop(host)
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+    def link(self, state):
+        """The veth pair down (both ends lose their carrier) or up again."""
+        sh("ip", "link", "set", "hosta", state)
+        if state == "up":
+            wait_until(lambda: "state UP" in sh("ip", "link", "show", "hosta"), 10, "the link up again")
 
     def uri(self, host, socket, key=None, verify=True):
         params = f"socket={socket}&keyfile={key or self.key}"
