@@ -145,6 +145,8 @@ int main(int argc, char** argv) {
       });
     };
     ControlSocket control(&loop, server, ControlSocketLimits{options->max_clients_per_user});
+    // A migration's source that hangs up before its commit will never send it.
+    control.onClientGone = [&supervisor](qmp::Session& session) { supervisor.sourceGone(session.id()); };
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
       log::info("serving the socket passed by systemd");

@@ -19,8 +19,8 @@ std::vector<std::string> sshBridgeArgv(const SshDestination& d, const std::strin
       "-o", "BatchMode=yes",  // never a password or passphrase prompt: vmmd has no one to ask
       "-o", "ConnectTimeout=15",
       // A link that stops carrying anything ends the session (and so the migration) in ~15 s.
+      // (ssh says so at its default LogLevel, INFO: "Timeout, server not responding.")
       "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-      "-o", "LogLevel=ERROR",  // its stderr becomes the error message: no "Permanently added" chatter
   };
   if (d.port) argv.insert(argv.end(), {"-p", std::to_string(d.port)});
   if (!d.keyfile.empty()) argv.insert(argv.end(), {"-i", d.keyfile, "-o", "IdentitiesOnly=yes"});

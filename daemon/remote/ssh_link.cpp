@@ -33,10 +33,16 @@ struct SshLink::Child {
 
   std::string failure() const {
     if (!ended()) return "";
-    std::string out = text;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ')) out.pop_back();
-    for (char& c : out) {
-      if (c == '\n' || c == '\r') c = ' ';
+    // Its lines joined, less the notice that no_verify's unknown host key was accepted.
+    std::string out;
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t end = text.find('\n', at);
+      std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+      at = end == std::string::npos ? text.size() : end + 1;
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (line.empty() || line.rfind("Warning: Permanently added", 0) == 0) continue;
+      out += (out.empty() ? "" : " ") + line;
     }
     if (!out.empty()) return out;
     if (term_signal) return "ssh killed by signal " + std::to_string(term_signal);

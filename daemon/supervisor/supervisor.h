@@ -237,7 +237,12 @@ class Supervisor {
   // The destination side: defines the VM for `owner` and starts its worker waiting for a stream
   // on a socket in its run directory; answers once the worker waits. The VM is undefined again
   // when the stream fails, the worker exits, or abortIncoming is called before it runs.
-  void acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done);
+  // `source`: the id of the control connection that asked (sourceGone ends the arrival); 0: none.
+  void acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done, uint64_t source = 0);
+  // Control connection `source` has closed: an arrival it asked for and has not committed is
+  // dropped (a source vmmd that went away, or an ssh session that died with the link, never
+  // commits; its VM runs on at the source).
+  void sourceGone(uint64_t source);
   // Completes once the arriving VM's guest runs (or is paused, as the source's was).
   void commitIncoming(const std::string& name, Completion<Done> done);
   void abortIncoming(const std::string& name, Completion<Done> done);
@@ -349,6 +354,7 @@ class Supervisor {
     bool run = true;  // the guest ran at the source: `cont` at the commit
     std::optional<VmError> failed;
     std::vector<Completion<Done>> commit_waiters;
+    uint64_t source = 0;  // the control connection of the source vmmd (0: not tracked)
   };
   void arrivalLoaded(const std::string& name, const VmResult<Done>& outcome);
   void finishArrival(const std::string& name);

@@ -272,7 +272,7 @@ VmResult<qmp::Json> Supervisor::migrationStatus(const std::string& name) {
   return out;
 }
 
-void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done) {
+void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done, uint64_t source) {
   const std::string name = def.name;
   auto defined = define(def, owner);
   if (!defined) return done(defined.error());
@@ -290,7 +290,7 @@ void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, boo
     (void)undefine(name);
     return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + listener.error().message()));
   }
-  arrivals_[name] = Arrival{false, run, std::nullopt, {}};
+  arrivals_[name] = Arrival{false, run, std::nullopt, {}, source};
   auto answered = std::make_shared<bool>(false);
   IncomingPlan plan;
   plan.listener = std::move(*listener);
@@ -395,6 +395,18 @@ void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {
     undefineWhenStopped(name);
     done(Done{});
   });
+}
+
+void Supervisor::sourceGone(uint64_t source) {
+  if (source == 0) return;
+  std::vector<std::string> orphans;
+  for (const auto& [name, arrival] : arrivals_) {
+    if (arrival.source == source && arrival.commit_waiters.empty()) orphans.push_back(name);
+  }
+  for (const std::string& name : orphans) {
+    log::warning(vmText(name) + ": the source's control connection closed before its commit; dropping the arrival");
+    abortIncoming(name, [](VmResult<Done>) {});
+  }
 }
 
 void Supervisor::dropUnfinishedArrivals() {
