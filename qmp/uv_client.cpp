@@ -58,13 +58,17 @@ UvClient::~UvClient() {
   close();
 }
 
-void UvClient::connect(const std::string& path, std::function<void(Status)> done) {
+void UvClient::begin(std::function<void(Status)> done) {
   close();
   greeted_ = ready_ = false;
   connectDone_ = std::move(done);
   auto conn = std::make_unique<Connection>(this);
   uv_pipe_init(loop_, &conn->pipe, 0);
   conn_ = conn.release();
+}
+
+void UvClient::connect(const std::string& path, std::function<void(Status)> done) {
+  begin(std::move(done));
   uv_pipe_connect(&conn_->connectReq, &conn_->pipe, path.c_str(), [](uv_connect_t* req, int status) {
     auto* c = static_cast<Connection*>(req->data);
     if (!c->owner || c->closing) return;
@@ -78,12 +82,7 @@ void UvClient::connect(const std::string& path, std::function<void(Status)> done
 }
 
 void UvClient::open(UniqueFd fd, std::function<void(Status)> done) {
-  close();
-  greeted_ = ready_ = false;
-  connectDone_ = std::move(done);
-  auto conn = std::make_unique<Connection>(this);
-  uv_pipe_init(loop_, &conn->pipe, 0);
-  conn_ = conn.release();
+  begin(std::move(done));
   if (int rc = uv_pipe_open(&conn_->pipe, fd.get()); rc < 0) {
     fail(Error(std::string("open: ") + uv_strerror(rc), -rc));
     return;

@@ -64,6 +64,8 @@ class UvClient {
   void onMessage(Result<Json>&& message);
   void fail(const Error& why);
   void sendLine(std::string line);
+  // A fresh connection object for connect/open (any previous one closed); `done` awaits the greeting.
+  void begin(std::function<void(Status)> done);
   void startReading();
 
   uv_loop_t* loop_;

@@ -20,6 +20,7 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
                      are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
 QEMU's QMP (getfd, migrate fd:, -incoming defer, migrate-incoming, blockdev-snapshot-internal-sync)."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -268,15 +269,26 @@ def begin_slow_migration(daemons, name):
     ca.execute("vm-define", {"definition": probe_definition(name)})
     ca.execute("vm-start", {"name": name})
     ready(a, name)
+    t, result = start_slow_migration(a, ca, name, b.socket)
+    return ca, cb, t, result
+
+
+def start_slow_migration(a, ca, name, to):
+    """`vmctl migrate NAME --to TO` in a thread, slowed to 32 KiB/s; returns once the stream flows,
+    with the thread and its result (result["proc"] once it has ended)."""
     ca.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
     result = {}
 
     def run():
-        result["proc"] = vmctl(a, "migrate", name, "--to", b.socket, check_rc=False)
+        result["proc"] = vmctl(a, "migrate", name, "--to", to, check_rc=False)
     t = threading.Thread(target=run)
     t.start()
     wait_until(lambda: ca.execute("vm-migrate-status", {"name": name})["phase"] == "active", 30, "migration active")
-    return ca, cb, t, result
+    return t, result
+
+
+def full_speed(ca, name):
+    ca.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
 
 
 def check_source_runs(ca, cb, name):
@@ -296,7 +308,7 @@ def scenario_migrate_cancel(daemons):
     check(p.returncode == 1 and "cancelled" in p.stderr, f"cancelled migration: {p.returncode} {p.stderr}")
     check_source_runs(ca, cb, "c1")
     # The same VM still migrates afterwards.
-    ca.execute("vm-qmp", {"name": "c1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
+    full_speed(ca, "c1")
     migrate_once(a, b, "c1")
 
 
@@ -333,19 +345,38 @@ def ssh_children(daemon):
     return found
 
 
-def scenario_migrate_hosts(daemons):
+@contextlib.contextmanager
+def on_two_hosts(daemons, name):
+    """The two vmmd on two hosts (two_hosts.TwoHosts), VM `name` running on the first; yields the
+    hosts and both clients. The ssh servers' logs are printed when the body fails."""
     a, b = daemons
     hosts = two_hosts.TwoHosts(a.tmp)
     try:
         b.prefix = hosts.on("b")  # vmmd B, and the ssh it runs, live on host B
         ca, cb = a.start(), b.start()
-        ca.execute("vm-define", {"definition": agent_definition("h1")})
-        ca.execute("vm-start", {"name": "h1"})
-        ready(a, "h1")
-        b_ip, a_ip, port = two_hosts.ADDRESSES["b"], two_hosts.ADDRESSES["a"], two_hosts.PORT
+        ca.execute("vm-define", {"definition": agent_definition(name)})
+        ca.execute("vm-start", {"name": name})
+        ready(a, name)
+        yield hosts, ca, cb
+    except BaseException:
+        print(hosts.server_log(), file=sys.stderr)
+        raise
+    finally:
+        hosts.close()
+
+
+def ssh_shown(host, daemon):
+    """How vmctl names the destination vmmd of `daemon` on `host`."""
+    return f"ssh://root@{two_hosts.ADDRESSES[host]}:{two_hosts.PORT}?socket={daemon.socket}"
+
+
+def scenario_migrate_hosts(daemons):
+    a, b = daemons
+    with on_two_hosts(daemons, "h1") as (hosts, ca, cb):
+        b_ip, port = two_hosts.ADDRESSES["b"], two_hosts.PORT
         # There with the host key checked against known_hosts, back with no_verify=1.
-        to_b, shown_b = hosts.uri("b", b.socket), f"ssh://root@{b_ip}:{port}?socket={b.socket}"
-        to_a, shown_a = hosts.uri("a", a.socket, verify=False), f"ssh://root@{a_ip}:{port}?socket={a.socket}"
+        to_b, shown_b = hosts.uri("b", b.socket), ssh_shown("b", b)
+        to_a, shown_a = hosts.uri("a", a.socket, verify=False), ssh_shown("a", a)
         for i in range(10):
             migrate_once(a, b, "h1", to=to_b, shown=shown_b)
             migrate_once(b, a, "h1", to=to_a, shown=shown_a)
@@ -373,43 +404,24 @@ def scenario_migrate_hosts(daemons):
         check(p.returncode == 2 and "starts with '-'" in p.stderr, f"an option as host: {p.returncode} {p.stderr}")
 
         # Cancelled mid-way: the stream's ssh goes, the VM runs here, nothing of it there.
-        ca.execute("vm-qmp", {"name": "h1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
-        result = {}
-        t = threading.Thread(target=lambda: result.update(proc=vmctl(a, "migrate", "h1", "--to", to_b, check_rc=False)))
-        t.start()
-        wait_until(lambda: ca.execute("vm-migrate-status", {"name": "h1"})["phase"] == "active", 30, "migration active")
+        t, result = start_slow_migration(a, ca, "h1", to_b)
         check(len(ssh_children(a)) == 2, f"ssh sessions while active: {ssh_children(a)}")
         vmctl(a, "migrate-cancel", "h1")
         t.join(60)
         check(result["proc"].returncode == 1 and "cancelled" in result["proc"].stderr, f"cancel: {result['proc'].stderr}")
         check_source_runs(ca, cb, "h1")
         wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of a cancelled migration gone")
-        ca.execute("vm-qmp", {"name": "h1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
+        full_speed(ca, "h1")
 
         hosts.stop_server("b")
         refused(to_b, f"ssh: connect to host {b_ip} port {port}: Connection refused")
-    except BaseException:
-        print(hosts.server_log(), file=sys.stderr)
-        raise
-    finally:
-        hosts.close()
 
 
 def scenario_migrate_hosts_link_down(daemons):
     a, b = daemons
-    hosts = two_hosts.TwoHosts(a.tmp)
-    try:
-        b.prefix = hosts.on("b")
-        ca, cb = a.start(), b.start()
-        ca.execute("vm-define", {"definition": agent_definition("l1")})
-        ca.execute("vm-start", {"name": "l1"})
-        ready(a, "l1")
+    with on_two_hosts(daemons, "l1") as (hosts, ca, cb):
         to_b = hosts.uri("b", b.socket)
-        ca.execute("vm-qmp", {"name": "l1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
-        result = {}
-        t = threading.Thread(target=lambda: result.update(proc=vmctl(a, "migrate", "l1", "--to", to_b, check_rc=False)))
-        t.start()
-        wait_until(lambda: ca.execute("vm-migrate-status", {"name": "l1"})["phase"] == "active", 30, "migration active")
+        t, result = start_slow_migration(a, ca, "l1", to_b)
         check("l1" in [vm["name"] for vm in cb.execute("vm-list")], "no half at the destination while active")
         hosts.link("down")
         t.join(90)
@@ -421,13 +433,8 @@ def scenario_migrate_hosts_link_down(daemons):
         # Back up: the destination's sessions end (dropbear's keepalive), its half goes with them.
         hosts.link("up")
         wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 60, "the destination's half dropped")
-        ca.execute("vm-qmp", {"name": "l1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
-        migrate_once(a, b, "l1", to=to_b, shown=f"ssh://root@{two_hosts.ADDRESSES['b']}:{two_hosts.PORT}?socket={b.socket}")
-    except BaseException:
-        print(hosts.server_log(), file=sys.stderr)
-        raise
-    finally:
-        hosts.close()
+        full_speed(ca, "l1")
+        migrate_once(a, b, "l1", to=to_b, shown=ssh_shown("b", b))
 
 
 def scenario_incoming_refusals(daemons):
