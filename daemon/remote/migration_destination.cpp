@@ -199,7 +199,10 @@ Result<MigrationDestination> parseMigrationDestination(std::string_view text, co
   }
   const std::string word(text);
   bool is_path = word.find('/') != std::string::npos;
-  if (!is_path) is_path = exists ? exists(word) : std::filesystem::exists(word);
+  if (!is_path) {
+    std::error_code ignored;  // unreadable counts as absent: then it names a host
+    is_path = exists ? exists(word) : std::filesystem::exists(word, ignored);
+  }
   if (is_path) {
     std::error_code ec;
     auto absolute = std::filesystem::absolute(word, ec);
