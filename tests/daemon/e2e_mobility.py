@@ -16,8 +16,8 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
   migrate_hosts_link_down  the same two hosts, the link between them down mid-way: the migration
                      fails (ssh's keepalive), the VM runs on the source; once the link is back the
                      destination drops its half, and the VM migrates there
-  incoming_refusals  the destination's half alone: a bad stream, an abort, commands for VMs that
-                     are not arriving
+  incoming_refusals  the destination's half alone: a bad stream, an abort, a source that hangs up
+                     before its commit, commands for VMs that are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
 QEMU's QMP (getfd, migrate fd:, -incoming defer, migrate-incoming, blockdev-snapshot-internal-sync)."""
 import contextlib
@@ -462,6 +462,15 @@ def scenario_incoming_refusals(daemons):
     cb.execute("vm-migrate-abort", {"name": "in2"})
     wait_until(lambda: "in2" not in vms(), 30, "an aborted arrival dropped")
     check(not os.path.exists(ep["socket"]), "the incoming socket outlived the abort")
+
+    # A source that hangs up before its commit never commits: the arrival goes with its connection.
+    source = b.client()
+    ep = source.execute("vm-migrate-incoming", {"definition": probe_definition("in3")})
+    check("in3" in vms(), "the arriving VM is not defined")
+    source.close()
+    wait_until(lambda: "in3" not in vms(), 30, "an arrival whose source hung up dropped")
+    check(not os.path.exists(ep["socket"]), "the incoming socket outlived its source's connection")
+    check("the source's control connection closed before its commit" in b.log(), "no log line for the dropped arrival")
 
     cb.execute("vm-define", {"definition": probe_definition("here")})
     for command in ("vm-migrate-commit", "vm-migrate-abort"):
