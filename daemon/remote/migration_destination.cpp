@@ -175,7 +175,14 @@ Result<SshDestination> parseSshUri(std::string_view rest) {
 std::string SshDestination::display() const {
   std::string out = "ssh://" + user + "@" + (host.find(':') != std::string::npos ? "[" + host + "]" : host);
   if (port) out += ":" + std::to_string(port);
-  if (!socket.empty()) out += "?socket=" + socket;
+  if (socket.empty()) return out;
+  // Escaped where the query would read it otherwise, so the display form parses back the same.
+  out += "?socket=";
+  for (char c : socket) {
+    static const char* hex = "0123456789ABCDEF";
+    if (c == '%' || c == '&' || c == '#') out += {'%', hex[(c >> 4) & 0xf], hex[c & 0xf]};
+    else out += c;
+  }
   return out;
 }
 

@@ -89,7 +89,9 @@ TEST(MigrationDestination, SshUriDefaultsAndForms) {
   EXPECT_EQ(v6.port, 22);
   EXPECT_EQ(v6.display(), "ssh://root@[fd00::2]:22");
   // %-escapes in values: a path with characters a query cannot carry plainly.
-  EXPECT_EQ(ssh("ssh://h?socket=/run/a%26b/vmmd.sock").socket, "/run/a&b/vmmd.sock");
+  SshDestination escaped = ssh("ssh://h?socket=/run/a%26b%23%25/vmmd.sock");
+  EXPECT_EQ(escaped.socket, "/run/a&b#%/vmmd.sock");
+  EXPECT_EQ(escaped.display(), "ssh://root@h?socket=/run/a%26b%23%25/vmmd.sock");  // reads back the same
   EXPECT_EQ(ssh("root@h:22").port, 22);  // the bare form may name the user and port too
 }
 
