@@ -226,7 +226,8 @@ class Supervisor {
   void snapshotRevert(const std::string& name, const std::string& tag, Completion<Done> done);
   void snapshotDelete(const std::string& name, const std::string& tag, Completion<Done> done);
 
-  // Moves a running VM to the vmmd listening on `destination` (its control socket): that vmmd
+  // Moves a running VM to the vmmd at `destination` (its control socket, or HOST / ssh://... as
+  // parseMigrationDestination reads it, reached through ssh): that vmmd
   // defines it (same owner) and starts a worker waiting for the stream; this worker migrates to
   // it; on completion this worker is stopped and the VM undefined here. Any failure leaves the VM
   // running here and nothing of it there.

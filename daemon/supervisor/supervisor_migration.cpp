@@ -1,4 +1,8 @@
-// Migration between two vmmd instances (vmctl migrate NAME --to SOCKET).
+// Migration between two vmmd instances (vmctl migrate NAME --to SOCKET|HOST|ssh://...).
+//
+// The destination's control socket is reached directly, or on another host through ssh: one
+// session running `vmctl --socket S stdio-bridge` there carries the control connection below,
+// a second one the stream to incoming.sock (daemon/remote/, README "Migration between hosts").
 //
 // Source                                     Destination (its control socket)
 //   vm-migrate-incoming {definition, owner} ->  defines the VM, starts a worker with
@@ -85,10 +89,6 @@ void Supervisor::connectToDestination(Vm& vm, const MigrationDestination& destin
     });
   });
 }
-
-namespace {
-
-}  // namespace
 
 void Supervisor::migrateTo(const std::string& name, const std::string& destination_text, Completion<MigrationOutcome> done) {
   withWorker(name, failTo(done), [this, name, destination_text, done](Vm& vm) {
