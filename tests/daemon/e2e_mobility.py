@@ -13,9 +13,10 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
   migrate_hosts      two hosts (network namespaces joined by a veth pair, dropbear on each): there
                      and back 10 times over ssh://; a wrong key, an unknown host key, a stopped ssh
                      server and a cancel mid-way leave the VM running on the source only
-  migrate_hosts_link_down  the same two hosts, the link between them down mid-way: the migration
-                     fails (ssh's keepalive), the VM runs on the source; once the link is back the
-                     destination drops its half, and the VM migrates there
+  migrate_hosts_midway  the same two hosts; mid-way the link between them goes down (the migration
+                     fails by ssh's keepalive, the destination drops its half when dropbear ends the
+                     sessions), then the destination's vmmd and worker are killed (its restart
+                     drops the half); each time the VM runs on the source, and then migrates there
   incoming_refusals  the destination's half alone: a bad stream, an abort, a source that hangs up
                      before its commit, commands for VMs that are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
@@ -417,7 +418,7 @@ def scenario_migrate_hosts(daemons):
         refused(to_b, f"ssh: connect to host {b_ip} port {port}: Connection refused")
 
 
-def scenario_migrate_hosts_link_down(daemons):
+def scenario_migrate_hosts_midway(daemons):
     a, b = daemons
     with on_two_hosts(daemons, "l1") as (hosts, ca, cb):
         to_b = hosts.uri("b", b.socket)
@@ -433,6 +434,20 @@ def scenario_migrate_hosts_link_down(daemons):
         # Back up: the destination's sessions end (dropbear's keepalive), its half goes with them.
         hosts.link("up")
         wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 60, "the destination's half dropped")
+
+        # The destination dies: its vmmd and the arriving worker killed, as in migrate_dest_killed.
+        t, result = start_slow_migration(a, ca, "l1", to_b)
+        dest_pid = cb.execute("vm-info", {"name": "l1"})["pid"]
+        b.kill9()
+        os.kill(dest_pid, signal.SIGKILL)
+        t.join(60)
+        p = result["proc"]
+        check(p.returncode == 1 and "failed" in p.stderr, f"migration to a killed destination: {p.returncode} {p.stderr}")
+        check(ca.execute("vm-qmp", {"name": "l1", "command": "query-status"})["status"] == "running", "source worker not running")
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions to the dead destination gone")
+        cb = b.start()
+        wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 20, "the half-arrived VM dropped at restart")
+
         full_speed(ca, "l1")
         migrate_once(a, b, "l1", to=to_b, shown=ssh_shown("b", b))
 
