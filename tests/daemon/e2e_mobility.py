@@ -313,21 +313,28 @@ def scenario_migrate_cancel(daemons):
     migrate_once(a, b, "c1")
 
 
-def scenario_migrate_dest_killed(daemons):
-    a, b = daemons
-    ca, cb, t, result = begin_slow_migration(daemons, "k1")
-    dest_pid = cb.execute("vm-info", {"name": "k1"})["pid"]
+def kill_destination_midway(a, b, ca, cb, name, t, result):
+    """During the migration (thread t) of `name` from a to b, kills b's vmmd and its arriving
+    worker: the migration fails, the VM runs at the source, and b restarted drops the half-arrived
+    VM. Returns b's new client."""
+    dest_pid = cb.execute("vm-info", {"name": name})["pid"]
     b.kill9()
     os.kill(dest_pid, signal.SIGKILL)
     t.join(60)
     p = result["proc"]
     check(p.returncode == 1 and "failed" in p.stderr, f"migration to a killed destination: {p.returncode} {p.stderr}")
-    check(state_of(ca, "k1") == "running", "not running at the source")
-    check(ca.execute("vm-qmp", {"name": "k1", "command": "query-status"})["status"] == "running", "source worker not running")
-    # The restarted destination drops the half-arrived VM.
+    check(state_of(ca, name) == "running", "not running at the source")
+    check(ca.execute("vm-qmp", {"name": name, "command": "query-status"})["status"] == "running", "source worker not running")
     cb = b.start()
-    wait_until(lambda: "k1" not in [vm["name"] for vm in cb.execute("vm-list")], 20, "half-arrived VM dropped")
+    wait_until(lambda: name not in [vm["name"] for vm in cb.execute("vm-list")], 20, "half-arrived VM dropped")
     check(not pid_alive(dest_pid), "the destination's worker survived")
+    return cb
+
+
+def scenario_migrate_dest_killed(daemons):
+    a, b = daemons
+    ca, cb, t, result = begin_slow_migration(daemons, "k1")
+    kill_destination_midway(a, b, ca, cb, "k1", t, result)
 
 
 def ssh_children(daemon):
@@ -437,16 +444,8 @@ def scenario_migrate_hosts_midway(daemons):
 
         # The destination dies: its vmmd and the arriving worker killed, as in migrate_dest_killed.
         t, result = start_slow_migration(a, ca, "l1", to_b)
-        dest_pid = cb.execute("vm-info", {"name": "l1"})["pid"]
-        b.kill9()
-        os.kill(dest_pid, signal.SIGKILL)
-        t.join(60)
-        p = result["proc"]
-        check(p.returncode == 1 and "failed" in p.stderr, f"migration to a killed destination: {p.returncode} {p.stderr}")
-        check(ca.execute("vm-qmp", {"name": "l1", "command": "query-status"})["status"] == "running", "source worker not running")
+        cb = kill_destination_midway(a, b, ca, cb, "l1", t, result)
         wait_until(lambda: not ssh_children(a), 10, "the ssh sessions to the dead destination gone")
-        cb = b.start()
-        wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 20, "the half-arrived VM dropped at restart")
 
         full_speed(ca, "l1")
         migrate_once(a, b, "l1", to=to_b, shown=ssh_shown("b", b))
