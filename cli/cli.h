@@ -67,6 +67,7 @@ int runExecCommand(const Invocation& inv);    // exec
 int runCopyCommand(const Invocation& inv);    // cp
 int runNetCommand(const Invocation& inv);     // net-define net-undefine net-start net-stop net-list net-info net-autostart
 int runMobilityCommand(const Invocation& inv);  // snapshot migrate migrate-cancel migrate-status
+int runStdioBridge(const Invocation& inv);      // stdio-bridge
 
 std::string usageText();
 

@@ -32,10 +32,16 @@ Snapshots (qcow2 disks: internal snapshots; memory and devices: a state file bes
   snapshot list NAME                tag, date, state size and disks of each snapshot
   snapshot revert NAME TAG          disks back to TAG, the guest resumed from its saved state
   snapshot delete NAME TAG          remove the disk snapshots and the state file
-Migration (storage both hosts reach)
-  migrate NAME --to SOCKET          move the running VM to the vmmd listening on SOCKET (its
-                                    control socket); on failure it keeps running here
+Migration (storage both hosts reach; root only)
+  migrate NAME --to DEST            move the running VM to another vmmd; on failure it keeps
+                                    running here. DEST: its control socket (a path), or HOST
+                                    (= ssh://root@HOST), or ssh://[USER@]HOST[:PORT][?PARAMS]:
+                                    through OpenSSH, PARAMS socket=PATH (its control socket
+                                    there), keyfile=PATH, known_hosts=PATH, no_verify=1,
+                                    vmctl=PATH (the vmctl there), joined by '&'
   migrate-cancel NAME               cancel it; migrate-status NAME: its progress
+  stdio-bridge                      copy stdin to the --socket and it to stdout until either
+                                    closes (what a migration's source runs here through ssh)
 Inspection
   list                              name, state, vCPUs, memory, uptime, IPv4 addresses of every VM
   info NAME                         everything vmmd knows about one VM (each NIC: MAC, network
@@ -136,5 +142,6 @@ int main(int argc, char** argv) {
   if (inv.command == "snapshot" || inv.command == "migrate" || inv.command == "migrate-cancel" || inv.command == "migrate-status") {
     return runMobilityCommand(inv);
   }
+  if (inv.command == "stdio-bridge") return runStdioBridge(inv);
   return failWith(kUsage, "unknown command '" + inv.command + "' (see vmctl --help)");
 }

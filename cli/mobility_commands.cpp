@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/table.h"
+#include "daemon/remote/migration_destination.h"
 
 namespace vmmd::cli {
 namespace {
@@ -107,7 +108,8 @@ std::string migrationSummary(const qmp::JsonValue& status) {
 }
 
 int migrate(const Invocation& inv) {
-  const std::string usage = "usage: vmctl migrate NAME --to SOCKET (the destination vmmd's control socket)";
+  const std::string usage =
+      "usage: vmctl migrate NAME --to SOCKET|HOST|ssh://[USER@]HOST[:PORT][?socket=PATH&keyfile=PATH&known_hosts=PATH&no_verify=1&vmctl=PATH]";
   std::string name, destination;
   for (size_t i = 0; i < inv.args.size(); ++i) {
     const std::string& a = inv.args[i];
@@ -117,6 +119,12 @@ int migrate(const Invocation& inv) {
     else name = a;
   }
   if (name.empty() || destination.empty()) return failWith(kUsage, usage);
+  // Read here, where a relative path or a bare name means something (this directory): vmmd gets
+  // an absolute socket path or an ssh:// URI.
+  auto parsed = daemon::parseMigrationDestination(destination);
+  if (!parsed) return failWith(kUsage, parsed.error().message());
+  if (const auto* local = std::get_if<daemon::LocalDestination>(&*parsed)) destination = local->socket;
+  else if (destination.rfind("ssh://", 0) != 0) destination = "ssh://" + destination;
   auto conn = connectToVmmd(inv.globals);
   if (!conn.client) return conn.exit_code;
   qmp::Json args = vmArgs(name, "destination", destination);
@@ -127,7 +135,8 @@ int migrate(const Invocation& inv) {
     return kOk;
   }
   std::string summary = result->HasMember("migration") ? migrationSummary((*result)["migration"]) : "";
-  std::printf("%s moved to %s%s\n", name.c_str(), destination.c_str(), summary.empty() ? "" : (" (" + summary + ")").c_str());
+  std::printf("%s moved to %s%s\n", name.c_str(), daemon::describeDestination(*parsed).c_str(),
+              summary.empty() ? "" : (" (" + summary + ")").c_str());
   return kOk;
 }
 

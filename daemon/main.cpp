@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
     config.networks = &networks;
     config.snapshot_dir = options->state_dir + "/snapshots";
     config.img_tool = options->img;
+    if (auto vmctl = findVmctl("/proc/self/exe")) config.remote_vmctl = *vmctl;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };
     if (::geteuid() == 0) {
@@ -144,6 +145,8 @@ int main(int argc, char** argv) {
       });
     };
     ControlSocket control(&loop, server, ControlSocketLimits{options->max_clients_per_user});
+    // A migration's source that hangs up before its commit will never send it.
+    control.onClientGone = [&supervisor](qmp::Session& session) { supervisor.sourceGone(session.id()); };
     if (auto fd = takeActivatedSocket()) {
       if (auto st = control.adopt(*fd); !st) return fail(st.error().message());
       log::info("serving the socket passed by systemd");

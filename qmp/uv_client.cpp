@@ -58,13 +58,17 @@ UvClient::~UvClient() {
   close();
 }
 
-void UvClient::connect(const std::string& path, std::function<void(Status)> done) {
+void UvClient::begin(std::function<void(Status)> done) {
   close();
   greeted_ = ready_ = false;
   connectDone_ = std::move(done);
   auto conn = std::make_unique<Connection>(this);
   uv_pipe_init(loop_, &conn->pipe, 0);
   conn_ = conn.release();
+}
+
+void UvClient::connect(const std::string& path, std::function<void(Status)> done) {
+  begin(std::move(done));
   uv_pipe_connect(&conn_->connectReq, &conn_->pipe, path.c_str(), [](uv_connect_t* req, int status) {
     auto* c = static_cast<Connection*>(req->data);
     if (!c->owner || c->closing) return;
@@ -73,23 +77,38 @@ void UvClient::connect(const std::string& path, std::function<void(Status)> done
       self->fail(Error(std::string("connect: ") + uv_strerror(status), -status));
       return;
     }
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->pipe),
-        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto* cc = static_cast<Connection*>(h->data);
-          *buf = uv_buf_init(cc->buffer, sizeof cc->buffer);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-          auto* cc = static_cast<Connection*>(s->data);
-          if (!cc->owner || cc->closing) return;
-          if (n < 0) {
-            cc->owner->fail(Error(n == UV_EOF ? std::string("QMP connection closed")
-                                              : std::string("QMP read: ") + uv_strerror(static_cast<int>(n))));
-            return;
-          }
-          cc->reader.feed(std::string_view(buf->base, static_cast<size_t>(n)));
-        });
+    self->startReading();
   });
+}
+
+void UvClient::open(UniqueFd fd, std::function<void(Status)> done) {
+  begin(std::move(done));
+  if (int rc = uv_pipe_open(&conn_->pipe, fd.get()); rc < 0) {
+    fail(Error(std::string("open: ") + uv_strerror(rc), -rc));
+    return;
+  }
+  fd.release();  // the pipe handle closes it
+  startReading();
+}
+
+void UvClient::startReading() {
+  auto* c = conn_;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->pipe),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* cc = static_cast<Connection*>(h->data);
+        *buf = uv_buf_init(cc->buffer, sizeof cc->buffer);
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* cc = static_cast<Connection*>(s->data);
+        if (!cc->owner || cc->closing) return;
+        if (n < 0) {
+          cc->owner->fail(Error(n == UV_EOF ? std::string("QMP connection closed")
+                                            : std::string("QMP read: ") + uv_strerror(static_cast<int>(n))));
+          return;
+        }
+        cc->reader.feed(std::string_view(buf->base, static_cast<size_t>(n)));
+      });
 }
 
 void UvClient::sendLine(std::string line) {

@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "qmp/command_registry.h"
 #include "qmp/json.h"
 
@@ -40,6 +41,9 @@ class UvClient {
 
   // Connects, reads the greeting and negotiates; `done` gets the outcome.
   void connect(const std::string& path, std::function<void(Status)> done);
+  // The same over a connected stream socket or pipe the caller made (a socketpair end whose other
+  // end is an ssh process's stdin and stdout); the client owns and closes it.
+  void open(UniqueFd fd, std::function<void(Status)> done);
   // Commands sent before negotiation completes are queued behind it.
   void execute(std::string_view command, const JsonValue* args, ReplyCallback callback);
   // As execute, with `fd` passed along (SCM_RIGHTS on the same message), as QEMU's `getfd` and
@@ -60,6 +64,9 @@ class UvClient {
   void onMessage(Result<Json>&& message);
   void fail(const Error& why);
   void sendLine(std::string line);
+  // A fresh connection object for connect/open (any previous one closed); `done` awaits the greeting.
+  void begin(std::function<void(Status)> done);
+  void startReading();
 
   uv_loop_t* loop_;
   Connection* conn_ = nullptr;  // owned; freed by its close callback

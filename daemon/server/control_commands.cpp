@@ -188,12 +188,16 @@ void registerMobilityCommands(qmp::CommandRegistry& registry, Supervisor& superv
                  bool run = !request.args.HasMember("run") || request.args["run"].GetBool();
                  audit(request.session, "vm-migrate-incoming", "name=" + def->name + " for " + owner->describe());
                  auto done = deferred<IncomingEndpoint>(request);
-                 checkFilesOffLoop(supervisor, *def, *owner, [&supervisor, def = *def, owner = *owner, run, done](Status checked) {
+                 std::weak_ptr<qmp::Session> source = request.session.shared_from_this();
+                 checkFilesOffLoop(supervisor, *def, *owner, [&supervisor, def = *def, owner = *owner, run, done, source](Status checked) {
                    if (!checked) {
                      done(VmError{VmErrorCode::kInvalidArgument, "VM '" + def.name + "': " + checked.error().message(), {}});
                      return;
                    }
-                   supervisor.acceptIncoming(def, owner, run, done);
+                   // The source hung up while the files were checked: nobody would stream or commit.
+                   auto session = source.lock();
+                   if (!session || session->closed()) return;
+                   supervisor.acceptIncoming(def, owner, run, done, session->id());
                  });
                });
   addVmAction(registry, supervisor, "vm-migrate-commit", &Supervisor::commitIncoming);

@@ -45,6 +45,7 @@ ControlSocket::ControlSocket(uv_loop_t* loop, qmp::UvServer& server, ControlSock
     --clients_;
     auto it = clients_per_uid_.find(peer->uid);
     if (it != clients_per_uid_.end() && --it->second == 0) clients_per_uid_.erase(it);
+    if (onClientGone) onClientGone(session);
   };
 }
 

@@ -57,6 +57,9 @@ class ControlSocket {
   // A listening socket handed over by systemd (LISTEN_FDS).
   Status adopt(int fd);
 
+  // A client's connection has ended (after its own bookkeeping here).
+  std::function<void(qmp::Session& session)> onClientGone;
+
  private:
   Status watch();
   static void onReadable(uv_poll_t* handle, int status, int events);

@@ -139,4 +139,6 @@ Result<std::string> findWorkerBinary(const std::string& self_exe) {
 
 Result<std::string> findImageTool(const std::string& self_exe) { return findBinary(self_exe, "vmm-img", "storage", "--img"); }
 
+Result<std::string> findVmctl(const std::string& self_exe) { return findBinary(self_exe, "vmctl", "cli", "vmctl= in the destination"); }
+
 }  // namespace vmmd::daemon

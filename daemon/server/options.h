@@ -39,5 +39,8 @@ Result<gid_t> resolveGroup(const std::string& name);
 Result<std::string> findWorkerBinary(const std::string& self_exe);
 // Where `vmm-img` is: next to `self_exe` (or build/storage/ in the build tree), else on PATH.
 Result<std::string> findImageTool(const std::string& self_exe);
+// Where `vmctl` is: next to `self_exe` (or build/cli/ in the build tree), else on PATH. A migration
+// over ssh runs the same path on the destination host for its stdio bridge.
+Result<std::string> findVmctl(const std::string& self_exe);
 
 }  // namespace vmmd::daemon

@@ -6,16 +6,24 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/uv_handle.h"
+#include "daemon/remote/migration_destination.h"
+#include "daemon/remote/ssh_link.h"
 #include "qmp/json.h"
 #include "qmp/uv_client.h"
 
 namespace vmmd::daemon {
 
 struct OutgoingMigration {
-  std::string destination;  // the destination vmmd's control socket
+  std::string destination;  // the destination vmmd: its control socket or ssh://USER@HOST (display form)
+  std::optional<SshDestination> ssh;  // set when it is reached through ssh
+  // The ssh processes carrying the control connection and the migration stream (ssh only);
+  // destroying them ends them.
+  std::unique_ptr<SshLink> control_link;
+  std::unique_ptr<SshLink> stream_link;
   std::string phase = "connecting";  // connecting, preparing, active, committing, cleaning-up
   bool was_running = true;  // the guest ran when the migration began (it runs again on failure)
   bool cancel_requested = false;

@@ -26,6 +26,7 @@
 #include "daemon/launch/worker_ids.h"
 #include "daemon/network/network_manager.h"
 #include "daemon/process/cgroup_tree.h"
+#include "daemon/remote/migration_destination.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"
@@ -69,6 +70,10 @@ struct SupervisorConfig {
   // The image tool that reverts and deletes qcow2 internal snapshots of a VM without a worker
   // (`IMG snapshot -a|-d TAG FILE`, as qemu-img): vmm-img. Run as the VM's owner.
   std::string img_tool = "vmm-img";
+  // The vmctl a migration over ssh runs on the destination host (`vmctl --socket S stdio-bridge`)
+  // unless the destination names one (vmctl=PATH): the path of this host's, as the same package
+  // installs it at the same place there; else the first vmctl on the remote PATH.
+  std::string remote_vmctl = "vmctl";
   // Opens /dev/kvm for the worker (tests on a host without KVM give a stand-in).
   FileOpener open_device = openPlainFile;
   // vmmd's delegated cgroup v2 tree: each worker runs in vm-<name> with the definition's limits.
@@ -221,7 +226,8 @@ class Supervisor {
   void snapshotRevert(const std::string& name, const std::string& tag, Completion<Done> done);
   void snapshotDelete(const std::string& name, const std::string& tag, Completion<Done> done);
 
-  // Moves a running VM to the vmmd listening on `destination` (its control socket): that vmmd
+  // Moves a running VM to the vmmd at `destination` (its control socket, or HOST / ssh://... as
+  // parseMigrationDestination reads it, reached through ssh): that vmmd
   // defines it (same owner) and starts a worker waiting for the stream; this worker migrates to
   // it; on completion this worker is stopped and the VM undefined here. Any failure leaves the VM
   // running here and nothing of it there.
@@ -232,7 +238,12 @@ class Supervisor {
   // The destination side: defines the VM for `owner` and starts its worker waiting for a stream
   // on a socket in its run directory; answers once the worker waits. The VM is undefined again
   // when the stream fails, the worker exits, or abortIncoming is called before it runs.
-  void acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done);
+  // `source`: the id of the control connection that asked (sourceGone ends the arrival); 0: none.
+  void acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done, uint64_t source = 0);
+  // Control connection `source` has closed: an arrival it asked for and has not committed is
+  // dropped (a source vmmd that went away, or an ssh session that died with the link, never
+  // commits; its VM runs on at the source).
+  void sourceGone(uint64_t source);
   // Completes once the arriving VM's guest runs (or is paused, as the source's was).
   void commitIncoming(const std::string& name, Completion<Done> done);
   void abortIncoming(const std::string& name, Completion<Done> done);
@@ -325,6 +336,7 @@ class Supervisor {
   void deleteDiskSnapshots(Vm& vm, const std::string& tag, size_t index, Completion<Done> done);
   void finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_running, VmResult<qmp::Json> migrated,
                           Completion<SnapshotRecord> done);
+  void connectToDestination(Vm& vm, const MigrationDestination& destination, std::function<void(Status)> connected);
   void migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done);
   void migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done);
   void endOperation(Vm& vm);
@@ -343,6 +355,7 @@ class Supervisor {
     bool run = true;  // the guest ran at the source: `cont` at the commit
     std::optional<VmError> failed;
     std::vector<Completion<Done>> commit_waiters;
+    uint64_t source = 0;  // the control connection of the source vmmd (0: not tracked)
   };
   void arrivalLoaded(const std::string& name, const VmResult<Done>& outcome);
   void finishArrival(const std::string& name);

@@ -1,4 +1,8 @@
-// Migration between two vmmd instances (vmctl migrate NAME --to SOCKET).
+// Migration between two vmmd instances (vmctl migrate NAME --to SOCKET|HOST|ssh://...).
+//
+// The destination's control socket is reached directly, or on another host through ssh: one
+// session running `vmctl --socket S stdio-bridge` there carries the control connection below,
+// a second one the stream to incoming.sock (daemon/remote/, README "Migration between hosts").
 //
 // Source                                     Destination (its control socket)
 //   vm-migrate-incoming {definition, owner} ->  defines the VM, starts a worker with
@@ -15,6 +19,7 @@
 
 #include "base/log.h"
 #include "daemon/definition/definition_json.h"
+#include "daemon/remote/ssh_command.h"
 #include "daemon/supervisor/supervisor.h"
 #include "daemon/supervisor/supervisor_vm.h"
 #include "qmp/unix_socket.h"
@@ -51,10 +56,42 @@ VmError fromPeer(const std::string& destination, const char* command, const Resu
 
 bool peerFailed(const Result<qmp::CommandResult>& reply) { return !reply || std::holds_alternative<qmp::QmpError>(*reply); }
 
+// How long an ssh whose connection failed may take to exit and say why.
+constexpr uint64_t kSshExitWaitMs = 3000;
+
+std::string sshSays(const std::string& failure) { return failure.rfind("ssh:", 0) == 0 ? failure : "ssh: " + failure; }
+
+// What the ssh processes of a failed migration said, if one of them ended badly: " (ssh: ...)".
+std::string sshDiagnosis(const OutgoingMigration& out) {
+  for (const auto* link : {out.control_link.get(), out.stream_link.get()}) {
+    if (!link || !link->ended()) continue;
+    if (std::string failure = link->failure(); !failure.empty()) return " (" + sshSays(failure) + ")";
+  }
+  return "";
+}
+
 }  // namespace
 
-void Supervisor::migrateTo(const std::string& name, const std::string& destination, Completion<MigrationOutcome> done) {
-  withWorker(name, failTo(done), [this, name, destination, done](Vm& vm) {
+// Reaches the destination's control socket: directly, or through ssh to a stdio bridge there.
+void Supervisor::connectToDestination(Vm& vm, const MigrationDestination& destination, std::function<void(Status)> connected) {
+  OutgoingMigration& out = *vm.outgoing;
+  if (const auto* local = std::get_if<LocalDestination>(&destination)) return out.peer->connect(local->socket, std::move(connected));
+  out.ssh = std::get<SshDestination>(destination);
+  UniqueFd local;
+  auto link = SshLink::spawn(loop_, sshBridgeArgv(*out.ssh, "", config_.remote_vmctl), local);
+  if (!link) return connected(link.error());
+  out.control_link = std::move(*link);
+  out.peer->open(std::move(local), [&vm, connected](Status status) {
+    if (status || !vm.outgoing || !vm.outgoing->control_link) return connected(std::move(status));
+    // The session ended before the destination vmmd greeted: ssh's own words say why.
+    vm.outgoing->control_link->whenEnded(kSshExitWaitMs, [connected, status](std::string failure) {
+      connected(failure.empty() ? status : Status(Error(sshSays(failure))));
+    });
+  });
+}
+
+void Supervisor::migrateTo(const std::string& name, const std::string& destination_text, Completion<MigrationOutcome> done) {
+  withWorker(name, failTo(done), [this, name, destination_text, done](Vm& vm) {
     if (!vm.operation.empty()) return done(vmError(VmErrorCode::kWrongState, vmText(name) + ": " + vm.operation + " is in progress"));
     if (vm.state() != VmState::kRunning && vm.state() != VmState::kPaused) {
       return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is " + std::string(toString(vm.state()))));
@@ -64,6 +101,9 @@ void Supervisor::migrateTo(const std::string& name, const std::string& destinati
     if (snapshots && !snapshots->empty()) {
       return done(vmError(VmErrorCode::kWrongState, vmText(name) + " has snapshots, whose state files stay on this host: delete them before migrating"));
     }
+    auto parsed = parseMigrationDestination(destination_text);
+    if (!parsed) return done(vmError(VmErrorCode::kInvalidArgument, vmText(name) + ": " + parsed.error().message()));
+    const std::string destination = describeDestination(*parsed);
     vm.operation = "migration to " + destination;
     vm.outgoing = std::make_unique<OutgoingMigration>();
     OutgoingMigration& out = *vm.outgoing;
@@ -85,9 +125,10 @@ void Supervisor::migrateTo(const std::string& name, const std::string& destinati
       log::warning(vmText(vm.name()) + ": destination " + vm.outgoing->destination + " lost (" + why.message() + "); cancelling the migration");
       vm.qmp->execute("migrate_cancel", nullptr, [](Result<qmp::CommandResult>&&) {});
     };
-    out.peer->connect(destination, [this, &vm, name, destination, done](Status connected) {
+    connectToDestination(vm, *parsed, [this, &vm, name, destination, done](Status connected) {
       if (!connected) {
-        return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, "destination " + destination + ": " + connected.error().message()), done);
+        std::string why = vm.outgoing->cancel_requested ? "migration cancelled" : "destination " + destination + ": " + connected.error().message();
+        return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, why), done);
       }
       vm.outgoing->phase = "preparing";
       auto args = std::make_shared<qmp::Json>(qmp::jsonObject());
@@ -110,7 +151,23 @@ void Supervisor::migrateTo(const std::string& name, const std::string& destinati
 }
 
 void Supervisor::migrationPrepared(Vm& vm, const std::string& socket, Completion<MigrationOutcome> done) {
-  auto stream = qmp::connectUnix(socket);
+  OutgoingMigration& out = *vm.outgoing;
+  Result<UniqueFd> stream = Error("the destination named no socket for the stream");
+  if (socket.empty() || socket[0] != '/') {
+    // Answered below with the error above.
+  } else if (out.ssh) {
+    // A second ssh session, bridged there to the socket the destination's worker reads from.
+    UniqueFd local;
+    auto link = SshLink::spawn(loop_, sshBridgeArgv(*out.ssh, socket, config_.remote_vmctl), local);
+    if (link) {
+      out.stream_link = std::move(*link);
+      stream = std::move(local);
+    } else {
+      stream = link.error();
+    }
+  } else {
+    stream = qmp::connectUnix(socket);
+  }
   if (!stream) {
     return migrationEnded(vm, vmError(VmErrorCode::kWorkerFailed, "destination stream " + socket + ": " + stream.error().message()), done);
   }
@@ -142,7 +199,7 @@ void Supervisor::migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<M
   }
   // Failed or cancelled: the destination's half goes, the guest keeps (or resumes) running here.
   VmError why = result.error();
-  why.message = vmText(name) + ": migration to " + out.destination + " failed: " + why.message;
+  why.message = vmText(name) + ": migration to " + out.destination + " failed: " + why.message + sshDiagnosis(out);
   log::warning(why.message);
   out.phase = "cleaning-up";
   auto resume = [this, &vm, why, done] {
@@ -191,6 +248,9 @@ void Supervisor::migrateCancel(const std::string& name, Completion<Done> done) {
   Vm* vm = active(name);
   if (!vm || !vm->outgoing) return done(vmError(VmErrorCode::kWrongState, vmText(name) + " is not migrating"));
   vm->outgoing->cancel_requested = true;
+  // Still reaching the destination over ssh (a slow or silent host): the session goes, and with it
+  // the connection attempt, which then ends the migration as cancelled.
+  if (vm->outgoing->phase == "connecting") vm->outgoing->control_link.reset();
   if (vm->outgoing->phase != "active") return done(Done{});
   vm->qmp->execute("migrate_cancel", nullptr, [name, done](Result<qmp::CommandResult>&& reply) { done(asDone(fromWorker(name, std::move(reply)))); });
 }
@@ -212,7 +272,7 @@ VmResult<qmp::Json> Supervisor::migrationStatus(const std::string& name) {
   return out;
 }
 
-void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done) {
+void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, bool run, Completion<IncomingEndpoint> done, uint64_t source) {
   const std::string name = def.name;
   auto defined = define(def, owner);
   if (!defined) return done(defined.error());
@@ -230,7 +290,7 @@ void Supervisor::acceptIncoming(const VmDefinition& def, const Owner& owner, boo
     (void)undefine(name);
     return done(vmError(VmErrorCode::kInternal, vmText(name) + ": " + listener.error().message()));
   }
-  arrivals_[name] = Arrival{false, run, std::nullopt, {}};
+  arrivals_[name] = Arrival{false, run, std::nullopt, {}, source};
   auto answered = std::make_shared<bool>(false);
   IncomingPlan plan;
   plan.listener = std::move(*listener);
@@ -335,6 +395,18 @@ void Supervisor::abortIncoming(const std::string& name, Completion<Done> done) {
     undefineWhenStopped(name);
     done(Done{});
   });
+}
+
+void Supervisor::sourceGone(uint64_t source) {
+  if (source == 0) return;
+  std::vector<std::string> orphans;
+  for (const auto& [name, arrival] : arrivals_) {
+    if (arrival.source == source && arrival.commit_waiters.empty()) orphans.push_back(name);
+  }
+  for (const std::string& name : orphans) {
+    log::warning(vmText(name) + ": the source's control connection closed before its commit; dropping the arrival");
+    abortIncoming(name, [](VmResult<Done>) {});
+  }
 }
 
 void Supervisor::dropUnfinishedArrivals() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of vmctl against a real vmmd, vmm workers and probe guests.
 
-usage: e2e_vmctl.py SCENARIO   (lifecycle, parallel, errors, libvirt_xml, firmware_definition)"""
+usage: e2e_vmctl.py SCENARIO   (lifecycle, parallel, errors, libvirt_xml, firmware_definition, stdio_bridge)"""
 import json
 import os
 import subprocess
@@ -235,8 +235,33 @@ def scenario_firmware_definition(d):
     check(rc == 1 and "boot.order[0]: no disk with id 'cdrom'" in err, f"{rc} {err}")
 
 
+def scenario_stdio_bridge(d):
+    """vmctl stdio-bridge carries a QMP conversation with vmmd (what a migration's source runs on
+    the destination through ssh): the requests written before stdin ends are answered, the end of
+    stdin reaches vmmd as a half-close, and the bridge ends when vmmd closes. Starts no guest."""
+    c = d.start()
+    c.execute("vm-define", {"definition": probe_definition("b1")})
+    requests = '{"execute": "qmp_capabilities"}\n{"execute": "vm-list", "id": 7}\n'
+    p = subprocess.run([VMCTL, "--socket", d.socket, "stdio-bridge"], input=requests, capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0, f"stdio-bridge -> {p.returncode}: {p.stderr}")
+    replies = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    check(len(replies) == 3 and "QMP" in replies[0] and replies[1] == {"return": {}}, f"bridge output: {p.stdout}")
+    check(replies[2]["id"] == 7 and [vm["name"] for vm in replies[2]["return"]] == ["b1"], f"vm-list through the bridge: {replies[2]}")
+    # A request bigger than one read and one socket buffer arrives whole (vmmd parses all of it
+    # and answers about its content).
+    big = json.dumps({"execute": "vm-define", "arguments": {"definition": probe_definition("b2", cmdline="x " * 60000)}})
+    p = subprocess.run([VMCTL, "--socket", d.socket, "stdio-bridge"], input='{"execute": "qmp_capabilities"}\n' + big + "\n",
+                       capture_output=True, text=True, timeout=30)
+    last = p.stdout.splitlines()[-1] if p.stdout else ""
+    check(p.returncode == 0 and "cmdline: must be at most 2047 bytes" in last, f"a 120 KB request: {p.returncode} {last} {p.stderr}")
+    rc, _, err = vmctl(d, "--socket", os.path.join(d.tmp, "nothing.sock"), "stdio-bridge")
+    check(rc == 3 and "stdio-bridge: cannot connect to" in err, f"missing socket: {rc} {err}")
+    rc, _, err = vmctl(d, "stdio-bridge", "extra")
+    check(rc == 2 and "usage: vmctl [--socket PATH] stdio-bridge" in err, f"usage: {rc} {err}")
+
+
 def main():
-    return scenario_main(globals(), __doc__, without_kvm=("firmware_definition",))
+    return scenario_main(globals(), __doc__, without_kvm=("firmware_definition", "stdio_bridge"))
 
 
 if __name__ == "__main__":

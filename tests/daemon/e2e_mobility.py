@@ -10,10 +10,18 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
   migrate_cancel     vmctl migrate-cancel during a slowed migration: the VM runs on the source
   migrate_dest_killed  the destination's worker and vmmd killed mid-way: the VM runs on the source,
                      and the restarted destination holds nothing of it
-  incoming_refusals  the destination's half alone: a bad stream, an abort, commands for VMs that
-                     are not arriving
+  migrate_hosts      two hosts (network namespaces joined by a veth pair, dropbear on each): there
+                     and back 10 times over ssh://; a wrong key, an unknown host key, a stopped ssh
+                     server and a cancel mid-way leave the VM running on the source only
+  migrate_hosts_midway  the same two hosts; mid-way the link between them goes down (the migration
+                     fails by ssh's keepalive, the destination drops its half when dropbear ends the
+                     sessions), then the destination's vmmd and worker are killed (its restart
+                     drops the half); each time the VM runs on the source, and then migrates there
+  incoming_refusals  the destination's half alone: a bad stream, an abort, a source that hangs up
+                     before its commit, commands for VMs that are not arriving
 The worker is vmm (default), or QEMU 7.2 (TCG) through a wrapper with "qemu": the daemon side is
 QEMU's QMP (getfd, migrate fd:, -incoming defer, migrate-incoming, blockdev-snapshot-internal-sync)."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,8 +30,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (VMCTL, VMM, Daemon, QmpError, check, check_sanitizers, console_log, pid_alive,  # noqa: E402
-                          probe_definition, require_kvm, state_of, wait_until)
+from vmmd_harness import (VMCTL, VMM, Daemon, QmpError, cannot_run, check, check_sanitizers, console_log,  # noqa: E402
+                          pid_alive, probe_definition, require_kvm, state_of, wait_until)
+import two_hosts  # noqa: E402
 
 QEMU_WRAPPER = r"""#!/bin/bash
 # QEMU 7.2 as vmmd's worker: TCG (a worker runs as its own uid and QEMU opens /dev/kvm by path),
@@ -202,13 +211,15 @@ def agent_definition(name):
     return probe_definition(name, agent=True)
 
 
-def migrate_once(src, dst, name):
+def migrate_once(src, dst, name, to=None, shown=None):
+    """`vmctl migrate NAME --to TO` (default: dst's socket); vmctl says "moved to SHOWN"."""
     cs, cd = src.client(), dst.client()
-    out = vmctl(src, "migrate", name, "--to", dst.socket).stdout
-    check(f"{name} moved to {dst.socket}" in out, out)
+    out = vmctl(src, "migrate", name, "--to", to or dst.socket).stdout
+    check(f"{name} moved to {shown or dst.socket}" in out, out)
     info = cd.execute("vm-info", {"name": name})
     check(info["state"] == "running", f"not running at the destination: {info}")
     check(name not in [vm["name"] for vm in cs.execute("vm-list")], "still defined at the source")
+    check(name in [vm["name"] for vm in cd.execute("vm-list")], "not listed at the destination")
     status = cd.execute("vm-qmp", {"name": name, "command": "query-status"})
     check(status["status"] == "running", f"destination worker: {status}")
     # The console relay and the agent channel are the destination's.
@@ -259,15 +270,26 @@ def begin_slow_migration(daemons, name):
     ca.execute("vm-define", {"definition": probe_definition(name)})
     ca.execute("vm-start", {"name": name})
     ready(a, name)
+    t, result = start_slow_migration(a, ca, name, b.socket)
+    return ca, cb, t, result
+
+
+def start_slow_migration(a, ca, name, to):
+    """`vmctl migrate NAME --to TO` in a thread, slowed to 32 KiB/s; returns once the stream flows,
+    with the thread and its result (result["proc"] once it has ended)."""
     ca.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 32 << 10}})
     result = {}
 
     def run():
-        result["proc"] = vmctl(a, "migrate", name, "--to", b.socket, check_rc=False)
+        result["proc"] = vmctl(a, "migrate", name, "--to", to, check_rc=False)
     t = threading.Thread(target=run)
     t.start()
     wait_until(lambda: ca.execute("vm-migrate-status", {"name": name})["phase"] == "active", 30, "migration active")
-    return ca, cb, t, result
+    return t, result
+
+
+def full_speed(ca, name):
+    ca.execute("vm-qmp", {"name": name, "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
 
 
 def check_source_runs(ca, cb, name):
@@ -287,25 +309,146 @@ def scenario_migrate_cancel(daemons):
     check(p.returncode == 1 and "cancelled" in p.stderr, f"cancelled migration: {p.returncode} {p.stderr}")
     check_source_runs(ca, cb, "c1")
     # The same VM still migrates afterwards.
-    ca.execute("vm-qmp", {"name": "c1", "command": "migrate-set-parameters", "arguments": {"max-bandwidth": 1 << 30}})
+    full_speed(ca, "c1")
     migrate_once(a, b, "c1")
 
 
-def scenario_migrate_dest_killed(daemons):
-    a, b = daemons
-    ca, cb, t, result = begin_slow_migration(daemons, "k1")
-    dest_pid = cb.execute("vm-info", {"name": "k1"})["pid"]
+def kill_destination_midway(a, b, ca, cb, name, t, result):
+    """During the migration (thread t) of `name` from a to b, kills b's vmmd and its arriving
+    worker: the migration fails, the VM runs at the source, and b restarted drops the half-arrived
+    VM. Returns b's new client."""
+    dest_pid = cb.execute("vm-info", {"name": name})["pid"]
     b.kill9()
     os.kill(dest_pid, signal.SIGKILL)
     t.join(60)
     p = result["proc"]
     check(p.returncode == 1 and "failed" in p.stderr, f"migration to a killed destination: {p.returncode} {p.stderr}")
-    check(state_of(ca, "k1") == "running", "not running at the source")
-    check(ca.execute("vm-qmp", {"name": "k1", "command": "query-status"})["status"] == "running", "source worker not running")
-    # The restarted destination drops the half-arrived VM.
+    check(state_of(ca, name) == "running", "not running at the source")
+    check(ca.execute("vm-qmp", {"name": name, "command": "query-status"})["status"] == "running", "source worker not running")
     cb = b.start()
-    wait_until(lambda: "k1" not in [vm["name"] for vm in cb.execute("vm-list")], 20, "half-arrived VM dropped")
+    wait_until(lambda: name not in [vm["name"] for vm in cb.execute("vm-list")], 20, "half-arrived VM dropped")
     check(not pid_alive(dest_pid), "the destination's worker survived")
+    return cb
+
+
+def scenario_migrate_dest_killed(daemons):
+    a, b = daemons
+    ca, cb, t, result = begin_slow_migration(daemons, "k1")
+    kill_destination_midway(a, b, ca, cb, "k1", t, result)
+
+
+def ssh_children(daemon):
+    """The ssh processes vmmd `daemon` runs (its migration's sessions)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if comm == "ssh" and ppid == daemon.proc.pid:
+            found.append(int(entry))
+    return found
+
+
+@contextlib.contextmanager
+def on_two_hosts(daemons, name):
+    """The two vmmd on two hosts (two_hosts.TwoHosts), VM `name` running on the first; yields the
+    hosts and both clients. The ssh servers' logs are printed when the body fails."""
+    a, b = daemons
+    hosts = two_hosts.TwoHosts(a.tmp)
+    try:
+        b.prefix = hosts.on("b")  # vmmd B, and the ssh it runs, live on host B
+        ca, cb = a.start(), b.start()
+        ca.execute("vm-define", {"definition": agent_definition(name)})
+        ca.execute("vm-start", {"name": name})
+        ready(a, name)
+        yield hosts, ca, cb
+    except BaseException:
+        print(hosts.server_log(), file=sys.stderr)
+        raise
+    finally:
+        hosts.close()
+
+
+def ssh_shown(host, daemon):
+    """How vmctl names the destination vmmd of `daemon` on `host`."""
+    return f"ssh://root@{two_hosts.ADDRESSES[host]}:{two_hosts.PORT}?socket={daemon.socket}"
+
+
+def scenario_migrate_hosts(daemons):
+    a, b = daemons
+    with on_two_hosts(daemons, "h1") as (hosts, ca, cb):
+        b_ip, port = two_hosts.ADDRESSES["b"], two_hosts.PORT
+        # There with the host key checked against known_hosts, back with no_verify=1.
+        to_b, shown_b = hosts.uri("b", b.socket), ssh_shown("b", b)
+        to_a, shown_a = hosts.uri("a", a.socket, verify=False), ssh_shown("a", a)
+        for i in range(10):
+            migrate_once(a, b, "h1", to=to_b, shown=shown_b)
+            migrate_once(b, a, "h1", to=to_a, shown=shown_a)
+        check(state_of(ca, "h1") == "running", "h1 not running at the end")
+        wait_until(lambda: not ssh_children(a) and not ssh_children(b), 10, "the ssh sessions of finished migrations gone")
+
+        def refused(to, expected):
+            p = vmctl(a, "migrate", "h1", "--to", to, check_rc=False)
+            check(p.returncode == 1 and expected in p.stderr, f"migrate --to {to}: exit {p.returncode}: {p.stderr}")
+            check(state_of(ca, "h1") == "running", f"h1 not running at the source after: {p.stderr}")
+            check(ca.execute("vm-qmp", {"name": "h1", "command": "query-status"})["status"] == "running", "source worker stopped")
+            check("h1" not in [vm["name"] for vm in cb.execute("vm-list")], f"h1 left in the destination's store: {p.stderr}")
+            wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of a failed migration gone")
+            return p.stderr
+        refused(hosts.uri("b", b.socket, key=hosts.wrong_key), "Permission denied (publickey)")
+        bad_known = os.path.join(a.tmp, "known_hosts_wrong")
+        with open(bad_known, "w") as f:  # host B's address with host A's key
+            f.write(f"[{b_ip}]:{port} {' '.join(hosts.host_keys['a'].split()[:2])}\n")
+        refused(f"ssh://root@{b_ip}:{port}?socket={b.socket}&keyfile={hosts.key}&known_hosts={bad_known}", "Host key verification failed")
+        # A bare HOST is ssh://root@HOST on port 22, where nothing listens.
+        err = refused(b_ip, f"ssh: connect to host {b_ip} port 22: Connection refused")
+        check(f"destination ssh://root@{b_ip}: " in err, f"the destination is not named: {err}")
+        refused(hosts.uri("b", os.path.join(b.tmp, "nothing.sock")), "cannot connect to")
+        p = vmctl(a, "migrate", "h1", "--to", "ssh://-oProxyCommand=touch%20x", check_rc=False)
+        check(p.returncode == 2 and "starts with '-'" in p.stderr, f"an option as host: {p.returncode} {p.stderr}")
+
+        # Cancelled mid-way: the stream's ssh goes, the VM runs here, nothing of it there.
+        t, result = start_slow_migration(a, ca, "h1", to_b)
+        check(len(ssh_children(a)) == 2, f"ssh sessions while active: {ssh_children(a)}")
+        vmctl(a, "migrate-cancel", "h1")
+        t.join(60)
+        check(result["proc"].returncode == 1 and "cancelled" in result["proc"].stderr, f"cancel: {result['proc'].stderr}")
+        check_source_runs(ca, cb, "h1")
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of a cancelled migration gone")
+        full_speed(ca, "h1")
+
+        hosts.stop_server("b")
+        refused(to_b, f"ssh: connect to host {b_ip} port {port}: Connection refused")
+
+
+def scenario_migrate_hosts_midway(daemons):
+    a, b = daemons
+    with on_two_hosts(daemons, "l1") as (hosts, ca, cb):
+        to_b = hosts.uri("b", b.socket)
+        t, result = start_slow_migration(a, ca, "l1", to_b)
+        check("l1" in [vm["name"] for vm in cb.execute("vm-list")], "no half at the destination while active")
+        hosts.link("down")
+        t.join(90)
+        p = result["proc"]
+        check(p.returncode == 1 and "failed" in p.stderr, f"migration over a link that went down: {p.returncode} {p.stderr}")
+        check(state_of(ca, "l1") == "running", "not running at the source")
+        check(ca.execute("vm-qmp", {"name": "l1", "command": "query-status"})["status"] == "running", "source worker not running")
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions of the failed migration gone")
+        # Back up: the destination's sessions end (dropbear's keepalive), its half goes with them.
+        hosts.link("up")
+        wait_until(lambda: "l1" not in [vm["name"] for vm in cb.execute("vm-list")], 60, "the destination's half dropped")
+
+        # The destination dies: its vmmd and the arriving worker killed, as in migrate_dest_killed.
+        t, result = start_slow_migration(a, ca, "l1", to_b)
+        cb = kill_destination_midway(a, b, ca, cb, "l1", t, result)
+        wait_until(lambda: not ssh_children(a), 10, "the ssh sessions to the dead destination gone")
+
+        full_speed(ca, "l1")
+        migrate_once(a, b, "l1", to=to_b, shown=ssh_shown("b", b))
 
 
 def scenario_incoming_refusals(daemons):
@@ -334,6 +477,15 @@ def scenario_incoming_refusals(daemons):
     wait_until(lambda: "in2" not in vms(), 30, "an aborted arrival dropped")
     check(not os.path.exists(ep["socket"]), "the incoming socket outlived the abort")
 
+    # A source that hangs up before its commit never commits: the arrival goes with its connection.
+    source = b.client()
+    ep = source.execute("vm-migrate-incoming", {"definition": probe_definition("in3")})
+    check("in3" in vms(), "the arriving VM is not defined")
+    source.close()
+    wait_until(lambda: "in3" not in vms(), 30, "an arrival whose source hung up dropped")
+    check(not os.path.exists(ep["socket"]), "the incoming socket outlived its source's connection")
+    check("the source's control connection closed before its commit" in b.log(), "no log line for the dropped arrival")
+
     cb.execute("vm-define", {"definition": probe_definition("here")})
     for command in ("vm-migrate-commit", "vm-migrate-abort"):
         try:
@@ -358,6 +510,14 @@ def main():
         return 2
     if worker != "qemu" and (status := require_kvm()) is not None:
         return status
+    if scenario.startswith("migrate_hosts") and os.environ.get("VMMD_TWO_HOSTS") != "1":
+        if os.geteuid() != 0:
+            return cannot_run("migrate_hosts needs root (network namespaces)")
+        if (tool := two_hosts.missing_tool()) is not None:
+            return cannot_run(tool + " is missing (scripts/install-deps.sh installs it)")
+        # Host A is a network namespace of its own: nothing reaches the machine's network.
+        env = dict(os.environ, VMMD_TWO_HOSTS="1")
+        return subprocess.call(["unshare", "-n", sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env=env)
     daemons = [new_daemon(worker) for _ in range(2 if scenario.startswith("migrate") else 1)]
     failed = True
     try:

@@ -50,6 +50,7 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.proc = None
         self.cgroup = None  # a cgroup v2 directory vmmd starts in (as systemd's Delegate=yes would)
+        self.prefix = []  # a command vmmd runs under (nsenter into another host's network namespace)
 
     def start(self, timeout=10):
         log = open(self.log_path, "ab")
@@ -59,7 +60,7 @@ class Daemon:
             if cgroup:
                 with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
                     f.write(str(os.getpid()))
-        self.proc = subprocess.Popen([VMMD, "--state-dir", self.state, "--run-dir", self.run, "--vmm",
+        self.proc = subprocess.Popen(self.prefix + [VMMD, "--state-dir", self.state, "--run-dir", self.run, "--vmm",
                                       os.path.abspath(VMM), "--foreground"] + self.extra_args,
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=join_cgroup)
         try:

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "loop_thread.h"
 #include "qmp/sync_client.h"
+#include "qmp/unix_socket.h"
 #include "qmp/uv_client.h"
 #include "qmp/uv_server.h"
 #include "test_registry.h"
@@ -135,6 +137,47 @@ TEST(UvClient, CommandsEventsAndDisconnect) {
   }
   loop.run([&] {
     client.reset();
+    t.deferred.clear();
+  });
+}
+
+// open(): the same conversation over a connection the caller made (vmmd gives it a socketpair end
+// whose other end is an ssh process); a peer that closes before its greeting fails the open.
+TEST(UvClient, OpensAConnectionItIsGiven) {
+  testing::TestRegistry t;
+  testing::LoopThread loop;
+  std::unique_ptr<UvServer> server;
+  std::unique_ptr<UvClient> client, orphan;
+  std::string path = socketPath("uvopen");
+  CallbackLog calls;
+  auto record = [&](std::string s) { calls.record(std::move(s)); };
+  loop.run([&] {
+    server = std::make_unique<UvServer>(loop.loop(), t.registry);
+    ASSERT_TRUE(server->listen(path).ok());
+    auto fd = connectUnix(path);
+    ASSERT_TRUE(fd.ok());
+    client = std::make_unique<UvClient>(loop.loop());
+    client->open(std::move(*fd), [&](Status s) { record(s.ok() ? "opened" : "open failed: " + s.error().message()); });
+    client->execute("query-status", nullptr, [&](Result<CommandResult>&& r) {
+      record(r.ok() && std::holds_alternative<Json>(*r) ? "status answered" : "status failed");
+    });
+  });
+  ASSERT_TRUE(calls.waitFor(2));
+  EXPECT_EQ(calls.lines()[0], "opened");
+  EXPECT_EQ(calls.lines()[1], "status answered");
+  loop.run([&] {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    ::close(pair[1]);  // nobody there: as an ssh that could not connect
+    orphan = std::make_unique<UvClient>(loop.loop());
+    orphan->open(UniqueFd(pair[0]), [&](Status s) { record(s.ok() ? "opened" : "open failed: " + s.error().message()); });
+  });
+  ASSERT_TRUE(calls.waitFor(3));
+  EXPECT_EQ(calls.lines()[2], "open failed: QMP connection closed");
+  loop.run([&] {
+    client.reset();
+    orphan.reset();
+    server.reset();
     t.deferred.clear();
   });
 }
