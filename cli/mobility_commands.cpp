@@ -6,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/table.h"
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 
 namespace vmmd::cli {
 namespace {
@@ -121,9 +121,9 @@ int migrate(const Invocation& inv) {
   if (name.empty() || destination.empty()) return failWith(kUsage, usage);
   // Read here, where a relative path or a bare name means something (this directory): vmmd gets
   // an absolute socket path or an ssh:// URI.
-  auto parsed = daemon::parseMigrationDestination(destination);
+  auto parsed = parseMigrationDestination(destination);
   if (!parsed) return failWith(kUsage, parsed.error().message());
-  if (const auto* local = std::get_if<daemon::LocalDestination>(&*parsed)) destination = local->socket;
+  if (const auto* local = std::get_if<LocalDestination>(&*parsed)) destination = local->socket;
   else if (destination.rfind("ssh://", 0) != 0) destination = "ssh://" + destination;
   auto conn = connectToVmmd(inv.globals);
   if (!conn.client) return conn.exit_code;
@@ -135,7 +135,7 @@ int migrate(const Invocation& inv) {
     return kOk;
   }
   std::string summary = result->HasMember("migration") ? migrationSummary((*result)["migration"]) : "";
-  std::printf("%s moved to %s%s\n", name.c_str(), daemon::describeDestination(*parsed).c_str(),
+  std::printf("%s moved to %s%s\n", name.c_str(), describeDestination(*parsed).c_str(),
               summary.empty() ? "" : (" (" + summary + ")").c_str());
   return kOk;
 }

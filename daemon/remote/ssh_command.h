@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 
 namespace vmmd::daemon {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "base/uv_handle.h"
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 #include "daemon/remote/ssh_link.h"
 #include "qmp/json.h"
 #include "qmp/uv_client.h"

@@ -26,7 +26,7 @@
 #include "daemon/launch/worker_ids.h"
 #include "daemon/network/network_manager.h"
 #include "daemon/process/cgroup_tree.h"
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 #include "daemon/store/store.h"
 #include "daemon/supervisor/agent_channel.h"
 #include "daemon/supervisor/vm_error.h"

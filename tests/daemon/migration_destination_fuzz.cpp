@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 #include "daemon/remote/ssh_command.h"
 
 namespace {

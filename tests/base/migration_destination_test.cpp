@@ -1,5 +1,5 @@
 // `vmctl migrate --to DEST`: socket paths, bare hosts, ssh:// URIs and their refusals.
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace vmmd::daemon {
+namespace vmmd {
 namespace {
 
 const PathExists kNothingExists = [](const std::string&) { return false; };
@@ -134,4 +134,4 @@ TEST(MigrationDestination, MalformedOnesNameTheProblem) {
 }
 
 }  // namespace
-}  // namespace vmmd::daemon
+}  // namespace vmmd

@@ -27,7 +27,7 @@
 
 #include "base/result.h"
 
-namespace vmmd::daemon {
+namespace vmmd {
 
 struct LocalDestination {
   std::string socket;  // absolute
@@ -61,4 +61,4 @@ Result<MigrationDestination> parseMigrationDestination(std::string_view text, co
 // The text to show for a parsed destination: the socket, or SshDestination::display().
 std::string describeDestination(const MigrationDestination& destination);
 
-}  // namespace vmmd::daemon
+}  // namespace vmmd

@@ -1,9 +1,9 @@
-#include "daemon/remote/migration_destination.h"
+#include "base/migration_destination.h"
 
 #include <filesystem>
 #include <set>
 
-namespace vmmd::daemon {
+namespace vmmd {
 namespace {
 
 bool isAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
@@ -222,4 +222,4 @@ Result<MigrationDestination> parseMigrationDestination(std::string_view text, co
   return MigrationDestination(std::move(d));
 }
 
-}  // namespace vmmd::daemon
+}  // namespace vmmd
