@@ -7,6 +7,7 @@ usage: e2e_mobility.py SCENARIO [vmm|qemu]
                      and revert is gone after it; qemu-img lists the tag and checks clean
   snapshot_refusals  raw and read-only disks, bad tags, a taken tag, another user's VM
   migrate            there and back several times; console and agent channel at the destination
+  migrate_disk       a VM with a qcow2 disk at a path both reach, there and back: the image whole
   migrate_cancel     vmctl migrate-cancel during a slowed migration: the VM runs on the source
   migrate_dest_killed  the destination's worker and vmmd killed mid-way: the VM runs on the source,
                      and the restarted destination holds nothing of it
@@ -247,6 +248,26 @@ def scenario_migrate(daemons):
     p = vmctl(a, "migrate", "m1", "--to", os.path.join(b.tmp, "nothing.sock"), check_rc=False)
     check(p.returncode == 1 and "m1" in p.stderr, f"no destination: {p.stderr}")
     check(state_of(ca, "m1") == "running", "m1 stopped by a migration to nowhere")
+
+
+def scenario_migrate_disk(daemons):
+    """A VM with a qcow2 disk that both vmmd reach at one path moves there and back: the
+    destination's worker opens the image while the source's still holds it, and the image is
+    whole (qemu-img check) and keeps its data after the guest has run on each side."""
+    a, b = daemons
+    ca, cb = a.start(), b.start()
+    disk = make_qcow2(a, "shared.qcow2")
+    qemu_io(disk, "write -P 0x5a 0 64k")
+    ca.execute("vm-define", {"definition": probe_definition("d1", disks=[{"id": "data", "path": disk, "format": "qcow2"}])})
+    ca.execute("vm-start", {"name": "d1"})
+    ready(a, "d1")
+    for _ in range(2):
+        migrate_once(a, b, "d1")
+        migrate_once(b, a, "d1")
+    stop_vm(ca, "d1")
+    wait_until(lambda: state_of(ca, "d1") == "shut-off", 30, "d1 shut off")
+    qemu_img("check", disk)
+    check("read 65536/65536" in qemu_io(disk, "read -P 0x5a 0 64k"), "the disk's data changed")
 
 
 def begin_slow_migration(daemons, name):
