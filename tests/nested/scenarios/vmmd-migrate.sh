@@ -19,9 +19,10 @@
 #      writes a marker and syncs; `vmctl snapshot revert s s1`: the guest runs on with the same
 #      boot id, the marker is gone and the first file is there; `vmctl snapshot list` names s1;
 #      after the VM is destroyed, `qemu-img snapshot -l` lists s1 and `qemu-img check` is clean.
-# Needs VMM=vmm and --bin vmmd, vmctl, ip (iproute2: namespaces) and qemu-img.
+# Needs VMM=vmm and --bin vmmd, vmctl, vmm-img (vmmd reverts the disks of the stopped worker with
+# it, found next to vmmd), ip (iproute2: namespaces) and qemu-img.
 B=/opt/vmm/bin IP=/opt/vmm/bin/ip
-for t in vmmd vmctl ip qemu-img; do
+for t in vmmd vmctl vmm-img ip qemu-img; do
   if [ "$VMM" != vmm ] || [ ! -x "$B/$t" ]; then
     fail "needs-vmm-and-bin-$t(vmm=$VMM)"
     return 0 2>/dev/null || exit 0
