@@ -86,6 +86,11 @@ class BlockDevice {
   virtual Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) = 0;
   // The next image of the backing chain, or null.
   virtual BlockDevice* backing() const { return nullptr; }
+  // Gives back what the format holds in reserve for future writes (qcow2: clusters whose
+  // refcount is raised but that nothing references yet), so that the image on the disk is exactly
+  // what is in use: before another process takes the image over (migration). Later writes
+  // reserve again.
+  virtual Result<void> releaseReserved() { return {}; }
 };
 
 // Opens an image and its backing chain (relative backing names resolve against the image's

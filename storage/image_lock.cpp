@@ -58,4 +58,14 @@ Result<void> lockImage(int fd, const std::string& path, bool write) {
   return {};
 }
 
+Result<void> unlockImage(int fd, const std::string& path) {
+  struct flock fl = {};
+  fl.l_type = F_UNLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = kPermBase;
+  fl.l_len = kSharedBase + 4 - kPermBase;  // bytes 100-103 and 200-203 (none between is ever locked)
+  if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) return Error::fromErrno(path + ": unlock");
+  return {};
+}
+
 }  // namespace vmmd::storage

@@ -15,4 +15,9 @@ namespace vmmd::storage {
 // image?'.
 Result<void> lockImage(int fd, const std::string& path, bool write);
 
+// Drops every lock byte lockImage may have taken through `fd`'s open file description (all of
+// them, whichever descriptor took them: OFD locks belong to the description, which a dup shares).
+// A migration's source hands its images over this way while its worker still runs.
+Result<void> unlockImage(int fd, const std::string& path);
+
 }  // namespace vmmd::storage

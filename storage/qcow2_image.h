@@ -42,6 +42,7 @@ class Image final : public Qcow2Device {
   const std::string& path() const override { return file_->path(); }
   Result<Extent> blockStatus(uint64_t offset, uint64_t maxLength) override;
   BlockDevice* backing() const override { return backing_.get(); }
+  Result<void> releaseReserved() override;
   const Header& header() const override { return h_; }
   uint32_t clusterSize() const override { return cs_; }
   Result<CheckResult> check(RepairMode repair) override;

@@ -232,6 +232,12 @@ Result<uint64_t> Image::allocClusters(uint64_t count) {
   return *off;
 }
 
+Result<void> Image::releaseReserved() {
+  std::unique_lock io(io_);
+  std::lock_guard meta(meta_);
+  return releasePool();
+}
+
 Result<void> Image::releasePool() {
   if (!poolCount_) return {};
   uint64_t start = poolStart_, n = poolCount_;

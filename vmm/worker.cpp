@@ -293,6 +293,8 @@ Status Worker::cont() {
     return {};
   }
   if (state_ == RunState::FinishMigrate) return Error("the guest is stopping for the end of a migration");
+  // After a completed migration (postmigrate) the disks were handed over: take them back first.
+  if (auto claimed = machine_->claimDisks(); !claimed) return claimed;
   if (device_io_stopped_) {  // cont after a completed migration (postmigrate), as QEMU allows
     machine_->resumeDeviceIo();
     device_io_stopped_ = false;
@@ -410,12 +412,24 @@ void Worker::finishStopWhenDrained() {
     return;
   }
   auto state = machine_->saveState();
+  // The destination takes the disks over once the state has arrived: hand them over before the
+  // last bytes go (they are taken back if the guest runs here again).
+  if (state) {
+    if (auto released = machine_->releaseDisks(); !released) state = released.error().withContext("hand over the disks");
+  }
   if (!state) resumeAfterMigration();
   done(std::move(state));
 }
 
 void Worker::resumeAfterMigration() {
   if (state_ != RunState::FinishMigrate) return;
+  if (auto claimed = machine_->claimDisks(); !claimed) {
+    // Another process has the images now: running the guest here could corrupt them.
+    log::error("migration: the guest stays stopped: " + claimed.error().message());
+    state_ = RunState::Paused;
+    monitor_->event("STOP");
+    return;
+  }
   if (device_io_stopped_) {
     machine_->resumeDeviceIo();
     device_io_stopped_ = false;
@@ -441,6 +455,8 @@ void Worker::outgoingEnded(bool completed) {
 
 Status Worker::incomingLoaded(const MachineState& state) {
   if (state_ != RunState::Inmigrate) return Error(std::string("the guest is in state ") + runStateName(state_));
+  // The source handed its disks over before its last bytes: lock them and read them afresh.
+  if (auto claimed = machine_->claimDisks(); !claimed) return claimed;
   auto start = std::chrono::steady_clock::now();
   if (auto st = machine_->loadState(state); !st) return st;
   log::debug("migration: machine state loaded in " +

@@ -1,12 +1,15 @@
 // Image locks: we exclude ourselves, and QEMU and we exclude each other (QEMU's lock bytes).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
+#include "base/unique_fd.h"
+#include "storage/image_lock.h"
 #include "storage/qcow2.h"
 #include "tests/storage/test_util.h"
 
@@ -146,6 +149,27 @@ TEST(StorageLock, WeBlockQemu) {
     auto io = test::run("qemu-io -c 'write 0 512' " + dir / "a.qcow2");
     EXPECT_NE(io.output.find("Failed to get \"write\" lock"), std::string::npos) << io.output;
   }
+}
+
+// A migration's source drops its locks through any descriptor of the open file description that
+// took them (vmm's images come in fd sets: every open of one is a dup of the same description).
+TEST(StorageLock, UnlockThroughADupLetsAnotherWriterIn) {
+  ScratchDir dir;
+  Qcow2CreateOptions c;
+  c.size = 1 << 20;
+  ASSERT_TRUE(createQcow2(dir / "a.qcow2", c).ok());
+  UniqueFd holder(::open((dir / "a.qcow2").c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(holder);
+  ASSERT_TRUE(lockImage(holder.get(), dir / "a.qcow2", true).ok());
+  EXPECT_FALSE(openRw(dir / "a.qcow2").ok());
+  // Another description of the same file holds nothing: unlocking through it changes nothing.
+  UniqueFd other(::open((dir / "a.qcow2").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(unlockImage(other.get(), dir / "a.qcow2").ok());
+  EXPECT_FALSE(openRw(dir / "a.qcow2").ok());
+  UniqueFd dup(::fcntl(holder.get(), F_DUPFD_CLOEXEC, 0));
+  ASSERT_TRUE(unlockImage(dup.get(), dir / "a.qcow2").ok());
+  auto writer = openRw(dir / "a.qcow2");
+  EXPECT_TRUE(writer.ok()) << writer.error().message();
 }
 
 }  // namespace

@@ -168,19 +168,23 @@ Result<PlannedDevice> createDevice(const config::DeviceConfig& config, const Dev
     // cache=unsafe (no_flush): the guest gave up durability, so qcow2 skips its ordering barriers.
     open.writeBarriers = !drive->no_flush;
     open.opener = &context.host.files();
+    // A destination of a migration leaves the image unlocked until its guest state has arrived
+    // (Machine::claimDisks): until then the source's worker holds it and still writes to it.
+    open.lock = context.machine.incoming.empty();
     auto disk = storage::openImage(drive->path, open);
     if (!disk) return disk.error().withContext("drive " + drive->id);
     std::shared_ptr<storage::BlockDevice> shared = std::move(*disk);
-    planned.disk = DiskInfo{drive->id, drive->path, storage::formatName(shared->format()), drive->read_only,
-                            drive->direct, drive->no_flush, shared->size(), shared};
     std::string device_id = drive->id;
     DeviceHost& host = context.host;
-    planned.device = std::make_unique<virtio::VirtioBlk>(
+    auto blk = std::make_unique<virtio::VirtioBlk>(
         shared, serial, drive->no_flush,
         [&host](std::function<void()> work, std::function<void()> done) { host.runIo(std::move(work), std::move(done)); },
         [&host, device_id](const std::string& operation, const std::string& reason) {
           host.blockIoError(device_id, operation, reason);
         });
+    planned.disk = DiskInfo{drive->id, drive->path, storage::formatName(shared->format()), drive->read_only,
+                            drive->direct, drive->no_flush, shared->size(), shared, open, blk.get()};
+    planned.device = std::move(blk);
   }
   if (auto st = kv.finish(); !st) return st.error();
   return planned;

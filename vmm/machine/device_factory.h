@@ -27,6 +27,11 @@ struct DiskInfo {
   uint64_t size;
   // The open image the device serves (QMP's internal snapshots work on it).
   std::shared_ptr<storage::BlockDevice> image;
+  // How it was opened (open.lock: whether the image holds its locks now) and the device that
+  // serves it: a migration reopens the image (Machine::releaseDisks / claimDisks) and hands the
+  // device the new one.
+  storage::OpenOptions open;
+  virtio::VirtioBlk* blk = nullptr;
 };
 
 struct PlannedDevice {

@@ -107,6 +107,15 @@ class Machine {
   const config::MachineConfig& config() const { return config_; }
   const char* bootProtocol() const { return boot_.kernel ? boot_.kernel->protocol() : "firmware"; }
   const std::vector<DiskInfo>& disks() const { return disks_; }
+  // The hand-over of disk images both ends of a migration reach at one path (as QEMU inactivates
+  // and activates its block nodes). Both only while stopped with no request in flight.
+  // releaseDisks (source, its guest state saved): each image flushed, its reserved clusters given
+  // back and its locks dropped, then opened again without locks, so that the destination may take
+  // it over. claimDisks (a destination, whose images stay unlocked until the state has arrived;
+  // or a source that runs its guest again): each image opened again with its locks, reading its
+  // metadata afresh as the other side left it. Either is a no-op when already done.
+  Status releaseDisks();
+  Status claimDisks();
   // QMP set_link: `name` is a NIC's -device id or its -netdev id. False when there is no such NIC.
   bool setLink(const std::string& name, bool up);
   // Host thread ids of the vCPU threads, by vCPU index (0 when not running).

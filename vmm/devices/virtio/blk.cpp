@@ -96,6 +96,16 @@ void VirtioBlk::readConfig(uint64_t offset, std::span<uint8_t> data) {
 
 void VirtioBlk::activate() { active_ = true; }
 
+Status VirtioBlk::replaceDisk(std::shared_ptr<storage::BlockDevice> disk) {
+  std::lock_guard lock(io_mutex_);
+  if (in_flight_.load() > 0 || workers_ > 0) return Error(std::string(name()) + ": cannot change disks with requests in flight");
+  if (disk->size() != disk_->size() || disk->readOnly() != disk_->readOnly()) {
+    return Error(std::string(name()) + ": " + disk->path() + " reopened with another size or access mode");
+  }
+  disk_ = std::move(disk);
+  return {};
+}
+
 Result<DeviceState> VirtioBlk::saveState() const {
   if (size_t n = in_flight_.load()) {
     return Error(std::string(name()) + ": " + std::to_string(n) + " requests in flight (the machine must be drained first)");

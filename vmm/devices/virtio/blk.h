@@ -47,6 +47,10 @@ class VirtioBlk : public VirtioDevice {
   static constexpr uint32_t kStateVersion = 1;
 
   const storage::BlockDevice& disk() const { return *disk_; }
+  // Serves `disk` from now on: the same image reopened when a migration hands it over. Only with
+  // no request in flight (the machine stopped and drained); it must have the same size and
+  // read-only flag.
+  Status replaceDisk(std::shared_ptr<storage::BlockDevice> disk);
 
  private:
   struct Request;
