@@ -5,15 +5,19 @@
 # one L2 segment, as two hosts on one VLAN. Each vmmd has the network "seg" in bridge mode on its
 # segbr, so the guest's NIC (a tap vmmd makes) is on the segment on either host; files (kernel,
 # initramfs, disks) are at the same paths for both (one L1 file system).
-#   1. VM m (160 MiB, "agent": true, NIC on seg, l2.test=mobility: qemu-ga plus the migrate
-#      workload: md5-checked tmpfs copies, one console line per round with boot id and uptime, a
-#      TCP stream of numbered lines to busybox nc in L1's root namespace) starts on A and moves
-#      A->B->A... ten times with `vmctl migrate m --to DEST`. After each move: `vmctl --json info`
-#      says running at the destination, the source no longer knows m, `vmctl list` shows it
-#      there only; the destination's console log shows rounds going on with the one boot id, a
-#      round number and an uptime above the last ones seen before the move; `vmctl exec` there
-#      reads the same boot id (the agent answers at the destination); the TCP stream has grown.
-#      At the end: no MISMATCH round anywhere, and the stream's lines are gapless.
+#   1. VM m (160 MiB, "agent": true, NIC on seg, a qcow2 data disk with an ext2 file system,
+#      l2.test=mobility: qemu-ga plus the migrate workload: md5-checked tmpfs copies, one console
+#      line per round with boot id and uptime, a TCP stream of numbered lines to busybox nc in
+#      L1's root namespace) starts on A and moves A->B->A... ten times with `vmctl migrate m --to
+#      DEST`. After each move: `vmctl --json info` says running at the destination, the source no
+#      longer knows m, `vmctl list` shows it there only; the destination's console log shows
+#      rounds going on with the one boot id, a round number and an uptime above the last ones seen
+#      before the move; `vmctl exec` there reads the same boot id (the agent answers at the
+#      destination) and writes 256 KiB of random bytes to a new file on the data disk (clusters
+#      the destination's worker allocates in the image both hosts share); the TCP stream has
+#      grown. At the end: no MISMATCH round anywhere, the stream's lines are gapless, every file
+#      read back from the disk (page cache dropped) has the md5 it had when written, and after an
+#      agent shutdown `qemu-img check` finds the image clean.
 #   2. VM s (128 MiB, "agent": true, a qcow2 data disk with an ext2 file system made in L1)
 #      on A: the guest mounts it and writes a file; `vmctl snapshot save s s1`; the guest
 #      writes a marker and syncs; `vmctl snapshot revert s s1`: the guest runs on with the same
@@ -41,7 +45,7 @@ dest_for() { echo "$W/$1/run/vmmd.sock"; }
 # ctl H ARGS...: vmctl against host H's vmmd.
 ctl() { h=$1; shift; VMMD_SOCKET=$W/$h/run/vmmd.sock "$B/vmctl" "$@" 2>>"$W/vmctl.err"; }
 # console H VM: VM's console log at host H (the serial console's CRs dropped)
-console() { tr -d '\r' <"$W/$1/run/vms/$2/console.log" 2>/dev/null; }
+console() { tr -d '\r' 2>/dev/null <"$W/$1/run/vms/$2/console.log"; }
 # state_on H VM: the VM's state as H's `vmctl --json info` gives it
 state_on() { ctl "$1" --json info "$2" | grep -o '"state": *"[a-z-]*"' | head -n1 | sed 's/.*"\([a-z-]*\)"$/\1/'; }
 # now_cs: L1's uptime in centiseconds
@@ -89,6 +93,12 @@ finish() {
   fi
 }
 
+# make_disk NAME: $W/NAME.qcow2, 32 MiB with an ext2 file system (busybox mke2fs on a raw file).
+make_disk() {
+  dd if=/dev/zero of="$W/$1.raw" bs=1M count=0 seek=32 2>>"$W/setup.log" &&
+    busybox mke2fs -F "$W/$1.raw" 32768 >>"$W/setup.log" 2>&1 &&
+    "$B/qemu-img" convert -f raw -O qcow2 "$W/$1.raw" "$W/$1.qcow2" >>"$W/setup.log" 2>&1 && rm -f "$W/$1.raw"
+}
 wait_for 20 ctl a list && wait_for 20 ctl b list || { finish fail vmmd-start; return 0 2>/dev/null || exit 0; }
 echo '{"name": "seg", "mode": "bridge", "bridge": "segbr"}' >"$W/seg.json"
 for h in a b; do
@@ -97,10 +107,12 @@ done
 step networks
 
 # 1. Ten moves.
+make_disk mdata || { finish fail make-disk-m; return 0 2>/dev/null || exit 0; }
 cat >"$W/m.json" <<EOF
 {"schema": 1, "name": "m", "memory": 160, "vcpus": 1, "kernel": "$L2_BZIMAGE", "initrd": "$L2_INITRD",
  "cmdline": "$L2_BASE_APPEND l2.test=mobility vmmd.net=10.0.2.15/24", "agent": true,
- "nics": [{"network": "seg", "mac": "52:54:00:12:34:79"}]}
+ "nics": [{"network": "seg", "mac": "52:54:00:12:34:79"}],
+ "disks": [{"id": "data", "path": "$W/mdata.qcow2", "format": "qcow2"}]}
 EOF
 ctl a define "$W/m.json" >/dev/null && ctl a start m >/dev/null || { finish fail start-m; return 0 2>/dev/null || exit 0; }
 round_lines() { grep -E 'MIGMEM round=[0-9]+ (ok|MISMATCH) bad=[0-9]+ boot=[0-9a-f-]{36} uptime=[0-9.]+$'; }
@@ -113,6 +125,9 @@ line=$(last_round a 0)
 boot=$(field boot "$line") round=$(field round "$line") uptime=$(field uptime "$line")
 wait_for 30 test -s "$W/tcp" || { finish fail tcp-stream; return 0 2>/dev/null || exit 0; }
 step "boot=${boot%%-*}"
+wait_for 60 ctl a exec m -- true && ctl a exec m -- sh -c 'mkdir -p /data && mount /dev/vda /data' ||
+  { finish fail mount-m; return 0 2>/dev/null || exit 0; }
+: >"$W/written"
 tcp_lines() { wc -l <"$W/tcp"; }
 tcp_grown() { [ "$(tcp_lines)" -gt "$tcp" ]; }
 tcp=$(tcp_lines)
@@ -134,8 +149,12 @@ while [ $moves -lt 10 ]; do
     awk -v a="$uptime" -v b="$(field uptime "$line")" 'BEGIN { exit !(b > a) }' ||
     { finish fail "continues-$moves:$line"; return 0 2>/dev/null || exit 0; }
   round=$(field round "$line") uptime=$(field uptime "$line")
-  # The agent answers there.
-  [ "$(ctl $to exec m -- cat /proc/sys/kernel/random/boot_id)" = "$boot" ] || { finish fail "agent-$moves-at-$to"; return 0 2>/dev/null || exit 0; }
+  # The agent answers there: the boot id, and a new file on the shared disk written from here.
+  ctl $to exec m -- sh -c "cat /proc/sys/kernel/random/boot_id; dd if=/dev/urandom of=/data/move-$moves bs=64k count=4 2>/dev/null &&
+    sync && md5sum /data/move-$moves" >"$W/exec.$moves"
+  [ "$(head -n1 "$W/exec.$moves")" = "$boot" ] && sed -n 2p "$W/exec.$moves" | grep -q " /data/move-$moves\$" ||
+    { finish fail "agent-$moves-at-$to:$(tr ' \n' '_/' <"$W/exec.$moves")"; return 0 2>/dev/null || exit 0; }
+  sed -n 2p "$W/exec.$moves" >>"$W/written"
   # The TCP stream has grown since the last move.
   wait_for 20 tcp_grown || { finish fail "tcp-$moves:$tcp"; return 0 2>/dev/null || exit 0; }
   tcp=$(tcp_lines) here=$to
@@ -145,13 +164,17 @@ step "moves=$moves,move_ms=${move_ms#/},round=$round,uptime=$uptime"
 # Each of the stream's lines so far is "tcp I", I its line number from 0: nothing lost or doubled.
 head -n "$tcp" "$W/tcp" | awk '$0 != "tcp " NR - 1 { bad = 1 } END { exit bad }' && step "tcp-lines=$tcp" ||
   { finish fail "tcp-gap:$(head -n "$tcp" "$W/tcp" | awk '$0 != "tcp " NR - 1 { print NR ":" $0; exit }')"; return 0 2>/dev/null || exit 0; }
-ctl $here destroy m >/dev/null
+# The files as the disk has them now (page cache dropped), each written on another side.
+ctl $here exec m -- sh -c 'sync; echo 3 >/proc/sys/vm/drop_caches; md5sum /data/move-*' | sort >"$W/read"
+sort "$W/written" | cmp -s - "$W/read" && step "disk-files=$(wc -l <"$W/read")" ||
+  { finish fail "disk-files:$(wc -l <"$W/read")/$(wc -l <"$W/written")"; return 0 2>/dev/null || exit 0; }
+ctl $here shutdown m --mode agent --timeout 60 >/dev/null && [ "$(state_on $here m)" = shut-off ] ||
+  { finish fail "shutdown-m:$(state_on $here m)"; return 0 2>/dev/null || exit 0; }
+"$B/qemu-img" check "$W/mdata.qcow2" >"$W/qemu-img-check-m" 2>&1 && step moved-disk-clean ||
+  { finish fail "qemu-img-check-m:$(tr ' \n' '_/' <"$W/qemu-img-check-m" | head -c 200)"; return 0 2>/dev/null || exit 0; }
 
 # 2. Snapshots of a running guest with a qcow2 data disk.
-dd if=/dev/zero of="$W/data.raw" bs=1M count=0 seek=32 2>>"$W/setup.log" &&
-  busybox mke2fs -F "$W/data.raw" 32768 >>"$W/setup.log" 2>&1 &&
-  "$B/qemu-img" convert -f raw -O qcow2 "$W/data.raw" "$W/data.qcow2" >>"$W/setup.log" 2>&1 && rm -f "$W/data.raw" ||
-  { finish fail make-disk; return 0 2>/dev/null || exit 0; }
+make_disk data || { finish fail make-disk; return 0 2>/dev/null || exit 0; }
 cat >"$W/s.json" <<EOF
 {"schema": 1, "name": "s", "memory": 128, "vcpus": 1, "kernel": "$L2_BZIMAGE", "initrd": "$L2_INITRD",
  "cmdline": "$L2_BASE_APPEND", "agent": true, "disks": [{"id": "data", "path": "$W/data.qcow2", "format": "qcow2"}]}
