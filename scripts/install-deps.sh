@@ -11,7 +11,7 @@ packages=(
   syslinux syslinux-common mtools grub-pc-bin fdisk
   libxml2-dev libxml2-utils libvirt-clients
   libnl-3-dev libnl-route-3-dev libnftables-dev dnsmasq-base nftables
-  iperf3
+  iperf3 dropbear-bin openssh-client
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,23 +23,27 @@
 #      writes a marker and syncs; `vmctl snapshot revert s s1`: the guest runs on with the same
 #      boot id, the marker is gone and the first file is there; `vmctl snapshot list` names s1;
 #      after the VM is destroyed, `qemu-img snapshot -l` lists s1 and `qemu-img check` is clean.
+# For vmctl migrate over ssh (dest_for), each host also runs an ssh server on the segment:
+# Debian's dropbear (dropbear-bin) by hand in its namespace (hosta 10.0.2.2, hostb 10.0.2.3, port
+# 2222), a host key from dropbearkey, root's authorized key from ssh-keygen ($W/id_ed25519, OpenSSH
+# format); a login with dbclient from each host to the other checks them.
 # Needs VMM=vmm and --bin vmmd, vmctl, vmm-img (vmmd reverts the disks of the stopped worker with
-# it, found next to vmmd), ip (iproute2: namespaces) and qemu-img.
+# it, found next to vmmd), ip (iproute2: namespaces), qemu-img, dropbear, dropbearkey,
+# dropbearconvert, dbclient and ssh-keygen.
 B=/opt/vmm/bin IP=/opt/vmm/bin/ip
-for t in vmmd vmctl vmm-img ip qemu-img; do
-  if [ "$VMM" != vmm ] || [ ! -x "$B/$t" ]; then
-    fail "needs-vmm-and-bin-$t(vmm=$VMM)"
-    return 0 2>/dev/null || exit 0
-  fi
-done
+needs_vmm_bins vmmd vmctl vmm-img ip qemu-img dropbear dropbearkey dropbearconvert dbclient ssh-keygen ||
+  { return 0 2>/dev/null || exit 0; }
 W=/tmp/vmmd-migrate
 rm -rf "$W" && mkdir -p "$W"
 : >"$W/detail"
 step() { printf ',%s' "$1" >>"$W/detail"; }
 
+# host_ip H: host H's address on the segment (its bridge's), where its ssh server listens.
+host_ip() { [ "$1" = a ] && echo 10.0.2.2 || echo 10.0.2.3; }
 # The destination argument of `vmctl migrate` for host H (a or b): its vmmd's control socket, a
 # path, which reaches across network namespaces. To move over ssh instead, this is the one line
-# to change (ssh://root@IP:PORT?socket=PATH&keyfile=PATH&no_verify=1).
+# to change, to:
+#   dest_for() { echo "ssh://root@$(host_ip $1):2222?socket=$W/$1/run/vmmd.sock&keyfile=$W/id_ed25519&no_verify=1"; }
 dest_for() { echo "$W/$1/run/vmmd.sock"; }
 
 # ctl H ARGS...: vmctl against host H's vmmd.
@@ -70,6 +74,29 @@ mkdir -p /var/run/netns
 (sleep 900 | nc -l -p 7000 >"$W/tcp") &
 receiver=$!
 
+# ssh: root's key, each host's key and dropbear on its segment address.
+# root as glibc's programs (ssh-keygen, dropbear, dbclient) look it up: L1's /etc is empty, and
+# without nsswitch.conf glibc may ask modules L1 does not have.
+[ -f /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\n' >/etc/passwd
+[ -f /etc/nsswitch.conf ] || printf 'passwd: files\ngroup: files\nshadow: files\n' >/etc/nsswitch.conf
+mkdir -p /root/.ssh && chmod 700 /root /root/.ssh
+{
+  "$B/ssh-keygen" -q -t ed25519 -N '' -C vmmd-migrate -f "$W/id_ed25519" &&
+    cat "$W/id_ed25519.pub" >>/root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys &&
+    "$B/dropbearconvert" openssh dropbear "$W/id_ed25519" "$W/id.dropbear"
+} >>"$W/setup.log" 2>&1
+for h in a b; do
+  mkdir -p "$W/$h"
+  $IP -n host$h addr add "$(host_ip $h)/24" dev segbr >>"$W/setup.log" 2>&1
+  "$B/dropbearkey" -t ed25519 -f "$W/$h/ssh_host_key" >>"$W/setup.log" 2>&1
+  $IP netns exec host$h "$B/dropbear" -F -E -s -p "$(host_ip $h):2222" -r "$W/$h/ssh_host_key" >"$W/$h/dropbear.log" 2>&1 &
+  eval "dropbear_$h=\$!"
+done
+# ssh_login FROM TO: a command run over ssh from host FROM's namespace on host TO.
+ssh_login() {
+  [ "$(HOME=/root $IP netns exec host$1 "$B/dbclient" -y -y -i "$W/id.dropbear" -p 2222 "root@$(host_ip $2)" echo "ssh-$1-$2" 2>>"$W/setup.log")" = "ssh-$1-$2" ]
+}
+
 for h in a b; do
   mkdir -p "$W/$h/state" "$W/$h/run"
   $IP netns exec host$h "$B/vmmd" --state-dir "$W/$h/state" --run-dir "$W/$h/run" --vmm "$B/vmm" --foreground \
@@ -79,13 +106,13 @@ done
 
 finish() {
   for h in a b; do for vm in m s; do ctl $h destroy $vm >/dev/null; done; done
-  kill "$vmmd_a" "$vmmd_b" "$receiver" 2>/dev/null
+  kill "$vmmd_a" "$vmmd_b" "$receiver" "$dropbear_a" "$dropbear_b" 2>/dev/null
   wait "$vmmd_a" "$vmmd_b" 2>/dev/null
   detail=$(cut -c2- "$W/detail")
   if [ "$1" = pass ]; then
     pass "$detail"
   else
-    for f in a/vmmd.log b/vmmd.log vmctl.err setup.log a/run/vms/m/console.log b/run/vms/m/console.log \
+    for f in a/vmmd.log b/vmmd.log vmctl.err setup.log a/dropbear.log b/dropbear.log a/run/vms/m/console.log b/run/vms/m/console.log \
       a/run/vms/m/worker.log b/run/vms/m/worker.log a/run/vms/s/console.log a/run/vms/s/worker.log; do
       [ -f "$W/$f" ] && tail -n 10 "$W/$f" | sed "s|^|NESTED-LOG $SCENARIO $VMM: $f: |"
     done
@@ -105,6 +132,7 @@ for h in a b; do
   ctl $h net-define "$W/seg.json" >/dev/null && ctl $h net-start seg >/dev/null || { finish fail "net-$h"; return 0 2>/dev/null || exit 0; }
 done
 step networks
+wait_for 10 ssh_login a b && wait_for 10 ssh_login b a && step ssh || { finish fail ssh; return 0 2>/dev/null || exit 0; }
 
 # 1. Ten moves.
 make_disk mdata || { finish fail make-disk-m; return 0 2>/dev/null || exit 0; }
