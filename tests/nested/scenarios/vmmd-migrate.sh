@@ -1,14 +1,15 @@
 # A running Linux guest moved between two vmmd instances and back, ten times, and snapshots of a
 # running guest (issue 17). Two "hosts" in L1: network namespaces hosta and hostb, each with its
 # own vmmd (state dir, run dir, control socket) and its own bridge segbr; the two bridges joined
-# by a veth pair, and L1's root namespace on hosta's bridge by another (segpeer, 10.0.2.1/24):
+# by a veth pair, and a third namespace, peer, on hosta's bridge by another (10.0.2.1/24; its own
+# namespace, so that nothing an earlier scenario left in L1's root namespace is in the way):
 # one L2 segment, as two hosts on one VLAN. Each vmmd has the network "seg" in bridge mode on its
 # segbr, so the guest's NIC (a tap vmmd makes) is on the segment on either host; files (kernel,
 # initramfs, disks) are at the same paths for both (one L1 file system).
 #   1. VM m (160 MiB, "agent": true, NIC on seg, a qcow2 data disk with an ext2 file system,
 #      l2.test=mobility: qemu-ga plus the migrate workload: md5-checked tmpfs copies, one console
 #      line per round with boot id and uptime, a TCP stream of numbered lines to busybox nc in
-#      L1's root namespace) starts on A and moves A->B->A... ten times with `vmctl migrate m --to
+#      the peer namespace) starts on A and moves A->B->A... ten times with `vmctl migrate m --to
 #      DEST`. After each move: `vmctl --json info` says running at the destination, the source no
 #      longer knows m, `vmctl list` shows it there only; the destination's console log shows
 #      rounds going on with the one boot id, a round number and an uptime above the last ones seen
@@ -56,22 +57,23 @@ state_on() { ctl "$1" --json info "$2" | grep -o '"state": *"[a-z-]*"' | head -n
 now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
 other() { [ "$1" = a ] && echo b || echo a; }
 
-# The segment: hosta and hostb, a bridge segbr in each, joined by seg-a/seg-b; L1's segpeer
-# (10.0.2.1, the TCP peer) on hosta's bridge through seg-p.
+# The segment: hosta and hostb, a bridge segbr in each, joined by seg-a/seg-b; the namespace peer
+# (10.0.2.1 on its eth0, the TCP peer) on hosta's bridge through seg-p.
 l1_net_modules >"$W/setup.log" 2>&1
 mkdir -p /var/run/netns
 {
   $IP link set lo up
+  $IP netns add peer && $IP -n peer link set lo up
   for h in a b; do
     $IP netns add host$h && $IP -n host$h link set lo up &&
       $IP -n host$h link add segbr type bridge && $IP -n host$h link set segbr up
   done
   $IP link add seg-a type veth peer name seg-b && $IP link set seg-a netns hosta && $IP link set seg-b netns hostb &&
     $IP -n hosta link set seg-a master segbr up && $IP -n hostb link set seg-b master segbr up &&
-    $IP link add segpeer type veth peer name seg-p netns hosta && $IP addr add 10.0.2.1/24 dev segpeer &&
-    $IP link set segpeer up && $IP -n hosta link set seg-p master segbr up
+    $IP -n peer link add eth0 type veth peer name seg-p netns hosta && $IP -n peer addr add 10.0.2.1/24 dev eth0 &&
+    $IP -n peer link set eth0 up && $IP -n hosta link set seg-p master segbr up
 } >>"$W/setup.log" 2>&1 && step segment
-(sleep 900 | nc -l -p 7000 >"$W/tcp") &
+(sleep 900 | $IP netns exec peer nc -l -p 7000 >"$W/tcp") &
 receiver=$!
 
 # ssh: root's key, each host's key and dropbear on its segment address.
