@@ -46,10 +46,14 @@ kit_kernel_package() {
 }
 
 # kit_copy_elf STAGE BINARY [DEST]: copies an ELF program (to DEST inside STAGE, default its own
-# path) together with every shared library the loader lists for it, and the loader itself.
+# path) together with every shared library the loader lists for it, and the loader itself. The
+# program goes without its debug sections (symbols stay): a -g build of vmm or vmmd is mostly
+# DWARF, and L1 unpacks everything into its RAM (an L1 whose root file system filled up lost the
+# end of its initramfs and could not write /etc).
 kit_copy_elf() {
   local stage=$1 bin=$2 dest=${3:-$2} loader=/lib64/ld-linux-x86-64.so.2 lib
   install -D -m 0755 "$bin" "$stage$dest"
+  strip --strip-debug "$stage$dest" 2>/dev/null || install -m 0755 "$bin" "$stage$dest"
   readelf -l "$bin" 2>/dev/null | grep -q 'program interpreter' || return 0  # static
   "$loader" --list "$bin" >/dev/null 2>&1 || kit_die "$loader --list $bin failed"
   for lib in $("$loader" --list "$bin" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p'); do

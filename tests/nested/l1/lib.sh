@@ -243,6 +243,17 @@ vmmd_start() {
   i=0; while [ ! -S "$VMMD_SOCKET" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
+# needs_vmm_bins TOOL...: true when the kind is vmm and every TOOL was carried to /opt/vmm/bin
+# (--bin); else reports the failure (needs-vmm-and-bin-TOOL) and is false: the scenario returns.
+needs_vmm_bins() {
+  for t in "$@"; do
+    if [ "$VMM" != vmm ] || [ ! -x "/opt/vmm/bin/$t" ]; then
+      fail "needs-vmm-and-bin-$t(vmm=$VMM)"
+      return 1
+    fi
+  done
+}
+
 # vmctl_state NAME: the VM's state from `vmctl --json info` (errors to $VMCTL_ERR, default stderr).
 vmctl_state() {
   /opt/vmm/bin/vmctl --json info "$1" 2>>"${VMCTL_ERR:-/dev/stderr}" | grep -o '"state": *"[a-z-]*"' | head -n1 |

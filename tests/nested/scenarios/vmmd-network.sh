@@ -15,12 +15,7 @@
 # Needs VMM=vmm and --bin vmmd, vmctl, dnsmasq (vmmd runs /usr/sbin/dnsmasq: linked here) and
 # ip (iproute2's, for the namespace).
 B=/opt/vmm/bin IP=/opt/vmm/bin/ip
-for t in vmmd vmctl dnsmasq ip; do
-  if [ "$VMM" != vmm ] || [ ! -x "$B/$t" ]; then
-    fail "needs-vmm-and-bin-$t(vmm=$VMM)"
-    return 0 2>/dev/null || exit 0
-  fi
-done
+needs_vmm_bins vmmd vmctl dnsmasq ip || { return 0 2>/dev/null || exit 0; }
 W=/tmp/vmmd-network
 rm -rf "$W" && mkdir -p "$W"
 ctl() { "$B/vmctl" "$@" 2>>"$W/vmctl.err"; }

@@ -5,9 +5,10 @@
 #     one console line per round: "MIGMEM round=N ok|MISMATCH bad=B boot=ID uptime=S"
 #   - TCP: a connection to L1 (10.0.2.1:7000, eth0 set up by vmmd.net=) carrying "tcp N" lines,
 #     N counting up, one every 0.2 s: the L1 side sees whether the stream went on without a gap.
-# Runs until the VMM is stopped from outside.
+# MIGMEM_MB (environment, default 16) sets the size of the copy. Runs until the VMM is stopped
+# from outside.
 read -r boot </proc/sys/kernel/random/boot_id
-dd if=/dev/urandom of=/tmp/ref bs=1M count=16 2>/dev/null
+dd if=/dev/urandom of=/tmp/ref bs=1M count="${MIGMEM_MB:-16}" 2>/dev/null
 want=$(md5sum </tmp/ref | cut -d' ' -f1)
 echo "MIGMEM start md5=$want boot=$boot"
 (
