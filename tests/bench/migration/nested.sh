@@ -3,7 +3,10 @@
 # migrated over unix: between two VMMs of one kind in one L1, idle and dirtying memory, our vmm
 # against QEMU with the same guest, parameters and link; one L1 boot, one run; prints a table.
 #
-#   tests/bench/migration/nested.sh [--vmm PATH] [--kinds "vmm-pc qemu-pc"] [--mem MIB]
+#   tests/bench/migration/nested.sh [--vmm PATH] [--kinds "vmm-pc qemu-pc"] [--mem "256 1024"]
+#
+# --mem takes one or more guest sizes (MiB). L1 gets NESTED_L1_MEM MiB (default here: 1024, or
+# 2560 when a size is over 512: a source and a destination of 1 GiB side by side).
 #
 # Everything in L2 runs under TCG-emulated nested virtualization (L1 is QEMU TCG): the figures
 # compare the VMMs with each other, not with hardware. Downtime and total time are what each
@@ -25,19 +28,23 @@ done
 [ -x "$vmm" ] || { echo "bench/migration: $vmm is not built" >&2; exit 2; }
 log="$VMMD_CACHE/bench-migration-nested.log"
 status=0
+big=0
+for m in $mem; do [ "$m" -gt 512 ] && big=1; done
+[ $big = 1 ] && export NESTED_L1_MEM=${NESTED_L1_MEM:-2560}
+cases=$(( $(echo "$kinds" | wc -w) * $(echo "$mem" | wc -w) ))
 "$top/tests/nested/run.sh" --vmm "$vmm" --scenario-dir "$here/l1" --log "$log" \
-  --env BENCH_KINDS="$kinds" --env BENCH_MEM="$mem" --timeout $((240 + $(echo "$kinds" | wc -w) * 400)) \
+  --env BENCH_KINDS="$kinds" --env BENCH_MEM="$mem" --timeout $((240 + cases * 400)) \
   mig-bench@vmm || status=1
 
 echo
-echo "Live migration over unix: in one L1 (nested tier, L1 = QEMU TCG), ${mem} MiB guest, 1 vCPU, -M pc, one run;"
+echo "Live migration over unix: in one L1 (nested tier, L1 = QEMU TCG, ${NESTED_L1_MEM:-1024} MiB), guest of $mem MiB, 1 vCPU, -M pc, one run;"
 echo "downtime-limit 300 ms, max-bandwidth 128 MiB/s on both; idle = kit services only, dirty = 16 MiB tmpfs copy every ~0.7 s"
 awk '/^BENCH vmm=/ {
   for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-  printf "%-8s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", v["vmm"], v["load"], v["status"], v["total_ms"], v["downtime_ms"],
+  printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", v["vmm"], v["mem"], v["load"], v["status"], v["total_ms"], v["downtime_ms"],
     v["setup_ms"], sprintf("%.1f", v["ram_bytes"] / 1048576), v["iterations"], v["state"]
   delete v
 }
-BEGIN { printf "%-8s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", "vmm", "load", "status", "total_ms", "downtime_ms", "setup_ms", "ram_MiB", "iters", "source_state" }' \
+BEGIN { printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", "vmm", "MiB", "load", "status", "total_ms", "downtime_ms", "setup_ms", "ram_MiB", "iters", "source_state" }' \
   <(grep -ao 'BENCH vmm=.*' "$log" | tr -d '\r' | awk '!seen[$0]++')
 exit $status

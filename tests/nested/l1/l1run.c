@@ -141,6 +141,10 @@ int main(int argc, char **argv) {
     perror(log_path);
     return 2;
   }
+  // Line-buffered: scenarios grep the log while the command runs (wait_for ... grep MARKER). Fully
+  // buffered, a quiet guest's few lines sat in the 4 KiB buffer until exit, so a marker never
+  // showed up in time (the migration benchmark's idle case, which prints little after boot).
+  setvbuf(st.log, NULL, _IOLBF, 0);
   int fds[2];
   if (pipe(fds) != 0) {
     perror("pipe");
