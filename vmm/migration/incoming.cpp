@@ -7,6 +7,7 @@
 #include <future>
 #include <unistd.h>
 
+#include "vmm/migration/mapped_ram.h"
 #include "vmm/migration/stream_reader.h"
 #include "vmm/sandbox/sandbox.h"
 
@@ -56,7 +57,13 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
   std::vector<RamRegion> regions;
   for (const auto& region : host.machine().memory().regions()) regions.push_back({region.guest_address, region.size, region.host});
   FdSource source(channel->fd.get(), manager.cancelled());
-  auto loaded = StreamLoader(source, MachineSummary::of(host.config()), regions).load();
+  // A regular file may be a mapped-ram stream: its RAM is then mapped, not read (the header says).
+  MapRegion map;
+  if (off_t base = ::lseek(channel->fd.get(), 0, SEEK_CUR); base >= 0) {
+    int fd = channel->fd.get();
+    map = [fd, base](const RamRegion& region, uint64_t data_offset) { return mapRegionFromFile(region, fd, static_cast<uint64_t>(base) + data_offset); };
+  }
+  auto loaded = StreamLoader(source, MachineSummary::of(host.config()), regions, std::move(map)).load();
   if (!loaded) return fail(loaded.error());
   if (auto st = channel->child.wait(); !st) return fail(st.error());
   uint64_t bytes = loaded->bytes_read, pages = loaded->pages;
