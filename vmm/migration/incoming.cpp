@@ -7,6 +7,7 @@
 #include <future>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/migration/mapped_ram.h"
 #include "vmm/migration/stream_reader.h"
 #include "vmm/sandbox/sandbox.h"
@@ -67,6 +68,8 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
   if (!loaded) return fail(loaded.error());
   if (auto st = channel->child.wait(); !st) return fail(st.error());
   uint64_t bytes = loaded->bytes_read, pages = loaded->pages;
+  log::debug("migration: incoming stream loaded in " + std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()) +
+             " us" + (loaded->mapped_ram ? " (mapped-ram: RAM mapped from the file, " + std::to_string(pages) + " pages with data)" : ""));
   manager.update([&](MigrationInfo& info) {
     info.ram.transferred = bytes;
     info.ram.total = host.machine().memory().ramBytes();
@@ -78,7 +81,7 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
   auto state = std::make_shared<MachineState>(std::move(loaded->machine));
   auto applied = std::make_shared<std::promise<bool>>();
   auto done = applied->get_future();
-  host.runOnLoop([&manager, state, applied] {
+  host.runOnLoop([&manager, state, applied, start] {
     if (auto st = manager.host().incomingLoaded(*state); !st) {
       std::string why = "load of migration failed: " + st.error().message();
       manager.setStatus(MigrationStatus::Failed, why);
@@ -86,6 +89,9 @@ void runIncoming(MigrationManager& manager, IncomingEndpoint endpoint) {
       applied->set_value(false);
       return;
     }
+    // The restore benchmark (tests/bench/migration/restore.py) reads this line under VMM_LOG=debug.
+    log::debug("migration: incoming done (state applied, guest started unless -S) " +
+               std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count()) + " us after the source was accepted");
     manager.setStatus(MigrationStatus::Completed);
     applied->set_value(true);
   });
