@@ -47,32 +47,42 @@ case " $scenarios " in
     disk=(--disk "snap=$image") ;;
 esac
 "$top/tests/nested/run.sh" --vmm "$vmm" --scenario-dir "$here/l1" --log "$log" "${disk[@]}" \
-  --env BENCH_KINDS="$kinds" --env BENCH_MEM="$mem" --timeout $((240 + cases * 400)) \
+  --env BENCH_KINDS="$kinds" --env BENCH_MEM="$mem" --env BENCH_RUNS="${BENCH_RUNS:-3}" --timeout $((240 + cases * 400)) \
   $(for s in $scenarios; do echo "$s@vmm"; done) || status=1
 
-echo
-echo "Live migration over unix: in one L1 (nested tier, L1 = QEMU TCG, ${NESTED_L1_MEM:-1024} MiB), guest of $mem MiB, 1 vCPU, -M pc, one run;"
-echo "downtime-limit 300 ms, max-bandwidth 128 MiB/s on both; idle = kit services only, dirty = 16 MiB tmpfs copy every ~0.7 s"
-awk '/^BENCH vmm=/ {
-  for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-  printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", v["vmm"], v["mem"], v["load"], v["status"], v["total_ms"], v["downtime_ms"],
-    v["setup_ms"], sprintf("%.1f", v["ram_bytes"] / 1048576), v["iterations"], v["state"]
-  delete v
-}
-BEGIN { printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", "vmm", "MiB", "load", "status", "total_ms", "downtime_ms", "setup_ms", "ram_MiB", "iters", "source_state" }' \
-  <(grep -ao 'BENCH vmm=.*' "$log" | tr -d '\r' | awk '!seen[$0]++')
+if grep -aq 'BENCH vmm=' "$log"; then
+  echo
+  echo "Live migration over unix: in one L1 (nested tier, L1 = QEMU TCG, ${NESTED_L1_MEM:-1024} MiB), guest of $mem MiB, 1 vCPU, -M pc, one run;"
+  echo "downtime-limit 300 ms, max-bandwidth 128 MiB/s on both; idle = kit services only, dirty = 16 MiB tmpfs copy every ~0.7 s"
+  awk '/^BENCH vmm=/ {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", v["vmm"], v["mem"], v["load"], v["status"], v["total_ms"], v["downtime_ms"],
+      v["setup_ms"], sprintf("%.1f", v["ram_bytes"] / 1048576), v["iterations"], v["state"]
+    delete v
+  }
+  BEGIN { printf "%-8s %5s %-6s %-10s %9s %12s %9s %10s %6s %12s\n", "vmm", "MiB", "load", "status", "total_ms", "downtime_ms", "setup_ms", "ram_MiB", "iters", "source_state" }' \
+    <(grep -ao 'BENCH vmm=.*' "$log" | tr -d '\r' | awk '!seen[$0]++')
+fi
 
 if grep -aq 'SNAP vmm=' "$log"; then
   echo
   echo "Snapshot save and restore in the same L1, idle guest (kit services), 1 vCPU, -M pc (ms; restore = launch of a"
   echo "fresh process -> guest running; qemu savevm/loadvm: STOP -> RESUME events, on a qcow2 disk; vmm: no disk)"
   awk '/^SNAP vmm=/ {
-    for (i = 2; i <= 5; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    rest = ""; for (i = 6; i <= NF; i++) rest = rest " " $i
-    printf "%-8s %5s %-20s %9s %s\n", v["vmm"], v["mem"], v["op"], v["ms"], substr(rest, 1, 110)
+    for (i = 2; i <= 6; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    key = sprintf("%-8s %5s %-20s", v["vmm"], v["mem"], v["op"])
+    if (!(key in n)) order[++keys] = key
+    all[key] = all[key] " " v["ms"]; n[key]++
     delete v
   }
-  BEGIN { printf "%-8s %5s %-20s %9s %s\n", "vmm", "MiB", "operation", "ms", "detail" }' \
+  END {
+    printf "%-8s %5s %-20s %9s  %s\n", "vmm", "MiB", "operation", "median", "runs"
+    for (k = 1; k <= keys; k++) {
+      key = order[k]; m = split(substr(all[key], 2), xs, " ")
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (xs[j] + 0 < xs[i] + 0) { t = xs[i]; xs[i] = xs[j]; xs[j] = t }
+      printf "%s %9s  %s\n", key, xs[int((m + 1) / 2)], all[key]
+    }
+  }' \
     <(grep -ao 'SNAP vmm=.*' "$log" | tr -d '\r' | awk '!seen[$0]++')
 fi
 exit $status

@@ -11,8 +11,8 @@
 #            `migrate file:F` (plain stream; total-time), a fresh vmm -incoming file:F (launch ->
 #            "incoming done", its debug log line right before RESUME), that guest saved with
 #            mapped-ram (total-time) and restored again from the mapped file.
-# Prints one line per measurement:
-#   SNAP vmm=KIND mem=MIB op=OP ms=MS [detail]
+# Each run ($BENCH_RUNS, default 3) boots fresh sources. Prints one line per measurement:
+#   SNAP vmm=KIND mem=MIB op=OP run=N ms=MS [detail]
 W=/tmp/snap-bench
 failed="" plan_vmm=$VMM
 export VMM_LOG=debug  # vmm's "incoming done" line times its restores (QEMU ignores it)
@@ -32,13 +32,15 @@ event_ms() {
 
 # hmp_timed KIND MEM OP CMD: runs HMP CMD on the running QEMU; prints its STOP -> RESUME time.
 hmp_timed() {
-  out=$(qmp_talk "$W/src.qmp" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$4\"}}")
+  # unixcat waits 2 s of silence by default; savevm under TCG is silent for longer.
+  out=$({ echo '{"execute":"qmp_capabilities"}'; echo "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$4\"}}"; } |
+    unixcat -t 120 "$W/src.qmp")
   stop=$(event_ms STOP "$out") resume=$(event_ms RESUME "$out")
   ret=$(echo "$out" | grep -o '"return": *"[^"]*"' | tail -n1)
   if [ -n "$stop" ] && [ -n "$resume" ]; then
-    echo "SNAP vmm=$1 mem=$2 op=$3 ms=$(awk "BEGIN{printf \"%.0f\", $resume - $stop}") $ret"
+    echo "SNAP vmm=$1 mem=$2 op=$3 run=$run ms=$(awk "BEGIN{printf \"%.0f\", $resume - $stop}") $ret"
   else
-    echo "SNAP vmm=$1 mem=$2 op=$3 ms=? no-events $(echo "$out" | tr -d '\n' | cut -c1-300)"
+    echo "SNAP vmm=$1 mem=$2 op=$3 run=$run ms=? no-events $(echo "$out" | tr -d '\n' | cut -c1-300)"
     failed="$failed,$1-$2-$3"
   fi
 }
@@ -48,7 +50,7 @@ hmp_timed() {
 saved() {
   [ "${6:-}" = mapped ] && qmp_talk "$W/src.qmp" '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"mapped-ram","state":true}]}}' >/dev/null
   result=$(qmp_migrate "$W/src.qmp" "$4")
-  echo "SNAP vmm=$1 mem=$2 op=$3 ms=$(field total_ms "$result") file_kb=$(du -k "$5" 2>/dev/null | cut -f1) $result"
+  echo "SNAP vmm=$1 mem=$2 op=$3 run=$run ms=$(field total_ms "$result") file_kb=$(du -k "$5" 2>/dev/null | cut -f1) $result"
   case "$result" in status=completed*) ;; *) failed="$failed,$1-$2-$3" ;; esac
 }
 
@@ -88,11 +90,12 @@ restored() {
     qmp_talk "$W/dst2.qmp" '{"execute":"quit"}' >/dev/null 2>&1
     wait
   fi
-  echo "SNAP vmm=$kind mem=$m op=$op ms=${ms:-?} $detail"
+  echo "SNAP vmm=$kind mem=$m op=$op run=$run ms=${ms:-?} $detail"
   [ -n "$ms" ] && [ "$ms" != -1 ] || { failed="$failed,$kind-$m-$op"; tail -n 20 "/tmp/l2-snap-$op-$kind.log" | sed "s|^|NESTED-LOG snap-bench $kind $op: |"; }
 }
 
 for m in ${BENCH_MEM:-256}; do
+ for run in $(seq 1 "${BENCH_RUNS:-3}"); do
   for kind in ${BENCH_KINDS:-vmm-pc qemu-pc}; do
     VMM=$kind
     l2_vmm || { failed="$failed,$kind"; continue; }
@@ -101,12 +104,12 @@ for m in ${BENCH_MEM:-256}; do
       dev=$(disk_dev snap) || { failed="$failed,no-disk"; continue; }
       drive="file=$dev,format=qcow2,if=virtio,cache=none"
       boot_source "$m" -drive "$drive" || { failed="$failed,$kind-$m-boot"; stop_source; continue; }
-      hmp_timed "$kind" "$m" savevm "savevm s$m"
-      hmp_timed "$kind" "$m" loadvm "loadvm s$m"
+      hmp_timed "$kind" "$m" savevm "savevm s$m-$run"
+      hmp_timed "$kind" "$m" loadvm "loadvm s$m-$run"
       saved "$kind" "$m" save-exec "exec:cat > $W/q.state" "$W/q.state"
       stop_source
       restored "$kind" "$m" restore-exec -drive "$drive" -incoming "exec:cat $W/q.state"
-      restored "$kind" "$m" restore-loadvm -drive "$drive" -loadvm "s$m"
+      restored "$kind" "$m" restore-loadvm -drive "$drive" -loadvm "s$m-$run"
     else
       boot_source "$m" || { failed="$failed,$kind-$m-boot"; stop_source; continue; }
       saved "$kind" "$m" save-plain "file:$W/plain.state" "$W/plain.state"
@@ -116,7 +119,7 @@ for m in ${BENCH_MEM:-256}; do
         SCENARIO=snap-src MEM=$m TIMEOUT=600 APPEND="" l2_run -qmp "unix:$W/src.qmp,server=on,wait=off" -incoming "file:$W/plain.state"
       ) 2>/tmp/snap-src.err &
       if wait_for 200 grep -q "incoming done" "/tmp/l2-snap-src-$VMM.log"; then
-        echo "SNAP vmm=$kind mem=$m op=restore-plain ms=$(grep -m1 'incoming done' "/tmp/l2-snap-src-$VMM.log" | cut -d' ' -f1) $(grep -o 'incoming done.*' "/tmp/l2-snap-src-$VMM.log" | sed 's/ /_/g')"
+        echo "SNAP vmm=$kind mem=$m op=restore-plain run=$run ms=$(grep -m1 'incoming done' "/tmp/l2-snap-src-$VMM.log" | cut -d' ' -f1) $(grep -o 'incoming done.*' "/tmp/l2-snap-src-$VMM.log" | sed 's/ /_/g')"
         saved "$kind" "$m" save-mapped "file:$W/mapped.state" "$W/mapped.state" mapped
       else
         failed="$failed,$kind-$m-restore-plain"
@@ -126,6 +129,7 @@ for m in ${BENCH_MEM:-256}; do
       restored "$kind" "$m" restore-plain-again -incoming "file:$W/plain.state"
     fi
   done
+ done
 done
 VMM=$plan_vmm
 if [ -z "$failed" ]; then pass "mem=$(echo ${BENCH_MEM:-256} | tr ' ' '+')"; else fail "failed=${failed#,}"; fi
