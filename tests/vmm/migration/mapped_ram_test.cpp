@@ -52,36 +52,45 @@ Ram sourceRam() {
   return ram;
 }
 
-struct Writer {
+// A mapped-ram file being written the way the outgoing migration does: header, summary, the
+// layout section, the file sized for the layout.
+struct FileWriter {
   RateLimiter limiter;
   std::atomic<bool> cancel{false};
   std::atomic<uint64_t> written{0};
+  UniqueFd fd;
+  FdSink sink;
+  StreamWriter writer;
+  RamLayout layout;
+  MappedRamWriter mapped;
+
+  FileWriter(const std::string& path, const Ram& ram)
+      : fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)),
+        sink(fd.get(), limiter, cancel, written),
+        writer(sink),
+        layout(planLayout(ram.regions, 16 + 8 + summary().encode().size() + 4 + RamLayout::sectionBytes(ram.regions.size()))),
+        mapped(fd.get(), 0, layout, limiter, cancel, written) {
+    EXPECT_TRUE(writer.header(kFlagMappedRam));
+    EXPECT_TRUE(writer.summary(summary()));
+    EXPECT_TRUE(mapped.prepare(writer.bytesWritten()));
+    EXPECT_TRUE(writer.raw(SectionType::RamLayout, layout.encode()));
+  }
 };
 
-// Writes `ram` as a mapped-ram file the way the outgoing migration does: pass 0 with every page,
-// then pass 1 with page 7 of region 0 (zero now: its slot goes back to a hole) and page 8 (data now).
+// Writes `ram` as a mapped-ram file: pass 0 with every page, then pass 1 with page 7 of region 0
+// (zero now: its slot goes back to a hole) and page 8 (data now).
 void writeFile(const std::string& path, Ram& ram) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  ASSERT_TRUE(fd);
-  Writer w;
-  FdSink sink(fd.get(), w.limiter, w.cancel, w.written);
-  StreamWriter writer(sink);
-  ASSERT_TRUE(writer.header(kFlagMappedRam));
-  ASSERT_TRUE(writer.summary(summary()));
-  RamLayout layout = planLayout(ram.regions, writer.bytesWritten() + RamLayout::sectionBytes(ram.regions.size()));
-  MappedRamWriter mapped(fd.get(), 0, layout, w.limiter, w.cancel, w.written);
-  ASSERT_TRUE(mapped.prepare(writer.bytesWritten()));
-  ASSERT_TRUE(writer.raw(SectionType::RamLayout, layout.encode()));
+  FileWriter file(path, ram);
   for (size_t r = 0; r < ram.regions.size(); ++r) {
-    auto zero = mapped.write(r, 0, {ram.regions[r].host, ram.regions[r].size});
+    auto zero = file.mapped.write(r, 0, {ram.regions[r].host, ram.regions[r].size});
     ASSERT_TRUE(zero) << zero.error().message();
   }
   std::memset(ram.page(0, 7), 0, kPageSize);
   std::memset(ram.page(0, 8), 0x77, kPageSize);
-  ASSERT_TRUE(mapped.write(0, 7, {ram.page(0, 7), 2 * kPageSize}));
-  ASSERT_TRUE(mapped.finish(writer));
-  ASSERT_TRUE(writer.state({"cpu/0", {"cpu", 1, {1, 2, 3}}}));
-  ASSERT_TRUE(writer.end());
+  ASSERT_TRUE(file.mapped.write(0, 7, {ram.page(0, 7), 2 * kPageSize}));
+  ASSERT_TRUE(file.mapped.finish(file.writer));
+  ASSERT_TRUE(file.writer.state({"cpu/0", {"cpu", 1, {1, 2, 3}}}));
+  ASSERT_TRUE(file.writer.end());
 }
 
 std::vector<uint8_t> readAll(const std::string& path) {
@@ -259,21 +268,13 @@ TEST(MappedRam, LayoutAndBitmapSectionsOutsideAMappedStreamAreRefused) {
 TEST(MappedRam, IncompleteBitmapIsRefused) {
   test_support::TempDir dir;
   Ram ram = sourceRam();
-  UniqueFd fd(::open((dir / "state").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  Writer w;
-  FdSink sink(fd.get(), w.limiter, w.cancel, w.written);
-  StreamWriter writer(sink);
-  ASSERT_TRUE(writer.header(kFlagMappedRam));
-  ASSERT_TRUE(writer.summary(summary()));
-  RamLayout layout = planLayout(ram.regions, writer.bytesWritten() + RamLayout::sectionBytes(ram.regions.size()));
-  MappedRamWriter mapped(fd.get(), 0, layout, w.limiter, w.cancel, w.written);
-  ASSERT_TRUE(mapped.prepare(writer.bytesWritten()));
-  ASSERT_TRUE(writer.raw(SectionType::RamLayout, layout.encode()));
-  ASSERT_EQ(::lseek(fd.get(), static_cast<off_t>(layout.state_offset), SEEK_SET), static_cast<off_t>(layout.state_offset));
-  // Region 0's bitmap only.
-  ASSERT_TRUE(writer.raw(SectionType::RamBitmap, BitmapChunk{0, 0, std::vector<uint64_t>(kLow / kPageSize / 64, 1)}.encode()));
-  ASSERT_TRUE(writer.end());
-  fd.reset();
+  {
+    FileWriter file(dir / "state", ram);
+    ASSERT_EQ(::lseek(file.fd.get(), static_cast<off_t>(file.layout.state_offset), SEEK_SET), static_cast<off_t>(file.layout.state_offset));
+    // Region 0's bitmap only.
+    ASSERT_TRUE(file.writer.raw(SectionType::RamBitmap, BitmapChunk{0, 0, std::vector<uint64_t>(kLow / kPageSize / 64, 1)}.encode()));
+    ASSERT_TRUE(file.writer.end());
+  }
   Ram dest(0xAA);
   auto loaded = loadFile(dir / "state", dest);
   ASSERT_FALSE(loaded);
