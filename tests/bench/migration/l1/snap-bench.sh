@@ -5,8 +5,9 @@
 #            loadvm through QMP human-monitor-command on the running guest (time: the STOP and
 #            RESUME events' timestamps), `migrate exec:cat > FILE` (total-time), then fresh
 #            processes restoring from the file (-incoming "exec:cat FILE") and from the internal
-#            snapshot (-loadvm): launch -> RESUME event (l1run's clock; for -loadvm, which loads
-#            before QEMU's monitor runs, launch -> the QMP greeting, after the load and start)
+#            snapshot (-loadvm): launch -> RESUME event (l1run's clock; -loadvm loads and starts
+#            before the main loop runs, so there: launch -> the answer to a query-status sent at
+#            connect, which says running)
 #   vmm-pc:  no disk (vmm's snapshot of a disk is vmmd's qcow2 internal snapshot, not timed here):
 #            `migrate file:F` (plain stream; total-time), a fresh vmm -incoming file:F (launch ->
 #            "incoming done", its debug log line right before RESUME), that guest saved with
@@ -17,12 +18,9 @@ W=/tmp/snap-bench
 failed="" plan_vmm=$VMM
 export VMM_LOG=debug  # vmm's "incoming done" line times its restores (QEMU ignores it)
 
-# qemu_up LOG: the restoring QEMU runs: its RESUME event came (-incoming), or its monitor answers
-# and says running (-loadvm loads and starts before the monitor runs: no event to see).
-qemu_up() {
-  grep -q '"event": *"RESUME"' "$1" && return 0
-  grep -q 'SOCK {"QMP"' "$1" && qmp_talk "$W/dst2.qmp" '{"execute":"query-status"}' | grep -q '"running": *true'
-}
+# qemu_up LOG: the restoring QEMU runs: its RESUME event came (-incoming), or the query-status
+# l1run sent at connect says running (-loadvm loads and starts before its monitor answers).
+qemu_up() { grep -q -e '"event": *"RESUME"' -e 'SOCK .*"running": *true' "$1"; }
 
 # event_ms NAME TEXT: the event NAME's timestamp in TEXT (QMP output), in ms.
 event_ms() {
@@ -80,13 +78,12 @@ restored() {
     # one answers query-status and quit.
     log=/tmp/l2-snap-$op-$kind.log
     rm -f "$log"
-    SOCK=$W/dst.qmp TRIGGER="" SOCK_TEXT='{"execute":"qmp_capabilities"}' SCENARIO=snap-$op MEM=$m TIMEOUT=300 \
+    # query-status is answered by QEMU's main loop (its QMP socket is served by an I/O thread,
+    # whose greeting comes before any load): "running" there is after -loadvm's load and start.
+    SOCK=$W/dst.qmp TRIGGER="" SOCK_TEXT=$(printf '%s\n%s' '{"execute":"qmp_capabilities"}' '{"execute":"query-status"}') SCENARIO=snap-$op MEM=$m TIMEOUT=300 \
       MARKER=never-printed APPEND="" l2_run -qmp "unix:$W/dst.qmp,server=on,wait=off" -qmp "unix:$W/dst2.qmp,server=on,wait=off" "$@" &
     wait_for 280 qemu_up "$log"
-    ms=$(grep -m1 '"event": *"RESUME"' "$log" | cut -d' ' -f1) detail=resume-event
-    if [ -z "$ms" ]; then
-      ms=$(grep -m1 'SOCK {"QMP"' "$log" | cut -d' ' -f1) detail=qmp-greeting-after-load
-    fi
+    ms=$(grep -m1 -e '"event": *"RESUME"' -e 'SOCK .*"running": *true' "$log" | cut -d' ' -f1) detail=resume-event-or-running-status
     qmp_talk "$W/dst2.qmp" '{"execute":"quit"}' >/dev/null 2>&1
     wait
   fi
