@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from vmmd_testlib.kvm_gate import require_kvm  # noqa: E402
-from vmmd_testlib.probe_vm import FINAL, ProbeVm, check, failures, wait_migration, wait_status  # noqa: E402,F401
+from vmmd_testlib.probe_vm import ProbeVm, check, failures, wait_migration, wait_status  # noqa: E402
 from vmmd_testlib.qmp import QmpError  # noqa: E402
 from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 
