@@ -328,7 +328,10 @@ class Supervisor {
   void feedIncoming(Vm& vm, UniqueFd stream);
   void pollIncoming(Vm& vm);
   // getfd + migrate to `stream`, then query-migrate until it ends; `done` with the last status.
-  void migrateWorker(Vm& vm, UniqueFd stream, Completion<qmp::Json> done);
+  // `mapped_ram`: the stream is a state file written with mapped-ram (snapshots: a revert maps
+  // its RAM instead of copying it); off for a socket to another host.
+  void migrateWorker(Vm& vm, UniqueFd stream, bool mapped_ram, Completion<qmp::Json> done);
+  void passAndMigrate(Vm& vm, std::shared_ptr<UniqueFd> held, Completion<qmp::Json> done);
   void pollOutgoing(Vm& vm, std::shared_ptr<Completion<qmp::Json>> done);
   // The VM's definition and its snapshot `tag`, or why not (not defined, no such snapshot).
   VmResult<std::pair<StoredDefinition, SnapshotRecord>> storedSnapshot(const std::string& name, const std::string& tag);

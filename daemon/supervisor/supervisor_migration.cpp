@@ -173,7 +173,7 @@ void Supervisor::migrationPrepared(Vm& vm, const std::string& socket, Completion
   }
   vm.outgoing->phase = "active";
   log::info(vmText(vm.name()) + ": migrating to " + vm.outgoing->destination);
-  migrateWorker(vm, std::move(*stream), [this, &vm, done](VmResult<qmp::Json> result) { migrationEnded(vm, std::move(result), done); });
+  migrateWorker(vm, std::move(*stream), /*mapped_ram=*/false, [this, &vm, done](VmResult<qmp::Json> result) { migrationEnded(vm, std::move(result), done); });
 }
 
 void Supervisor::migrationEnded(Vm& vm, VmResult<qmp::Json> result, Completion<MigrationOutcome> done) {

@@ -1,5 +1,6 @@
 // Snapshots: qcow2 internal snapshots on the disks plus the guest state as a migration stream in
-// a file (vmctl snapshot save/list/revert/delete).
+// a file, written with mapped-ram so that a revert maps the RAM instead of copying it
+// (docs/migration-stream.md) (vmctl snapshot save/list/revert/delete).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,7 +85,8 @@ void Supervisor::snapshotSave(const std::string& name, const std::string& tag, C
     auto save = [this, &vm, record, was_running, stream, done] {
       takeDiskSnapshots(vm, record.tag, 0, [this, &vm, record, was_running, stream, done](VmResult<Done> taken) {
         if (!taken) return finishSnapshotSave(vm, record, was_running, taken.error(), done);
-        migrateWorker(vm, std::move(*stream), [this, &vm, record, was_running, done](VmResult<qmp::Json> migrated) {
+        // mapped-ram: a revert (or a start from the snapshot) maps the guest's RAM from the file.
+        migrateWorker(vm, std::move(*stream), /*mapped_ram=*/true, [this, &vm, record, was_running, done](VmResult<qmp::Json> migrated) {
           finishSnapshotSave(vm, record, was_running, std::move(migrated), done);
         });
       });

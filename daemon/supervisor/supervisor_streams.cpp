@@ -20,6 +20,19 @@ qmp::Json oneString(const char* key, const std::string& value) {
   return args;
 }
 
+// migrate-set-capabilities with mapped-ram on or off (the worker keeps what the last call set).
+qmp::Json mappedRamCapability(bool on) {
+  qmp::Json args = qmp::jsonObject();
+  auto& a = args.GetAllocator();
+  qmp::JsonValue capability(rapidjson::kObjectType);
+  capability.AddMember("capability", "mapped-ram", a);
+  capability.AddMember("state", on, a);
+  qmp::JsonValue list(rapidjson::kArrayType);
+  list.PushBack(capability, a);
+  args.AddMember("capabilities", list, a);
+  return args;
+}
+
 std::string memberText(const qmp::JsonValue& object, const char* key) {
   if (!object.IsObject()) return "";
   auto it = object.FindMember(key);
@@ -83,8 +96,20 @@ void Supervisor::pollIncoming(Vm& vm) {
   });
 }
 
-void Supervisor::migrateWorker(Vm& vm, UniqueFd stream, Completion<qmp::Json> done) {
+void Supervisor::migrateWorker(Vm& vm, UniqueFd stream, bool mapped_ram, Completion<qmp::Json> done) {
   auto held = std::make_shared<UniqueFd>(std::move(stream));
+  auto capability = std::make_shared<qmp::Json>(mappedRamCapability(mapped_ram));
+  vm.qmp->execute("migrate-set-capabilities", capability.get(), [this, &vm, held, capability, mapped_ram, done](Result<qmp::CommandResult>&& set) {
+    // A worker without the capability (QEMU before 9.0) writes the plain stream, which every
+    // reader takes: the snapshot still works, its revert copies the RAM.
+    if (auto ok = fromWorker(vm.name(), std::move(set)); !ok && mapped_ram) {
+      log::info(vmText(vm.name()) + ": the worker has no mapped-ram (" + ok.error().message + "): the state file is a plain stream");
+    }
+    passAndMigrate(vm, held, done);
+  });
+}
+
+void Supervisor::passAndMigrate(Vm& vm, std::shared_ptr<UniqueFd> held, Completion<qmp::Json> done) {
   auto args = std::make_shared<qmp::Json>(oneString("fdname", kOutgoingFd));
   vm.qmp->executeWithFd("getfd", args.get(), held->get(), [this, &vm, held, args, done](Result<qmp::CommandResult>&& reply) {
     held->reset();

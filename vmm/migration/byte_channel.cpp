@@ -86,6 +86,14 @@ Status FdSource::read(std::span<uint8_t> bytes) {
   return {};
 }
 
+Status FdSource::skip(uint64_t bytes) {
+  if (::lseek(fd_, static_cast<off_t>(bytes), SEEK_CUR) < 0) {
+    return Error::fromErrno("migration stream: skip " + std::to_string(bytes) + " bytes (a mapped-ram stream must come from a file)");
+  }
+  consumed_ += bytes;
+  return {};
+}
+
 bool isSocket(int fd) {
   int type = 0;
   socklen_t length = sizeof type;
@@ -112,6 +120,12 @@ Status MemorySource::read(std::span<uint8_t> bytes) {
   if (data_.size() - at_ < bytes.size()) return Error("migration stream: ended early, after " + std::to_string(data_.size()) + " bytes");
   std::memcpy(bytes.data(), data_.data() + at_, bytes.size());
   at_ += bytes.size();
+  return {};
+}
+
+Status MemorySource::skip(uint64_t bytes) {
+  if (data_.size() - at_ < bytes) return Error("migration stream: ended early, after " + std::to_string(data_.size()) + " bytes");
+  at_ += static_cast<size_t>(bytes);
   return {};
 }
 

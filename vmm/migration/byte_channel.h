@@ -25,6 +25,9 @@ class ByteSource {
   virtual ~ByteSource() = default;
   // Exactly bytes.size() bytes, or an error (a stream that ends early says so).
   virtual Status read(std::span<uint8_t> bytes) = 0;
+  // Moves `bytes` ahead without reading them (a mapped-ram file's RAM data); only files and
+  // memory can.
+  virtual Status skip(uint64_t bytes) = 0;
 };
 
 // Limits the rate of bytes through a sink: at most `bytes_per_second` on average, in slices of
@@ -71,6 +74,7 @@ class FdSource final : public ByteSource {
  public:
   FdSource(int fd, const std::atomic<bool>& cancel) : fd_(fd), cancel_(cancel) {}
   Status read(std::span<uint8_t> bytes) override;
+  Status skip(uint64_t bytes) override;
   uint64_t consumed() const { return consumed_; }
 
  private:
@@ -92,6 +96,7 @@ class MemorySource final : public ByteSource {
  public:
   explicit MemorySource(std::span<const uint8_t> data) : data_(data) {}
   Status read(std::span<uint8_t> bytes) override;
+  Status skip(uint64_t bytes) override;
 
  private:
   std::span<const uint8_t> data_;

@@ -14,7 +14,9 @@ const std::vector<std::string>& capabilityNames() {
       "events",        "postcopy-ram",        "x-colo",         "release-ram",       "block",
       "return-path",   "pause-before-switchover", "multifd",    "dirty-bitmaps",     "postcopy-blocktime",
       "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send",
-      "postcopy-preempt"};
+      "postcopy-preempt",
+      // QEMU 9.0's: RAM at fixed offsets of a file: (or fd: file) stream, mapped on restore.
+      "mapped-ram"};
   return names;
 }
 
@@ -24,7 +26,9 @@ namespace {
 // has (fd:) can carry the stream.
 Status allowedUnderSandbox(const MigrationUri& uri) {
   if (!sandbox::active() || uri.kind == MigrationUri::Kind::Fd) return {};
-  const char* needs = uri.kind == MigrationUri::Kind::Exec ? "exec: needs fork and execve" : "unix: and tcp: need socket, connect, bind and listen";
+  const char* needs = uri.kind == MigrationUri::Kind::Exec   ? "exec: needs fork and execve"
+                      : uri.kind == MigrationUri::Kind::File ? "file: needs open and rename"
+                                                             : "unix: and tcp: need socket, connect, bind and listen";
   return Error(std::string("Migration over this URI is not possible with -sandbox on (") + needs +
                ", which the sandbox forbids): pass an open descriptor and use fd:NAME (QMP getfd) or an inherited fd:N");
 }
@@ -63,6 +67,9 @@ Status MigrationManager::startOutgoing(const std::string& uri) {
   auto parsed = parseMigrationUri(uri);
   if (!parsed) return parsed.error();
   if (auto st = allowedUnderSandbox(*parsed); !st) return st;
+  if (capability("mapped-ram") && parsed->kind != MigrationUri::Kind::File && parsed->kind != MigrationUri::Kind::Fd) {
+    return Error("Migration capability 'mapped-ram' needs a file: URI (or fd: naming a regular file)");
+  }
   joinFinished();
   wire_bytes_ = 0;
   limiter_.setLimit(max_bandwidth_.load());
@@ -140,7 +147,7 @@ Status MigrationManager::checkCapability(const std::string& name, bool on) const
     return Error("Parameter 'capability' does not accept value '" + name + "'");
   }
   if (active()) return Error("There's a migration process in progress");
-  if (on && name != "events") return Error("Migration capability '" + name + "' is not supported by vmm");
+  if (on && name != "events" && name != "mapped-ram") return Error("Migration capability '" + name + "' is not supported by vmm");
   return {};
 }
 

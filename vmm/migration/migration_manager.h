@@ -45,8 +45,8 @@ class MigrationManager {
   MigrationInfo info() const;
   bool active() const;
 
-  // Capabilities: only `events` changes what vmm does; the others it does not implement, so
-  // enabling one is refused naming it.
+  // Capabilities: `events` and `mapped-ram` change what vmm does; the others it does not
+  // implement, so enabling one is refused naming it.
   bool capability(const std::string& name) const;
   // Why `name` cannot be set to `on` now (an unknown name, a migration running, unsupported).
   Status checkCapability(const std::string& name, bool on) const;

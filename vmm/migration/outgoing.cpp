@@ -8,7 +8,10 @@
 #include <future>
 #include <optional>
 
+#include <unistd.h>
+
 #include "base/log.h"
+#include "vmm/migration/mapped_ram.h"
 #include "vmm/migration/stream_writer.h"
 #include "vmm/sandbox/sandbox.h"
 
@@ -33,8 +36,13 @@ uint64_t countPages(const Bitmaps& bitmaps) {
 
 class Sender {
  public:
-  Sender(MigrationManager& manager, int fd)
-      : manager_(manager), machine_(manager.host().machine()), sink_(fd, manager.limiter(), manager.cancelled(), manager.wireBytes()), writer_(sink_) {}
+  Sender(MigrationManager& manager, int fd, bool mapped_ram)
+      : manager_(manager),
+        machine_(manager.host().machine()),
+        fd_(fd),
+        mapped_ram_(mapped_ram),
+        sink_(fd, manager.limiter(), manager.cancelled(), manager.wireBytes()),
+        writer_(sink_) {}
 
   Status run();
   // When the guest stopped for the final pass (once run() got there).
@@ -44,19 +52,37 @@ class Sender {
   // Sends the pages set in `dirty`, as runs of contiguous pages of at most kRamChunkBytes.
   Status sendPages(const Bitmaps& dirty, uint32_t pass, bool downtime);
   Result<MachineState> stopGuest();
-  void publish(uint64_t remaining_pages);
+  // mapped-ram: the layout after the summary, and the file sized for it.
+  Status startMappedRam();
+  // Everything written: the stream's sections, and the page slots of a mapped-ram file.
+  uint64_t bytesWritten() const { return writer_.bytesWritten() + (mapped_ ? mapped_->pageBytes() : 0); }
 
   MigrationManager& manager_;
   Machine& machine_;
+  int fd_;
+  bool mapped_ram_;
+  std::optional<MappedRamWriter> mapped_;
   FdSink sink_;
   StreamWriter writer_;
   uint64_t normal_ = 0, duplicate_ = 0, precopy_bytes_ = 0;
   std::optional<Clock::time_point> stopped_at_;
 };
 
+Status Sender::startMappedRam() {
+  off_t base = ::lseek(fd_, 0, SEEK_CUR);
+  if (base < 0) return Error::fromErrno("mapped-ram needs a regular file (file:PATH, or fd: naming one)");
+  // The header and summary went out already; the layout section follows them.
+  std::vector<RamRegion> regions;
+  for (const auto& region : machine_.memory().regions()) regions.push_back({region.guest_address, region.size, region.host});
+  RamLayout layout = planLayout(regions, writer_.bytesWritten() + RamLayout::sectionBytes(regions.size()));
+  mapped_.emplace(fd_, static_cast<uint64_t>(base) - writer_.bytesWritten(), layout, manager_.limiter(), manager_.cancelled(), manager_.wireBytes());
+  if (auto st = mapped_->prepare(writer_.bytesWritten()); !st) return st;
+  return writer_.raw(SectionType::RamLayout, layout.encode());
+}
+
 Status Sender::sendPages(const Bitmaps& dirty, uint32_t pass, bool downtime) {
   const auto& regions = machine_.memory().regions();
-  uint64_t before = writer_.bytesWritten();
+  uint64_t before = bytesWritten();
   for (size_t r = 0; r < regions.size(); ++r) {
     const auto& region = regions[r];
     uint64_t pages = region.size / kPageSize;
@@ -73,20 +99,21 @@ Status Sender::sendPages(const Bitmaps& dirty, uint32_t pass, bool downtime) {
       }
       uint64_t run = 1;
       while (page + run < pages && run < kRamChunkBytes / kPageSize && (dirty[r][(page + run) / 64] >> ((page + run) % 64) & 1)) ++run;
-      auto zero = writer_.ram(pass, region.guest_address + page * kPageSize, {region.host + page * kPageSize, run * kPageSize});
+      std::span<const uint8_t> data{region.host + page * kPageSize, run * kPageSize};
+      auto zero = mapped_ ? mapped_->write(r, page, data) : writer_.ram(pass, region.guest_address + page * kPageSize, data);
       if (!zero) return zero.error();
       duplicate_ += *zero;
       normal_ += run - *zero;
       page += run;
       manager_.update([&](MigrationInfo& info) {
-        info.ram.transferred = writer_.bytesWritten();
+        info.ram.transferred = bytesWritten();
         info.ram.duplicate = duplicate_;
         info.ram.normal = normal_;
         info.ram.remaining -= std::min(info.ram.remaining, run * kPageSize);
       });
     }
   }
-  if (!downtime) precopy_bytes_ += writer_.bytesWritten() - before;
+  if (!downtime) precopy_bytes_ += bytesWritten() - before;
   return {};
 }
 
@@ -110,8 +137,11 @@ Status Sender::run() {
     info.ram.total = ram_bytes;
     info.ram.remaining = ram_bytes;
   });
-  if (auto st = writer_.header(); !st) return st;
+  if (auto st = writer_.header(mapped_ram_ ? kFlagMappedRam : 0); !st) return st;
   if (auto st = writer_.summary(MachineSummary::of(manager_.host().config())); !st) return st;
+  if (mapped_ram_) {
+    if (auto st = startMappedRam(); !st) return st;
+  }
   if (auto st = machine_.startDirtyLog(); !st) return st;
 
   // Pass 0: every page.
@@ -123,11 +153,11 @@ Status Sender::run() {
   }
   for (uint32_t pass = 0;; ++pass) {
     auto pass_start = Clock::now();
-    uint64_t bytes_before = writer_.bytesWritten();
+    uint64_t bytes_before = bytesWritten();
     uint64_t pages_sent = countPages(dirty);
     if (auto st = sendPages(dirty, pass, false); !st) return st;
     double seconds = std::max(1e-3, std::chrono::duration<double>(Clock::now() - pass_start).count());
-    double bandwidth = static_cast<double>(writer_.bytesWritten() - bytes_before) / seconds;  // bytes/s
+    double bandwidth = static_cast<double>(bytesWritten() - bytes_before) / seconds;  // bytes/s
 
     auto next = machine_.takeDirtyPages();
     if (!next) return next.error();
@@ -180,6 +210,9 @@ Status Sender::run() {
   }
   manager_.update([&](MigrationInfo& info) { info.ram.remaining = countPages(dirty) * kPageSize; });
   if (auto st = sendPages(dirty, kMaxPasses, true); !st) return st;
+  if (mapped_) {
+    if (auto st = mapped_->finish(writer_); !st) return st;
+  }
   for (const auto& section : state->sections) {
     if (auto st = writer_.state(section); !st) return st;
   }
@@ -188,10 +221,10 @@ Status Sender::run() {
   stopped_at_ = stop_start;
   manager_.update([&](MigrationInfo& info) {
     info.downtime_ms = msSince(stop_start);
-    info.ram.transferred = writer_.bytesWritten();
+    info.ram.transferred = bytesWritten();
     info.ram.remaining = 0;
     info.ram.precopy_bytes = precopy_bytes_;
-    info.ram.downtime_bytes = writer_.bytesWritten() - precopy_bytes_;
+    info.ram.downtime_bytes = bytesWritten() - precopy_bytes_;
   });
   return {};
 }
@@ -210,7 +243,7 @@ void runOutgoing(MigrationManager& manager, MigrationUri uri) {
   } else {
     manager.update([&](MigrationInfo& info) { info.setup_ms = msSince(setup_start); });
     manager.setStatus(MigrationStatus::Active);
-    Sender sender(manager, channel->fd.get());
+    Sender sender(manager, channel->fd.get(), manager.capability("mapped-ram"));
     result = sender.run();
     machine.stopDirtyLog();
     if (result) {
@@ -220,6 +253,7 @@ void runOutgoing(MigrationManager& manager, MigrationUri uri) {
       bool socket = isSocket(fd);
       (void)::shutdown(fd, SHUT_WR);
       if (socket) result = awaitLoadedAck(fd, manager.cancelled(), kAckTimeout);
+      if (result) result = channel->file.commit(fd);
       channel->fd.reset();
       if (result) result = channel->child.wait();
       // Downtime ends when the destination has the guest (its ack), not when the last byte left.

@@ -9,6 +9,14 @@ namespace vmmd::migration {
 
 inline constexpr char kStreamMagic[8] = {'V', 'M', 'M', 'D', 'M', 'I', 'G', 'R'};
 inline constexpr uint32_t kStreamVersion = 1;
+// Header flag: RAM is not in RAM sections but at fixed offsets of the file (mapped-ram), so a
+// destination maps it instead of copying it. No other flag is defined.
+inline constexpr uint32_t kFlagMappedRam = 1;
+// mapped-ram: each region's pages start at a multiple of this in the file, as guest RAM is
+// 2 MiB aligned in memory (huge pages), so file offsets and addresses agree modulo 2 MiB.
+inline constexpr uint64_t kMappedRamAlignment = 2u << 20;
+// mapped-ram: a RamBitmap section carries at most this many bytes of bitmap (8 Mi pages, 32 GiB).
+inline constexpr uint32_t kBitmapChunkBytes = 1u << 20;
 inline constexpr uint64_t kPageSize = 4096;
 // No section is larger: a hostile or corrupted length never makes the reader allocate more.
 inline constexpr uint32_t kMaxSectionPayload = 16u << 20;
@@ -20,6 +28,8 @@ enum class SectionType : uint32_t {
   Ram = 2,      // page runs of one pass
   State = 3,    // one device's or vCPU's saved state
   End = 4,      // nothing follows
+  RamLayout = 5,  // mapped-ram: where each RAM region's pages lie in the file
+  RamBitmap = 6,  // mapped-ram: which pages of a region the file holds
 };
 
 // A run of pages inside a RAM section.

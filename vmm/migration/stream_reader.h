@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -28,14 +29,19 @@ struct LoadedStream {
   MachineSummary source;
   MachineState machine;  // every State section, in stream order
   uint32_t passes = 0;      // the highest RAM pass number seen, plus one
-  uint64_t pages = 0;       // pages written (data and zero)
+  uint64_t pages = 0;       // pages written (data and zero); mapped-ram: pages with data
+  bool mapped_ram = false;  // RAM was mapped from the file, not copied
   uint64_t bytes_read = 0;  // the whole stream
 };
 
+// Maps one RAM region from a mapped-ram file: the region and its data's offset from the
+// stream's first byte. Only a loader reading a regular file has one.
+using MapRegion = std::function<Status(const RamRegion& region, uint64_t data_offset)>;
+
 class StreamLoader {
  public:
-  StreamLoader(ByteSource& source, MachineSummary local, std::span<const RamRegion> ram)
-      : source_(source), local_(std::move(local)), ram_(ram) {}
+  StreamLoader(ByteSource& source, MachineSummary local, std::span<const RamRegion> ram, MapRegion map = {})
+      : source_(source), local_(std::move(local)), ram_(ram), map_(std::move(map)) {}
 
   Result<LoadedStream> load();
 
@@ -47,12 +53,22 @@ class StreamLoader {
   Status header();
   Result<Section> next();
   Status applyRam(std::span<const uint8_t> payload, LoadedStream& loaded);
+  // mapped-ram: the layout section (then skips the RAM data), each bitmap section, and at the
+  // end the mapping of every region.
+  Status applyLayout(std::span<const uint8_t> payload);
+  Status applyBitmap(std::span<const uint8_t> payload, LoadedStream& loaded);
+  Status mapRam();
   uint8_t* hostRange(uint64_t address, uint64_t length) const;
 
   ByteSource& source_;
   MachineSummary local_;
   std::span<const RamRegion> ram_;
+  MapRegion map_;
   uint64_t offset_ = 0;  // of the next byte, for messages
+  uint32_t flags_ = 0;
+  bool have_layout_ = false;
+  std::vector<uint64_t> layout_offsets_;  // each region's data offset (mapped-ram)
+  std::vector<uint64_t> bitmap_pages_;    // each region's pages covered by bitmaps so far
 };
 
 }  // namespace vmmd::migration

@@ -5,31 +5,17 @@
 #include <algorithm>
 #include <cstring>
 
+#include "vmm/migration/wire.h"
+
 namespace vmmd::migration {
-namespace {
+using wire::appendU32;
+using wire::appendU64;
+using wire::isZeroPage;
 
-void appendU32(std::vector<uint8_t>& out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
-}
-
-void appendU64(std::vector<uint8_t>& out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
-}
-
-bool isZeroPage(const uint8_t* page) {
-  // The first word decides most pages; only all-zero candidates are scanned fully.
-  uint64_t first;
-  std::memcpy(&first, page, sizeof first);
-  if (first != 0) return false;
-  return std::all_of(page, page + kPageSize, [](uint8_t b) { return b == 0; });
-}
-
-}  // namespace
-
-Status StreamWriter::header() {
+Status StreamWriter::header(uint32_t flags) {
   std::vector<uint8_t> out(std::begin(kStreamMagic), std::end(kStreamMagic));
   appendU32(out, kStreamVersion);
-  appendU32(out, 0);  // flags: none defined
+  appendU32(out, flags);
   bytes_written_ += out.size();
   return sink_.write(out);
 }

@@ -17,7 +17,8 @@ class StreamWriter {
  public:
   explicit StreamWriter(ByteSink& sink) : sink_(sink) {}
 
-  Status header();
+  // `flags`: 0, or kFlagMappedRam for a mapped-ram file (mapped_ram.h writes its RAM).
+  Status header(uint32_t flags = 0);
   Status summary(const MachineSummary& summary);
   // One RAM section: the pages starting at guest address `address` (page-aligned, at most
   // kRamChunkBytes). Runs of zero pages go as a count, not as bytes. Returns how many of them
@@ -25,6 +26,8 @@ class StreamWriter {
   Result<uint64_t> ram(uint32_t pass, uint64_t address, std::span<const uint8_t> pages);
   Status state(const SectionState& section);
   Status end();
+  // mapped-ram's sections (mapped_ram.h encodes their payloads).
+  Status raw(SectionType type, std::span<const uint8_t> payload) { return section(type, payload); }
 
   uint64_t bytesWritten() const { return bytes_written_; }
 

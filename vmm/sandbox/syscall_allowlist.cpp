@@ -63,11 +63,16 @@ constexpr int kIoPool[] = {
 // stream on an already open descriptor (fd:, the only kind allowed under the sandbox): poll with
 // the cancel timeout, send/recv on a socket, read/write on a pipe or file, getsockopt(SO_TYPE)
 // to tell a socket, shutdown(SHUT_WR) at the end of the stream, fcntl on an inherited fd:N (is
-// it open, close-on-exec), close of the stream when done. Socket creation, connect, bind,
-// listen, accept and fork/execve (unix:, tcp:, exec:) stay forbidden.
+// it open, close-on-exec), close of the stream when done. A mapped-ram file (fd: naming a
+// regular file): its size and position (fstat, lseek), pages written to their slots (pwrite64),
+// holes sized and punched back (ftruncate, fallocate), and on restore the RAM mapped from it
+// (mmap, allowed to every thread without PROT_EXEC). Socket creation, connect, bind, listen,
+// accept, open and fork/execve (unix:, tcp:, exec:, file:) stay forbidden.
 constexpr int kMigration[] = {
     SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
     SCMP_SYS(recvmsg), SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(fcntl), SCMP_SYS(close),
+    SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(pwrite64), SCMP_SYS(ftruncate),
+    SCMP_SYS(fallocate),
 };
 
 // Its KVM dirty logging on the source: the log flag set and cleared on each memory slot

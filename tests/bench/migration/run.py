@@ -23,9 +23,12 @@ from vmmd_testlib.tempdir import temp_dir  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
 
-def start(binary, common, qmp_path, extra=()):
+def start(binary, common, qmp_path, extra=(), stderr=None):
+    """The VMM with QMP on `qmp_path`; its stderr to the file `stderr` (VMM_LOG=debug) or nowhere."""
+    env = dict(os.environ, VMM_LOG="debug") if stderr else None
     proc = subprocess.Popen([binary, *common, "-qmp", f"unix:{qmp_path},server=on,wait=off", *extra],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(stderr, "w") if stderr else subprocess.DEVNULL, env=env)
     return proc, QmpClient.connect(qmp_path, alive=lambda: proc.poll() is None)
 
 
