@@ -28,6 +28,7 @@
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 
