@@ -19,7 +19,8 @@ void fail(const char* what, const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace vmmd::daemon;
+  using namespace vmmd;
+  using vmmd::daemon::sshBridgeArgv;
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto parsed = parseMigrationDestination(text, [](const std::string&) { return false; });
   if (!parsed || !std::holds_alternative<SshDestination>(*parsed)) return 0;
