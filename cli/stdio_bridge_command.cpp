@@ -1,7 +1,8 @@
 // vmctl stdio-bridge: stdin -> the Unix socket --socket names, and that socket -> stdout, until
-// the socket's side closes (or the ssh session that runs the bridge goes). It is what a migration's source vmmd runs on the destination host through
-// ssh (as libvirt's virt-ssh-helper): one bridge to the destination vmmd's control socket, one to
-// the incoming.sock of the arriving VM. vmmd sees the bridge's credentials (the ssh user's) on the
+// the socket's side closes (or the ssh session that runs the bridge goes). It is what a
+// migration's source vmmd runs on the destination host through ssh (as libvirt's
+// virt-ssh-helper): one bridge to the destination vmmd's control socket, one to the incoming.sock
+// of the arriving VM. vmmd sees the bridge's credentials (the ssh user's) on the
 // connection, as with any local client.
 #include <fcntl.h>
 #include <poll.h>
