@@ -40,4 +40,12 @@ void closeAndDelete(Owner* owner, Handle* handle) {
   uv_close(base, [](uv_handle_t* closed) { std::unique_ptr<Owner> owned(static_cast<Owner*>(closed->data)); });
 }
 
+// uv_read_start's allocation callback for an owner (the handle's `data`) that reads into one
+// array member, `buffer`: uv_read_start(stream, readIntoBuffer<Owner>, on_read).
+template <typename Owner>
+void readIntoBuffer(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* owner = static_cast<Owner*>(handle->data);
+  *buf = uv_buf_init(owner->buffer, sizeof owner->buffer);
+}
+
 }  // namespace vmmd

@@ -95,10 +95,7 @@ void UvClient::startReading() {
   auto* c = conn_;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->pipe),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* cc = static_cast<Connection*>(h->data);
-        *buf = uv_buf_init(cc->buffer, sizeof cc->buffer);
-      },
+      readIntoBuffer<Connection>,
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* cc = static_cast<Connection*>(s->data);
         if (!cc->owner || cc->closing) return;

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/uv_handle.h"
+
 namespace vmmd::daemon {
 namespace {
 
@@ -141,10 +143,7 @@ Result<std::unique_ptr<SshLink>> SshLink::spawn(uv_loop_t* loop, const std::vect
   uv_pipe_open(&raw->err, err_read.release());
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&raw->err),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* c = static_cast<Child*>(h->data);
-        *buf = uv_buf_init(c->buffer, sizeof c->buffer);
-      },
+      readIntoBuffer<Child>,
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* c = static_cast<Child*>(s->data);
         if (n > 0) {

@@ -40,11 +40,6 @@ struct WriteRequest {
   std::string bytes;
 };
 
-void allocInto(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<ConsoleRelay::Pipe*>(handle->data);
-  *buf = uv_buf_init(self->buffer, sizeof self->buffer);
-}
-
 }  // namespace
 
 ConsoleRelay::ConsoleRelay(uv_loop_t* loop, std::string log_path) : loop_(loop), log_path_(std::move(log_path)) {
@@ -106,7 +101,7 @@ void ConsoleRelay::onAccept(uv_stream_t* server, int status) {
     return;
   }
   self->clients_.push_back(raw);
-  uv_read_start(raw->stream(), allocInto, [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  uv_read_start(raw->stream(), readIntoBuffer<ConsoleRelay::Pipe>, [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     auto* c = static_cast<Pipe*>(s->data);
     if (!c->relay || c->closing) return;
     if (n < 0) {
@@ -134,7 +129,7 @@ void ConsoleRelay::connectWorker(const std::string& console_socket, std::functio
       done(Error(std::string("connect to the console: ") + uv_strerror(status), -status));
       return;
     }
-    uv_read_start(w->stream(), allocInto, [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+    uv_read_start(w->stream(), readIntoBuffer<ConsoleRelay::Pipe>, [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
       auto* ww = static_cast<Pipe*>(s->data);
       if (!ww->relay || ww->closing) return;
       if (n < 0) {

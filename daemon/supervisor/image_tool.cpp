@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "base/unique_fd.h"
+#include "base/uv_handle.h"
 
 namespace vmmd::daemon {
 namespace {
@@ -92,10 +93,7 @@ void runImageTool(uv_loop_t* loop, const std::string& tool, const std::vector<st
   raw->open_handles = 2;  // the process and the pipe
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&raw->output),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* r = static_cast<ToolRun*>(h->data);
-        *buf = uv_buf_init(r->buffer, sizeof r->buffer);
-      },
+      readIntoBuffer<ToolRun>,
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* r = static_cast<ToolRun*>(s->data);
         if (n > 0 && r->text.size() < 4096) r->text.append(buf->base, static_cast<size_t>(n));

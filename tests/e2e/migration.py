@@ -62,6 +62,13 @@ def check_moved(src, dst, label, cut_line=False):
           f"{label}: the destination's count continues the source's ({last_src} -> {first})")
 
 
+def check_runs_on(src, label, what="counts"):
+    """After a migration that did not happen: the source runs, and its guest goes on."""
+    check(wait_status(src, "running") == "running", f"{label}: the source runs on")
+    n = src.counts()[-1]
+    check(src.wait_count(n + 2) is not None, f"{label}: the source's guest {what} on")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -270,9 +277,7 @@ with temp_dir("vmm-migration-") as tmp:
         info = wait_migration(src)
         check(info.get("status") == "failed", f"mismatch: the source's migration failed ({info})")
         check(dst.wait_exit() == 1 and "RAM size differs" in dst.stderr(), "mismatch: the destination exits 1 naming the RAM size")
-        check(wait_status(src, "running") == "running", "mismatch: the source runs on")
-        n = src.counts()[-1]
-        check(src.wait_count(n + 2) is not None, "mismatch: the source's guest counts on")
+        check_runs_on(src, "mismatch")
         src.kill()
 
         # ---- migrate_cancel mid-way ----------------------------------------------------------
@@ -291,9 +296,7 @@ with temp_dir("vmm-migration-") as tmp:
         src.qmp.execute("migrate_cancel")
         info = wait_migration(src, timeout=10)
         check(info.get("status") == "cancelled", f"cancel: cancelled ({info.get('status')})")
-        check(src.status() == "running", "cancel: the source runs on")
-        n = src.counts()[-1]
-        check(src.wait_count(n + 2) is not None, "cancel: the source's guest counts on")
+        check_runs_on(src, "cancel")
         check(dst.wait_exit() == 1, "cancel: the destination gives up (exit 1)")
         src.kill()
 
@@ -316,9 +319,7 @@ with temp_dir("vmm-migration-") as tmp:
             src.qmp.execute("migrate_cancel")
             info = wait_migration(src, timeout=5)
             check(info.get("status") == "cancelled", f"connect-cancel: cancelled within 5 s ({info})")
-            check(src.status() == "running", "connect-cancel: the source runs on")
-            n = src.counts()[-1]
-            check(src.wait_count(n + 2) is not None, "connect-cancel: the source's guest counts on")
+            check_runs_on(src, "connect-cancel")
             src.kill()
             for f in fillers:
                 f.close()
@@ -334,9 +335,7 @@ with temp_dir("vmm-migration-") as tmp:
         dst.kill()
         info = wait_migration(src, timeout=10)
         check(info.get("status") == "failed" and info.get("error-desc"), f"killed: failed with a reason ({info.get('error-desc')})")
-        check(src.status() == "running", "killed: the source runs on")
-        n = src.counts()[-1]
-        check(src.wait_count(n + 2) is not None, "killed: the source's guest counts on")
+        check_runs_on(src, "killed")
         src.kill()
 
         # ---- a guest dirtying 4 MiB without pause: converges under the default limits --------
@@ -372,9 +371,7 @@ with temp_dir("vmm-migration-") as tmp:
         check(info.get("status") == "failed" and "did not converge" in info.get("error-desc", ""),
               f"converge: failed after bounded passes ({info})")
         check(info.get("ram", {}).get("dirty-sync-count") is None, "converge: a failed migration reports no ram (QEMU)")
-        check(src.status() == "running", "converge: the source runs on")
-        n = src.counts()[-1]
-        check(src.wait_count(n + 2) is not None, "converge: the source's guest dirties on")
+        check_runs_on(src, "converge", "dirties")
         src.kill()
         dst.kill()
     finally:

@@ -154,18 +154,17 @@ step "kill:failed:$(word "$(echo "$M" | cut -d'|' -f2)" 60),running"
 
 # ---- mismatch: B -> E (-m 256), B -> F (no disk); then B -> G completes -----------------------
 bandwidth b 1073741824
-vmm_start e 256 yes -incoming "unix:$W/e.mig"
-incoming e || { stop_at e-incoming; return 0 2>/dev/null || exit 0; }
-qmp_migrate "$W/b.qmp" "unix:$W/e.mig" >"$W/mig-be"
-ram_error='RAM size differs: the source has 192 MiB, the destination 256 MiB'
-grep -q 'status=failed .*state=running' "$W/mig-be" && wait_for 30 test -e "$W/e.exit" && [ "$(exit_of e)" = 1 ] && said e "$ram_error" ||
-  { stop_at "mismatch-ram:$(word "$(cat "$W/mig-be")"),e-exit=$(exit_of e)"; return 0 2>/dev/null || exit 0; }
-vmm_start f 192 no -incoming "unix:$W/f.mig"
-incoming f || { stop_at f-incoming; return 0 2>/dev/null || exit 0; }
-qmp_migrate "$W/b.qmp" "unix:$W/f.mig" >"$W/mig-bf"
-dev_error="device #0 $blk (id blk0): the destination has none"
-grep -q 'status=failed .*state=running' "$W/mig-bf" && wait_for 30 test -e "$W/f.exit" && [ "$(exit_of f)" = 1 ] && said f "$dev_error" ||
-  { stop_at "mismatch-device:$(word "$(cat "$W/mig-bf")"),f-exit=$(exit_of f)"; return 0 2>/dev/null || exit 0; }
+# refused_by NAME MIB DISK LABEL ERROR: B's migration to a new vmm NAME (MIB of RAM, DISK yes|no)
+# fails, B runs on, NAME exits 1 saying ERROR.
+refused_by() {
+  vmm_start "$1" "$2" "$3" -incoming "unix:$W/$1.mig"
+  incoming "$1" || { stop_at "$1-incoming"; return 1; }
+  qmp_migrate "$W/b.qmp" "unix:$W/$1.mig" >"$W/mig-b$1"
+  grep -q 'status=failed .*state=running' "$W/mig-b$1" && wait_for 30 test -e "$W/$1.exit" && [ "$(exit_of "$1")" = 1 ] && said "$1" "$5" ||
+    { stop_at "mismatch-$4:$(word "$(cat "$W/mig-b$1")"),$1-exit=$(exit_of "$1")"; return 1; }
+}
+refused_by e 256 yes ram 'RAM size differs: the source has 192 MiB, the destination 256 MiB' || { return 0 2>/dev/null || exit 0; }
+refused_by f 192 no device "device #0 $blk (id blk0): the destination has none" || { return 0 2>/dev/null || exit 0; }
 wait_rounds b 3 60 || { stop_at mismatch-rounds; return 0 2>/dev/null || exit 0; }
 step "mismatch:ram-named,device-named,running"
 vmm_start g 192 yes -incoming "unix:$W/g.mig"
