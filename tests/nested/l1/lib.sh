@@ -128,6 +128,8 @@ wait_for() {
 
 # field NAME LINE: the value of NAME=value in LINE
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+# word TEXT [N]: TEXT as one word of a result's detail (no spaces, commas or '='), N characters at most
+word() { echo "$1" | tr ' ,=' '_;:' | cut -c1-"${2:-90}"; }
 
 _report() {
   echo "NESTED scenario=$SCENARIO vmm=$VMM result=$1 detail=$2"

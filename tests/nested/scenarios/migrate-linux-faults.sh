@@ -83,7 +83,6 @@ bandwidth() { qmp "$1" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\
 exit_of() { sed -n 's/^exit=//p' "$W/$1.exit" 2>/dev/null; }
 # said NAME TEXT: NAME's console (the vmm's stderr included) has TEXT.
 said() { console "$1" | grep -qF -- "$2"; }
-word() { echo "$1" | tr ' ,=' '_;:' | cut -c1-"${2:-90}"; }
 : >"$W/detail"
 # step TEXT: one more part of the detail, and a progress line on L1's console (kept in run.sh's log).
 step() {
@@ -201,7 +200,10 @@ step "corrupt:bytes=$size,$(word "$corrupt_error" 60),restored-from-round=$saved
 
 # ---- the guest's own view over every console, and the image ----------------------------------
 wait_for 30 all_exited || { stop_at vmm-left; return 0 2>/dev/null || exit 0; }
-boots=$(for v in a b g i; do console $v; done | grep -E 'MIGMEM round=[0-9]+ (ok|MISMATCH) ' | grep -o 'boot=[0-9a-f-]*' | sort -u)
+# Whole lines only: a console cut mid-line by a quit (its worker's last words follow on the same
+# line) would give a shortened boot id.
+boots=$(for v in a b g i; do console $v; done | grep -E 'MIGMEM round=[0-9]+ (ok|MISMATCH) bad=[0-9]+ boot=[0-9a-f-]{36} uptime=[0-9.]+$' |
+  grep -o 'boot=[0-9a-f-]*' | sort -u)
 [ "$(echo "$boots" | wc -l)" = 1 ] && [ -n "$boots" ] && step one-boot-id || { stop_at "boot-ids=$(echo $boots | tr ' ' '/')"; return 0 2>/dev/null || exit 0; }
 ! for v in a b g i; do console $v; done | grep -qE 'MISMATCH|verify=BAD|write-failed' && step no-mismatch-no-bad-block ||
   { stop_at mismatch-or-bad-block; return 0 2>/dev/null || exit 0; }

@@ -180,7 +180,7 @@ while [ $moves -lt 10 ]; do
   # raises it, as here (virsh migrate-setmaxdowntime does the same through QMP).
   [ $moves -gt 2 ] || ctl $here qmp m '{"execute": "migrate-set-parameters", "arguments": {"downtime-limit": 2000}}' >/dev/null ||
     { finish fail "downtime-limit-$moves"; return 0 2>/dev/null || exit 0; }
-  ctl $here migrate m --to "$(dest_for $to $moves)" >"$W/migrate.$moves" || { finish fail "migrate-$moves-$here-to-$to"; return 0 2>/dev/null || exit 0; }
+  ctl $here migrate m --to "$(dest_for $to $moves)" >"$W/migrate.$moves" || { finish fail "migrate-$moves-$here-to-$to:$(word "$(tail -n1 "$W/vmctl.err")" 240)"; return 0 2>/dev/null || exit 0; }
   move_ms="$move_ms/$((($(now_cs) - t0) * 10))"
   # Where it lives: running at the destination, unknown at the source, in one list only.
   [ "$(state_on $to m)" = running ] &&
