@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang lld
-  libgtest-dev libgmock-dev libuv1-dev rapidjson-dev libsqlite3-dev zlib1g-dev libsystemd-dev nettle-dev libseccomp-dev
+  libgtest-dev libgmock-dev libuv1-dev rapidjson-dev libsqlite3-dev zlib1g-dev liblz4-dev liblzma-dev libzstd-dev libsystemd-dev nettle-dev libseccomp-dev
   qemu-system-x86 qemu-utils qemu-guest-agent
   busybox-static cpio lz4 zstd kmod iproute2 python3 systemd time
   acpica-tools seabios

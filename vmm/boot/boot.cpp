@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/hex.h"
+#include "base/log.h"
 #include "vmm/platform/layout.h"
 
 namespace vmmd::boot {
@@ -17,6 +18,17 @@ Status checkCmdline(const std::string& cmdline, uint64_t limit) {
                  std::to_string(limit - 1));
   }
   return {};
+}
+
+// Whether `word` appears in the command line as a whole, space-separated word.
+bool hasWord(const std::string& cmdline, std::string_view word) {
+  for (size_t at = 0; at <= cmdline.size();) {
+    size_t end = cmdline.find(' ', at);
+    if (end == std::string::npos) end = cmdline.size();
+    if (std::string_view(cmdline).substr(at, end - at) == word) return true;
+    at = end + 1;
+  }
+  return false;
 }
 
 template <typename T>
@@ -65,7 +77,13 @@ Status KernelImage::planBzImage(const GuestMemory& memory) {
   // The kernel decompresses in place and needs init_size bytes from its (aligned) load address.
   uint64_t kernel_end = layout::kKernelLoad + std::max<uint64_t>(payload, header->init_size);
   uint64_t initrd_max = header->initrd_addr_max ? uint64_t{header->initrd_addr_max} + 1 : 0x38000000;
-  if (auto st = openInitrd(memory, kernel_end, initrd_max); !st) return st;
+  // Decompressed by the worker, it runs from its link address (or a random place above it) and
+  // the initrd goes above that; where the initrd then does not fit, the guest decompresses.
+  if (request_.extract_kernel) payload_ = findKernelPayload(kernel_, *header);
+  if (payload_ && !openInitrd(memory, std::max(kernel_end, payload_->link_base + payload_->room), initrd_max).ok()) payload_.reset();
+  if (!payload_) {
+    if (auto st = openInitrd(memory, kernel_end, initrd_max); !st) return st;
+  }
   if (memory.memoryMap().size() > bp::kE820MaxEntries) return Error("memory map has too many entries");
   bzimage_ = std::move(*header);
   return {};
@@ -135,11 +153,34 @@ Result<BootEntry> KernelImage::loadPvh(GuestMemory& memory) const {
   return BootEntry{BootEntry::Mode::Protected32, pvh_->entry, layout::kPvhStartInfo, "pvh"};
 }
 
+std::optional<ExtractedKernel> KernelImage::extractBzImage(GuestMemory& memory) const {
+  if (!payload_) return std::nullopt;
+  const KernelPayload& payload = *payload_;
+  // Physical slots: from the link address up to where the initrd (or low RAM) begins.
+  uint64_t limit = initrd_ ? initrd_address_ : memory.ramBelow4G();
+  uint64_t slots = limit >= payload.link_base + payload.room ? (limit - payload.link_base - payload.room) / payload.alignment + 1 : 0;
+  if (slots == 0) return std::nullopt;  // open() placed the initrd so that one fits; memory changed size
+  bool randomize = !hasWord(request_.cmdline, "nokaslr");
+  uint64_t physical = payload.link_base + (randomize ? request_.random_below(slots) : 0) * payload.alignment;
+  auto extracted = extractKernel(kernel_, payload, memory, physical, randomize, request_.random_below);
+  if (!extracted) {
+    log::warning("kernel " + kernel_.path() + ": " + extracted.error().message() + "; the guest decompresses it itself");
+    return std::nullopt;
+  }
+  log::debug("kernel " + kernel_.path() + ": " + compressionName(payload.kind) + " payload decompressed by the worker, at " +
+             hex(extracted->physical) + ", virtual offset " + hex(extracted->virtual_delta) +
+             (extracted->randomized ? " (KASLR)" : " (nokaslr)"));
+  return *extracted;
+}
+
 Result<BootEntry> KernelImage::loadBzImage(GuestMemory& memory) const {
   const SetupHeader& header = *bzimage_;
+  std::optional<ExtractedKernel> extracted = extractBzImage(memory);
   uint64_t payload = kernel_.size() - header.setup_bytes;
-  if (auto st = kernel_.loadInto(memory, layout::kKernelLoad, header.setup_bytes, payload); !st) {
-    return st.error().withContext("load kernel");
+  if (!extracted) {
+    if (auto st = kernel_.loadInto(memory, layout::kKernelLoad, header.setup_bytes, payload); !st) {
+      return st.error().withContext("load kernel");
+    }
   }
   if (auto st = loadCmdlineAndInitrd(memory); !st) return st.error();
   uint64_t initrd_size = initrd_ ? initrd_->size() : 0;
@@ -168,9 +209,12 @@ Result<BootEntry> KernelImage::loadBzImage(GuestMemory& memory) const {
     put<uint64_t>(params, at + 8, map[i].size);
     put<uint32_t>(params, at + 16, static_cast<uint32_t>(map[i].type));
   }
+  if (extracted && extracted->randomized) params[bp::kLoadFlags] |= bp::kKaslrFlag;
   if (auto st = memory.write(layout::kBootParams, params); !st) return st.error();
-  // The 64-bit entry point sits 0x200 bytes into the protected-mode code.
-  return BootEntry{BootEntry::Mode::Long64, layout::kKernelLoad + 0x200, layout::kBootParams, "bzimage"};
+  // The decompressed kernel's startup_64, or the decompressor's 64-bit entry point, 0x200 bytes
+  // into the protected-mode code.
+  return BootEntry{BootEntry::Mode::Long64, extracted ? extracted->entry : layout::kKernelLoad + 0x200, layout::kBootParams,
+                   "bzimage"};
 }
 
 Result<BootEntry> loadKernel(GuestMemory& memory, const BootRequest& request) {

@@ -10,6 +10,7 @@
 #include "base/file_opener.h"
 #include "base/result.h"
 #include "vmm/boot/bzimage.h"
+#include "vmm/boot/bzimage_extract.h"
 #include "vmm/boot/image_file.h"
 #include "vmm/boot/pvh.h"
 #include "vmm/platform/guest_memory.h"
@@ -22,6 +23,9 @@ struct BootRequest {
   std::string cmdline;
   uint64_t rsdp_address = 0;
   const FileOpener* files = &plainFiles();  // opens the kernel and the initrd (the worker's fd sets)
+  // Decompress a bzImage's kernel on the host (bzimage_extract.h) when its format allows.
+  bool extract_kernel = kernelExtractionEnabled();
+  RandomBelow random_below = systemRandomBelow;  // KASLR's choices
 };
 
 // How the boot processor starts.
@@ -57,11 +61,15 @@ class KernelImage {
   Status loadCmdlineAndInitrd(GuestMemory& memory) const;
   Result<BootEntry> loadPvh(GuestMemory& memory) const;
   Result<BootEntry> loadBzImage(GuestMemory& memory) const;
+  // The bzImage's kernel decompressed into guest RAM, or nullopt (logged) when that fails and the
+  // guest's own decompressor must run.
+  std::optional<ExtractedKernel> extractBzImage(GuestMemory& memory) const;
 
   BootRequest request_;
   ImageFile kernel_;
   std::optional<PvhImage> pvh_;          // a PVH ELF, or
   std::optional<SetupHeader> bzimage_;   // a bzImage
+  std::optional<KernelPayload> payload_;  // its compressed kernel, when the worker decompresses it
   std::optional<ImageFile> initrd_;
   uint64_t initrd_address_ = 0;
 };

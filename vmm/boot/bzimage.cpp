@@ -42,6 +42,11 @@ Result<SetupHeader> parseSetupHeader(const ImageFile& file) {
   header.cmdline_size = field<uint32_t>(page, bp::kCmdlineSize);
   header.init_size = field<uint32_t>(page, bp::kInitSize);
   header.kernel64_entry = (field<uint16_t>(page, bp::kXLoadFlags) & bp::kXlfKernel64) != 0;
+  header.relocatable = page[bp::kRelocatableKernel] != 0;
+  header.kernel_alignment = field<uint32_t>(page, bp::kKernelAlignment);
+  header.pref_address = field<uint64_t>(page, bp::kPrefAddress);
+  header.payload_offset = field<uint32_t>(page, bp::kPayloadOffset);
+  header.payload_length = field<uint32_t>(page, bp::kPayloadLength);
   if (!header.kernel64_entry) return Error(file.path() + ": bzImage has no 64-bit entry point (XLF_KERNEL_64)");
   if (!(page[bp::kLoadFlags] & bp::kLoadedHigh)) return Error(file.path() + ": bzImage is not loaded high (zImage?)");
   return header;

@@ -25,8 +25,12 @@ constexpr uint32_t kHeapEndPtr = 0x224;
 constexpr uint32_t kCmdLinePtr = 0x228;
 constexpr uint32_t kInitrdAddrMax = 0x22c;
 constexpr uint32_t kKernelAlignment = 0x230;
+constexpr uint32_t kRelocatableKernel = 0x234;
 constexpr uint32_t kXLoadFlags = 0x236;
 constexpr uint32_t kCmdlineSize = 0x238;
+constexpr uint32_t kPayloadOffset = 0x248;  // from the protected-mode code's start
+constexpr uint32_t kPayloadLength = 0x24c;
+constexpr uint32_t kPrefAddress = 0x258;
 constexpr uint32_t kInitSize = 0x260;
 constexpr uint32_t kAcpiRsdpAddr = 0x070;
 constexpr uint32_t kExtRamdiskImage = 0x0c0;
@@ -37,6 +41,7 @@ constexpr uint32_t kE820Table = 0x2d0;
 constexpr uint32_t kE820MaxEntries = 128;
 constexpr uint32_t kSize = 4096;
 constexpr uint8_t kLoadedHigh = 0x01;
+constexpr uint8_t kKaslrFlag = 0x02;  // set by the loader that randomised the kernel's place
 constexpr uint8_t kCanUseHeap = 0x80;
 constexpr uint16_t kXlfKernel64 = 0x01;
 }  // namespace bp
@@ -48,6 +53,11 @@ struct SetupHeader {
   uint32_t cmdline_size;     // 0 before protocol 2.06 (then 255)
   uint32_t init_size;
   bool kernel64_entry;       // XLF_KERNEL_64: has the 64-bit entry at +0x200
+  bool relocatable;          // may run at another physical address than pref_address
+  uint32_t kernel_alignment;
+  uint64_t pref_address;     // the physical address it was linked for (LOAD_PHYSICAL_ADDR)
+  uint32_t payload_offset;   // the compressed kernel, from setup_bytes on (0: not said)
+  uint32_t payload_length;
   std::array<uint8_t, bp::kSize> first_page;  // the file's first 4 KiB: seeds boot_params
 };
 

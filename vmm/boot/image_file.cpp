@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/hex.h"
 
@@ -44,6 +45,18 @@ Status ImageFile::checkFits(const GuestMemory& memory, uint64_t guest_address, u
 Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const {
   if (auto st = checkFits(memory, guest_address, length); !st) return st;
   return readAt(offset, {memory.hostAddress(guest_address, length), length});
+}
+
+Result<FileView> ImageFile::view(uint64_t offset, uint64_t length) const {
+  if (offset > size_ || length > size_ - offset || length == 0) {
+    return Error(path_ + ": no " + std::to_string(length) + " bytes at offset " + std::to_string(offset) + " (file has " +
+                 std::to_string(size_) + ")");
+  }
+  uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t start = offset & ~(page - 1);
+  auto mapping = Mapping::file(fd_.get(), offset + length - start, PROT_READ, MAP_PRIVATE, static_cast<off_t>(start));
+  if (!mapping) return mapping.error().withContext(path_);
+  return FileView(std::move(*mapping), offset - start, length);
 }
 
 }  // namespace vmmd::boot

@@ -7,11 +7,24 @@
 #include <string>
 
 #include "base/file_opener.h"
+#include "base/mapping.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/platform/guest_memory.h"
 
 namespace vmmd::boot {
+
+// Part of a file mapped read-only: its bytes are read from the page cache in place.
+class FileView {
+ public:
+  FileView(Mapping mapping, uint64_t skip, uint64_t length) : mapping_(std::move(mapping)), skip_(skip), length_(length) {}
+  std::span<const uint8_t> bytes() const { return {mapping_.data() + skip_, length_}; }
+
+ private:
+  Mapping mapping_;
+  uint64_t skip_;  // from the page boundary the mapping starts at
+  uint64_t length_;
+};
 
 class ImageFile {
  public:
@@ -25,6 +38,8 @@ class ImageFile {
   Status checkFits(const GuestMemory& memory, uint64_t guest_address, uint64_t length) const;
   // Copies [offset, offset+length) of the file into guest memory at `guest_address`.
   Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
+  // Maps [offset, offset+length) of the file read-only.
+  Result<FileView> view(uint64_t offset, uint64_t length) const;
 
  private:
   ImageFile(std::string path, UniqueFd fd, uint64_t size) : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}

@@ -19,7 +19,8 @@ rm -rf "$W" && mkdir -p "$W"
 nic=$(virtio_dev virtio-net)
 l1_net_modules >"$W/setup.log" 2>&1
 $IP link set lo up  # the tcp: migration goes over 127.0.0.1
-$IP link add migbr0 type bridge && $IP addr add 10.0.2.1/24 dev migbr0 && $IP link set migbr0 up
+# A fixed bridge address (see vmmd-migrate.sh): taps come and go here.
+$IP link add migbr0 address 02:00:00:00:02:01 type bridge && $IP addr add 10.0.2.1/24 dev migbr0 && $IP link set migbr0 up
 (sleep 400 | nc -l -p 7000 >"$W/tcp") &
 receiver=$!
 

@@ -66,6 +66,10 @@ state_on() { ctl "$1" --json info "$2" | grep -o '"state": *"[a-z-]*"' | head -n
 now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
 other() { [ "$1" = a ] && echo b || echo a; }
 
+# Each bridge has its own fixed address, as an operator's bridges do (systemd-networkd's
+# MACAddressPolicy=persistent, Debian's bridge_hw): without one the kernel gives a bridge the lowest
+# address among its ports, which changes when a VM's tap joins or leaves, and the other host's ARP
+# entry for the bridge's IP address goes stale (a connect from it then times out until ARP is redone).
 # The segment: hosta and hostb, a bridge segbr in each, joined by seg-a/seg-b; the namespace peer
 # (10.0.2.1 on its eth0, the TCP peer) on hosta's bridge through seg-p.
 l1_net_modules >"$W/setup.log" 2>&1
@@ -75,7 +79,8 @@ mkdir -p /var/run/netns
   $IP netns add peer && $IP -n peer link set lo up
   for h in a b; do
     $IP netns add host$h && $IP -n host$h link set lo up &&
-      $IP -n host$h link add segbr type bridge && $IP -n host$h link set segbr up
+      $IP -n host$h link add segbr address "02:00:00:00:02:0$([ $h = a ] && echo 2 || echo 3)" type bridge &&
+      $IP -n host$h link set segbr up
   done
   $IP link add seg-a type veth peer name seg-b && $IP link set seg-a netns hosta && $IP link set seg-b netns hostb &&
     $IP -n hosta link set seg-a master segbr up && $IP -n hostb link set seg-b master segbr up &&

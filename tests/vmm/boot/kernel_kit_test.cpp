@@ -14,7 +14,10 @@
 #include "tests/support/cannot_run.h"
 #include "vmm/boot/boot.h"
 #include "vmm/boot/bzimage.h"
+#include "vmm/boot/bzimage_extract.h"
+#include "vmm/boot/kernel_decompress.h"
 #include "vmm/boot/pvh.h"
+#include "vmm/boot/vmlinux_layout.h"
 #include "vmm/platform/layout.h"
 
 namespace vmmd::boot {
@@ -125,6 +128,116 @@ TEST(KernelKit, DebianKernelsLoadIntoGuestMemory) {
   ASSERT_TRUE(pvh.ok()) << pvh.error().message();
   EXPECT_EQ(pvh->mode, BootEntry::Mode::Protected32);
   EXPECT_GE(pvh->entry, 16u << 20);
+}
+
+std::vector<uint8_t> readWhole(const std::string& path) {
+  auto file = ImageFile::open(path);
+  EXPECT_TRUE(file.ok()) << path;
+  if (!file.ok()) return {};
+  std::vector<uint8_t> bytes(file->size());
+  EXPECT_TRUE(file->readAt(0, bytes).ok());
+  return bytes;
+}
+
+// The worker's decompression of the Debian bzImage gives exactly the vmlinux the kit extracted
+// from it (tests/guest/kit: the payload decompressed by Debian's lz4 tool).
+TEST(KernelKit, DebianBzImageDecompressesToItsVmlinux) {
+  auto kit = findKernelKit();
+  SKIP_WITHOUT_KIT(kit);
+  auto file = ImageFile::open(kit->bzimage);
+  ASSERT_TRUE(file.ok());
+  auto header = parseSetupHeader(*file);
+  ASSERT_TRUE(header.ok());
+  auto payload = findKernelPayload(*file, *header);
+  ASSERT_TRUE(payload.has_value()) << "no payload the worker can decompress";
+  EXPECT_EQ(payload->link_base, 16u << 20);
+  EXPECT_EQ(payload->alignment, 2u << 20);
+  auto compressed = file->view(payload->file_offset, payload->length);
+  ASSERT_TRUE(compressed.ok()) << compressed.error().message();
+  std::vector<uint8_t> out(payload->room);
+  auto size = decompress(payload->kind, compressed->bytes(), out);
+  ASSERT_TRUE(size.ok()) << size.error().message();
+  std::vector<uint8_t> vmlinux = readWhole(kit->vmlinux);
+  ASSERT_EQ(*size, vmlinux.size()) << compressionName(payload->kind);
+  EXPECT_TRUE(std::equal(vmlinux.begin(), vmlinux.end(), out.begin()));
+
+  // Its relocation table: plenty of each kind, every entry inside the image.
+  auto layout = planVmlinux({out.data(), *size}, payload->room, payload->link_base);
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  EXPECT_TRUE(layout->relocatable);
+  EXPECT_GT(layout->relocs32.size(), 1000u);
+  EXPECT_GT(layout->relocs64.size(), 100u);
+  EXPECT_EQ(layout->entry, 0u);  // startup_64 opens the image
+}
+
+// Loaded by the worker, the kernel sits where its segments say (nokaslr: at its link address),
+// and with KASLR at the place and virtual offset the random source picked, every location its
+// relocation table names moved by the offset, and boot_params says KASLR_FLAG.
+TEST(KernelKit, DebianBzImageIsLaidOutAsItsDecompressorWould) {
+  auto kit = findKernelKit();
+  SKIP_WITHOUT_KIT(kit);
+  std::vector<uint8_t> vmlinux = readWhole(kit->vmlinux);
+  ASSERT_FALSE(vmlinux.empty());
+  std::vector<uint8_t> scratch(vmlinux.begin(), vmlinux.end());
+  scratch.resize(64u << 20);
+  auto layout = planVmlinux({scratch.data(), vmlinux.size()}, scratch.size(), 16u << 20);
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+
+  auto memory = GuestMemory::create(256 << 20);
+  ASSERT_TRUE(memory.ok());
+  uint8_t loadflags = 0;
+  BootRequest plain{kit->bzimage, "", "console=ttyS0 nokaslr", 0xE0000};
+  plain.extract_kernel = true;
+  auto entry = loadKernel(*memory, plain);
+  ASSERT_TRUE(entry.ok()) << entry.error().message();
+  EXPECT_EQ(entry->mode, BootEntry::Mode::Long64);
+  EXPECT_EQ(entry->entry, 16u << 20);
+  for (const auto& s : layout->segments) {
+    uint64_t at = (16u << 20) + s.to;
+    EXPECT_EQ(std::memcmp(memory->hostAddress(at, s.file_size), &vmlinux[s.from], s.file_size), 0) << "segment at +" << s.to;
+  }
+  std::memcpy(&loadflags, memory->hostAddress(layout::kBootParams + bp::kLoadFlags, 1), 1);
+  EXPECT_FALSE(loadflags & bp::kKaslrFlag);
+
+  // Slot 3 of the physical places (16 + 3 * 2 MiB), slot 5 of the virtual ones (10 MiB).
+  auto fresh = GuestMemory::create(256 << 20);
+  ASSERT_TRUE(fresh.ok());
+  std::vector<uint64_t> picks{3, 5};
+  BootRequest randomized{kit->bzimage, "", "console=ttyS0", 0xE0000};
+  randomized.extract_kernel = true;
+  randomized.random_below = [&picks](uint64_t bound) {
+    uint64_t pick = picks.front();
+    picks.erase(picks.begin());
+    EXPECT_LT(pick, bound);
+    return pick;
+  };
+  auto moved = loadKernel(*fresh, randomized);
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  const uint64_t physical = (16u + 6) << 20, delta = 10u << 20;
+  EXPECT_EQ(moved->entry, physical);
+  std::memcpy(&loadflags, fresh->hostAddress(layout::kBootParams + bp::kLoadFlags, 1), 1);
+  EXPECT_TRUE(loadflags & bp::kKaslrFlag);
+  auto word_at = [&](const std::vector<uint32_t>& offsets, size_t i, auto zero) {
+    decltype(zero) linked, loaded;
+    const auto& s = *std::find_if(layout->segments.begin(), layout->segments.end(), [&](const auto& seg) {
+      return offsets[i] >= seg.to && offsets[i] < seg.to + seg.file_size;
+    });
+    std::memcpy(&linked, &vmlinux[s.from + (offsets[i] - s.to)], sizeof linked);
+    std::memcpy(&loaded, fresh->hostAddress(physical + offsets[i], sizeof loaded), sizeof loaded);
+    return std::pair{linked, loaded};
+  };
+  for (size_t i : {size_t{0}, layout->relocs32.size() / 2, layout->relocs32.size() - 1}) {
+    auto [linked, loaded] = word_at(layout->relocs32, i, uint32_t{});
+    EXPECT_EQ(loaded, static_cast<uint32_t>(linked + delta)) << "32-bit relocation " << i;
+  }
+  for (size_t i : {size_t{0}, layout->relocs64.size() - 1}) {
+    auto [linked, loaded] = word_at(layout->relocs64, i, uint64_t{});
+    EXPECT_EQ(loaded, linked + delta) << "64-bit relocation " << i;
+  }
+  for (size_t i = 0; i < layout->inverse32.size() && i < 4; ++i) {
+    auto [linked, loaded] = word_at(layout->inverse32, i, uint32_t{});
+    EXPECT_EQ(loaded, static_cast<uint32_t>(linked - delta)) << "inverse relocation " << i;
+  }
 }
 
 }  // namespace

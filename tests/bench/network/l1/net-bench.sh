@@ -14,7 +14,7 @@ done
 setup() {
   l1_net_modules || return 1
   echo 1 >/proc/sys/net/ipv4/ip_forward
-  $IP link add nbbr0 type bridge && $IP addr add 192.168.124.1/24 dev nbbr0 && $IP link set nbbr0 up || return 1
+  $IP link add nbbr0 address 02:00:00:00:02:01 type bridge && $IP addr add 192.168.124.1/24 dev nbbr0 && $IP link set nbbr0 up || return 1
   l1_outside_netns $IP || return 1
   # vmmd's NAT: what leaves the bridge's subnet for elsewhere goes out with L1's address.
   printf '%s\n' 'table ip netbench {' \
