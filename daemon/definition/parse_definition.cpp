@@ -19,6 +19,20 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kPa
 
 std::string indexed(std::string_view array, size_t i) { return std::string(array) + "[" + std::to_string(i) + "]"; }
 
+// An optional member naming an enum value: `target` is left at its default when it is absent;
+// a name `parse` does not know gets "KEY: " + `accepted`.
+template <typename E>
+Status readOptionalEnum(const JsonObjectReader& in, std::string_view key, std::optional<E> (*parse)(std::string_view),
+                        std::string_view accepted, E& target) {
+  auto text = in.optionalString(key);
+  if (!text) return text.error();
+  if (!*text) return {};
+  auto value = parse(**text);
+  if (!value) return in.fieldError(key, accepted);
+  target = *value;
+  return {};
+}
+
 Result<DiskSpec> parseDisk(const rapidjson::Value& value, const std::string& where, size_t index) {
   if (!value.IsObject()) return Error(where + ": must be an object");
   JsonObjectReader in(value, where + ".");
@@ -143,19 +157,11 @@ Status parsePolicies(const JsonObjectReader& in, VmDefinition& def) {
     if (!value) return value.error();
     if (*value) *target = **value;
   }
-  auto on_crash = in.optionalString("on_crash");
-  if (!on_crash) return on_crash.error();
-  if (*on_crash) {
-    auto policy = parseCrashPolicy(**on_crash);
-    if (!policy) return in.fieldError("on_crash", "must be restart, destroy or preserve");
-    def.on_crash = *policy;
+  if (auto st = readOptionalEnum(in, "on_crash", parseCrashPolicy, "must be restart, destroy or preserve", def.on_crash); !st) {
+    return st;
   }
-  auto on_poweroff = in.optionalString("on_poweroff");
-  if (!on_poweroff) return on_poweroff.error();
-  if (*on_poweroff) {
-    auto policy = parsePoweroffPolicy(**on_poweroff);
-    if (!policy) return in.fieldError("on_poweroff", "must be destroy or restart");
-    def.on_poweroff = *policy;
+  if (auto st = readOptionalEnum(in, "on_poweroff", parsePoweroffPolicy, "must be destroy or restart", def.on_poweroff); !st) {
+    return st;
   }
   auto backoff = parseBackoff(in.find("restart_backoff"));
   if (!backoff) return backoff.error();
@@ -214,13 +220,7 @@ Status parseBasics(const JsonObjectReader& in, VmDefinition& def) {
   auto vcpus = in.optionalInteger("vcpus", 1, kMaxVcpus, "must be between 1 and " + std::to_string(kMaxVcpus));
   if (!vcpus) return vcpus.error();
   def.vcpus = static_cast<uint32_t>(vcpus->value_or(1));
-  auto machine = in.optionalString("machine");
-  if (!machine) return machine.error();
-  if (*machine) {
-    auto type = parseMachineType(**machine);
-    if (!type) return in.fieldError("machine", "must be pc or microvm");
-    def.machine = *type;
-  }
+  if (auto st = readOptionalEnum(in, "machine", parseMachineType, "must be pc or microvm", def.machine); !st) return st;
   auto kernel = in.optionalPath("kernel");
   if (!kernel) return kernel.error();
   def.kernel = std::move(*kernel);
@@ -243,12 +243,8 @@ Result<BootSpec> parseBoot(const rapidjson::Value& value, const std::vector<Disk
   JsonObjectReader in(value, "boot.");
   if (auto st = in.checkKeys({"firmware", "loader", "order"}); !st) return st.error();
   BootSpec boot;
-  auto firmware = in.optionalString("firmware");
-  if (!firmware) return firmware.error();
-  if (*firmware) {
-    auto parsed = parseFirmware(**firmware);
-    if (!parsed) return in.fieldError("firmware", "must be bios (the only firmware vmm has)");
-    boot.firmware = *parsed;
+  if (auto st = readOptionalEnum(in, "firmware", parseFirmware, "must be bios (the only firmware vmm has)", boot.firmware); !st) {
+    return st.error();
   }
   auto loader = in.optionalPath("loader");
   if (!loader) return loader.error();

@@ -41,6 +41,15 @@ std::string disks(size_t count) {
   return text + "]";
 }
 
+// The worker argv of the definition `json` under /run/vmmd.
+Args argvOf(const std::string& json) {
+  auto def = parseDefinition(json);
+  EXPECT_TRUE(def.ok()) << def.error().message();
+  auto paths = workerPathsFor("/run/vmmd", "fast");
+  EXPECT_TRUE(paths.ok());
+  return def.ok() && paths.ok() ? workerArgv(*def, *paths) : Args{};
+}
+
 std::vector<std::string> optionValues(const Args& argv, const std::string& option) {
   std::vector<std::string> values;
   for (size_t i = 0; i + 1 < argv.size(); ++i) {
@@ -98,14 +107,10 @@ TEST(DefinitionMachine, MicrovmHasEightVirtioSlots) {
 }
 
 TEST(WorkerArgvMachine, MicrovmGetsItsMachineAndMmioDevices) {
-  auto def = parseDefinition(vm(R"("machine": "microvm", "agent": true, "serial": true,
+  Args argv = argvOf(vm(R"("machine": "microvm", "agent": true, "serial": true,
       "disks": [{"path": "/img/root.qcow2", "format": "qcow2", "cache": "none"},
                 {"id": "seed", "path": "/img/seed.raw", "format": "raw", "readonly": true}],
       "nics": [{"ifname": "tap0", "mac": "52:54:00:00:00:01"}])"));
-  ASSERT_TRUE(def.ok()) << def.error().message();
-  auto paths = workerPathsFor("/run/vmmd", "fast");
-  ASSERT_TRUE(paths.ok());
-  Args argv = workerArgv(*def, *paths);
   EXPECT_EQ(optionValues(argv, "-machine"), (Args{"microvm,accel=kvm,rtc=on"}));
   EXPECT_EQ(optionValues(argv, "-kernel"), (Args{"/k"}));
   EXPECT_EQ(optionValues(argv, "-serial"), (Args{"chardev:console"}));  // microvm's ISA serial is on
@@ -121,11 +126,7 @@ TEST(WorkerArgvMachine, MicrovmGetsItsMachineAndMmioDevices) {
 }
 
 TEST(WorkerArgvMachine, PcKeepsPciDevices) {
-  auto def = parseDefinition(vm(R"("machine": "pc", "agent": true, "nics": [{"ifname": "tap0", "mac": "52:54:00:00:00:01"}], )" + disks(1)));
-  ASSERT_TRUE(def.ok()) << def.error().message();
-  auto paths = workerPathsFor("/run/vmmd", "fast");
-  ASSERT_TRUE(paths.ok());
-  Args argv = workerArgv(*def, *paths);
+  Args argv = argvOf(vm(R"("machine": "pc", "agent": true, "nics": [{"ifname": "tap0", "mac": "52:54:00:00:00:01"}], )" + disks(1)));
   EXPECT_EQ(optionValues(argv, "-machine"), (Args{"q35,accel=kvm"}));
   EXPECT_EQ(optionValues(argv, "-drive"), (Args{"file=/d/0.raw,format=raw,if=virtio,readonly=off,cache=writeback,id=disk0"}));
   EXPECT_EQ(optionValues(argv, "-device"),
