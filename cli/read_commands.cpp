@@ -83,7 +83,7 @@ int info(const Invocation& inv, qmp::SyncClient& client) {
     }
   }
   const qmp::JsonValue& def = (*result)["definition"];
-  for (const char* key : {"uuid", "kernel", "initrd", "cmdline", "on_crash", "on_poweroff"}) {
+  for (const char* key : {"uuid", "machine", "kernel", "initrd", "cmdline", "on_crash", "on_poweroff"}) {
     if (def.HasMember(key)) rows.push_back({std::string(key) + ":", field(def, key)});
   }
   printTable(rows);

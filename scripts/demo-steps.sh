@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The guest part of ./scripts/demo.sh: runs a real Linux guest under vmmd the way an operator
 # would, everything in a temporary dir (vmmd's state, sockets and logs; the disk; the definition):
-# a qcow2 data disk made with vmm-img, a tap for the NIC (root only), a JSON definition with the
-# guest kit's kernel and initramfs and "agent": true, then vmctl define / start / list / console /
+# a qcow2 data disk made with vmm-img, a tap for the NIC (root only), a JSON definition of a
+# "machine": "microvm" VM with the guest kit's kernel and initramfs and "agent": true, then vmctl define / start / list / console /
 # exec / agent / shutdown (ACPI power button) / list. Cleans up on exit, also on failure; exits
 # non-zero when a step failed. demo.sh runs it on this host, or inside an L1 VM (scripts/l1/run.sh)
 # when this host's /dev/kvm cannot boot Linux; its output is the same either way.
@@ -99,11 +99,13 @@ else
   fi
 fi
 
-say "The VM's definition: the guest kit's kernel and initramfs, 2 vCPUs, 256 MiB, the disk,${nic:+ the NIC,} the guest agent"
+say "The VM's definition: a microvm (virtio-mmio, no PCI: the fastest start) with the guest kit's kernel and initramfs, 2 vCPUs, 256 MiB, the disk,${nic:+ the NIC,} the guest agent"
 # No panic=-1 (the nested scenarios' QEMU has -no-reboot; vmm resets in place): a guest that
-# panics stops there, with the panic on the console, instead of rebooting in a loop.
+# panics stops there, with the panic on the console, instead of rebooting in a loop. On a microvm
+# the kernel says "PCI: Fatal: No config space access function found": there is no PCI, and the
+# virtio devices are virtio-mmio ones (pci=off does not quiet it).
 cat >"$tmp/demo.json" <<JSON
-{"schema": 1, "name": "demo", "vcpus": 2, "memory": 256,
+{"schema": 1, "name": "demo", "machine": "microvm", "vcpus": 2, "memory": 256,
  "kernel": "$kernel",
  "initrd": "$initramfs",
  "cmdline": "console=ttyS0 quiet",

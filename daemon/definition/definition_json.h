@@ -1,6 +1,6 @@
 // The JSON form of a VM definition (schema 1):
 //
-//   {"schema": 1, "name": "web1", "uuid": "…", "memory": 512, "vcpus": 2,
+//   {"schema": 1, "name": "web1", "uuid": "…", "memory": 512, "vcpus": 2, "machine": "pc",
 //    "kernel": "/abs/bzImage", "initrd": "/abs/initrd.img", "cmdline": "console=ttyS0",
 //    (or, instead of kernel/initrd/cmdline: "boot": {"firmware": "bios", "loader": "/abs/bios.bin",
 //                                                   "order": ["disk0"]})
@@ -19,6 +19,8 @@
 // (an existing tap) or nics[].network (a network vmmd manages; defined when the VM is), not both.
 // boot: the VM starts through firmware (bios: vmm's SeaBIOS, or the image in loader) from the disks
 // in order (disk ids; absent: every disk, in the order of disks), with no kernel, initrd or cmdline.
+// machine: "pc" (the default: virtio on PCI, firmware or direct boot) or "microvm" (virtio-mmio,
+// no PCI, no firmware: needs kernel, and at most 8 disks + NICs + the agent together).
 // disks[].cache is one of QEMU's cache modes: writeback, none, writethrough, directsync, unsafe
 // (base/parse.h; "off" is read as none).
 // Everything else has the default shown in vm_definition.h. Paths must be absolute because the

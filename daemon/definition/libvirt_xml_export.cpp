@@ -96,7 +96,7 @@ void addMachine(Builder& b, const VmDefinition& def) {
   xmlNode* os = b.element(domain, "os");
   xmlNode* type = b.element(os, "type", "hvm");
   b.attribute(type, "arch", "x86_64");
-  b.attribute(type, "machine", "q35");
+  b.attribute(type, "machine", def.machine == MachineType::kMicrovm ? "microvm" : "q35");
   if (def.kernel) {
     b.element(os, "kernel", *def.kernel);
     if (def.initrd) b.element(os, "initrd", *def.initrd);

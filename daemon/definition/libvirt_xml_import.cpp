@@ -91,13 +91,16 @@ Status importVcpus(ElementReader& domain, DraftObject out) {
   });
 }
 
-// <type arch='x86_64' machine='q35'>hvm</type>: vmm's machine is q35 (libvirt may expand the
-// name to a versioned one, pc-q35-7.2).
-Status importOsType(ElementReader& type) {
+// <type arch='x86_64' machine='q35'>hvm</type>: vmm's pc machine is q35 (libvirt may expand the
+// name to a versioned one, pc-q35-7.2); machine='microvm' is vmm's microvm ("machine": "microvm").
+Status importOsType(ElementReader& type, DraftObject out) {
   if (textOf(type.node()) != "hvm") return type.error("must be hvm");
   if (auto st = type.expectAttribute("arch", {"x86_64"}); !st) return st;
-  if (auto machine = type.attribute("machine"); machine && *machine != "q35" && machine->rfind("pc-q35-", 0) != 0) {
-    return type.attributeError("machine", "'" + *machine + "' is not supported by vmm (only q35)");
+  auto machine = type.attribute("machine");
+  if (machine == "microvm") {
+    out.set("machine", *machine, type.attributePath("machine"));
+  } else if (machine && *machine != "q35" && machine->rfind("pc-q35-", 0) != 0) {
+    return type.attributeError("machine", "'" + *machine + "' is not supported by vmm (q35 or microvm)");
   }
   return {};
 }
@@ -115,7 +118,9 @@ Result<OsBoot> importOs(ElementReader& domain, DraftObject out) {
   auto node = domain.requiredChild("os");
   if (!node) return node.error();
   ElementReader os(*node);
-  if (auto st = os.withRequiredChild("type", importOsType); !st) return st.error();
+  if (auto st = os.withRequiredChild("type", [&](ElementReader& type) { return importOsType(type, out); }); !st) {
+    return st.error();
+  }
   OsBoot boot;
   boot.path = os.path();
   out.expect("kernel", os.path() + "/kernel");

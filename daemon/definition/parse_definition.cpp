@@ -19,6 +19,20 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kPa
 
 std::string indexed(std::string_view array, size_t i) { return std::string(array) + "[" + std::to_string(i) + "]"; }
 
+// An optional member naming an enum value: `target` is left at its default when it is absent;
+// a name `parse` does not know gets "KEY: " + `accepted`.
+template <typename E>
+Status readOptionalEnum(const JsonObjectReader& in, std::string_view key, std::optional<E> (*parse)(std::string_view),
+                        std::string_view accepted, E& target) {
+  auto text = in.optionalString(key);
+  if (!text) return text.error();
+  if (!*text) return {};
+  auto value = parse(**text);
+  if (!value) return in.fieldError(key, accepted);
+  target = *value;
+  return {};
+}
+
 Result<DiskSpec> parseDisk(const rapidjson::Value& value, const std::string& where, size_t index) {
   if (!value.IsObject()) return Error(where + ": must be an object");
   JsonObjectReader in(value, where + ".");
@@ -143,19 +157,11 @@ Status parsePolicies(const JsonObjectReader& in, VmDefinition& def) {
     if (!value) return value.error();
     if (*value) *target = **value;
   }
-  auto on_crash = in.optionalString("on_crash");
-  if (!on_crash) return on_crash.error();
-  if (*on_crash) {
-    auto policy = parseCrashPolicy(**on_crash);
-    if (!policy) return in.fieldError("on_crash", "must be restart, destroy or preserve");
-    def.on_crash = *policy;
+  if (auto st = readOptionalEnum(in, "on_crash", parseCrashPolicy, "must be restart, destroy or preserve", def.on_crash); !st) {
+    return st;
   }
-  auto on_poweroff = in.optionalString("on_poweroff");
-  if (!on_poweroff) return on_poweroff.error();
-  if (*on_poweroff) {
-    auto policy = parsePoweroffPolicy(**on_poweroff);
-    if (!policy) return in.fieldError("on_poweroff", "must be destroy or restart");
-    def.on_poweroff = *policy;
+  if (auto st = readOptionalEnum(in, "on_poweroff", parsePoweroffPolicy, "must be destroy or restart", def.on_poweroff); !st) {
+    return st;
   }
   auto backoff = parseBackoff(in.find("restart_backoff"));
   if (!backoff) return backoff.error();
@@ -194,7 +200,7 @@ Status checkSchema(const JsonObjectReader& in) {
   return {};
 }
 
-Status parseMachine(const JsonObjectReader& in, VmDefinition& def) {
+Status parseBasics(const JsonObjectReader& in, VmDefinition& def) {
   auto name = in.requiredString("name");
   if (!name) return name.error();
   if (auto st = validateVmName(*name); !st) return in.fieldError("name", st.error().message());
@@ -214,6 +220,7 @@ Status parseMachine(const JsonObjectReader& in, VmDefinition& def) {
   auto vcpus = in.optionalInteger("vcpus", 1, kMaxVcpus, "must be between 1 and " + std::to_string(kMaxVcpus));
   if (!vcpus) return vcpus.error();
   def.vcpus = static_cast<uint32_t>(vcpus->value_or(1));
+  if (auto st = readOptionalEnum(in, "machine", parseMachineType, "must be pc or microvm", def.machine); !st) return st;
   auto kernel = in.optionalPath("kernel");
   if (!kernel) return kernel.error();
   def.kernel = std::move(*kernel);
@@ -236,12 +243,8 @@ Result<BootSpec> parseBoot(const rapidjson::Value& value, const std::vector<Disk
   JsonObjectReader in(value, "boot.");
   if (auto st = in.checkKeys({"firmware", "loader", "order"}); !st) return st.error();
   BootSpec boot;
-  auto firmware = in.optionalString("firmware");
-  if (!firmware) return firmware.error();
-  if (*firmware) {
-    auto parsed = parseFirmware(**firmware);
-    if (!parsed) return in.fieldError("firmware", "must be bios (the only firmware vmm has)");
-    boot.firmware = *parsed;
+  if (auto st = readOptionalEnum(in, "firmware", parseFirmware, "must be bios (the only firmware vmm has)", boot.firmware); !st) {
+    return st.error();
   }
   auto loader = in.optionalPath("loader");
   if (!loader) return loader.error();
@@ -286,6 +289,21 @@ Status parseBootMethod(const JsonObjectReader& in, VmDefinition& def) {
   return {};
 }
 
+// What vmm's microvm cannot build, refused here rather than by a worker that fails to start:
+// firmware boot (vmm has no firmware for microvm) and more virtio devices than it has transports.
+Status checkMachineFits(const VmDefinition& def) {
+  if (def.machine != MachineType::kMicrovm) return {};
+  if (def.boot) {
+    return Error("boot: not on machine microvm (it has no firmware: give a kernel, or use \"machine\": \"pc\")");
+  }
+  size_t transports = def.disks.size() + def.nics.size() + (def.agent ? 1 : 0);
+  if (transports > kMicrovmTransports) {
+    return Error("machine: microvm has " + std::to_string(kMicrovmTransports) + " virtio-mmio slots, this VM needs " +
+                 std::to_string(transports) + " (one per disk, per NIC and for the agent); use \"machine\": \"pc\"");
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<VmDefinition> parseDefinition(std::string_view json) {
@@ -299,19 +317,20 @@ Result<VmDefinition> parseDefinition(std::string_view json) {
   if (!doc.IsObject()) return Error("definition: must be a JSON object");
   JsonObjectReader in(doc, "");
   if (auto st = checkSchema(in); !st) return st.error();
-  if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "kernel", "initrd", "cmdline", "boot",
+  if (auto st = in.checkKeys({"schema", "name", "uuid", "memory", "vcpus", "machine", "kernel", "initrd", "cmdline", "boot",
                               "disks", "nics", "serial", "agent", "autostart", "on_crash", "on_poweroff", "restart_backoff", "limits"});
       !st) {
     return st.error();
   }
   VmDefinition def;
-  if (auto st = parseMachine(in, def); !st) return st.error();
+  if (auto st = parseBasics(in, def); !st) return st.error();
   if (auto st = parseDevices(in, def); !st) return st.error();
   if (auto st = parseBootMethod(in, def); !st) return st.error();
   if (auto st = parsePolicies(in, def); !st) return st.error();
   auto limits = parseLimits(in.find("limits"));
   if (!limits) return limits.error();
   def.limits = *limits;
+  if (auto st = checkMachineFits(def); !st) return st.error();
   return def;
 }
 

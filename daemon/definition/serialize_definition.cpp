@@ -87,6 +87,7 @@ std::string serializeDefinition(const VmDefinition& def) {
   w.Uint64(def.memory_mib);
   w.Key("vcpus");
   w.Uint(def.vcpus);
+  writeMember(w, "machine", toString(def.machine));
   if (def.kernel) writeMember(w, "kernel", *def.kernel);
   if (def.boot) writeBoot(w, *def.boot);
   if (def.initrd) writeMember(w, "initrd", *def.initrd);

@@ -12,6 +12,7 @@ namespace vmmd::daemon {
 namespace {
 
 constexpr EnumNames<DiskFormat, 2> kDiskFormats = {{{DiskFormat::kRaw, "raw"}, {DiskFormat::kQcow2, "qcow2"}}};
+constexpr EnumNames<MachineType, 2> kMachineTypes = {{{MachineType::kPc, "pc"}, {MachineType::kMicrovm, "microvm"}}};
 constexpr EnumNames<Firmware, 1> kFirmwares = {{{Firmware::kBios, "bios"}}};
 constexpr EnumNames<CrashPolicy, 3> kCrashPolicies = {
     {{CrashPolicy::kRestart, "restart"}, {CrashPolicy::kDestroy, "destroy"}, {CrashPolicy::kPreserve, "preserve"}}};
@@ -21,11 +22,13 @@ constexpr EnumNames<PoweroffPolicy, 2> kPoweroffPolicies = {
 }  // namespace
 
 std::string_view toString(DiskFormat format) { return nameOf(kDiskFormats, format); }
+std::string_view toString(MachineType machine) { return nameOf(kMachineTypes, machine); }
 std::string_view toString(Firmware firmware) { return nameOf(kFirmwares, firmware); }
 std::string_view toString(DiskCache cache) { return diskCacheName(cache); }
 std::string_view toString(CrashPolicy policy) { return nameOf(kCrashPolicies, policy); }
 std::string_view toString(PoweroffPolicy policy) { return nameOf(kPoweroffPolicies, policy); }
 std::optional<DiskFormat> parseDiskFormat(std::string_view text) { return valueOf(kDiskFormats, text); }
+std::optional<MachineType> parseMachineType(std::string_view text) { return valueOf(kMachineTypes, text); }
 std::optional<Firmware> parseFirmware(std::string_view text) { return valueOf(kFirmwares, text); }
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text) { return valueOf(kCrashPolicies, text); }
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text) { return valueOf(kPoweroffPolicies, text); }

@@ -28,6 +28,13 @@ inline constexpr size_t kMaxDisks = 16;
 inline constexpr size_t kMaxNics = 16;
 
 enum class DiskFormat { kRaw, kQcow2 };
+// The machine the worker builds. pc: virtio devices on PCI, firmware or direct boot (vmm's q35).
+// microvm: QEMU's microvm as vmm builds it: no PCI, virtio-mmio transports announced in the DSDT,
+// direct kernel boot only; the fastest to start.
+enum class MachineType { kPc, kMicrovm };
+// vmm's microvm has this many virtio-mmio transports (vmm/machine/microvm_layout.h
+// kTransportCount): every disk, NIC and the agent's virtio-serial controller takes one.
+inline constexpr size_t kMicrovmTransports = 8;
 // The firmware a VM without a kernel boots through: only PC BIOS (vmm's default SeaBIOS).
 enum class Firmware { kBios };
 // What the supervisor does when the worker dies without the guest asking (signal, non-zero exit).
@@ -96,6 +103,7 @@ struct VmDefinition {
   std::string uuid;  // lower-case canonical form
   uint64_t memory_mib = 0;
   uint32_t vcpus = 1;
+  MachineType machine = MachineType::kPc;
   // Exactly one of kernel (direct boot, with initrd and cmdline) and boot (firmware from disks).
   std::optional<std::string> kernel;
   std::optional<BootSpec> boot;
@@ -115,11 +123,13 @@ struct VmDefinition {
 };
 
 std::string_view toString(DiskFormat format);
+std::string_view toString(MachineType machine);
 std::string_view toString(Firmware firmware);
 std::string_view toString(DiskCache cache);
 std::string_view toString(CrashPolicy policy);
 std::string_view toString(PoweroffPolicy policy);
 std::optional<DiskFormat> parseDiskFormat(std::string_view text);
+std::optional<MachineType> parseMachineType(std::string_view text);
 std::optional<Firmware> parseFirmware(std::string_view text);
 std::optional<CrashPolicy> parseCrashPolicy(std::string_view text);
 std::optional<PoweroffPolicy> parsePoweroffPolicy(std::string_view text);

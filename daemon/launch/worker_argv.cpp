@@ -10,6 +10,20 @@ void add(std::vector<std::string>& argv, std::string option, std::string value) 
   argv.push_back(std::move(value));
 }
 
+// A virtio device's -device name on the VM's machine: "virtio-net-pci" on pc, "virtio-net-device"
+// (on a virtio-mmio transport) on microvm, as vmm and QEMU name them.
+std::string virtioDevice(const VmDefinition& def, std::string_view model) {
+  return std::string(model) + (def.machine == MachineType::kMicrovm ? "-device" : "-pci");
+}
+
+// pc is vmm's q35; graphics=off: with no display the firmware writes to the serial console (QEMU
+// then gives SeaBIOS etc/sercon-port), as under -nographic. microvm with rtc=on: without a CMOS
+// RTC Linux stalls seconds at boot (rtc_cmos), and QEMU's microvm leaves it out by default.
+std::string machineOption(const VmDefinition& def) {
+  if (def.machine == MachineType::kMicrovm) return "microvm,accel=kvm,rtc=on";
+  return def.boot ? "q35,accel=kvm,graphics=off" : "q35,accel=kvm";
+}
+
 // A listening socket vmmd passed (fd=N), else one the worker binds at `path`.
 std::string socketChardev(std::string_view id, std::string_view path, std::optional<int> fd) {
   std::string where = fd ? "fd=" + std::to_string(*fd) : "path=" + escapeOptionValue(path);
@@ -24,16 +38,23 @@ size_t bootIndex(const VmDefinition& def, const DiskSpec& disk) {
   return it == order.end() ? 0 : static_cast<size_t>(it - order.begin()) + 1;
 }
 
-// A disk the firmware boots from needs a bootindex, which only -device carries: it gets if=none
-// and its own virtio-blk-pci (at the same place in the argv, so PCI slots keep their order).
+// A disk on pc is if=virtio (a virtio-blk-pci), unless the firmware boots from it: a bootindex
+// only -device carries, so it gets if=none and its own virtio-blk-pci (at the same place in the
+// argv, so PCI slots keep their order). On microvm every disk is if=none plus a virtio-blk-device:
+// QEMU's if=virtio means a PCI device, which microvm has no bus for.
 void addDisks(std::vector<std::string>& argv, const VmDefinition& def) {
+  bool microvm = def.machine == MachineType::kMicrovm;
   for (const DiskSpec& disk : def.disks) {
     size_t boot_index = bootIndex(def, disk);
+    bool own_device = microvm || boot_index;
     add(argv, "-drive",
         "file=" + escapeOptionValue(disk.path) + ",format=" + std::string(toString(disk.format)) +
-            (boot_index ? ",if=none" : ",if=virtio") + ",readonly=" + (disk.readonly ? "on" : "off") +
+            (own_device ? ",if=none" : ",if=virtio") + ",readonly=" + (disk.readonly ? "on" : "off") +
             ",cache=" + std::string(toString(disk.cache)) + ",id=" + disk.id);
-    if (boot_index) add(argv, "-device", "virtio-blk-pci,drive=" + disk.id + ",bootindex=" + std::to_string(boot_index));
+    if (!own_device) continue;
+    std::string device = virtioDevice(def, "virtio-blk") + ",drive=" + disk.id;
+    if (boot_index) device += ",bootindex=" + std::to_string(boot_index);
+    add(argv, "-device", device);
   }
 }
 
@@ -48,7 +69,8 @@ void addBoot(std::vector<std::string>& argv, const VmDefinition& def) {
   }
 }
 
-void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics, const std::vector<int>& taps) {
+void addNics(std::vector<std::string>& argv, const VmDefinition& def, const std::vector<int>& taps) {
+  const std::vector<NicSpec>& nics = def.nics;
   for (size_t i = 0; i < nics.size(); ++i) {
     std::string id = "net" + std::to_string(i);
     if (i < taps.size()) {
@@ -59,7 +81,7 @@ void addNics(std::vector<std::string>& argv, const std::vector<NicSpec>& nics, c
       // script=no: the tap exists already (made by the host's network setup); the worker only attaches.
       add(argv, "-netdev", "tap,id=" + id + ",ifname=" + nics[i].ifname + ",script=no,downscript=no");
     }
-    add(argv, "-device", "virtio-net-pci,netdev=" + id + ",mac=" + nics[i].mac);
+    add(argv, "-device", virtioDevice(def, "virtio-net") + ",netdev=" + id + ",mac=" + nics[i].mac);
   }
 }
 
@@ -83,9 +105,7 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   add(argv, "-m", std::to_string(def.memory_mib));
   add(argv, "-smp", std::to_string(def.vcpus));
   add(argv, "-cpu", "host");
-  // graphics=off: with no display the firmware writes to the serial console (QEMU then gives
-  // SeaBIOS etc/sercon-port), as under -nographic.
-  add(argv, "-machine", def.boot ? "q35,accel=kvm,graphics=off" : "q35,accel=kvm");
+  add(argv, "-machine", machineOption(def));
   argv.push_back("-nodefaults");
   add(argv, "-display", "none");
   addBoot(argv, def);
@@ -99,9 +119,9 @@ std::vector<std::string> workerArgv(const VmDefinition& def, const WorkerPaths& 
   // The worker confines itself with seccomp once it has opened everything (vmm/sandbox).
   add(argv, "-sandbox", "on");
   addDisks(argv, def);
-  addNics(argv, def.nics, fds.taps);
+  addNics(argv, def, fds.taps);
   if (def.agent) {
-    add(argv, "-device", "virtio-serial-pci");
+    add(argv, "-device", virtioDevice(def, "virtio-serial"));
     add(argv, "-chardev", socketChardev("qga0", paths.qga_socket, fds.qga));
     add(argv, "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=" + std::string(kAgentPortId));
   }

@@ -51,7 +51,7 @@ TEST(DefinitionBoot, CanonicalFormRoundTrips) {
   auto def = parseDefinition(diskVm(R"("boot": {"order": ["root", "disk0"], "loader": "/usr/share/seabios/bios.bin"})"));
   ASSERT_TRUE(def.ok()) << def.error().message();
   std::string text = serializeDefinition(*def);
-  EXPECT_NE(text.find(R"("memory":512,"vcpus":1,"boot":{"firmware":"bios","loader":"/usr/share/seabios/bios.bin",)"
+  EXPECT_NE(text.find(R"("memory":512,"vcpus":1,"machine":"pc","boot":{"firmware":"bios","loader":"/usr/share/seabios/bios.bin",)"
                       R"("order":["root","disk0"]},"disks":)"),
             std::string::npos)
       << text;

@@ -55,7 +55,7 @@ TEST(DefinitionJson, FullDocumentSerializesCanonically) {
   auto def = parseDefinition(input);
   ASSERT_TRUE(def.ok()) << def.error().message();
   EXPECT_EQ(serializeDefinition(*def),
-            R"({"schema":1,"name":"db.prod_1","uuid":"3f2504e0-4f89-41d3-9a0c-0305e82c3301","memory":2048,"vcpus":4,)"
+            R"({"schema":1,"name":"db.prod_1","uuid":"3f2504e0-4f89-41d3-9a0c-0305e82c3301","memory":2048,"vcpus":4,"machine":"pc",)"
             R"("kernel":"/boot/vmlinuz","initrd":"/boot/initrd.img","cmdline":"console=ttyS0 root=/dev/vda",)"
             R"("disks":[{"id":"disk0","path":"/var/lib/vm/root.qcow2","format":"qcow2","readonly":false,"cache":"none"},)"
             R"({"id":"seed","path":"/var/lib/vm/seed,1.img","format":"raw","readonly":true,"cache":"writeback"}],)"

@@ -2,8 +2,9 @@
 """End-to-end tests of vmmd with real vmm workers and probe guests.
 
 usage: e2e_daemon.py SCENARIO   (autostart, crash_restart, crash_destroy, daemon_kill9, errors, durability,
-                                 socket, poweroff_restart, qmp_fd, confined)
+                                 socket, poweroff_restart, qmp_fd, confined, microvm)
 Each scenario runs its own vmmd in temporary directories and kills whatever it leaves behind."""
+import json
 import os
 import random
 import shutil
@@ -15,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmmd_harness import (VMM, QmpClient, QmpError, check, connect, console_log, pid_alive,  # noqa: E402
+from vmmd_harness import (VMCTL, VMM, QmpClient, QmpError, check, connect, console_log, pid_alive,  # noqa: E402
                           probe_definition, scenario_main, state_of, wait_until)
 
 
@@ -611,6 +612,66 @@ def scenario_socket(d):
             proc.terminate()
             err = proc.communicate(10)[1].decode()
         check("serving the socket passed by systemd" in err, err)
+
+
+def scenario_microvm(d):
+    """A "machine": "microvm" VM through vmctl: defined from a file, shown by info (text, --json)
+    and dumpxml, started (the worker runs vmm's microvm with virtio-mmio devices, the probe finds
+    its ACPI tables, QMP answers through vmmd), shut down by its ACPI power button.
+    A microvm definition vmm could not run (firmware boot) is refused at define time."""
+    c = d.start()
+
+    def vmctl(*args, rc=0):
+        p = subprocess.run([VMCTL, "--socket", d.socket, *args], capture_output=True, text=True, timeout=60)
+        check(p.returncode == rc, f"vmctl {' '.join(args)}: exit {p.returncode}, wanted {rc}: {p.stdout}{p.stderr}")
+        return p
+
+    disk = os.path.join(d.tmp, "mv1.raw")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    definition = probe_definition("mv1", machine="microvm", cmdline="acpi powerbutton", agent=True,
+                                  disks=[{"path": disk, "format": "raw"}])
+    path = os.path.join(d.tmp, "mv1.json")
+    with open(path, "w") as f:
+        json.dump(definition, f)
+    vmctl("define", path)
+    info = vmctl("info", "mv1").stdout
+    check(any(line.split() == ["machine:", "microvm"] for line in info.splitlines()), f"no 'machine: microvm' in:\n{info}")
+    check(json.loads(vmctl("--json", "info", "mv1").stdout)["definition"]["machine"] == "microvm", "--json info: machine")
+    xml = vmctl("dumpxml", "mv1").stdout
+    check("machine=\"microvm\"" in xml, f"dumpxml without machine='microvm':\n{xml}")
+
+    c.execute("vm-start", {"name": "mv1"})
+    ready(d, "mv1")
+    check(state_of(c, "mv1") == "running", "mv1 not running")
+    log = console_log(d, "mv1")
+    check("PROBE name=acpi ok=1" in log and "PROBE name=done failures=0" in log, f"the probe's ACPI check:\n{log}")
+    pid = c.execute("vm-info", {"name": "mv1"})["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    for arg in ("microvm,accel=kvm,rtc=on", "virtio-blk-device,drive=disk0", "virtio-serial-device"):
+        check(arg in argv, f"worker argv without {arg}: {argv}")
+    check(not any(a.endswith("-pci") or "-pci," in a for a in argv), f"a PCI device on microvm: {argv}")
+    status = json.loads(vmctl("--json", "qmp", "mv1", '{"execute": "query-status"}').stdout)
+    check(status.get("status") == "running", f"query-status through vmmd: {status}")
+    c.execute("vm-shutdown", {"name": "mv1", "timeout": 20})
+    check(state_of(c, "mv1") == "shut-off", "mv1 not shut off after vm-shutdown")
+    check("PROBE name=powerbutton ok=1" in console_log(d, "mv1"), "the probe saw no power button")
+
+    # What vmm's microvm cannot do is refused with the field named, before any worker exists.
+    firmware = {"schema": 1, "name": "mv2", "memory": 64, "machine": "microvm",
+                "disks": [{"path": disk, "format": "raw", "readonly": True}], "boot": {"order": ["disk0"]}}
+    try:
+        c.execute("vm-define", {"definition": firmware})
+        check(False, "a microvm with firmware boot was defined")
+    except QmpError as e:
+        check("boot: not on machine microvm" in str(e), f"refusal: {e}")
+    bad = os.path.join(d.tmp, "bad.json")
+    with open(bad, "w") as f:
+        json.dump(probe_definition("mv3", machine="q35"), f)
+    err = vmctl("define", bad, rc=1).stderr
+    check("machine: must be pc or microvm" in err, f"vmctl define of machine q35: {err}")
+    check({vm["name"] for vm in c.execute("vm-list")} == {"mv1"}, "a refused definition was stored")
 
 
 def scenario_durability(d):

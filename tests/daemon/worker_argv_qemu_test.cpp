@@ -97,7 +97,9 @@ void runUnderQemu(const VmDefinition& def, const WorkerPaths& paths, const std::
   std::vector<std::string> argv = prefix;
   argv.push_back(QEMU_SYSTEM_X86_64);
   for (std::string arg : start ? start->args : workerArgv(def, paths)) {
-    if (arg.rfind("q35,accel=kvm", 0) == 0) arg.replace(0, 13, "q35,accel=tcg");
+    if (size_t at = arg.find(",accel=kvm"); argv.back() == "-machine" && at != std::string::npos) {
+      arg.replace(at, 10, ",accel=tcg");
+    }
     if (argv.back() == "-cpu") arg = "max";
     argv.push_back(std::move(arg));
   }
@@ -219,6 +221,21 @@ TEST_F(WorkerArgvQemu, DisksAgentAndConsole) {
   ASSERT_TRUE(run("qemu-img create -f raw '" + raw + "' 1M")) << "qemu-img create";
   VmDefinition def = definition(R"("agent": true, "disks": [{"path": ")" + qcow2 + R"(", "format": "qcow2"},
                                     {"id": "seed", "path": ")" + raw + R"(", "format": "raw", "readonly": true}])");
+  auto paths = workerPathsFor(dir_.file("r,un"), def.name);
+  ASSERT_TRUE(paths.ok()) << paths.error().message();
+  runUnderQemu(def, *paths, {}, dir_.file("qemu.log"));
+}
+
+// "machine": "microvm": QEMU's microvm takes the argv (virtio-blk/-net/-serial-device on its
+// virtio-mmio transports, no PCI) and boots the probe, whose console and agent socket are there.
+TEST_F(WorkerArgvQemu, MicrovmDisksAndAgent) {
+  std::string qcow2 = dir_.file("root,1.qcow2");
+  std::string raw = dir_.file("seed.raw");
+  ASSERT_TRUE(run("qemu-img create -f qcow2 '" + qcow2 + "' 16M")) << "qemu-img create";
+  ASSERT_TRUE(run("qemu-img create -f raw '" + raw + "' 1M")) << "qemu-img create";
+  VmDefinition def = definition(R"("machine": "microvm", "agent": true, "disks": [{"path": ")" + qcow2 +
+                                R"(", "format": "qcow2"}, {"id": "seed", "path": ")" + raw + R"(", "format": "raw", "readonly": true}])");
+  ASSERT_EQ(def.machine, MachineType::kMicrovm);
   auto paths = workerPathsFor(dir_.file("r,un"), def.name);
   ASSERT_TRUE(paths.ok()) << paths.error().message();
   runUnderQemu(def, *paths, {}, dir_.file("qemu.log"));
