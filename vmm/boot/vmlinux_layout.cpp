@@ -23,7 +23,7 @@ bool fits(uint64_t at, uint64_t length, uint64_t size) { return at <= size && le
 
 // Reads one zero-terminated list of the relocation table backwards from `*at` (the offset just
 // past its last entry); leaves `*at` at its terminator.
-Status readRelocList(std::span<const uint8_t> data, uint64_t floor, uint64_t* at, uint64_t link_base,
+Status readRelocList(std::span<const uint8_t> data, uint64_t floor, uint64_t* at, uint64_t load_offset,
                      const std::vector<VmlinuxLayout::Segment>& segments, uint32_t width, std::vector<uint32_t>* out) {
   for (;;) {
     if (*at < floor + 4) return Error("relocation table runs into the kernel image");
@@ -32,7 +32,7 @@ Status readRelocList(std::span<const uint8_t> data, uint64_t floor, uint64_t* at
     if (entry == 0) return {};
     // The entry is a kernel virtual address, sign-extended from 32 bits.
     uint64_t address = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(entry)));
-    uint64_t offset = address - kStartKernelMap - link_base;  // wraps to huge for anything below
+    uint64_t offset = address - load_offset;  // wraps to huge for anything below the image
     bool inside = std::any_of(segments.begin(), segments.end(), [&](const VmlinuxLayout::Segment& s) {
       return offset >= s.to && offset - s.to <= s.file_size && s.file_size - (offset - s.to) >= width;
     });
@@ -51,7 +51,7 @@ void adjust(std::span<uint8_t> region, uint32_t offset, T delta, bool subtract) 
 
 }  // namespace
 
-Result<VmlinuxLayout> planVmlinux(std::span<const uint8_t> data, uint64_t room, uint64_t link_base) {
+Result<VmlinuxLayout> planVmlinux(std::span<const uint8_t> data, uint64_t lead, uint64_t room, uint64_t link_base) {
   if (data.size() < sizeof(Elf64_Ehdr)) return Error("decompressed kernel is too short for an ELF header");
   auto eh = load<Elf64_Ehdr>(data, 0);
   if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return Error("decompressed kernel is not an ELF image");
@@ -81,7 +81,7 @@ Result<VmlinuxLayout> planVmlinux(std::span<const uint8_t> data, uint64_t room, 
       return Error("decompressed kernel: segment " + std::to_string(i) + " at " + hex(ph.p_paddr) + " lies outside the " +
                    std::to_string(room) + " bytes from " + hex(link_base) + " that init_size gives it");
     }
-    layout.segments.push_back({ph.p_offset, ph.p_paddr - link_base, ph.p_filesz, ph.p_memsz});
+    layout.segments.push_back({ph.p_offset, lead + (ph.p_paddr - link_base), ph.p_filesz, ph.p_memsz});
     elf_end = std::max(elf_end, ph.p_offset + ph.p_filesz);
   }
   if (layout.segments.empty()) return Error("decompressed kernel has nothing to load");
@@ -103,16 +103,18 @@ Result<VmlinuxLayout> planVmlinux(std::span<const uint8_t> data, uint64_t room, 
   if (eh.e_entry < link_base) return Error("decompressed kernel: entry " + hex(eh.e_entry) + " below its link address");
   layout.entry = eh.e_entry - link_base;
   bool entry_inside = std::any_of(segments.begin(), segments.end(),
-                                  [&](const auto& s) { return layout.entry >= s.to && layout.entry - s.to < s.file_size; });
+                                  [&](const auto& s) { return lead + layout.entry >= s.to && lead + layout.entry - s.to < s.file_size; });
   if (!entry_inside) return Error("decompressed kernel: entry " + hex(eh.e_entry) + " is not in a loaded segment");
 
   // The relocation table, if the build appended one.
   if (data.size() > elf_end) {
+    // A table entry is a kernel virtual address; this much less is its offset in the region.
+    uint64_t load_offset = kStartKernelMap + link_base - lead;
     if ((data.size() - elf_end) % 4 != 0) return Error("decompressed kernel: relocation table is not whole 32-bit entries");
     uint64_t at = data.size();
-    if (auto st = readRelocList(data, elf_end, &at, link_base, segments, 4, &layout.relocs32); !st) return st.error();
-    if (auto st = readRelocList(data, elf_end, &at, link_base, segments, 4, &layout.inverse32); !st) return st.error();
-    if (auto st = readRelocList(data, elf_end, &at, link_base, segments, 8, &layout.relocs64); !st) return st.error();
+    if (auto st = readRelocList(data, elf_end, &at, load_offset, segments, 4, &layout.relocs32); !st) return st.error();
+    if (auto st = readRelocList(data, elf_end, &at, load_offset, segments, 4, &layout.inverse32); !st) return st.error();
+    if (auto st = readRelocList(data, elf_end, &at, load_offset, segments, 8, &layout.relocs64); !st) return st.error();
     if (at != elf_end) return Error("decompressed kernel: " + std::to_string(at - elf_end) + " bytes between the image and its relocation table");
     layout.relocatable = true;
   }

@@ -6,16 +6,18 @@
 # $VMMD_CACHE/bench-boot-profile.log.
 #
 #   tests/bench/boot/profile.sh [--kinds "vmm-pc qemu-pc qemu-microvm ..."] [--kernel bzImage|pvh] [--mem MIB] [--vmm PATH]
+#                               [--bin PATH]...   (another vmm build for a kind vmm-pc:NAME, as run.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" kernel=bzImage mem=256 vmm=$top/build/vmm/vmm
+kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --kinds) kinds=$2; shift 2 ;;
     --kernel) kernel=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
     --vmm) vmm=$2; shift 2 ;;
+    --bin) bins+=(--bin "$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -24,7 +26,7 @@ log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot-
 mkdir -p "$(dirname "$log")"
 n=$(echo $kinds | wc -w)
 status=0
-"$top/tests/nested/run.sh" --vmm "$vmm" --scenario-dir "$here/l1" --log "$log" --timeout $((120 + n * 300)) \
+"$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} --scenario-dir "$here/l1" --log "$log" --timeout $((120 + n * 300)) \
   --env BENCH_KINDS="$kinds" --env BENCH_KERNEL="$kernel" --env BENCH_MEM="$mem" "boot-profile@vmm" >/dev/null || status=1
 grep -a '^PROFILE \|NESTED scenario=' "$log" | tr -d '\r'
 exit $status

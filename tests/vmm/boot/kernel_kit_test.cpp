@@ -162,7 +162,7 @@ TEST(KernelKit, DebianBzImageDecompressesToItsVmlinux) {
   EXPECT_TRUE(std::equal(vmlinux.begin(), vmlinux.end(), out.begin()));
 
   // Its relocation table: plenty of each kind, every entry inside the image.
-  auto layout = planVmlinux({out.data(), *size}, payload->room, payload->link_base);
+  auto layout = planVmlinux({out.data(), *size}, 0, payload->room, payload->link_base);
   ASSERT_TRUE(layout.ok()) << layout.error().message();
   EXPECT_TRUE(layout->relocatable);
   EXPECT_GT(layout->relocs32.size(), 1000u);
@@ -180,7 +180,7 @@ TEST(KernelKit, DebianBzImageIsLaidOutAsItsDecompressorWould) {
   ASSERT_FALSE(vmlinux.empty());
   std::vector<uint8_t> scratch(vmlinux.begin(), vmlinux.end());
   scratch.resize(64u << 20);
-  auto layout = planVmlinux({scratch.data(), vmlinux.size()}, scratch.size(), 16u << 20);
+  auto layout = planVmlinux({scratch.data(), vmlinux.size()}, 0, scratch.size(), 16u << 20);
   ASSERT_TRUE(layout.ok()) << layout.error().message();
 
   auto memory = GuestMemory::create(256 << 20);

@@ -109,7 +109,7 @@ TEST(VmlinuxLayout, MovesSegmentsToTheirPlaceAndZeroesTheRest) {
   Image image;
   auto data = image.build();
   auto region = inRegion(data);
-  auto layout = planVmlinux({region.data(), data.size()}, kRoom, kLinkBase);
+  auto layout = planVmlinux({region.data(), data.size()}, 0, kRoom, kLinkBase);
   ASSERT_TRUE(layout.ok()) << layout.error().message();
   EXPECT_TRUE(layout->relocatable);
   EXPECT_EQ(layout->entry, 0x10u);
@@ -132,7 +132,7 @@ TEST(VmlinuxLayout, RelocatesByTheVirtualOffset) {
   Image image;
   auto data = image.build();
   auto region = inRegion(data);
-  auto layout = planVmlinux({region.data(), data.size()}, kRoom, kLinkBase);
+  auto layout = planVmlinux({region.data(), data.size()}, 0, kRoom, kLinkBase);
   ASSERT_TRUE(layout.ok()) << layout.error().message();
   const uint64_t delta = 6u << 20;
   buildVmlinux(*layout, region, delta);
@@ -143,12 +143,43 @@ TEST(VmlinuxLayout, RelocatesByTheVirtualOffset) {
   EXPECT_EQ(region[0x110], static_cast<uint8_t>(0x40 + 0x110)) << "bytes no relocation names are untouched";
 }
 
+// Decompressed kShift below the load address, every segment of this image is already in place:
+// nothing moves, and the relocations land at the same bytes.
+TEST(VmlinuxLayout, DecompressedLowTheSegmentsAreInPlace) {
+  Image image;
+  auto data = image.build();
+  std::vector<uint8_t> region(kShift + kRoom, 0xEE);
+  std::copy(data.begin(), data.end(), region.begin());
+  auto layout = planVmlinux({region.data(), data.size()}, kShift, kRoom, kLinkBase);
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  for (const auto& s : layout->segments) EXPECT_EQ(s.from, s.to);
+  EXPECT_EQ(layout->entry, 0x10u) << "the entry stays relative to the load address";
+  const uint64_t delta = 2u << 20;
+  buildVmlinux(*layout, region, delta);
+  std::vector<uint8_t> loaded(region.begin() + kShift, region.end());
+  EXPECT_EQ(loaded[0x0], 0x40);
+  EXPECT_EQ(loaded[0x200], 0);
+  EXPECT_EQ(read<uint64_t>(loaded, 0x100), kStartKernelMap + kLinkBase + 0x1234 + delta);
+  EXPECT_EQ(read<uint32_t>(loaded, 0x1010), static_cast<uint32_t>(vaddr32(0x80) + delta));
+}
+
+// More lead than the image has before its first segment: that segment would have to move up.
+TEST(VmlinuxLayout, TooMuchLeadIsRefused) {
+  Image image;
+  auto data = image.build();
+  std::vector<uint8_t> region(2 * kShift + kRoom, 0xEE);
+  std::copy(data.begin(), data.end(), region.begin());
+  auto layout = planVmlinux({region.data(), data.size()}, 2 * kShift, kRoom, kLinkBase);
+  ASSERT_FALSE(layout.ok());
+  EXPECT_NE(layout.error().message().find("move up"), std::string::npos) << layout.error().message();
+}
+
 TEST(VmlinuxLayout, WithoutATableItIsNotRelocatable) {
   Image image;
   image.with_table = false;
   auto data = image.build();
   auto region = inRegion(data);
-  auto layout = planVmlinux({region.data(), data.size()}, kRoom, kLinkBase);
+  auto layout = planVmlinux({region.data(), data.size()}, 0, kRoom, kLinkBase);
   ASSERT_TRUE(layout.ok()) << layout.error().message();
   EXPECT_FALSE(layout->relocatable);
   EXPECT_TRUE(layout->relocs32.empty());
@@ -169,7 +200,7 @@ TEST_P(VmlinuxLayoutRefuses, BeforeMovingAnything) {
   auto data = image.build();
   auto region = inRegion(data);
   auto before = region;
-  auto layout = planVmlinux({region.data(), data.size()}, kRoom, kLinkBase);
+  auto layout = planVmlinux({region.data(), data.size()}, 0, kRoom, kLinkBase);
   ASSERT_FALSE(layout.ok());
   EXPECT_NE(layout.error().message().find(GetParam().says), std::string::npos) << layout.error().message();
   EXPECT_EQ(region, before);
@@ -200,13 +231,13 @@ TEST(VmlinuxLayout, ATableThatIsNotWholeWordsIsRefused) {
   auto data = image.build();
   data.push_back(0);
   auto region = inRegion(data);
-  auto layout = planVmlinux({region.data(), data.size()}, kRoom, kLinkBase);
+  auto layout = planVmlinux({region.data(), data.size()}, 0, kRoom, kLinkBase);
   ASSERT_FALSE(layout.ok());
 }
 
 TEST(VmlinuxLayout, TooShortForAnElfHeader) {
   std::vector<uint8_t> data(16, 0);
-  EXPECT_FALSE(planVmlinux(data, kRoom, kLinkBase).ok());
+  EXPECT_FALSE(planVmlinux(data, 0, kRoom, kLinkBase).ok());
 }
 
 }  // namespace
