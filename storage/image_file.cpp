@@ -93,7 +93,9 @@ Result<void> ImageFile::readInto(uint64_t offset, std::span<iovec> iov) const {
   auto done = transferVector(offset, iov, ::preadv, "read");
   if (!done) return done.error();
   // Bytes past the end of the file read as zeroes (iov now holds only what was not read).
-  for (iovec& v : iov) std::memset(v.iov_base, 0, v.iov_len);
+  for (iovec& v : iov) {
+    if (v.iov_len) std::memset(v.iov_base, 0, v.iov_len);  // (an empty iovec may have no base)
+  }
   return {};
 }
 

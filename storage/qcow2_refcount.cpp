@@ -248,11 +248,17 @@ Result<uint64_t> Image::reserveClusters(uint64_t count) {
   // extend it first; older writers leaked at most a batch and a request there). A hostile image's
   // refcounts can claim ~10^13 clusters in use: the search stops a little past the end instead
   // (the end as it is now: a new refcount block or table moves it).
+  // A retry (a refcount block or table had to be made for the run found) resumes where a run can
+  // still start: making them only takes clusters, so nothing before the broken run became free,
+  // and a new block inside the run leaves nothing before it long enough. Restarting from the
+  // first free cluster made each retry rescan the whole file: a hostile snapshot asking for a
+  // 32 MiB L1 table in 512-byte clusters took minutes.
+  uint64_t resume = std::max<uint64_t>(freeHint_, 1);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const uint64_t searchEnd = ((hostEnd_ + cs_ - 1) >> cb_) + 2 * (1ull << refBlockBits_) + count;
     uint64_t start = 0, run = 0;
     bool found = false;
-    for (uint64_t c = std::max<uint64_t>(freeHint_, 1); !found;) {
+    for (uint64_t c = resume; !found;) {
       if (c >= searchEnd) {
         return corrupt("no " + std::to_string(count) + " free clusters before cluster " + std::to_string(searchEnd) +
                        ", past the end of the file (refcounts are wrong)");
@@ -271,6 +277,7 @@ Result<uint64_t> Image::reserveClusters(uint64_t count) {
       }
     }
     bool changed = false;
+    resume = start;
     for (uint64_t b = start >> refBlockBits_; b <= (start + count - 1) >> refBlockBits_; ++b) {
       if (b >= refTable_.size()) {
         if (auto r = growRefTable(b); !r) return r.error();
@@ -278,7 +285,9 @@ Result<uint64_t> Image::reserveClusters(uint64_t count) {
         break;
       }
       if (refTable_[b] == 0) {
-        if (auto r = createRefBlock(b, std::max(start, b << refBlockBits_)); !r) return r.error();
+        const uint64_t at = std::max(start, b << refBlockBits_);
+        if (auto r = createRefBlock(b, at); !r) return r.error();
+        resume = at + 1;
         changed = true;
         break;
       }

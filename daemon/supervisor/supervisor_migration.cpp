@@ -119,7 +119,7 @@ void Supervisor::migrateTo(const std::string& name, const std::string& destinati
       }
       done(why);
     };
-    out.peer->onDisconnect = [this, &vm](const Error& why) {
+    out.peer->onDisconnect = [&vm](const Error& why) {
       // The destination vmmd went away: a stream still flowing is cancelled (the poll then ends it).
       if (!vm.outgoing || vm.outgoing->phase != "active") return;
       log::warning(vmText(vm.name()) + ": destination " + vm.outgoing->destination + " lost (" + why.message() + "); cancelling the migration");

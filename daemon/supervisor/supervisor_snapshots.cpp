@@ -157,7 +157,7 @@ void Supervisor::finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_runn
       done(record);
     };
     if (!was_running) return answer();
-    vm.qmp->execute("cont", nullptr, [this, &vm, answer](Result<qmp::CommandResult>&& reply) {
+    vm.qmp->execute("cont", nullptr, [&vm, answer](Result<qmp::CommandResult>&& reply) {
       if (auto resumed = fromWorker(vm.name(), std::move(reply)); !resumed) {
         log::error(vmText(vm.name()) + ": resume after the snapshot: " + resumed.error().message);
       }
@@ -166,7 +166,7 @@ void Supervisor::finishSnapshotSave(Vm& vm, SnapshotRecord record, bool was_runn
   };
   if (!failure) return resume();
   ::unlink(record.state_file.c_str());
-  deleteDiskSnapshots(vm, record.tag, record.disks.size(), [this, &vm, resume](VmResult<Done> deleted) {
+  deleteDiskSnapshots(vm, record.tag, record.disks.size(), [resume](VmResult<Done> deleted) {
     if (!deleted) log::warning(deleted.error().message);
     resume();
   });
