@@ -24,7 +24,7 @@ inline constexpr uint64_t kStartKernelMap = 0xffffffff80000000ull;
 
 // Offsets in a layout are from the region's start: `lead` bytes below the load address, so that
 // decompressed data that starts there has its first segment already in place (x86-64 vmlinux
-// keeps it one 2 MiB alignment unit into the file, after the headers): 24 of the Debian kernel's
+// keeps it one 2 MiB alignment unit into the file, after the headers): 32 of the Debian kernel's
 // 46 MB then need no move.
 struct VmlinuxLayout {
   struct Segment {
