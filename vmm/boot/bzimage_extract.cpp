@@ -41,20 +41,6 @@ uint64_t systemRandomBelow(uint64_t bound) {
   return value % bound;
 }
 
-namespace {
-
-// Decompresses the payload into [physical - lead, physical + room) and plans the layout there.
-Result<VmlinuxLayout> decompressAndPlan(const FileView& compressed, const ImageFile& file, const KernelPayload& payload,
-                                        std::span<uint8_t> region, uint64_t lead) {
-  auto size = decompress(payload.kind, compressed.bytes(), region);
-  if (!size) return size.error().withContext(file.path());
-  auto layout = planVmlinux(region.first(*size), lead, payload.room, payload.link_base);
-  if (!layout) return layout.error().withContext(file.path());
-  return layout;
-}
-
-}  // namespace
-
 Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload& payload, GuestMemory& memory,
                                       uint64_t physical, bool randomize, const RandomBelow& random_below) {
   if (!memory.hostAddress(physical, payload.room) || physical % payload.alignment != 0) {
@@ -62,28 +48,31 @@ Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload
   }
   auto compressed = file.view(payload.file_offset, payload.length);
   if (!compressed) return compressed.error();
-  // First decompressed one alignment unit low, where a vmlinux's first segments need no move
+  // Decompressed one alignment unit low, where a vmlinux's first segments need no move
   // (vmlinux_layout.h); a kernel laid out otherwise is decompressed again at its load address.
-  uint64_t lead = payload.alignment;
-  uint8_t* low = physical >= lead + (1u << 20) ? memory.hostAddress(physical - lead, lead + payload.room) : nullptr;
-  Result<VmlinuxLayout> layout = Error("not tried");
-  if (low) layout = decompressAndPlan(*compressed, file, payload, {low, lead + payload.room}, lead);
-  if (!layout) {
-    lead = 0;
-    layout = decompressAndPlan(*compressed, file, payload, {memory.hostAddress(physical, payload.room), payload.room}, 0);
+  uint64_t lead = physical >= payload.alignment + (1u << 20) ? payload.alignment : 0;
+  for (;;) {
+    std::span<uint8_t> region{memory.hostAddress(physical - lead, lead + payload.room), lead + payload.room};
+    if (!region.data()) return Error("no room for the kernel below " + hex(physical));
+    auto size = decompress(payload.kind, compressed->bytes(), region);
+    if (!size) return size.error().withContext(file.path());
+    auto layout = planVmlinux(region.first(*size), lead, payload.room, payload.link_base);
+    if (!layout && lead != 0) {
+      lead = 0;
+      continue;
+    }
+    if (!layout) return layout.error().withContext(file.path());
+    uint64_t delta = 0;
+    bool randomized = randomize && layout->relocatable;
+    if (randomized) {
+      // Virtual slots: the image may start anywhere from its link address to KERNEL_IMAGE_SIZE
+      // less its size, in steps of its alignment.
+      uint64_t top = kKernelImageSize > payload.link_base + payload.room ? kKernelImageSize - payload.link_base - payload.room : 0;
+      delta = random_below(top / payload.alignment + 1) * payload.alignment;
+    }
+    buildVmlinux(*layout, region, delta);
+    return ExtractedKernel{physical, physical + layout->entry, delta, randomized};
   }
-  if (!layout) return layout.error();
-
-  uint64_t delta = 0;
-  bool randomized = randomize && layout->relocatable;
-  if (randomized) {
-    // Virtual slots: the image may start anywhere from its link address to KERNEL_IMAGE_SIZE less
-    // its size, in steps of its alignment.
-    uint64_t top = kKernelImageSize > payload.link_base + payload.room ? kKernelImageSize - payload.link_base - payload.room : 0;
-    delta = random_below(top / payload.alignment + 1) * payload.alignment;
-  }
-  buildVmlinux(*layout, {memory.hostAddress(physical - lead, lead + payload.room), lead + payload.room}, delta);
-  return ExtractedKernel{physical, physical + layout->entry, delta, randomized};
 }
 
 }  // namespace vmmd::boot

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace vmmd::boot {
 namespace {
@@ -108,8 +109,15 @@ Result<uint64_t> decodeLz4Legacy(std::span<const uint8_t> in, std::span<uint8_t>
     int n = LZ4_decompress_safe(reinterpret_cast<const char*>(&in[at]), reinterpret_cast<char*>(&out[written]),
                                 static_cast<int>(block), static_cast<int>(room));
     if (n < 0) {
-      // A block that does not fit in the room left is also reported as a negative count.
-      if (room < kLz4LegacyBlock) return tooLarge(Compression::Lz4Legacy, out);
+      // liblz4 says the same for a corrupt block and one that does not fit: with less room left
+      // than a block may fill, decoding it once more into a whole block's room tells them apart.
+      if (room < kLz4LegacyBlock) {
+        std::vector<char> scratch(kLz4LegacyBlock);
+        if (LZ4_decompress_safe(reinterpret_cast<const char*>(&in[at]), scratch.data(), static_cast<int>(block),
+                                static_cast<int>(scratch.size())) >= 0) {
+          return tooLarge(Compression::Lz4Legacy, out);
+        }
+      }
       return Error("lz4 kernel: corrupt block at byte " + std::to_string(at));
     }
     written += static_cast<size_t>(n);

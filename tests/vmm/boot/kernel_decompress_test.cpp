@@ -174,6 +174,21 @@ TEST(KernelDecompressDetect, UnknownFormatsAreNotClaimed) {
   EXPECT_FALSE(detectCompression(Bytes{}).has_value());
 }
 
+// liblz4 reports a corrupt block and one too large for the room alike; the message must not.
+TEST(KernelDecompressDetect, Lz4TellsACorruptBlockFromOneThatDoesNotFit) {
+  Bytes data = sampleData(1u << 20);
+  Bytes in = lz4LegacyOf(data);
+  Bytes small(data.size() / 2);
+  auto too_large = decompress(Compression::Lz4Legacy, in, small);
+  ASSERT_FALSE(too_large.ok());
+  EXPECT_NE(too_large.error().message().find("decompresses to more than"), std::string::npos) << too_large.error().message();
+  // A match offset pointing before the start of the output: corrupt whatever the room.
+  Bytes corrupt = {0x02, 0x21, 0x4c, 0x18, 4, 0, 0, 0, 0x0f, 0xff, 0xff, 0x00};
+  auto bad = decompress(Compression::Lz4Legacy, corrupt, small);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("corrupt block"), std::string::npos) << bad.error().message();
+}
+
 TEST(KernelDecompressDetect, Lz4WithoutBlocksIsAnError) {
   Bytes in = {0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0};
   Bytes out(4096);
