@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  vmmd::log::debug("starting");  // the first line of the start-up timeline (VMM_LOG=debug)
   auto config = vmmd::config::parseCommandLine(args);
   if (!config) return fail(config.error().message());
 

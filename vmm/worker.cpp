@@ -93,9 +93,11 @@ Status Worker::start() {
   if (!config_.serials.empty()) console_ = chardevs_.at(config_.serials[0].chardev_id).get();
   io_executor_ = uvIoExecutor(&loop_);
   // Every file and socket the command line names is checked here, before /dev/kvm is opened.
+  log::debug("building the machine");
   auto machine = Machine::create(config_, *this);
   if (!machine) return machine.error();
   machine_ = std::move(*machine);
+  log::debug("machine built: guest RAM mapped, kernel opened, devices created, /dev/kvm open");
   // Every file the command line names is open now: from here on the process is confined.
   if (config_.sandbox) {
     if (auto st = enterSandbox(); !st) return st;

@@ -11,7 +11,10 @@
 # ratio within one run is the figure.
 #
 #   tests/bench/boot/run.sh [--runs N] [--kinds "KIND..."] [--kernels "bzImage pvh"] [--mem MIB]
-#                           [--vmm PATH] [--bin PATH]...
+#                           [--vmm PATH] [--bin PATH]... [--smp N] [--append "ARGS"] [--settle S]
+#
+# --smp and --append change the guest alike for every kind (vCPUs; extra kernel arguments, e.g.
+# cryptomgr.notests); --settle sleeps S seconds in L1 before each boot (L1 idle between boots).
 #
 # KIND: vmm-pc, vmm-microvm (the vmm binary, --vmm PATH, default build/vmm/vmm, with -M pc or
 # -M microvm,rtc=on), qemu-pc, qemu-microvm, or vmm-pc:NAME / vmm-microvm:NAME for a binary NAME
@@ -20,10 +23,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-runs=5 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
+runs=5 settle=0 append="" smp=1 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
+    --settle) settle=$2; shift 2 ;;
+    --append) append=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
     --kinds) kinds=$2; shift 2 ;;
     --kernels|--kernel) kernels=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
@@ -39,8 +45,8 @@ mkdir -p "$(dirname "$log")"
 samples=$((runs * $(echo $kinds | wc -w) * $(echo $kernels | wc -w)))
 status=0
 "$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} --scenario-dir "$here/l1" --log "$log" \
-  --timeout $((120 + samples * 45)) \
-  --env BENCH_RUNS="$runs" --env BENCH_KINDS="$kinds" --env BENCH_KERNELS="$kernels" \
+  --timeout $((120 + samples * (45 + settle))) \
+  --env BENCH_RUNS="$runs" --env BENCH_SETTLE="$settle" --env BENCH_APPEND="$append" --env BENCH_SMP="$smp" --env BENCH_KINDS="$kinds" --env BENCH_KERNELS="$kernels" \
   --env BENCH_MEM="$mem" "boot-bench@vmm" >/dev/null || status=1
-python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" || status=1
+python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" "$smp" "$append" || status=1
 exit $status

@@ -6,7 +6,9 @@
 #   2. nokaslr on the command line: vmm logs physical 0x1000000, offset 0; _text is the link address.
 #   3. VMM_KERNEL_EXTRACT=0: vmm leaves the decompressing to the guest, logs nothing of it, and the
 #      kernel still boots (the guest's decompressor picks its own place).
-# vmm only: QEMU always runs the guest's decompressor.
+# The first boot's debug log also carries vmm's start-up timeline, in order (starting, machine
+# built, VM created, images loaded, vCPUs started). vmm only: QEMU always runs the guest's
+# decompressor.
 W=/tmp/boot-kaslr
 rm -rf "$W" && mkdir -p "$W"
 detail=
@@ -29,6 +31,10 @@ if [ -z "$offset" ] || ! grep -q '(KASLR)' "$W/kaslr.log"; then
   fail "kaslr:no-log:$(tail -n3 "$W/kaslr.console" | tr ' \n' '_/' | cut -c1-200)"
 elif [ "$text" != "$want" ]; then
   fail "kaslr:text=$text,want=$want,offset=$offset"
+elif [ "$(grep -a -o -e 'vmm: starting' -e 'vmm: machine built' -e 'power-on: VM created in' \
+  -e 'power-on: kernel and initrd loaded into guest RAM in' -e 'power-on: vCPUs started' "$W/kaslr.console" | tr '\n' '|')" != \
+  'vmm: starting|vmm: machine built|power-on: VM created in|power-on: kernel and initrd loaded into guest RAM in|power-on: vCPUs started|' ]; then
+  fail "kaslr:timeline:$(grep -a 'vmm: ' "$W/kaslr.console" | tr ' \n' '_/' | cut -c1-300)"
 else
   detail="kaslr:offset=0x$offset,physical=0x$(hex_of at "$W/kaslr.log"),text=$text"
   boot_once nokaslr nokaslr

@@ -21,7 +21,8 @@ while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
       vcpu_providers=$KVM_VCPU
       case "$VMM" in vmm*) vcpu_providers="$KVM_VCPU,{\"provider\":\"vmm\"}" ;; esac
       rm -f /tmp/bench-qmp.sock
-      SOCK=/tmp/bench-qmp.sock TRIGGER=L2SNAP KILL_AFTER=0 TIMEOUT=90 APPEND=l2.test=snap \
+      [ "${BENCH_SETTLE:-0}" = 0 ] || sleep "$BENCH_SETTLE"
+      SOCK=/tmp/bench-qmp.sock TRIGGER=L2SNAP KILL_AFTER=0 TIMEOUT=90 APPEND="l2.test=snap ${BENCH_APPEND:-}" SMP=${BENCH_SMP:-1} \
         SOCK_TEXT="{\"execute\":\"qmp_capabilities\"} {\"execute\":\"query-stats\",\"arguments\":{\"target\":\"vcpu\",\"providers\":[$vcpu_providers]}} {\"execute\":\"query-stats\",\"arguments\":{\"target\":\"vm\",\"providers\":[$KVM_VM]}}" \
         l2_run -qmp unix:/tmp/bench-qmp.sock,server=on,wait=off
       tag="vmm=$VMM kernel=$kernel run=$i"
