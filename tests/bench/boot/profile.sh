@@ -7,10 +7,17 @@
 #
 #   tests/bench/boot/profile.sh [--kinds "vmm-pc qemu-pc qemu-microvm ..."] [--kernel bzImage|pvh] [--mem MIB] [--vmm PATH]
 #                               [--bin PATH]...   (another vmm build for a kind vmm-pc:NAME, as run.sh)
+#                               [--trace [--events LIST]]
+#
+# --trace: instead, one quiet boot per kind with the guest kernel's tracer on from its first
+# initcalls (trace_event=LIST, default initcalls, sched_switch and workqueue items;
+# tests/bench/boot/l1/boot-trace.sh), summarized per boot by trace_summary.py: which task ran
+# how long, whether the guest was ever idle, the slowest initcalls and work items. The raw events
+# stay in $VMMD_CACHE/bench-boot-trace.log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=()
+kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=() trace=0 events=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kinds) kinds=$2; shift 2 ;;
@@ -18,15 +25,24 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --vmm) vmm=$2; shift 2 ;;
     --bin) bins+=(--bin "$2"); shift 2 ;;
+    --trace) trace=1; shift ;;
+    --events) events=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot-profile.log"
+scenario=boot-profile
+[ "$trace" = 0 ] || scenario=boot-trace
+log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-$scenario.log"
 mkdir -p "$(dirname "$log")"
 n=$(echo $kinds | wc -w)
 status=0
 "$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} --scenario-dir "$here/l1" --log "$log" --timeout $((120 + n * 300)) \
-  --env BENCH_KINDS="$kinds" --env BENCH_KERNEL="$kernel" --env BENCH_MEM="$mem" "boot-profile@vmm" >/dev/null || status=1
-grep -a '^PROFILE \|NESTED scenario=' "$log" | tr -d '\r'
+  --env BENCH_KINDS="$kinds" --env BENCH_KERNEL="$kernel" --env BENCH_MEM="$mem" ${events:+--env BENCH_TRACE_EVENTS="$events"} \
+  "$scenario@vmm" >/dev/null || status=1
+if [ "$trace" = 0 ]; then
+  grep -a '^PROFILE \|NESTED scenario=' "$log" | tr -d '\r'
+else
+  python3 "$here/trace_summary.py" "$log" || status=1
+fi
 exit $status

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarizes boot traces (tests/bench/boot/trace.sh): for each traced L2 boot, where the guest's
+"""Summarizes boot traces (tests/bench/boot/profile.sh --trace): for each traced L2 boot, where the guest's
 time went between its first traced event and userspace, from the kernel's own trace events.
 
   cpu        time each task ran (sched_switch to sched_switch); "idle" is the idle task: a guest
