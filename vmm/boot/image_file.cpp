@@ -4,6 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <system_error>
+#include <thread>
+#include <vector>
+
 #include "base/hex.h"
 
 namespace vmmd::boot {
@@ -42,9 +47,44 @@ Status ImageFile::checkFits(const GuestMemory& memory, uint64_t guest_address, u
                " do not fit in guest RAM (" + std::to_string(memory.ramBytes() >> 20) + " MiB)");
 }
 
+std::vector<ImageFile::Slice> ImageFile::slices(uint64_t guest_address, uint64_t length, unsigned cpus) {
+  uint64_t count = std::clamp<uint64_t>(length / kMinimumSlice, 1, std::clamp(cpus, 1u, kMaximumSlices));
+  std::vector<Slice> out;
+  uint64_t begin = 0;
+  for (uint64_t i = 1; i <= count && begin < length; ++i) {
+    // Each boundary moves up to a 2 MiB boundary of guest RAM: no huge page is written by two threads.
+    uint64_t end = i == count ? length : std::min(length, ((guest_address + length / count * i + kSliceAlignment - 1) & ~(kSliceAlignment - 1)) - guest_address);
+    if (end > begin) out.push_back({begin, end - begin});
+    begin = std::max(begin, end);
+  }
+  return out;
+}
+
 Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const {
   if (auto st = checkFits(memory, guest_address, length); !st) return st;
-  return readAt(offset, {memory.hostAddress(guest_address, length), length});
+  if (length == 0) return {};
+  uint8_t* destination = memory.hostAddress(guest_address, length);
+  // A large image loads in slices, one thread each: the host clears each huge page of guest RAM
+  // as it is first written, and the slices' clearing and copying then run on several CPUs (as
+  // QEMU's prealloc-threads do for RAM). A thread that cannot be made loads its slice here.
+  auto parts = slices(guest_address, length, std::thread::hardware_concurrency());
+  std::vector<Status> results(parts.size());
+  {
+    std::vector<std::jthread> workers;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto load = [&, i] { results[i] = readAt(offset + parts[i].begin, {destination + parts[i].begin, parts[i].length}); };
+      try {
+        workers.emplace_back(load);
+      } catch (const std::system_error&) {
+        load();
+      }
+    }
+    results[0] = readAt(offset + parts[0].begin, {destination + parts[0].begin, parts[0].length});
+  }
+  for (auto& result : results) {
+    if (!result) return result;
+  }
+  return {};
 }
 
 Result<FileView> ImageFile::view(uint64_t offset, uint64_t length) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/file_opener.h"
 #include "base/mapping.h"
@@ -36,10 +37,24 @@ class ImageFile {
   Status readAt(uint64_t offset, std::span<uint8_t> out) const;
   // Whether `length` bytes at `guest_address` lie in guest RAM; the error names the file.
   Status checkFits(const GuestMemory& memory, uint64_t guest_address, uint64_t length) const;
-  // Copies [offset, offset+length) of the file into guest memory at `guest_address`.
+  // Copies [offset, offset+length) of the file into guest memory at `guest_address` (a large
+  // range in parallel slices, see slices()).
   Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
   // Maps [offset, offset+length) of the file read-only.
   Result<FileView> view(uint64_t offset, uint64_t length) const;
+
+  // How loadInto splits `length` bytes bound for `guest_address` among threads on a host with
+  // `cpus` CPUs: one slice per kMinimumSlice bytes, at most min(cpus, kMaximumSlices), every
+  // boundary on a kSliceAlignment boundary of guest RAM (2 MiB: a huge page is written by one
+  // thread). Slices are offsets into the range, in order, covering it exactly.
+  struct Slice {
+    uint64_t begin;
+    uint64_t length;
+  };
+  static constexpr uint64_t kMinimumSlice = 8ull << 20;
+  static constexpr unsigned kMaximumSlices = 4;
+  static constexpr uint64_t kSliceAlignment = 2ull << 20;
+  static std::vector<Slice> slices(uint64_t guest_address, uint64_t length, unsigned cpus);
 
  private:
   ImageFile(std::string path, UniqueFd fd, uint64_t size) : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}

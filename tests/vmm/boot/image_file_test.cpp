@@ -1,5 +1,7 @@
 #include "vmm/boot/image_file.h"
 
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -70,6 +72,59 @@ TEST(ImageFile, LoadIntoCopiesARangeIntoGuestMemory) {
   ASSERT_TRUE(memory.ok());
   ASSERT_TRUE(file->loadInto(*memory, 0x10000, 4096, 4096).ok());
   EXPECT_TRUE(std::equal(bytes.begin() + 4096, bytes.end(), memory->hostAddress(0x10000, 4096)));
+}
+
+// The slices cover the range exactly, in order, with every inner boundary on a 2 MiB boundary of
+// guest RAM, and never more of them than CPUs, kMaximumSlices or one per kMinimumSlice bytes.
+TEST(ImageFile, SlicesCoverTheRangeOnHugePageBoundaries) {
+  constexpr uint64_t kMiB = 1 << 20;
+  struct Case {
+    uint64_t guest_address, length;
+    unsigned cpus;
+    size_t want;
+  };
+  for (auto c : {Case{0x1000000, 46 * kMiB, 2, 2}, Case{0x1000000, 46 * kMiB, 16, 4}, Case{0x1000000, 46 * kMiB, 0, 1},
+                 Case{0xe6f7000, 9 * kMiB + 4321, 2, 1}, Case{0xe6f7000, 17 * kMiB + 4321, 2, 2},
+                 Case{0x200000, 7 * kMiB, 8, 1}, Case{0x123456, 33 * kMiB + 1, 3, 3}, Case{0, 1, 4, 1}}) {
+    auto slices = ImageFile::slices(c.guest_address, c.length, c.cpus);
+    SCOPED_TRACE(std::to_string(c.guest_address) + "+" + std::to_string(c.length) + " cpus " + std::to_string(c.cpus));
+    ASSERT_EQ(slices.size(), c.want);
+    uint64_t next = 0;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      EXPECT_EQ(slices[i].begin, next);
+      EXPECT_GT(slices[i].length, 0u);
+      next = slices[i].begin + slices[i].length;
+      if (i + 1 < slices.size()) {
+        EXPECT_EQ((c.guest_address + next) % ImageFile::kSliceAlignment, 0u);
+      }
+    }
+    EXPECT_EQ(next, c.length);
+  }
+  EXPECT_TRUE(ImageFile::slices(0x1000000, 0, 4).empty());
+}
+
+TEST(ImageFile, LoadIntoInSlicesCopiesEveryByte) {
+  TempDir dir;
+  Bytes bytes = pattern(40 << 20, 7);  // five slices' worth: as many threads as this host allows
+  auto file = ImageFile::open(dir.write("k", bytes));
+  ASSERT_TRUE(file.ok());
+  auto memory = GuestMemory::create(64 << 20);
+  ASSERT_TRUE(memory.ok());
+  ASSERT_TRUE(file->loadInto(*memory, 0x123000, 4096, bytes.size() - 4096).ok());
+  EXPECT_TRUE(std::equal(bytes.begin() + 4096, bytes.end(), memory->hostAddress(0x123000, bytes.size() - 4096)));
+}
+
+TEST(ImageFile, LoadIntoInSlicesReportsAFileThatShrank) {
+  TempDir dir;
+  std::string path = dir.write("k", pattern(24 << 20, 3));
+  auto file = ImageFile::open(path);
+  ASSERT_TRUE(file.ok());
+  ASSERT_EQ(::truncate(path.c_str(), 20 << 20), 0);  // the last slice finds the end of the file early
+  auto memory = GuestMemory::create(64 << 20);
+  ASSERT_TRUE(memory.ok());
+  auto st = file->loadInto(*memory, 0x1000000, 0, 24 << 20);
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(st.error().message(), HasSubstr(path + ": unexpected end of file"));
 }
 
 TEST(ImageFile, LoadIntoOutsideRamIsAnError) {
