@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "base/uv_handle.h"
 #include "daemon/access/open_as_owner.h"
+#include "daemon/launch/worker_files.h"
 #include "daemon/server/authorization.h"
 #include "daemon/network/network_manager.h"
 #include "daemon/server/control_commands.h"
@@ -109,6 +110,9 @@ int main(int argc, char** argv) {
     config.networks = &networks;
     config.snapshot_dir = options->state_dir + "/snapshots";
     config.img_tool = options->img;
+    if (options->kvm_device != kKvmDevice) {
+      config.open_device = [device = options->kvm_device](const std::string&, int flags) { return openPlainFile(device, flags); };
+    }
     if (auto vmctl = findVmctl("/proc/self/exe")) config.remote_vmctl = *vmctl;
     // Every file a worker gets is opened as the VM's owner would open it (security model, README).
     config.open_file_as = [](const Owner& owner) -> FileOpener { return ownerFileOpener(owner); };

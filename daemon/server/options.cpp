@@ -24,7 +24,7 @@ Result<std::string> absolute(const std::string& option, const std::string& path)
 
 std::string daemonUsage() {
   return "usage: vmmd [--state-dir DIR] [--run-dir DIR] [--socket PATH] [--group NAME] [--vmm PATH] [--img PATH]\n"
-         "            [--worker-ids BASE:COUNT] [--max-clients-per-user N] [--client-idle-timeout S] [--foreground]\n"
+         "            [--kvm PATH] [--worker-ids BASE:COUNT] [--max-clients-per-user N] [--client-idle-timeout S] [--foreground]\n"
          "       vmmd --release-cgroups\n"
          "  --state-dir DIR  where vmmd.db lives (default /var/lib/vmmd)\n"
          "  --run-dir DIR    per-VM sockets and logs (default /run/vmmd)\n"
@@ -34,6 +34,7 @@ std::string daemonUsage() {
          "  --client-idle-timeout S   drop a client that sent an unfinished message or nothing for S s (default 60)\n"
          "  --vmm PATH       worker binary (default: vmm next to vmmd, then PATH)\n"
          "  --img PATH       image tool for snapshots of stopped VMs (default: vmm-img next to vmmd, then PATH)\n"
+         "  --kvm PATH       the KVM device vmmd opens and hands to each worker (default /dev/kvm)\n"
          "  --worker-ids BASE:COUNT  uids/gids for workers, one per running VM, when vmmd is root\n"
          "                   (default 1879048192:65536)\n"
          "  --foreground     log to the terminal; without it vmmd still does not fork (systemd Type=notify)\n"
@@ -72,7 +73,8 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       auto n = parseUnsigned(*v);
       if (!n || *n < 1 || *n > 1000000) return Error(name + ": expected a number from 1 to 1000000, got '" + *v + "'");
       (name == "--max-clients-per-user" ? options.max_clients_per_user : options.client_idle_timeout_s) = static_cast<uint32_t>(*n);
-    } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--img") || is("--group")) {
+    } else if (is("--state-dir") || is("--run-dir") || is("--socket") || is("--vmm") || is("--img") || is("--kvm") ||
+               is("--group")) {
       std::string name = arg.substr(0, arg.find('='));
       auto v = value(name);
       if (!v) return v.error();
@@ -87,6 +89,7 @@ Result<DaemonOptions> parseDaemonOptions(const std::vector<std::string>& argv) {
       else if (name == "--run-dir") options.run_dir = *abs;
       else if (name == "--socket") socket = *abs;
       else if (name == "--img") options.img = *abs;
+      else if (name == "--kvm") options.kvm_device = *abs;
       else options.vmm = *abs;
     } else {
       return Error("unknown argument '" + arg + "'");

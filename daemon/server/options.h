@@ -22,6 +22,8 @@ struct DaemonOptions {
   uint32_t client_idle_timeout_s = 60;      // a client that never completes a message is dropped after this
   std::string vmm;                          // default: `vmm` next to vmmd, else from PATH
   std::string img;                          // vmm-img (offline snapshot revert/delete); found like vmm
+  std::string kvm_device = "/dev/kvm";      // opened by vmmd, passed to every worker (a worker without KVM,
+                                            // e.g. QEMU under TCG in the tests, can be given /dev/null)
   WorkerIdRange worker_ids;                 // the uids/gids of workers (a root vmmd)
   bool foreground = false;
   bool help = false;

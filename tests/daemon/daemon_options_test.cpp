@@ -38,6 +38,23 @@ TEST(DaemonOptions, SocketFollowsRunDirUnlessGiven) {
   EXPECT_EQ(s->socket, "/tmp/x.sock");
 }
 
+// The KVM device handed to workers: /dev/kvm unless --kvm names another (a path, made absolute).
+TEST(DaemonOptions, KvmDeviceDefaultsToDevKvm) {
+  auto o = parseDaemonOptions({"vmmd"});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->kvm_device, "/dev/kvm");
+  auto set = parseDaemonOptions({"vmmd", "--kvm", "/dev/null"});
+  ASSERT_TRUE(set.ok()) << set.error().message();
+  EXPECT_EQ(set->kvm_device, "/dev/null");
+  auto equals = parseDaemonOptions({"vmmd", "--kvm=/dev/null"});
+  ASSERT_TRUE(equals.ok()) << equals.error().message();
+  EXPECT_EQ(equals->kvm_device, "/dev/null");
+  auto missing = parseDaemonOptions({"vmmd", "--kvm"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "--kvm: needs a value");
+  EXPECT_NE(daemonUsage().find("--kvm PATH"), std::string::npos);
+}
+
 TEST(DaemonOptions, RelativePathsBecomeAbsolute) {
   auto o = parseDaemonOptions({"vmmd", "--run-dir", "rel/../run"});
   ASSERT_TRUE(o.ok());

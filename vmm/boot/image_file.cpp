@@ -20,7 +20,9 @@ Result<ImageFile> ImageFile::open(const std::string& path, const FileOpener& fil
   struct stat st {};
   if (::fstat(fd.get(), &st) < 0) return Error::fromErrno(path);
   if (!S_ISREG(st.st_mode)) return Error(path + ": not a regular file");
-  return ImageFile(path, std::move(fd), static_cast<uint64_t>(st.st_size));
+  // The CPU count is read now: std::thread::hardware_concurrency opens /sys, which a confined
+  // worker (-sandbox on) may no longer do by the time it loads.
+  return ImageFile(path, std::move(fd), static_cast<uint64_t>(st.st_size), std::thread::hardware_concurrency());
 }
 
 Status ImageFile::readAt(uint64_t offset, std::span<uint8_t> out) const {
@@ -67,7 +69,7 @@ Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t
   // A large image loads in slices, one thread each: the host clears each huge page of guest RAM
   // as it is first written, and the slices' clearing and copying then run on several CPUs (as
   // QEMU's prealloc-threads do for RAM). A thread that cannot be made loads its slice here.
-  auto parts = slices(guest_address, length, std::thread::hardware_concurrency());
+  auto parts = slices(guest_address, length, cpus_);
   std::vector<Status> results(parts.size());
   {
     std::vector<std::jthread> workers;

@@ -57,10 +57,12 @@ class ImageFile {
   static std::vector<Slice> slices(uint64_t guest_address, uint64_t length, unsigned cpus);
 
  private:
-  ImageFile(std::string path, UniqueFd fd, uint64_t size) : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}
+  ImageFile(std::string path, UniqueFd fd, uint64_t size, unsigned cpus)
+      : path_(std::move(path)), fd_(std::move(fd)), size_(size), cpus_(cpus) {}
   std::string path_;
   UniqueFd fd_;
   uint64_t size_;
+  unsigned cpus_;  // the host's CPUs when the file was opened, for loadInto's slices
 };
 
 }  // namespace vmmd::boot
