@@ -45,7 +45,15 @@ Result<SyncClient> SyncClient::connect(const std::string& path, Duration timeout
 
 Result<SyncClient> SyncClient::adopt(UniqueFd fd, Duration timeout, bool negotiate) {
   SyncClient client(std::move(fd));
+  auto deadline = Clock::now() + timeout;
   Result<Json> greeting = client.readMessage(timeout);
+  // QEMU 7.2 can send an event before its greeting to a client that connects while it starts (a
+  // RESUME was seen to): queued like any other event.
+  while (greeting && greeting->IsObject() && greeting->HasMember("event")) {
+    client.events_.push_back(std::move(*greeting));
+    auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
+    greeting = client.readMessage(std::max(left, Duration(0)));
+  }
   if (!greeting) return greeting.error().withContext("read QMP greeting");
   if (!greeting->IsObject() || !greeting->HasMember("QMP")) {
     return Error("not a QMP greeting: " + toJson(*greeting));

@@ -165,6 +165,12 @@ void UvClient::onMessage(Result<Json>&& message) {
   Json& m = *message;
   if (!m.IsObject()) return;
   if (!greeted_) {
+    // QEMU 7.2 can send an event before its greeting to a client that connects while it starts:
+    // passed on like any other event.
+    if (m.HasMember("event")) {
+      if (onEvent) onEvent(m);
+      return;
+    }
     if (!m.HasMember("QMP")) {
       fail(Error("not a QMP greeting: " + toJson(m)));
       return;

@@ -87,6 +87,56 @@ TEST(SyncClient, ConnectTimesOutWhenNobodyListens) {
   EXPECT_FALSE(c.ok());
 }
 
+// A peer like QEMU 7.2 when a client connects while it starts: an event, then the greeting, then
+// the answer to qmp_capabilities (its id echoed).
+void greetLateThenNegotiate(int fd) {
+  std::string early = R"({"timestamp": {"seconds": 1, "microseconds": 2}, "event": "RESUME"})" "\r\n"
+                      R"({"QMP": {"version": {}, "capabilities": []}})" "\r\n";
+  ASSERT_EQ(::write(fd, early.data(), early.size()), static_cast<ssize_t>(early.size()));
+  std::string request;
+  char c = 0;
+  while (request.find('\n') == std::string::npos && ::read(fd, &c, 1) == 1) request += c;
+  Result<Json> parsed = parseJson(request);
+  ASSERT_TRUE(parsed.ok()) << request;
+  std::string reply = R"({"return": {}, "id": )" + toJson((*parsed)["id"]) + "}\r\n";
+  ASSERT_EQ(::write(fd, reply.data(), reply.size()), static_cast<ssize_t>(reply.size()));
+}
+
+TEST(SyncClient, AnEventBeforeTheGreetingIsQueued) {
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd peer(pair[1]);
+  std::thread server([&] { greetLateThenNegotiate(peer.get()); });
+  auto c = SyncClient::adopt(UniqueFd(pair[0]), 5000ms);
+  server.join();
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_TRUE(c->greeting().HasMember("QMP"));
+  ASSERT_EQ(c->queuedEvents(), 1u);
+  auto event = c->readEvent(100ms);
+  ASSERT_TRUE(event.ok());
+  EXPECT_EQ(jsonStringView((*event)["event"]), "RESUME");
+}
+
+TEST(UvClient, AnEventBeforeTheGreetingIsPassedOn) {
+  testing::LoopThread loop;
+  std::unique_ptr<UvClient> client;
+  CallbackLog calls;
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  UniqueFd peer(pair[1]);
+  std::thread server([&] { greetLateThenNegotiate(peer.get()); });
+  loop.run([&] {
+    client = std::make_unique<UvClient>(loop.loop());
+    client->onEvent = [&](const Json& e) { calls.record("event " + std::string(jsonStringView(e["event"]))); };
+    client->open(UniqueFd(pair[0]), [&](Status s) { calls.record(s.ok() ? "opened" : "open failed: " + s.error().message()); });
+  });
+  ASSERT_TRUE(calls.waitFor(2));
+  server.join();
+  EXPECT_EQ(calls.lines()[0], "event RESUME");
+  EXPECT_EQ(calls.lines()[1], "opened");
+  loop.run([&] { client.reset(); });
+}
+
 TEST(UvClient, CommandsEventsAndDisconnect) {
   testing::TestRegistry t;
   testing::LoopThread loop;

@@ -166,6 +166,16 @@ class AgainstScriptedPeers(WithTempDir):
         with self.assertRaises(ConnectionError):
             QmpClient.connect(self.path("notqmp.sock"), timeout=5)
 
+    def test_an_event_before_the_greeting_is_kept(self):
+        def script(peer, conn):
+            conn.sendall(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "RESUME"}\r\n')
+            negotiated(peer, conn)
+            time.sleep(1)
+        self.serve("early.sock", script)
+        client = self.client("early.sock")
+        self.assertIn("QMP", client.greeting)
+        self.assertEqual([e["event"] for e in client.events], ["RESUME"])
+
     def test_peer_closing_before_the_reply(self):
         def script(peer, conn):
             negotiated(peer, conn)
