@@ -2,13 +2,30 @@
 
 #include <nftables/libnftables.h>
 
+#include <linux/netlink.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 
+#include "base/unique_fd.h"
+
 namespace vmmd::net {
+
+Status Nftables::netfilterNetlinkAvailable() {
+  UniqueFd probe(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  if (!probe) {
+    return Error::fromErrno("nftables: this kernel offers no nf_tables netlink socket (is nf_tables built or loadable?)");
+  }
+  return {};
+}
 
 void Nftables::Free::operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
 
 Result<Nftables> Nftables::open() {
+  // libnftables exit()s the whole process when it cannot open its netlink socket (nftables 1.0.6,
+  // netlink_init_error): a kernel without nf_tables, or one that cannot load it, would take vmmd
+  // down. The same socket is tried here first, so that becomes an error for the one request.
+  if (Status usable = netfilterNetlinkAvailable(); !usable) return usable.error();
   nft_ctx* raw = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!raw) return Error("nftables: cannot create a context", ENOMEM);
   Nftables nft(raw);

@@ -14,7 +14,10 @@ namespace vmmd::net {
 
 class Nftables {
  public:
+  // An error, never an exit, when the kernel has no nf_tables (see netfilterNetlinkAvailable).
   static Result<Nftables> open();
+  // Whether a netfilter netlink socket can be opened (the kernel loads nfnetlink on demand).
+  static Status netfilterNetlinkAvailable();
   // Runs `commands` (nft syntax, several lines) as one transaction: all of it applies or none.
   // Returns what nft printed (a "list" command's output, in JSON when `json`).
   Result<std::string> run(const std::string& commands, bool json = false);
