@@ -83,6 +83,9 @@ if [ ! -f "$initrd" ]; then
       echo "${ko##*/}" >>"$stage/l1/modules/order"
     done
   install -m 0755 "$here/init" "$stage/init"
+  # The rest of the kernel's modules load on demand (nf_tables for vmmd's networks, and whatever a
+  # test's kernel feature pulls in): the kernel's modprobe runs the host's kmod on this tree.
+  echo "$cache/root/lib/modules" >"$stage/l1/module-tree"
   rm -f "$cache"/initrd-*.cpio
   python3 "$top/tests/guest/kit/mkcpio.py" "$initrd.tmp" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
   mv "$initrd.tmp" "$initrd"
