@@ -4,31 +4,58 @@
 #   build:      all of them
 # scripts/test.sh calls it on the host when /dev/kvm is usable there, and through
 # scripts/l1/run.sh (inside an L1 that has one) when not. Extra arguments go to each ctest.
-#   scripts/kvm-tests.sh [--results DIR] TREE... [-- CTEST-ARGS...]
-# --results DIR: each tree's Testing/Temporary/LastTest.log is copied there as TREE-LastTest.log.
+#   scripts/kvm-tests.sh [--results DIR] [--once] TREE... [-- CTEST-ARGS...]
+# --results DIR: each run's Testing/Temporary/LastTest.log is copied there as TREE-LastTest.log
+#   (TREE-qemu-LastTest.log for the release tree's QEMU-only runs under --once).
+# --once (with build-asan and build): each KVM test runs in one tree, not both. The worker's own
+#   tests (probe guest, QMP monitor, migration, hostile guests, the RealKvm* units) run under
+#   ASan; those that go through vmmd and vmctl (labels daemon, cli, agent, chaos: whole VMs
+#   started, moved and killed, the longest by far) and the QEMU-only runs in the release tree.
+#   For the L1 path, where each test costs an emulated machine's time: running both trees there
+#   took ~30 minutes of a 2-core CI host, half of it the same vmmd scenarios twice.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-results="" trees=()
+results="" trees=() once=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --results) results=$2; shift 2 ;;
+    --once) once=1; shift ;;
     --) shift; break ;;
     *) trees+=("$1"); shift ;;
   esac
 done
 jobs=$(nproc)
 status=0
-for tree in "${trees[@]}"; do
-  args=(--output-on-failure -j "$jobs" -L kvm)
-  case "$tree" in
-    build-asan) args+=(-E '^probe_qemu_') ;;
-  esac
-  where="on the host"
-  [ "${VMMD_IN_L1:-}" != 1 ] || where="in L1"
-  echo "== $tree: the KVM tests (label kvm), $where"
+daemon_labels='daemon|cli|agent|chaos'
+where="on the host"
+[ "${VMMD_IN_L1:-}" != 1 ] || where="in L1"
+
+# run TREE RESULT-NAME WHAT CTEST-ARGS...: one ctest over TREE.
+run() {
+  local tree=$1 name=$2 what=$3
+  shift 3
+  echo "== $tree: $what, $where"
   # Through a pipe: in L1 stdout is the console, a terminal, and ctest would colour its summary.
   (cd "$tree" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest "${args[@]}" "$@" | cat) || status=1
-  [ -z "$results" ] || cp "$tree/Testing/Temporary/LastTest.log" "$results/$tree-LastTest.log" 2>/dev/null || true
+     ctest --output-on-failure -j "$jobs" -L kvm "$@" | cat) || status=1
+  [ -z "$results" ] || cp "$tree/Testing/Temporary/LastTest.log" "$results/$name-LastTest.log" 2>/dev/null || true
+}
+
+for tree in "${trees[@]}"; do
+  if [ $once = 1 ]; then
+    case "$tree" in
+      build-asan) run "$tree" "$tree" "the worker's KVM tests (label kvm, not $daemon_labels)" \
+                    -LE "$daemon_labels" -E '^probe_qemu_' "$@" ;;
+      build) run "$tree" "$tree" "the KVM tests through vmmd and vmctl (labels kvm and $daemon_labels)" \
+               -L "$daemon_labels" "$@"
+             run "$tree" "$tree-qemu" "the QEMU-only KVM runs (probe_qemu_*)" -R '^probe_qemu_' "$@" ;;
+      *) echo "kvm-tests.sh: --once knows build-asan and build, not $tree" >&2; exit 2 ;;
+    esac
+    continue
+  fi
+  case "$tree" in
+    build-asan) run "$tree" "$tree" "the KVM tests (label kvm)" -E '^probe_qemu_' "$@" ;;
+    *) run "$tree" "$tree" "the KVM tests (label kvm)" "$@" ;;
+  esac
 done
 exit $status

@@ -4,9 +4,10 @@
 #   build-asan/  ASan+UBSan build: every test but the slow nested tier and the QEMU-only runs
 #   build-fuzz/  clang + libFuzzer: each fuzz target (vmmd_add_fuzzer) for a bounded time
 # The tests that need a usable /dev/kvm (CTest label "kvm") run on this host when it has one
-# (scripts/kvm-check) and otherwise inside an L1 VM that has one (scripts/l1/run.sh: QEMU TCG with
-# an emulated SVM CPU, the host's file system over 9p): the same CTest entries either way, none
-# skipped. VMMD_KVM=l1 takes the L1 path on any host.
+# (scripts/kvm-check), from both trees; otherwise inside an L1 VM that has one (scripts/l1/run.sh:
+# QEMU TCG with an emulated SVM CPU, the host's file system over 9p), each of them once: the
+# worker's under ASan, those through vmmd and vmctl from the release tree (scripts/kvm-tests.sh
+# --once says why). None is skipped. VMMD_KVM=l1 takes the L1 path on any host.
 # Benchmarks (label bench) are not tests: they print tables and run on their own (tests/bench/).
 # Extra arguments are passed to the release ctest runs (e.g. -R qcow2).
 set -euo pipefail
@@ -22,7 +23,8 @@ tests/guest/kit/build.sh >/dev/null
 built=$(date +%s)
 
 if kvm=$(scripts/kvm-check); then kvm_place=host; else kvm_place=l1; fi
-echo "== KVM tests: ${kvm#*: } -> they run $([ $kvm_place = host ] && echo "on this host" || echo "inside an L1 VM (scripts/l1/run.sh)")"
+echo "== KVM tests: ${kvm#*: } -> they run $([ $kvm_place = host ] && echo "on this host, from both trees" ||
+  echo "inside an L1 VM (scripts/l1/run.sh), each once: the worker's from build-asan, those through vmmd from build")"
 
 logs=build/test-logs
 rm -rf "$logs" && mkdir -p "$logs"
@@ -47,7 +49,10 @@ part host-asan host-asan.log bash -c "cd build-asan && ${asan_env[*]} ctest --ou
 [ "$part_rc" = 0 ] || status=1
 
 echo "== libFuzzer targets (bounded time each)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVMMD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+# 20 s a target here (their own budgets are up to 60 s): a smoke run that stays within CI's time on
+# 2 cores; longer campaigns run the targets by hand.
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVMMD_FUZZ=ON -DVMMD_FUZZ_SECONDS=20 -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_C_FLAGS_DEBUG=-g1 >/dev/null
 cmake --build build-fuzz -j "$jobs" --target vmmd_fuzzers
 # Each target is one single-threaded process for a fixed time: one per core.
 part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -j $jobs -L fuzz --no-tests=ignore"
@@ -61,13 +66,13 @@ if [ $kvm_place = host ]; then
   part kvm kvm.log scripts/kvm-tests.sh build-asan build -- "$@"
 else
   mkdir -p "$logs/l1"
-  part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out build-asan build -- "$@"
+  part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --once build-asan build -- "$@"
   if [ "$part_rc" = 126 ]; then
     # An L1 that stops making progress is the emulator's fault, not a test's (seen once or twice
     # in a dozen runs): the KVM tests get one fresh L1, loudly; their first results are dropped.
     echo "== WARNING: L1 stopped making progress; the KVM tests run again in a fresh L1"
     mv "$logs/kvm.log" "$logs/kvm-stuck.log.txt"
-    part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out build-asan build -- "$@"
+    part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --once build-asan build -- "$@"
   fi
 fi
 [ "$part_rc" = 0 ] || status=1

@@ -62,15 +62,17 @@ log=${log:-$VMMD_CACHE/nested/last.log}
 KIT_QUIET=1 "$top/tests/guest/kit/build.sh" >/dev/null
 source "$VMMD_CACHE/kit/$(kit_kernel_package | sed 's/^linux-image-//')/env"
 
+# Cached files are written under a name of this run's own and renamed into place: two nested
+# entries may run at once (ctest -j2) and both build a missing one.
 # l1run: the static helper that runs and times L2 in L1.
 l1run="$VMMD_CACHE/nested/l1run-$(kit_hash "$here/l1/l1run.c" "$here/l1/connect_unix.h")"
 if [ ! -x "$l1run" ]; then
-  gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.tmp" "$here/l1/l1run.c" && mv "$l1run.tmp" "$l1run"
+  gcc -static -O2 -Wall -Wextra -Werror -o "$l1run.$$.tmp" "$here/l1/l1run.c" && mv "$l1run.$$.tmp" "$l1run"
 fi
 # unixcat: a unix-socket client for the scenarios' QMP conversations (busybox nc has none).
 unixcat="$VMMD_CACHE/nested/unixcat-$(kit_hash "$here/l1/unixcat.c" "$here/l1/connect_unix.h")"
 if [ ! -x "$unixcat" ]; then
-  gcc -static -O2 -Wall -Wextra -Werror -o "$unixcat.tmp" "$here/l1/unixcat.c" && mv "$unixcat.tmp" "$unixcat"
+  gcc -static -O2 -Wall -Wextra -Werror -o "$unixcat.$$.tmp" "$here/l1/unixcat.c" && mv "$unixcat.$$.tmp" "$unixcat"
 fi
 
 # L1 base (cached): busybox, kvm modules, the network modules, the host's QEMU with its libraries
@@ -106,7 +108,8 @@ if [ ! -f "$base" ]; then
       [ -e "$d/$f" ] && install -D -m 0644 "$(readlink -f "$d/$f")" "$stage$d/$f"
     done
   done
-  python3 "$top/tests/guest/kit/mkcpio.py" "$base" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
+  python3 "$top/tests/guest/kit/mkcpio.py" "$base.$$.tmp" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
+  mv "$base.$$.tmp" "$base"
   rm -rf "$stage"
 fi
 
@@ -114,8 +117,9 @@ fi
 l2="$VMMD_CACHE/nested/l2-$(cat "$KIT_DIR/initramfs.key").cpio"
 if [ ! -f "$l2" ]; then
   rm -f "$VMMD_CACHE"/nested/l2-*.cpio
-  python3 "$top/tests/guest/kit/mkcpio.py" "$l2" --file /l2/bzImage="$KIT_BZIMAGE" \
+  python3 "$top/tests/guest/kit/mkcpio.py" "$l2.$$.tmp" --file /l2/bzImage="$KIT_BZIMAGE" \
     --file /l2/vmlinux="$KIT_VMLINUX" --file /l2/initramfs.cpio="$KIT_INITRAMFS"
+  mv "$l2.$$.tmp" "$l2"
 fi
 
 # The fresh part (rebuilt every run, small): /init, scenarios, the plan, l1run, vmm binaries.
