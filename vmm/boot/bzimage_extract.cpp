@@ -46,7 +46,7 @@ Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload
   if (!memory.hostAddress(physical, payload.room) || physical % payload.alignment != 0) {
     return Error("no room for the kernel (" + std::to_string(payload.room) + " bytes) at " + hex(physical));
   }
-  auto compressed = file.view(payload.file_offset, payload.length);
+  auto compressed = file.read(payload.file_offset, payload.length);
   if (!compressed) return compressed.error();
   // Decompressed one alignment unit low, where a vmlinux's first segments need no move
   // (vmlinux_layout.h); a kernel laid out otherwise is decompressed again at its load address.

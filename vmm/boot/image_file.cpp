@@ -89,16 +89,15 @@ Status ImageFile::loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t
   return {};
 }
 
-Result<FileView> ImageFile::view(uint64_t offset, uint64_t length) const {
+Result<FileBytes> ImageFile::read(uint64_t offset, uint64_t length) const {
   if (offset > size_ || length > size_ - offset || length == 0) {
     return Error(path_ + ": no " + std::to_string(length) + " bytes at offset " + std::to_string(offset) + " (file has " +
                  std::to_string(size_) + ")");
   }
-  uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  uint64_t start = offset & ~(page - 1);
-  auto mapping = Mapping::file(fd_.get(), offset + length - start, PROT_READ, MAP_PRIVATE, static_cast<off_t>(start));
-  if (!mapping) return mapping.error().withContext(path_);
-  return FileView(std::move(*mapping), offset - start, length);
+  // Not zeroed first: every byte is read over.
+  auto data = std::make_unique_for_overwrite<uint8_t[]>(length);
+  if (Status read = readAt(offset, {data.get(), length}); !read) return read.error();
+  return FileBytes(std::move(data), length);
 }
 
 }  // namespace vmmd::boot

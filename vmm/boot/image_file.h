@@ -3,27 +3,28 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "base/file_opener.h"
-#include "base/mapping.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/platform/guest_memory.h"
 
 namespace vmmd::boot {
 
-// Part of a file mapped read-only: its bytes are read from the page cache in place.
-class FileView {
+// Part of a file, read into memory. Read, not mapped: a file truncated under a mapping makes the
+// next access to the lost pages a SIGBUS, which would kill the worker where a boot should fail
+// with an error naming the file.
+class FileBytes {
  public:
-  FileView(Mapping mapping, uint64_t skip, uint64_t length) : mapping_(std::move(mapping)), skip_(skip), length_(length) {}
-  std::span<const uint8_t> bytes() const { return {mapping_.data() + skip_, length_}; }
+  FileBytes(std::unique_ptr<uint8_t[]> data, uint64_t length) : data_(std::move(data)), length_(length) {}
+  std::span<const uint8_t> bytes() const { return {data_.get(), length_}; }
 
  private:
-  Mapping mapping_;
-  uint64_t skip_;  // from the page boundary the mapping starts at
+  std::unique_ptr<uint8_t[]> data_;
   uint64_t length_;
 };
 
@@ -40,8 +41,9 @@ class ImageFile {
   // Copies [offset, offset+length) of the file into guest memory at `guest_address` (a large
   // range in parallel slices, see slices()).
   Status loadInto(GuestMemory& memory, uint64_t guest_address, uint64_t offset, uint64_t length) const;
-  // Maps [offset, offset+length) of the file read-only.
-  Result<FileView> view(uint64_t offset, uint64_t length) const;
+  // Reads [offset, offset+length) of the file (a bzImage's compressed payload, for its
+  // decompressor); a file shorter than that by now is an error naming it.
+  Result<FileBytes> read(uint64_t offset, uint64_t length) const;
 
   // How loadInto splits `length` bytes bound for `guest_address` among threads on a host with
   // `cpus` CPUs: one slice per kMinimumSlice bytes, at most min(cpus, kMaximumSlices), every

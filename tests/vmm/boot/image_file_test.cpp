@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -125,6 +127,26 @@ TEST(ImageFile, LoadIntoInSlicesReportsAFileThatShrank) {
   auto st = file->loadInto(*memory, 0x1000000, 0, 24 << 20);
   ASSERT_FALSE(st.ok());
   EXPECT_THAT(st.error().message(), HasSubstr(path + ": unexpected end of file"));
+}
+
+// The bytes read() returns are a copy: a file truncated afterwards leaves them whole (a mapping
+// would turn the next access into SIGBUS), and a read past the new end is an error naming it.
+TEST(ImageFile, ReadBytesOutliveATruncationAndAReadPastTheEndIsAnError) {
+  TempDir dir;
+  Bytes contents = pattern(3 << 20, 7);
+  std::string path = dir.write("k", contents);
+  auto file = ImageFile::open(path);
+  ASSERT_TRUE(file.ok());
+  auto bytes = file->read(4096, 2 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  ASSERT_EQ(::truncate(path.c_str(), 0), 0);
+  EXPECT_TRUE(std::equal(bytes->bytes().begin(), bytes->bytes().end(), contents.begin() + 4096));
+  auto again = file->read(4096, 2 << 20);
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.error().message(), HasSubstr(path + ": unexpected end of file"));
+  auto beyond = file->read(3 << 20, 1);
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_THAT(beyond.error().message(), HasSubstr("no 1 bytes at offset"));
 }
 
 TEST(ImageFile, LoadIntoOutsideRamIsAnError) {

@@ -152,7 +152,7 @@ TEST(KernelKit, DebianBzImageDecompressesToItsVmlinux) {
   ASSERT_TRUE(payload.has_value()) << "no payload the worker can decompress";
   EXPECT_EQ(payload->link_base, 16u << 20);
   EXPECT_EQ(payload->alignment, 2u << 20);
-  auto compressed = file->view(payload->file_offset, payload->length);
+  auto compressed = file->read(payload->file_offset, payload->length);
   ASSERT_TRUE(compressed.ok()) << compressed.error().message();
   std::vector<uint8_t> out(payload->room);
   auto size = decompress(payload->kind, compressed->bytes(), out);
