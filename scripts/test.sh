@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what is missing, builds three trees and runs
-#   build/       release build: every test (unit, probe guest on KVM, interop with QEMU, nested tier)
+#   build/       release build: every test (unit, probe guest on KVM, interop with QEMU, nested tier;
+#                without KVM here, not the unit tests: each test runs once on that path)
 #   build-asan/  ASan+UBSan build: every test but the slow nested tier and the QEMU-only runs
 #   build-fuzz/  clang + libFuzzer: each fuzz target (vmmd_add_fuzzer) for a bounded time
 # The tests that need a usable /dev/kvm (CTest label "kvm") run on this host when it has one
@@ -16,10 +17,18 @@ started=$(date +%s)
 ./scripts/install-deps.sh
 jobs=$(nproc)
 
-./scripts/build.sh release
-./scripts/build.sh asan
 # The guest kit (Debian's cloud kernel, initramfs with qemu-ga): KernelKit.* and the nested tier.
 tests/guest/kit/build.sh >/dev/null
+# The Debian root file systems of the firmware disks and of the package test, debootstrapped (on a
+# fresh host: minutes of downloads and dpkg) in the background while the trees compile; a test
+# that needs one while it is still being built waits for it (kit_rootfs_tarball's lock), and one
+# whose build failed here is built, and its failure reported, by the test itself.
+rootfs_log=$(mktemp --tmpdir vmmd-rootfs.XXXXXX)
+(tests/guest/disks/rootfs.sh && tests/packaging/rootfs.sh) >"$rootfs_log" 2>&1 &
+rootfs_pid=$!
+
+./scripts/build.sh release
+./scripts/build.sh asan
 built=$(date +%s)
 
 if kvm=$(scripts/kvm-check); then kvm_place=host; else kvm_place=l1; fi
@@ -58,8 +67,13 @@ cmake --build build-fuzz -j "$jobs" --target vmmd_fuzzers
 part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -j $jobs -L fuzz --no-tests=ignore"
 [ "$part_rc" = 0 ] || status=1
 
-echo "== release build: every test but the KVM ones (benchmarks aside)"
-part host-release host-release.log bash -c 'cd build && ctest --output-on-failure -j "$0" -LE "kvm|bench" "${@}"' "$jobs" "$@"
+# Without KVM here (the L1 path) every test runs once, as the KVM ones do: the unit tests (label
+# unit), which the ASan tree has just run, are left out of the release run, whose time goes to the
+# nested tier and the package test instead.
+release_skip="kvm|bench"
+[ $kvm_place = host ] || release_skip="kvm|bench|unit"
+echo "== release build: every test but the KVM ones (benchmarks aside)$([ $kvm_place = host ] || echo "; not the unit tests, run under ASan above")"
+part host-release host-release.log bash -c 'cd build && ctest --output-on-failure -j "$0" -LE "$1" "${@:2}"' "$jobs" "$release_skip" "$@"
 [ "$part_rc" = 0 ] || status=1
 
 if [ $kvm_place = host ]; then
@@ -69,10 +83,11 @@ else
   part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --once build-asan build -- "$@"
   if [ "$part_rc" = 126 ]; then
     # An L1 that stops making progress is the emulator's fault, not a test's (seen once or twice
-    # in a dozen runs): the KVM tests get one fresh L1, loudly; their first results are dropped.
-    echo "== WARNING: L1 stopped making progress; the KVM tests run again in a fresh L1"
+    # in a dozen runs): the KVM tests get one fresh L1, loudly, which goes on from the ctest run
+    # that was cut short (the runs that had ended keep their results: --resume).
+    echo "== WARNING: L1 stopped making progress; the KVM tests go on in a fresh L1 from the run it was in"
     mv "$logs/kvm.log" "$logs/kvm-stuck.log.txt"
-    part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --once build-asan build -- "$@"
+    part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --resume --once build-asan build -- "$@"
   fi
 fi
 [ "$part_rc" = 0 ] || status=1
@@ -82,6 +97,9 @@ if [ $status -ne 0 ]; then
   echo "== nested tier results"
   grep -ah 'NESTED \(scenario\|summary\|error\)' build/tests/nested/*.log 2>/dev/null | tail -n 40 || true
 fi
+
+wait "$rootfs_pid" || { echo "== note: the root file systems did not build in the background:"; tail -n 5 "$rootfs_log"; }
+rm -f "$rootfs_log"
 
 # How many tests ran where, and how long each part took.
 # ctest's closing lines ("N% tests passed, F tests failed out of T"), colour escapes dropped.

@@ -92,6 +92,12 @@ kit_rootfs_tarball() {
   [ "$(id -u)" -eq 0 ] || kit_die "debootstrap needs root"
   command -v debootstrap >/dev/null || kit_die "debootstrap is missing (scripts/install-deps.sh)"
   mkdir -p "$dir"
+  # One build at a time (scripts/test.sh starts them in the background while it compiles): a
+  # second caller waits for the first and takes its tarball. The lock goes with the process.
+  local lock
+  exec {lock}>"$dir/.build.lock"
+  flock "$lock"
+  if [ -f "$tarball" ]; then exec {lock}>&-; echo "$tarball"; return 0; fi
   root=$(mktemp -d "$dir/build.XXXXXX")
   # shellcheck disable=SC2064  # the path now: the trap outlives this function's locals
   trap "umount -R '$root/proc' '$root/sys' '$root/dev' 2>/dev/null || true; rm -rf '$root'" EXIT
@@ -110,5 +116,6 @@ kit_rootfs_tarball() {
   for stale in "$dir"/rootfs-*.tar; do  # earlier package lists' tarballs
     [ "$stale" = "$tarball" ] || rm -f "$stale"
   done
+  exec {lock}>&-
   echo "$tarball"
 }
