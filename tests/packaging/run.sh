@@ -61,7 +61,7 @@ trap 'exit 143' TERM INT
 if [ -z "$deb" ]; then
   t=$(now)
   # nocheck: the package's build-time tests are the unit tests that the project's own trees run
-  # (scripts/test.sh runs them twice); building and running them again here doubled this step.
+  # (scripts/test.sh runs them); building and running them again here doubled this step.
   # DEB_BUILD_OPTIONS from the caller wins.
   echo "packaging: building the .deb (scripts/build-deb.sh, DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck parallel=$(nproc)})"
   DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-nocheck parallel=$(nproc)} "$top/scripts/build-deb.sh" "$work/deb" >"$work/build-deb.log" 2>&1 ||

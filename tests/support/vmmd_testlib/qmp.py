@@ -68,10 +68,11 @@ class QmpClient:
             if greeting:
                 # QEMU 7.2 can send an event before its greeting to a client that connects while
                 # it starts (its RESUME raced the greeting in CI): kept like any other event.
+                deadline = time.monotonic() + timeout
                 client.greeting = client.read_message()
                 while isinstance(client.greeting, dict) and "event" in client.greeting:
                     client.events.append(client.greeting)
-                    client.greeting = client.read_message()
+                    client.greeting = client.read_message(max(0.001, deadline - time.monotonic()))
                 if not client.greeting or "QMP" not in client.greeting:
                     raise ConnectionError(f"{path}: not a QMP greeting: {client.greeting!r}")
             if negotiate:
