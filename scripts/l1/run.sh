@@ -98,7 +98,7 @@ work=$(mktemp -d)
 [ -n "$out" ] || out="$work/out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/rc" "$out/ready"
+rm -f "$out/rc" "$out/ready" "$out/kallsyms" "$out/stall.txt" "$out/stall-registers.txt"
 {
   for name in "${envs[@]}"; do
     [ -n "${!name+x}" ] && printf 'export %s=%q\n' "$name" "${!name}"
@@ -120,7 +120,7 @@ reader=$!
 qemu-system-x86_64 -accel tcg -cpu max -M pc -m "$mem" -smp "$smp" -nographic -no-reboot -nodefaults \
   -serial stdio -serial "file:$work/heartbeat" -monitor "unix:$work/monitor,server=on,wait=off" \
   -kernel "$cache/vmlinuz" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=1" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=1 nokaslr" \
   -virtfs "local,path=/,mount_tag=host,security_model=$sec_model,readonly=on,multidevs=remap" \
   -virtfs "local,path=$out,mount_tag=l1out,security_model=$sec_model" \
   </dev/null >"$work/console" 2>&1 &
@@ -135,14 +135,9 @@ while kill -0 "$qpid" 2>/dev/null; do
     status=126
     echo "l1/run.sh: L1 stopped making progress (no heartbeat for ${stall_limit}s); stopping it" >&2
     echo "l1/run.sh: last heartbeat: $(tail -n1 "$work/heartbeat"); QEMU: $(ps -o pcpu=,stat= -p "$qpid")" >&2
-    printf 'info cpus\n' | timeout 5 python3 -c '
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.3)
-s.sendall(sys.stdin.buffer.read()); time.sleep(1); s.settimeout(1)
-try:
-    print(s.recv(65536).decode(errors="replace"), file=sys.stderr)
-except OSError:
-    pass' "$work/monitor" 2>&1 | grep -a 'CPU #' | sed 's/^/l1\/run.sh: /' >&2 || true
+    # Where its vCPUs spin (kernel functions, or L2), into the log and $out/stall.txt.
+    timeout 30 python3 "$here/stall_report.py" "$work/monitor" "$out/kallsyms" 5 "$out/stall-registers.txt" 2>&1 |
+      tee "$out/stall.txt" | sed 's/^/l1\/run.sh: /' >&2 || true
     break
   fi
   if [ -z "$beat" ] && [ $((now - start)) -ge "${L1_BOOT_LIMIT:-300}" ]; then
@@ -155,4 +150,5 @@ wait "$qpid" 2>/dev/null || true
 wait "$reader" 2>/dev/null || true
 qpid=""
 [ -n "$status" ] || status=$(cat "$out/rc" 2>/dev/null || echo 125)
+[ "$status" = 126 ] || rm -f "$out/kallsyms"
 exit "$status"
