@@ -11,12 +11,16 @@
 # --resume: a run that has ended before (TREE.done in DIR) is not run again; its output and status
 #   are given again (scripts/test.sh, when an L1 stopped making progress: the next L1 goes on
 #   from the run it was in).
-# --once (with build-asan and build): each KVM test runs in one tree, not both. The worker's own
-#   tests (probe guest, QMP monitor, migration, hostile guests, the RealKvm* units) run under
-#   ASan; those that go through vmmd and vmctl (labels daemon, cli, agent, chaos: whole VMs
-#   started, moved and killed, the longest by far) and the QEMU-only runs in the release tree.
+# --once: each KVM test runs in one tree, not both, as three parts that are shared
+#   out between two L1s (scripts/kvm-tests-l1.sh):
+#     build-asan  the worker's own tests (probe guest, QMP monitor, migration, hostile guests, the
+#                 RealKvm* units), under ASan
+#     build       those that go through vmmd and vmctl (labels daemon, cli, agent, chaos: whole VMs
+#                 started, moved and killed, the longest by far), from the release tree
+#     build-qemu  the QEMU-only runs (probe_qemu_*), from the release tree
 #   For the L1 path, where each test costs an emulated machine's time: running both trees there
 #   took ~30 minutes of a 2-core CI host, half of it the same vmmd scenarios twice.
+# KVM_TESTS_JOBS: ctest's -j (default: the cores here).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results="" trees=() once=0 resume=0
@@ -29,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) trees+=("$1"); shift ;;
   esac
 done
-jobs=$(nproc)
+jobs=${KVM_TESTS_JOBS:-$(nproc)}
 status=0
 daemon_labels='daemon|cli|agent|chaos'
 where="on the host"
@@ -64,9 +68,9 @@ for tree in "${trees[@]}"; do
       build-asan) run "$tree" "$tree" "the worker's KVM tests (label kvm, not $daemon_labels)" \
                     -LE "$daemon_labels" -E '^probe_qemu_' "$@" ;;
       build) run "$tree" "$tree" "the KVM tests through vmmd and vmctl (labels kvm and $daemon_labels)" \
-               -L "$daemon_labels" "$@"
-             run "$tree" "$tree-qemu" "the QEMU-only KVM runs (probe_qemu_*)" -R '^probe_qemu_' "$@" ;;
-      *) echo "kvm-tests.sh: --once knows build-asan and build, not $tree" >&2; exit 2 ;;
+               -L "$daemon_labels" "$@" ;;
+      build-qemu) run build "$tree" "the QEMU-only KVM runs (probe_qemu_*)" -R '^probe_qemu_' "$@" ;;
+      *) echo "kvm-tests.sh: --once knows build-asan, build and build-qemu, not $tree" >&2; exit 2 ;;
     esac
     continue
   fi

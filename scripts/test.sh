@@ -5,10 +5,10 @@
 #   build-asan/  ASan+UBSan build: every test but the slow nested tier and the QEMU-only runs
 #   build-fuzz/  clang + libFuzzer: each fuzz target (vmmd_add_fuzzer) for a bounded time
 # The tests that need a usable /dev/kvm (CTest label "kvm") run on this host when it has one
-# (scripts/kvm-check), from both trees; otherwise inside an L1 VM that has one (scripts/l1/run.sh:
-# QEMU TCG with an emulated SVM CPU, the host's file system over 9p), each of them once: the
-# worker's under ASan, those through vmmd and vmctl from the release tree (scripts/kvm-tests.sh
-# --once says why). None is skipped. VMMD_KVM=l1 takes the L1 path on any host.
+# (scripts/kvm-check), from both trees; otherwise inside two L1 VMs that have one, side by side
+# (scripts/kvm-tests-l1.sh; scripts/l1/run.sh: QEMU TCG with an emulated SVM CPU, the host's file
+# system over 9p), each of them once: the worker's under ASan, those through vmmd and vmctl from
+# the release tree (scripts/kvm-tests.sh --once says why). None is skipped. VMMD_KVM=l1 takes the L1 path on any host.
 # Benchmarks (label bench) are not tests: they print tables and run on their own (tests/bench/).
 # Extra arguments are passed to the release ctest runs (e.g. -R qcow2).
 set -euo pipefail
@@ -33,7 +33,7 @@ built=$(date +%s)
 
 if kvm=$(scripts/kvm-check); then kvm_place=host; else kvm_place=l1; fi
 echo "== KVM tests: ${kvm#*: } -> they run $([ $kvm_place = host ] && echo "on this host, from both trees" ||
-  echo "inside an L1 VM (scripts/l1/run.sh), each once: the worker's from build-asan, those through vmmd from build")"
+  echo "inside two L1 VMs (scripts/l1/run.sh), each once: the worker's from build-asan, those through vmmd from build")"
 
 logs=build/test-logs
 rm -rf "$logs" && mkdir -p "$logs"
@@ -61,7 +61,7 @@ echo "== libFuzzer targets (bounded time each)"
 # 20 s a target here (their own budgets are up to 60 s): a smoke run that stays within CI's time on
 # 2 cores; longer campaigns run the targets by hand.
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DVMMD_FUZZ=ON -DVMMD_FUZZ_SECONDS=20 -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_C_FLAGS_DEBUG=-g1 >/dev/null
+  -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DCMAKE_C_FLAGS_DEBUG=-g1 -DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld >/dev/null
 cmake --build build-fuzz -j "$jobs" --target vmmd_fuzzers
 # Each target is one single-threaded process for a fixed time: one per core.
 part host-fuzz host-fuzz.log bash -c "cd build-fuzz && ctest --output-on-failure -j $jobs -L fuzz --no-tests=ignore"
@@ -80,17 +80,7 @@ if [ $kvm_place = host ]; then
   part kvm kvm.log scripts/kvm-tests.sh build-asan build -- "$@"
 else
   mkdir -p "$logs/l1"
-  part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --once build-asan build -- "$@"
-  # An L1 that stops making progress is the emulator's fault, not a test's (its two vCPUs spin for
-  # good: 3 of the last 4 long KVM runs here, at a random test): the KVM tests go on in a fresh
-  # L1, loudly, from the ctest run that was cut short (runs that had ended keep their results:
-  # --resume); at most twice.
-  for retry in 1 2; do
-    [ "$part_rc" = 126 ] || break
-    echo "== WARNING: L1 stopped making progress; the KVM tests go on in a fresh L1 from the run it was in ($retry of 2)"
-    mv "$logs/kvm.log" "$logs/kvm-stuck-$retry.log.txt"
-    part kvm kvm.log scripts/l1/run.sh --mem 6144 --out "$logs/l1" -- scripts/kvm-tests.sh --results /run/l1out --resume --once build-asan build -- "$@"
-  done
+  part kvm kvm.log scripts/kvm-tests-l1.sh --logs "$logs/l1" -- "$@"
 fi
 [ "$part_rc" = 0 ] || status=1
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where an L1 that stopped making progress is spinning: samples every vCPU's registers through
 QEMU's monitor a few times and names the kernel function each RIP lies in, from the kernel's
-text symbols that L1's init saved (/proc/kallsyms; L1 runs with nokaslr). A RIP outside the kernel's text is L2 code
-(the vCPU is in guest mode) or L1 user space.
+text symbols that L1's init saved (/proc/kallsyms; L1 runs with nokaslr). A RIP outside the
+kernel's text is L2 code (the vCPU is in guest mode) or L1 user space.
 
     stall_report.py MONITOR_SOCKET KALLSYMS [SAMPLES [RAW_DUMP_FILE]]
 """
