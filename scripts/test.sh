@@ -8,7 +8,8 @@
 # (scripts/kvm-check), from both trees; otherwise inside two L1 VMs that have one, side by side
 # (scripts/kvm-tests-l1.sh; scripts/l1/run.sh: QEMU TCG with an emulated SVM CPU, the host's file
 # system over 9p), each of them once: the worker's under ASan, those through vmmd and vmctl from
-# the release tree (scripts/kvm-tests.sh --once says why). None is skipped. VMMD_KVM=l1 takes the L1 path on any host.
+# the release tree (scripts/kvm-tests.sh --once says why). None is skipped. VMMD_KVM=l1 takes the
+# L1 path on any host.
 # Benchmarks (label bench) are not tests: they print tables and run on their own (tests/bench/).
 # Extra arguments are passed to the release ctest runs (e.g. -R qcow2).
 set -euo pipefail
