@@ -17,7 +17,7 @@ fail() { echo "l1_stall_check: FAILED: $*"; cat "$out/stall.txt" 2>/dev/null; ex
 [ "$rc" = 126 ] || fail "run.sh exited $rc, not 126 (stopped making progress)"
 [ -s "$out/kallsyms" ] || fail "L1 saved no kallsyms for the report"
 samples=$(grep -c '^sample [0-9]* cpu 0: RIP=0x' "$out/stall.txt" || true)
-[ "$samples" -ge 3 ] || fail "$samples register samples of cpu 0, expected 5"
+[ "$samples" -ge 3 ] || fail "$samples register samples of cpu 0, expected at least 3 of 5"
 # dd spends nearly all its time in the kernel (clearing and copying pages) and never blocks: those
 # samples must be named, not left bare.
 grep -qE '^sample [0-9]+ cpu 0: RIP=0xffffffff[0-9a-f]+ .* [A-Za-z_][A-Za-z0-9_.]*\+0x[0-9a-f]+' "$out/stall.txt" ||
