@@ -54,7 +54,7 @@ Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload
   for (;;) {
     std::span<uint8_t> region{memory.hostAddress(physical - lead, lead + payload.room), lead + payload.room};
     if (!region.data()) return Error("no room for the kernel below " + hex(physical));
-    auto size = decompress(payload.kind, compressed->bytes(), region);
+    auto size = decompress(payload.kind, compressed->bytes(), region, file.cpus());
     if (!size) return size.error().withContext(file.path());
     auto layout = planVmlinux(region.first(*size), lead, payload.room, payload.link_base);
     if (!layout && lead != 0) {

@@ -34,6 +34,8 @@ class ImageFile {
 
   const std::string& path() const { return path_; }
   uint64_t size() const { return size_; }
+  // The host's CPUs when the file was opened: how many threads may load or decompress it.
+  unsigned cpus() const { return cpus_; }
   // Reads exactly out.size() bytes at `offset`; a short file is an error naming the file.
   Status readAt(uint64_t offset, std::span<uint8_t> out) const;
   // Whether `length` bytes at `guest_address` lie in guest RAM; the error names the file.

@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace vmmd::boot {
@@ -94,8 +97,14 @@ Result<uint64_t> decodeLzma(Compression kind, std::span<const uint8_t> in, std::
 // lz4 -l: the magic, then blocks of [32-bit compressed size][LZ4 block], each decompressing to at
 // most 8 MiB. The stream ends with the input, at a zero size, or where what follows cannot be a
 // block (the bzImage's appended 4-byte length). A repeated magic starts another frame.
-Result<uint64_t> decodeLz4Legacy(std::span<const uint8_t> in, std::span<uint8_t> out) {
-  size_t at = 4, written = 0;
+struct Lz4Block {
+  size_t at;  // its first byte in the input, past the size
+  uint32_t size;
+};
+
+std::vector<Lz4Block> lz4LegacyBlocks(std::span<const uint8_t> in) {
+  std::vector<Lz4Block> blocks;
+  size_t at = 4;
   while (at + 4 <= in.size()) {
     uint32_t block = le32(&in[at]);
     if (block == kLz4LegacyMagic) {
@@ -103,28 +112,78 @@ Result<uint64_t> decodeLz4Legacy(std::span<const uint8_t> in, std::span<uint8_t>
       continue;
     }
     if (block == 0 || block > static_cast<uint32_t>(LZ4_compressBound(kLz4LegacyBlock)) || block > in.size() - at - 4) break;
-    at += 4;
-    size_t room = std::min<size_t>(out.size() - written, INT_MAX);
+    blocks.push_back({at + 4, block});
+    at += 4 + block;
+  }
+  return blocks;
+}
+
+int decodeLz4Block(std::span<const uint8_t> in, const Lz4Block& block, uint8_t* out, size_t room) {
+  return LZ4_decompress_safe(reinterpret_cast<const char*>(&in[block.at]), reinterpret_cast<char*>(out),
+                             static_cast<int>(block.size), static_cast<int>(std::min<size_t>(room, INT_MAX)));
+}
+
+Result<uint64_t> decodeLz4LegacySerial(std::span<const uint8_t> in, const std::vector<Lz4Block>& blocks, std::span<uint8_t> out) {
+  size_t written = 0;
+  for (const Lz4Block& block : blocks) {
+    size_t room = out.size() - written;
     if (room == 0) return tooLarge(Compression::Lz4Legacy, out);
-    int n = LZ4_decompress_safe(reinterpret_cast<const char*>(&in[at]), reinterpret_cast<char*>(&out[written]),
-                                static_cast<int>(block), static_cast<int>(room));
+    int n = decodeLz4Block(in, block, &out[written], room);
     if (n < 0) {
       // liblz4 says the same for a corrupt block and one that does not fit: with less room left
       // than a block may fill, decoding it once more into a whole block's room tells them apart.
       if (room < kLz4LegacyBlock) {
-        std::vector<char> scratch(kLz4LegacyBlock);
-        if (LZ4_decompress_safe(reinterpret_cast<const char*>(&in[at]), scratch.data(), static_cast<int>(block),
-                                static_cast<int>(scratch.size())) >= 0) {
-          return tooLarge(Compression::Lz4Legacy, out);
-        }
+        std::vector<uint8_t> scratch(kLz4LegacyBlock);
+        if (decodeLz4Block(in, block, scratch.data(), scratch.size()) >= 0) return tooLarge(Compression::Lz4Legacy, out);
       }
-      return Error("lz4 kernel: corrupt block at byte " + std::to_string(at));
+      return Error("lz4 kernel: corrupt block at byte " + std::to_string(block.at));
     }
     written += static_cast<size_t>(n);
-    at += block;
   }
   if (written == 0) return Error("lz4 kernel: no data blocks");
   return written;
+}
+
+// The blocks are independent, and lz4 -l fills every block but the last with exactly 8 MiB, so
+// block i's output starts at i * 8 MiB and several threads can each decode some (the kernel's
+// 53 MB are 7 blocks). Nullopt when a block breaks that promise or does not decode: the caller
+// then decodes serially, which writes every byte again and gives the exact error.
+std::optional<uint64_t> decodeLz4LegacyParallel(std::span<const uint8_t> in, const std::vector<Lz4Block>& blocks,
+                                                 std::span<uint8_t> out, unsigned threads) {
+  size_t last_begin = (blocks.size() - 1) * size_t{kLz4LegacyBlock};
+  if (threads < 2 || blocks.size() < 2 || last_begin >= out.size()) return std::nullopt;
+  std::vector<int> produced(blocks.size(), -1);
+  std::atomic<size_t> next{0};
+  auto decodeSome = [&] {
+    for (size_t i = next++; i < blocks.size(); i = next++) {
+      size_t begin = i * size_t{kLz4LegacyBlock};
+      size_t room = i + 1 < blocks.size() ? size_t{kLz4LegacyBlock} : out.size() - begin;
+      produced[i] = decodeLz4Block(in, blocks[i], &out[begin], room);
+    }
+  };
+  {
+    std::vector<std::jthread> workers;
+    for (unsigned t = 1; t < std::min<size_t>(threads, blocks.size()); ++t) {
+      try {
+        workers.emplace_back(decodeSome);
+      } catch (const std::system_error&) {
+        break;  // this thread decodes what the missing ones would have
+      }
+    }
+    decodeSome();
+  }
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) {
+    if (produced[i] != static_cast<int>(kLz4LegacyBlock)) return std::nullopt;
+  }
+  if (produced.back() < 0) return std::nullopt;
+  return last_begin + static_cast<uint64_t>(produced.back());
+}
+
+Result<uint64_t> decodeLz4Legacy(std::span<const uint8_t> in, std::span<uint8_t> out, unsigned threads) {
+  std::vector<Lz4Block> blocks = lz4LegacyBlocks(in);
+  if (blocks.empty()) return Error("lz4 kernel: no data blocks");
+  if (auto written = decodeLz4LegacyParallel(in, blocks, out, threads)) return *written;
+  return decodeLz4LegacySerial(in, blocks, out);
 }
 
 // One frame, decompressed in a single call: straight into `out`, with no window buffer to
@@ -162,12 +221,12 @@ const char* compressionName(Compression kind) {
   return "?";
 }
 
-Result<uint64_t> decompress(Compression kind, std::span<const uint8_t> in, std::span<uint8_t> out) {
+Result<uint64_t> decompress(Compression kind, std::span<const uint8_t> in, std::span<uint8_t> out, unsigned threads) {
   switch (kind) {
     case Compression::Gzip: return inflateGzip(in, out);
     case Compression::Xz:
     case Compression::Lzma: return decodeLzma(kind, in, out);
-    case Compression::Lz4Legacy: return decodeLz4Legacy(in, out);
+    case Compression::Lz4Legacy: return decodeLz4Legacy(in, out, threads);
     case Compression::Zstd: return decodeZstd(in, out);
   }
   return Error("unknown compression");

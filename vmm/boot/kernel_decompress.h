@@ -21,6 +21,8 @@ const char* compressionName(Compression kind);
 // Decompresses the one stream in `in` into `out` and returns the bytes written. Bytes after the
 // end of the stream are ignored (a bzImage appends the decompressed length). Corrupt or truncated
 // input, or output that would not fit in `out`, is an error; nothing is written outside `out`.
-Result<uint64_t> decompress(Compression kind, std::span<const uint8_t> in, std::span<uint8_t> out);
+// An lz4 kernel (independent 8 MiB blocks) decodes on up to `threads` threads; the other formats
+// are one stream each and decode on the caller's.
+Result<uint64_t> decompress(Compression kind, std::span<const uint8_t> in, std::span<uint8_t> out, unsigned threads = 1);
 
 }  // namespace vmmd::boot

@@ -9,8 +9,10 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace vmmd::boot {
@@ -193,6 +195,63 @@ TEST(KernelDecompressDetect, Lz4WithoutBlocksIsAnError) {
   Bytes in = {0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0};
   Bytes out(4096);
   EXPECT_FALSE(decompress(Compression::Lz4Legacy, in, out).ok());
+}
+
+// lz4 -l with its 8 MiB blocks decoded by several threads at once: the same bytes as one thread,
+// for every thread count, a last block of any length, and nothing written past the room.
+TEST(KernelDecompressLz4Threads, SameOutputOnAnyNumberOfThreads) {
+  Bytes data = sampleData((3u << 23) + 777);  // three whole blocks and a short fourth
+  Bytes in = lz4LegacyOf(data);
+  appendLength(in, static_cast<uint32_t>(data.size()));
+  for (unsigned threads : {1u, 2u, 3u, 4u, 16u}) {
+    // The room is exactly the data (liblz4 may write scratch bytes anywhere in the room it is
+    // given); the bytes past it are a guard.
+    Bytes out(data.size() + 4096, 0xAA);
+    auto size = decompress(Compression::Lz4Legacy, in, std::span<uint8_t>(out).first(data.size()), threads);
+    ASSERT_TRUE(size.ok()) << threads << " threads: " << size.error().message();
+    ASSERT_EQ(*size, data.size()) << threads << " threads";
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), out.begin())) << threads << " threads";
+    EXPECT_EQ(out[data.size()], 0xAA) << threads << " threads";
+  }
+}
+
+// A frame whose first block holds less than 8 MiB is valid, but its second block's output does
+// not start at 8 MiB: the threads' result is thrown away and the frame decoded in order.
+TEST(KernelDecompressLz4Threads, ShortInnerBlockFallsBackToOrder) {
+  Bytes first = sampleData(1u << 20), second = sampleData(2u << 20);
+  Bytes in = lz4LegacyOf(first), tail = lz4LegacyOf(second);
+  in.insert(in.end(), tail.begin() + 4, tail.end());  // the second frame's blocks, without its magic
+  Bytes out(first.size() + second.size() + 4096, 0xAA);
+  auto size = decompress(Compression::Lz4Legacy, in, out, 4);
+  ASSERT_TRUE(size.ok()) << size.error().message();
+  ASSERT_EQ(*size, first.size() + second.size());
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), out.begin()));
+  EXPECT_TRUE(std::equal(second.begin(), second.end(), out.begin() + static_cast<std::ptrdiff_t>(first.size())));
+}
+
+// A corrupt third block and a frame larger than the room give the errors one thread gives.
+TEST(KernelDecompressLz4Threads, ErrorsAreTheSerialOnes) {
+  Bytes data = sampleData((3u << 23) + 777);
+  Bytes in = lz4LegacyOf(data);
+  Bytes out(data.size());
+  Bytes small(data.size() - 1000);
+  auto too_large = decompress(Compression::Lz4Legacy, in, small, 4);
+  ASSERT_FALSE(too_large.ok());
+  EXPECT_NE(too_large.error().message().find("decompresses to more than"), std::string::npos) << too_large.error().message();
+  // The third block's first sequence token: a literal run then a match offset of 0xffff, before
+  // the block's start.
+  size_t at = 4;
+  for (int block = 0; block < 2; ++block) {
+    uint32_t length;
+    std::memcpy(&length, &in[at], 4);
+    at += 4 + length;
+  }
+  Bytes corrupt = in;
+  const uint8_t bad_block[] = {0x0f, 0xff, 0xff, 0x00};
+  std::memcpy(&corrupt[at + 4], bad_block, sizeof bad_block);
+  auto bad = decompress(Compression::Lz4Legacy, corrupt, out, 4);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("corrupt block at byte " + std::to_string(at + 4)), std::string::npos) << bad.error().message();
 }
 
 TEST(KernelDecompressDetect, XzAskingForAHugeDictionaryIsRefused) {

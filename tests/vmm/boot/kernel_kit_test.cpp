@@ -160,6 +160,12 @@ TEST(KernelKit, DebianBzImageDecompressesToItsVmlinux) {
   std::vector<uint8_t> vmlinux = readWhole(kit->vmlinux);
   ASSERT_EQ(*size, vmlinux.size()) << compressionName(payload->kind);
   EXPECT_TRUE(std::equal(vmlinux.begin(), vmlinux.end(), out.begin()));
+  // Decoded on four threads (lz4's blocks in parallel; the other formats on one): the same bytes.
+  std::vector<uint8_t> threaded(payload->room);
+  auto threaded_size = decompress(payload->kind, compressed->bytes(), threaded, 4);
+  ASSERT_TRUE(threaded_size.ok()) << threaded_size.error().message();
+  EXPECT_EQ(*threaded_size, *size);
+  EXPECT_TRUE(std::equal(vmlinux.begin(), vmlinux.end(), threaded.begin()));
 
   // Its relocation table: plenty of each kind, every entry inside the image.
   auto layout = planVmlinux({out.data(), *size}, 0, payload->room, payload->link_base);
