@@ -1,6 +1,7 @@
 #include "vmm/boot/image_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -94,10 +95,11 @@ Result<FileBytes> ImageFile::read(uint64_t offset, uint64_t length) const {
     return Error(path_ + ": no " + std::to_string(length) + " bytes at offset " + std::to_string(offset) + " (file has " +
                  std::to_string(size_) + ")");
   }
-  // Not zeroed first: every byte is read over.
-  auto data = std::make_unique_for_overwrite<uint8_t[]>(length);
-  if (Status read = readAt(offset, {data.get(), length}); !read) return read.error();
-  return FileBytes(std::move(data), length);
+  auto memory = Mapping::anonymousAligned(length, kSliceAlignment);
+  if (!memory) return memory.error().withContext(path_);
+  (void)::madvise(memory->data(), length, MADV_HUGEPAGE);  // a hint: without THP, 4 KiB pages
+  if (Status read = readAt(offset, {memory->data(), length}); !read) return read.error();
+  return FileBytes(std::move(*memory), length);
 }
 
 }  // namespace vmmd::boot

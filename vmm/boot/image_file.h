@@ -3,12 +3,12 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "base/file_opener.h"
+#include "base/mapping.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "vmm/platform/guest_memory.h"
@@ -17,14 +17,16 @@ namespace vmmd::boot {
 
 // Part of a file, read into memory. Read, not mapped: a file truncated under a mapping makes the
 // next access to the lost pages a SIGBUS, which would kill the worker where a boot should fail
-// with an error naming the file.
+// with an error naming the file. The memory is its own anonymous mapping on a 2 MiB boundary
+// with transparent huge pages asked for: a fresh worker reading a bzImage's 14 MB payload into
+// the heap took a page fault per 4 KiB, 40 ms of a boot on this host, as long as decompressing it.
 class FileBytes {
  public:
-  FileBytes(std::unique_ptr<uint8_t[]> data, uint64_t length) : data_(std::move(data)), length_(length) {}
-  std::span<const uint8_t> bytes() const { return {data_.get(), length_}; }
+  FileBytes(Mapping memory, uint64_t length) : memory_(std::move(memory)), length_(length) {}
+  std::span<const uint8_t> bytes() const { return {memory_.data(), length_}; }
 
  private:
-  std::unique_ptr<uint8_t[]> data_;
+  Mapping memory_;
   uint64_t length_;
 };
 
