@@ -1,6 +1,7 @@
 #include "vmm/boot/boot.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "base/hex.h"
@@ -21,6 +22,12 @@ Status checkCmdline(const std::string& cmdline, uint64_t limit) {
 }
 
 // Whether `word` appears in the command line as a whole, space-separated word.
+std::string fixedMs(double ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f ms", ms);
+  return text;
+}
+
 bool hasWord(const std::string& cmdline, std::string_view word) {
   for (size_t at = 0; at <= cmdline.size();) {
     size_t end = cmdline.find(' ', at);
@@ -169,7 +176,8 @@ std::optional<ExtractedKernel> KernelImage::extractBzImage(GuestMemory& memory) 
   }
   log::debug("kernel " + kernel_.path() + ": " + compressionName(payload.kind) + " payload decompressed by the worker, at " +
              hex(extracted->physical) + ", virtual offset " + hex(extracted->virtual_delta) +
-             (extracted->randomized ? " (KASLR)" : " (nokaslr)"));
+             (extracted->randomized ? " (KASLR)" : " (nokaslr)") + "; read " + fixedMs(extracted->read_ms) + ", decompressed " +
+             fixedMs(extracted->decompress_ms) + " (" + std::to_string(kernel_.cpus()) + " CPUs), laid out " + fixedMs(extracted->layout_ms));
   return *extracted;
 }
 

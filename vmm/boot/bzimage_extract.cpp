@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -41,21 +42,34 @@ uint64_t systemRandomBelow(uint64_t bound) {
   return value % bound;
 }
 
+namespace {
+
+double millisecondsSince(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+}
+
+}  // namespace
+
 Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload& payload, GuestMemory& memory,
                                       uint64_t physical, bool randomize, const RandomBelow& random_below) {
   if (!memory.hostAddress(physical, payload.room) || physical % payload.alignment != 0) {
     return Error("no room for the kernel (" + std::to_string(payload.room) + " bytes) at " + hex(physical));
   }
+  auto started = std::chrono::steady_clock::now();
   auto compressed = file.read(payload.file_offset, payload.length);
   if (!compressed) return compressed.error();
+  double read_ms = millisecondsSince(started);
   // Decompressed one alignment unit low, where a vmlinux's first segments need no move
   // (vmlinux_layout.h); a kernel laid out otherwise is decompressed again at its load address.
   uint64_t lead = physical >= payload.alignment + (1u << 20) ? payload.alignment : 0;
   for (;;) {
     std::span<uint8_t> region{memory.hostAddress(physical - lead, lead + payload.room), lead + payload.room};
     if (!region.data()) return Error("no room for the kernel below " + hex(physical));
+    auto decompress_started = std::chrono::steady_clock::now();
     auto size = decompress(payload.kind, compressed->bytes(), region, file.cpus());
     if (!size) return size.error().withContext(file.path());
+    double decompress_ms = millisecondsSince(decompress_started);
+    auto layout_started = std::chrono::steady_clock::now();
     auto layout = planVmlinux(region.first(*size), lead, payload.room, payload.link_base);
     if (!layout && lead != 0) {
       lead = 0;
@@ -71,7 +85,7 @@ Result<ExtractedKernel> extractKernel(const ImageFile& file, const KernelPayload
       delta = random_below(top / payload.alignment + 1) * payload.alignment;
     }
     buildVmlinux(*layout, region, delta);
-    return ExtractedKernel{physical, physical + layout->entry, delta, randomized};
+    return ExtractedKernel{physical, physical + layout->entry, delta, randomized, read_ms, decompress_ms, millisecondsSince(layout_started)};
   }
 }
 
