@@ -21,13 +21,13 @@ Status checkCmdline(const std::string& cmdline, uint64_t limit) {
   return {};
 }
 
-// Whether `word` appears in the command line as a whole, space-separated word.
 std::string fixedMs(double ms) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f ms", ms);
   return text;
 }
 
+// Whether `word` appears in the command line as a whole, space-separated word.
 bool hasWord(const std::string& cmdline, std::string_view word) {
   for (size_t at = 0; at <= cmdline.size();) {
     size_t end = cmdline.find(' ', at);
