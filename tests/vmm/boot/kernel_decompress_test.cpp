@@ -221,7 +221,9 @@ TEST(KernelDecompressLz4Threads, ShortInnerBlockFallsBackToOrder) {
   Bytes first = sampleData(1u << 20), second = sampleData(2u << 20);
   Bytes in = lz4LegacyOf(first), tail = lz4LegacyOf(second);
   in.insert(in.end(), tail.begin() + 4, tail.end());  // the second frame's blocks, without its magic
-  Bytes out(first.size() + second.size() + 4096, 0xAA);
+  // Room for the second block at 8 MiB, so the threads do decode it there and the result has to
+  // be thrown away (with less room the parallel path is not even tried).
+  Bytes out((8u << 20) + second.size() + 4096, 0xAA);
   auto size = decompress(Compression::Lz4Legacy, in, out, 4);
   ASSERT_TRUE(size.ok()) << size.error().message();
   ASSERT_EQ(*size, first.size() + second.size());
