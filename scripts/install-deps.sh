@@ -12,6 +12,7 @@ packages=(
   libxml2-dev libxml2-utils libvirt-clients
   libnl-3-dev libnl-route-3-dev libnftables-dev dnsmasq-base nftables
   iperf3
+  flex bison bc libelf-dev
   openssh-client dropbear-bin
 )
 missing=()

@@ -14,6 +14,8 @@
 #   --env VAR=VALUE   a variable for the scenarios in L1 (repeatable)
 #   --bin PATH      another program for the scenarios (e.g. vmmd, vmctl), carried into L1 as
 #                   /opt/vmm/bin/NAME with its libraries (repeatable)
+#   --file PATH=DEST  a data file for the scenarios (repeatable), at DEST in L1's root (e.g. another
+#                   L2 kernel for the boot benchmark: --file build/bzImage=/l2/min/bzImage)
 #   --disk NAME=PATH  a disk image for the scenarios (repeatable), attached to L1 as a virtio
 #                   disk (/dev/vda, vdb... in order; `disk_dev NAME` in l1/lib.sh) through a
 #                   throw-away qcow2 overlay 512 MiB larger than the image, so that nothing L2
@@ -32,13 +34,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 source "$top/tests/guest/kit/lib.sh"
 
-vmms=() bins=() disks=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
+vmms=() bins=() files=() disks=() scenarios=() scen_dirs=("$here/scenarios") envs=() log="" timeout=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --vmm) vmms+=("$2"); shift 2 ;;
     --scenario-dir) scen_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
     --bin) bins+=("$2"); shift 2 ;;
+    --file) files+=("$2"); shift 2 ;;
     --disk) disks+=("$2"); shift 2 ;;
     --log) log=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
@@ -158,6 +161,11 @@ done
 for b in "${bins[@]}"; do
   [ -x "$b" ] || kit_die "--bin $b: not an executable"
   kit_copy_elf "$stage" "$(readlink -f "$b")" "/opt/vmm/bin/$(basename "$b")"
+done
+for f in "${files[@]}"; do
+  src=${f%%=*} dest=${f#*=}
+  [ -f "$src" ] && [ "$src" != "$f" ] && [ "${dest#/}" != "$dest" ] || kit_die "--file $f: want an existing PATH=/DEST"
+  install -D -m 0644 "$src" "$stage$dest"
 done
 cp "$stage/nested/plan" "$work/plan.full"
 # Disks: L1 sees each through its own overlay (L2's writes stay in $work).

@@ -7,7 +7,7 @@
 #
 #   tests/bench/boot/profile.sh [--kinds "vmm-pc qemu-pc qemu-microvm ..."] [--kernel bzImage|pvh] [--mem MIB] [--vmm PATH]
 #                               [--bin PATH]...   (another vmm build for a kind vmm-pc:NAME, as run.sh)
-#                               [--trace [--events LIST]]
+#                               [--trace [--events LIST]] [--guest debian|minimal]   (the guest kernel, as run.sh)
 #
 # --trace: instead, one quiet boot per kind with the guest kernel's tracer on from its first
 # initcalls (trace_event=LIST, default initcalls, sched_switch and workqueue items;
@@ -17,12 +17,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=() trace=0 events=""
+kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" guest=debian kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=() trace=0 events=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kinds) kinds=$2; shift 2 ;;
     --kernel) kernel=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
+    --guest) guest=$2; shift 2 ;;
     --vmm) vmm=$2; shift 2 ;;
     --bin) bins+=(--bin "$2"); shift 2 ;;
     --trace) trace=1; shift ;;
@@ -31,13 +32,15 @@ while [ $# -gt 0 ]; do
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+. "$here/guest/args.sh"
+bench_guest_args "$guest" || exit 2
 scenario=boot-profile
 [ "$trace" = 0 ] || scenario=boot-trace
 log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-$scenario.log"
 mkdir -p "$(dirname "$log")"
 n=$(echo $kinds | wc -w)
 status=0
-"$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} --scenario-dir "$here/l1" --log "$log" --timeout $((120 + n * 300)) \
+"$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} ${guest_args[@]+"${guest_args[@]}"} --scenario-dir "$here/l1" --log "$log" --timeout $((120 + n * 300)) \
   --env BENCH_KINDS="$kinds" --env BENCH_KERNEL="$kernel" --env BENCH_MEM="$mem" ${events:+--env BENCH_TRACE_EVENTS="$events"} \
   "$scenario@vmm" >/dev/null || status=1
 if [ "$trace" = 0 ]; then

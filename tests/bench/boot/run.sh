@@ -12,9 +12,17 @@
 #
 #   tests/bench/boot/run.sh [--runs N] [--kinds "KIND..."] [--kernels "bzImage pvh"] [--mem MIB]
 #                           [--vmm PATH] [--bin PATH]... [--smp N] [--append "ARGS"] [--settle S]
+#                           [--guest debian|minimal] [--cpu]
 #
 # --smp and --append change the guest alike for every kind (vCPUs; extra kernel arguments, e.g.
 # cryptomgr.notests); --settle sleeps S seconds in L1 before each boot (L1 idle between boots).
+# --guest picks the guest's kernel, the same for every kind: debian (default) is the guest kit's
+# Debian cloud kernel; minimal is a microVM kernel built from Debian's kernel source
+# (tests/bench/boot/guest/build.sh, cached after the first build, ~10 minutes on 2 CPUs).
+# Both boot the kit's initramfs.
+# --cpu: instead, where L1's one CPU goes in each boot (l1/boot-cpu.sh, cpu_table.py): the VMM's
+# user time, L2 guest time, L1 kernel time, idle, and L1's huge-page faults, boots killed at
+# userspace (no QMP counters).
 #
 # KIND: vmm-pc, vmm-microvm (the vmm binary, --vmm PATH, default build/vmm/vmm, with -M pc or
 # -M microvm,rtc=on), qemu-pc, qemu-microvm, or vmm-pc:NAME / vmm-microvm:NAME for a binary NAME
@@ -23,7 +31,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-runs=5 settle=0 append="" smp=1 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
+runs=5 settle=0 append="" smp=1 guest=debian cpu=0 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -33,6 +41,8 @@ while [ $# -gt 0 ]; do
     --kinds) kinds=$2; shift 2 ;;
     --kernels|--kernel) kernels=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
+    --guest) guest=$2; shift 2 ;;
+    --cpu) cpu=1; shift ;;
     --vmm) vmm=$2; shift 2 ;;
     --bin) bins+=(--bin "$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -40,13 +50,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$vmm" ] || { echo "bench/boot: no vmm binary at $vmm (build first, or --vmm PATH)" >&2; exit 2; }
-log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot.log"
+. "$here/guest/args.sh"
+bench_guest_args "$guest" || exit 2
+scenario=boot-bench
+[ "$cpu" = 0 ] || scenario=boot-cpu
+log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-$scenario.log"
 mkdir -p "$(dirname "$log")"
 samples=$((runs * $(echo $kinds | wc -w) * $(echo $kernels | wc -w)))
 status=0
-"$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} --scenario-dir "$here/l1" --log "$log" \
+"$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} ${guest_args[@]+"${guest_args[@]}"} --scenario-dir "$here/l1" --log "$log" \
   --timeout $((120 + samples * (45 + settle))) \
   --env BENCH_RUNS="$runs" --env BENCH_SETTLE="$settle" --env BENCH_APPEND="$append" --env BENCH_SMP="$smp" --env BENCH_KINDS="$kinds" --env BENCH_KERNELS="$kernels" \
-  --env BENCH_MEM="$mem" "boot-bench@vmm" >/dev/null || status=1
-python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" "$smp" "$append" || status=1
+  --env BENCH_MEM="$mem" "$scenario@vmm" >/dev/null || status=1
+if [ "$cpu" = 0 ]; then
+  python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" "$smp" "$append" "$guest" || status=1
+else
+  python3 "$here/cpu_table.py" "$log" "$kernels" "$kinds" "$guest" || status=1
+fi
 exit $status

@@ -16,7 +16,7 @@ bad=0
 i=1
 while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
   for kernel in ${BENCH_KERNELS:-bzImage}; do
-    [ "$kernel" = pvh ] && KERNEL=$L2_VMLINUX || KERNEL=$L2_BZIMAGE
+    [ "$kernel" = pvh ] && KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX} || KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}
     for VMM in ${BENCH_KINDS:-$VMM}; do
       vcpu_providers=$KVM_VCPU
       case "$VMM" in vmm*) vcpu_providers="$KVM_VCPU,{\"provider\":\"vmm\"}" ;; esac
