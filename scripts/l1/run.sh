@@ -117,7 +117,10 @@ mkfifo "$work/console"
 sed -u 's/\r$//' <"$work/console" | tee "$out/console.log" |
   sed -u -n '/^L1: error/p; /@@L1-START@@/,/@@L1-EXIT/{/@@L1-/d; p}' &
 reader=$!
-qemu-system-x86_64 -accel tcg -cpu max -M pc -m "$mem" -smp "$smp" -nographic -no-reboot -nodefaults \
+# No ERMS/FSRM: TCG runs `rep movsb`/`rep stosb` one byte per iteration, the way L1's kernel
+# would otherwise clear fresh pages and copy to and from user space (tests/nested/run.sh, and
+# tests/bench/boot/README.md for the figures).
+qemu-system-x86_64 -accel tcg -cpu max,erms=off,fsrm=off -M pc -m "$mem" -smp "$smp" -nographic -no-reboot -nodefaults \
   -serial stdio -serial "file:$work/heartbeat" -monitor "unix:$work/monitor,server=on,wait=off" \
   -kernel "$cache/vmlinuz" -initrd "$initrd" \
   -append "console=ttyS0 panic=-1 quiet loglevel=1 nokaslr" \

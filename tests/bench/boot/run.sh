@@ -20,7 +20,7 @@
 # Debian cloud kernel; minimal is a microVM kernel built from Debian's kernel source
 # (tests/bench/boot/guest/build.sh, cached after the first build, ~10 minutes on 2 CPUs).
 # Both boot the kit's initramfs.
-# --cpu: instead, where L1's one CPU goes in each boot (l1/boot-cpu.sh, cpu_table.py): the VMM's
+# --cpu: instead, where L1's one CPU goes in each boot (l1/boot-bench.sh, cpu_table.py): the VMM's
 # user time, L2 guest time, L1 kernel time, idle, and L1's huge-page faults, boots killed at
 # userspace (no QMP counters).
 #
@@ -52,16 +52,14 @@ done
 [ -x "$vmm" ] || { echo "bench/boot: no vmm binary at $vmm (build first, or --vmm PATH)" >&2; exit 2; }
 . "$here/guest/args.sh"
 bench_guest_args "$guest" || exit 2
-scenario=boot-bench
-[ "$cpu" = 0 ] || scenario=boot-cpu
-log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-$scenario.log"
+log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot.log"
 mkdir -p "$(dirname "$log")"
 samples=$((runs * $(echo $kinds | wc -w) * $(echo $kernels | wc -w)))
 status=0
 "$top/tests/nested/run.sh" --vmm "$vmm" ${bins[@]+"${bins[@]}"} ${guest_args[@]+"${guest_args[@]}"} --scenario-dir "$here/l1" --log "$log" \
   --timeout $((120 + samples * (45 + settle))) \
   --env BENCH_RUNS="$runs" --env BENCH_SETTLE="$settle" --env BENCH_APPEND="$append" --env BENCH_SMP="$smp" --env BENCH_KINDS="$kinds" --env BENCH_KERNELS="$kernels" \
-  --env BENCH_MEM="$mem" "$scenario@vmm" >/dev/null || status=1
+  --env BENCH_MEM="$mem" --env BENCH_CPU="$cpu" "boot-bench@vmm" >/dev/null || status=1
 if [ "$cpu" = 0 ]; then
   python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" "$smp" "$append" "$guest" || status=1
 else
