@@ -3,17 +3,14 @@
 
   cpu_table.py LOG "KERNELS" "KINDS" [GUEST]
 
-One table per kernel, one row per VMM kind, medians over the runs of the CPU lines of l1/boot-bench.sh (BENCH_CPU=1):
-launch -> userspace (L1 ms) and L1's time split by /proc/stat (10 ms ticks shown as ms): the VMM's
-own user time, L2 guest time, L1 kernel time, idle; L1's huge-page and page faults. Exit status 1
-when a run failed.
+One table per kernel, one row per VMM kind, medians over the runs of the CPU lines that
+l1/boot-bench.sh prints with BENCH_CPU=1: launch -> userspace (L1 ms) and L1's time split by
+/proc/stat (10 ms ticks shown as ms): the VMM's own user time, L2 guest time, L1 kernel time,
+idle; L1's huge-page and page faults. Exit status 1 when a run failed.
 """
 import re
 import statistics
 import sys
-
-FIELDS = ("user", "l2", "sys", "idle", "thp", "pgfault")
-
 
 def parse(log):
     boots = {}
