@@ -32,6 +32,10 @@ while [ $# -gt 0 ]; do
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ "$trace" = 1 ] && [ "$guest" = minimal ]; then
+  echo "bench/boot/profile: --trace needs the guest kernel's tracer, which the minimal guest is built without (use --guest debian)" >&2
+  exit 2
+fi
 . "$here/guest/args.sh"
 bench_guest_args "$guest" || exit 2
 scenario=boot-profile
