@@ -16,10 +16,11 @@
 #
 # --smp and --append change the guest alike for every kind (vCPUs; extra kernel arguments, e.g.
 # cryptomgr.notests); --settle sleeps S seconds in L1 before each boot (L1 idle between boots).
-# --guest picks the guest's kernel, the same for every kind: debian (default) is the guest kit's
-# Debian cloud kernel; minimal is a microVM kernel built from Debian's kernel source
-# (tests/bench/boot/guest/build.sh, cached after the first build, ~10 minutes on 2 CPUs).
-# Both boot the kit's initramfs.
+# --guest picks the guest, the same for every kind: debian (default) is the guest kit's Debian
+# cloud kernel and initramfs (~14 MB: busybox, modules, qemu-ga, iperf3); minimal is a microVM
+# kernel built from Debian's kernel source (tests/bench/boot/guest/build.sh, cached after the
+# first build, ~10 minutes on 2 CPUs) with a busybox-only initramfs (~2 MB, guest/initramfs.sh)
+# and the kit's same /init.
 # --cpu: instead, where L1's one CPU goes in each boot (l1/boot-bench.sh, cpu_table.py): the VMM's
 # user time, L2 guest time, L1 kernel time, idle, and L1's huge-page faults, boots killed at
 # userspace (no QMP counters).

@@ -51,7 +51,7 @@ def main():
     guest = sys.argv[8] if len(sys.argv) > 8 else "debian"
     boots, stats = parse(log)
     failed = 0
-    print(f"L2 boot in the nested tier: {guest} guest kernel, {runs} runs each, -m {mem} -smp {smp}, quiet{append}; L1 ms (L1 = QEMU TCG); "
+    print(f"L2 boot in the nested tier: {guest} guest, {runs} runs each, -m {mem} -smp {smp}, quiet{append}; L1 ms (L1 = QEMU TCG); "
           "medians, launch->userspace also min-max")
     for kernel in kernels:
         print(f"\nkernel {kernel}")

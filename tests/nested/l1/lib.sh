@@ -15,6 +15,14 @@ L2_VMLINUX=/l2/vmlinux
 L2_INITRD=/l2/initramfs.cpio
 L2_BASE_APPEND="console=ttyS0 panic=-1 quiet"
 
+# l2_guest bzImage|pvh: sets KERNEL to the guest kernel for that boot protocol and L2_INITRD to
+# its initramfs: the kit's Debian kernel, or the one tests/bench/boot --guest minimal carried
+# (BENCH_BZIMAGE, BENCH_VMLINUX) with its own small initramfs (BENCH_INITRD).
+l2_guest() {
+  if [ "$1" = pvh ]; then KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX}; else KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}; fi
+  L2_INITRD=${BENCH_INITRD:-/l2/initramfs.cpio}
+}
+
 # l2_vmm: sets L2_BIN and L2_MACHINE for the kind in $VMM.
 l2_vmm() {
   case "${VMM%%:*}" in

@@ -59,7 +59,7 @@ bad=0
 i=1
 while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
   for kernel in ${BENCH_KERNELS:-bzImage}; do
-    [ "$kernel" = pvh ] && KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX} || KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}
+    l2_guest "$kernel"
     for VMM in ${BENCH_KINDS:-$VMM}; do
       [ "${BENCH_SETTLE:-0}" = 0 ] || sleep "$BENCH_SETTLE"
       if [ "${BENCH_CPU:-0}" = 1 ]; then cpu_boot; else qmp_boot; fi

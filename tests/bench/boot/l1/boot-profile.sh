@@ -9,7 +9,7 @@
 #     counters of the running VM; then the guest prints its initcall timings and kernel log.
 #     Printed as "PROFILE vmm=K qmp JSON", "PROFILE vmm=K kvmstat NAME VALUE", "PROFILE vmm=K
 #     guest LINE".
-[ "${BENCH_KERNEL:-bzImage}" = pvh ] && KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX} || KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}
+l2_guest "${BENCH_KERNEL:-bzImage}"
 MEM=${BENCH_MEM:-256}
 mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 bad=0

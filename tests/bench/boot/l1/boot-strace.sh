@@ -12,7 +12,7 @@ printf '#!/bin/sh\nexec /opt/vmm/bin/strace -tt -f -e trace=%s -o /tmp/st.txt qe
 chmod +x /opt/vmm/bin/vmm-strace /opt/vmm/bin/qemu-strace
 bad=0
 for kernel in pvh bzImage; do
-  [ "$kernel" = pvh ] && KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX} || KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}
+  l2_guest "$kernel"
   # vmm-microvm:NAME runs /opt/vmm/bin/NAME with -M microvm,rtc=on (tests/nested/l1/lib.sh)
   for VMM in vmm-microvm:vmm-strace vmm-microvm:qemu-strace; do
     rm -f /tmp/st.txt

@@ -4,7 +4,7 @@
 # guest prints the buffer at userspace (tests/guest/kit/l2/tests/boottrace.sh). Shows where the
 # guest's time goes between two initcalls: running which task, or idle waiting for what.
 # Printed as "TRACE vmm=K LINE".
-[ "${BENCH_KERNEL:-bzImage}" = pvh ] && KERNEL=${BENCH_VMLINUX:-$L2_VMLINUX} || KERNEL=${BENCH_BZIMAGE:-$L2_BZIMAGE}
+l2_guest "${BENCH_KERNEL:-bzImage}"
 MEM=${BENCH_MEM:-256}
 events=${BENCH_TRACE_EVENTS:-initcall:initcall_start,initcall:initcall_finish,sched:sched_switch,workqueue:workqueue_execute_start,workqueue:workqueue_execute_end}
 bad=0
