@@ -8,7 +8,8 @@ namespace {
 constexpr uint8_t kZeroOp = 0x00, kOneOp = 0x01, kNameOp = 0x08, kBytePrefix = 0x0A, kWordPrefix = 0x0B,
                   kDWordPrefix = 0x0C, kStringPrefix = 0x0D, kQWordPrefix = 0x0E, kScopeOp = 0x10,
                   kBufferOp = 0x11, kPackageOp = 0x12, kExtOpPrefix = 0x5B, kDeviceOp = 0x82,
-                  kRootChar = 0x5C, kDualNamePrefix = 0x2E, kMultiNamePrefix = 0x2F;
+                  kRootChar = 0x5C, kDualNamePrefix = 0x2E, kMultiNamePrefix = 0x2F, kMethodOp = 0x14,
+                  kOpRegionOp = 0x80, kFieldOp = 0x81, kAndOp = 0x7B, kNotifyOp = 0x86, kIfOp = 0xA0;
 
 void append(Bytes& out, const Bytes& more) { out.insert(out.end(), more.begin(), more.end()); }
 
@@ -163,11 +164,55 @@ Bytes memory32Fixed(uint32_t base, uint32_t length) {
   return out;
 }
 
-Bytes levelInterrupt(uint32_t gsi) {
-  // Flags: bit 0 consumer, bit 1 clear = level, bit 2 clear = active high, bit 3 clear = exclusive.
-  Bytes out{0x89, 6, 0, 0x01, 1};
+namespace {
+
+// Extended interrupt descriptor for one GSI. Flags: bit 0 consumer, bit 1 edge (clear: level),
+// bit 2 active low (clear: high), bit 3 shared (clear: exclusive).
+Bytes extendedInterrupt(uint32_t gsi, bool edge) {
+  Bytes out{0x89, 6, 0, static_cast<uint8_t>(0x01 | (edge ? 0x02 : 0)), 1};
   appendLittle(out, gsi, 4);
   return out;
+}
+
+}  // namespace
+
+Bytes levelInterrupt(uint32_t gsi) { return extendedInterrupt(gsi, false); }
+Bytes edgeInterrupt(uint32_t gsi) { return extendedInterrupt(gsi, true); }
+
+Bytes memoryRegister32(const std::string& region, const std::string& field, uint32_t base) {
+  constexpr uint8_t kSystemMemory = 0x00;
+  Bytes out{kExtOpPrefix, kOpRegionOp};
+  append(out, nameString(region));
+  out.push_back(kSystemMemory);
+  append(out, integer(base));
+  append(out, integer(4));
+  // FieldFlags: AccessType DWordAcc (3), LockRule NoLock (bit 4 clear), UpdateRule WriteAsZeros (2 in bits 5-6).
+  Bytes body = nameString(region);
+  body.push_back(0x03 | (2u << 5));
+  append(body, nameString(field));
+  body.push_back(32);  // NamedField: NameSeg, then its width in bits (a PkgLength that does not count itself)
+  append(out, wrapped({kExtOpPrefix, kFieldOp}, body));
+  return out;
+}
+
+Bytes method(const std::string& path, uint8_t argc, const Bytes& body) {
+  Bytes inner = nameString(path);
+  inner.push_back(static_cast<uint8_t>(argc & 0x07));  // MethodFlags: ArgCount, NotSerialized, SyncLevel 0
+  append(inner, body);
+  return wrapped({kMethodOp}, inner);
+}
+
+Bytes notifyIfSet(const std::string& field, uint32_t mask, const std::string& target, uint8_t value) {
+  Bytes predicate{kAndOp};
+  append(predicate, nameString(field));
+  append(predicate, integer(mask));
+  predicate.push_back(kZeroOp);  // Target: NullName, the result is only tested
+  Bytes notify{kNotifyOp};
+  append(notify, nameString(target));
+  append(notify, integer(value));
+  Bytes body = predicate;
+  append(body, notify);
+  return wrapped({kIfOp}, body);
 }
 
 namespace {

@@ -27,12 +27,24 @@ Bytes memory32Fixed(uint32_t base, uint32_t length);
 // Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { gsi }: an extended interrupt
 // descriptor, which (unlike IRQNoFlags) reaches GSIs above 15.
 Bytes levelInterrupt(uint32_t gsi);
+// Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }: a line the device pulses.
+Bytes edgeInterrupt(uint32_t gsi);
 
 // Address-space descriptors a host bridge produces for its children (ResourceProducer, fixed
 // min and max, positive decode).
 Bytes wordBusNumber(uint16_t min, uint16_t max);
 Bytes wordIo(uint16_t min, uint16_t max);
 Bytes dwordMemory(uint32_t min, uint32_t max);
+
+// What a Generic Event Device's _EVT method needs (ACPI 6.4, 20.2.5): a register in system memory,
+// a method, and "if these bits of that register are set, notify that device".
+// OperationRegion (region, SystemMemory, base, length) + Field (region, DWordAcc, NoLock,
+// WriteAsZeros) { field, 32 }: one 32-bit register named `field`.
+Bytes memoryRegister32(const std::string& region, const std::string& field, uint32_t base);
+// Method (name, argc, NotSerialized) { body }
+Bytes method(const std::string& name, uint8_t argc, const Bytes& body);
+// If (And (field, mask)) { Notify (target, value) }
+Bytes notifyIfSet(const std::string& field, uint32_t mask, const std::string& target, uint8_t value);
 
 // PkgLength encoding for a body of `length` bytes (the encoding counts itself).
 Bytes pkgLength(size_t length);

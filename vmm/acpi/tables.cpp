@@ -39,13 +39,34 @@ void finish(Bytes& table) {
   table[9] = static_cast<uint8_t>(-checksum(table.data(), table.size()));
 }
 
-// Generic Address Structure for an I/O port register.
-void putGas(Bytes& out, size_t offset, uint16_t port, uint8_t bit_width) {
-  out[offset] = 1;  // system I/O space
+// Generic Address Structure for a register in system memory or I/O space.
+enum class Space : uint8_t { Memory = 0, Io = 1 };
+void putGas(Bytes& out, size_t offset, Space space, uint64_t address, uint8_t bit_width) {
+  out[offset] = static_cast<uint8_t>(space);
   out[offset + 1] = bit_width;
   out[offset + 2] = 0;
   out[offset + 3] = bit_width <= 8 ? 1 : bit_width <= 16 ? 2 : 3;  // access size: byte/word/dword
-  put<uint64_t>(out, offset + 4, port);
+  put<uint64_t>(out, offset + 4, address);
+}
+void putGas(Bytes& out, size_t offset, uint16_t port, uint8_t bit_width) { putGas(out, offset, Space::Io, port, bit_width); }
+
+// The Generic Event Device (ACPI0013) and the power button it notifies (PNP0C0C): Linux's GED
+// driver runs _EVT on every edge of the interrupt; _EVT reads (and so clears) the event selector.
+Bytes gedDevices(const AcpiLayout& layout) {
+  using namespace aml;
+  Bytes ged = name("_HID", string("ACPI0013"));
+  for (const auto& part : {name("_UID", integer(0)), name("_CRS", resourceTemplate(edgeInterrupt(layout.ged_gsi))),
+                           memoryRegister32("EREG", "ESEL", static_cast<uint32_t>(layout.ged_address)),
+                           method("_EVT", 1, notifyIfSet("ESEL", layout.ged_power_down_event, "\\_SB.PWRB", 0x80))}) {
+    ged.insert(ged.end(), part.begin(), part.end());
+  }
+  Bytes button = name("_HID", eisaId("PNP0C0C"));
+  Bytes uid = name("_UID", integer(0));
+  button.insert(button.end(), uid.begin(), uid.end());
+  Bytes out = device("GED", ged);
+  Bytes power_button = device("PWRB", button);
+  out.insert(out.end(), power_button.begin(), power_button.end());
+  return out;
 }
 
 Bytes buildDsdt(const AcpiLayout& layout) {
@@ -104,6 +125,7 @@ Bytes buildDsdt(const AcpiLayout& layout) {
     sb.insert(sb.end(), pci_device.begin(), pci_device.end());
   }
   if (layout.rtc) addDevice(device("RTC", rtc));
+  if (layout.hardware_reduced) addDevice(gedDevices(layout));
   add(scope("\\_SB", sb));
 
   Bytes table = header("DSDT", 2, 36);
@@ -125,8 +147,8 @@ Bytes buildMadt(const AcpiLayout& layout) {
   append({1, 12, 0, 0, static_cast<uint8_t>(ioapic), static_cast<uint8_t>(ioapic >> 8), static_cast<uint8_t>(ioapic >> 16),
           static_cast<uint8_t>(ioapic >> 24), 0, 0, 0, 0});
   append({2, 10, 0, 0, 2, 0, 0, 0, 0, 0});  // ISA IRQ0 (PIT) -> GSI 2, bus defaults
-  // SCI: level triggered, active high, as the FADT's SCI_INT must be.
-  append({2, 10, 0, layout.sci_irq, layout.sci_irq, 0, 0, 0, 0x0D, 0});
+  // SCI: level triggered, active high, as the FADT's SCI_INT must be. Hardware-reduced: none.
+  if (!layout.hardware_reduced) append({2, 10, 0, layout.sci_irq, layout.sci_irq, 0, 0, 0, 0x0D, 0});
   append({4, 6, 0xFF, 0, 0, 1});  // LINT1 of every processor is NMI
   finish(table);
   return table;
@@ -147,28 +169,45 @@ Bytes buildFadt(const AcpiLayout& layout, uint64_t facs, uint64_t dsdt) {
   Bytes t = header("FACP", 6, 276);
   put<uint32_t>(t, kFadtFirmwareCtrl, static_cast<uint32_t>(facs));
   put<uint32_t>(t, kFadtDsdt, static_cast<uint32_t>(dsdt));
-  put<uint16_t>(t, 46, layout.sci_irq);
-  // SMI_CMD = 0: the hardware is always in ACPI mode (SCI_EN reads as set).
-  put<uint32_t>(t, 56, layout.pm1_event_port);
-  put<uint32_t>(t, 64, layout.pm1_control_port);
-  put<uint32_t>(t, 76, layout.pm_timer_port);
-  t[88] = 4;  // PM1_EVT_LEN
-  t[89] = 2;  // PM1_CNT_LEN
-  t[91] = 4;  // PM_TMR_LEN
+  const bool classic = !layout.hardware_reduced;
+  if (classic) {
+    put<uint16_t>(t, 46, layout.sci_irq);
+    // SMI_CMD = 0: the hardware is always in ACPI mode (SCI_EN reads as set).
+    put<uint32_t>(t, 56, layout.pm1_event_port);
+    put<uint32_t>(t, 64, layout.pm1_control_port);
+    put<uint32_t>(t, 76, layout.pm_timer_port);
+    t[88] = 4;  // PM1_EVT_LEN
+    t[89] = 2;  // PM1_CNT_LEN
+    t[91] = 4;  // PM_TMR_LEN
+  }
   put<uint16_t>(t, 96, 0x0FFF);   // no C2
   put<uint16_t>(t, 98, 0x0FFF);   // no C3
   t[108] = layout.rtc ? 0x32 : 0;  // CMOS century register
   // IAPC_BOOT_ARCH: VGA not present, no 8042; without an RTC, "CMOS RTC not present" (the
   // guest then does not probe one).
   put<uint16_t>(t, 109, static_cast<uint16_t>(1u << 2 | (layout.rtc ? 0 : 1u << 5)));
-  constexpr uint32_t kWbinvd = 1u << 0, kProcC1 = 1u << 2, kSleepButtonAbsent = 1u << 5, kResetRegSup = 1u << 10;
-  put<uint32_t>(t, 112, kWbinvd | kProcC1 | kSleepButtonAbsent | kResetRegSup);
-  putGas(t, 116, layout.reset_port, 8);
-  t[128] = layout.reset_value;
+  constexpr uint32_t kWbinvd = 1u << 0, kProcC1 = 1u << 2, kPowerButtonDevice = 1u << 4, kSleepButtonAbsent = 1u << 5,
+                     kResetRegSup = 1u << 10, kHardwareReduced = 1u << 20;
+  uint32_t flags = kWbinvd | kProcC1 | kSleepButtonAbsent | kResetRegSup;
+  // Hardware-reduced: the power button is the GED's PNP0C0C device, not a fixed feature.
+  if (!classic) flags |= kHardwareReduced | kPowerButtonDevice;
+  put<uint32_t>(t, 112, flags);
+  if (classic) {
+    putGas(t, 116, layout.reset_port, 8);
+    t[128] = layout.reset_value;
+  } else {
+    putGas(t, 116, Space::Memory, layout.ged_registers + 2, 8);
+    t[128] = layout.ged_reset_value;
+  }
   put<uint64_t>(t, kFadtXDsdt, dsdt);
-  putGas(t, 148, layout.pm1_event_port, 32);
-  putGas(t, 172, layout.pm1_control_port, 16);
-  putGas(t, 208, layout.pm_timer_port, 32);
+  if (classic) {
+    putGas(t, 148, layout.pm1_event_port, 32);
+    putGas(t, 172, layout.pm1_control_port, 16);
+    putGas(t, 208, layout.pm_timer_port, 32);
+  } else {
+    putGas(t, 244, Space::Memory, layout.ged_registers, 8);      // SLEEP_CONTROL_REG
+    putGas(t, 256, Space::Memory, layout.ged_registers + 1, 8);  // SLEEP_STATUS_REG
+  }
   std::memcpy(&t[268], "VMMDVMMD", 8);  // hypervisor vendor identity
   finish(t);
   return t;

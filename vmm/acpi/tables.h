@@ -1,7 +1,8 @@
 // The ACPI tables a direct-booted guest finds through its RSDP: RSDP, XSDT, FADT (+FACS), DSDT
-// and MADT. Classic (not hardware-reduced) ACPI with a fixed-feature power button, the same
-// register layout as QEMU's q35 (PM1 event block at 0x600), so stock kernels and the probe guest
-// power off (S5), reset and see every CPU.
+// and MADT, so that stock kernels and the probe guest power off (S5), reset and see every CPU.
+// Two kinds of machine: classic ACPI with a fixed-feature power button, the register layout of
+// QEMU's q35 (PM1 event block at 0x600); or hardware-reduced ACPI as QEMU's microvm has it (no
+// PM1 blocks, PM timer or SCI: sleep and reset registers and a Generic Event Device, in MMIO).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,16 @@ struct AcpiLayout {
   bool rtc = true;                  // the CMOS RTC (PNP0B00); without it the FADT says it is absent
   std::vector<MmioDevice> virtio_mmio;
   bool pci = false;                 // a PCI host bridge (PNP0A03) on bus 0
+  // Hardware-reduced: the PM1, PM timer, SCI and reset_port fields above are unused; the FADT
+  // points at the sleep control (+0), sleep status (+1) and reset (+2) byte registers at
+  // ged_registers, and the DSDT declares the GED (event selector at ged_address, a 32-bit
+  // register; bit 1: power button) on an edge-triggered ged_gsi, and the power button device.
+  bool hardware_reduced = false;
+  uint64_t ged_address = 0xFEA00000;
+  uint64_t ged_registers = 0xFEA00200;
+  uint32_t ged_gsi = 9;
+  uint32_t ged_power_down_event = 1u << 1;
+  uint8_t ged_reset_value = 0x42;
   uint32_t pci_mmio_start = 0xC0000000;
   uint32_t pci_mmio_end = 0xFEBFFFFF;
 };

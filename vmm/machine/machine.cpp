@@ -1,6 +1,7 @@
 #include "vmm/machine/machine.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "base/log.h"
@@ -80,6 +81,14 @@ Result<acpi::AcpiTables> Machine::buildAcpi(const config::MachineConfig& config,
   acpi_layout.sci_irq = kSciIrq;
   acpi_layout.s5_sleep_type = kS5SleepType;
   if (config.isMicrovm()) {
+    // As QEMU's microvm: hardware-reduced, so the guest sets up no PM timer (which Linux verifies
+    // against the PIT for 30 ms at boot), no PIC and no SCI.
+    acpi_layout.hardware_reduced = true;
+    acpi_layout.ged_address = microvm::kGedBase + AcpiGed::kEventSelector;
+    acpi_layout.ged_registers = microvm::kGedBase + AcpiGed::kSleepControl;
+    acpi_layout.ged_gsi = microvm::kGedGsi;
+    acpi_layout.ged_power_down_event = AcpiGed::kPowerDownEvent;
+    acpi_layout.ged_reset_value = AcpiGed::kResetValue;
     acpi_layout.serial = config.microvm.isa_serial;
     acpi_layout.rtc = config.microvm.rtc;
     for (const auto& t : transports) {
@@ -92,7 +101,7 @@ Result<acpi::AcpiTables> Machine::buildAcpi(const config::MachineConfig& config,
   }
   auto tables = acpi::buildAcpiTables(acpi_layout);
   if (!tables) return tables.error();
-  if (tables->blob.size() > layout::kBiosAreaEnd - layout::kBiosAreaStart) return Error("ACPI tables too large");
+  if (tables->blob.size() > layout::kResetVector - layout::kBiosAreaStart) return Error("ACPI tables too large");
   return tables;
 }
 
@@ -132,6 +141,8 @@ Machine::Machine(ConstructionKey, const config::MachineConfig& config, DeviceHos
       acpi_pm_(InterruptLine(kSciIrq, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
                [this](PowerRequest r) { host_.powerRequest(r); }),
       reset_register_(0x06, [this](PowerRequest r) { host_.powerRequest(r); }),
+      acpi_ged_(InterruptLine(microvm::kGedGsi, [this](uint32_t gsi, bool level) { setIrq(gsi, level); }), kS5SleepType,
+                [this](PowerRequest r) { host_.powerRequest(r); }),
       fw_cfg_(memory_),
       i8042_([this](PowerRequest r) { host_.powerRequest(r); }),
       port92_([this](PowerRequest r) { host_.powerRequest(r); }) {
@@ -149,8 +160,11 @@ Status Machine::buildBus() {
     if (auto st = pio_.add(kCmos, 2, &cmos_); !st) return st;
   }
   if (auto st = pio_.add(kPostPort, 1, &post_port_); !st) return st;
-  // The PM block and reset register are what the FADT points at: only with ACPI.
-  if (acpi_tables_) {
+  // The PM block and reset register (pc), or the GED window (microvm), are what the FADT points
+  // at: only with ACPI.
+  if (acpi_tables_ && microvm) {
+    if (auto st = mmio_.add(microvm::kGedBase, AcpiGed::kLength, &acpi_ged_); !st) return st;
+  } else if (acpi_tables_) {
     if (auto st = pio_.add(kAcpiPmBase, AcpiPm::kLength, &acpi_pm_); !st) return st;
     if (auto st = pio_.add(kResetPort, 1, &reset_register_); !st) return st;
   }
@@ -268,6 +282,20 @@ void Machine::setIrq(uint32_t gsi, bool level) {
 }
 
 namespace {
+// What a direct-booted guest finds at the reset vector, where a PC's BIOS would be: code that
+// resets the machine. Linux restarts through the BIOS this way when the ACPI is hardware-reduced
+// and there is no EFI (arch/x86/kernel/reboot.c, BOOT_EFI then BOOT_BIOS: a real-mode jump to
+// F000:FFF0), so a -M microvm guest's `reboot` lands here. The code loads an empty IDT and raises
+// int3: the CPU cannot deliver it, nor the faults that follow, and shuts down (a triple fault),
+// which KVM reports and the worker turns into a reset, as a PC does.
+constexpr std::array<uint8_t, 16> kResetVectorCode = {
+    0x2E, 0x0F, 0x01, 0x1E, 0xF8, 0xFF,  // lidt cs:[0xFFF8]
+    0xCC,                                // int3
+    0xF4,                                // hlt (never reached)
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // 0xFFF8: the IDT limit (0) and base (0)
+    0x00, 0x00,
+};
+
 // Milliseconds since `since`, for the start-up timeline in the debug log (VMM_LOG=debug): where a
 // boot's time goes before the guest's first instruction.
 std::string millisecondsSince(std::chrono::steady_clock::time_point since) {
@@ -304,6 +332,7 @@ Status Machine::powerOn(bool paused) {
     if (acpi_tables_) {
       if (auto st = memory_.write(layout::kBiosAreaStart, acpi_tables_->blob); !st) return st;
     }
+    if (auto st = memory_.write(layout::kResetVector, kResetVectorCode); !st) return st;
     auto load_started = std::chrono::steady_clock::now();
     auto loaded = boot_.kernel->load(memory_);
     if (!loaded) return loaded.error();
@@ -366,10 +395,19 @@ Status Machine::reset(bool paused) {
   serial_.reset();
   cmos_.reset();
   acpi_pm_.reset();
+  acpi_ged_.reset();
   fw_cfg_.reset();
   i8042_.reset();
   forEachTransport([](auto& transport) { transport.resetDevice(); });
   return powerOn(paused);
+}
+
+void Machine::pressPowerButton() {
+  if (config_.isMicrovm()) {
+    acpi_ged_.pressPowerButton();
+  } else {
+    acpi_pm_.pressPowerButton();
+  }
 }
 
 void Machine::pause() {

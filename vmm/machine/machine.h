@@ -20,6 +20,7 @@
 #include "vmm/boot/boot.h"
 #include "vmm/boot/firmware.h"
 #include "vmm/config/machine_config.h"
+#include "vmm/devices/acpi_ged.h"
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/device_host.h"
@@ -111,7 +112,7 @@ class Machine {
   Result<std::vector<std::vector<uint64_t>>> takeDirtyPages();
   void stopDirtyLog();
 
-  void pressPowerButton() { acpi_pm_.pressPowerButton(); }
+  void pressPowerButton();
   Serial16550& serial() { return serial_; }
   const GuestMemory& memory() const { return memory_; }
   const config::MachineConfig& config() const { return config_; }
@@ -192,8 +193,9 @@ class Machine {
   std::vector<Nic> nics_;
   Serial16550 serial_;
   CmosRtc cmos_;
-  AcpiPm acpi_pm_;
+  AcpiPm acpi_pm_;  // classic ACPI (pc)
   AcpiPm::ResetRegister reset_register_;
+  AcpiGed acpi_ged_;  // hardware-reduced ACPI (microvm)
   FwCfg fw_cfg_;
   I8042 i8042_;
   SystemControlPortA port92_;

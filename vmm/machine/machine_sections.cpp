@@ -89,7 +89,8 @@ std::vector<Machine::StateSection> Machine::stateSections() {
   bool microvm = config_.isMicrovm();
   if (!microvm || config_.microvm.isa_serial) device(hexId("serial", kCom1), serial_);
   if (!microvm || config_.microvm.rtc) device(hexId("cmos", kCmos), cmos_);
-  if (acpi_tables_) device(hexId("acpi-pm", kAcpiPmBase), acpi_pm_);
+  if (acpi_tables_ && microvm) device(hexId("acpi-ged", microvm::kGedBase), acpi_ged_);
+  if (acpi_tables_ && !microvm) device(hexId("acpi-pm", kAcpiPmBase), acpi_pm_);
   if (boot_.firmware) {
     device(hexId("fw-cfg", FwCfg::kPortBase), fw_cfg_);
     device(hexId("i8042", I8042::kDataPort), i8042_);

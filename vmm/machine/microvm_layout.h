@@ -17,6 +17,10 @@ namespace vmmd::microvm {
 constexpr uint64_t kVirtioMmioBase = 0xFEB00000;
 constexpr uint32_t kTransportCount = 8;
 constexpr uint32_t kGsiBaseAcpi = 16, kGsiBaseNoAcpi = 5;
+// The hardware-reduced ACPI window (Generic Event Device, sleep and reset registers: AcpiGed) at
+// QEMU's microvm address, and the GED's interrupt (ISA IRQ 9, free without an SCI).
+constexpr uint64_t kGedBase = 0xFEA00000;
+constexpr uint32_t kGedGsi = 9;
 
 struct Transport {
   uint32_t index = 0;

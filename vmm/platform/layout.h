@@ -19,6 +19,7 @@ constexpr uint64_t kCmdlineMax = 0x10000;     // bytes, including the NUL
 constexpr uint64_t kEbdaStart = 0x9FC00;      // top of base memory as a PC has it
 constexpr uint64_t kBiosAreaStart = 0xE0000;  // ACPI tables; the RSDP first (legacy scan range)
 constexpr uint64_t kBiosAreaEnd = 0x100000;
+constexpr uint64_t kResetVector = 0xFFFF0;    // F000:FFF0, the last 16 bytes of the BIOS area
 constexpr uint64_t kKernelLoad = 0x100000;    // bzImage protected-mode code
 constexpr uint64_t kPciHoleStart = 0xC0000000;  // RAM above this moves above 4 GiB
 constexpr uint64_t kFourGiB = 0x100000000;

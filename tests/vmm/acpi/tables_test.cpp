@@ -435,6 +435,79 @@ TEST_F(IaslTest, MicrovmDsdtHasTheVirtioMmioDevicesAndNoPci) {
   EXPECT_EQ(get<uint16_t>(found.fadt, 109) & (1u << 5), 1u << 5);
 }
 
+// Hardware-reduced (microvm, as QEMU's): no PM1 blocks, PM timer or SCI; the sleep and reset
+// registers in MMIO; a Generic Event Device whose _EVT notifies the power button.
+AcpiLayout hardwareReducedLayout() {
+  AcpiLayout layout;
+  layout.base_address = kBase;
+  layout.hardware_reduced = true;
+  layout.virtio_mmio = {{0xFEB00000, 0x200, 16, 0}};
+  return layout;
+}
+
+TEST(AcpiTables, HardwareReducedFadtPointsAtTheSleepAndResetRegistersOnly) {
+  auto tables = buildAcpiTables(hardwareReducedLayout());
+  ASSERT_TRUE(tables.ok());
+  const uint8_t* fadt = findFadtAndDsdt(tables->blob).fadt;
+  uint32_t flags = get<uint32_t>(fadt, 112);
+  EXPECT_TRUE(flags & (1u << 20)) << "HW_REDUCED_ACPI";
+  EXPECT_TRUE(flags & (1u << 4)) << "PWR_BUTTON: a control-method power button (the GED's PNP0C0C)";
+  EXPECT_TRUE(flags & (1u << 10)) << "RESET_REG_SUP";
+  EXPECT_EQ(get<uint16_t>(fadt, 46), 0) << "no SCI";
+  for (size_t field : {56u, 64u, 76u}) EXPECT_EQ(get<uint32_t>(fadt, field), 0u) << "no PM1/PM timer block at " << field;
+  for (size_t field : {88u, 89u, 91u}) EXPECT_EQ(fadt[field], 0) << "no block length at " << field;
+  for (size_t field : {148u, 172u, 208u}) EXPECT_EQ(get<uint64_t>(fadt, field + 4), 0u) << "no X_ block at " << field;
+  // Sleep control, sleep status and reset: bytes of system memory at QEMU microvm's addresses.
+  for (auto [field, address] : {std::pair{244u, 0xFEA00200ull}, std::pair{256u, 0xFEA00201ull}, std::pair{116u, 0xFEA00202ull}}) {
+    EXPECT_EQ(fadt[field], 0) << "system memory, field " << field;
+    EXPECT_EQ(fadt[field + 1], 8) << "8 bits, field " << field;
+    EXPECT_EQ(get<uint64_t>(fadt, field + 4), address) << "field " << field;
+  }
+  EXPECT_EQ(fadt[128], 0x42) << "RESET_VALUE";
+}
+
+TEST(AcpiTables, HardwareReducedMadtHasNoSciOverride) {
+  auto tables = buildAcpiTables(hardwareReducedLayout());
+  ASSERT_TRUE(tables.ok());
+  const uint8_t* blob = tables->blob.data();
+  uint64_t xsdt = get<uint64_t>(blob, 24);
+  const uint8_t* madt = blob + (get<uint64_t>(blob + (xsdt - kBase), 44) - kBase);
+  uint32_t length = get<uint32_t>(madt, 4);
+  int overrides = 0;
+  for (uint32_t at = 44; at + 2 <= length; at += madt[at + 1]) {
+    ASSERT_GT(madt[at + 1], 0);
+    if (madt[at] == 2) {
+      ++overrides;
+      EXPECT_EQ(madt[at + 3], 0) << "only IRQ0 -> GSI 2 is overridden";
+    }
+  }
+  EXPECT_EQ(overrides, 1);
+}
+
+TEST_F(IaslTest, HardwareReducedDsdtDeclaresTheGedAndThePowerButton) {
+  auto tables = buildAcpiTables(hardwareReducedLayout());
+  ASSERT_TRUE(tables.ok());
+  FadtAndDsdt found = findFadtAndDsdt(tables->blob);
+  IaslResult dis;
+  expectClean("reduced", found.dsdt, &dis);
+  EXPECT_THAT(dis.dsl, HasSubstr("Device (GED)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Name (_HID, \"ACPI0013\" /* Generic Event Device */)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )"));
+  EXPECT_THAT(dis.dsl, HasSubstr("OperationRegion (EREG, SystemMemory, 0xFEA00000, 0x04)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Field (EREG, DWordAcc, NoLock, WriteAsZeros)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("ESEL,   32"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Method (_EVT, 1, NotSerialized)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("If ((ESEL & 0x02))"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Notify (\\_SB.PWRB, 0x80)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("Device (PWRB)"));
+  EXPECT_THAT(dis.dsl, HasSubstr("EisaId (\"PNP0C0C\")"));
+
+  std::vector<uint8_t> fadt(found.fadt, found.fadt + get<uint32_t>(found.fadt, 4));
+  IaslResult fadt_dis;
+  expectClean("reduced-facp", fadt, &fadt_dis);
+  EXPECT_THAT(fadt_dis.dsl, HasSubstr("Hardware Reduced (V5) : 1"));
+}
+
 TEST_F(IaslTest, CatchesACorruptTable) {
   // The check itself can fail: a table with a wrong checksum is reported.
   AcpiLayout layout;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "tests/vmm/devices/virtio/fuzz_devices.h"
+#include "vmm/devices/acpi_ged.h"
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/cmos_rtc.h"
 #include "vmm/devices/fw_cfg.h"
@@ -41,7 +42,7 @@ Target make(uint8_t which, GuestMemory& memory, IrqRouting& routing) {
     return Target{[raw] { return Result<DeviceState>(raw->saveState()); }, [raw](const DeviceState& s) { return raw->loadState(s); },
                   std::shared_ptr<void>(std::move(device))};
   };
-  switch (which % 8) {
+  switch (which % 9) {
     case 0: return wrap(std::make_shared<Serial16550>(quietLine(), [](std::span<const uint8_t>) {}));
     case 1: return wrap(std::make_shared<AcpiPm>(quietLine(), 5, [](PowerRequest) {}));
     case 2: return wrap(std::make_shared<I8042>([](PowerRequest) {}));
@@ -57,6 +58,7 @@ Target make(uint8_t which, GuestMemory& memory, IrqRouting& routing) {
       if (!pci) return {};
       return wrap(std::shared_ptr<virtio::VirtioPci>(std::move(*pci)));
     }
+    case 7: return wrap(std::make_shared<AcpiGed>(quietLine(), 5, [](PowerRequest) {}));
     default: {
       auto mmio = virtio::VirtioMmio::create(virtio::fuzzing::makeDevice(static_cast<uint8_t>(which >> 3)), memory, 0xFEB00000,
                                              quietLine());

@@ -193,7 +193,7 @@ TEST_F(RealKvmMachineState, AGuestLoadedIntoAFreshMachineCountsOnFromWhereItWasS
 TEST_F(RealKvmMachineState, AMicrovmWithTwoVcpusCountsOnAfterLoad) {
   configure({"-M", "microvm,rtc=on", "-smp", "2", "-device", "virtio-rng-device"});
   expectCountsOnAfterLoad({"cpu/0", "cpu/1", "kvm/irqchip", "kvm/pit", "kvm/clock", "serial/0x3f8", "cmos/0x70",
-                           "acpi-pm/0x600", "virtio-mmio/0xfeb00000/virtio-rng-device"});
+                           "acpi-ged/0xfea00000", "virtio-mmio/0xfeb00000/virtio-rng-device"});
 }
 
 // The worker saves and loads from its main loop under -sandbox on: every ioctl it needs is in the
