@@ -13,7 +13,8 @@ top=$(cd "$here/../../../.." && pwd)
 # shellcheck source=../../../guest/kit/lib.sh
 . "$top/tests/guest/kit/lib.sh"
 command -v busybox >/dev/null || kit_die "busybox is missing (scripts/install-deps.sh)"
-key=$( (sha256sum "$(command -v busybox)" "$0"; kit_hash "$KIT_SRC/l2") | sha256sum | cut -c1-16)
+# Contents only (not the paths it was called by).
+key=$( (sha256sum <"$(command -v busybox)"; sha256sum <"$0"; kit_hash "$KIT_SRC/l2") | sha256sum | cut -c1-16)
 out="$VMMD_CACHE/bench-guest/initramfs-$key.cpio"
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p "$VMMD_CACHE/bench-guest"
