@@ -25,10 +25,10 @@ def parse(log):
 
 def main():
     log, kernels, kinds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-    guest = sys.argv[4] if len(sys.argv) > 4 else "debian"
+    guest = sys.argv[4] if len(sys.argv) > 4 else "debian guest"
     boots = parse(log)
     failed = 0
-    print(f"Where L1's CPU goes in an L2 boot ({guest} guest kernel, quiet, killed at userspace); medians, ms of L1")
+    print(f"Where L1's CPU goes in an L2 boot ({guest}, quiet, killed at userspace); medians, ms of L1")
     for kernel in kernels:
         print(f"\nkernel {kernel}")
         print(f"{'vmm':<22} {'runs':>4} {'->userspace':>11} {'vmm user':>8} {'L2 guest':>8} {'L1 kernel':>9} {'idle':>6} "

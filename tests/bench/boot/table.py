@@ -48,10 +48,10 @@ def main():
     log, runs, mem, kernels, kinds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
     smp = sys.argv[6] if len(sys.argv) > 6 else "1"
     append = f" {sys.argv[7]}" if len(sys.argv) > 7 and sys.argv[7] else ""
-    guest = sys.argv[8] if len(sys.argv) > 8 else "debian"
+    guest = sys.argv[8] if len(sys.argv) > 8 else "debian guest"
     boots, stats = parse(log)
     failed = 0
-    print(f"L2 boot in the nested tier: {guest} guest, {runs} runs each, -m {mem} -smp {smp}, quiet{append}; L1 ms (L1 = QEMU TCG); "
+    print(f"L2 boot in the nested tier: {guest}, {runs} runs each, -m {mem} -smp {smp}, quiet{append}; L1 ms (L1 = QEMU TCG); "
           "medians, launch->userspace also min-max")
     for kernel in kernels:
         print(f"\nkernel {kernel}")

@@ -41,6 +41,7 @@ l2_vmm() {
 
 # l2_run [VMM ARGS...]: boots L2 once with
 #   KERNEL (default bzImage)  MEM (256)  SMP (1)  APPEND (extra kernel args)  REBOOT (no-reboot|reboot)
+#   L2_CPU (-cpu, default host)
 #   TIMEOUT (seconds, 60)  KILL_AFTER (kill after this many ready markers; 0 = never)
 #   SOCK TRIGGER SOCK_TEXT: at the first console line containing TRIGGER, connect to the unix
 #     socket SOCK (a -qmp or -chardev socket in the VMM ARGS), send SOCK_TEXT; replies are logged
@@ -63,7 +64,7 @@ l2_run() {
   else
     set -- -kernel "${KERNEL:-$L2_BZIMAGE}" -initrd "$L2_INITRD" -append "$L2_BASE_APPEND ${APPEND:-}" "$@"
   fi
-  set -- -M "$L2_MACHINE" -accel kvm -cpu host -m "${MEM:-256}" -smp "${SMP:-1}" \
+  set -- -M "$L2_MACHINE" -accel kvm -cpu "${L2_CPU:-host}" -m "${MEM:-256}" -smp "${SMP:-1}" \
     -nographic -nodefaults -serial stdio "$@"
   [ "${REBOOT:-no-reboot}" = reboot ] || set -- "$@" -no-reboot
   if [ -n "${SOCK:-}" ]; then

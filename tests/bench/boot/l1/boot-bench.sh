@@ -1,6 +1,7 @@
 # Boot benchmark, run in L1 (shipped by tests/bench/boot/run.sh). For each of $BENCH_RUNS rounds,
 # each kernel in $BENCH_KERNELS (bzImage, pvh) and each VMM kind in $BENCH_KINDS (interleaved, so
-# that load on the machine hits all alike), one L2 boot: same initramfs, -m $BENCH_MEM, -smp 1,
+# that load on the machine hits all alike; the kinds' order rotates by one every round, since a
+# boot's time depends on which boot came just before it in this L1), one L2 boot: same initramfs, -m $BENCH_MEM, -smp 1,
 # `quiet`, the same argv for every VMM (-M from the kind) plus a -qmp socket. The guest's init
 # says L2READY (launch -> userspace, l1run's clock; the guest's own uptime there), then L2SNAP
 # (l2.test=snap), where L1 asks the VMM for QMP query-stats: KVM's exit counters of the vCPU and
@@ -55,12 +56,19 @@ cpu_boot() {
     echo "CPU vmm=$VMM kernel=$kernel run=$i ready_ms=fail"; bad=$((bad + 1))
   fi
 }
+# rotated N WORD...: the words, the first N (mod their count) moved to the end.
+rotated() {
+  n=$1; shift
+  n=$((n % $#))
+  while [ "$n" -gt 0 ]; do first=$1; shift; set -- "$@" "$first"; n=$((n - 1)); done
+  echo "$@"
+}
 bad=0
 i=1
 while [ "$i" -le "${BENCH_RUNS:-5}" ]; do
   for kernel in ${BENCH_KERNELS:-bzImage}; do
     l2_guest "$kernel"
-    for VMM in ${BENCH_KINDS:-$VMM}; do
+    for VMM in $(rotated $((i - 1)) ${BENCH_KINDS:-$VMM}); do
       [ "${BENCH_SETTLE:-0}" = 0 ] || sleep "$BENCH_SETTLE"
       if [ "${BENCH_CPU:-0}" = 1 ]; then cpu_boot; else qmp_boot; fi
     done
