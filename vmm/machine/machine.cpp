@@ -403,6 +403,7 @@ Status Machine::reset(bool paused) {
 }
 
 void Machine::pressPowerButton() {
+  if (!acpi_tables_) return;  // microvm with acpi=off: no power button, as QEMU's
   if (config_.isMicrovm()) {
     acpi_ged_.pressPowerButton();
   } else {
