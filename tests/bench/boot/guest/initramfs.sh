@@ -19,12 +19,11 @@ out="$VMMD_CACHE/bench-guest/initramfs-$key.cpio"
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p "$VMMD_CACHE/bench-guest"
 stage=$(mktemp -d "$VMMD_CACHE/bench-guest/stage.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+trap 'rm -rf "$stage" "$stage.base.cpio" "$stage.l2.cpio"' EXIT
 kit_busybox "$stage"
 python3 "$KIT_SRC/mkcpio.py" "$stage.base.cpio" "$stage" --node /dev/console:600:c:5:1 --node /dev/null:666:c:1:3
 python3 "$KIT_SRC/mkcpio.py" "$stage.l2.cpio" "$KIT_SRC/l2"
 rm -f "$VMMD_CACHE"/bench-guest/initramfs-*.cpio
 cat "$stage.base.cpio" "$stage.l2.cpio" >"$out.tmp"
-rm -f "$stage.base.cpio" "$stage.l2.cpio"
 mv "$out.tmp" "$out"
 echo "$out"

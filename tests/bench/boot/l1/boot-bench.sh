@@ -1,12 +1,13 @@
 # Boot benchmark, run in L1 (shipped by tests/bench/boot/run.sh). For each of $BENCH_RUNS rounds,
 # each kernel in $BENCH_KERNELS (bzImage, pvh) and each VMM kind in $BENCH_KINDS (interleaved, so
 # that load on the machine hits all alike; the kinds' order rotates by one every round, since a
-# boot's time depends on which boot came just before it in this L1), one L2 boot: same initramfs, -m $BENCH_MEM, -smp 1,
-# `quiet`, the same argv for every VMM (-M from the kind) plus a -qmp socket. The guest's init
-# says L2READY (launch -> userspace, l1run's clock; the guest's own uptime there), then L2SNAP
-# (l2.test=snap), where L1 asks the VMM for QMP query-stats: KVM's exit counters of the vCPU and
-# page-table counters of the VM (provider kvm, the same from QEMU and vmm), and vmm's own
-# counters of the exits that reach it (provider vmm). Then the guest powers off.
+# boot's time depends on which boot came just before it in this L1), one L2 boot: same
+# initramfs, -m $BENCH_MEM, -smp 1, `quiet`, the same argv for every VMM (-M from the kind) plus
+# a -qmp socket. The guest's init says L2READY (launch -> userspace, l1run's clock; the guest's
+# own uptime there), then L2SNAP (l2.test=snap), where L1 asks the VMM for QMP query-stats:
+# KVM's exit counters of the vCPU and page-table counters of the VM (provider kvm, the same from
+# QEMU and vmm), and vmm's own counters of the exits that reach it (provider vmm). Then the guest
+# powers off.
 # Prints "BENCH vmm=KIND kernel=K run=I ready_ms=T guest_s=S vm_ns=N" (ready_ms=fail on a failed
 # boot; N: the guest's kvm-clock at its sched clock start, ns since VM creation, from L2SNAP)
 # and "BENCH-QMP vmm=KIND kernel=K run=I JSON" for each query-stats reply.
@@ -58,9 +59,8 @@ cpu_boot() {
 }
 # rotated N WORD...: the words, the first N (mod their count) moved to the end.
 rotated() {
-  n=$1; shift
-  n=$((n % $#))
-  while [ "$n" -gt 0 ]; do first=$1; shift; set -- "$@" "$first"; n=$((n - 1)); done
+  rot_n=$(($1 % ($# - 1))); shift
+  while [ "$rot_n" -gt 0 ]; do rot_first=$1; shift; set -- "$@" "$rot_first"; rot_n=$((rot_n - 1)); done
   echo "$@"
 }
 bad=0
