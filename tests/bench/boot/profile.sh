@@ -8,6 +8,7 @@
 #   tests/bench/boot/profile.sh [--kinds "vmm-pc qemu-pc qemu-microvm ..."] [--kernel bzImage|pvh] [--mem MIB] [--vmm PATH]
 #                               [--bin PATH]...   (another vmm build for a kind vmm-pc:NAME, as run.sh)
 #                               [--trace [--events LIST]] [--guest debian|minimal]   (the guest kernel, as run.sh)
+#                               [--clock instructions|wall]   (L1's clock, as run.sh; default instructions)
 #
 # --trace: instead, one quiet boot per kind with the guest kernel's tracer on from its first
 # initcalls (trace_event=LIST, default initcalls, sched_switch and workqueue items;
@@ -17,7 +18,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" guest=debian kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=() trace=0 events=""
+kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" guest=debian kernel=bzImage mem=256 vmm=$top/build/vmm/vmm bins=() trace=0 events="" clock=instructions
 while [ $# -gt 0 ]; do
   case "$1" in
     --kinds) kinds=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --vmm) vmm=$2; shift 2 ;;
     --bin) bins+=(--bin "$2"); shift 2 ;;
     --trace) trace=1; shift ;;
+    --clock) clock=$2; shift 2 ;;
     --events) events=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
@@ -38,6 +40,8 @@ if [ "$trace" = 1 ] && [ "$guest" = minimal ]; then
 fi
 . "$here/guest/args.sh"
 bench_guest_args "$guest" || exit 2
+. "$here/clock.sh"
+bench_clock "$clock" || exit 2
 scenario=boot-profile
 [ "$trace" = 0 ] || scenario=boot-trace
 log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-$scenario.log"

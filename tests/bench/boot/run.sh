@@ -13,8 +13,12 @@
 #
 #   tests/bench/boot/run.sh [--runs N] [--kinds "KIND..."] [--kernels "bzImage pvh"] [--mem MIB]
 #                           [--vmm PATH] [--bin PATH]... [--smp N] [--append "ARGS"] [--settle S]
-#                           [--guest debian|minimal] [--guest-cpu MODEL] [--cpu]
+#                           [--guest debian|minimal] [--guest-cpu MODEL] [--cpu] [--clock instructions|wall]
 #
+# --clock: what an L1 millisecond is (clock.sh). instructions (default): L1 runs on QEMU's
+# instruction counter, a millisecond is a million instructions of L1's emulated CPU (the VMM, L1's
+# kernel and the L2 guest alike) plus real time while L1 idles; boots of the same work repeat to
+# ~1 %. wall: real time, with the emulator's own costs and their noise (up to 2x between L1 boots).
 # --smp and --append change the guest alike for every kind (vCPUs; extra kernel arguments, e.g.
 # cryptomgr.notests); --settle sleeps S seconds in L1 before each boot (L1 idle between boots).
 # --guest picks the guest, the same for every kind: debian (default) is the guest kit's Debian
@@ -37,7 +41,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
-runs=5 settle=0 append="" smp=1 guest=debian guest_cpu=host cpu=0 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
+runs=5 settle=0 append="" smp=1 clock=instructions guest=debian guest_cpu=host cpu=0 kernels="bzImage pvh" mem=256 kinds="vmm-pc vmm-microvm qemu-pc qemu-microvm" vmm=$top/build/vmm/vmm bins=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --guest) guest=$2; shift 2 ;;
     --guest-cpu) guest_cpu=$2; shift 2 ;;
+    --clock) clock=$2; shift 2 ;;
     --cpu) cpu=1; shift ;;
     --vmm) vmm=$2; shift 2 ;;
     --bin) bins+=(--bin "$2"); shift 2 ;;
@@ -59,6 +64,8 @@ done
 [ -x "$vmm" ] || { echo "bench/boot: no vmm binary at $vmm (build first, or --vmm PATH)" >&2; exit 2; }
 . "$here/guest/args.sh"
 bench_guest_args "$guest" || exit 2
+. "$here/clock.sh"
+bench_clock "$clock" || exit 2
 log="${VMMD_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/vmmd}/bench-boot.log"
 mkdir -p "$(dirname "$log")"
 samples=$((runs * $(echo $kinds | wc -w) * $(echo $kernels | wc -w)))
@@ -67,7 +74,7 @@ status=0
   --timeout $((120 + samples * (45 + settle))) \
   --env BENCH_RUNS="$runs" --env BENCH_SETTLE="$settle" --env BENCH_APPEND="$append" --env BENCH_SMP="$smp" --env BENCH_KINDS="$kinds" --env BENCH_KERNELS="$kernels" \
   --env BENCH_MEM="$mem" --env BENCH_CPU="$cpu" --env L2_CPU="$guest_cpu" "boot-bench@vmm" >/dev/null || status=1
-label="$guest guest, -cpu $guest_cpu"
+label="$guest guest, -cpu $guest_cpu, $clock clock"
 if [ "$cpu" = 0 ]; then
   python3 "$here/table.py" "$log" "$runs" "$mem" "$kernels" "$kinds" "$smp" "$append" "$label" || status=1
 else
