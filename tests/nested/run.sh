@@ -210,6 +210,8 @@ boot_l1() {
   # way (so does glibc's memcpy, and L2's kernel, which inherits the flags). Without them they
   # use rep movsq/stosq or vector loops: measured, L1's kernel time per L2 boot fell from
   # 0.9-5.6 s to 0.35-1.1 s and whole boots from 3-9 s to 2.3-4.3 s (tests/bench/boot/README.md).
+  # NESTED_L1_ICOUNT (e.g. shift=0): L1 on QEMU's instruction counter, the boot benchmark's clock
+  # (tests/bench/boot/clock.sh); the tests run in real time.
   timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg ${NESTED_L1_ICOUNT:+-icount "$NESTED_L1_ICOUNT"} -cpu "${NESTED_L1_CPU:-max,erms=off,fsrm=off}" -M pc -m "${NESTED_L1_MEM:-1024}" -smp 1 \
     -nographic -no-reboot -nodefaults -serial stdio "${disk_args[@]}" \
     -kernel "$KIT_BZIMAGE" -initrd "$work/initrd.cpio" -append "console=ttyS0 panic=-1 quiet loglevel=4" \
