@@ -41,6 +41,10 @@ while [ $# -gt 0 ]; do
     *) echo "bench/boot/profile: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ "$trace" = 1 ] && [ "$perf" = 1 ]; then
+  echo "bench/boot/profile: --trace and --perf are two different runs; pick one" >&2
+  exit 2
+fi
 if [ "$trace" = 1 ] && [ "$guest" = minimal ]; then
   echo "bench/boot/profile: --trace needs the guest kernel's tracer, which the minimal guest is built without (use --guest debian)" >&2
   exit 2

@@ -10,6 +10,8 @@ l2_guest "${BENCH_KERNEL:-pvh}"
 MEM=${BENCH_MEM:-256}
 perf=/opt/vmm/bin/perf
 [ -x "$perf" ] || { fail "no perf in L1 (profile.sh carries \$(command -v perf) with --bin)"; exit 0; }
+# perf's report of /tmp/perf.data without its blank lines and hints.
+report() { "$perf" report -i /tmp/perf.data --stdio -n --no-children "$@" 2>/dev/null | grep -v '^$' | grep -v '^# *\.*$' | grep -v 'To display\|tips.txt'; }
 bad=0
 for VMM in ${BENCH_KINDS:-$VMM}; do
   for i in 1 2; do KILL_AFTER=1 TIMEOUT=120 l2_run >/dev/null 2>&1; done
@@ -23,7 +25,6 @@ for VMM in ${BENCH_KINDS:-$VMM}; do
     echo "PERF vmm=$VMM run ready_ms=$RUN_MARKER_MS"
   done
   kill -INT "$recorder"; wait "$recorder"
-  report() { "$perf" report -i /tmp/perf.data --stdio -n --no-children "$@" 2>/dev/null | grep -v '^$' | grep -v '^# *\.*$' | grep -v 'To display\|tips.txt'; }
   report --sort comm,dso -g none | head -n 30 | sed "s/^/PERF vmm=$VMM dso /"
   report --sort comm,sym -g none | grep -v '^#' | head -n 50 | sed "s/^/PERF vmm=$VMM sym /"
   report --sort sym -S clear_page_rep,clear_page_orig,clear_page_erms -g caller,0.5,callee --percent-limit 1 | grep -v '^#' |
